@@ -1,0 +1,29 @@
+import { existsSync, readdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vitest/config";
+
+const root = fileURLToPath(new URL(".", import.meta.url));
+const dirs = ["packages", "apps"].flatMap((group) =>
+  readdirSync(`${root}${group}`, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(`${root}${group}/${d.name}/package.json`))
+    .map((d) => `${group}/${d.name}`),
+);
+
+// Tests run against sources: `@ivm/x` and `@ivm/x/sub` resolve to packages/x/src, so no build is needed first.
+const alias = [
+  { find: /^@ivm\/([a-z-]+)\/testing$/, replacement: `${root}packages/$1/src/testing/index.ts` },
+  { find: /^@ivm\/([a-z-]+)$/, replacement: `${root}packages/$1/src/index.ts` },
+];
+
+export default defineConfig({
+  resolve: { alias },
+  test: {
+    projects: dirs.map((dir) => ({
+      extends: true,
+      test: {
+        name: dir.split("/")[1]!,
+        include: [`${dir}/{src,test}/**/*.test.ts`],
+      },
+    })),
+  },
+});
