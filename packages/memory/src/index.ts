@@ -1,1 +1,40 @@
-export const PACKAGE = "@ivm/memory";
+export { BuddyAllocator, type BuddyBlock, Gfp, type PageAllocOptions } from "./buddy.js";
+export {
+  formatKernelVa,
+  getOrder,
+  IOREMAP_MAX_ORDER,
+  MAX_ORDER,
+  PAGE_ALLOC_COSTLY_ORDER,
+  PAGE_OFFSET,
+  PAGE_SHIFT,
+  PAGE_SIZE,
+  PAGEBLOCK_ORDER,
+  PTRS_PER_TABLE,
+  pfnUp,
+  VMALLOC_END,
+  VMALLOC_START,
+} from "./constants.js";
+export { type FaultKind, MemoryError, type MemoryErrorCode, MemoryFault } from "./errors.js";
+export { type AllocSite, FaultInjector } from "./fault-injector.js";
+export { extfragIndex, unusableIndex } from "./fragmentation.js";
+export { GuestMemory, type GuestMemoryOptions, type PageAttrChange, type VtomMode } from "./guest-memory.js";
+export {
+  KMALLOC_MAX_CACHE_SIZE,
+  KMALLOC_SIZES,
+  Kmalloc,
+  type KmallocOptions,
+  type KmallocTagStats,
+  kmallocSizeClass,
+} from "./kmalloc.js";
+export { Mmu, type Translation } from "./mmu.js";
+export { makePte, PageTables, Pte, pteFlags, pteFrame, TABLE_LEVELS, type TableLevel } from "./page-table.js";
+export { PageFlag, PhysicalMemory, pfnOf } from "./phys.js";
+export { TagRegistry } from "./tags.js";
+export {
+  ageMemory,
+  UPTIME_LEVELS,
+  type UptimeLevel,
+  type UptimeParams,
+  type UptimeReport,
+} from "./uptime.js";
+export { type VmArea, type VmAreaKind, Vmalloc, type VmallocOptions, type VmapOptions } from "./vmalloc.js";

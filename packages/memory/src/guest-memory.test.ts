@@ -1,0 +1,90 @@
+import { describe, expect, it } from "vitest";
+import { PAGE_SIZE } from "./constants.js";
+import { extfragIndex, unusableIndex } from "./fragmentation.js";
+import { GuestMemory } from "./guest-memory.js";
+import { ageMemory } from "./uptime.js";
+
+const MiB = 2 ** 20;
+const GiB = 2 ** 30;
+
+describe("guest memory", () => {
+  it("a 64 GiB guest constructs with a heap far below its size and no backing bytes", () => {
+    const before = process.memoryUsage();
+    const mem = new GuestMemory({ bytes: 64 * GiB, sharedGpaBoundary: 2 ** 46 });
+    const after = process.memoryUsage();
+    const grown = after.heapUsed + after.arrayBuffers - (before.heapUsed + before.arrayBuffers);
+    expect(mem.phys.pages).toBe(16 * 2 ** 20);
+    expect(mem.phys.backedPages).toBe(0);
+    expect(grown).toBeLessThan(0.01 * 64 * GiB); // < 1 % of the guest's size (about 0.4 % in practice)
+    expect(mem.buddyinfo()[10]).toBe(16384 - 1); // one block split for the page-table root
+  });
+
+  it("kvmalloc of 32 KiB takes an order-3 block and falls back to vmalloc when none is free", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB });
+    const va = mem.kvmalloc(32768, { tag: "pfns" })!;
+    expect(mem.isDirectMap(va)).toBe(true);
+    expect(mem.buddy.blocksByOwner().get("pfns")![3]).toBe(1);
+    mem.kvfree(va);
+    mem.faults.failCall("pages", 1);
+    const fallback = mem.kvmalloc(32768, { tag: "pfns" })!;
+    expect(mem.vmalloc.isVmallocAddr(fallback)).toBe(true);
+    expect(mem.buddy.warnings).toBe(0); // the kmalloc attempt was __GFP_NOWARN
+    mem.kvfree(fallback);
+  });
+
+  it("kmalloc rounds to size classes and tracks live and peak bytes by tag", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB });
+    const a = mem.kmalloc.kmalloc(1728, { tag: "rxbuf" })!;
+    const b = mem.kmalloc.kmalloc(100, { tag: "rxbuf" })!;
+    expect(mem.kmalloc.ksize(a)).toBe(2048);
+    expect(mem.kmalloc.ksize(b)).toBe(128);
+    expect(mem.kmalloc.statsFor("rxbuf")).toMatchObject({ live: 1828, liveFootprint: 2176, peak: 1828 });
+    mem.kmalloc.kfree(a);
+    expect(mem.kmalloc.statsFor("rxbuf")).toMatchObject({ live: 100, peak: 1828 });
+    expect(() => mem.kmalloc.kfree(a)).toThrowError(/kfree-unknown/);
+  });
+
+  it("computes the kernel's fragmentation indices", () => {
+    // 100 free order-0 pages only: an order-3 request fails for fragmentation.
+    const info = [100, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    expect(extfragIndex(info, 3)).toBe(1000 - Math.floor((1000 + Math.floor(100_000 / 8)) / 100));
+    expect(extfragIndex(info, 0)).toBe(-1000);
+    expect(unusableIndex(info, 3)).toBe(1000);
+    expect(unusableIndex([0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0], 1)).toBe(0);
+    expect(unusableIndex([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 1)).toBe(1000);
+  });
+});
+
+describe("uptime workload", () => {
+  it("is reproducible from a seed", () => {
+    const run = (seed: number): number[] => {
+      const mem = new GuestMemory({ bytes: 256 * MiB });
+      ageMemory(mem.buddy, seed, "moderate");
+      return mem.buddyinfo();
+    };
+    expect(run(7)).toEqual(run(7));
+    expect(run(7)).not.toEqual(run(8));
+  });
+
+  it("leaves no free 4 MiB block after heavy aging, but keeps most after light aging", () => {
+    const heavy = new GuestMemory({ bytes: 512 * MiB });
+    const report = ageMemory(heavy.buddy, 1, "heavy");
+    expect(report.pinnedPages).toBeGreaterThan(0);
+    expect(heavy.buddy.pagesOwnedBy("uptime-pinned")).toBe(report.pinnedPages);
+    expect(heavy.buddy.pagesOwnedBy("uptime")).toBe(0);
+    expect(heavy.buddyinfo()[10]).toBe(0);
+    expect(heavy.fragmentation()[10]!.extfrag).toBeGreaterThan(900);
+
+    const light = new GuestMemory({ bytes: 512 * MiB });
+    ageMemory(light.buddy, 1, "light");
+    expect(light.buddyinfo()[10]).toBeGreaterThan(64);
+  });
+
+  it("rejects nonsense parameters", () => {
+    const mem = new GuestMemory({ bytes: 16 * MiB });
+    expect(() =>
+      ageMemory(mem.buddy, 1, { rounds: 1, fill: 1.5, pinned: 0, medium: 0, orderWeights: [1] }),
+    ).toThrow(/uptime-params/);
+    expect(mem.phys.pages * PAGE_SIZE).toBe(16 * MiB);
+  });
+});

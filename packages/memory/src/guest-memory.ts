@@ -1,0 +1,195 @@
+import { BuddyAllocator, Gfp } from "./buddy.js";
+import { PAGE_OFFSET, PAGE_SIZE } from "./constants.js";
+import { invalid } from "./errors.js";
+import { FaultInjector } from "./fault-injector.js";
+import { extfragIndex, unusableIndex } from "./fragmentation.js";
+import { Kmalloc, type KmallocOptions } from "./kmalloc.js";
+import { Mmu } from "./mmu.js";
+import { makePte, PageTables, Pte, pteFlags, pteFrame } from "./page-table.js";
+import { PageFlag, PhysicalMemory } from "./phys.js";
+import { Vmalloc } from "./vmalloc.js";
+
+/**
+ * How the vTOM bit appears in page tables: as part of the physical address (Linux 5.16–6.3, a buffer needs a
+ * second mapping above vTOM) or as a protection bit that set_memory_decrypted adds to existing PTEs (6.4+).
+ */
+export type VtomMode = "address-bit" | "pte-bit";
+
+export interface GuestMemoryOptions {
+  /** Guest RAM in bytes (a multiple of 4 KiB). */
+  readonly bytes: number;
+  /** shared_gpa_boundary in bytes (vTOM); 0 or absent for a VM that is not isolated. */
+  readonly sharedGpaBoundary?: number;
+  readonly vtomMode?: VtomMode;
+  /** Online CPUs (lazy_max_pages scales with them). */
+  readonly cpus?: number;
+}
+
+/** Page attribute changes of __change_page_attr_set_clr that the model supports. */
+export interface PageAttrChange {
+  /** Add (true) or remove (false) the shared/decrypted bit (cc_mkdec / cc_mkenc). */
+  readonly shared?: boolean;
+  /** Make the PTE present or not present (set_memory_p / set_memory_np). */
+  readonly present?: boolean;
+}
+
+/**
+ * A guest's memory: physical pages, the buddy allocator, slab kmalloc, the vmalloc range over real page
+ * tables, and an MMU that checks the vTOM alias rules. Every layer above takes one of these.
+ */
+export class GuestMemory {
+  readonly phys: PhysicalMemory;
+  readonly buddy: BuddyAllocator;
+  readonly kmalloc: Kmalloc;
+  readonly pageTables: PageTables;
+  readonly vmalloc: Vmalloc;
+  readonly mmu: Mmu;
+  readonly faults: FaultInjector = new FaultInjector();
+  /** shared_gpa_boundary >> PAGE_SHIFT; 0 when not isolated. */
+  readonly vtomPfn: number;
+  readonly vtomMode: VtomMode;
+  /** Page-attribute changes made (pages), for cost accounting. */
+  cpaPages = 0;
+
+  constructor(options: GuestMemoryOptions) {
+    const boundary = options.sharedGpaBoundary ?? 0;
+    if (!Number.isSafeInteger(boundary) || boundary < 0 || boundary % PAGE_SIZE !== 0) {
+      throw invalid("vtom", `shared_gpa_boundary must be a page-aligned byte address, got ${boundary}`);
+    }
+    if (boundary > 0 && boundary < options.bytes) {
+      throw invalid("vtom", "shared_gpa_boundary must lie above all guest RAM");
+    }
+    const cpus = options.cpus ?? 2;
+    if (!Number.isInteger(cpus) || cpus < 1) throw invalid("cpus", `cpus must be >= 1, got ${cpus}`);
+    this.vtomPfn = boundary / PAGE_SIZE;
+    this.vtomMode = options.vtomMode ?? "address-bit";
+    this.phys = new PhysicalMemory(options.bytes);
+    this.buddy = new BuddyAllocator(this.phys, this.faults);
+    this.kmalloc = new Kmalloc(this.phys, this.buddy, this.faults);
+    let mmu: Mmu | undefined;
+    this.pageTables = new PageTables(this.buddy, (va) => mmu?.invalidate(va));
+    mmu = new Mmu(this.phys, this.pageTables, this.vtomPfn);
+    this.mmu = mmu;
+    this.vmalloc = new Vmalloc(this.phys, this.buddy, this.kmalloc, this.pageTables, {
+      vtomPfn: this.vtomPfn,
+      pteBit: this.vtomMode === "pte-bit",
+      cpus,
+      faults: this.faults,
+    });
+  }
+
+  get isolated(): boolean {
+    return this.vtomPfn > 0;
+  }
+
+  /** The direct-map address of a RAM page (page_address / __va). */
+  pageToVirt(pfn: number): number {
+    if (!this.phys.pfnValid(pfn)) throw invalid("pfn", `pfn ${pfn} is not guest RAM`);
+    return PAGE_OFFSET + pfn * PAGE_SIZE;
+  }
+
+  isDirectMap(va: number): boolean {
+    return va >= PAGE_OFFSET && va < PAGE_OFFSET + this.phys.bytes;
+  }
+
+  /** virt_to_phys(): linear-map addresses only, as on x86-64. */
+  virtToPhys(va: number): number {
+    if (!this.isDirectMap(va))
+      throw invalid("virt-to-phys", `0x${va.toString(16)} is not a direct-map address`);
+    return va - PAGE_OFFSET;
+  }
+
+  /**
+   * The private-alias pfn behind a kernel address (virt_to_hvpfn / slow_virt_to_phys >> 12): linear
+   * arithmetic for the direct map, a page-table walk for the vmalloc range.
+   */
+  virtToPfn(va: number): number {
+    if (this.isDirectMap(va)) return Math.floor((va - PAGE_OFFSET) / PAGE_SIZE);
+    if (this.vmalloc.isVmallocAddr(va)) {
+      const frame = this.vmalloc.vmallocToPfn(va);
+      return this.vtomPfn > 0 && frame >= this.vtomPfn ? frame - this.vtomPfn : frame;
+    }
+    throw invalid("virt-to-pfn", `0x${va.toString(16)} is neither direct-map nor vmalloc`);
+  }
+
+  /** kvmalloc(): kmalloc first (without retry or warning above a page), vmalloc as the fallback. */
+  kvmalloc(size: number, options: KmallocOptions): number | null {
+    const gfp = options.gfp ?? 0;
+    const kmallocGfp = size > PAGE_SIZE ? gfp | Gfp.NoRetry | Gfp.NoWarn : gfp;
+    const va = this.kmalloc.kmalloc(size, { tag: options.tag, gfp: kmallocGfp });
+    if (va !== null || size <= PAGE_SIZE) return va;
+    return this.vmalloc.vmalloc(size, { tag: options.tag, gfp });
+  }
+
+  /** kvfree(). */
+  kvfree(va: number): void {
+    if (this.vmalloc.isVmallocAddr(va)) this.vmalloc.vfree(va);
+    else this.kmalloc.kfree(va);
+  }
+
+  /**
+   * __change_page_attr_set_clr() for `pages` pages at `va` (direct map or vmalloc range): adds or removes
+   * the shared bit (frame ± vTOM) and/or the present bit, invalidating cached translations. Validates the
+   * whole range before changing anything.
+   */
+  changePageAttr(va: number, pages: number, change: PageAttrChange): void {
+    if (!Number.isInteger(pages) || pages <= 0)
+      throw invalid("cpa-pages", `page count must be > 0, got ${pages}`);
+    if (va % PAGE_SIZE !== 0) throw invalid("cpa-align", `0x${va.toString(16)} is not page aligned`);
+    if (change.shared !== undefined && this.vtomPfn === 0) {
+      throw invalid("cpa-not-isolated", "no shared bit exists in a VM without vTOM");
+    }
+    const direct = this.isDirectMap(va);
+    for (let i = 0; i < pages; i++) {
+      const addr = va + i * PAGE_SIZE;
+      if (direct ? !this.isDirectMap(addr) : this.pageTables.get(addr) === 0) {
+        throw invalid("cpa-unmapped", `0x${addr.toString(16)} has no PTE`);
+      }
+    }
+    for (let i = 0; i < pages; i++) {
+      const addr = va + i * PAGE_SIZE;
+      if (direct) {
+        const pfn = (addr - PAGE_OFFSET) / PAGE_SIZE;
+        if (change.shared === true) this.phys.flags[pfn]! |= PageFlag.DirectMapShared;
+        if (change.shared === false) this.phys.flags[pfn]! &= ~PageFlag.DirectMapShared;
+        if (change.present === false) this.phys.flags[pfn]! |= PageFlag.DirectMapNotPresent;
+        if (change.present === true) this.phys.flags[pfn]! &= ~PageFlag.DirectMapNotPresent;
+      } else {
+        this.pageTables.update(addr, (pte) => {
+          let frame = pteFrame(pte);
+          let flags = pteFlags(pte);
+          const shared = frame >= this.vtomPfn && this.vtomPfn > 0;
+          if (change.shared === true && !shared) frame += this.vtomPfn;
+          if (change.shared === false && shared) frame -= this.vtomPfn;
+          if (change.present === true) flags |= Pte.Present;
+          if (change.present === false) flags &= ~Pte.Present;
+          return makePte(frame, flags);
+        });
+      }
+    }
+    this.cpaPages += pages;
+  }
+
+  /** Whether the mapping of `va` currently carries the shared bit. */
+  isSharedMapping(va: number): boolean {
+    if (this.isDirectMap(va))
+      return this.phys.hasFlag((va - PAGE_OFFSET) / PAGE_SIZE, PageFlag.DirectMapShared);
+    const frame = pteFrame(this.pageTables.get(va));
+    return this.vtomPfn > 0 && frame >= this.vtomPfn;
+  }
+
+  /** /proc/buddyinfo for the one zone. */
+  buddyinfo(): number[] {
+    return this.buddy.buddyinfo();
+  }
+
+  /** Fragmentation indices (thousandths) for every order. */
+  fragmentation(): { order: number; extfrag: number; unusable: number }[] {
+    const info = this.buddy.buddyinfo();
+    return info.map((_, order) => ({
+      order,
+      extfrag: extfragIndex(info, order),
+      unusable: unusableIndex(info, order),
+    }));
+  }
+}

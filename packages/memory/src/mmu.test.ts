@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import { PAGE_SIZE } from "./constants.js";
+import { MemoryFault } from "./errors.js";
+import { GuestMemory } from "./guest-memory.js";
+
+const MiB = 2 ** 20;
+const VTOM = 2 ** 46;
+
+describe("MMU", () => {
+  it("reads and writes across page boundaries of a vmalloc buffer with bulk copies", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM });
+    const va = mem.vmalloc.vzalloc(3 * PAGE_SIZE, { tag: "buf" })!;
+    const data = Uint8Array.from({ length: 6000 }, (_, i) => i & 0xff);
+    mem.mmu.write(va + 100, data);
+    const out = new Uint8Array(6000);
+    mem.mmu.read(va + 100, out);
+    expect(out).toEqual(data);
+    mem.mmu.writeU32(va, 0xdeadbeef);
+    expect(mem.mmu.readU32(va)).toBe(0xdeadbeef);
+    expect(mem.mmu.tlbHits).toBeGreaterThan(0);
+  });
+
+  it("faults on the private alias of a host-visible page and the shared alias of a private page (I7)", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM });
+    const va = mem.vmalloc.vzalloc(PAGE_SIZE, { tag: "buf" })!;
+    const pfn = mem.virtToPfn(va);
+    const alias = mem.vmalloc.vmapPfn([pfn + mem.vtomPfn], { tag: "alias" })!;
+    expect(() => mem.mmu.read(alias, new Uint8Array(4))).toThrowError(MemoryFault);
+    expect(mem.mmu.faults["shared-alias-to-private-page"]).toBe(1);
+    mem.phys.setHostVisible(pfn, true);
+    expect(() => mem.mmu.write(va, new Uint8Array(4))).toThrowError(/private-alias-to-shared-page/);
+    expect(mem.mmu.faults["private-alias-to-shared-page"]).toBe(1);
+    mem.mmu.write(alias, new Uint8Array([9, 8, 7]));
+    const out = new Uint8Array(3);
+    mem.phys.read(pfn * PAGE_SIZE, out);
+    expect([...out]).toEqual([9, 8, 7]);
+  });
+
+  it("faults on not-present PTEs and sees the change at once (translation cache invalidated)", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM, vtomMode: "pte-bit" });
+    const va = mem.vmalloc.vzalloc(2 * PAGE_SIZE, { tag: "buf" })!;
+    mem.mmu.read(va, new Uint8Array(1)); // fills the cache
+    mem.changePageAttr(va, 2, { present: false });
+    expect(() => mem.mmu.read(va + PAGE_SIZE, new Uint8Array(1))).toThrowError(/not-present/);
+    expect(() => mem.mmu.read(va, new Uint8Array(1))).toThrowError(/not-present/);
+    mem.changePageAttr(va, 2, { present: true, shared: true });
+    // The same VA now reaches the shared alias: private pages are refused until the hypervisor flips them.
+    expect(() => mem.mmu.read(va, new Uint8Array(1))).toThrowError(/shared-alias-to-private-page/);
+    mem.phys.setHostVisible(mem.virtToPfn(va), true);
+    expect(mem.mmu.translate(va)).toEqual({ pfn: mem.virtToPfn(va), shared: true });
+  });
+
+  it("applies the rules to the direct map too", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM, vtomMode: "pte-bit" });
+    const va = mem.kmalloc.kzalloc(64, { tag: "obj" })!;
+    mem.mmu.write(va, new Uint8Array([1]));
+    const pfn = mem.virtToPfn(va);
+    mem.phys.setHostVisible(pfn, true);
+    expect(() => mem.mmu.read(va, new Uint8Array(1))).toThrowError(/private-alias-to-shared-page/);
+    mem.changePageAttr(va - (va % PAGE_SIZE), 1, { shared: true });
+    mem.mmu.read(va, new Uint8Array(1));
+  });
+
+  it("does no alias checks in a VM without isolation", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB });
+    const va = mem.vmalloc.vzalloc(PAGE_SIZE, { tag: "buf" })!;
+    mem.phys.setHostVisible(mem.virtToPfn(va), true);
+    mem.mmu.write(va, new Uint8Array([1, 2]));
+    expect(mem.mmu.totalFaults).toBe(0);
+  });
+
+  it("reports unmapped addresses as faults, never as crashes", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM });
+    expect(() => mem.mmu.read(0x1234, new Uint8Array(1))).toThrowError(MemoryFault);
+    expect(mem.mmu.faults.unmapped).toBe(1);
+  });
+});

@@ -1,0 +1,173 @@
+import { PAGE_OFFSET, PAGE_SIZE } from "./constants.js";
+import { type FaultKind, MemoryFault } from "./errors.js";
+import type { PageTables } from "./page-table.js";
+import { Pte, pteFlags, pteFrame } from "./page-table.js";
+import { PageFlag, type PhysicalMemory } from "./phys.js";
+
+const TLB_ENTRIES = 4096;
+
+/** How the MMU resolves one page: the RAM pfn it reaches and through which alias. */
+export interface Translation {
+  readonly pfn: number;
+  readonly shared: boolean;
+}
+
+/**
+ * The guest's view of memory by kernel virtual address. The direct map is linear (virt_to_phys); the
+ * vmalloc range is walked through the page tables, with a direct-mapped translation cache that every PTE
+ * change invalidates.
+ *
+ * In an isolated guest (vTOM > 0) each access is checked against the page's host visibility: the private
+ * alias may touch only private pages, the shared alias (frame ≥ vTOM) only host-visible ones. A wrong
+ * alias, a not-present PTE or an unmapped address is a typed `MemoryFault`, counted by kind.
+ */
+export class Mmu {
+  readonly #phys: PhysicalMemory;
+  readonly #tables: PageTables;
+  readonly #vtomPfn: number;
+  readonly #tlbTag = new Float64Array(TLB_ENTRIES).fill(-1);
+  readonly #tlbPte = new Float64Array(TLB_ENTRIES);
+  readonly faults: Record<FaultKind, number> = {
+    unmapped: 0,
+    "not-present": 0,
+    "no-memory": 0,
+    "private-alias-to-shared-page": 0,
+    "shared-alias-to-private-page": 0,
+  };
+  tlbHits = 0;
+  tlbMisses = 0;
+  bytesRead = 0;
+  bytesWritten = 0;
+
+  constructor(phys: PhysicalMemory, tables: PageTables, vtomPfn: number) {
+    this.#phys = phys;
+    this.#tables = tables;
+    this.#vtomPfn = vtomPfn;
+  }
+
+  /** Drops the cached translation of the page containing `va` (flush_tlb_kernel_range for one page). */
+  invalidate(va: number): void {
+    const vpn = Math.floor(va / PAGE_SIZE);
+    const slot = vpn % TLB_ENTRIES;
+    if (this.#tlbTag[slot] === vpn) this.#tlbTag[slot] = -1;
+  }
+
+  get totalFaults(): number {
+    let n = 0;
+    for (const v of Object.values(this.faults)) n += v;
+    return n;
+  }
+
+  /** Resolves `va` for an access, enforcing presence and the alias rules. */
+  translate(va: number): Translation {
+    const frameShared = this.#resolve(va);
+    return { pfn: Math.floor(frameShared / 2), shared: frameShared % 2 === 1 };
+  }
+
+  read(va: number, dst: Uint8Array): void {
+    let done = 0;
+    while (done < dst.length) {
+      const addr = va + done;
+      const off = addr % PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - off, dst.length - done);
+      const pfn = Math.floor(this.#resolve(addr) / 2);
+      this.#phys.read(pfn * PAGE_SIZE + off, dst.subarray(done, done + n));
+      done += n;
+    }
+    this.bytesRead += dst.length;
+  }
+
+  write(va: number, src: Uint8Array): void {
+    let done = 0;
+    while (done < src.length) {
+      const addr = va + done;
+      const off = addr % PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - off, src.length - done);
+      const pfn = Math.floor(this.#resolve(addr) / 2);
+      this.#phys.write(pfn * PAGE_SIZE + off, src.subarray(done, done + n));
+      done += n;
+    }
+    this.bytesWritten += src.length;
+  }
+
+  fill(va: number, len: number, value: number): void {
+    let done = 0;
+    while (done < len) {
+      const addr = va + done;
+      const off = addr % PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - off, len - done);
+      const pfn = Math.floor(this.#resolve(addr) / 2);
+      this.#phys.fill(pfn * PAGE_SIZE + off, n, value);
+      done += n;
+    }
+    this.bytesWritten += len;
+  }
+
+  /** memcpy between two virtual ranges (through a bounce so overlapping ranges behave as memmove). */
+  copy(dstVa: number, srcVa: number, len: number): void {
+    const tmp = new Uint8Array(len);
+    this.read(srcVa, tmp);
+    this.write(dstVa, tmp);
+  }
+
+  readU32(va: number): number {
+    const b = new Uint8Array(4);
+    this.read(va, b);
+    return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+  }
+
+  writeU32(va: number, value: number): void {
+    this.write(
+      va,
+      new Uint8Array([value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, (value >>> 24) & 0xff]),
+    );
+  }
+
+  /** Returns pfn × 2 + (shared ? 1 : 0), or throws the fault. Kept numeric: this is the hot path. */
+  #resolve(va: number): number {
+    let frame: number;
+    let present: boolean;
+    if (va >= PAGE_OFFSET && va < PAGE_OFFSET + this.#phys.bytes) {
+      const pfn = Math.floor((va - PAGE_OFFSET) / PAGE_SIZE);
+      const f = this.#phys.flags[pfn]!;
+      present = (f & PageFlag.DirectMapNotPresent) === 0;
+      frame = (f & PageFlag.DirectMapShared) !== 0 ? pfn + this.#vtomPfn : pfn;
+    } else {
+      const pte = this.#lookup(va);
+      if (pte === 0) return this.#fault("unmapped", va);
+      present = (pteFlags(pte) & Pte.Present) !== 0;
+      frame = pteFrame(pte);
+    }
+    if (!present) return this.#fault("not-present", va);
+    const shared = this.#vtomPfn > 0 && frame >= this.#vtomPfn;
+    const pfn = shared ? frame - this.#vtomPfn : frame;
+    if (pfn >= this.#phys.pages) return this.#fault("no-memory", va);
+    if (this.#vtomPfn > 0) {
+      const visible = (this.#phys.flags[pfn]! & PageFlag.HostVisible) !== 0;
+      if (shared && !visible) return this.#fault("shared-alias-to-private-page", va);
+      if (!shared && visible) return this.#fault("private-alias-to-shared-page", va);
+    }
+    return pfn * 2 + (shared ? 1 : 0);
+  }
+
+  #lookup(va: number): number {
+    const vpn = Math.floor(va / PAGE_SIZE);
+    const slot = vpn % TLB_ENTRIES;
+    if (this.#tlbTag[slot] === vpn) {
+      this.tlbHits++;
+      return this.#tlbPte[slot]!;
+    }
+    this.tlbMisses++;
+    const pte = this.#tables.get(va);
+    if (pte !== 0) {
+      this.#tlbTag[slot] = vpn;
+      this.#tlbPte[slot] = pte;
+    }
+    return pte;
+  }
+
+  #fault(kind: FaultKind, va: number): never {
+    this.faults[kind]++;
+    throw new MemoryFault(kind, va);
+  }
+}

@@ -1,0 +1,224 @@
+import { PAGE_SIZE } from "./constants.js";
+import { invalid } from "./errors.js";
+import { TagRegistry } from "./tags.js";
+
+/** Per-page flag bits (one byte per page; never an object per page). */
+export const PageFlag = {
+  /** Head of a block on a buddy free list. */
+  Free: 1,
+  /** Head of an allocated block. */
+  Allocated: 2,
+  /** The hypervisor lets the host read and write this page (visibility READ_WRITE). */
+  HostVisible: 4,
+  /** Visibility unknown after a failed conversion: never handed out again. */
+  Leaked: 8,
+  /** pte-bit era: the direct-map PTE of this page carries the shared (vTOM) bit. */
+  DirectMapShared: 16,
+  /** The direct-map PTE is not present (transition in progress, set_memory_np). */
+  DirectMapNotPresent: 32,
+  /** Taken out of the buddy allocator at boot (memblock) or a hole. */
+  Reserved: 64,
+} as const;
+
+const SLAB_PAGES = 1024; // backing bytes come in 4 MiB slabs, handed out page by page
+const NO_BYTES = -1; // the page reads as zeros
+const GARBAGE = -2; // the page reads as deterministic garbage (contents destroyed by a conversion)
+
+/** 8 KiB of fixed pseudo-random bytes; a destroyed page shows a pfn-dependent 4 KiB window of it. */
+const GARBAGE_POOL: Uint8Array = (() => {
+  const bytes = new Uint8Array(2 * PAGE_SIZE);
+  let x = 0x9e3779b9;
+  for (let i = 0; i < bytes.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    bytes[i] = x & 0xff;
+  }
+  return bytes;
+})();
+
+function garbageFor(pfn: number): Uint8Array {
+  const start = (Math.imul(pfn, 0x9e3779b1) >>> 20) & (PAGE_SIZE - 1);
+  return GARBAGE_POOL.subarray(start, start + PAGE_SIZE);
+}
+
+/**
+ * Guest physical memory: per-page state in typed arrays and sparse byte backing. A page that was never
+ * written holds no bytes. Addresses here are private-alias guest physical addresses (no vTOM bit).
+ *
+ * The byte accessors are raw: they check nothing but bounds. Guest code reaches memory through the
+ * `Mmu`; the host through the hypervisor layer's visibility-gated host view.
+ */
+export class PhysicalMemory {
+  readonly pages: number;
+  readonly bytes: number;
+  readonly flags: Uint8Array;
+  /** Buddy block order, valid on block heads. */
+  readonly order: Uint8Array;
+  /** Owner tag id, valid on block heads. */
+  readonly owner: Uint16Array;
+  readonly tags: TagRegistry = new TagRegistry();
+  readonly #slot: Int32Array;
+  readonly #slabs: Uint8Array[] = [];
+  readonly #freeSlots: number[] = [];
+  #nextSlot = 0;
+
+  constructor(bytes: number) {
+    if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % PAGE_SIZE !== 0) {
+      throw invalid("memory-size", `guest memory must be a positive multiple of 4 KiB, got ${bytes}`);
+    }
+    this.bytes = bytes;
+    this.pages = bytes / PAGE_SIZE;
+    this.flags = new Uint8Array(this.pages);
+    this.order = new Uint8Array(this.pages);
+    this.owner = new Uint16Array(this.pages);
+    this.#slot = new Int32Array(this.pages).fill(NO_BYTES);
+  }
+
+  /** pfn_valid(): the pfn has a struct page (is guest RAM). */
+  pfnValid(pfn: number): boolean {
+    return Number.isInteger(pfn) && pfn >= 0 && pfn < this.pages;
+  }
+
+  hasFlag(pfn: number, flag: number): boolean {
+    return (this.flags[pfn]! & flag) !== 0;
+  }
+
+  #hostVisible = 0;
+
+  /** Pages the host may currently read and write. */
+  get hostVisiblePages(): number {
+    return this.#hostVisible;
+  }
+
+  /**
+   * The narrow hook for the hypervisor layer (HvCallModifySparseGpaPageHostVisibility): sets one page's
+   * host visibility. A change destroys the page's contents, as a real conversion does ("hvcall smears
+   * data"), so code that forgets to zero after conversion is caught. Returns whether anything changed.
+   */
+  setHostVisible(pfn: number, visible: boolean): boolean {
+    if (!this.pfnValid(pfn)) throw invalid("visibility-pfn", `pfn ${pfn} is not guest RAM`);
+    const was = (this.flags[pfn]! & PageFlag.HostVisible) !== 0;
+    if (was === visible) return false;
+    if (visible) {
+      this.flags[pfn]! |= PageFlag.HostVisible;
+      this.#hostVisible++;
+    } else {
+      this.flags[pfn]! &= ~PageFlag.HostVisible;
+      this.#hostVisible--;
+    }
+    this.destroyContents(pfn);
+    return true;
+  }
+
+  /** Pages that currently hold backing bytes (the rest cost nothing). */
+  get backedPages(): number {
+    return this.#nextSlot - this.#freeSlots.length;
+  }
+
+  /** Makes a page read as zeros and releases its bytes. O(1). */
+  zeroPage(pfn: number): void {
+    this.#release(pfn);
+    this.#slot[pfn] = NO_BYTES;
+  }
+
+  /** Replaces a page's contents with deterministic garbage, as a visibility change does on hardware. */
+  destroyContents(pfn: number): void {
+    this.#release(pfn);
+    this.#slot[pfn] = GARBAGE;
+  }
+
+  /** Copies `dst.length` bytes from physical address `pa` into `dst`. */
+  read(pa: number, dst: Uint8Array): void {
+    this.#checkRange(pa, dst.length);
+    let done = 0;
+    while (done < dst.length) {
+      const addr = pa + done;
+      const pfn = Math.floor(addr / PAGE_SIZE);
+      const off = addr - pfn * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - off, dst.length - done);
+      const slot = this.#slot[pfn]!;
+      if (slot === NO_BYTES) dst.fill(0, done, done + n);
+      else if (slot === GARBAGE) dst.set(garbageFor(pfn).subarray(off, off + n), done);
+      else dst.set(this.#slotBytes(slot).subarray(off, off + n), done);
+      done += n;
+    }
+  }
+
+  /** Copies `src` to physical address `pa`. */
+  write(pa: number, src: Uint8Array): void {
+    this.#checkRange(pa, src.length);
+    let done = 0;
+    while (done < src.length) {
+      const addr = pa + done;
+      const pfn = Math.floor(addr / PAGE_SIZE);
+      const off = addr - pfn * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - off, src.length - done);
+      const page = this.#materialise(pfn);
+      page.set(n === src.length && done === 0 ? src : src.subarray(done, done + n), off);
+      done += n;
+    }
+  }
+
+  /** Fills `len` bytes at `pa` with `value`; zero-filling whole pages releases their bytes instead. */
+  fill(pa: number, len: number, value: number): void {
+    this.#checkRange(pa, len);
+    let done = 0;
+    while (done < len) {
+      const addr = pa + done;
+      const pfn = Math.floor(addr / PAGE_SIZE);
+      const off = addr - pfn * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - off, len - done);
+      if (value === 0 && n === PAGE_SIZE) this.zeroPage(pfn);
+      else this.#materialise(pfn).fill(value, off, off + n);
+      done += n;
+    }
+  }
+
+  /** Copies between physical ranges (may overlap). */
+  copy(dstPa: number, srcPa: number, len: number): void {
+    const tmp = new Uint8Array(len);
+    this.read(srcPa, tmp);
+    this.write(dstPa, tmp);
+  }
+
+  #checkRange(pa: number, len: number): void {
+    if (
+      !Number.isSafeInteger(pa) ||
+      pa < 0 ||
+      !Number.isSafeInteger(len) ||
+      len < 0 ||
+      pa + len > this.bytes
+    ) {
+      throw invalid("phys-range", `physical range 0x${pa.toString(16)}+${len} is outside guest RAM`);
+    }
+  }
+
+  #slotBytes(slot: number): Uint8Array {
+    const slab = this.#slabs[Math.floor(slot / SLAB_PAGES)]!;
+    const start = (slot % SLAB_PAGES) * PAGE_SIZE;
+    return slab.subarray(start, start + PAGE_SIZE);
+  }
+
+  #materialise(pfn: number): Uint8Array {
+    const slot = this.#slot[pfn]!;
+    if (slot >= 0) return this.#slotBytes(slot);
+    const fresh = this.#freeSlots.pop() ?? this.#nextSlot++;
+    if (fresh >= this.#slabs.length * SLAB_PAGES) this.#slabs.push(new Uint8Array(SLAB_PAGES * PAGE_SIZE));
+    this.#slot[pfn] = fresh;
+    const bytes = this.#slotBytes(fresh);
+    if (slot === GARBAGE) bytes.set(garbageFor(pfn));
+    else bytes.fill(0);
+    return bytes;
+  }
+
+  #release(pfn: number): void {
+    const slot = this.#slot[pfn]!;
+    if (slot >= 0) this.#freeSlots.push(slot);
+  }
+}
+
+/** Page frame number of a physical address. */
+export function pfnOf(pa: number): number {
+  return Math.floor(pa / PAGE_SIZE);
+}

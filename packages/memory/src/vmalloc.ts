@@ -1,0 +1,348 @@
+import { type BuddyAllocator, Gfp } from "./buddy.js";
+import { IOREMAP_MAX_ORDER, PAGE_SIZE, VMALLOC_END, VMALLOC_START } from "./constants.js";
+import { invalid, MemoryError } from "./errors.js";
+import type { FaultInjector } from "./fault-injector.js";
+import type { Kmalloc } from "./kmalloc.js";
+import { makePte, type PageTables, Pte, pteFlags, pteFrame } from "./page-table.js";
+import { PageFlag, type PhysicalMemory } from "./phys.js";
+
+/** What created a vmalloc-range area (the flag /proc/vmallocinfo would print). */
+export type VmAreaKind = "vmalloc" | "vmap" | "ioremap";
+
+export interface VmArea {
+  readonly start: number;
+  /** Bytes mapped (nrPages × 4 KiB). */
+  readonly size: number;
+  /** Address space reserved: size plus the guard page. */
+  readonly reserved: number;
+  readonly align: number;
+  readonly kind: VmAreaKind;
+  readonly tag: string;
+  /** Frames mapped, in order (RAM pfns, or pfn | vTOM for the shared alias). */
+  readonly frames: Float64Array;
+  /** vmalloc only: where its struct page array lives (kmalloc'd or a nested vmalloc area). */
+  readonly pageArray: { readonly va: number; readonly bytes: number; readonly vmalloc: boolean } | null;
+}
+
+export interface VmallocOptions {
+  readonly tag: string;
+  readonly gfp?: number;
+}
+
+export interface VmapOptions {
+  readonly tag: string;
+}
+
+/** get_count_order_long(): ceil(log2(n)). */
+function countOrder(n: number): number {
+  let order = 0;
+  while (2 ** order < n) order++;
+  return order;
+}
+
+/**
+ * The vmalloc range of mm/vmalloc.c: a lowest-address-first area allocator with one guard page per area,
+ * the VM_IOREMAP alignment rule, lazy freeing of address space (purged past lazy_max_pages), and
+ * vmalloc/vzalloc, vmap, vmap_pfn, vunmap, vfree and vmalloc_to_pfn on top of the kernel page tables.
+ */
+export class Vmalloc {
+  readonly #buddy: BuddyAllocator;
+  readonly #kmalloc: Kmalloc;
+  readonly #tables: PageTables;
+  readonly #phys: PhysicalMemory;
+  readonly #faults: FaultInjector | undefined;
+  readonly #vtomPfn: number;
+  readonly #pteBit: boolean;
+  /** Busy and lazily freed areas, sorted by start. */
+  #areas: { start: number; end: number; lazy: boolean }[] = [];
+  readonly #live = new Map<number, VmArea>();
+  #lazyPages = 0;
+  readonly lazyMaxPages: number;
+  purges = 0;
+  failures = 0;
+  /** Refusals of vmap_pfn for PFNs that have a struct page (WARN_ON_ONCE in the kernel). */
+  vmapPfnRefusals = 0;
+  /** Page-table walks made by vmalloc_to_pfn. */
+  pageWalks = 0;
+
+  constructor(
+    phys: PhysicalMemory,
+    buddy: BuddyAllocator,
+    kmalloc: Kmalloc,
+    tables: PageTables,
+    options: { vtomPfn: number; pteBit: boolean; cpus: number; faults?: FaultInjector | undefined },
+  ) {
+    this.#phys = phys;
+    this.#buddy = buddy;
+    this.#kmalloc = kmalloc;
+    this.#tables = tables;
+    this.#vtomPfn = options.vtomPfn;
+    this.#pteBit = options.pteBit;
+    this.#faults = options.faults;
+    // lazy_max_pages(): fls(online CPUs) × 32 MiB.
+    this.lazyMaxPages = (32 * 2 ** 20 * (32 - Math.clz32(options.cpus))) / PAGE_SIZE;
+  }
+
+  isVmallocAddr(va: number): boolean {
+    return va >= VMALLOC_START && va < VMALLOC_END;
+  }
+
+  /** The live area that starts at `va` (find_vm_area), if any. */
+  findArea(va: number): VmArea | undefined {
+    return this.#live.get(va);
+  }
+
+  /** Live areas, as /proc/vmallocinfo lists them. */
+  areas(): VmArea[] {
+    return [...this.#live.values()].sort((a, b) => a.start - b.start);
+  }
+
+  /** vmalloc(): order-0 pages mapped contiguously in the vmalloc range; null on failure. */
+  vmalloc(size: number, options: VmallocOptions): number | null {
+    if (!Number.isSafeInteger(size) || size <= 0)
+      throw invalid("vmalloc-size", `vmalloc size must be > 0, got ${size}`);
+    if (this.#faults?.shouldFail("vmalloc")) return this.#fail();
+    const nrPages = Math.ceil(size / PAGE_SIZE);
+    const start = this.#reserve(nrPages * PAGE_SIZE, PAGE_SIZE);
+    if (start === null) return this.#fail();
+    // The struct page array: kmalloc'd when it fits a page, else a nested vmalloc (__vmalloc_area_node).
+    const arrayBytes = nrPages * 8;
+    const nested = arrayBytes > PAGE_SIZE;
+    const arrayVa = nested
+      ? this.vmalloc(arrayBytes, { tag: "vmalloc-page-array" })
+      : this.#kmalloc.kmalloc(arrayBytes, { tag: "vmalloc-page-array" });
+    if (arrayVa === null) {
+      this.#unreserve(start);
+      return this.#fail();
+    }
+    const frames = new Float64Array(nrPages);
+    const gfp = (options.gfp ?? 0) & Gfp.Zero;
+    let got = 0;
+    for (; got < nrPages; got++) {
+      const pfn = this.#buddy.allocPages(0, { tag: options.tag, gfp });
+      if (pfn === null) break;
+      frames[got] = pfn;
+    }
+    const mapped = got === nrPages && this.#mapFrames(start, frames, Pte.Present | Pte.Rw);
+    if (!mapped) {
+      for (let i = 0; i < got; i++) this.#buddy.freePages(frames[i]!, 0);
+      if (nested) this.vfree(arrayVa);
+      else this.#kmalloc.kfree(arrayVa);
+      this.#unreserve(start);
+      return this.#fail();
+    }
+    this.#record(start, {
+      start,
+      size: nrPages * PAGE_SIZE,
+      reserved: nrPages * PAGE_SIZE + PAGE_SIZE,
+      align: PAGE_SIZE,
+      kind: "vmalloc",
+      tag: options.tag,
+      frames,
+      pageArray: { va: arrayVa, bytes: arrayBytes, vmalloc: nested },
+    });
+    return start;
+  }
+
+  /** vzalloc(). */
+  vzalloc(size: number, options: VmallocOptions): number | null {
+    return this.vmalloc(size, { tag: options.tag, gfp: (options.gfp ?? 0) | Gfp.Zero });
+  }
+
+  /** vmap(pages, VM_MAP, PAGE_KERNEL): maps existing RAM pages contiguously. */
+  vmap(pfns: ArrayLike<number>, options: VmapOptions): number | null {
+    if (pfns.length === 0) throw invalid("vmap-empty", "vmap of zero pages");
+    for (let i = 0; i < pfns.length; i++) {
+      if (!this.#phys.pfnValid(pfns[i]!))
+        throw invalid("vmap-pfn", `vmap of pfn ${pfns[i]}, which is not RAM`);
+    }
+    return this.#mapArea(Float64Array.from(pfns), "vmap", PAGE_SIZE, Pte.Present | Pte.Rw, options.tag);
+  }
+
+  /**
+   * vmap_pfn(pfns, PAGE_KERNEL_IO): a VM_IOREMAP area of special PTEs. PFNs that have a struct page are
+   * refused (WARN_ON_ONCE, area freed, NULL) — the shared alias pfn + vTOM has none, which is why
+   * hv_map_memory can use it.
+   */
+  vmapPfn(pfns: ArrayLike<number>, options: VmapOptions): number | null {
+    if (pfns.length === 0) throw invalid("vmap-empty", "vmap_pfn of zero pages");
+    for (let i = 0; i < pfns.length; i++) {
+      const pfn = pfns[i]!;
+      if (!Number.isSafeInteger(pfn) || pfn < 0) throw invalid("vmap-pfn", `bad pfn ${pfn}`);
+      if (this.#phys.pfnValid(pfn)) {
+        this.vmapPfnRefusals++;
+        return null;
+      }
+    }
+    const size = pfns.length * PAGE_SIZE;
+    const align = 2 ** Math.min(Math.max(countOrder(size), 12), IOREMAP_MAX_ORDER);
+    return this.#mapArea(
+      Float64Array.from(pfns),
+      "ioremap",
+      align,
+      Pte.Present | Pte.Rw | Pte.Special,
+      options.tag,
+    );
+  }
+
+  /** vunmap(): clears the PTEs and releases the address space lazily; the pages are not freed. */
+  vunmap(va: number): void {
+    const area = this.#live.get(va);
+    if (!area) throw invalid("vunmap-unknown", `vunmap of 0x${va.toString(16)}, which starts no vm area`);
+    for (let i = 0; i < area.frames.length; i++) this.#tables.clear(va + i * PAGE_SIZE);
+    this.#live.delete(va);
+    this.#lazyFree(va, area.reserved);
+  }
+
+  /**
+   * vfree(): unmaps a vmalloc area and frees its pages and page array. Refuses (changing nothing) if any
+   * page may not be freed — leaked or still host-visible.
+   */
+  vfree(va: number): void {
+    const area = this.#live.get(va);
+    if (!area) throw invalid("vfree-unknown", `vfree of 0x${va.toString(16)}, which vmalloc did not return`);
+    if (area.kind !== "vmalloc") throw invalid("vfree-not-vmalloc", `vfree of a ${area.kind} area`);
+    for (let i = 0; i < area.frames.length; i++) {
+      const block = this.#buddy.blockOf(area.frames[i]!);
+      if (!block || block.free) throw new Error(`vmalloc area page ${area.frames[i]} is not allocated`);
+    }
+    this.#checkFreeable(area.frames);
+    this.vunmap(va);
+    for (let i = 0; i < area.frames.length; i++) this.#buddy.freePages(area.frames[i]!, 0);
+    const array = area.pageArray!;
+    if (array.vmalloc) this.vfree(array.va);
+    else this.#kmalloc.kfree(array.va);
+  }
+
+  /**
+   * vmalloc_to_pfn(): walks the page tables. In the pte-bit era the vTOM bit is masked off as
+   * physical_mask does; in the address-bit era an alias above vTOM returns pfn + vTOM.
+   */
+  vmallocToPfn(va: number): number {
+    this.pageWalks++;
+    const pte = this.#tables.get(va);
+    if (pte === 0) throw invalid("vmalloc-to-pfn", `0x${va.toString(16)} is not mapped`);
+    const frame = pteFrame(pte);
+    return this.#pteBit && this.#vtomPfn > 0 && frame >= this.#vtomPfn ? frame - this.#vtomPfn : frame;
+  }
+
+  /** The raw PTE of a vmalloc-range address (0 if none). */
+  pte(va: number): number {
+    return this.#tables.get(va);
+  }
+
+  /** Whether the PTE of `va` is present. */
+  present(va: number): boolean {
+    return (pteFlags(this.#tables.get(va)) & Pte.Present) !== 0;
+  }
+
+  /** Address space held by areas freed but not yet purged. */
+  get lazyPages(): number {
+    return this.#lazyPages;
+  }
+
+  /** Makes lazily freed address space reusable (__purge_vmap_area_lazy, with its TLB flush). */
+  purge(): void {
+    this.#areas = this.#areas.filter((a) => !a.lazy);
+    this.#lazyPages = 0;
+    this.purges++;
+  }
+
+  #checkFreeable(frames: Float64Array): void {
+    for (let i = 0; i < frames.length; i++) {
+      const pfn = frames[i]!;
+      if (this.#phys.hasFlag(pfn, PageFlag.Leaked)) {
+        throw new MemoryError(
+          "EBUSY",
+          "free-leaked",
+          `vfree of a buffer whose page 0x${pfn.toString(16)} is leaked`,
+        );
+      }
+      if (this.#phys.hasFlag(pfn, PageFlag.HostVisible)) {
+        throw new MemoryError(
+          "EBUSY",
+          "free-host-visible",
+          `vfree of a buffer whose page 0x${pfn.toString(16)} is host-visible`,
+        );
+      }
+    }
+  }
+
+  #mapArea(frames: Float64Array, kind: VmAreaKind, align: number, flags: number, tag: string): number | null {
+    const size = frames.length * PAGE_SIZE;
+    const start = this.#reserve(size, align);
+    if (start === null) return this.#fail();
+    if (!this.#mapFrames(start, frames, flags)) {
+      this.#unreserve(start);
+      return this.#fail();
+    }
+    this.#record(start, {
+      start,
+      size,
+      reserved: size + PAGE_SIZE,
+      align,
+      kind,
+      tag,
+      frames,
+      pageArray: null,
+    });
+    return start;
+  }
+
+  #mapFrames(start: number, frames: Float64Array, flags: number): boolean {
+    for (let i = 0; i < frames.length; i++) {
+      if (!this.#tables.set(start + i * PAGE_SIZE, makePte(frames[i]!, flags))) {
+        for (let j = 0; j < i; j++) this.#tables.clear(start + j * PAGE_SIZE);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  #record(start: number, area: VmArea): void {
+    this.#live.set(start, area);
+  }
+
+  /** alloc_vmap_area(): lowest fitting address, size + guard page; purges lazily freed space once on failure. */
+  #reserve(size: number, align: number): number | null {
+    const reserved = size + PAGE_SIZE;
+    let start = this.#findGap(reserved, align);
+    if (start === null && this.#lazyPages > 0) {
+      this.purge();
+      start = this.#findGap(reserved, align);
+    }
+    if (start === null) return null;
+    const entry = { start, end: start + reserved, lazy: false };
+    const at = this.#areas.findIndex((a) => a.start > start);
+    if (at === -1) this.#areas.push(entry);
+    else this.#areas.splice(at, 0, entry);
+    return start;
+  }
+
+  #unreserve(start: number): void {
+    this.#areas = this.#areas.filter((a) => a.start !== start);
+  }
+
+  #findGap(reserved: number, align: number): number | null {
+    let cursor = VMALLOC_START;
+    for (const a of this.#areas) {
+      const candidate = Math.ceil(cursor / align) * align;
+      if (candidate + reserved <= a.start) return candidate;
+      if (a.end > cursor) cursor = a.end;
+    }
+    const candidate = Math.ceil(cursor / align) * align;
+    return candidate + reserved <= VMALLOC_END ? candidate : null;
+  }
+
+  #lazyFree(start: number, reserved: number): void {
+    const slot = this.#areas.find((a) => a.start === start);
+    if (slot) slot.lazy = true;
+    this.#lazyPages += reserved / PAGE_SIZE;
+    if (this.#lazyPages > this.lazyMaxPages) this.purge();
+  }
+
+  #fail(): null {
+    this.failures++;
+    return null;
+  }
+}
