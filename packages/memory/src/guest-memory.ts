@@ -129,8 +129,10 @@ export class GuestMemory {
 
   /**
    * __change_page_attr_set_clr() for `pages` pages at `va` (direct map or vmalloc range): adds or removes
-   * the shared bit (frame ± vTOM) and/or the present bit, invalidating cached translations. Validates the
-   * whole range before changing anything.
+   * the shared bit (frame ± vTOM) and/or the present bit, invalidating cached translations. A shared-bit
+   * change on a vmalloc address also changes the page's direct-map alias (present-bit changes do not, as
+   * change_page_attr_set_clr skips alias checks for _PAGE_PRESENT alone). Validates the whole range
+   * before changing anything.
    */
   changePageAttr(va: number, pages: number, change: PageAttrChange): void {
     if (!Number.isInteger(pages) || pages <= 0)
@@ -155,6 +157,16 @@ export class GuestMemory {
         if (change.present === false) this.phys.flags[pfn]! |= PageFlag.DirectMapNotPresent;
         if (change.present === true) this.phys.flags[pfn]! &= ~PageFlag.DirectMapNotPresent;
       } else {
+        if (change.shared !== undefined) {
+          // cpa_process_alias: the direct-map alias of a vmalloc page changes with it, so that no
+          // mapping keeps reaching the page through the wrong alias.
+          const frame = pteFrame(this.pageTables.get(addr));
+          const pfn = frame >= this.vtomPfn ? frame - this.vtomPfn : frame;
+          if (this.phys.pfnValid(pfn)) {
+            if (change.shared) this.phys.flags[pfn]! |= PageFlag.DirectMapShared;
+            else this.phys.flags[pfn]! &= ~PageFlag.DirectMapShared;
+          }
+        }
         this.pageTables.update(addr, (pte) => {
           let frame = pteFrame(pte);
           let flags = pteFlags(pte);

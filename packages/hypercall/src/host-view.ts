@@ -1,0 +1,61 @@
+import { type GuestMemory, PAGE_SIZE, PageFlag } from "@ivm/memory";
+import { HypercallError } from "./errors.js";
+
+/**
+ * The host's view of guest memory: by guest physical address, through either alias (below vTOM or
+ * pfn | vTOM), and only where the page is host-visible (in a VM without isolation, all RAM). A refused
+ * access is counted and thrown as a typed error before any byte moves (invariant I2).
+ */
+export class HostView {
+  readonly #memory: GuestMemory;
+  refused = 0;
+  bytesRead = 0;
+  bytesWritten = 0;
+
+  constructor(memory: GuestMemory) {
+    this.#memory = memory;
+  }
+
+  /** Whether the host may touch every page of [gpa, gpa + len). */
+  accessible(gpa: number, len: number): boolean {
+    if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(len) || gpa < 0 || len < 0) return false;
+    const pa = this.#private(gpa);
+    if (pa + len > this.#memory.phys.bytes) return false;
+    if (!this.#memory.isolated) return true;
+    const first = Math.floor(pa / PAGE_SIZE);
+    const last = Math.floor((pa + Math.max(len, 1) - 1) / PAGE_SIZE);
+    for (let pfn = first; pfn <= last; pfn++) {
+      if (!this.#memory.phys.hasFlag(pfn, PageFlag.HostVisible)) return false;
+    }
+    return true;
+  }
+
+  read(gpa: number, dst: Uint8Array): void {
+    this.#check(gpa, dst.length);
+    this.#memory.phys.read(this.#private(gpa), dst);
+    this.bytesRead += dst.length;
+  }
+
+  write(gpa: number, src: Uint8Array): void {
+    this.#check(gpa, src.length);
+    this.#memory.phys.write(this.#private(gpa), src);
+    this.bytesWritten += src.length;
+  }
+
+  /** The private-alias address of either alias. */
+  #private(gpa: number): number {
+    const vtom = this.#memory.vtomPfn * PAGE_SIZE;
+    return vtom > 0 && gpa >= vtom ? gpa - vtom : gpa;
+  }
+
+  #check(gpa: number, len: number): void {
+    if (!this.accessible(gpa, len)) {
+      this.refused++;
+      throw new HypercallError(
+        "EACCES",
+        "host-access-refused",
+        `host access to 0x${gpa.toString(16)}+${len} refused`,
+      );
+    }
+  }
+}

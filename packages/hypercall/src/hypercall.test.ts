@@ -1,0 +1,239 @@
+import { GuestMemory, PAGE_SIZE, PageFlag, type VtomMode } from "@ivm/memory";
+import { describe, expect, it } from "vitest";
+import { HypercallError } from "./errors.js";
+import {
+  decodeControl,
+  decodeStatus,
+  encodeControl,
+  HV_MAX_MODIFY_GPA_REP_COUNT,
+  HVCALL_MODIFY_SPARSE_GPA_PAGE_HOST_VISIBILITY,
+  HvStatus,
+} from "./hv-abi.js";
+import { createHyperv, type HypervLayer } from "./hyperv.js";
+import { cpuidFor, isolationFromCpuid } from "./isolation.js";
+
+const MiB = 2 ** 20;
+const GiB = 2 ** 30;
+
+function boot(
+  bytes: number,
+  era: VtomMode = "address-bit",
+  isolated = true,
+): { mem: GuestMemory; hv: HypervLayer } {
+  const isolation = isolationFromCpuid(cpuidFor({ type: isolated ? "snp" : "none" }));
+  const mem = new GuestMemory({ bytes, sharedGpaBoundary: isolation.sharedGpaBoundary, vtomMode: era });
+  return { mem, hv: createHyperv(mem, isolation) };
+}
+
+function visiblePages(mem: GuestMemory, va: number, pages: number): number {
+  let n = 0;
+  for (let i = 0; i < pages; i++)
+    if (mem.phys.hasFlag(mem.virtToPfn(va + i * PAGE_SIZE), PageFlag.HostVisible)) n++;
+  return n;
+}
+
+describe("isolation config", () => {
+  it("derives vTOM from the CPUID fields", () => {
+    const snp = isolationFromCpuid(cpuidFor({ type: "snp", addressBits: 47 }));
+    expect(snp).toMatchObject({
+      isolated: true,
+      isolationType: 2,
+      paravisorPresent: true,
+      sharedGpaBoundaryBits: 46,
+    });
+    expect(snp.sharedGpaBoundary).toBe(0x4000_0000_0000);
+    // HV_ISOLATION missing from priv_high: leaf 0x4000000C is not even read.
+    expect(isolationFromCpuid({ privHigh: 0, configA: 1, configB: 0xfff }).isolated).toBe(false);
+    // Boundary bits present but ACTIVE clear: boundary stays 0.
+    expect(
+      isolationFromCpuid({ privHigh: 1 << 22, configA: 1, configB: 2 | (46 << 6) }).sharedGpaBoundary,
+    ).toBe(0);
+  });
+});
+
+describe("rep hypercall ABI", () => {
+  it("encodes control and status words at the kernel's bit positions", () => {
+    const word = encodeControl({ code: 0xdb, fast: false, varHeadSize: 0, repCount: 510, repStart: 12 });
+    expect(word).toBe(0xdbn | (510n << 32n) | (12n << 48n));
+    expect(decodeControl(word)).toMatchObject({ code: 0xdb, repCount: 510, repStart: 12 });
+    expect(decodeStatus((7n << 32n) | 5n)).toEqual({ result: 5, repsCompleted: 7 });
+  });
+
+  it("lays out the input page as hv_gpa_range_for_visibility", () => {
+    const { mem, hv } = boot(64 * MiB);
+    const va = mem.vmalloc.vzalloc(2 * PAGE_SIZE, { tag: "buf" })!;
+    const pfns = [mem.virtToPfn(va), mem.virtToPfn(va + PAGE_SIZE)];
+    hv.setMemory.decrypted(va, 2);
+    const page = new Uint8Array(32);
+    mem.phys.read(hv.hypercalls.inputPagePa, page);
+    const v = new DataView(page.buffer);
+    expect(v.getBigUint64(0, true)).toBe(0xffff_ffff_ffff_ffffn); // HV_PARTITION_ID_SELF
+    expect(v.getUint32(8, true)).toBe(3); // VMBUS_PAGE_VISIBLE_READ_WRITE
+    expect(v.getUint32(12, true)).toBe(0);
+    expect(v.getBigUint64(16, true)).toBe(BigInt(pfns[0]!));
+    expect(v.getBigUint64(24, true)).toBe(BigInt(pfns[1]!));
+    const seen: number[] = [];
+    hv.hypervisor.onHypercall((e) => seen.push(e.visibility, e.repCount));
+    hv.setMemory.encrypted(va, 2);
+    expect(seen).toEqual([0, 2]);
+  });
+});
+
+describe("set_memory_decrypted / encrypted", () => {
+  it("needs 9 hypercalls for the 4096-page receive buffer, 1 for the 255-page send buffer, 515 for 1 GiB", () => {
+    const { mem, hv } = boot(2 * GiB);
+    const rx = mem.vmalloc.vzalloc(16 * MiB, { tag: "rx" })!;
+    hv.setMemory.decrypted(rx, 4096);
+    expect(hv.hypervisor.counters.hypercalls).toBe(9);
+    const tx = mem.vmalloc.vzalloc(255 * PAGE_SIZE, { tag: "tx" })!;
+    hv.setMemory.decrypted(tx, 255);
+    expect(hv.hypervisor.counters.hypercalls).toBe(10);
+    const pool = mem.buddy.nrFreePages > 262144 ? 262144 : 0;
+    expect(mem.buddy.allocRange(0x10000, pool, { tag: "swiotlb" })).toBe(true);
+    hv.setMemory.decrypted(mem.pageToVirt(0x10000), pool);
+    expect(hv.hypervisor.counters.hypercalls).toBe(10 + 515);
+    expect(hv.hypervisor.counters.reps).toBe(4096 + 255 + 262144);
+    expect(hv.hypervisor.byOwner.get("rx")).toEqual({ visible: 4096, private: 0 });
+  });
+
+  it("a failure at batch k leaves exactly the first k·510 pages visible and rolls nothing back", () => {
+    for (const k of [1, 3, 8]) {
+      const { mem, hv } = boot(256 * MiB);
+      const rx = mem.vmalloc.vzalloc(16 * MiB, { tag: "rx" })!;
+      hv.hypervisor.faults.failCall(k + 1);
+      expect(() => hv.setMemory.decrypted(rx, 4096)).toThrowError(HypercallError);
+      expect(visiblePages(mem, rx, 4096)).toBe(k * 510);
+      expect(hv.setMemory.counters.failures).toBe(1);
+    }
+  });
+
+  it("maps a failed status to -EFAULT in the address-bit era and -EIO in the pte-bit era", () => {
+    for (const [era, code] of [
+      ["address-bit", "EFAULT"],
+      ["pte-bit", "EIO"],
+    ] as const) {
+      const { mem, hv } = boot(64 * MiB, era);
+      const buf = mem.vmalloc.vzalloc(4 * PAGE_SIZE, { tag: "buf" })!;
+      hv.hypervisor.faults.failCall(1);
+      try {
+        hv.setMemory.decrypted(buf, 4);
+        expect.unreachable();
+      } catch (e) {
+        expect((e as HypercallError).code).toBe(code);
+      }
+    }
+  });
+
+  it("resumes a partial completion from the reported rep", () => {
+    const { mem, hv } = boot(64 * MiB);
+    const buf = mem.vmalloc.vzalloc(300 * PAGE_SIZE, { tag: "buf" })!;
+    hv.hypervisor.faults.partialReps(1, 100);
+    hv.setMemory.decrypted(buf, 300);
+    expect(hv.hypervisor.counters.hypercalls).toBe(2);
+    expect(visiblePages(mem, buf, 300)).toBe(300);
+  });
+
+  it("refuses impossible rep counts with a typed error instead of looping", () => {
+    for (const kind of ["too-many", "no-progress"] as const) {
+      const { mem, hv } = boot(64 * MiB);
+      const buf = mem.vmalloc.vzalloc(10 * PAGE_SIZE, { tag: "buf" })!;
+      hv.hypervisor.faults.impossibleCount(1, kind);
+      expect(() => hv.setMemory.decrypted(buf, 10)).toThrowError(/EPROTO/);
+      expect(hv.hypercalls.untrustedAnswers).toBe(1);
+    }
+  });
+
+  it("a refused PFN fails its batch at that rep", () => {
+    const { mem, hv } = boot(64 * MiB);
+    const buf = mem.vmalloc.vzalloc(10 * PAGE_SIZE, { tag: "buf" })!;
+    hv.hypervisor.faults.refusePfn(mem.virtToPfn(buf + 4 * PAGE_SIZE));
+    expect(() => hv.setMemory.decrypted(buf, 10)).toThrowError(/EFAULT/);
+    expect(visiblePages(mem, buf, 10)).toBe(4);
+  });
+
+  it("more than 510 PFNs in one call is -EINVAL without a hypercall", () => {
+    const { hv } = boot(64 * MiB);
+    expect(() =>
+      hv.hypercalls.markGpaVisibility(new Array(HV_MAX_MODIFY_GPA_REP_COUNT + 1).fill(1), 3),
+    ).toThrowError(/EINVAL/);
+    expect(hv.hypervisor.counters.hypercalls).toBe(0);
+  });
+
+  it("destroys data written before a conversion", () => {
+    const { mem, hv } = boot(64 * MiB);
+    const buf = mem.vmalloc.vzalloc(PAGE_SIZE, { tag: "buf" })!;
+    mem.mmu.write(buf, new Uint8Array(64).fill(0x5a));
+    hv.setMemory.decrypted(buf, 1);
+    const out = new Uint8Array(64);
+    hv.hostView.read(mem.virtToPfn(buf) * PAGE_SIZE, out);
+    expect(out).not.toEqual(new Uint8Array(64).fill(0x5a));
+    hv.hostView.write(mem.virtToPfn(buf) * PAGE_SIZE, new Uint8Array(64).fill(7));
+    hv.setMemory.encrypted(buf, 1);
+    mem.mmu.read(buf, out);
+    expect(out).not.toEqual(new Uint8Array(64).fill(7));
+  });
+
+  it("pte-bit era: the same virtual address reaches the shared alias; no second mapping", () => {
+    const { mem, hv } = boot(64 * MiB, "pte-bit");
+    const buf = mem.vmalloc.vzalloc(4 * PAGE_SIZE, { tag: "buf" })!;
+    const areas = mem.vmalloc.areas().length;
+    hv.setMemory.decrypted(buf, 4);
+    expect(mem.mmu.translate(buf + PAGE_SIZE)).toEqual({ pfn: mem.virtToPfn(buf + PAGE_SIZE), shared: true });
+    mem.mmu.write(buf, new Uint8Array([1, 2, 3]));
+    const host = new Uint8Array(3);
+    hv.hostView.read(mem.virtToPfn(buf) * PAGE_SIZE + mem.vtomPfn * PAGE_SIZE, host);
+    expect([...host]).toEqual([1, 2, 3]);
+    expect(mem.vmalloc.areas().length).toBe(areas);
+    hv.setMemory.encrypted(buf, 4);
+    expect(mem.mmu.translate(buf).shared).toBe(false);
+    mem.mmu.write(buf, new Uint8Array([1]));
+  });
+
+  it("address-bit era: PTEs stay private; the buffer is reachable only through a second mapping", () => {
+    const { mem, hv } = boot(64 * MiB, "address-bit");
+    const buf = mem.vmalloc.vzalloc(2 * PAGE_SIZE, { tag: "buf" })!;
+    hv.setMemory.decrypted(buf, 2);
+    expect(() => mem.mmu.write(buf, new Uint8Array(1))).toThrowError(/private-alias-to-shared-page/);
+    const alias = mem.vmalloc.vmapPfn(
+      [mem.virtToPfn(buf) + mem.vtomPfn, mem.virtToPfn(buf + PAGE_SIZE) + mem.vtomPfn],
+      {
+        tag: "alias",
+      },
+    )!;
+    mem.mmu.write(alias, new Uint8Array([4]));
+  });
+
+  it("does nothing in a VM without isolation", () => {
+    const { mem, hv } = boot(64 * MiB, "address-bit", false);
+    const buf = mem.vmalloc.vzalloc(2 * PAGE_SIZE, { tag: "buf" })!;
+    hv.setMemory.decrypted(buf, 2);
+    expect(hv.hypervisor.counters.hypercalls).toBe(0);
+    mem.mmu.write(buf, new Uint8Array([1]));
+    hv.hostView.write(mem.virtToPfn(buf) * PAGE_SIZE, new Uint8Array([2]));
+  });
+
+  it("answers an unknown hypercall code with HV_STATUS_INVALID_HYPERCALL_CODE", () => {
+    const { hv } = boot(64 * MiB);
+    const status = hv.hypervisor.hypercall(
+      encodeControl({ code: 0x1234, fast: false, varHeadSize: 0, repCount: 0, repStart: 0 }),
+      0,
+    );
+    expect(decodeStatus(status).result).toBe(HvStatus.InvalidHypercallCode);
+    expect(HVCALL_MODIFY_SPARSE_GPA_PAGE_HOST_VISIBILITY).toBe(0xdb);
+  });
+});
+
+describe("host view", () => {
+  it("refuses and counts access to pages that are not host-visible (I2)", () => {
+    const { mem, hv } = boot(64 * MiB);
+    const buf = mem.vmalloc.vzalloc(2 * PAGE_SIZE, { tag: "buf" })!;
+    const gpa = mem.virtToPfn(buf) * PAGE_SIZE;
+    expect(() => hv.hostView.read(gpa, new Uint8Array(8))).toThrowError(/host-access-refused/);
+    hv.setMemory.decrypted(buf, 1);
+    hv.hostView.read(gpa, new Uint8Array(8));
+    hv.hostView.read(gpa + mem.vtomPfn * PAGE_SIZE, new Uint8Array(8)); // the shared alias
+    expect(() => hv.hostView.write(gpa + PAGE_SIZE - 4, new Uint8Array(8))).toThrowError(HypercallError);
+    expect(() => hv.hostView.read(2 ** 60, new Uint8Array(1))).toThrowError(HypercallError);
+    expect(hv.hostView.refused).toBe(3);
+  });
+});

@@ -1,0 +1,219 @@
+import type { GuestMemory } from "@ivm/memory";
+import {
+  decodeControl,
+  encodeStatus,
+  HostVisibility,
+  HV_HYP_PAGE_SIZE,
+  HV_MAX_MODIFY_GPA_REP_COUNT,
+  HV_PARTITION_ID_SELF,
+  HVCALL_MODIFY_SPARSE_GPA_PAGE_HOST_VISIBILITY,
+  HvStatus,
+  readVisibilityInput,
+} from "./hv-abi.js";
+import type { IsolationConfig } from "./isolation.js";
+
+/** One hypercall as the hypervisor saw it (for timelines). */
+export interface HypercallEvent {
+  readonly seq: number;
+  readonly code: number;
+  readonly repStart: number;
+  readonly repCount: number;
+  readonly repsCompleted: number;
+  readonly result: number;
+  readonly visibility: number;
+  /** Owner tag of the first page touched (who the conversion was for). */
+  readonly owner: string;
+}
+
+type CallFault =
+  | { readonly kind: "fail"; readonly status: number }
+  | { readonly kind: "partial"; readonly reps: number }
+  | { readonly kind: "too-many" }
+  | { readonly kind: "no-progress" };
+
+/**
+ * Deterministic fault knobs on the hypervisor. Calls are counted from when the knob is set: `failCall(1)`
+ * fails the next hypercall.
+ */
+export class HypervisorFaults {
+  readonly #plan = new Map<number, CallFault>();
+  readonly #refused = new Map<number, number>();
+  #seen = 0;
+
+  /** Hypercall number k (1-based, from now) returns `status` with no rep done. */
+  failCall(k: number, status: number = HvStatus.AccessDenied): void {
+    this.#plan.set(this.#seen + k, { kind: "fail", status });
+  }
+
+  /** Hypercall k completes only `reps` reps and returns success (an honest partial completion). */
+  partialReps(k: number, reps: number): void {
+    this.#plan.set(this.#seen + k, { kind: "partial", reps });
+  }
+
+  /** Hypercall k reports success with an impossible count: more than requested, or no progress at all. */
+  impossibleCount(k: number, kind: "too-many" | "no-progress"): void {
+    this.#plan.set(this.#seen + k, { kind });
+  }
+
+  /** Any rep naming `pfn` fails with `status` (reps completed = its index). */
+  refusePfn(pfn: number, status: number = HvStatus.InvalidParameter): void {
+    this.#refused.set(pfn, status);
+  }
+
+  clear(): void {
+    this.#plan.clear();
+    this.#refused.clear();
+  }
+
+  /** @internal called once per hypercall. */
+  next(): CallFault | undefined {
+    this.#seen++;
+    const fault = this.#plan.get(this.#seen);
+    this.#plan.delete(this.#seen);
+    return fault;
+  }
+
+  /** @internal */
+  refusal(pfn: number): number | undefined {
+    return this.#refused.get(pfn);
+  }
+
+  /** Hypercalls seen since the hypervisor started (to enumerate every failure point of a scenario). */
+  get calls(): number {
+    return this.#seen;
+  }
+}
+
+export interface HypervisorCounters {
+  hypercalls: number;
+  reps: number;
+  pagesMadeVisible: number;
+  pagesMadePrivate: number;
+  failedCalls: number;
+}
+
+/**
+ * The hypervisor's side of host visibility: it reads the guest's input page, validates it, flips
+ * per-page visibility in the memory model (destroying the converted pages' contents) and answers with a
+ * status word. Everything it counts is measured here, never reported by the guest.
+ */
+export class Hypervisor {
+  readonly #memory: GuestMemory;
+  readonly isolation: IsolationConfig;
+  readonly faults: HypervisorFaults = new HypervisorFaults();
+  readonly counters: HypervisorCounters = {
+    hypercalls: 0,
+    reps: 0,
+    pagesMadeVisible: 0,
+    pagesMadePrivate: 0,
+    failedCalls: 0,
+  };
+  /** Pages converted, by owner tag of the page at the time (visible, private). */
+  readonly byOwner: Map<string, { visible: number; private: number }> = new Map();
+  readonly #listeners: ((e: HypercallEvent) => void)[] = [];
+  readonly #page = new Uint8Array(HV_HYP_PAGE_SIZE);
+  readonly #view = new DataView(this.#page.buffer);
+
+  constructor(memory: GuestMemory, isolation: IsolationConfig) {
+    this.#memory = memory;
+    this.isolation = isolation;
+  }
+
+  /** Subscribes to every hypercall (for timelines); returns an unsubscribe function. */
+  onHypercall(listener: (e: HypercallEvent) => void): () => void {
+    this.#listeners.push(listener);
+    return () => {
+      const i = this.#listeners.indexOf(listener);
+      if (i >= 0) this.#listeners.splice(i, 1);
+    };
+  }
+
+  /** The hypercall instruction: a control word and the input page's guest physical address. */
+  hypercall(control: bigint, inputPa: number): bigint {
+    this.counters.hypercalls++;
+    const c = decodeControl(control);
+    const fault = this.faults.next();
+    let status: bigint;
+    if (c.code !== HVCALL_MODIFY_SPARSE_GPA_PAGE_HOST_VISIBILITY) {
+      status = encodeStatus(HvStatus.InvalidHypercallCode, 0);
+    } else if (fault?.kind === "fail") {
+      status = encodeStatus(fault.status, c.repStart);
+    } else {
+      status = this.#modifyVisibility(c.repStart, c.repCount, inputPa, fault);
+    }
+    const result = Number(status & 0xffffn);
+    if (result !== HvStatus.Success) this.counters.failedCalls++;
+    if (this.#listeners.length > 0) {
+      const first =
+        c.repStart < c.repCount ? readVisibilityInput(this.#view, c.repStart, 1).pfns[0] : undefined;
+      const event: HypercallEvent = {
+        seq: this.counters.hypercalls,
+        code: c.code,
+        repStart: c.repStart,
+        repCount: c.repCount,
+        repsCompleted: Number((status >> 32n) & 0xfffn),
+        result,
+        visibility: this.#view.getUint32(8, true) & 3,
+        owner:
+          first !== undefined && this.#memory.phys.pfnValid(first) ? this.#memory.buddy.ownerOf(first) : "?",
+      };
+      for (const l of this.#listeners) l(event);
+    }
+    return status;
+  }
+
+  #modifyVisibility(
+    repStart: number,
+    repCount: number,
+    inputPa: number,
+    fault: CallFault | undefined,
+  ): bigint {
+    if (repCount > HV_MAX_MODIFY_GPA_REP_COUNT || repStart > repCount || inputPa % 8 !== 0) {
+      return encodeStatus(HvStatus.InvalidHypercallInput, repStart);
+    }
+    if (!this.isolation.isolated) return encodeStatus(HvStatus.AccessDenied, repStart);
+    if (inputPa < 0 || inputPa + HV_HYP_PAGE_SIZE > this.#memory.phys.bytes) {
+      return encodeStatus(HvStatus.InvalidParameter, repStart);
+    }
+    this.#memory.phys.read(inputPa, this.#page);
+    const input = readVisibilityInput(this.#view, repStart, repCount - repStart);
+    if (input.partitionId !== HV_PARTITION_ID_SELF)
+      return encodeStatus(HvStatus.InvalidPartitionId, repStart);
+    const vis = input.hostVisibility;
+    if (
+      vis !== HostVisibility.NotVisible &&
+      vis !== HostVisibility.ReadWrite &&
+      vis !== HostVisibility.ReadOnly
+    ) {
+      return encodeStatus(HvStatus.InvalidParameter, repStart);
+    }
+    let end = repCount;
+    if (fault?.kind === "partial") end = Math.min(repCount, repStart + fault.reps);
+    let done = repStart;
+    for (const pfn of input.pfns.slice(0, end - repStart)) {
+      const refusal = this.faults.refusal(pfn);
+      if (refusal !== undefined) return encodeStatus(refusal, done);
+      if (!this.#memory.phys.pfnValid(pfn)) return encodeStatus(HvStatus.InvalidParameter, done);
+      const visible = vis !== HostVisibility.NotVisible;
+      this.#memory.phys.setHostVisible(pfn, visible);
+      const owner = this.#memory.buddy.ownerOf(pfn);
+      let entry = this.byOwner.get(owner);
+      if (!entry) {
+        entry = { visible: 0, private: 0 };
+        this.byOwner.set(owner, entry);
+      }
+      if (visible) {
+        this.counters.pagesMadeVisible++;
+        entry.visible++;
+      } else {
+        this.counters.pagesMadePrivate++;
+        entry.private++;
+      }
+      this.counters.reps++;
+      done++;
+    }
+    if (fault?.kind === "too-many") return encodeStatus(HvStatus.Success, repCount + 1);
+    if (fault?.kind === "no-progress") return encodeStatus(HvStatus.Success, repStart);
+    return encodeStatus(HvStatus.Success, done);
+  }
+}

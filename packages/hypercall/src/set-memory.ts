@@ -1,0 +1,127 @@
+import { type GuestMemory, PAGE_SIZE, type VtomMode } from "@ivm/memory";
+import { HypercallError } from "./errors.js";
+import type { GuestHypercalls } from "./guest-hypercall.js";
+import { HostVisibility, HV_HYP_PAGE_SIZE, HV_MAX_MODIFY_GPA_REP_COUNT } from "./hv-abi.js";
+
+/** Which kernel generation's vTOM handling runs: see `VtomMode` in @ivm/memory. */
+export type Era = VtomMode;
+
+export interface SetMemoryCounters {
+  decryptCalls: number;
+  encryptCalls: number;
+  pagesDecrypted: number;
+  pagesEncrypted: number;
+  failures: number;
+  /** "misaligned address" warnings (the address was rounded down). */
+  misaligned: number;
+  /** WARN_ONCE "CPA VMM failure to convert memory" hits (pte-bit era). */
+  vmmFailures: number;
+}
+
+/**
+ * set_memory_decrypted / set_memory_encrypted for a Hyper-V vTOM guest, in the era the guest booted in.
+ *
+ * - address-bit era (5.16–6.3): __set_memory_enc_dec short-circuits to hv_set_mem_host_visibility: only
+ *   the hypercalls; PTEs untouched, so the caller needs a second mapping above vTOM. Errors are the
+ *   wrapper's (-EFAULT, -ENOMEM).
+ * - pte-bit era (6.4+, with the 2024 load_unaligned_zeropad hardening): __set_memory_enc_pgtable —
+ *   vm_unmap_aliases, PTEs not present (prepare), shared bit added or removed on the existing PTEs and
+ *   their direct-map alias, hypercalls, PTEs present again (finish, always). A failed hypercall is -EIO.
+ *
+ * Either way the first failing batch aborts and earlier batches stay converted: no rollback.
+ */
+export class SetMemory {
+  readonly #memory: GuestMemory;
+  readonly #calls: GuestHypercalls;
+  readonly era: Era;
+  readonly counters: SetMemoryCounters = {
+    decryptCalls: 0,
+    encryptCalls: 0,
+    pagesDecrypted: 0,
+    pagesEncrypted: 0,
+    failures: 0,
+    misaligned: 0,
+    vmmFailures: 0,
+  };
+
+  constructor(memory: GuestMemory, calls: GuestHypercalls) {
+    this.#memory = memory;
+    this.#calls = calls;
+    this.era = memory.vtomMode;
+  }
+
+  /** Makes `pages` pages at `va` shared with the host. Throws HypercallError on failure. */
+  decrypted(va: number, pages: number): void {
+    this.counters.decryptCalls++;
+    this.#change(va, pages, false);
+    this.counters.pagesDecrypted += pages;
+  }
+
+  /** Makes `pages` pages at `va` private again. Throws HypercallError on failure. */
+  encrypted(va: number, pages: number): void {
+    this.counters.encryptCalls++;
+    this.#change(va, pages, true);
+    this.counters.pagesEncrypted += pages;
+  }
+
+  #change(va: number, pages: number, enc: boolean): void {
+    if (!Number.isInteger(pages) || pages <= 0) {
+      throw new HypercallError("EINVAL", "page-count", `page count must be > 0, got ${pages}`);
+    }
+    if (!this.#memory.isolated) return; // no memory encryption: nothing to do
+    if (va % PAGE_SIZE !== 0) {
+      this.counters.misaligned++;
+      va -= va % PAGE_SIZE;
+    }
+    try {
+      if (this.era === "address-bit") this.#hostVisibility(va, pages, enc);
+      else this.#pteBit(va, pages, enc);
+    } catch (e) {
+      this.counters.failures++;
+      throw e;
+    }
+  }
+
+  #pteBit(va: number, pages: number, enc: boolean): void {
+    this.#memory.vmalloc.purge(); // vm_unmap_aliases
+    this.#memory.changePageAttr(va, pages, { present: false }); // hv_vtom_clear_present
+    this.#memory.changePageAttr(va, pages, { shared: !enc });
+    try {
+      this.#hostVisibility(va, pages, enc);
+    } catch (e) {
+      this.counters.vmmFailures++;
+      const inner = e instanceof HypercallError ? e : undefined;
+      throw new HypercallError(
+        "EIO",
+        inner?.reason ?? "vmm-failure",
+        "CPA VMM failure to convert memory",
+        inner?.status,
+      );
+    } finally {
+      this.#memory.changePageAttr(va, pages, { present: true }); // set_memory_p, always
+    }
+  }
+
+  /**
+   * hv_vtom_set_host_visibility / hv_set_mem_host_visibility: a kmalloc'd one-page PFN array, the pages
+   * walked in order (virt_to_hvpfn: a page-table walk for vmalloc addresses), flushed at 510 PFNs and at
+   * the last page.
+   */
+  #hostVisibility(va: number, pages: number, enc: boolean): void {
+    const visibility = enc ? HostVisibility.NotVisible : HostVisibility.ReadWrite;
+    const arrayVa = this.#memory.kmalloc.kmalloc(HV_HYP_PAGE_SIZE, { tag: "hv-pfn-array" });
+    if (arrayVa === null) throw new HypercallError("ENOMEM", "pfn-array", "no memory for the PFN array");
+    try {
+      const batch: number[] = [];
+      for (let i = 0; i < pages; i++) {
+        batch.push(this.#memory.virtToPfn(va + i * PAGE_SIZE));
+        if (batch.length === HV_MAX_MODIFY_GPA_REP_COUNT || i === pages - 1) {
+          this.#calls.markGpaVisibility(batch, visibility);
+          batch.length = 0;
+        }
+      }
+    } finally {
+      this.#memory.kmalloc.kfree(arrayVa);
+    }
+  }
+}
