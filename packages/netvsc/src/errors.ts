@@ -1,0 +1,91 @@
+/**
+ * Errno-like codes the netvsc layer reports. The kernel returns -EINVAL for a bad host reply during
+ * buffer setup (netvsc_init_buf), -EPROTO when no NVSP version is accepted (netvsc_connect_vsp),
+ * -ENOMEM/-ENOSPC/-EAGAIN on the send path. Receive-path rejections have no errno in the kernel (the
+ * packet is dropped or completed with NVSP_STAT_FAIL); the model files them under EINVAL.
+ */
+export type NetvscErrorCode = "EINVAL" | "EPROTO" | "ENOMEM" | "ENOSPC" | "EAGAIN" | "ENODEV";
+
+/** Numeric values as on x86-64 Linux, for reports that print `-22` the way the kernel logs do. */
+export const NETVSC_ERRNO: { readonly [K in NetvscErrorCode]: number } = {
+  EINVAL: 22,
+  EPROTO: 71,
+  ENOMEM: 12,
+  ENOSPC: 28,
+  EAGAIN: 11,
+  ENODEV: 19,
+} as const;
+
+/**
+ * The netvsc layer's one error family. `reason` is a stable machine-readable tag (counted by the
+ * driver and matched by tests); the message is for people. Decoders of host bytes return these inside
+ * a {@link NetvscResult} rather than throwing, because a rejection is an expected, counted event.
+ */
+export class NetvscError<R extends string = string> extends Error {
+  override readonly name: string = "NetvscError";
+  readonly code: NetvscErrorCode;
+  readonly reason: R;
+  constructor(code: NetvscErrorCode, reason: R, message: string) {
+    super(`${code} ${reason}: ${message}`);
+    this.code = code;
+    this.reason = reason;
+  }
+
+  /** The negative errno the kernel function would return. */
+  get errno(): number {
+    return -NETVSC_ERRNO[this.code];
+  }
+}
+
+/** Outcome of validating host input: a value, or the typed rejection the driver counts. */
+export type NetvscResult<T, R extends string = string> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: NetvscError<R> };
+
+export function ok<T>(value: T): { readonly ok: true; readonly value: T } {
+  return { ok: true, value };
+}
+
+export function reject<R extends string>(
+  code: NetvscErrorCode,
+  reason: R,
+  message: string,
+): { readonly ok: false; readonly error: NetvscError<R> } {
+  return { ok: false, error: new NetvscError(code, reason, message) };
+}
+
+export function isNetvscError(e: unknown): e is NetvscError {
+  return e instanceof NetvscError;
+}
+
+/**
+ * Counts rejections by reason, the way the driver's ethtool/rx_err counters would. Kept here so every
+ * module files its reasons in one place; the driver owns the instance.
+ */
+export class RejectionCounter {
+  readonly #counts: Map<string, number> = new Map();
+
+  count(reason: string): void {
+    this.#counts.set(reason, (this.#counts.get(reason) ?? 0) + 1);
+  }
+
+  /** Count the rejection in `result` (if any) and hand the result back, for chaining. */
+  track<T extends NetvscResult<unknown>>(result: T): T {
+    if (!result.ok) this.count(result.error.reason);
+    return result;
+  }
+
+  get(reason: string): number {
+    return this.#counts.get(reason) ?? 0;
+  }
+
+  get total(): number {
+    let n = 0;
+    for (const v of this.#counts.values()) n += v;
+    return n;
+  }
+
+  snapshot(): Readonly<Record<string, number>> {
+    return Object.fromEntries(this.#counts);
+  }
+}

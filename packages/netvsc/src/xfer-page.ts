@@ -1,0 +1,198 @@
+// Transfer-page packets: how the host tells the guest which parts of the receive buffer hold new RNDIS
+// messages. Layout mirrors `struct vmtransfer_page_packet_header` (include/linux/hyperv.h); the checks
+// mirror netvsc_receive (drivers/net/hyperv/netvsc.c) after "Copy packets sent by Hyper-V out of the
+// receive buffer" (0ba35fe91ce3, Jan 2021). VMBus owns the descriptor format; these offsets are local
+// on purpose so this module stays independent of the VMBus layer.
+
+import { type NetvscResult, ok, reject } from "./errors.js";
+import { encodeNvspMessage, NVSP_HEADER_SIZE, NVSP_MSG_TYPE, NVSP_STATUS } from "./nvsp.js";
+import { checkU16, checkU32, checkU64, view } from "./wire.js";
+
+/** `struct vmpacket_descriptor`: type u16, offset8 u16, len8 u16, flags u16, trans_id u64. */
+export const VMPACKET_DESCRIPTOR_SIZE = 16;
+/** offsetof(struct vmtransfer_page_packet_header, ranges). */
+export const XFER_PAGE_HEADER_SIZE = 24;
+/**
+ * The kernel rejects `offset8 << 3 < sizeof(struct vmtransfer_page_packet_header)`. That sizeof was 32
+ * while `ranges` was declared `[1]`, and is 24 since it became a flexible array member (2023); the
+ * model uses the current value. Pass 32 to {@link validateXferPagePacket} to model older kernels.
+ */
+export const XFER_PAGE_HEADER_MIN_SIZE = 24;
+/** sizeof(struct vmtransfer_page_range): byte_count u32, byte_offset u32. */
+export const XFER_PAGE_RANGE_SIZE = 8;
+/** VM_PKT_DATA_USING_XFER_PAGES. */
+export const VM_PKT_DATA_USING_XFER_PAGES = 7;
+/** VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED. */
+export const VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED = 1;
+/** NETVSC_RECEIVE_BUFFER_ID: the transfer page set id the guest gave with SEND_RECV_BUF. */
+export const XFER_PAGESET_ID = 0xcafe;
+/** NVSP_RSC_MAX = NETVSC_MAX_XFER_PAGE_RANGES: the most ranges (RSC fragments) a host should send. */
+export const NETVSC_MAX_XFER_PAGE_RANGES = 562;
+
+/** NETVSC_XFER_HEADER_SIZE(rng_cnt). */
+export function xferHeaderSize(rangeCount: number): number {
+  return XFER_PAGE_HEADER_SIZE + rangeCount * XFER_PAGE_RANGE_SIZE;
+}
+
+/** Packet-level rejections: netvsc_receive logs and returns 0, and sends no completion at all. */
+export type XferPacketRejectReason =
+  | "xfer-descriptor-invalid"
+  | "nvsp-header-too-short"
+  | "nvsp-not-rndis-pkt"
+  | "xfer-header-too-short"
+  | "xfer-pageset-id-invalid"
+  | "xfer-range-count-invalid";
+
+/** Range-level rejections: the range is skipped, RSC state reset, and the packet completed with FAIL. */
+export type XferRangeRejectReason = "xfer-range-outside-buffer" | "xfer-range-exceeds-section";
+
+export type XferRange =
+  | { readonly index: number; readonly ok: true; readonly offset: number; readonly length: number }
+  | {
+      readonly index: number;
+      readonly ok: false;
+      readonly offset: number;
+      readonly length: number;
+      readonly reason: XferRangeRejectReason;
+    };
+
+export interface XferPagePacket {
+  /** trans_id, echoed in the completion. bigint: a u64 chosen by the host. */
+  readonly transactionId: bigint;
+  readonly flags: number;
+  readonly pagesetId: number;
+  readonly senderOwnsSet: number;
+  readonly ranges: readonly XferRange[];
+  /** NVSP_STAT_FAIL if any range was rejected here; rndis_filter_receive may still fail a good one. */
+  readonly status: number;
+}
+
+export interface ReceiveBufferSizes {
+  /** net_device->recv_buf_size: the guest's own allocation, not a host value. */
+  readonly recvBufSize: number;
+  /** net_device->recv_section_size, from the host's SEND_RECV_BUF_COMPLETE (validated). */
+  readonly recvSectionSize: number;
+}
+
+/**
+ * Validate a transfer-page packet the way netvsc_receive does, from a private copy of the whole VMBus
+ * packet (descriptor first, as hv_pkt_iter_first hands it out). Never throws; never reports a good range
+ * outside [0, recvBufSize) or longer than the section size.
+ *
+ * The copy's offset8/len8 must describe it (hv_pkt_iter_first rewrites them to match the copy); a
+ * descriptor that does not is rejected as "xfer-descriptor-invalid", which is the VMBus layer's check
+ * and has no netvsc counterpart.
+ */
+export function validateXferPagePacket(
+  pkt: Uint8Array,
+  sizes: ReceiveBufferSizes,
+  headerMinSize: number = XFER_PAGE_HEADER_MIN_SIZE,
+): NetvscResult<XferPagePacket, XferPacketRejectReason> {
+  if (pkt.length < VMPACKET_DESCRIPTOR_SIZE) {
+    return reject("EINVAL", "xfer-descriptor-invalid", `packet of ${pkt.length} bytes has no descriptor`);
+  }
+  const dv = view(pkt);
+  const dataOffset = dv.getUint16(2, true) * 8;
+  const pktLen = dv.getUint16(4, true) * 8;
+  if (dataOffset > pktLen || pktLen > pkt.length) {
+    return reject(
+      "EINVAL",
+      "xfer-descriptor-invalid",
+      `offset ${dataOffset} len ${pktLen} copy ${pkt.length}`,
+    );
+  }
+  const msglen = pktLen - dataOffset;
+  if (msglen < NVSP_HEADER_SIZE) {
+    return reject("EINVAL", "nvsp-header-too-short", `invalid nvsp header, length too small: ${msglen}`);
+  }
+  const msgType = dv.getUint32(dataOffset, true);
+  if (msgType !== NVSP_MSG_TYPE.SEND_RNDIS_PKT) {
+    return reject("EINVAL", "nvsp-not-rndis-pkt", `Unknown nvsp packet type received ${msgType}`);
+  }
+  if (dataOffset < headerMinSize) {
+    return reject(
+      "EINVAL",
+      "xfer-header-too-short",
+      `Invalid xfer page pkt, offset too small: ${dataOffset}`,
+    );
+  }
+  const pagesetId = dv.getUint16(16, true);
+  if (pagesetId !== XFER_PAGESET_ID) {
+    return reject(
+      "EINVAL",
+      "xfer-pageset-id-invalid",
+      `Invalid xfer page set id - expecting cafe got ${pagesetId}`,
+    );
+  }
+  const count = dv.getUint32(20, true);
+  if (xferHeaderSize(count) > dataOffset) {
+    return reject("EINVAL", "xfer-range-count-invalid", `Range count is not valid: ${count}`);
+  }
+  const { recvBufSize, recvSectionSize } = sizes;
+  const ranges: XferRange[] = [];
+  let status: number = NVSP_STATUS.SUCCESS;
+  for (let i = 0; i < count; i++) {
+    const at = XFER_PAGE_HEADER_SIZE + i * XFER_PAGE_RANGE_SIZE;
+    const length = dv.getUint32(at, true);
+    const offset = dv.getUint32(at + 4, true);
+    // Written as the kernel writes it so the subtraction cannot wrap: offset first, then the rest.
+    if (offset > recvBufSize || length > recvBufSize - offset) {
+      ranges.push({ index: i, ok: false, offset, length, reason: "xfer-range-outside-buffer" });
+      status = NVSP_STATUS.FAIL;
+    } else if (length > recvSectionSize) {
+      ranges.push({ index: i, ok: false, offset, length, reason: "xfer-range-exceeds-section" });
+      status = NVSP_STATUS.FAIL;
+    } else {
+      ranges.push({ index: i, ok: true, offset, length });
+    }
+  }
+  return ok({
+    transactionId: dv.getBigUint64(8, true),
+    flags: dv.getUint16(6, true),
+    pagesetId,
+    senderOwnsSet: pkt[18] ?? 0,
+    ranges,
+    status,
+  });
+}
+
+/**
+ * Build a transfer-page packet as a host would (for the simulated netvsp and tests): descriptor, xfer
+ * header, ranges, then an NVSP SEND_RNDIS_PKT (40 bytes unless `nvsp` is given), padded to 8 bytes.
+ */
+export function encodeXferPagePacket(input: {
+  readonly transactionId: bigint;
+  readonly ranges: readonly { readonly offset: number; readonly length: number }[];
+  readonly pagesetId?: number;
+  readonly flags?: number;
+  readonly nvsp?: Uint8Array;
+}): Uint8Array {
+  const nvsp =
+    input.nvsp ??
+    encodeNvspMessage({
+      kind: "send-rndis-pkt",
+      channelType: 0,
+      sendBufSectionIndex: 0xffff_ffff,
+      sendBufSectionSize: 0,
+    });
+  const headerLen = xferHeaderSize(input.ranges.length);
+  const offset8 = Math.ceil(headerLen / 8);
+  const len8 = Math.ceil((offset8 * 8 + nvsp.length) / 8);
+  if (len8 > 0xffff) throw new RangeError(`transfer-page packet of ${len8 * 8} bytes is too long`);
+  const buf = new Uint8Array(len8 * 8);
+  const dv = view(buf);
+  dv.setUint16(0, VM_PKT_DATA_USING_XFER_PAGES, true);
+  dv.setUint16(2, offset8, true);
+  dv.setUint16(4, len8, true);
+  dv.setUint16(6, checkU16("flags", input.flags ?? VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED), true);
+  dv.setBigUint64(8, checkU64("transactionId", input.transactionId), true);
+  dv.setUint16(16, checkU16("pagesetId", input.pagesetId ?? XFER_PAGESET_ID), true);
+  dv.setUint32(20, input.ranges.length, true);
+  input.ranges.forEach((r, i) => {
+    const at = XFER_PAGE_HEADER_SIZE + i * XFER_PAGE_RANGE_SIZE;
+    dv.setUint32(at, checkU32("length", r.length), true);
+    dv.setUint32(at + 4, checkU32("offset", r.offset), true);
+  });
+  buf.set(nvsp, offset8 * 8);
+  return buf;
+}
