@@ -31,4 +31,5 @@ export {
   type IsolationRequest,
   isolationFromCpuid,
 } from "./isolation.js";
+export { hvMapMemory, hvUnmapMemory, vmapSharedAlias } from "./ivm-map.js";
 export { type Era, SetMemory, type SetMemoryCounters } from "./set-memory.js";

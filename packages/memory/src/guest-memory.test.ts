@@ -88,3 +88,16 @@ describe("uptime workload", () => {
     expect(mem.phys.pages * PAGE_SIZE).toBe(16 * MiB);
   });
 });
+
+describe("memory invariants", () => {
+  it("reports a free host-visible page (I1) and a free leaked page (I4)", () => {
+    const mem = new GuestMemory({ bytes: 16 * MiB, sharedGpaBoundary: 2 ** 46 });
+    expect(mem.checkInvariants()).toEqual([]);
+    const freePfn = mem.buddy.allocPages(0, { tag: "x" })!;
+    mem.buddy.freePages(freePfn, 0);
+    mem.phys.setHostVisible(freePfn, true); // what a buggy caller could do behind the allocator's back
+    expect(mem.checkInvariants()).toEqual([
+      { invariant: "I1", pfn: freePfn, detail: "free page is host-visible" },
+    ]);
+  });
+});

@@ -3,6 +3,7 @@ import { PAGE_OFFSET, PAGE_SIZE } from "./constants.js";
 import { invalid } from "./errors.js";
 import { FaultInjector } from "./fault-injector.js";
 import { extfragIndex, unusableIndex } from "./fragmentation.js";
+import { checkMemoryInvariants, type InvariantViolation } from "./invariants.js";
 import { Kmalloc, type KmallocOptions } from "./kmalloc.js";
 import { Mmu } from "./mmu.js";
 import { makePte, PageTables, Pte, pteFlags, pteFrame } from "./page-table.js";
@@ -188,6 +189,16 @@ export class GuestMemory {
       return this.phys.hasFlag((va - PAGE_OFFSET) / PAGE_SIZE, PageFlag.DirectMapShared);
     const frame = pteFrame(this.pageTables.get(va));
     return this.vtomPfn > 0 && frame >= this.vtomPfn;
+  }
+
+  /** Invariants I1 and I4 (see `checkMemoryInvariants`). */
+  checkInvariants(): InvariantViolation[] {
+    return checkMemoryInvariants(this.phys, this.buddy);
+  }
+
+  /** Pages whose host visibility is unknown after a failed conversion (never reused). */
+  get leakedPages(): number {
+    return this.buddy.leakedPages;
   }
 
   /** /proc/buddyinfo for the one zone. */

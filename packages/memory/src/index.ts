@@ -18,6 +18,7 @@ export { type FaultKind, MemoryError, type MemoryErrorCode, MemoryFault } from "
 export { type AllocSite, FaultInjector } from "./fault-injector.js";
 export { extfragIndex, unusableIndex } from "./fragmentation.js";
 export { GuestMemory, type GuestMemoryOptions, type PageAttrChange, type VtomMode } from "./guest-memory.js";
+export { checkMemoryInvariants, type InvariantViolation } from "./invariants.js";
 export {
   KMALLOC_MAX_CACHE_SIZE,
   KMALLOC_SIZES,

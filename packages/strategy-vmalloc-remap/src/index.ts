@@ -1,1 +1,1 @@
-export const PACKAGE = "@ivm/strategy-vmalloc-remap";
+export { vmallocRemapStrategy } from "./vmalloc-remap.js";

@@ -1,0 +1,46 @@
+import { Gfp, type GuestMemory, PAGE_SIZE } from "@ivm/memory";
+
+/**
+ * A second mapping of private pages through their shared alias (pfn + vTOM), as hv_map_memory builds it
+ * in arch/x86/hyperv/ivm.c (5.17–6.3): a temporary kcalloc'd PFN array, vmap_pfn, and the array freed
+ * right after. `fill` writes the private pfns; the vTOM offset is added here. Returns the alias address,
+ * or null when the array or the mapping cannot be allocated.
+ */
+export function vmapSharedAlias(
+  memory: GuestMemory,
+  pages: number,
+  fill: (pfns: Float64Array) => void,
+  options: { readonly tag: string; readonly arrayTag?: string },
+): number | null {
+  const arrayVa = memory.kmalloc.kmalloc(pages * 8, {
+    tag: options.arrayTag ?? "hv-map-pfns",
+    gfp: Gfp.Zero,
+  });
+  if (arrayVa === null) return null;
+  try {
+    const pfns = new Float64Array(pages);
+    fill(pfns);
+    for (let i = 0; i < pages; i++) pfns[i]! += memory.vtomPfn;
+    return memory.vmalloc.vmapPfn(pfns, { tag: options.tag });
+  } finally {
+    memory.kmalloc.kfree(arrayVa);
+  }
+}
+
+/** hv_map_memory(addr, size): the shared alias of a vmalloc buffer, PFNs found by vmalloc_to_pfn. */
+export function hvMapMemory(memory: GuestMemory, va: number, size: number, tag: string): number | null {
+  const pages = size / PAGE_SIZE;
+  return vmapSharedAlias(
+    memory,
+    pages,
+    (pfns) => {
+      for (let i = 0; i < pages; i++) pfns[i] = memory.vmalloc.vmallocToPfn(va + i * PAGE_SIZE);
+    },
+    { tag },
+  );
+}
+
+/** hv_unmap_memory(addr): vunmap of the alias. */
+export function hvUnmapMemory(memory: GuestMemory, alias: number): void {
+  memory.vmalloc.vunmap(alias);
+}
