@@ -119,3 +119,15 @@ describe("vmalloc range", () => {
     expect(mem.vmalloc.purges).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe("vmap with pgprot_decrypted", () => {
+  it("maps RAM pages through their shared alias", () => {
+    const mem = guest();
+    const pfn = mem.buddy.allocPages(0, { tag: "ring" })!;
+    const va = mem.vmalloc.vmap([pfn], { tag: "ring", decrypted: true })!;
+    expect(mem.mmu.translate.bind(mem.mmu, va)).toThrowError(/shared-alias-to-private-page/);
+    mem.phys.setHostVisible(pfn, true);
+    expect(mem.mmu.translate(va)).toEqual({ pfn, shared: true });
+    expect(mem.virtToPfn(va)).toBe(pfn);
+  });
+});

@@ -31,6 +31,8 @@ export interface VmallocOptions {
 
 export interface VmapOptions {
   readonly tag: string;
+  /** pgprot_decrypted(PAGE_KERNEL): the PTEs carry the vTOM bit (how 6.4+ maps VMBus rings). */
+  readonly decrypted?: boolean;
 }
 
 /** get_count_order_long(): ceil(log2(n)). */
@@ -156,7 +158,12 @@ export class Vmalloc {
       if (!this.#phys.pfnValid(pfns[i]!))
         throw invalid("vmap-pfn", `vmap of pfn ${pfns[i]}, which is not RAM`);
     }
-    return this.#mapArea(Float64Array.from(pfns), "vmap", PAGE_SIZE, Pte.Present | Pte.Rw, options.tag);
+    const frames = Float64Array.from(pfns);
+    if (options.decrypted) {
+      if (this.#vtomPfn === 0) throw invalid("vmap-decrypted", "no shared bit exists in a VM without vTOM");
+      for (let i = 0; i < frames.length; i++) frames[i]! += this.#vtomPfn;
+    }
+    return this.#mapArea(frames, "vmap", PAGE_SIZE, Pte.Present | Pte.Rw, options.tag);
   }
 
   /**

@@ -1,7 +1,7 @@
 /**
- * What the bounce code needs from the memory model, and the DMA API's wire values. This is the seam
- * to `@ivm/memory`: the package does not import it; the VM assembly passes objects that satisfy these
- * interfaces.
+ * What the bounce code needs from memory, and the DMA API's wire values. The bounce code stays
+ * memory-agnostic behind these interfaces; `pool.ts` implements them over the `@ivm/memory` MMU (so
+ * every bounce copy obeys the alias rules), and the phase-1 tests over plain arrays.
  */
 
 /**
@@ -49,12 +49,14 @@ export type DmaDirection = (typeof DmaDirection)[keyof typeof DmaDirection];
 /** DMA attribute bits (include/linux/dma-mapping.h). */
 export const DMA_ATTR_SKIP_CPU_SYNC: number = 1 << 5;
 export const DMA_ATTR_NO_WARN: number = 1 << 8;
+/** The only attribute dma_alloc_noncontiguous accepts. */
+export const DMA_ATTR_ALLOC_SINGLE_PAGES: number = 1 << 7;
 
 /**
  * The device properties swiotlb reads: dma_get_min_align_mask (netvsc sets 0xFFF, HV_HYP_PAGE_SIZE - 1)
- * and dma_get_seg_boundary (absent means ULONG_MAX: no boundary).
+ * and dma_get_seg_boundary (absent means ULONG_MAX: no boundary). The DMA API's `DmaDevice` extends it.
  */
-export interface DmaDevice {
+export interface SwiotlbDevice {
   readonly minAlignMask: number;
   /** A 2^k − 1 mask with k ≥ 11, below 2^53; omitted means no boundary (the kernel's ULONG_MAX). */
   readonly segBoundaryMask?: number;

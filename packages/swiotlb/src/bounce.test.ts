@@ -8,7 +8,7 @@ import {
   DMA_MAPPING_ERROR,
   DMA_NONE,
   DMA_TO_DEVICE,
-  type DmaDevice,
+  type SwiotlbDevice,
 } from "./bounce-types.js";
 import { SwiotlbError } from "./errors.js";
 import { IoTlbMem } from "./io-tlb.js";
@@ -18,7 +18,7 @@ import { FakePhys } from "./test-helpers.js";
 const START = 0x1000_0000;
 const VTOM = 2 ** 36; // the shared alias of the pool, as memremap(start + vTOM) in 5.17
 const NSLABS = 256;
-const netvsc: DmaDevice = { minAlignMask: 0xfff };
+const netvsc: SwiotlbDevice = { minAlignMask: 0xfff };
 
 interface Rig {
   readonly mem: IoTlbMem;

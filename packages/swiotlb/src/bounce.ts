@@ -5,7 +5,7 @@ import {
   DMA_FROM_DEVICE,
   DMA_MAPPING_ERROR,
   DMA_TO_DEVICE,
-  type DmaDevice,
+  type SwiotlbDevice,
 } from "./bounce-types.js";
 import { badCaller } from "./errors.js";
 import { INVALID_PHYS_ADDR, type IoTlbMem } from "./io-tlb.js";
@@ -112,7 +112,7 @@ export class SwiotlbBounce {
    * plus the offset), or DMA_MAPPING_ERROR.
    */
   tblMapSingle(
-    dev: DmaDevice,
+    dev: SwiotlbDevice,
     origAddr: number,
     mappingSize: number,
     allocSize: number,
@@ -154,7 +154,7 @@ export class SwiotlbBounce {
    * Mirrors swiotlb_tbl_unmap_single: copies back for DMA_FROM_DEVICE / DMA_BIDIRECTIONAL unless
    * DMA_ATTR_SKIP_CPU_SYNC, then frees the slots. A bad address is refused before anything is copied.
    */
-  tblUnmapSingle(dev: DmaDevice, tlbAddr: number, mappingSize: number, dir: number, attrs = 0): void {
+  tblUnmapSingle(dev: SwiotlbDevice, tlbAddr: number, mappingSize: number, dir: number, attrs = 0): void {
     checkDirection(dir);
     checkSize("mapping size", mappingSize);
     this.mem.mappingAt(dev, tlbAddr);
@@ -166,7 +166,7 @@ export class SwiotlbBounce {
   }
 
   /** Mirrors swiotlb_sync_single_for_cpu: the device's bytes go back to the original. */
-  syncSingleForCpu(dev: DmaDevice, tlbAddr: number, size: number, dir: number): void {
+  syncSingleForCpu(dev: SwiotlbDevice, tlbAddr: number, size: number, dir: number): void {
     checkDirection(dir);
     checkSize("size", size);
     this.checkInPool(tlbAddr);
@@ -174,7 +174,7 @@ export class SwiotlbBounce {
   }
 
   /** Mirrors swiotlb_sync_single_for_device: the CPU's bytes go to the slot (see `SyncForDeviceRule`). */
-  syncSingleForDevice(dev: DmaDevice, tlbAddr: number, size: number, dir: number): void {
+  syncSingleForDevice(dev: SwiotlbDevice, tlbAddr: number, size: number, dir: number): void {
     checkDirection(dir);
     checkSize("size", size);
     this.checkInPool(tlbAddr);
@@ -194,7 +194,7 @@ export class SwiotlbBounce {
    * Mirrors swiotlb_bounce: the slot holding `tlbAddr` names the original address and the bytes left
    * in the mapping from that slot on; copies are clipped to them, as the kernel's checks do.
    */
-  private bounce(dev: DmaDevice, tlbAddr: number, size: number, toDevice: boolean): void {
+  private bounce(dev: SwiotlbDevice, tlbAddr: number, size: number, toDevice: boolean): void {
     const { mem } = this;
     const index = Math.floor((tlbAddr - mem.start) / IO_TLB_SIZE);
     let origAddr = mem.origAddrAt(index);

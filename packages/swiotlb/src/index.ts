@@ -1,6 +1,6 @@
 export type { BounceStats, SwiotlbBounceOptions, SyncForDeviceRule } from "./bounce.js";
 export { SwiotlbBounce } from "./bounce.js";
-export type { BounceMemory, DmaDevice, PhysAccess } from "./bounce-types.js";
+export type { BounceMemory, PhysAccess, SwiotlbDevice } from "./bounce-types.js";
 export {
   DMA_ATTR_NO_WARN,
   DMA_ATTR_SKIP_CPU_SYNC,

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { SwiotlbBounce } from "./bounce.js";
-import { DMA_FROM_DEVICE, DMA_MAPPING_ERROR, type DmaDevice } from "./bounce-types.js";
+import { DMA_FROM_DEVICE, DMA_MAPPING_ERROR, type SwiotlbDevice } from "./bounce-types.js";
 import { SwiotlbError } from "./errors.js";
 import { IoTlbMem, type SearchTermination } from "./io-tlb.js";
 import { IO_TLB_SEGSIZE, IO_TLB_SIZE } from "./sizing.js";
@@ -59,7 +59,7 @@ describe("slot allocator invariants under random map/unmap sequences", () => {
         // size "max": long sequences, so the pool really fills and fragments
         fc.array(opArb, { maxLength: 200, size: "max" }),
         (minAlignMask, searchTermination, nareas, ops) => {
-          const dev: DmaDevice = { minAlignMask };
+          const dev: SwiotlbDevice = { minAlignMask };
           const nslabs = 256;
           const mem = new IoTlbMem({ start: START, nslabs, nareas, searchTermination });
           const iotlbAlignMask = minAlignMask & ~(IO_TLB_SIZE - 1);
@@ -146,7 +146,7 @@ describe("bounce round trips under random traffic", () => {
           { maxLength: 80, size: "max" },
         ),
         (reqs) => {
-          const dev: DmaDevice = { minAlignMask: 0xfff };
+          const dev: SwiotlbDevice = { minAlignMask: 0xfff };
           const mem = new IoTlbMem({ start: START, nslabs: 128, searchTermination: "slots-checked" });
           const ram = new FakePhys(0, 40 * 4096);
           const shared = new FakePhys(START, 128 * IO_TLB_SIZE);

@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { DMA_ATTR_NO_WARN, type DmaDevice } from "./bounce-types.js";
+import { DMA_ATTR_NO_WARN, type SwiotlbDevice } from "./bounce-types.js";
 import { SwiotlbError } from "./errors.js";
 import { IoTlbMem, type IoTlbMemOptions } from "./io-tlb.js";
 import { IO_TLB_SIZE } from "./sizing.js";
 import { freshList } from "./test-helpers.js";
 
 const START = 0x1000_0000; // page-aligned, as memblock_alloc_low returns it
-const netvsc: DmaDevice = { minAlignMask: 0xfff }; // HV_HYP_PAGE_SIZE - 1
-const plain: DmaDevice = { minAlignMask: 0 };
+const netvsc: SwiotlbDevice = { minAlignMask: 0xfff }; // HV_HYP_PAGE_SIZE - 1
+const plain: SwiotlbDevice = { minAlignMask: 0 };
 const slots = (n: number): number => n * IO_TLB_SIZE;
 
 function pool(nslabs = 256, extra: Partial<IoTlbMemOptions> = {}): IoTlbMem {
@@ -88,7 +88,7 @@ describe("segments", () => {
 
   it("honours a device segment boundary (iommu_is_span_boundary)", () => {
     const mem = pool();
-    const dev: DmaDevice = { minAlignMask: 0, segBoundaryMask: 0xffff }; // 64 KiB = 32 slots
+    const dev: SwiotlbDevice = { minAlignMask: 0, segBoundaryMask: 0xffff }; // 64 KiB = 32 slots
     expect(mem.findSlots(dev, 0x10_0000, slots(20))).toBe(0);
     expect(mem.findSlots(dev, 0x10_0000, slots(20))).toBe(32);
   });

@@ -1,4 +1,4 @@
-import { DMA_ATTR_NO_WARN, type DmaDevice } from "./bounce-types.js";
+import { DMA_ATTR_NO_WARN, type SwiotlbDevice } from "./bounce-types.js";
 import { badCaller, invariant, SwiotlbError } from "./errors.js";
 import { type Clock, monotonicCounterClock, RateLimit, type RateLimitOptions } from "./ratelimit.js";
 import { IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, PAGE_SHIFT, PAGE_SIZE } from "./sizing.js";
@@ -247,7 +247,7 @@ export class IoTlbMem {
    * slot under min_align_mask (the kernel passes that padded size in). Returns the first slot index, or
    * −1 when nothing fits (counted, and warned about through the ratelimit unless DMA_ATTR_NO_WARN).
    */
-  findSlots(dev: DmaDevice, origAddr: number, allocSize: number, options: FindSlotsOptions = {}): number {
+  findSlots(dev: SwiotlbDevice, origAddr: number, allocSize: number, options: FindSlotsOptions = {}): number {
     const minAlignMask = dev.minAlignMask;
     checkMask32("minAlignMask", minAlignMask);
     const allocAlignMask = options.allocAlignMask ?? 0;
@@ -296,7 +296,9 @@ export class IoTlbMem {
   }
 
   /** The device's segment boundary as (boundary size in slots, tbl_dma_addr), or undefined for none. */
-  private boundaryOf(dev: DmaDevice): { readonly slots: number; readonly tblDmaAddr: number } | undefined {
+  private boundaryOf(
+    dev: SwiotlbDevice,
+  ): { readonly slots: number; readonly tblDmaAddr: number } | undefined {
     const mask = dev.segBoundaryMask;
     if (mask === undefined) return undefined;
     const size = mask + 1;
@@ -397,7 +399,7 @@ export class IoTlbMem {
    * mis-free: an address outside the pool, a slot that is free or inside another mapping, an offset
    * that differs from the one the mapping was made with.
    */
-  mappingAt(dev: DmaDevice, tlbAddr: number): IoTlbMapping {
+  mappingAt(dev: SwiotlbDevice, tlbAddr: number): IoTlbMapping {
     checkMask32("minAlignMask", dev.minAlignMask);
     if (!Number.isSafeInteger(tlbAddr) || !this.contains(tlbAddr)) {
       throw badCaller("outside-pool", `0x${tlbAddr.toString(16)} is not a swiotlb address`);
@@ -430,7 +432,7 @@ export class IoTlbMem {
    * Mirrors swiotlb_release_slots: the freed run is merged with the free run after it (same segment
    * only) and the free slots before it are renumbered. Returns the number of slots freed.
    */
-  releaseSlots(dev: DmaDevice, tlbAddr: number): number {
+  releaseSlots(dev: SwiotlbDevice, tlbAddr: number): number {
     const { index, nslots } = this.mappingAt(dev, tlbAddr);
     const area = Math.floor(index / this.areaNslabs);
     const areaUsed = this.areaUsed[area] ?? 0;

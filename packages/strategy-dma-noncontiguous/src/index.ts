@@ -1,0 +1,1 @@
+export const PACKAGE = "@ivm/strategy-dma-noncontiguous";

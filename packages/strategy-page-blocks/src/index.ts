@@ -1,0 +1,1 @@
+export { type PageBlocksFallback, type PageBlocksOptions, pageBlocksStrategy } from "./page-blocks.js";

@@ -1,0 +1,1 @@
+export { SharedPool, type SharedPoolOptions, sharedPoolStrategy } from "./shared-pool.js";

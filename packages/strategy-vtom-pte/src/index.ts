@@ -1,0 +1,1 @@
+export { vtomPteStrategy } from "./vtom-pte.js";

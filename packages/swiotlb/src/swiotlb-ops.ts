@@ -1,0 +1,49 @@
+import { DMA_MAPPING_ERROR } from "./bounce-types.js";
+import { checkDmaDirection } from "./dma-direct.js";
+import type { DmaOps } from "./dma-ops.js";
+import { badCaller } from "./errors.js";
+import type { SwiotlbPool } from "./pool.js";
+
+/**
+ * dma-direct with every streaming mapping forced through the bounce pool (swiotlb_force / force_bounce,
+ * as an IVM guest runs): map is swiotlb_map (tbl_map_single with mapping size = allocation size, the
+ * DMA address being the slot's private-alias physical address, phys_to_dma_unencrypted); unmap and
+ * the syncs go to swiotlb for addresses inside the pool.
+ *
+ * The kernel silently ignores an unmap or sync of an address outside the pool (is_swiotlb_buffer is
+ * false); under forced bouncing no valid mapping lives there, so the model refuses it as a bad caller.
+ */
+export function swiotlbDmaOps(pool: SwiotlbPool): DmaOps {
+  const inPool = (what: string, dmaAddr: number): void => {
+    if (!Number.isSafeInteger(dmaAddr) || !pool.contains(dmaAddr)) {
+      throw badCaller(
+        "outside-pool",
+        `${what} of 0x${dmaAddr.toString(16)}, which no swiotlb mapping returned`,
+      );
+    }
+  };
+  return {
+    name: "swiotlb",
+    mapPage: (dev, phys, size, dir, attrs) => {
+      checkDmaDirection(dir);
+      const tlb = pool.bounce.tblMapSingle(dev, phys, size, size, dir, attrs, { cpu: pool.cpu });
+      // the pool sits in low memory, so the dma_capable() check after the mapping always passes here
+      return tlb === DMA_MAPPING_ERROR ? DMA_MAPPING_ERROR : tlb;
+    },
+    unmapPage: (dev, dmaAddr, size, dir, attrs) => {
+      checkDmaDirection(dir);
+      inPool("unmap", dmaAddr);
+      pool.bounce.tblUnmapSingle(dev, dmaAddr, size, dir, attrs);
+    },
+    syncSingleForCpu: (dev, dmaAddr, size, dir) => {
+      checkDmaDirection(dir);
+      inPool("sync_for_cpu", dmaAddr);
+      pool.bounce.syncSingleForCpu(dev, dmaAddr, size, dir);
+    },
+    syncSingleForDevice: (dev, dmaAddr, size, dir) => {
+      checkDmaDirection(dir);
+      inPool("sync_for_device", dmaAddr);
+      pool.bounce.syncSingleForDevice(dev, dmaAddr, size, dir);
+    },
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * Which offers an isolated guest accepts: mirrors vmbus_is_valid_offer (drivers/hv/channel_mgmt.c)
+ * and the `allowed_in_isolated` column of its vmbus_devs[] table. Only devices that were hardened
+ * against a hostile host may bind in an Isolation VM; hv_sock offers are always accepted.
+ */
+import { bytesEqual, guidFromString } from "./wire/bytes.js";
+import { type OfferChannelMessage, VMBUS_CHANNEL_FLAG } from "./wire/channel-message.js";
+
+export interface VmbusDeviceEntry {
+  readonly name: string;
+  /** guid_t bytes of the offer's if_type. */
+  readonly guid: Uint8Array;
+  readonly allowedInIsolated: boolean;
+}
+
+/** HV_NIC_GUID {f8615163-df3e-46c5-913f-f2d2f965ed0e}. */
+export const HV_NIC_GUID: Uint8Array = guidFromString("f8615163-df3e-46c5-913f-f2d2f965ed0e");
+/** HV_SCSI_GUID {ba6163d9-04a1-4d29-b605-72e2ffb1dc7f}. */
+export const HV_SCSI_GUID: Uint8Array = guidFromString("ba6163d9-04a1-4d29-b605-72e2ffb1dc7f");
+/** HV_IDE_GUID {32412632-86cb-44a2-9b5c-50d1417354f5}. */
+export const HV_IDE_GUID: Uint8Array = guidFromString("32412632-86cb-44a2-9b5c-50d1417354f5");
+
+/**
+ * The part of vmbus_devs[] the model needs (checked against channel_mgmt.c: IDE not allowed, SCSI
+ * and NIC allowed). Other device types are left for whoever models them.
+ */
+export const DEFAULT_VMBUS_DEVICES: readonly VmbusDeviceEntry[] = [
+  { name: "ide", guid: HV_IDE_GUID, allowedInIsolated: false },
+  { name: "scsi", guid: HV_SCSI_GUID, allowedInIsolated: true },
+  { name: "nic", guid: HV_NIC_GUID, allowedInIsolated: true },
+];
+
+export function isHvsockOffer(offer: OfferChannelMessage): boolean {
+  return (offer.chnFlags & VMBUS_CHANNEL_FLAG.TLNPI_PROVIDER_OFFER) !== 0;
+}
+
+/** is_co_ring_buffer: the paravisor offers the ring in encrypted memory (no decryption at GPADL time). */
+export function isConfidentialRingBuffer(offer: OfferChannelMessage): boolean {
+  return (offer.chnFlags & VMBUS_CHANNEL_FLAG.CONFIDENTIAL_RING_BUFFER) !== 0;
+}
+
+export function isConfidentialExternalMemory(offer: OfferChannelMessage): boolean {
+  return (offer.chnFlags & VMBUS_CHANNEL_FLAG.CONFIDENTIAL_EXTERNAL_MEMORY) !== 0;
+}
+
+/**
+ * vmbus_is_valid_offer: without isolation every offer is valid; with isolation an hv_sock offer is,
+ * and otherwise only an if_type listed with allowedInIsolated. An unknown if_type is rejected.
+ */
+export function isValidOffer(
+  offer: OfferChannelMessage,
+  isolation: boolean,
+  devices: readonly VmbusDeviceEntry[] = DEFAULT_VMBUS_DEVICES,
+): boolean {
+  if (!isolation) return true;
+  if (isHvsockOffer(offer)) return true;
+  for (const d of devices) {
+    if (bytesEqual(d.guid, offer.interfaceType)) return d.allowedInIsolated;
+  }
+  return false;
+}

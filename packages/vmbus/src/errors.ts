@@ -1,0 +1,49 @@
+/**
+ * Errno-like codes the VMBus layer reports, named after what the kernel's drivers/hv code returns
+ * (`hv_ringbuffer_write` -EAGAIN/-ENODEV, `vmbus_sendpacket_pagebuffer` -EINVAL, `hv_ringbuffer_read`
+ * -ENOBUFS, `__vmbus_establish_gpadl` -EDQUOT). EIO/EPROTO cover host input the kernel never checks
+ * (corrupt ring indices, malformed messages), which the model rejects instead of trusting.
+ */
+export type VmbusErrno = "EAGAIN" | "ENODEV" | "EINVAL" | "ENOBUFS" | "EDQUOT" | "ENOMEM" | "EIO" | "EPROTO";
+
+/**
+ * The VMBus layer's one error family. `reason` is a stable machine-readable tag (for counting and
+ * tests); the message is for people. Bad host input is reported with this type, never thrown as
+ * anything else.
+ */
+export class VmbusError extends Error {
+  override readonly name: string = "VmbusError";
+  readonly code: VmbusErrno;
+  readonly reason: string;
+  constructor(code: VmbusErrno, reason: string, message: string) {
+    super(`${code} ${reason}: ${message}`);
+    this.code = code;
+    this.reason = reason;
+  }
+}
+
+/**
+ * A broken invariant inside the model itself (a caller bug, never host input). Thrown loudly, as
+ * OpenHCL `assert!`s its own invariants; tests treat it as a failure.
+ */
+export class VmbusInvariantError extends Error {
+  override readonly name: string = "VmbusInvariantError";
+}
+
+/** Outcome of an operation that can fail on host input: a value or a typed error, never a throw. */
+export type Result<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: VmbusError };
+
+export function ok<T>(value: T): Result<T> {
+  return { ok: true, value };
+}
+
+export function err<T = never>(code: VmbusErrno, reason: string, message: string): Result<T> {
+  return { ok: false, error: new VmbusError(code, reason, message) };
+}
+
+/** Throws a VmbusInvariantError when `cond` is false; for the model's own bugs only. */
+export function invariant(cond: boolean, message: string): asserts cond {
+  if (!cond) throw new VmbusInvariantError(message);
+}

@@ -1,0 +1,189 @@
+/**
+ * The host's end of a channel's pair of rings, over the same RingMem contract (later: the host view
+ * of the GPADL pages). It reads the guest's outbound ring strictly, as OpenVMM's vmbus_ring does: a
+ * descriptor that does not fit is a corrupt ring, reported and not consumed. It writes the inbound
+ * ring with the same code and the same "never exactly full" rule the guest uses.
+ */
+import type { Result } from "../errors.js";
+import { OutgoingRing, type RingWriteOk } from "../ring/outgoing.js";
+import { bytesToRead, bytesToWrite, checkRingIndex, type RingMem } from "../ring/ring-mem.js";
+import { viewOf } from "../wire/bytes.js";
+import {
+  encodeCompletionPacket,
+  encodeTransferPagePacket,
+  type PacketDescriptor,
+  readPacketDescriptor,
+  type TransferPageRange,
+  VM_PKT,
+  VMPACKET_DESCRIPTOR_SIZE,
+} from "../wire/packet.js";
+import { RING_FEAT_PENDING_SEND_SZ, RING_HEADER, VMBUS_PKT_TRAILER } from "../wire/ring-header.js";
+
+export type HostRingProblem =
+  | "out-of-range"
+  | "misaligned"
+  /** Fewer bytes published than a descriptor plus trailer. */
+  | "short"
+  | "bad-length"
+  | "bad-offset"
+  /** The descriptor's length (plus trailer) runs past the published write index. */
+  | "overrun";
+
+export interface HostPacket {
+  readonly desc: PacketDescriptor;
+  /** A host-owned copy of the whole packet (len8·8 bytes). */
+  readonly bytes: Uint8Array;
+  readonly data: Uint8Array;
+  /** Ring offset the packet started at. */
+  readonly offset: number;
+}
+
+export type HostReadResult =
+  | { readonly kind: "packet"; readonly packet: HostPacket }
+  | { readonly kind: "empty" }
+  | { readonly kind: "corrupt"; readonly problem: HostRingProblem };
+
+export interface HostRingEndpointCounters {
+  packetsRead: number;
+  bytesRead: number;
+  corrupt: Record<HostRingProblem, number>;
+  /** Packets whose trailer was not (u64)start << 32. Counted, not fatal (nobody checks it). */
+  trailerMismatch: number;
+  /** Signals owed to the guest after freeing outbound space it was waiting for. */
+  signalsToGuest: number;
+}
+
+export interface HostRingEndpointOptions {
+  /** The guest → host ring (the guest's outbound). */
+  readonly fromGuest: RingMem;
+  /** The host → guest ring (the guest's inbound). */
+  readonly toGuest: RingMem;
+}
+
+const EMPTY: HostReadResult = { kind: "empty" };
+
+export class HostRingEndpoint {
+  readonly fromGuest: RingMem;
+  readonly toGuest: RingMem;
+  readonly writer: OutgoingRing;
+  readonly counters: HostRingEndpointCounters = {
+    packetsRead: 0,
+    bytesRead: 0,
+    corrupt: { "out-of-range": 0, misaligned: 0, short: 0, "bad-length": 0, "bad-offset": 0, overrun: 0 },
+    trailerMismatch: 0,
+    signalsToGuest: 0,
+  };
+  private readPos: number;
+  private readonly trailer = new Uint8Array(VMBUS_PKT_TRAILER);
+  private readonly head = new Uint8Array(VMPACKET_DESCRIPTOR_SIZE);
+
+  constructor(options: HostRingEndpointOptions) {
+    this.fromGuest = options.fromGuest;
+    this.toGuest = options.toGuest;
+    this.writer = new OutgoingRing(options.toGuest);
+    const r = this.fromGuest.readHeaderU32(RING_HEADER.READ_INDEX);
+    this.readPos = checkRingIndex(this.fromGuest.dataSize, r) === undefined ? r : 0;
+  }
+
+  /** Reads the next guest packet into a host-owned copy and advances the host's private read position. */
+  readPacket(): HostReadResult {
+    const mem = this.fromGuest;
+    const dsize = mem.dataSize;
+    const writeIndex = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
+    const indexProblem = checkRingIndex(dsize, writeIndex);
+    if (indexProblem !== undefined) return this.corrupt(indexProblem);
+    const avail = bytesToRead(dsize, writeIndex, this.readPos);
+    if (avail === 0) return EMPTY;
+    if (avail < VMPACKET_DESCRIPTOR_SIZE + VMBUS_PKT_TRAILER) return this.corrupt("short");
+    mem.read(this.readPos, this.head);
+    const hv = viewOf(this.head);
+    const len = hv.getUint16(4, true) << 3;
+    const off = hv.getUint16(2, true) << 3;
+    if (len < VMPACKET_DESCRIPTOR_SIZE) return this.corrupt("bad-length");
+    if (off < VMPACKET_DESCRIPTOR_SIZE || off > len) return this.corrupt("bad-offset");
+    if (len + VMBUS_PKT_TRAILER > avail) return this.corrupt("overrun");
+
+    const bytes = new Uint8Array(len);
+    mem.read(this.readPos, bytes);
+    // The copy's length fields are the ones validated above, whatever the ring holds now.
+    const bv = viewOf(bytes);
+    bv.setUint16(2, off >>> 3, true);
+    bv.setUint16(4, len >>> 3, true);
+    let trailerAt = this.readPos + len;
+    if (trailerAt >= dsize) trailerAt -= dsize;
+    mem.read(trailerAt, this.trailer);
+    const tv = viewOf(this.trailer);
+    if (tv.getUint32(0, true) !== 0 || tv.getUint32(4, true) !== this.readPos)
+      this.counters.trailerMismatch++;
+
+    const offset = this.readPos;
+    this.readPos = trailerAt + VMBUS_PKT_TRAILER;
+    if (this.readPos >= dsize) this.readPos -= dsize;
+    this.counters.packetsRead++;
+    this.counters.bytesRead += len + VMBUS_PKT_TRAILER;
+    return {
+      kind: "packet",
+      packet: { desc: readPacketDescriptor(bytes), bytes, data: bytes.subarray(off, len), offset },
+    };
+  }
+
+  private corrupt(problem: HostRingProblem): HostReadResult {
+    this.counters.corrupt[problem]++;
+    return { kind: "corrupt", problem };
+  }
+
+  /**
+   * Publishes the host's read position (the host side of hv_pkt_iter_close). Returns whether the
+   * guest, blocked with pending_send_sz set on its outbound ring, must now be signalled.
+   */
+  commitRead(): { readonly signal: boolean } {
+    const mem = this.fromGuest;
+    const dsize = mem.dataSize;
+    const start = mem.readHeaderU32(RING_HEADER.READ_INDEX);
+    const before = bytesToWrite(dsize, mem.readHeaderU32(RING_HEADER.WRITE_INDEX), start);
+    mem.writeHeaderU32(RING_HEADER.READ_INDEX, this.readPos);
+    if ((mem.readHeaderU32(RING_HEADER.FEATURE_BITS) & RING_FEAT_PENDING_SEND_SZ) === 0)
+      return { signal: false };
+    const pending = mem.readHeaderU32(RING_HEADER.PENDING_SEND_SZ);
+    if (pending === 0) return { signal: false };
+    const after = bytesToWrite(dsize, mem.readHeaderU32(RING_HEADER.WRITE_INDEX), this.readPos);
+    // Signal only on the transition from "not enough room" to "enough room".
+    const signal = before <= pending && after > pending;
+    if (signal) this.counters.signalsToGuest++;
+    return { signal };
+  }
+
+  /** Writes a prepared packet (descriptor first, length a multiple of 8) into the guest's inbound ring. */
+  send(packet: Uint8Array): Result<RingWriteOk> {
+    const transId = viewOf(packet).getBigUint64(8, true);
+    return this.writer.write([packet], transId);
+  }
+
+  /** A VM_PKT_DATA_INBAND packet. */
+  sendInband(payload: Uint8Array, transId: bigint, flags = 0): Result<RingWriteOk> {
+    return this.writer.sendPacket(payload, { type: VM_PKT.DATA_INBAND, flags, requestId: transId });
+  }
+
+  /** A VM_PKT_COMP completion for the guest request `transId`. */
+  sendCompletion(transId: bigint, payload: Uint8Array): Result<RingWriteOk> {
+    return this.send(encodeCompletionPacket(transId, payload));
+  }
+
+  /** A VM_PKT_DATA_USING_XFER_PAGES packet describing ranges of a transfer page set (receive buffer). */
+  sendTransferPages(p: {
+    readonly pagesetId: number;
+    readonly ranges: readonly TransferPageRange[];
+    readonly transId: bigint;
+    readonly completionRequested?: boolean;
+  }): Result<RingWriteOk> {
+    return this.send(
+      encodeTransferPagePacket({
+        pagesetId: p.pagesetId,
+        senderOwns: false,
+        ranges: p.ranges,
+        transId: p.transId,
+        flags: p.completionRequested === false ? 0 : 1,
+      }),
+    );
+  }
+}

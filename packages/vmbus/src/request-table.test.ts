@@ -1,0 +1,32 @@
+import { describe, expect, it } from "vitest";
+import { RequestTable } from "./request-table.js";
+
+describe("RequestTable (vmbus_requestor)", () => {
+  it("hands out slot + 1, never 0, and reuses freed slots LIFO", () => {
+    const t = new RequestTable<string>(3);
+    expect([t.allocate("a"), t.allocate("b"), t.allocate("c")]).toEqual([1, 2, 3]);
+    expect(t.allocate("d")).toBeUndefined();
+    expect(t.fullCount).toBe(1);
+    expect(t.complete(2n)).toEqual({ ok: true, value: "b" });
+    expect(t.allocate("e")).toBe(2);
+    expect(t.outstanding).toBe(3);
+  });
+
+  it("rejects forged, duplicate, unknown and mismatched completions and counts them", () => {
+    const t = new RequestTable<object>(4);
+    const ctx = {};
+    const id = t.allocate(ctx)!;
+    expect(t.complete(0n)).toMatchObject({ ok: false, error: { reason: "zero-id" } });
+    expect(t.complete(5n)).toMatchObject({ ok: false, error: { reason: "out-of-range" } });
+    expect(t.complete(0xffff_ffff_ffff_fffen)).toMatchObject({
+      ok: false,
+      error: { reason: "out-of-range" },
+    });
+    expect(t.complete(3n)).toMatchObject({ ok: false, error: { reason: "not-outstanding" } });
+    expect(t.complete(BigInt(id), {})).toMatchObject({ ok: false, error: { reason: "mismatch" } });
+    expect(t.isOutstanding(BigInt(id))).toBe(true); // a mismatch does not free the slot
+    expect(t.complete(BigInt(id), ctx)).toEqual({ ok: true, value: ctx });
+    expect(t.complete(BigInt(id))).toMatchObject({ ok: false, error: { reason: "not-outstanding" } }); // duplicate
+    expect(t.rejected).toEqual({ "zero-id": 1, "out-of-range": 2, "not-outstanding": 2, mismatch: 1 });
+  });
+});

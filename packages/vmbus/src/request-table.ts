@@ -1,0 +1,99 @@
+/**
+ * The guest-owned request-id table: mirrors struct vmbus_requestor with vmbus_next_request_id and
+ * __vmbus_request_addr_match (drivers/hv/channel.c). Ids are slot + 1 (0 is what Hyper-V uses for
+ * unsolicited messages), free slots form a LIFO list threaded through the slot array, and a
+ * completion is honoured only for an id that is outstanding (invariant I6). Everything else is a
+ * VMBUS_RQST_ERROR: rejected, counted, never thrown.
+ */
+import { err, invariant, ok, type Result } from "./errors.js";
+
+export type RequestRejectReason =
+  /** trans_id 0: reserved for unsolicited host messages. */
+  | "zero-id"
+  /** trans_id − 1 ≥ table size: a forged id. */
+  | "out-of-range"
+  /** The slot is free: a duplicate completion, or an id never handed out. */
+  | "not-outstanding"
+  /** The slot is outstanding for a different request (the caller's rqst_addr check); not freed. */
+  | "mismatch";
+
+export type RequestRejectCounters = Record<RequestRejectReason, number>;
+
+export class RequestTable<T> {
+  readonly size: number;
+  /** Completions rejected, by reason; their sum is the number of VMBUS_RQST_ERROR results. */
+  readonly rejected: RequestRejectCounters = {
+    "zero-id": 0,
+    "out-of-range": 0,
+    "not-outstanding": 0,
+    mismatch: 0,
+  };
+  /** Allocation attempts refused because every slot was in use. */
+  fullCount = 0;
+  private readonly nextFree: Uint32Array;
+  private readonly inUse: Uint8Array;
+  private readonly contexts: (T | undefined)[];
+  private head = 0;
+  private live = 0;
+
+  constructor(size: number) {
+    invariant(
+      Number.isInteger(size) && size > 0 && size < 0xffff_ffff,
+      "request table size must be a positive u32",
+    );
+    this.size = size;
+    // vmbus_alloc_requestor: req_arr[i] = i + 1, the last pointing past the end (= full).
+    this.nextFree = new Uint32Array(size);
+    for (let i = 0; i < size; i++) this.nextFree[i] = i + 1;
+    this.inUse = new Uint8Array(size);
+    this.contexts = new Array<T | undefined>(size).fill(undefined);
+  }
+
+  get outstanding(): number {
+    return this.live;
+  }
+
+  /** vmbus_next_request_id: the id (slot + 1) for `ctx`, or undefined when the table is full. */
+  allocate(ctx: T): number | undefined {
+    const slot = this.head;
+    if (slot >= this.size) {
+      this.fullCount++;
+      return undefined;
+    }
+    this.head = this.nextFree[slot]!;
+    this.inUse[slot] = 1;
+    this.contexts[slot] = ctx;
+    this.live++;
+    return slot + 1;
+  }
+
+  /**
+   * __vmbus_request_addr_match: releases the id and returns its context. With `expected`, a slot
+   * holding another context is reported as a mismatch and stays outstanding, as in the kernel.
+   */
+  complete(transId: bigint, ...expected: [] | [T]): Result<T> {
+    if (transId === 0n) return this.reject("zero-id", transId);
+    if (transId > BigInt(this.size)) return this.reject("out-of-range", transId);
+    const slot = Number(transId) - 1;
+    if (this.inUse[slot] !== 1) return this.reject("not-outstanding", transId);
+    const ctx = this.contexts[slot] as T;
+    if (expected.length === 1 && expected[0] !== ctx) return this.reject("mismatch", transId);
+    this.inUse[slot] = 0;
+    this.contexts[slot] = undefined;
+    this.nextFree[slot] = this.head;
+    this.head = slot;
+    this.live--;
+    return ok(ctx);
+  }
+
+  /** Whether `transId` names an outstanding request (no side effects, not counted). */
+  isOutstanding(transId: bigint): boolean {
+    if (transId === 0n || transId > BigInt(this.size)) return false;
+    return this.inUse[Number(transId) - 1] === 1;
+  }
+
+  private reject(reason: RequestRejectReason, transId: bigint): Result<T> {
+    this.rejected[reason]++;
+    return err("EINVAL", reason, `completion for trans_id ${transId} rejected (VMBUS_RQST_ERROR)`);
+  }
+}

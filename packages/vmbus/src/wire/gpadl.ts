@@ -1,0 +1,112 @@
+/**
+ * GPADL establishment messages: mirrors create_gpadl_header (drivers/hv/channel.c). The PFN list of
+ * a buffer is sent as one CHANNELMSG_GPADL_HEADER (one gpa_range, up to 26 PFNs) followed by
+ * CHANNELMSG_GPADL_BODY messages of up to 28 PFNs each.
+ */
+import { err, invariant, ok, type Result } from "../errors.js";
+import { readU64Number, viewOf, writeU64Number } from "./bytes.js";
+import { CHANNEL_MESSAGE_SIZE, CHANNELMSG, MAX_SIZE_CHANNEL_MESSAGE } from "./channel-message.js";
+
+/** HV_HYP_PAGE_SIZE. */
+export const HV_HYP_PAGE_SIZE = 4096;
+/** sizeof(struct gpa_range) without its pfn_array: byte_count u32 + byte_offset u32. */
+export const GPA_RANGE_HEADER_SIZE = 8;
+/** (240 − 20 − 8) / 8 in C integer division: 26 (the header message is 236 bytes at most). */
+export const GPADL_HEADER_MAX_PFNS: number = Math.floor(
+  (MAX_SIZE_CHANNEL_MESSAGE - CHANNEL_MESSAGE_SIZE.GPADL_HEADER - GPA_RANGE_HEADER_SIZE) / 8,
+);
+/** (240 − 16) / 8 = 28. */
+export const GPADL_BODY_MAX_PFNS: number = Math.floor(
+  (MAX_SIZE_CHANNEL_MESSAGE - CHANNEL_MESSAGE_SIZE.GPADL_BODY) / 8,
+);
+/** connection.c: the first handle vmbus_establish_gpadl hands out (atomic counter, never reused). */
+export const GPADL_HANDLE_START = 0xe1e10;
+
+/** Messages needed for N pages: 1 if N ≤ 26, else 1 + ceil((N − 26) / 28). */
+export function gpadlMessageCount(pageCount: number): number {
+  invariant(Number.isInteger(pageCount) && pageCount >= 0, "page count must be a non-negative integer");
+  if (pageCount <= GPADL_HEADER_MAX_PFNS) return 1;
+  return 1 + Math.ceil((pageCount - GPADL_HEADER_MAX_PFNS) / GPADL_BODY_MAX_PFNS);
+}
+
+/**
+ * range_buflen as the kernel computes it into a u16: sizeof(gpa_range) + 8·N, truncated. It wraps
+ * for N > 8190 pages (65536 → 0); the model keeps the truncation so the host side sees it.
+ */
+export function gpadlRangeBufLen(pageCount: number): number {
+  return (GPA_RANGE_HEADER_SIZE + 8 * pageCount) & 0xffff;
+}
+
+export interface GpadlMessagesInput {
+  readonly childRelid: number;
+  readonly gpadl: number;
+  /** Buffer size in bytes (u32); pagecount = size >> 12 as in create_gpadl_header. */
+  readonly sizeBytes: number;
+  /** One PFN per 4 KiB page of the buffer, in buffer order (the private-alias PFN in both eras). */
+  readonly pfns: ArrayLike<number>;
+}
+
+export interface GpadlMessages {
+  /** CHANNELMSG_GPADL_HEADER, 28 + 8·min(N, 26) bytes. */
+  readonly header: Uint8Array;
+  /** CHANNELMSG_GPADL_BODY messages, 16 + 8·k bytes each (k ≤ 28), msgnumber left 0. */
+  readonly bodies: readonly Uint8Array[];
+  readonly pageCount: number;
+}
+
+/**
+ * create_gpadl_header: rangecount 1, byte_offset 0, byte_count = size, range_buflen counting all N
+ * PFNs (u16-truncated), header with min(N, 26) PFNs, then bodies. PFNs go out as u64 (two u32
+ * halves). A PFN list that does not match the size is a caller bug and throws.
+ */
+export function createGpadlMessages(input: GpadlMessagesInput): GpadlMessages {
+  const { childRelid, gpadl, sizeBytes, pfns } = input;
+  invariant(Number.isInteger(sizeBytes) && sizeBytes >= 0 && sizeBytes <= 0xffff_ffff, "size is a u32");
+  const pageCount = Math.floor(sizeBytes / HV_HYP_PAGE_SIZE);
+  invariant(
+    pfns.length === pageCount,
+    `GPADL of ${sizeBytes} bytes needs ${pageCount} PFNs, got ${pfns.length}`,
+  );
+
+  const inHeader = Math.min(pageCount, GPADL_HEADER_MAX_PFNS);
+  const header = new Uint8Array(CHANNEL_MESSAGE_SIZE.GPADL_HEADER + GPA_RANGE_HEADER_SIZE + 8 * inHeader);
+  const hv = viewOf(header);
+  hv.setUint32(0, CHANNELMSG.GPADL_HEADER, true);
+  hv.setUint32(8, childRelid, true);
+  hv.setUint32(12, gpadl, true);
+  hv.setUint16(16, gpadlRangeBufLen(pageCount), true);
+  hv.setUint16(18, 1, true);
+  hv.setUint32(20, sizeBytes, true); // range[0].byte_count
+  hv.setUint32(24, 0, true); // range[0].byte_offset
+  for (let i = 0; i < inHeader; i++) writeU64Number(hv, 28 + 8 * i, pfns[i]!);
+
+  const bodies: Uint8Array[] = [];
+  for (let first = inHeader; first < pageCount; first += GPADL_BODY_MAX_PFNS) {
+    const n = Math.min(GPADL_BODY_MAX_PFNS, pageCount - first);
+    const body = new Uint8Array(CHANNEL_MESSAGE_SIZE.GPADL_BODY + 8 * n);
+    const bv = viewOf(body);
+    bv.setUint32(0, CHANNELMSG.GPADL_BODY, true);
+    // msgnumber (@8) is left 0, as the kernel does.
+    bv.setUint32(12, gpadl, true);
+    for (let i = 0; i < n; i++) writeU64Number(bv, 16 + 8 * i, pfns[first + i]!);
+    bodies.push(body);
+  }
+  return { header, bodies, pageCount };
+}
+
+/**
+ * Decodes a u64 PFN array (a GPADL body's data, or a gpa_range's pfn_array) from host-visible bytes.
+ * A length that is not whole u64s, or a PFN of 2^53 or more, is an EPROTO result.
+ */
+export function decodePfnArray(bytes: Uint8Array): Result<Float64Array> {
+  if (bytes.length % 8 !== 0)
+    return err("EPROTO", "malformed", `${bytes.length} bytes is not whole u64 PFNs`);
+  const v = viewOf(bytes);
+  const out = new Float64Array(bytes.length / 8);
+  for (let i = 0; i < out.length; i++) {
+    const pfn = readU64Number(v, 8 * i);
+    if (pfn < 0) return err("EPROTO", "pfn-out-of-range", `PFN ${i} is 2^53 or more`);
+    out[i] = pfn;
+  }
+  return ok(out);
+}

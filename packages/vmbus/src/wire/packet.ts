@@ -1,0 +1,359 @@
+/**
+ * VMBus ring packets (include/linux/hyperv.h, drivers/hv/channel.c): the 16-byte vmpacket_descriptor
+ * every packet starts with, and the packet forms the model sends: in-band data, GPA-direct page
+ * buffers (vmbus_sendpacket_pagebuffer), multi-page-buffer descriptors (vmbus_sendpacket_mpb_desc),
+ * transfer-page packets (the host's receive path) and completions.
+ */
+import { err, invariant, ok, type Result } from "../errors.js";
+import { align8, readU64Number, viewOf, writeU64Number } from "./bytes.js";
+import { HV_HYP_PAGE_SIZE } from "./gpadl.js";
+
+/** enum vmbus_packet_type. Other values stay representable as plain numbers. */
+export const VM_PKT = {
+  INVALID: 0x0,
+  SYNCH: 0x1,
+  ADD_XFER_PAGESET: 0x2,
+  RM_XFER_PAGESET: 0x3,
+  ESTABLISH_GPADL: 0x4,
+  TEARDOWN_GPADL: 0x5,
+  DATA_INBAND: 0x6,
+  DATA_USING_XFER_PAGES: 0x7,
+  DATA_USING_GPADL: 0x8,
+  DATA_USING_GPA_DIRECT: 0x9,
+  CANCEL_REQUEST: 0xa,
+  COMP: 0xb,
+  DATA_USING_ADDITIONAL_PKT: 0xc,
+  ADDITIONAL_DATA: 0xd,
+} as const;
+export type VmPacketType = (typeof VM_PKT)[keyof typeof VM_PKT];
+
+export const VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED = 1;
+
+/** sizeof(struct vmpacket_descriptor). */
+export const VMPACKET_DESCRIPTOR_SIZE = 16;
+
+/*
+ * Transaction ids are u64 on the wire and the host may send any value, including the kernel's
+ * sentinels near U64_MAX, so they are bigint here (the one place a u64 really needs it).
+ */
+/** VMBUS_NO_RQSTOR: the channel has no request table. */
+export const VMBUS_NO_RQSTOR: bigint = 0xffff_ffff_ffff_ffffn;
+/** VMBUS_RQST_ERROR: table full / id not outstanding; also the placeholder trans_id before the write. */
+export const VMBUS_RQST_ERROR: bigint = 0xffff_ffff_ffff_fffen;
+/** VMBUS_RQST_ID_NO_RESPONSE (netvsc). */
+export const VMBUS_RQST_ID_NO_RESPONSE: bigint = 0xffff_ffff_ffff_fffdn;
+
+/** struct vmpacket_descriptor; offset8/len8 count 8-byte units from the descriptor's start. */
+export interface PacketDescriptor {
+  readonly type: number;
+  readonly offset8: number;
+  readonly len8: number;
+  readonly flags: number;
+  readonly transId: bigint;
+}
+
+export function readPacketDescriptor(bytes: Uint8Array, offset = 0): PacketDescriptor {
+  invariant(offset + VMPACKET_DESCRIPTOR_SIZE <= bytes.length, "descriptor past the end of the buffer");
+  const v = viewOf(bytes);
+  return {
+    type: v.getUint16(offset, true),
+    offset8: v.getUint16(offset + 2, true),
+    len8: v.getUint16(offset + 4, true),
+    flags: v.getUint16(offset + 6, true),
+    transId: v.getBigUint64(offset + 8, true),
+  };
+}
+
+export function writePacketDescriptor(bytes: Uint8Array, offset: number, d: PacketDescriptor): void {
+  const v = viewOf(bytes);
+  v.setUint16(offset, d.type, true);
+  v.setUint16(offset + 2, d.offset8, true);
+  v.setUint16(offset + 4, d.len8, true);
+  v.setUint16(offset + 6, d.flags, true);
+  v.setBigUint64(offset + 8, d.transId, true);
+}
+
+/** Largest packet a u16 len8 can describe. */
+export const MAX_PACKET_LEN: number = 0xffff * 8;
+
+/**
+ * A simple packet (descriptor + payload + zero padding to 8), as vmbus_sendpacket lays it out:
+ * offset8 = 2, len8 = ALIGN(16 + len, 8) / 8.
+ */
+export function encodeInbandPacket(
+  type: number,
+  flags: number,
+  transId: bigint,
+  payload: Uint8Array,
+): Uint8Array {
+  const len = align8(VMPACKET_DESCRIPTOR_SIZE + payload.length);
+  invariant(len <= MAX_PACKET_LEN, `packet of ${len} bytes does not fit len8`);
+  const out = new Uint8Array(len);
+  writePacketDescriptor(out, 0, {
+    type,
+    offset8: VMPACKET_DESCRIPTOR_SIZE / 8,
+    len8: len / 8,
+    flags,
+    transId,
+  });
+  out.set(payload, VMPACKET_DESCRIPTOR_SIZE);
+  return out;
+}
+
+/** A VM_PKT_COMP completion carrying `payload` for the request `transId` (flags 0). */
+export function encodeCompletionPacket(transId: bigint, payload: Uint8Array): Uint8Array {
+  return encodeInbandPacket(VM_PKT.COMP, 0, transId, payload);
+}
+
+/* ---- GPA direct: page buffers ------------------------------------------------------------- */
+
+/** struct hv_page_buffer: len u32, offset u32, pfn u64 (16 bytes). */
+export interface HvPageBuffer {
+  readonly len: number;
+  readonly offset: number;
+  readonly pfn: number;
+}
+
+export const MAX_PAGE_BUFFER_COUNT = 32;
+export const MAX_MULTIPAGE_BUFFER_COUNT = 32;
+/** vmbus_channel_packet_page_buffer / _mpb_array header: descriptor + reserved u32 + rangecount u32. */
+export const GPA_DIRECT_HEADER_SIZE = 24;
+export const HV_PAGE_BUFFER_SIZE = 16;
+/** MAX_PAGE_BUFFER_PACKET = 0x18 + 16·32. */
+export const MAX_PAGE_BUFFER_PACKET: number =
+  GPA_DIRECT_HEADER_SIZE + HV_PAGE_BUFFER_SIZE * MAX_PAGE_BUFFER_COUNT;
+
+/**
+ * The descriptor part of vmbus_sendpacket_pagebuffer (removed upstream in 2025, kept for the older
+ * eras): type 9, flags COMPLETION_REQUESTED, dataoffset8 = descsize/8, length8 =
+ * ALIGN(descsize + dataLen, 8)/8, one 16-byte entry per page buffer. More than 32 → EINVAL.
+ * The caller sends it followed by `dataLen` bytes of data and the padding.
+ */
+export function encodePageBufferDescriptor(
+  pageBuffers: readonly HvPageBuffer[],
+  dataLen: number,
+  requestId: bigint,
+): Result<Uint8Array> {
+  if (pageBuffers.length > MAX_PAGE_BUFFER_COUNT) {
+    return err("EINVAL", "too-many-page-buffers", `${pageBuffers.length} page buffers, at most 32`);
+  }
+  const descSize = GPA_DIRECT_HEADER_SIZE + HV_PAGE_BUFFER_SIZE * pageBuffers.length;
+  const out = new Uint8Array(descSize);
+  writePacketDescriptor(out, 0, {
+    type: VM_PKT.DATA_USING_GPA_DIRECT,
+    offset8: descSize >> 3,
+    len8: align8(descSize + dataLen) >> 3,
+    flags: VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+    transId: requestId,
+  });
+  const v = viewOf(out);
+  v.setUint32(20, pageBuffers.length, true);
+  pageBuffers.forEach((pb, i) => {
+    const at = GPA_DIRECT_HEADER_SIZE + HV_PAGE_BUFFER_SIZE * i;
+    v.setUint32(at, pb.len, true);
+    v.setUint32(at + 4, pb.offset, true);
+    writeU64Number(v, at + 8, pb.pfn);
+  });
+  return ok(out);
+}
+
+/* ---- GPA direct: multi-page-buffer ranges -------------------------------------------------- */
+
+/** struct hv_mpb_array: len, offset (into the first page), then HVPFN_UP(offset + len) PFNs. */
+export interface MpbRange {
+  readonly len: number;
+  readonly offset: number;
+  readonly pfns: readonly number[];
+}
+
+/** Pages a range of `len` bytes at `offset` into its first page spans. */
+export function pagesSpanned(offset: number, len: number): number {
+  return Math.ceil((offset + len) / HV_HYP_PAGE_SIZE);
+}
+
+/**
+ * Coalesces page-buffer fragments into mpb ranges the way the 2025 netvsc rework requires: a fragment
+ * that starts exactly where the previous one ended in guest-physical memory extends the same range,
+ * so a buffer crossing a page boundary becomes one range with consecutive PFNs (Hyper-V rejects one
+ * PFN per range for such a buffer). A discontiguous fragment starts a new range.
+ */
+export function mpbRangesFromPageBuffers(fragments: readonly HvPageBuffer[]): MpbRange[] {
+  const ranges: { len: number; offset: number; pfns: number[] }[] = [];
+  let cur: { len: number; offset: number; pfns: number[] } | undefined;
+  for (const f of fragments) {
+    invariant(f.len > 0 && f.offset >= 0 && f.offset < HV_HYP_PAGE_SIZE, "page buffer fragment out of range");
+    if (cur !== undefined) {
+      const curEnd = cur.pfns[0]! * HV_HYP_PAGE_SIZE + cur.offset + cur.len;
+      if (curEnd === f.pfn * HV_HYP_PAGE_SIZE + f.offset) {
+        cur.len += f.len;
+        const need = pagesSpanned(cur.offset, cur.len);
+        while (cur.pfns.length < need) cur.pfns.push(cur.pfns[0]! + cur.pfns.length);
+        continue;
+      }
+    }
+    const pfns: number[] = [];
+    for (let i = 0; i < pagesSpanned(f.offset, f.len); i++) pfns.push(f.pfn + i);
+    cur = { len: f.len, offset: f.offset, pfns };
+    ranges.push(cur);
+  }
+  return ranges;
+}
+
+/**
+ * The descriptor of vmbus_sendpacket_mpb_desc: type 9, flags COMPLETION_REQUESTED, reserved 0,
+ * rangecount = ranges (set by the caller since 2025), then each range {len, offset, pfn[]}.
+ * The trans_id is the VMBUS_RQST_ERROR placeholder; hv_ringbuffer_write fills it in.
+ */
+export function encodeMpbDescriptor(ranges: readonly MpbRange[], dataLen: number): Uint8Array {
+  let descSize = GPA_DIRECT_HEADER_SIZE;
+  for (const r of ranges) {
+    invariant(r.pfns.length === pagesSpanned(r.offset, r.len), "mpb range PFN count must match offset + len");
+    descSize += 8 + 8 * r.pfns.length;
+  }
+  const out = new Uint8Array(descSize);
+  writePacketDescriptor(out, 0, {
+    type: VM_PKT.DATA_USING_GPA_DIRECT,
+    offset8: descSize >> 3,
+    len8: align8(descSize + dataLen) >> 3,
+    flags: VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+    transId: VMBUS_RQST_ERROR,
+  });
+  const v = viewOf(out);
+  v.setUint32(20, ranges.length, true);
+  let at = GPA_DIRECT_HEADER_SIZE;
+  for (const r of ranges) {
+    v.setUint32(at, r.len, true);
+    v.setUint32(at + 4, r.offset, true);
+    at += 8;
+    for (const pfn of r.pfns) {
+      writeU64Number(v, at, pfn);
+      at += 8;
+    }
+  }
+  return out;
+}
+
+export interface GpaDirectRange {
+  readonly len: number;
+  readonly offset: number;
+  readonly pfns: Float64Array;
+}
+
+export interface GpaDirectPacket {
+  readonly desc: PacketDescriptor;
+  readonly ranges: readonly GpaDirectRange[];
+  /** The in-band data after the descriptor area (offset8·8 .. len8·8). */
+  readonly data: Uint8Array;
+}
+
+/**
+ * Host-side parse of a VM_PKT_DATA_USING_GPA_DIRECT packet (page-buffer or mpb form: a page buffer
+ * is a range with one PFN). Checks what OpenVMM's test_malformed_gpa_direct_packet covers: header
+ * too short, zero range count, ranges past the descriptor area, offsets past a page.
+ */
+export function decodeGpaDirectPacket(pkt: Uint8Array): Result<GpaDirectPacket> {
+  if (pkt.length < GPA_DIRECT_HEADER_SIZE)
+    return err("EPROTO", "short-packet", "GPA direct header truncated");
+  const desc = readPacketDescriptor(pkt);
+  const headerEnd = desc.offset8 * 8;
+  const end = desc.len8 * 8;
+  if (headerEnd < GPA_DIRECT_HEADER_SIZE || headerEnd > end || end > pkt.length) {
+    return err("EPROTO", "bad-offsets", `offset8 ${desc.offset8}, len8 ${desc.len8}, ${pkt.length} bytes`);
+  }
+  const v = viewOf(pkt);
+  const rangeCount = v.getUint32(20, true);
+  if (rangeCount === 0) return err("EPROTO", "zero-range-count", "GPA direct packet without ranges");
+  const ranges: GpaDirectRange[] = [];
+  let at = GPA_DIRECT_HEADER_SIZE;
+  for (let r = 0; r < rangeCount; r++) {
+    if (at + 8 > headerEnd) return err("EPROTO", "ranges-overflow", `range ${r} past the descriptor area`);
+    const len = v.getUint32(at, true);
+    const offset = v.getUint32(at + 4, true);
+    at += 8;
+    if (len === 0 || offset >= HV_HYP_PAGE_SIZE) {
+      return err("EPROTO", "bad-range", `range ${r}: offset ${offset}, len ${len}`);
+    }
+    const n = pagesSpanned(offset, len);
+    if (at + 8 * n > headerEnd)
+      return err("EPROTO", "ranges-overflow", `range ${r} PFNs past the descriptor area`);
+    const pfns = new Float64Array(n);
+    for (let i = 0; i < n; i++, at += 8) {
+      const pfn = readU64Number(v, at);
+      if (pfn < 0) return err("EPROTO", "u64-out-of-range", `range ${r} PFN ${i} is 2^53 or more`);
+      pfns[i] = pfn;
+    }
+    ranges.push({ len, offset, pfns });
+  }
+  return ok({ desc, ranges, data: pkt.subarray(headerEnd, end) });
+}
+
+/* ---- transfer-page packets (host → guest receive path) -------------------------------------- */
+
+/** vmtransfer_page_packet_header: descriptor + pageset_id u16 + sender_owns u8 + rsvd u8 + range_cnt u32. */
+export const XFER_PAGE_HEADER_SIZE = 24;
+
+/** struct vmtransfer_page_range. */
+export interface TransferPageRange {
+  readonly byteCount: number;
+  readonly byteOffset: number;
+}
+
+export interface TransferPagePacket {
+  readonly desc: PacketDescriptor;
+  readonly pagesetId: number;
+  readonly senderOwns: boolean;
+  readonly ranges: readonly TransferPageRange[];
+}
+
+/** A VM_PKT_DATA_USING_XFER_PAGES packet as netvsp sends it: offset8 = len8 = (24 + 8n)/8. */
+export function encodeTransferPagePacket(p: {
+  readonly pagesetId: number;
+  readonly senderOwns: boolean;
+  readonly ranges: readonly TransferPageRange[];
+  readonly transId: bigint;
+  readonly flags: number;
+}): Uint8Array {
+  const size = XFER_PAGE_HEADER_SIZE + 8 * p.ranges.length;
+  invariant(size <= MAX_PACKET_LEN, "transfer page packet too large");
+  const out = new Uint8Array(size);
+  writePacketDescriptor(out, 0, {
+    type: VM_PKT.DATA_USING_XFER_PAGES,
+    offset8: size >> 3,
+    len8: size >> 3,
+    flags: p.flags,
+    transId: p.transId,
+  });
+  const v = viewOf(out);
+  v.setUint16(16, p.pagesetId, true);
+  v.setUint8(18, p.senderOwns ? 1 : 0);
+  v.setUint32(20, p.ranges.length, true);
+  p.ranges.forEach((r, i) => {
+    v.setUint32(XFER_PAGE_HEADER_SIZE + 8 * i, r.byteCount, true);
+    v.setUint32(XFER_PAGE_HEADER_SIZE + 8 * i + 4, r.byteOffset, true);
+  });
+  return out;
+}
+
+/**
+ * Parses a transfer-page packet from the guest's private copy. range_cnt must be at least 1 and its
+ * ranges must lie inside the packet (OpenVMM's test_malformed_transfer_page_packet cases); whether
+ * each range lies inside the receive buffer is the device's check (netvsc), not this layer's.
+ */
+export function decodeTransferPagePacket(pkt: Uint8Array): Result<TransferPagePacket> {
+  if (pkt.length < XFER_PAGE_HEADER_SIZE)
+    return err("EPROTO", "short-packet", "transfer page header truncated");
+  const desc = readPacketDescriptor(pkt);
+  const v = viewOf(pkt);
+  const rangeCount = v.getUint32(20, true);
+  if (rangeCount === 0) return err("EPROTO", "zero-range-count", "transfer page packet without ranges");
+  const limit = Math.min(pkt.length, desc.len8 * 8);
+  if (rangeCount > (limit - XFER_PAGE_HEADER_SIZE) / 8) {
+    return err("EPROTO", "ranges-overflow", `${rangeCount} ranges do not fit in ${limit} bytes`);
+  }
+  const ranges: TransferPageRange[] = [];
+  for (let i = 0; i < rangeCount; i++) {
+    const at = XFER_PAGE_HEADER_SIZE + 8 * i;
+    ranges.push({ byteCount: v.getUint32(at, true), byteOffset: v.getUint32(at + 4, true) });
+  }
+  return ok({ desc, pagesetId: v.getUint16(16, true), senderOwns: v.getUint8(18) !== 0, ranges });
+}
