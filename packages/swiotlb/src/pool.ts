@@ -199,8 +199,6 @@ export function bootSwiotlb(
     start,
     nslabs,
     searchTermination: options.searchTermination ?? "slots-checked",
-    // the memory model's allocation fault knob, site "swiotlb"
-    injectFailure: () => memory.faults.shouldFail("swiotlb"),
     ...(options.nareas === undefined ? {} : { nareas: options.nareas }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(printk === undefined ? {} : { printk }),
