@@ -2,6 +2,7 @@ export type { BounceStats, SwiotlbBounceOptions, SyncForDeviceRule } from "./bou
 export { SwiotlbBounce } from "./bounce.js";
 export type { BounceMemory, PhysAccess, SwiotlbDevice } from "./bounce-types.js";
 export {
+  DMA_ATTR_ALLOC_SINGLE_PAGES,
   DMA_ATTR_NO_WARN,
   DMA_ATTR_SKIP_CPU_SYNC,
   DMA_BIDIRECTIONAL,
@@ -11,6 +12,16 @@ export {
   DMA_TO_DEVICE,
   DmaDirection,
 } from "./bounce-types.js";
+export { dmaDirectOps } from "./dma-direct.js";
+export { bootDma, type DmaLayer } from "./dma-layer.js";
+export {
+  type CreateDmaDeviceOptions,
+  createDmaDevice,
+  type DmaDevice,
+  type DmaDeviceCounters,
+  type DmaDeviceOptions,
+  type DmaOps,
+} from "./dma-ops.js";
 export type { SwiotlbErrorCode, SwiotlbFault } from "./errors.js";
 export { SWIOTLB_ERRNO, SwiotlbError } from "./errors.js";
 export type {
@@ -21,6 +32,33 @@ export type {
   SearchTermination,
 } from "./io-tlb.js";
 export { INVALID_PHYS_ADDR, IoTlbMem } from "./io-tlb.js";
+export {
+  DMA_NONCONTIG_TAG,
+  DMA_VMAP_TAG,
+  dmaAllocNoncontiguous,
+  dmaFreeNoncontiguous,
+  dmaMapDecrypted,
+  dmaMappingError,
+  dmaMapSingle,
+  dmaSyncSingleForCpu,
+  dmaSyncSingleForDevice,
+  dmaUnmapEncrypted,
+  dmaUnmapSingle,
+  dmaVmapNoncontiguous,
+  dmaVunmapNoncontiguous,
+} from "./mapping.js";
+export {
+  bootSwiotlb,
+  IO_TLB_SLOT_STRUCT_SIZE,
+  LOW_MEMORY_LIMIT,
+  SWIOTLB_REMAP_TAG,
+  SWIOTLB_SLOTS_TAG,
+  SWIOTLB_TAG,
+  type SwiotlbBootOptions,
+  type SwiotlbBootReport,
+  type SwiotlbPool,
+  type SwiotlbPoolStats,
+} from "./pool.js";
 export type { Clock, RateLimitOptions } from "./ratelimit.js";
 export {
   DEFAULT_RATELIMIT_BURST,
@@ -28,6 +66,19 @@ export {
   monotonicCounterClock,
   RateLimit,
 } from "./ratelimit.js";
+export {
+  allocDmaSgtHandle,
+  DMA_SGT_HANDLE_SIZE,
+  SCATTERLIST_SIZE,
+  SG_DEFAULT_MAX_SEGMENT,
+  SG_MAX_SINGLE_ALLOC,
+  SG_TABLE_SIZE,
+  SG_TABLE_TAG,
+  type SgAllocOptions,
+  type SgFromPagesOptions,
+  SgTable,
+  sgChunkLayout,
+} from "./scatterlist.js";
 export type { AreaSizing, AreaSizingRules, IvmSwiotlbSizingInput } from "./sizing.js";
 export {
   IO_TLB_DEFAULT_SIZE,
@@ -46,3 +97,4 @@ export {
   swiotlbAreaSizing,
   swiotlbParamSlabs,
 } from "./sizing.js";
+export { swiotlbDmaOps } from "./swiotlb-ops.js";

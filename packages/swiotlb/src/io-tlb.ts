@@ -33,6 +33,8 @@ export interface IoTlbMemOptions {
   readonly printk?: (line: string) => void;
   /** The "swiotlb buffer is full" ratelimit; default 10 messages per 5 s. */
   readonly ratelimit?: RateLimitOptions;
+  /** Fault knob: consulted once per search; true makes the search fail as if the pool were full. */
+  readonly injectFailure?: () => boolean;
 }
 
 export interface FindSlotsOptions {
@@ -133,6 +135,7 @@ export class IoTlbMem {
   private readonly clock: Clock;
   private readonly printk: ((line: string) => void) | undefined;
   private readonly fullLimit: RateLimit;
+  private readonly injectFailure: (() => boolean) | undefined;
 
   private usedTotal = 0;
   private peak = 0;
@@ -171,6 +174,7 @@ export class IoTlbMem {
     this.clock = options.clock ?? monotonicCounterClock();
     this.printk = options.printk;
     this.fullLimit = new RateLimit(options.ratelimit);
+    this.injectFailure = options.injectFailure;
 
     this.list = new Uint32Array(nslabs);
     this.origAddr = new Float64Array(nslabs).fill(INVALID_PHYS_ADDR);
@@ -271,12 +275,14 @@ export class IoTlbMem {
 
     // swiotlb_find_slots (6.0+): own area first, then the others in order
     const first = (options.cpu ?? 0) & (this.nareas - 1);
-    let area = first;
-    do {
-      const index = this.areaFindSlots(area, origAddr, allocSize, nslots, stride, iotlbAlignMask, boundary);
-      if (index >= 0) return index;
-      area = area + 1 >= this.nareas ? 0 : area + 1;
-    } while (area !== first);
+    if (this.injectFailure?.() !== true) {
+      let area = first;
+      do {
+        const index = this.areaFindSlots(area, origAddr, allocSize, nslots, stride, iotlbAlignMask, boundary);
+        if (index >= 0) return index;
+        area = area + 1 >= this.nareas ? 0 : area + 1;
+      } while (area !== first);
+    }
 
     this.failures++;
     if (((options.attrs ?? 0) & DMA_ATTR_NO_WARN) !== 0) {

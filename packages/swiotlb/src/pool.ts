@@ -33,7 +33,7 @@ export interface SwiotlbBootOptions {
   readonly syncForDevice?: SyncForDeviceRule;
   /**
    * memset of the pool through mem->vaddr after the conversion, as 5.17 swiotlb_update_mem_attributes
-   * does; later kernels dropped it. Default: true in the address-bit era, false in the pte-bit era.
+   * does; a later kernel dropped it (Kirill Shutemov, release unconfirmed). Default: true in the address-bit era, false in the pte-bit era.
    */
   readonly zeroAtBoot?: boolean;
   readonly clock?: Clock;
@@ -199,6 +199,8 @@ export function bootSwiotlb(
     start,
     nslabs,
     searchTermination: options.searchTermination ?? "slots-checked",
+    // the memory model's allocation fault knob, site "swiotlb"
+    injectFailure: () => memory.faults.shouldFail("swiotlb"),
     ...(options.nareas === undefined ? {} : { nareas: options.nareas }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(printk === undefined ? {} : { printk }),
