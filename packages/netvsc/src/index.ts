@@ -9,6 +9,50 @@ export {
   type NetvscResult,
   RejectionCounter,
 } from "./errors.js";
+// The simulated host network device (netvsp): the untrusted host's end of the channel.
+export type {
+  NetvspAdversary,
+  NetvspInterceptor,
+  NetvspOutgoing,
+  NetvspOutgoingKind,
+  RecvBufCompleteTamper,
+  XferRangeTamper,
+} from "./host/adversary.js";
+export { fitsInView, type RecvSectionRejectReason, RecvSections } from "./host/host-buffer.js";
+export {
+  Netvsp,
+  type NetvspCounters,
+  type NetvspOptions,
+  type NetvspPhase,
+} from "./host/netvsp.js";
+export type {
+  GpadlLookup,
+  HostGpadlView,
+  HostGuestMemory,
+  NetvspPorts,
+  NetvspRing,
+} from "./host/ports.js";
+export {
+  NDIS_OFFLOAD_SIZE,
+  RNDIS_OID,
+  type RndisControlRejectReason,
+  type RndisDeviceState,
+} from "./host/rndis-device.js";
+export { RX_RNDIS_OVERHEAD } from "./host/rx-generator.js";
+export {
+  encodeTestFrame,
+  NETVSP_GUEST_MAC,
+  NETVSP_HOST_MAC,
+  TEST_FRAME_ETHERTYPE,
+  TEST_FRAME_HEADER_SIZE,
+  type TestFrameCheck,
+  type TestFrameInput,
+  type TestFrameRejectReason,
+  testFrameChecksum,
+  verifyTestFrame,
+  writeTestFrame,
+} from "./host/test-frame.js";
+export type { RndisWalkRejectReason, TxGatherRejectReason } from "./host/tx-verifier.js";
 export {
   decodeNvspMessage,
   encodeNvspMessage,

@@ -1,0 +1,939 @@
+// The simulated host network device (netvsp): the untrusted host's end of a netvsc channel. Honest by
+// default, modelled on OpenVMM's vm/devices/net/netvsp (Worker::initialize, parse_packet,
+// handle_rndis_control_message, process_control_messages, RxBuffers) and on what Hyper-V answers a
+// Linux guest; adversarial through the knobs of ./adversary.ts.
+//
+// It is driven, not running: open(ports) when the channel opens, poll() until it reports no progress
+// whenever the guest signalled or traffic was queued, close() when the channel closes. Every byte it
+// takes from the guest comes through the ports as a host-private copy, and nothing the guest wrote is
+// trusted: bad input is a typed rejection, counted in `counters.rejections`, and the device stays usable.
+
+import {
+  decodeGpaDirectPacket,
+  encodeCompletionPacket,
+  type GpaDirectRange,
+  type HostPacket,
+  VM_PKT,
+} from "@ivm/vmbus";
+import { RejectionCounter } from "../errors.js";
+import {
+  decodeNvspMessage,
+  encodeNvspMessage,
+  NVSP_CHANNEL_TYPE,
+  NVSP_INVALID_PROTOCOL_VERSION,
+  NVSP_MESSAGE_SIZE,
+  NVSP_MESSAGE_SIZE_V1,
+  NVSP_PROTOCOL_VERSION,
+  NVSP_STATUS,
+  NVSP_VERSION_LIST,
+  type NvspMessage,
+} from "../nvsp.js";
+import { decodeRndisMessage, RNDIS_MSG_TYPE } from "../rndis.js";
+import { NETVSC_RECV_SECTION_SIZE, NETVSC_SEND_SECTION_SIZE } from "../sizing.js";
+import { encodeXferPagePacket, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED } from "../xfer-page.js";
+import type { NetvspAdversary, NetvspOutgoingKind } from "./adversary.js";
+import { RecvSections } from "./host-buffer.js";
+import type { HostGpadlView, NetvspPorts } from "./ports.js";
+import { RndisDevice, type RndisDeviceState } from "./rndis-device.js";
+import { RX_RNDIS_OVERHEAD, RxGenerator } from "./rx-generator.js";
+import { NETVSP_HOST_MAC, verifyTestFrame } from "./test-frame.js";
+import { gatherTxBytes, walkRndisMessages } from "./tx-verifier.js";
+
+export interface NetvspOptions {
+  /** The guest is an isolated (SNP/TDX) VM: NVSP versions below 6.1 are refused. Default false. */
+  readonly isolated?: boolean;
+  /** The host's NVSP version range (inclusive). Default v1 .. v6.1. */
+  readonly minVersion?: number;
+  readonly maxVersion?: number;
+  /** sub_alloc_size offered in SEND_RECV_BUF_COMPLETE. Default 1728 (NETVSC_RECV_SECTION_SIZE). */
+  readonly recvSectionSize?: number;
+  /** section_size offered in SEND_SEND_BUF_COMPLETE. Default 6144, as OpenVMM and Hyper-V. */
+  readonly sendSectionSize?: number;
+  /** Receive sections kept for RNDIS control responses. Default 16. */
+  readonly controlSections?: number;
+  /** RNDIS INIT_CMPLT max_packets_per_message (default 8) and packet_alignment_factor (default 3). */
+  readonly rndisMaxPacketsPerMessage?: number;
+  readonly rndisPacketAlignmentFactor?: number;
+  readonly mac?: Uint8Array;
+  /** Reported by OID_GEN_LINK_SPEED. Default 10 Gbit/s. */
+  readonly linkSpeedBps?: number;
+  /** Seed of the receive-path test frames. Default 1. */
+  readonly rxSeed?: number;
+  /** Frames (one section each) per transfer-page packet. Default 1. */
+  readonly rxFramesPerPacket?: number;
+  /** Verdict on every frame the guest sends; default: a valid test frame (verifyTestFrame). */
+  readonly verifyTxFrame?: (frame: Uint8Array) => boolean;
+  /** Cap on the bytes one SEND_RNDIS_PKT may describe. Default 256 KiB. */
+  readonly maxTxMessageBytes?: number;
+  /** Guest packets read per poll. Default 64. */
+  readonly readBudget?: number;
+  readonly adversary?: NetvspAdversary;
+}
+
+/** Where the NVSP handshake is (OpenVMM's WorkerState: Init(None), Init(Some), Ready). */
+export type NetvspPhase = "closed" | "version" | "init" | "ready";
+
+export interface NetvspCounters {
+  /** Control messages received, by NVSP kind ("init", "send-recv-buf", ...) or RNDIS kind ("rndis-query"). */
+  readonly control: Record<string, number>;
+  txPackets: number;
+  txPacketsFailed: number;
+  txFrames: number;
+  txBytes: number;
+  txFramesVerified: number;
+  txBadFrames: number;
+  rxPacketsSent: number;
+  rxFramesSent: number;
+  rxBytesSent: number;
+  rxFramesCompleted: number;
+  rxBytesCompleted: number;
+  /** Guest completions that reported NVSP_STAT_FAIL (a range it refused). */
+  rxCompletionsFailed: number;
+  controlResponsesSent: number;
+  /** Writes that found the guest's inbound ring full and will be retried. */
+  ringFullRetries: number;
+  /** Outgoing packets an adversarial interceptor dropped or replaced. */
+  intercepted: number;
+  /** Typed rejections by stable reason. */
+  readonly rejections: RejectionCounter;
+}
+
+interface MappedBuffer {
+  readonly gpadl: number;
+  readonly id: number;
+  readonly view: HostGpadlView;
+}
+
+interface RxTransaction {
+  readonly sections: readonly number[];
+  readonly frames: number;
+  readonly bytes: number;
+}
+
+interface PendingOut {
+  readonly kind: NetvspOutgoingKind;
+  readonly transId: bigint;
+  readonly bytes: Uint8Array;
+}
+
+type EmitResult = "sent" | "full" | "dropped" | "failed";
+
+const MTU_DEFAULT = 1514;
+const MTU_MAX = 9216;
+/** OpenVMM's CONTROL_MESSAGE_MAX_QUEUED_BYTES. */
+const CONTROL_QUEUE_MAX_BYTES = 100 * 1024;
+/** OpenVMM answers INIT with maximum_mdl_chain_length 34. */
+const MAX_MDL_CHAIN_LENGTH = 34;
+const V = NVSP_PROTOCOL_VERSION;
+
+function newCounters(): NetvspCounters {
+  return {
+    control: {},
+    txPackets: 0,
+    txPacketsFailed: 0,
+    txFrames: 0,
+    txBytes: 0,
+    txFramesVerified: 0,
+    txBadFrames: 0,
+    rxPacketsSent: 0,
+    rxFramesSent: 0,
+    rxBytesSent: 0,
+    rxFramesCompleted: 0,
+    rxBytesCompleted: 0,
+    rxCompletionsFailed: 0,
+    controlResponsesSent: 0,
+    ringFullRetries: 0,
+    intercepted: 0,
+    rejections: new RejectionCounter(),
+  };
+}
+
+function defaultVerify(frame: Uint8Array): boolean {
+  return verifyTestFrame(frame).ok;
+}
+
+export class Netvsp {
+  readonly isolated: boolean;
+  readonly minVersion: number;
+  readonly maxVersion: number;
+  readonly recvSectionSize: number;
+  readonly sendSectionSize: number;
+  readonly controlSections: number;
+  readonly rxFramesPerPacket: number;
+  readonly counters: NetvspCounters = newCounters();
+  /** Adversarial knobs; undefined is an honest host. May be changed between polls. */
+  adversary: NetvspAdversary | undefined;
+
+  readonly #verify: (frame: Uint8Array) => boolean;
+  readonly #maxTxBytes: number;
+  readonly #readBudget: number;
+  readonly #rndis: RndisDevice;
+  readonly #rx: RxGenerator;
+
+  #ports: NetvspPorts | undefined;
+  #phase: NetvspPhase = "closed";
+  #version = 0;
+  /** Bytes every NVSP message is padded to: v1's 28 until 6.1 is negotiated, then 40 (OpenVMM). */
+  #packetSize: number = NVSP_MESSAGE_SIZE_V1;
+  #ndisVersion: { readonly major: number; readonly minor: number } | null = null;
+  #ndisConfig = false;
+  #recv: (MappedBuffer & { readonly sections: RecvSections }) | null = null;
+  #send: MappedBuffer | null = null;
+  /** Transaction ids of transfer-page packets are the host's own: a counter, never reused. */
+  #nextTid = 1n;
+  readonly #outstanding: Map<bigint, RxTransaction> = new Map();
+  /** Completions that met a full ring, in order; nothing more is read until they are out. */
+  readonly #pending: PendingOut[] = [];
+  /** RNDIS control responses waiting for a control section and ring room. */
+  readonly #controlQueue: Uint8Array[] = [];
+  #controlQueueBytes = 0;
+  #rewriteQueue: bigint[] = [];
+  /** The last poll found nothing to do: whatever runs before the next poll is the guest's turn. */
+  #idle = false;
+
+  constructor(options: NetvspOptions = {}) {
+    this.isolated = options.isolated ?? false;
+    this.minVersion = options.minVersion ?? V.V1;
+    this.maxVersion = options.maxVersion ?? V.V61;
+    this.recvSectionSize = options.recvSectionSize ?? NETVSC_RECV_SECTION_SIZE;
+    this.sendSectionSize = options.sendSectionSize ?? NETVSC_SEND_SECTION_SIZE;
+    this.controlSections = options.controlSections ?? 16;
+    this.rxFramesPerPacket = options.rxFramesPerPacket ?? 1;
+    if (!Number.isInteger(this.recvSectionSize) || this.recvSectionSize < RX_RNDIS_OVERHEAD + 64) {
+      throw new RangeError(`receive section size ${this.recvSectionSize}`);
+    }
+    if (!Number.isInteger(this.sendSectionSize) || this.sendSectionSize < 1) {
+      throw new RangeError(`send section size ${this.sendSectionSize}`);
+    }
+    if (!Number.isInteger(this.rxFramesPerPacket) || this.rxFramesPerPacket < 1) {
+      throw new RangeError(`rx frames per packet ${this.rxFramesPerPacket}`);
+    }
+    this.#verify = options.verifyTxFrame ?? defaultVerify;
+    this.#maxTxBytes = options.maxTxMessageBytes ?? 256 * 1024;
+    this.#readBudget = options.readBudget ?? 64;
+    this.adversary = options.adversary;
+    this.#rndis = new RndisDevice({
+      mac: options.mac ?? NETVSP_HOST_MAC,
+      linkSpeedBps: options.linkSpeedBps ?? 10_000_000_000,
+      maxPacketsPerMessage: options.rndisMaxPacketsPerMessage ?? 8,
+      packetAlignmentFactor: options.rndisPacketAlignmentFactor ?? 3,
+      maxTransferSize: 0xefff_ffff,
+    });
+    this.#rx = new RxGenerator(options.rxSeed ?? 1, this.recvSectionSize);
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------------------
+
+  /** The channel opened (the VMBus server's onOpen): start the NVSP handshake from scratch. */
+  open(ports: NetvspPorts): void {
+    if (this.#ports !== undefined) throw new Error("netvsp: open() on an open channel");
+    this.#reset();
+    this.#ports = ports;
+    this.#phase = "version";
+  }
+
+  /** The channel closed: forget buffers, transactions and queues (frames queued for RX are kept). */
+  close(): void {
+    this.#reset();
+    this.#ports = undefined;
+    this.#phase = "closed";
+  }
+
+  #reset(): void {
+    this.#version = 0;
+    this.#packetSize = NVSP_MESSAGE_SIZE_V1;
+    this.#ndisVersion = null;
+    this.#ndisConfig = false;
+    this.#recv = null;
+    this.#send = null;
+    this.#outstanding.clear();
+    this.#pending.length = 0;
+    this.#controlQueue.length = 0;
+    this.#controlQueueBytes = 0;
+    this.#rewriteQueue = [];
+    this.#idle = false;
+    this.#rndis.reset();
+  }
+
+  // ---- inspection ----------------------------------------------------------------------------
+
+  get phase(): NetvspPhase {
+    return this.#phase;
+  }
+
+  /** The negotiated NVSP version, or 0 before INIT succeeded. */
+  get version(): number {
+    return this.#version;
+  }
+
+  get ndisVersion(): { readonly major: number; readonly minor: number } | null {
+    return this.#ndisVersion;
+  }
+
+  get rndisState(): RndisDeviceState {
+    return this.#rndis.state;
+  }
+
+  get packetFilter(): number {
+    return this.#rndis.packetFilter;
+  }
+
+  /** The receive buffer as the host tracks it, or null before SEND_RECV_BUF. */
+  get recvBuffer(): {
+    readonly size: number;
+    readonly sectionSize: number;
+    readonly sectionCount: number;
+    readonly sectionsInUse: number;
+  } | null {
+    const r = this.#recv;
+    if (r === null) return null;
+    return {
+      size: r.view.size,
+      sectionSize: this.recvSectionSize,
+      sectionCount: r.sections.count,
+      sectionsInUse: r.sections.inUse,
+    };
+  }
+
+  get sendBufferMapped(): boolean {
+    return this.#send !== null;
+  }
+
+  /** Transfer-page packets the guest has not completed yet. */
+  get outstandingRx(): number {
+    return this.#outstanding.size;
+  }
+
+  /** Frames queued for the receive path and not yet in the ring. */
+  get rxPending(): number {
+    return this.#rx.pending;
+  }
+
+  /** Receive-path frames can flow: buffer mapped, RNDIS initialized, a packet filter set. */
+  get rxReady(): boolean {
+    return this.#recv !== null && this.#rndis.state === "operational" && this.#rndis.packetFilter !== 0;
+  }
+
+  // ---- traffic -------------------------------------------------------------------------------
+
+  /** Queue frames of these sizes (26 .. section size - 44) for the receive path, sent by poll(). */
+  queueRx(sizes: readonly number[]): void {
+    this.#rx.enqueue(sizes);
+  }
+
+  /**
+   * Do whatever work is possible now: flush completions that met a full ring, read and handle guest
+   * packets (up to the read budget), send queued control responses and receive-path frames. Returns
+   * whether anything happened; call again until it returns false.
+   */
+  poll(): boolean {
+    const ports = this.#ports;
+    if (ports === undefined) return false;
+    let progress = false;
+    // Rewrites wait for the guest's turn (the host went idle since the frames went out).
+    if (this.#idle && this.#rewriteQueue.length > 0) this.#applyRewrites();
+    if (this.#flushPending()) progress = true;
+    if (this.#pending.length === 0) {
+      let read = 0;
+      while (read < this.#readBudget) {
+        const r = ports.ring.readPacket();
+        if (r.kind === "empty") break;
+        if (r.kind === "corrupt") {
+          this.#count(`ring-corrupt-${r.problem}`);
+          break;
+        }
+        read++;
+        this.#handlePacket(r.packet);
+        // A completion could not be written: stop reading until the guest drains its inbound ring.
+        if (this.#pending.length > 0) break;
+      }
+      if (read > 0) {
+        progress = true;
+        if (ports.ring.commitRead().signal) ports.signalGuest?.();
+      }
+    }
+    if (this.#flushControl()) progress = true;
+    if (this.#flushRx()) progress = true;
+    this.#idle = !progress;
+    return progress;
+  }
+
+  // ---- adversarial actions -------------------------------------------------------------------
+
+  /** Send a SEND_RNDIS_PKT_COMPLETE for a transaction id the guest may never have used. */
+  forgeTxCompletion(transId: bigint, status: number = NVSP_STATUS.SUCCESS): boolean {
+    const payload = this.#nvsp({ kind: "send-rndis-pkt-complete", status });
+    return this.#emit("forged-completion", transId, encodeCompletionPacket(transId, payload)) === "sent";
+  }
+
+  /** Write straight into the receive buffer through the host's view (any time, any offset). */
+  rewriteRecvBuffer(offset: number, bytes: Uint8Array): boolean {
+    const r = this.#recv;
+    if (r === null || !Number.isSafeInteger(offset) || offset < 0 || offset + bytes.length > r.view.size) {
+      return false;
+    }
+    try {
+      r.view.write(offset, bytes);
+      return true;
+    } catch {
+      this.#count("recv-buffer-access-refused");
+      return false;
+    }
+  }
+
+  // ---- guest packets -------------------------------------------------------------------------
+
+  #handlePacket(pkt: HostPacket): void {
+    switch (pkt.desc.type) {
+      case VM_PKT.COMP:
+        this.#handleRxCompletion(pkt);
+        return;
+      case VM_PKT.DATA_INBAND:
+        this.#handleNvsp(pkt, pkt.data, []);
+        return;
+      case VM_PKT.DATA_USING_GPA_DIRECT: {
+        const g = decodeGpaDirectPacket(pkt.bytes);
+        if (!g.ok) {
+          this.#count(`gpa-direct-${g.error.reason}`);
+          return;
+        }
+        this.#handleNvsp(pkt, g.value.data, g.value.ranges);
+        return;
+      }
+      default:
+        this.#count("vmbus-packet-type-unsupported");
+    }
+  }
+
+  #handleNvsp(pkt: HostPacket, data: Uint8Array, ranges: readonly GpaDirectRange[]): void {
+    const decoded = decodeNvspMessage(data, "guest-to-host");
+    if (!decoded.ok) {
+      this.#count(decoded.error.reason);
+      return;
+    }
+    const msg = decoded.value;
+    const tid = pkt.desc.transId;
+    const wantsCompletion = (pkt.desc.flags & VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED) !== 0;
+    if (msg.kind !== "send-rndis-pkt") this.#countControl(msg.kind);
+    if (msg.kind === "init") {
+      this.#handleInit(msg.minProtocolVersion, msg.maxProtocolVersion, tid, wantsCompletion);
+      return;
+    }
+    if (this.#phase === "version") {
+      this.#count("nvsp-before-init");
+      return;
+    }
+    switch (msg.kind) {
+      case "send-ndis-version":
+        if (this.#ndisVersion !== null) this.#count("ndis-version-repeated");
+        this.#ndisVersion = { major: msg.ndisMajor, minor: msg.ndisMinor };
+        this.#updatePhase();
+        if (wantsCompletion) this.#complete("empty-completion", tid, new Uint8Array(0));
+        return;
+      case "send-ndis-config": {
+        if (this.#version < V.V2) {
+          this.#count("nvsp-type-not-in-version");
+          return;
+        }
+        if (this.#ndisConfig) this.#count("ndis-config-repeated");
+        // As OpenVMM (and vmswitch): an MTU outside [1514, 9216] falls back to the default.
+        this.#rndis.mtu = msg.mtu >= MTU_DEFAULT && msg.mtu <= MTU_MAX ? msg.mtu : MTU_DEFAULT;
+        this.#ndisConfig = true;
+        this.#updatePhase();
+        if (wantsCompletion) this.#complete("empty-completion", tid, new Uint8Array(0));
+        return;
+      }
+      case "send-recv-buf":
+        this.#handleSendRecvBuf(msg.gpadlHandle, msg.id, tid, wantsCompletion);
+        return;
+      case "send-send-buf":
+        this.#handleSendSendBuf(msg.gpadlHandle, msg.id, tid, wantsCompletion);
+        return;
+      case "revoke-recv-buf":
+        this.#handleRevokeRecv(msg.id, tid, wantsCompletion);
+        return;
+      case "revoke-send-buf":
+        this.#handleRevokeSend(msg.id, tid, wantsCompletion);
+        return;
+      case "send-rndis-pkt":
+        this.#handleRndisPacket(
+          msg.sendBufSectionIndex,
+          msg.sendBufSectionSize,
+          ranges,
+          tid,
+          wantsCompletion,
+        );
+        return;
+      default:
+        // Subchannels, VF association, data-path switch, chimney...: not offered by this host.
+        this.#count("nvsp-type-unsupported");
+    }
+  }
+
+  /**
+   * NVSP INIT: the highest version inside both the guest's [min, max] and the host's range (only
+   * versions the protocol defines), and >= 6.1 for an isolated guest. Linux offers min = max and walks
+   * its list downwards on refusal. OpenVMM puts INVALID_PROTOCOL_VERSION in negotiated_protocol_ver
+   * (the field is deprecated and Linux never reads it); the model reports the version it chose, and
+   * refuses with status NONE as OpenVMM does.
+   */
+  #handleInit(guestMin: number, guestMax: number, tid: bigint, wantsCompletion: boolean): void {
+    let chosen = 0;
+    if (this.#phase === "version") {
+      for (const v of NVSP_VERSION_LIST) {
+        if (v < guestMin || v > guestMax || v < this.minVersion || v > this.maxVersion) continue;
+        if (this.isolated && v < V.V61) continue;
+        chosen = v;
+      }
+      if (chosen === 0)
+        this.#count(this.isolated && guestMax < V.V61 ? "nvsp-version-isolated" : "nvsp-version-unsupported");
+    } else {
+      this.#count("nvsp-init-repeated");
+    }
+    const reply = this.#nvsp({
+      kind: "init-complete",
+      negotiatedProtocolVersion: chosen === 0 ? NVSP_INVALID_PROTOCOL_VERSION : chosen,
+      maxMdlChainLength: MAX_MDL_CHAIN_LENGTH,
+      status: chosen === 0 ? NVSP_STATUS.NONE : NVSP_STATUS.SUCCESS,
+    });
+    if (wantsCompletion) this.#complete("init-complete", tid, reply);
+    if (chosen !== 0) {
+      this.#version = chosen;
+      this.#phase = "init";
+      // From here on messages are padded to the v6.1 size (OpenVMM's PACKET_SIZE_V61).
+      if (chosen >= V.V61) this.#packetSize = NVSP_MESSAGE_SIZE;
+    }
+  }
+
+  #handleSendRecvBuf(gpadl: number, id: number, tid: bigint, wantsCompletion: boolean): void {
+    const fail = (reason: string): void => {
+      this.#count(reason);
+      if (wantsCompletion) {
+        const zero = { offset: 0, subAllocSize: 0, numSubAllocs: 0, endOffset: 0 };
+        const reply = this.#nvsp({
+          kind: "send-recv-buf-complete",
+          status: NVSP_STATUS.FAIL,
+          numSections: 0,
+          section: zero,
+        });
+        this.#complete("send-recv-buf-complete", tid, reply);
+      }
+    };
+    if (this.#recv !== null) {
+      fail("recv-buffer-already-mapped");
+      return;
+    }
+    const view = this.#lookup(gpadl);
+    if (view === undefined) {
+      fail("gpadl-unknown");
+      return;
+    }
+    const size = this.recvSectionSize;
+    const count = Math.floor(view.size / size);
+    if (count <= this.controlSections) {
+      fail("recv-buffer-too-small");
+      return;
+    }
+    this.#recv = { gpadl, id, view, sections: new RecvSections(count, this.controlSections) };
+    this.#updatePhase();
+    if (!wantsCompletion) return;
+    let section = { offset: 0, subAllocSize: size, numSubAllocs: count, endOffset: size * count };
+    let numSections = 1;
+    const tamper = this.adversary?.recvBufComplete;
+    if (tamper !== undefined) {
+      if (tamper === "section-size-67") {
+        const n = Math.floor(view.size / 67);
+        section = { offset: 0, subAllocSize: 67, numSubAllocs: n, endOffset: 67 * n };
+      } else if (tamper === "count-overflow") {
+        const n = Math.ceil(2 ** 32 / size);
+        section = { ...section, numSubAllocs: n, endOffset: (size * n) >>> 0 };
+      } else if (tamper === "offset-nonzero") {
+        section = { ...section, offset: size, endOffset: size * (count + 1) };
+      } else {
+        numSections = 2;
+      }
+    }
+    const reply = this.#nvsp({
+      kind: "send-recv-buf-complete",
+      status: NVSP_STATUS.SUCCESS,
+      numSections,
+      section,
+    });
+    this.#complete("send-recv-buf-complete", tid, reply);
+  }
+
+  #handleSendSendBuf(gpadl: number, id: number, tid: bigint, wantsCompletion: boolean): void {
+    let reason: string | null = null;
+    if (this.#send !== null) reason = "send-buffer-already-mapped";
+    else {
+      const view = this.#lookup(gpadl);
+      if (view === undefined) reason = "gpadl-unknown";
+      else this.#send = { gpadl, id, view };
+    }
+    if (reason !== null) this.#count(reason);
+    if (wantsCompletion) {
+      const ok = reason === null;
+      const reply = this.#nvsp({
+        kind: "send-send-buf-complete",
+        status: ok ? NVSP_STATUS.SUCCESS : NVSP_STATUS.FAIL,
+        sectionSize: ok ? this.sendSectionSize : 0,
+      });
+      this.#complete("send-send-buf-complete", tid, reply);
+    }
+  }
+
+  #handleRevokeRecv(id: number, tid: bigint, wantsCompletion: boolean): void {
+    const r = this.#recv;
+    if (r === null) this.#count("revoke-without-buffer");
+    else {
+      if (r.id !== id) this.#count("revoke-id-mismatch");
+      // The sections are gone with the buffer: outstanding transfer pages can no longer complete.
+      if (this.#outstanding.size > 0) this.#count("revoke-with-rx-outstanding");
+      this.#outstanding.clear();
+      this.#controlQueue.length = 0;
+      this.#controlQueueBytes = 0;
+      this.#recv = null;
+    }
+    if (wantsCompletion) this.#complete("empty-completion", tid, new Uint8Array(0));
+  }
+
+  #handleRevokeSend(id: number, tid: bigint, wantsCompletion: boolean): void {
+    const s = this.#send;
+    if (s === null) this.#count("revoke-without-buffer");
+    else {
+      if (s.id !== id) this.#count("revoke-id-mismatch");
+      this.#send = null;
+    }
+    if (wantsCompletion) this.#complete("empty-completion", tid, new Uint8Array(0));
+  }
+
+  #updatePhase(): void {
+    if (this.#phase !== "init") return;
+    // OpenVMM's is_ready_to_initialize, with the send buffer optional (it is for RNDIS traffic too).
+    const configOk = this.#ndisConfig || this.#version < V.V2;
+    if (configOk && this.#ndisVersion !== null && this.#recv !== null) this.#phase = "ready";
+  }
+
+  /** SEND_RNDIS_PKT: data frames (verified and counted) and RNDIS control requests (answered). */
+  #handleRndisPacket(
+    sectionIndex: number,
+    sectionSize: number,
+    ranges: readonly GpaDirectRange[],
+    tid: bigint,
+    wantsCompletion: boolean,
+  ): void {
+    this.counters.txPackets++;
+    let good = this.#phase === "ready";
+    if (!good) this.#count("rndis-before-ready");
+    else {
+      const gathered = gatherTxBytes(sectionIndex, sectionSize, ranges, {
+        sendBuffer: this.#send?.view,
+        sendSectionSize: this.sendSectionSize,
+        guestMemory: this.#ports?.guestMemory,
+        maxBytes: this.#maxTxBytes,
+      });
+      if (!gathered.ok) {
+        this.#count(gathered.error.reason);
+        good = false;
+      } else {
+        const walked = walkRndisMessages(gathered.value, (type, msg) => {
+          const ok = type === RNDIS_MSG_TYPE.PACKET ? this.#txFrame(msg) : this.#control(msg);
+          if (!ok) good = false;
+          return ok;
+        });
+        if (!walked.ok) {
+          this.#count(walked.error.reason);
+          good = false;
+        }
+      }
+    }
+    if (!good) this.counters.txPacketsFailed++;
+    if (wantsCompletion) {
+      const reply = this.#nvsp({
+        kind: "send-rndis-pkt-complete",
+        status: good ? NVSP_STATUS.SUCCESS : NVSP_STATUS.FAIL,
+      });
+      this.#complete("send-rndis-pkt-complete", tid, reply);
+      if (this.adversary?.duplicateTxCompletions === true)
+        this.#complete("send-rndis-pkt-complete", tid, reply);
+    }
+  }
+
+  /** One RNDIS PACKET: the checks of handle_rndis_packet_message, then the frame verdict. */
+  #txFrame(msg: Uint8Array): boolean {
+    const d = decodeRndisMessage(msg);
+    if (!d.ok) {
+      this.#count(d.error.reason);
+      return false;
+    }
+    const p = d.value;
+    if (p.kind !== "packet") return false;
+    if (p.numOobDataElements !== 0 || p.oobDataLen !== 0 || p.oobDataOffset !== 0 || p.vcHandle !== 0) {
+      this.#count("rndis-unsupported-behavior");
+      return false;
+    }
+    if (p.dataLen === 0) {
+      this.#count("rndis-packet-empty");
+      return false;
+    }
+    this.counters.txFrames++;
+    this.counters.txBytes += p.dataLen;
+    if (this.#verify(p.data)) {
+      this.counters.txFramesVerified++;
+      return true;
+    }
+    this.counters.txBadFrames++;
+    this.#count("tx-frame-bad");
+    // A frame that fails verification is still a well-formed packet: the NVSP status stays SUCCESS.
+    return true;
+  }
+
+  /** One RNDIS control request: answered now, the response queued for a control section. */
+  #control(msg: Uint8Array): boolean {
+    const out = this.#rndis.handle(msg);
+    if (!out.ok) {
+      this.#count(out.error.reason);
+      return false;
+    }
+    this.#countControl(out.value.kind);
+    if (out.value.note !== null) this.#count(out.value.note);
+    const response = out.value.response;
+    if (response === null) return true;
+    if (response.length > this.recvSectionSize) {
+      this.#count("control-response-too-large");
+      return false;
+    }
+    if (this.#controlQueueBytes + response.length > CONTROL_QUEUE_MAX_BYTES) {
+      this.#count("too-many-control-messages");
+      return false;
+    }
+    this.#controlQueue.push(response);
+    this.#controlQueueBytes += response.length;
+    return true;
+  }
+
+  /** The guest's RNDIS_PKT_COMPLETE for a transfer-page packet: release its sections. */
+  #handleRxCompletion(pkt: HostPacket): void {
+    const d = decodeNvspMessage(pkt.data, "guest-to-host");
+    if (!d.ok || d.value.kind !== "send-rndis-pkt-complete") {
+      this.#count("rx-completion-malformed");
+      return;
+    }
+    const tid = pkt.desc.transId;
+    const t = this.#outstanding.get(tid);
+    if (t === undefined) {
+      this.#count(tid > 0n && tid < this.#nextTid ? "rx-completion-duplicate" : "rx-completion-unknown");
+      return;
+    }
+    this.#outstanding.delete(tid);
+    const sections = this.#recv!.sections;
+    for (const s of t.sections) {
+      const r = sections.release(s);
+      if (!r.ok) throw new Error(`netvsp: own section bookkeeping broken: ${r.error.message}`);
+    }
+    this.counters.rxFramesCompleted += t.frames;
+    this.counters.rxBytesCompleted += t.bytes;
+    if (d.value.status !== NVSP_STATUS.SUCCESS) this.counters.rxCompletionsFailed++;
+  }
+
+  // ---- host to guest -------------------------------------------------------------------------
+
+  #flushControl(): boolean {
+    const recv = this.#recv;
+    if (recv === null) return false;
+    let progress = false;
+    while (this.#controlQueue.length > 0) {
+      const response = this.#controlQueue[0]!;
+      const section = recv.sections.allocateControl();
+      if (section < 0) break; // every control section is with the guest: wait for its completions
+      const offset = section * this.recvSectionSize;
+      if (!this.#writeRecv(recv.view, offset, response)) {
+        recv.sections.release(section);
+        this.#controlQueue.shift();
+        this.#controlQueueBytes -= response.length;
+        continue;
+      }
+      const tid = this.#nextTid;
+      const pkt = this.#xferPacket(tid, NVSP_CHANNEL_TYPE.CONTROL, recv.id, [
+        { offset, length: response.length },
+      ]);
+      const r = this.#emit("rx-control", tid, pkt);
+      if (r === "full") {
+        recv.sections.release(section);
+        break;
+      }
+      this.#nextTid++;
+      this.#controlQueue.shift();
+      this.#controlQueueBytes -= response.length;
+      if (r === "failed") {
+        recv.sections.release(section);
+        continue;
+      }
+      this.#outstanding.set(tid, { sections: [section], frames: 0, bytes: 0 });
+      this.counters.controlResponsesSent++;
+      progress = true;
+    }
+    return progress;
+  }
+
+  #flushRx(): boolean {
+    const recv = this.#recv;
+    if (recv === null || this.#rx.pending === 0 || !this.rxReady) return false;
+    let progress = false;
+    const sectionSize = this.recvSectionSize;
+    while (this.#rx.pending > 0) {
+      const want = Math.min(this.rxFramesPerPacket, this.#rx.pending);
+      const sections: number[] = [];
+      const ranges: { offset: number; length: number }[] = [];
+      let bytes = 0;
+      for (let k = 0; k < want; k++) {
+        const s = recv.sections.allocateData();
+        if (s < 0) break;
+        const msg = this.#rx.build(k);
+        if (!this.#writeRecv(recv.view, s * sectionSize, msg)) {
+          recv.sections.release(s);
+          break;
+        }
+        sections.push(s);
+        ranges.push({ offset: s * sectionSize, length: msg.length });
+        bytes += this.#rx.sizeAt(k);
+      }
+      if (sections.length === 0) break; // no free data section: the guest still holds them all
+      const tid = this.#nextTid;
+      const tamper = this.adversary?.xferRange;
+      if (tamper !== undefined) {
+        const r0 = ranges[0]!;
+        ranges[0] =
+          tamper === "offset-past-buffer"
+            ? { offset: recv.view.size + 8, length: r0.length }
+            : { offset: r0.offset, length: sectionSize + 1 };
+      }
+      const r = this.#emit("rx-data", tid, this.#xferPacket(tid, NVSP_CHANNEL_TYPE.DATA, recv.id, ranges));
+      if (r === "full" || r === "failed") {
+        for (const s of sections) recv.sections.release(s);
+        break;
+      }
+      this.#nextTid++;
+      this.#rx.commit(sections.length);
+      this.#outstanding.set(tid, { sections, frames: sections.length, bytes });
+      this.counters.rxPacketsSent++;
+      this.counters.rxFramesSent += sections.length;
+      this.counters.rxBytesSent += bytes;
+      if (this.adversary?.rxRewrite !== undefined) this.#rewriteQueue.push(tid);
+      progress = true;
+    }
+    return progress;
+  }
+
+  #applyRewrites(): void {
+    const rw = this.adversary?.rxRewrite;
+    const recv = this.#recv;
+    const tids = this.#rewriteQueue;
+    this.#rewriteQueue = [];
+    if (rw === undefined || recv === null) return;
+    for (const tid of tids) {
+      const t = this.#outstanding.get(tid);
+      if (t === undefined) continue;
+      this.rewriteRecvBuffer(t.sections[0]! * this.recvSectionSize + rw.offset, rw.bytes);
+    }
+  }
+
+  #xferPacket(
+    tid: bigint,
+    channelType: number,
+    pagesetId: number,
+    ranges: readonly { offset: number; length: number }[],
+  ): Uint8Array {
+    const nvsp = this.#nvsp({
+      kind: "send-rndis-pkt",
+      channelType,
+      sendBufSectionIndex: 0xffff_ffff,
+      sendBufSectionSize: 0,
+    });
+    return encodeXferPagePacket({ transactionId: tid, ranges, pagesetId, nvsp });
+  }
+
+  #writeRecv(view: HostGpadlView, offset: number, bytes: Uint8Array): boolean {
+    try {
+      view.write(offset, bytes);
+      return true;
+    } catch {
+      this.#count("recv-buffer-access-refused");
+      return false;
+    }
+  }
+
+  /** A completion, queued behind earlier ones that met a full ring. */
+  #complete(kind: NetvspOutgoingKind, tid: bigint, payload: Uint8Array): void {
+    const bytes = encodeCompletionPacket(tid, payload);
+    if (this.#pending.length > 0) {
+      this.#pending.push({ kind, transId: tid, bytes });
+      return;
+    }
+    if (this.#emit(kind, tid, bytes) === "full") this.#pending.push({ kind, transId: tid, bytes });
+  }
+
+  #flushPending(): boolean {
+    let progress = false;
+    while (this.#pending.length > 0) {
+      const p = this.#pending[0]!;
+      if (this.#emit(p.kind, p.transId, p.bytes) === "full") break;
+      this.#pending.shift();
+      progress = true;
+    }
+    return progress;
+  }
+
+  /** Every outgoing packet goes through here: the interceptor, the ring, the full-ring accounting. */
+  #emit(kind: NetvspOutgoingKind, transId: bigint, bytes: Uint8Array): EmitResult {
+    const ports = this.#ports;
+    if (ports === undefined) return "failed";
+    let out = bytes;
+    const intercept = this.adversary?.interceptor;
+    if (intercept !== undefined) {
+      const replaced = intercept({ kind, transId, bytes });
+      if (replaced === null) {
+        this.counters.intercepted++;
+        return "dropped";
+      }
+      if (replaced !== undefined) {
+        this.counters.intercepted++;
+        out = new Uint8Array(Math.max(16, Math.ceil(replaced.length / 8) * 8));
+        out.set(replaced);
+      }
+    }
+    const r = ports.ring.send(out);
+    if (r.ok) {
+      if (r.value.signal) ports.signalGuest?.();
+      return "sent";
+    }
+    if (r.error.code === "EAGAIN") {
+      this.counters.ringFullRetries++;
+      return "full";
+    }
+    this.#count(`ring-write-${r.error.reason}`);
+    return "failed";
+  }
+
+  /** An NVSP message padded to the negotiated packet size. */
+  #nvsp(msg: NvspMessage): Uint8Array {
+    return encodeNvspMessage(msg).subarray(0, this.#packetSize);
+  }
+
+  #lookup(gpadl: number): HostGpadlView | undefined {
+    try {
+      return this.#ports?.gpadl(gpadl);
+    } catch {
+      return undefined;
+    }
+  }
+
+  #count(reason: string): void {
+    this.counters.rejections.count(reason);
+  }
+
+  #countControl(kind: string): void {
+    const c = this.counters.control;
+    c[kind] = (c[kind] ?? 0) + 1;
+  }
+}

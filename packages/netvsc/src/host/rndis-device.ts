@@ -1,0 +1,286 @@
+// The RNDIS side of the simulated host: the answers to the control messages the Linux driver sends at
+// attach and open (rndis_filter_device_add, rndis_filter_open). Values follow OpenVMM's netvsp
+// (handle_rndis_control_message, handle_oid_query, handle_oid_set); only the OIDs rndis_filter.c uses
+// are answered, anything else gets RNDIS_STATUS_NOT_SUPPORTED as OpenVMM does.
+
+import { type NetvscResult, ok, reject } from "../errors.js";
+import {
+  decodeRndisMessage,
+  encodeRndisInitComplete,
+  encodeRndisQueryComplete,
+  encodeRndisSetComplete,
+  RNDIS_MAJOR_VERSION,
+  RNDIS_MINOR_VERSION,
+  RNDIS_MSG_TYPE,
+  RNDIS_STATUS,
+  type RndisRejectReason,
+} from "../rndis.js";
+import { ETH_HLEN } from "../sizing.js";
+
+/** The OIDs rndis_filter.c queries or sets (values from hyperv_net.h / include/linux/rndis.h). */
+export const RNDIS_OID: {
+  readonly GEN_SUPPORTED_LIST: 0x00010101;
+  readonly GEN_HARDWARE_STATUS: 0x00010102;
+  readonly GEN_MEDIA_SUPPORTED: 0x00010103;
+  readonly GEN_MEDIA_IN_USE: 0x00010104;
+  readonly GEN_MAXIMUM_FRAME_SIZE: 0x00010106;
+  readonly GEN_LINK_SPEED: 0x00010107;
+  readonly GEN_CURRENT_PACKET_FILTER: 0x0001010e;
+  readonly GEN_MAXIMUM_TOTAL_SIZE: 0x00010111;
+  readonly GEN_MEDIA_CONNECT_STATUS: 0x00010114;
+  readonly GEN_RECEIVE_SCALE_CAPABILITIES: 0x00010203;
+  readonly GEN_RECEIVE_SCALE_PARAMETERS: 0x00010204;
+  readonly GEN_RNDIS_CONFIG_PARAMETER: 0x0001021b;
+  readonly ETH_PERMANENT_ADDRESS: 0x01010101;
+  readonly ETH_CURRENT_ADDRESS: 0x01010102;
+  readonly OFFLOAD_ENCAPSULATION: 0x0101010a;
+  readonly TCP_OFFLOAD_PARAMETERS: 0xfc01020c;
+  readonly TCP_OFFLOAD_HARDWARE_CAPABILITIES: 0xfc01020d;
+} = {
+  GEN_SUPPORTED_LIST: 0x00010101,
+  GEN_HARDWARE_STATUS: 0x00010102,
+  GEN_MEDIA_SUPPORTED: 0x00010103,
+  GEN_MEDIA_IN_USE: 0x00010104,
+  GEN_MAXIMUM_FRAME_SIZE: 0x00010106,
+  GEN_LINK_SPEED: 0x00010107,
+  GEN_CURRENT_PACKET_FILTER: 0x0001010e,
+  GEN_MAXIMUM_TOTAL_SIZE: 0x00010111,
+  GEN_MEDIA_CONNECT_STATUS: 0x00010114,
+  GEN_RECEIVE_SCALE_CAPABILITIES: 0x00010203,
+  GEN_RECEIVE_SCALE_PARAMETERS: 0x00010204,
+  GEN_RNDIS_CONFIG_PARAMETER: 0x0001021b,
+  ETH_PERMANENT_ADDRESS: 0x01010101,
+  ETH_CURRENT_ADDRESS: 0x01010102,
+  OFFLOAD_ENCAPSULATION: 0x0101010a,
+  TCP_OFFLOAD_PARAMETERS: 0xfc01020c,
+  TCP_OFFLOAD_HARDWARE_CAPABILITIES: 0xfc01020d,
+} as const;
+
+/** DF_CONNECTIONLESS, the device_flags OpenVMM reports. */
+const RNDIS_DF_CONNECTIONLESS = 1;
+/** NDIS_OBJECT_TYPE_OFFLOAD / _RSS_CAPABILITIES (hyperv_net.h). */
+const NDIS_OBJECT_TYPE_OFFLOAD = 0xa7;
+const NDIS_OBJECT_TYPE_RSS_CAPABILITIES = 0x88;
+/**
+ * sizeof(struct ndis_offload) with natural alignment (computed): header 4, csum 32, lsov1 16, ipsecv1
+ * 28, lsov2 28, flags 4 (= NDIS_OFFLOAD_SIZE_6_0, 112), ipsecv2 32 (-> 144, NDIS_OFFLOAD_SIZE_6_1),
+ * rsc 2 + 2 padding, encap_gre 8 = 156. rndis_query_hwcaps needs type 0xa7, revision >= 1 and
+ * NDIS_OFFLOAD_SIZE_6_0 <= size <= the returned length.
+ */
+export const NDIS_OFFLOAD_SIZE = 156;
+/** NDIS_OFFLOAD_ENCAP_8023: the only encapsulation a synthetic NIC offers. */
+const NDIS_OFFLOAD_ENCAP_8023 = 2;
+/** sizeof(struct ndis_recv_scale_cap), packed: header 4, three u32, one u16. */
+const NDIS_RSS_CAPS_SIZE = 18;
+
+export type RndisDeviceState = "uninitialized" | "operational" | "halted";
+
+export interface RndisDeviceConfig {
+  readonly mac: Uint8Array;
+  /** Link speed in bits per second (OID_GEN_LINK_SPEED reports it in units of 100 bps). */
+  readonly linkSpeedBps: number;
+  /** INIT_CMPLT max_packets_per_message (OpenVMM: 8). */
+  readonly maxPacketsPerMessage: number;
+  /** INIT_CMPLT packet_alignment_factor; the guest aligns batched packets to 1 << factor (OpenVMM: 3). */
+  readonly packetAlignmentFactor: number;
+  /** INIT_CMPLT max_transfer_size (OpenVMM: 0xefffffff). */
+  readonly maxTransferSize: number;
+}
+
+export type RndisControlRejectReason =
+  | RndisRejectReason
+  | "rndis-init-unexpected"
+  | "rndis-not-initialized"
+  | "rndis-unsupported-type"
+  | "rndis-oid-unknown"
+  | "rndis-set-info-invalid";
+
+/** What a control message produced: the response (null for HALT), and the counter key. */
+export interface RndisControlOutcome {
+  readonly kind: string;
+  readonly response: Uint8Array | null;
+  /** A rejection the host counts even though it answered (e.g. an unknown OID). */
+  readonly note: RndisControlRejectReason | null;
+}
+
+function u32(v: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, v >>> 0, true);
+  return b;
+}
+
+export class RndisDevice {
+  readonly config: RndisDeviceConfig;
+  state: RndisDeviceState = "uninitialized";
+  /** OID_GEN_CURRENT_PACKET_FILTER as last set; 0 until rndis_filter_open. */
+  packetFilter = 0;
+  /** The NDIS_CONFIG mtu (Ethernet header included), or 1514 when the guest sent none. */
+  mtu = 1514;
+
+  constructor(config: RndisDeviceConfig) {
+    this.config = config;
+  }
+
+  reset(): void {
+    this.state = "uninitialized";
+    this.packetFilter = 0;
+    this.mtu = 1514;
+  }
+
+  /** Answer one control message from a private copy. Never throws on any input. */
+  handle(msg: Uint8Array): NetvscResult<RndisControlOutcome, RndisControlRejectReason> {
+    const decoded = decodeRndisMessage(msg);
+    if (!decoded.ok) return decoded;
+    const m = decoded.value;
+    switch (m.kind) {
+      case "init": {
+        if (this.state !== "uninitialized") {
+          return ok({
+            kind: "rndis-init",
+            response: this.#initComplete(m.requestId, RNDIS_STATUS.FAILURE),
+            note: "rndis-init-unexpected",
+          });
+        }
+        this.state = "operational";
+        return ok({
+          kind: "rndis-init",
+          response: this.#initComplete(m.requestId, RNDIS_STATUS.SUCCESS),
+          note: null,
+        });
+      }
+      case "halt":
+        this.state = "halted";
+        return ok({ kind: "rndis-halt", response: null, note: null });
+      case "query": {
+        if (this.state !== "operational") return this.#notInitialized("rndis-query");
+        const info = this.#query(m.oid);
+        return ok({
+          kind: "rndis-query",
+          response: encodeRndisQueryComplete({
+            requestId: m.requestId,
+            status: info === null ? RNDIS_STATUS.NOT_SUPPORTED : RNDIS_STATUS.SUCCESS,
+            ...(info === null ? {} : { info }),
+          }),
+          note: info === null ? "rndis-oid-unknown" : null,
+        });
+      }
+      case "set": {
+        if (this.state !== "operational") return this.#notInitialized("rndis-set");
+        const { status, note } = this.#set(m.oid, m.info);
+        return ok({
+          kind: "rndis-set",
+          response: encodeRndisSetComplete({ requestId: m.requestId, status }),
+          note,
+        });
+      }
+      case "keepalive": {
+        const b = new Uint8Array(16);
+        const dv = new DataView(b.buffer);
+        dv.setUint32(0, RNDIS_MSG_TYPE.KEEPALIVE_C, true);
+        dv.setUint32(4, 16, true);
+        dv.setUint32(8, m.requestId, true);
+        dv.setUint32(12, RNDIS_STATUS.SUCCESS, true);
+        return ok({ kind: "rndis-keepalive", response: b, note: null });
+      }
+      default:
+        // RESET and SET_EX are not implemented by OpenVMM either; completions and INDICATE are
+        // host-to-guest messages.
+        return reject("EINVAL", "rndis-unsupported-type", `RNDIS message ${m.kind} from the guest`);
+    }
+  }
+
+  #notInitialized(kind: string): NetvscResult<RndisControlOutcome, RndisControlRejectReason> {
+    return reject("EINVAL", "rndis-not-initialized", `${kind} before RNDIS INIT`);
+  }
+
+  #initComplete(requestId: number, status: number): Uint8Array {
+    const c = this.config;
+    return encodeRndisInitComplete({
+      requestId,
+      status,
+      majorVersion: RNDIS_MAJOR_VERSION,
+      minorVersion: RNDIS_MINOR_VERSION,
+      deviceFlags: RNDIS_DF_CONNECTIONLESS,
+      medium: 0, // NdisMedium802_3
+      maxPacketsPerMessage: c.maxPacketsPerMessage,
+      maxTransferSize: c.maxTransferSize,
+      packetAlignmentFactor: c.packetAlignmentFactor,
+    });
+  }
+
+  #query(oid: number): Uint8Array | null {
+    const O = RNDIS_OID;
+    switch (oid) {
+      case O.ETH_PERMANENT_ADDRESS:
+      case O.ETH_CURRENT_ADDRESS:
+        return this.config.mac.slice();
+      case O.GEN_MAXIMUM_FRAME_SIZE:
+        return u32(this.mtu - ETH_HLEN);
+      case O.GEN_MAXIMUM_TOTAL_SIZE:
+        return u32(this.mtu);
+      case O.GEN_LINK_SPEED:
+        return u32(Math.floor(this.config.linkSpeedBps / 100));
+      case O.GEN_MEDIA_CONNECT_STATUS:
+        return u32(0); // NdisMediaStateConnected: rndis_filter_query_device_link_status reads 0 as up
+      case O.GEN_HARDWARE_STATUS:
+        return u32(0); // NdisHardwareStatusReady
+      case O.GEN_MEDIA_SUPPORTED:
+      case O.GEN_MEDIA_IN_USE:
+        return u32(0); // NdisMedium802_3
+      case O.GEN_CURRENT_PACKET_FILTER:
+        return u32(this.packetFilter);
+      case O.TCP_OFFLOAD_HARDWARE_CAPABILITIES:
+        return offloadCapabilities();
+      case O.GEN_RECEIVE_SCALE_CAPABILITIES:
+        return rssCapabilities();
+      default:
+        return null;
+    }
+  }
+
+  #set(oid: number, info: Uint8Array | null): { status: number; note: RndisControlRejectReason | null } {
+    const O = RNDIS_OID;
+    if (info === null) return { status: RNDIS_STATUS.INVALID_DATA, note: "rndis-set-info-invalid" };
+    switch (oid) {
+      case O.GEN_CURRENT_PACKET_FILTER: {
+        if (info.length !== 4) return { status: RNDIS_STATUS.INVALID_DATA, note: "rndis-set-info-invalid" };
+        this.packetFilter = new DataView(info.buffer, info.byteOffset, 4).getUint32(0, true);
+        return { status: RNDIS_STATUS.SUCCESS, note: null };
+      }
+      case O.TCP_OFFLOAD_PARAMETERS:
+      case O.OFFLOAD_ENCAPSULATION:
+      case O.GEN_RNDIS_CONFIG_PARAMETER:
+      case O.GEN_RECEIVE_SCALE_PARAMETERS:
+        // Accepted and not acted on: the model offers no offloads and one queue.
+        return { status: RNDIS_STATUS.SUCCESS, note: null };
+      default:
+        return { status: RNDIS_STATUS.NOT_SUPPORTED, note: "rndis-oid-unknown" };
+    }
+  }
+}
+
+/** struct ndis_offload with no offload enabled, only the 802.3 encapsulations filled in. */
+function offloadCapabilities(): Uint8Array {
+  const b = new Uint8Array(NDIS_OFFLOAD_SIZE);
+  const dv = new DataView(b.buffer);
+  dv.setUint8(0, NDIS_OBJECT_TYPE_OFFLOAD);
+  dv.setUint8(1, 3); // NDIS_OFFLOAD_PARAMETERS_REVISION_3
+  dv.setUint16(2, NDIS_OFFLOAD_SIZE, true);
+  // csum: ip4_txenc, ip4_rxenc, ip6_txenc, ip6_rxenc at 4, 12, 20, 28 (capability words stay 0).
+  for (const at of [4, 12, 20, 28]) dv.setUint32(at, NDIS_OFFLOAD_ENCAP_8023, true);
+  return b;
+}
+
+/** struct ndis_recv_scale_cap: one receive queue, so rndis_filter_device_add opens no subchannel. */
+function rssCapabilities(): Uint8Array {
+  const b = new Uint8Array(NDIS_RSS_CAPS_SIZE);
+  const dv = new DataView(b.buffer);
+  dv.setUint8(0, NDIS_OBJECT_TYPE_RSS_CAPABILITIES);
+  dv.setUint8(1, 2); // NDIS_RECEIVE_SCALE_CAPABILITIES_REVISION_2
+  dv.setUint16(2, NDIS_RSS_CAPS_SIZE, true);
+  dv.setUint32(4, 0, true); // cap_flag
+  dv.setUint32(8, 1, true); // num_int_msg
+  dv.setUint32(12, 1, true); // num_recv_que
+  dv.setUint16(16, 128, true); // num_indirect_tabent (ITAB_NUM)
+  return b;
+}

@@ -1,0 +1,90 @@
+// The host's receive-path traffic source: a queue of frame sizes turned, in order, into RNDIS PACKET
+// messages carrying deterministic test frames (seeded). The message layout is the one a host writes
+// into a receive section: header, struct rndis_packet with data_offset 36 and no PPIs, then the frame.
+
+import { RNDIS_HEADER_SIZE, RNDIS_MSG_TYPE, RNDIS_PACKET_SIZE } from "../rndis.js";
+import { NETVSP_GUEST_MAC, NETVSP_HOST_MAC, TEST_FRAME_HEADER_SIZE, writeTestFrame } from "./test-frame.js";
+
+/** Bytes of RNDIS framing in front of each received frame (8 + 36). */
+export const RX_RNDIS_OVERHEAD: number = RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE;
+
+export class RxGenerator {
+  readonly seed: number;
+  /** The largest frame that fits a section with its RNDIS framing. */
+  readonly maxFrame: number;
+  readonly #sizes: number[] = [];
+  #head = 0;
+  #seq = 0;
+  readonly #scratch: Uint8Array;
+  readonly #view: DataView;
+
+  constructor(seed: number, sectionSize: number) {
+    this.seed = seed >>> 0;
+    this.maxFrame = sectionSize - RX_RNDIS_OVERHEAD;
+    if (this.maxFrame < TEST_FRAME_HEADER_SIZE)
+      throw new RangeError(`section of ${sectionSize} bytes holds no frame`);
+    this.#scratch = new Uint8Array(sectionSize);
+    this.#view = new DataView(this.#scratch.buffer);
+  }
+
+  /** Frames queued and not yet sent. */
+  get pending(): number {
+    return this.#sizes.length - this.#head;
+  }
+
+  /** Sequence number the next frame will carry. */
+  get nextSeq(): number {
+    return this.#seq;
+  }
+
+  enqueue(sizes: readonly number[]): void {
+    for (const s of sizes) {
+      if (!Number.isInteger(s) || s < TEST_FRAME_HEADER_SIZE || s > this.maxFrame) {
+        throw new RangeError(`rx frame size ${s} outside [${TEST_FRAME_HEADER_SIZE}, ${this.maxFrame}]`);
+      }
+    }
+    for (const s of sizes) this.#sizes.push(s);
+  }
+
+  /** Size of the k-th pending frame. */
+  sizeAt(k: number): number {
+    return this.#sizes[this.#head + k]!;
+  }
+
+  /**
+   * The RNDIS message for the k-th pending frame, in a scratch buffer reused by the next call (the
+   * caller copies it into the shared section at once). Building does not consume the frame.
+   */
+  build(k: number): Uint8Array {
+    const size = this.sizeAt(k);
+    const msgLen = RX_RNDIS_OVERHEAD + size;
+    const dv = this.#view;
+    this.#scratch.fill(0, 0, RX_RNDIS_OVERHEAD);
+    dv.setUint32(0, RNDIS_MSG_TYPE.PACKET, true);
+    dv.setUint32(4, msgLen, true);
+    dv.setUint32(8, RNDIS_PACKET_SIZE, true); // data_offset, from the start of struct rndis_packet
+    dv.setUint32(12, size, true); // data_len
+    writeTestFrame(this.#scratch.subarray(RX_RNDIS_OVERHEAD, msgLen), {
+      seq: this.#seq + k,
+      seed: this.seed,
+      dstMac: NETVSP_GUEST_MAC,
+      srcMac: NETVSP_HOST_MAC,
+    });
+    return this.#scratch.subarray(0, msgLen);
+  }
+
+  /** Consume `n` frames once they are in the ring. */
+  commit(n: number): void {
+    this.#head += n;
+    this.#seq += n;
+    if (this.#head > 4096 && this.#head * 2 > this.#sizes.length) {
+      this.#sizes.splice(0, this.#head);
+      this.#head = 0;
+    }
+  }
+
+  clear(): void {
+    this.#sizes.length = 0;
+    this.#head = 0;
+  }
+}

@@ -1,0 +1,146 @@
+// The host's side of the guest's send path: gather the RNDIS bytes a SEND_RNDIS_PKT describes (a send
+// buffer section, GPA-direct page ranges, or a section followed by ranges, as netvsc_send's partial
+// copy produces) into one host-private buffer, then walk the RNDIS messages in it. Mirrors OpenVMM's
+// parse_packet (send_buffer_suballocation via try_subrange, InvalidSendBufferIndex), Packet::
+// rndis_reader (section first, then the external ranges) and handle_rndis_packet_message.
+
+import type { GpaDirectRange } from "@ivm/vmbus";
+import { type NetvscResult, ok, reject } from "../errors.js";
+import { NETVSC_INVALID_INDEX } from "../send-buffer.js";
+import { PAGE_SIZE } from "../sizing.js";
+import { fitsInView } from "./host-buffer.js";
+import type { HostGpadlView, HostGuestMemory } from "./ports.js";
+
+/** Largest PFN whose byte address is still an exact JS number. */
+const MAX_SAFE_PFN = Math.floor(Number.MAX_SAFE_INTEGER / PAGE_SIZE) - 1;
+
+export type TxGatherRejectReason =
+  | "send-buffer-not-mapped"
+  | "send-section-out-of-range"
+  | "send-buffer-access-refused"
+  | "gpa-direct-unavailable"
+  | "gpa-direct-pfn-out-of-range"
+  | "gpa-direct-access-refused"
+  | "tx-message-empty"
+  | "tx-message-too-long";
+
+export interface TxSources {
+  readonly sendBuffer: HostGpadlView | undefined;
+  readonly sendSectionSize: number;
+  readonly guestMemory: HostGuestMemory | undefined;
+  /** Cap on the gathered bytes (a guest can describe far more than it could ever mean). */
+  readonly maxBytes: number;
+}
+
+/**
+ * Copy the bytes of one SEND_RNDIS_PKT into a fresh host-private buffer. Nothing the guest supplied
+ * (section index and size, range lengths, PFNs) is used before it is bounds-checked, and a refused
+ * access (a page the host may not see) becomes a typed rejection, never a throw.
+ */
+export function gatherTxBytes(
+  sectionIndex: number,
+  sectionSize: number,
+  ranges: readonly GpaDirectRange[],
+  src: TxSources,
+): NetvscResult<Uint8Array, TxGatherRejectReason> {
+  let sectionOffset = 0;
+  let sectionLen = 0;
+  if (sectionIndex !== NETVSC_INVALID_INDEX) {
+    if (src.sendBuffer === undefined) {
+      return reject("EINVAL", "send-buffer-not-mapped", `send section ${sectionIndex} without a send buffer`);
+    }
+    sectionOffset = sectionIndex * src.sendSectionSize;
+    sectionLen = sectionSize;
+    // OpenVMM bounds the sub-range by the whole send buffer, not by the section: so does the model.
+    if (!fitsInView(src.sendBuffer, sectionOffset, sectionLen)) {
+      return reject(
+        "EINVAL",
+        "send-section-out-of-range",
+        `send section ${sectionIndex} size ${sectionSize} outside ${src.sendBuffer.size} bytes`,
+      );
+    }
+  }
+  let total = sectionLen;
+  for (const r of ranges) total += r.len;
+  if (total === 0) return reject("EINVAL", "tx-message-empty", "SEND_RNDIS_PKT without any bytes");
+  if (total > src.maxBytes) {
+    return reject("EINVAL", "tx-message-too-long", `${total} bytes described, at most ${src.maxBytes}`);
+  }
+  const out = new Uint8Array(total);
+  if (sectionLen > 0) {
+    try {
+      src.sendBuffer!.read(sectionOffset, out.subarray(0, sectionLen));
+    } catch (e) {
+      return reject("EINVAL", "send-buffer-access-refused", `send buffer read refused: ${String(e)}`);
+    }
+  }
+  if (ranges.length === 0) return ok(out);
+  const mem = src.guestMemory;
+  if (mem === undefined) {
+    return reject("EINVAL", "gpa-direct-unavailable", "no host view of guest memory for GPA-direct data");
+  }
+  let pos = sectionLen;
+  for (const r of ranges) {
+    let left = r.len;
+    let pageOff = r.offset;
+    let i = 0;
+    while (left > 0) {
+      const pfn = r.pfns[i]!;
+      if (pfn > MAX_SAFE_PFN) {
+        return reject("EINVAL", "gpa-direct-pfn-out-of-range", `PFN ${pfn} is not an addressable page`);
+      }
+      // Coalesce physically consecutive pages into one read.
+      let chunk = Math.min(PAGE_SIZE - pageOff, left);
+      let j = i + 1;
+      while (chunk < left && j < r.pfns.length && r.pfns[j] === pfn + (j - i)) {
+        chunk += Math.min(PAGE_SIZE, left - chunk);
+        j++;
+      }
+      try {
+        mem.read(pfn * PAGE_SIZE + pageOff, out.subarray(pos, pos + chunk));
+      } catch (e) {
+        return reject(
+          "EINVAL",
+          "gpa-direct-access-refused",
+          `GPA-direct read at PFN ${pfn} refused: ${String(e)}`,
+        );
+      }
+      pos += chunk;
+      left -= chunk;
+      pageOff = 0;
+      i = j;
+    }
+  }
+  return ok(out);
+}
+
+export type RndisWalkRejectReason = "rndis-trailing-bytes" | "rndis-msg-len-invalid";
+
+/**
+ * Split gathered bytes into RNDIS messages (several when the guest batched packets into one send
+ * section: each msg_len already includes its alignment padding). `visit` gets a view of each message
+ * inside the private buffer and returns false to stop the walk.
+ */
+export function walkRndisMessages(
+  bytes: Uint8Array,
+  visit: (msgType: number, msg: Uint8Array) => boolean,
+): NetvscResult<number, RndisWalkRejectReason> {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let pos = 0;
+  let n = 0;
+  while (pos < bytes.length) {
+    const remaining = bytes.length - pos;
+    if (remaining < 8) {
+      return reject("EINVAL", "rndis-trailing-bytes", `${remaining} bytes after the last RNDIS message`);
+    }
+    const msgType = dv.getUint32(pos, true);
+    const msgLen = dv.getUint32(pos + 4, true);
+    if (msgLen < 8 || msgLen > remaining) {
+      return reject("EINVAL", "rndis-msg-len-invalid", `msg_len ${msgLen} with ${remaining} bytes left`);
+    }
+    n++;
+    if (!visit(msgType, bytes.subarray(pos, pos + msgLen))) return ok(n);
+    pos += msgLen;
+  }
+  return ok(n);
+}
