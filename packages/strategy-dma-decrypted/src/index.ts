@@ -1,1 +1,1 @@
-export const PACKAGE = "@ivm/strategy-dma-decrypted";
+export { type DmaDecryptedServices, dmaDecryptedStrategy, hypervDecryptedDmaOps } from "./dma-decrypted.js";

@@ -1,1 +1,2 @@
-export const PACKAGE = "@ivm/strategy-dma-noncontiguous";
+export { type DmaNoncontiguousServices, dmaNoncontiguousStrategy } from "./dma-noncontiguous.js";
+export { HV_NONCONTIG_TAGS, hypervNoncontiguousDmaOps } from "./hyperv-iommu.js";
