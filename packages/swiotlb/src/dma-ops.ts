@@ -20,8 +20,10 @@ export interface DmaOps {
   readonly syncSingleForCpu: (dev: DmaDevice, dmaAddr: number, size: number, dir: number) => void;
   readonly syncSingleForDevice: (dev: DmaDevice, dmaAddr: number, size: number, dir: number) => void;
   /**
-   * Approach 2 (dma_map_decrypted, proposed, not merged): make `size` bytes at the kernel address `va`
-   * host-visible and return the address the guest must use for them from now on, or null on failure.
+   * Approach 2 (dma_map_decrypted, proposed, not merged): return the address the guest must use from now
+   * on for `size` bytes at the kernel address `va`, or null on failure. In the model it only remaps: the
+   * GPADL already made the pages host-visible (patch v3 also converted them here; doing both would
+   * convert twice).
    */
   readonly mapDecrypted?: (dev: DmaDevice, va: number, size: number) => number | null;
   /** Approach 2 (dma_unmap_encrypted): undo mapDecrypted; `va` is what mapDecrypted returned. */
