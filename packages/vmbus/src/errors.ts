@@ -2,9 +2,25 @@
  * Errno-like codes the VMBus layer reports, named after what the kernel's drivers/hv code returns
  * (`hv_ringbuffer_write` -EAGAIN/-ENODEV, `vmbus_sendpacket_pagebuffer` -EINVAL, `hv_ringbuffer_read`
  * -ENOBUFS, `__vmbus_establish_gpadl` -EDQUOT). EIO/EPROTO cover host input the kernel never checks
- * (corrupt ring indices, malformed messages), which the model rejects instead of trusting.
+ * (corrupt ring indices, malformed messages), which the model rejects instead of trusting; ETIMEDOUT
+ * is the model's answer to a host that never replies (see Scheduler.runUntil).
  */
-export type VmbusErrno = "EAGAIN" | "ENODEV" | "EINVAL" | "ENOBUFS" | "EDQUOT" | "ENOMEM" | "EIO" | "EPROTO";
+export type VmbusErrno =
+  | "EAGAIN"
+  | "ENODEV"
+  | "EINVAL"
+  | "ENOBUFS"
+  | "EDQUOT"
+  | "ENOMEM"
+  | "EIO"
+  | "EPROTO"
+  /** set_memory_decrypted/encrypted in the address-bit era (hv_mark_gpa_visibility's -EFAULT). */
+  | "EFAULT"
+  /**
+   * The model gave up waiting for the host. The kernel has no such error: wait_for_completion in
+   * __vmbus_establish_gpadl, __vmbus_open and vmbus_teardown_gpadl waits forever.
+   */
+  | "ETIMEDOUT";
 
 /**
  * The VMBus layer's one error family. `reason` is a stable machine-readable tag (for counting and

@@ -1,4 +1,12 @@
 export {
+  type ChannelOpenOptions,
+  type ChannelState,
+  type CloseResult,
+  type SendPacketOptions,
+  VmbusChannel,
+  type VmbusChannelCounters,
+} from "./channel.js";
+export {
   DEFAULT_VMBUS_DEVICES,
   HV_IDE_GUID,
   HV_NIC_GUID,
@@ -10,6 +18,19 @@ export {
   type VmbusDeviceEntry,
 } from "./channel-offer.js";
 export {
+  type ConnectionState,
+  type DropReason,
+  MAX_CHANNEL_RELIDS,
+  type MessageDirection,
+  type MessageEvent,
+  type PendingRequest,
+  POST_MSG_MAX_TRIES,
+  VMBUS_VERSIONS,
+  VmbusConnection,
+  type VmbusConnectionCounters,
+  type VmbusConnectionOptions,
+} from "./connection.js";
+export {
   err,
   invariant,
   ok,
@@ -19,6 +40,14 @@ export {
   VmbusInvariantError,
 } from "./errors.js";
 export {
+  type EstablishGpadlOptions,
+  type Gpadl,
+  type GpadlEstablishResult,
+  type GpadlTeardownResult,
+  type GpadlType,
+  gpadlPfns,
+} from "./gpadl.js";
+export {
   type AssembledGpadl,
   GpadlAssembler,
   type GpadlRange,
@@ -26,6 +55,7 @@ export {
   type GpadlRejectReason,
   type GpadlStep,
 } from "./host/gpadl-assembler.js";
+export { type HostMemoryAccess, HostRingMem } from "./host/host-ring-mem.js";
 export {
   type HostPacket,
   type HostReadResult,
@@ -34,7 +64,21 @@ export {
   type HostRingEndpointOptions,
   type HostRingProblem,
 } from "./host/ring-endpoint.js";
+export {
+  HOST_STATUS_UNSUCCESSFUL,
+  HostChannel,
+  type HostChannelState,
+  type HostDevice,
+  type HostDropReason,
+  type HostHooks,
+  type HostMessageAction,
+  type HostOfferInit,
+  type HostServerCounters,
+  type HostServerOptions,
+  HostVmbusServer,
+} from "./host/server.js";
 export { type RequestRejectCounters, type RequestRejectReason, RequestTable } from "./request-table.js";
+export { GuestRingMem } from "./ring/guest-ring-mem.js";
 export {
   type ClampReason,
   type IncomingPacket,
@@ -53,6 +97,15 @@ export {
   type SendOptions,
 } from "./ring/outgoing.js";
 export {
+  type GuestRingBuffer,
+  hvRingbufferCleanup,
+  hvRingbufferInit,
+  RING_TAGS,
+  type RingPages,
+  vmbusAllocRing,
+  vmbusFreeRingPages,
+} from "./ring/ring-buffer.js";
+export {
   bytesToRead,
   bytesToWrite,
   checkRingAccess,
@@ -62,6 +115,14 @@ export {
   type RingIndexProblem,
   type RingMem,
 } from "./ring/ring-mem.js";
+export { type Poll, Scheduler, type SchedulerCounters, type SchedulerOptions } from "./scheduler.js";
+export {
+  HV_POST_STATUS,
+  type PostStatusHook,
+  type SynicCounters,
+  SynicLink,
+  type SynicLinkOptions,
+} from "./synic.js";
 export {
   guidFromString,
   guidToString,

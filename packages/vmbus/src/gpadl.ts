@@ -1,0 +1,259 @@
+/**
+ * GPADL establishment and teardown: mirrors __vmbus_establish_gpadl and vmbus_teardown_gpadl
+ * (drivers/hv/channel.c) with the 2024 `decrypted` tracking (CVE-2024-36912/36913):
+ *
+ * - the PFN list is built by walking the buffer's virtual address page by page (virt_to_hvpfn);
+ * - decrypted = true BEFORE set_memory_decrypted, so a failure there leaves it true and the caller
+ *   must leak the buffer; a pre-shared buffer (already host-visible) is neither decrypted nor
+ *   re-encrypted, and its decrypted flag stays false;
+ * - on any error after decryption the pages are re-encrypted, and only success clears the flag;
+ * - teardown re-encrypts and sets decrypted = (re-encryption failed): such a buffer must be leaked.
+ */
+import { HypercallError } from "@ivm/hypercall";
+import { MemoryError, PAGE_SIZE } from "@ivm/memory";
+import type { VmbusChannel } from "./channel.js";
+import type { VmbusConnection } from "./connection.js";
+import { err, invariant, ok, type Result, type VmbusErrno, VmbusError } from "./errors.js";
+import { CHANNELMSG, encodeChannelMessage, type GpadlCreatedMessage } from "./wire/channel-message.js";
+import { createGpadlMessages } from "./wire/gpadl.js";
+
+/** enum hv_gpadl_type: a ring's pagecount subtracts 2·(PAGE_SIZE − 4096), which is 0 on x86. */
+export type GpadlType = "buffer" | "ring";
+
+/** struct vmbus_gpadl as the caller sees it. VMBus owns the fields; they change only through this module. */
+export interface Gpadl {
+  /** gpadl_handle; 0 before establishment succeeded and after teardown completed. */
+  readonly handle: number;
+  /** Bytes (a multiple of 4096). */
+  readonly size: number;
+  /** The virtual address the GPADL was built over (or rebased to); teardown re-encrypts through it. */
+  readonly buffer: number;
+  /** The pages may be host-visible: the buffer must not be freed (leak it instead). */
+  readonly decrypted: boolean;
+  readonly type: GpadlType;
+  readonly pages: number;
+  readonly childRelid: number;
+}
+
+interface GpadlRecord {
+  handle: number;
+  readonly size: number;
+  buffer: number;
+  decrypted: boolean;
+  readonly type: GpadlType;
+  readonly pages: number;
+  readonly childRelid: number;
+  /** The private-alias PFNs the host was given (private metadata, for rebase checks). */
+  readonly pfns: Float64Array;
+}
+
+const records = new WeakSet<object>();
+
+function recordOf(gpadl: Gpadl): GpadlRecord {
+  invariant(records.has(gpadl), "not a GPADL this VMBus layer established");
+  return gpadl as GpadlRecord;
+}
+
+/** The PFNs a GPADL was built from (a copy), in buffer order. */
+export function gpadlPfns(gpadl: Gpadl): Float64Array {
+  return recordOf(gpadl).pfns.slice();
+}
+
+export type GpadlEstablishResult =
+  | { readonly ok: true; readonly value: Gpadl }
+  | {
+      readonly ok: false;
+      readonly error: VmbusError;
+      /** The struct as the kernel leaves it: handle 0, decrypted possibly true. */
+      readonly gpadl: Gpadl;
+      /** = gpadl.decrypted: the buffer's visibility is unknown; never free it. */
+      readonly mustLeak: boolean;
+    };
+
+export type GpadlTeardownResult =
+  | { readonly ok: true; readonly mustLeak: false }
+  | { readonly ok: false; readonly error: VmbusError; readonly mustLeak: boolean };
+
+export interface EstablishGpadlOptions {
+  readonly type?: GpadlType;
+  /** The pages are host-visible already (a pre-shared pool): skip set_memory_decrypted/encrypted. */
+  readonly preShared?: boolean;
+}
+
+function fromHypercall(e: unknown): VmbusError {
+  if (e instanceof HypercallError) {
+    const known: readonly VmbusErrno[] = ["EINVAL", "EFAULT", "EIO", "ENOMEM"];
+    const code = (known as readonly string[]).includes(e.code) ? (e.code as VmbusErrno) : "EIO";
+    return new VmbusError(code, `set-memory:${e.reason}`, e.message);
+  }
+  throw e;
+}
+
+/** __vmbus_establish_gpadl over `size` bytes at `va` for `channel`. */
+export function establishGpadl(
+  conn: VmbusConnection,
+  channel: VmbusChannel,
+  va: number,
+  size: number,
+  options: EstablishGpadlOptions = {},
+): GpadlEstablishResult {
+  const handle = conn.allocGpadlHandle();
+  invariant(
+    Number.isInteger(size) && size > 0 && size % PAGE_SIZE === 0 && size <= 0xffff_f000,
+    `GPADL size ${size} must be a positive multiple of 4096 (u32)`,
+  );
+  const pages = size / PAGE_SIZE;
+  // create_gpadl_header: virt_to_hvpfn per page (a page-table walk for vmalloc addresses).
+  const pfns = new Float64Array(pages);
+  for (let i = 0; i < pages; i++) pfns[i] = conn.memory.virtToPfn(va + i * PAGE_SIZE);
+  const msgs = createGpadlMessages({ childRelid: channel.relid, gpadl: handle, sizeBytes: size, pfns });
+
+  const rec: GpadlRecord = {
+    handle: 0,
+    size,
+    buffer: va,
+    decrypted: options.preShared !== true,
+    type: options.type ?? "buffer",
+    pages,
+    childRelid: channel.relid,
+    pfns,
+  };
+  records.add(rec);
+  const fail = (error: VmbusError): GpadlEstablishResult => ({
+    ok: false,
+    error,
+    gpadl: rec,
+    mustLeak: rec.decrypted,
+  });
+
+  if (rec.decrypted) {
+    try {
+      conn.hyperv.setMemory.decrypted(va, pages);
+    } catch (e) {
+      // "Failed to set host visibility for new GPADL": returned with decrypted still true.
+      return fail(fromHypercall(e));
+    }
+  }
+
+  const req = conn.addPending({ msgtype: CHANNELMSG.GPADL_HEADER, channel, gpadl: handle });
+  let error: VmbusError | undefined;
+  if (channel.rescinded) {
+    error = new VmbusError("ENODEV", "rescinded", "channel rescinded before the GPADL was posted");
+  } else {
+    let posted = conn.postMessage(msgs.header);
+    for (let i = 0; posted.ok && i < msgs.bodies.length; i++) posted = conn.postMessage(msgs.bodies[i]!);
+    if (!posted.ok) error = posted.error;
+  }
+  if (error === undefined) {
+    const w = conn.waitFor(req, "GPADL_CREATED");
+    const resp = req.response as GpadlCreatedMessage | undefined;
+    if (!w.ok) error = w.error;
+    else if (resp !== undefined && resp.creationStatus !== 0) {
+      error = new VmbusError(
+        "EDQUOT",
+        "gpadl-creation-failed",
+        `Failed to establish GPADL: status 0x${resp.creationStatus.toString(16)}`,
+      );
+    } else if (channel.rescinded) {
+      error = new VmbusError("ENODEV", "rescinded", "channel rescinded while waiting for GPADL_CREATED");
+    }
+  }
+  conn.removePending(req);
+
+  if (error === undefined) {
+    rec.handle = handle;
+    return { ok: true, value: rec };
+  }
+  if (rec.decrypted) {
+    try {
+      conn.hyperv.setMemory.encrypted(va, pages);
+      rec.decrypted = false;
+    } catch (e) {
+      fromHypercall(e); // decrypted stays true: the memory is leaked, not freed
+    }
+  }
+  return fail(error);
+}
+
+/**
+ * vmbus_teardown_gpadl: TEARDOWN, wait for TORNDOWN matched on the handle (a rescinded channel counts as
+ * success), then re-encrypt if decrypted and set decrypted = (that failed).
+ *
+ * Like the kernel, the returned error is the re-encryption's: a failed post is overwritten by it (and
+ * counted in teardownPostErrorsSwallowed). The model adds one case the kernel cannot have: a wait that
+ * ran out (ETIMEDOUT) is reported after the re-encryption was attempted.
+ */
+export function teardownGpadl(
+  conn: VmbusConnection,
+  channel: VmbusChannel,
+  gpadl: Gpadl,
+): GpadlTeardownResult {
+  const rec = recordOf(gpadl);
+  if (rec.handle === 0) {
+    return {
+      ok: false,
+      error: new VmbusError("EINVAL", "no-gpadl", "teardown of a GPADL that is not established"),
+      mustLeak: rec.decrypted,
+    };
+  }
+  const req = conn.addPending({ msgtype: CHANNELMSG.GPADL_TEARDOWN, channel, gpadl: rec.handle });
+  let postError: VmbusError | undefined;
+  let timeout: VmbusError | undefined;
+  if (!channel.rescinded) {
+    const posted = conn.postMessage(
+      encodeChannelMessage({ kind: "gpadl-teardown", childRelid: channel.relid, gpadl: rec.handle }),
+    );
+    if (!posted.ok) postError = posted.error;
+    else {
+      const w = conn.waitFor(req, "GPADL_TORNDOWN");
+      if (w.ok) rec.handle = 0;
+      else timeout = w.error;
+    }
+  }
+  // "If the channel has been rescinded, … set the error code to zero so we don't leak memory."
+  if (channel.rescinded) {
+    postError = undefined;
+    timeout = undefined;
+  }
+  conn.removePending(req);
+
+  if (rec.decrypted) {
+    try {
+      conn.hyperv.setMemory.encrypted(rec.buffer, rec.pages);
+      rec.decrypted = false;
+    } catch (e) {
+      // "Fail to set mem host visibility in GPADL teardown": decrypted stays true.
+      return { ok: false, error: fromHypercall(e), mustLeak: true };
+    }
+  }
+  if (postError !== undefined) conn.counters.teardownPostErrorsSwallowed++;
+  if (timeout !== undefined) return { ok: false, error: timeout, mustLeak: rec.decrypted };
+  return { ok: true, mustLeak: false };
+}
+
+/**
+ * Points the GPADL at another mapping of the SAME pages (a strategy that swaps its transient mapping
+ * for a vmap_pfn alias). Every page of `newVa` must map the PFN the host was given; otherwise nothing
+ * changes and the result is EINVAL. Teardown then re-encrypts through `newVa`.
+ */
+export function rebaseGpadl(conn: VmbusConnection, gpadl: Gpadl, newVa: number): Result<void> {
+  const rec = recordOf(gpadl);
+  for (let i = 0; i < rec.pages; i++) {
+    let pfn: number;
+    try {
+      pfn = conn.memory.virtToPfn(newVa + i * PAGE_SIZE);
+    } catch (e) {
+      if (!(e instanceof MemoryError)) throw e;
+      return err("EINVAL", "rebase-unmapped", `page ${i} of 0x${newVa.toString(16)} is not mapped`);
+    }
+    if (pfn !== rec.pfns[i]) {
+      return err(
+        "EINVAL",
+        "rebase-pfn-mismatch",
+        `page ${i} maps pfn 0x${pfn.toString(16)}, the GPADL holds 0x${rec.pfns[i]!.toString(16)}`,
+      );
+    }
+  }
+  rec.buffer = newVa;
+  return ok(undefined);
+}
