@@ -1,0 +1,12 @@
+import { describeStrategyConformance } from "@ivm/shared-buffer/testing";
+import { dmaNoncontiguousStrategy } from "./dma-noncontiguous.js";
+import { hypervNoncontiguousDmaOps } from "./hyperv-iommu.js";
+
+describeStrategyConformance({
+  name: "dma-noncontiguous",
+  create: (env) => {
+    const ops = hypervNoncontiguousDmaOps(env.dmaLayer.ops, env.hyperv);
+    const dma = env.dmaLayer.createDevice({ name: "netvsc", minAlignMask: 0xfff, ops });
+    return dmaNoncontiguousStrategy({ memory: env.memory, hyperv: env.hyperv, dma });
+  },
+});

@@ -1,0 +1,8 @@
+import { describeStrategyConformance } from "@ivm/shared-buffer/testing";
+import { pageBlocksStrategy } from "./page-blocks.js";
+
+describeStrategyConformance({ name: "page-blocks", create: (env) => pageBlocksStrategy(env) });
+describeStrategyConformance({
+  name: "page-blocks (graded fallback)",
+  create: (env) => pageBlocksStrategy(env, { fallback: "graded" }),
+});

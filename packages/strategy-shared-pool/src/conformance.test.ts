@@ -1,0 +1,4 @@
+import { describeStrategyConformance } from "@ivm/shared-buffer/testing";
+import { sharedPoolStrategy } from "./shared-pool.js";
+
+describeStrategyConformance({ name: "shared-pool", create: (env) => sharedPoolStrategy(env) });
