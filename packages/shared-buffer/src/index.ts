@@ -10,3 +10,4 @@ export {
 export { defineStrategy, type StrategyImpl } from "./define-strategy.js";
 export { SharedBufferError } from "./errors.js";
 export { leakPagesAt } from "./leak.js";
+export { vzallocBuffers } from "./vzalloc-buffers.js";

@@ -1,7 +1,7 @@
 import { type HypervLayer, hvMapMemory, hvUnmapMemory } from "@ivm/hypercall";
 import { PAGE_SIZE } from "@ivm/memory";
 import type { SharedBuffer, SharedBufferStrategy, StrategyServices } from "@ivm/shared-buffer";
-import { defineStrategy, leakPagesAt, SharedBufferError } from "@ivm/shared-buffer";
+import { defineStrategy, leakPagesAt, SharedBufferError, vzallocBuffers } from "@ivm/shared-buffer";
 import { type DmaDevice, type DmaOps, dmaMapDecrypted, dmaUnmapEncrypted } from "@ivm/swiotlb";
 
 /** What approach (2) is built from: the guest's memory and hypervisor, and the netvsc DMA device. */
@@ -43,6 +43,8 @@ interface DmaDecryptedBuffer extends SharedBuffer {
  * above vTOM, and dma_unmap_encrypted undoes that before the GPADL teardown. Two live mappings.
  */
 export function dmaDecryptedStrategy({ memory, dma }: DmaDecryptedServices): SharedBufferStrategy {
+  // The Hyper-V ops existed for isolated guests only; elsewhere netvsc vzalloc'd as before.
+  if (!memory.isolated) return vzallocBuffers(memory, { name: "dma-decrypted", eras: ["address-bit"] });
   if (dma.memory !== memory)
     throw new SharedBufferError("EINVAL", "dma-device", "the DMA device is another guest's");
   if (dma.ops.mapDecrypted === undefined) {

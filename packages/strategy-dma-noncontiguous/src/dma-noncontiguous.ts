@@ -1,6 +1,6 @@
 import { PAGE_SIZE } from "@ivm/memory";
 import type { SharedBuffer, SharedBufferStrategy, StrategyServices } from "@ivm/shared-buffer";
-import { defineStrategy, leakPagesAt, SharedBufferError } from "@ivm/shared-buffer";
+import { defineStrategy, leakPagesAt, SharedBufferError, vzallocBuffers } from "@ivm/shared-buffer";
 import {
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,
@@ -42,6 +42,8 @@ function directionOf(purpose: string): number {
  * dma_vunmap_noncontiguous, then dma_free_noncontiguous once re-encryption succeeded.
  */
 export function dmaNoncontiguousStrategy({ memory, dma }: DmaNoncontiguousServices): SharedBufferStrategy {
+  // The Hyper-V ops existed for isolated guests only; elsewhere netvsc vzalloc'd as before.
+  if (!memory.isolated) return vzallocBuffers(memory, { name: "dma-noncontiguous", eras: ["address-bit"] });
   if (dma.memory !== memory)
     throw new SharedBufferError("EINVAL", "dma-device", "the DMA device is another guest's");
   if (dma.ops.allocNoncontiguous === undefined || dma.ops.vmapNoncontiguous === undefined) {

@@ -5,6 +5,7 @@ import {
   type SharedBuffer,
   type SharedBufferStrategy,
   type StrategyServices,
+  vzallocBuffers,
 } from "@ivm/shared-buffer";
 
 /** How allocation falls back when a 4 MiB block is not available. */
@@ -50,6 +51,8 @@ export function pageBlocksStrategy(
   { memory }: Pick<StrategyServices, "memory">,
   options: PageBlocksOptions = {},
 ): SharedBufferStrategy {
+  // Patch v5 took this path only in an isolated guest; otherwise netvsc vzalloc'd as before.
+  if (!memory.isolated) return vzallocBuffers(memory, { name: "page-blocks", eras: ["address-bit"] });
   const fallback = options.fallback ?? "v5-all-or-nothing";
 
   const freeBlocks = (blocks: readonly Block[]): void => {

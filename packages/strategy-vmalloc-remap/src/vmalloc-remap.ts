@@ -5,6 +5,7 @@ import {
   type SharedBuffer,
   type SharedBufferStrategy,
   type StrategyServices,
+  vzallocBuffers,
 } from "@ivm/shared-buffer";
 
 interface VmallocRemapBuffer extends SharedBuffer {
@@ -21,6 +22,8 @@ interface VmallocRemapBuffer extends SharedBuffer {
  * alias and vfree's the original only if re-encryption succeeded.
  */
 export function vmallocRemapStrategy({ memory }: Pick<StrategyServices, "memory">): SharedBufferStrategy {
+  // netvsc_init_buf remaps only in an isolated guest (hv_isolation_type_snp()).
+  if (!memory.isolated) return vzallocBuffers(memory, { name: "vmalloc-remap", eras: ["address-bit"] });
   return defineStrategy<VmallocRemapBuffer>({
     name: "vmalloc-remap",
     eras: ["address-bit"],

@@ -61,8 +61,9 @@ export function describeStrategyConformance(subject: ConformanceSubject): void {
       expect(eras.length).toBeGreaterThan(0);
     });
 
-    for (const era of eras) {
-      describe(`${era} era`, () => {
+    // Every declared era, and a VM without isolation (where netvsc takes its plain path).
+    for (const era of [...eras, "none"] as const) {
+      describe(era === "none" ? "without isolation" : `${era} era`, () => {
         it("runs the lifecycle with traffic verified from both sides and leaves nothing behind", () => {
           const env = bootKitEnv(era);
           const strategy = subject.create(env);
@@ -97,7 +98,7 @@ export function describeStrategyConformance(subject: ConformanceSubject): void {
           expect(env.memory.leakedPages).toBe(0);
         });
 
-        it("fails cleanly at every allocation point of allocate and map", () => {
+        it("fails cleanly at every allocation point of allocate, GPADL, map and teardown", () => {
           // Count the calls a successful run makes at each site, then fail each one in turn.
           const sizes = subject.faultSizes ?? FAULT_SIZES;
           const counting = bootKitEnv(era, 64 * 2 ** 20);
