@@ -101,3 +101,19 @@ describe("memory invariants", () => {
     ]);
   });
 });
+
+describe("kmalloc totals", () => {
+  it("tracks live, peak and kmalloc_large pages over all tags", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB });
+    mem.kmalloc.resetPeak();
+    const a = mem.kmalloc.kmalloc(32768, { tag: "a" })!;
+    const b = mem.kmalloc.kmalloc(100, { tag: "b" })!;
+    expect(mem.kmalloc.totalLive).toBe(32868);
+    expect(mem.kmalloc.largePages).toBe(8);
+    mem.kmalloc.kfree(a);
+    expect(mem.kmalloc.totalLive).toBe(100);
+    expect(mem.kmalloc.largePages).toBe(0);
+    expect(mem.kmalloc.peakTotalLive).toBe(32868);
+    mem.kmalloc.kfree(b);
+  });
+});

@@ -71,6 +71,12 @@ export class Kmalloc {
   readonly #live = new Map<number, Allocation>();
   readonly #stats = new Map<string, KmallocTagStats>();
   failures = 0;
+  /** Bytes callers hold now, over all tags. */
+  totalLive = 0;
+  /** Highest `totalLive` since construction or the last `resetPeak()` (temporary arrays show here). */
+  peakTotalLive = 0;
+  /** Pages held by kmalloc_large allocations (already counted in `totalLive` as bytes). */
+  largePages = 0;
 
   constructor(phys: PhysicalMemory, buddy: BuddyAllocator, faults?: FaultInjector) {
     this.#phys = phys;
@@ -107,6 +113,9 @@ export class Kmalloc {
       if (gfp & Gfp.Zero) this.#phys.fill(va - PAGE_OFFSET, classSize, 0);
     }
     this.#live.set(va, alloc);
+    if (alloc.slab === null) this.largePages += 2 ** alloc.order;
+    this.totalLive += size;
+    if (this.totalLive > this.peakTotalLive) this.peakTotalLive = this.totalLive;
     const s = this.#tagStats(options.tag);
     s.live += size;
     s.liveFootprint += alloc.classSize;
@@ -140,9 +149,16 @@ export class Kmalloc {
       this.#buddy.freePages((va - PAGE_OFFSET) / PAGE_SIZE, alloc.order);
     }
     this.#live.delete(va);
+    if (alloc.slab === null) this.largePages -= 2 ** alloc.order;
+    this.totalLive -= alloc.size;
     const s = this.#tagStats(alloc.tag);
     s.live -= alloc.size;
     s.liveFootprint -= alloc.classSize;
+  }
+
+  /** Starts a new peak measurement from the current live bytes. */
+  resetPeak(): void {
+    this.peakTotalLive = this.totalLive;
   }
 
   /** Whether `va` is a live kmalloc address. */
