@@ -4,7 +4,20 @@
  * -ENOMEM/-ENOSPC/-EAGAIN on the send path. Receive-path rejections have no errno in the kernel (the
  * packet is dropped or completed with NVSP_STAT_FAIL); the model files them under EINVAL.
  */
-export type NetvscErrorCode = "EINVAL" | "EPROTO" | "ENOMEM" | "ENOSPC" | "EAGAIN" | "ENODEV";
+export type NetvscErrorCode =
+  | "EINVAL"
+  | "EPROTO"
+  | "ENOMEM"
+  | "ENOSPC"
+  | "EAGAIN"
+  | "ENODEV"
+  /** Passed up from VMBus by the driver: a post or ring error, a refused GPADL, a visibility change. */
+  | "EIO"
+  | "EDQUOT"
+  | "ENOBUFS"
+  | "EFAULT"
+  /** The model stopped waiting for a host that never answered (the kernel would sleep forever). */
+  | "ETIMEDOUT";
 
 /** Numeric values as on x86-64 Linux, for reports that print `-22` the way the kernel logs do. */
 export const NETVSC_ERRNO: { readonly [K in NetvscErrorCode]: number } = {
@@ -14,6 +27,11 @@ export const NETVSC_ERRNO: { readonly [K in NetvscErrorCode]: number } = {
   ENOSPC: 28,
   EAGAIN: 11,
   ENODEV: 19,
+  EIO: 5,
+  EDQUOT: 122,
+  ENOBUFS: 105,
+  EFAULT: 14,
+  ETIMEDOUT: 110,
 } as const;
 
 /**
@@ -25,8 +43,11 @@ export class NetvscError<R extends string = string> extends Error {
   override readonly name: string = "NetvscError";
   readonly code: NetvscErrorCode;
   readonly reason: R;
-  constructor(code: NetvscErrorCode, reason: R, message: string) {
-    super(`${code} ${reason}: ${message}`);
+  constructor(code: NetvscErrorCode, reason: R, message: string, options?: { readonly cause?: unknown }) {
+    super(
+      `${code} ${reason}: ${message}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.code = code;
     this.reason = reason;
   }

@@ -1,5 +1,5 @@
 // @ivm/netvsc: the netvsc guest driver model. This entry exports the memory-independent core (wire
-// formats, validation rules, section allocator, sizing); the driver and simulated host build on it.
+// formats, validation rules, section allocator, sizing), the guest driver and the simulated host.
 
 export {
   isNetvscError,
@@ -9,6 +9,27 @@ export {
   type NetvscResult,
   RejectionCounter,
 } from "./errors.js";
+export { RX_PRIVATE_TAG, SECTION_MAP_TAG } from "./guest/init-buf.js";
+// The guest driver (drivers/net/hyperv over VMBus, swiotlb and an injected buffer strategy).
+export {
+  NETVSC_MAX_PKT_SIZE,
+  NETVSC_MIN_OUT_MSG_SIZE,
+  NETVSC_RING_BYTES_DEFAULT,
+  NetvscDevice,
+  type NetvscDeviceOptions,
+} from "./guest/netvsc-device.js";
+export type { NetvscServices } from "./guest/nvdev.js";
+export { RECV_COMP_RING_TAG } from "./guest/recv-comp-ring.js";
+export type { RingParamState } from "./guest/ringparam.js";
+export { NETVSC_PACKET_FILTER, RNDIS_REQUEST_TAG } from "./guest/rndis-filter.js";
+export {
+  DMA_RANGE_TAG,
+  RNDIS_DATA_HEADER_SIZE,
+  SKB_RNDIS_HEADROOM,
+  SKB_TAG,
+  type XmitVerdict,
+} from "./guest/send.js";
+export { type NetvscStats, newNetvscStats } from "./guest/stats.js";
 // The simulated host network device (netvsp): the untrusted host's end of the channel.
 export type {
   NetvspAdversary,
@@ -32,12 +53,7 @@ export type {
   NetvspPorts,
   NetvspRing,
 } from "./host/ports.js";
-export {
-  NDIS_OFFLOAD_SIZE,
-  RNDIS_OID,
-  type RndisControlRejectReason,
-  type RndisDeviceState,
-} from "./host/rndis-device.js";
+export type { RndisControlRejectReason, RndisDeviceState } from "./host/rndis-device.js";
 export { RX_RNDIS_OVERHEAD } from "./host/rx-generator.js";
 export {
   encodeTestFrame,
@@ -53,6 +69,7 @@ export {
   writeTestFrame,
 } from "./host/test-frame.js";
 export type { RndisWalkRejectReason, TxGatherRejectReason } from "./host/tx-verifier.js";
+export { netvspVmbusDevice } from "./host/vmbus-device.js";
 export {
   decodeNvspMessage,
   encodeNvspMessage,
@@ -97,6 +114,9 @@ export {
   encodeRndisSet,
   encodeRndisSetComplete,
   findPpi,
+  NDIS_OBJECT_TYPE,
+  NDIS_OFFLOAD_SIZE,
+  NDIS_OFFLOAD_SIZE_6_0,
   NDIS_PPI_TYPE,
   parseRndisFromHost,
   RNDIS_EXT_LEN,
@@ -107,6 +127,7 @@ export {
   RNDIS_MESSAGE_SIZE,
   RNDIS_MINOR_VERSION,
   RNDIS_MSG_TYPE,
+  RNDIS_OID,
   RNDIS_PACKET_SIZE,
   RNDIS_PKTINFO_ID,
   RNDIS_PPI_HEADER_SIZE,

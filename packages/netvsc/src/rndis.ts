@@ -38,6 +38,62 @@ export const RNDIS_MSG_TYPE: {
 } as const;
 export type RndisMsgType = (typeof RNDIS_MSG_TYPE)[keyof typeof RNDIS_MSG_TYPE];
 
+/** The OIDs rndis_filter.c queries or sets (values from hyperv_net.h / include/linux/rndis.h). */
+export const RNDIS_OID: {
+  readonly GEN_SUPPORTED_LIST: 0x00010101;
+  readonly GEN_HARDWARE_STATUS: 0x00010102;
+  readonly GEN_MEDIA_SUPPORTED: 0x00010103;
+  readonly GEN_MEDIA_IN_USE: 0x00010104;
+  readonly GEN_MAXIMUM_FRAME_SIZE: 0x00010106;
+  readonly GEN_LINK_SPEED: 0x00010107;
+  readonly GEN_CURRENT_PACKET_FILTER: 0x0001010e;
+  readonly GEN_MAXIMUM_TOTAL_SIZE: 0x00010111;
+  readonly GEN_MEDIA_CONNECT_STATUS: 0x00010114;
+  readonly GEN_RECEIVE_SCALE_CAPABILITIES: 0x00010203;
+  readonly GEN_RECEIVE_SCALE_PARAMETERS: 0x00010204;
+  readonly GEN_RNDIS_CONFIG_PARAMETER: 0x0001021b;
+  readonly ETH_PERMANENT_ADDRESS: 0x01010101;
+  readonly ETH_CURRENT_ADDRESS: 0x01010102;
+  readonly OFFLOAD_ENCAPSULATION: 0x0101010a;
+  readonly TCP_OFFLOAD_PARAMETERS: 0xfc01020c;
+  readonly TCP_OFFLOAD_HARDWARE_CAPABILITIES: 0xfc01020d;
+} = {
+  GEN_SUPPORTED_LIST: 0x00010101,
+  GEN_HARDWARE_STATUS: 0x00010102,
+  GEN_MEDIA_SUPPORTED: 0x00010103,
+  GEN_MEDIA_IN_USE: 0x00010104,
+  GEN_MAXIMUM_FRAME_SIZE: 0x00010106,
+  GEN_LINK_SPEED: 0x00010107,
+  GEN_CURRENT_PACKET_FILTER: 0x0001010e,
+  GEN_MAXIMUM_TOTAL_SIZE: 0x00010111,
+  GEN_MEDIA_CONNECT_STATUS: 0x00010114,
+  GEN_RECEIVE_SCALE_CAPABILITIES: 0x00010203,
+  GEN_RECEIVE_SCALE_PARAMETERS: 0x00010204,
+  GEN_RNDIS_CONFIG_PARAMETER: 0x0001021b,
+  ETH_PERMANENT_ADDRESS: 0x01010101,
+  ETH_CURRENT_ADDRESS: 0x01010102,
+  OFFLOAD_ENCAPSULATION: 0x0101010a,
+  TCP_OFFLOAD_PARAMETERS: 0xfc01020c,
+  TCP_OFFLOAD_HARDWARE_CAPABILITIES: 0xfc01020d,
+} as const;
+
+/**
+ * sizeof(struct ndis_offload) with natural alignment (computed): header 4, csum 32, lsov1 16, ipsecv1
+ * 28, lsov2 28, flags 4 (= NDIS_OFFLOAD_SIZE_6_0, 112), ipsecv2 32 (-> 144, NDIS_OFFLOAD_SIZE_6_1),
+ * rsc 2 + 2 padding, encap_gre 8 = 156. rndis_query_hwcaps needs type 0xa7, revision >= 1 and
+ * NDIS_OFFLOAD_SIZE_6_0 <= size <= the returned length.
+ */
+export const NDIS_OFFLOAD_SIZE = 156;
+/** NDIS_OFFLOAD_SIZE_6_0: the smallest struct ndis_offload rndis_query_hwcaps accepts. */
+export const NDIS_OFFLOAD_SIZE_6_0 = 112;
+
+/** struct ndis_object_header types (hyperv_net.h). */
+export const NDIS_OBJECT_TYPE: {
+  readonly DEFAULT: 0x80;
+  readonly RSS_CAPABILITIES: 0x88;
+  readonly OFFLOAD: 0xa7;
+} = { DEFAULT: 0x80, RSS_CAPABILITIES: 0x88, OFFLOAD: 0xa7 } as const;
+
 /** RNDIS_STATUS_* values the driver looks at. */
 export const RNDIS_STATUS: {
   readonly SUCCESS: 0x0;

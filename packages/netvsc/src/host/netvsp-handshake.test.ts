@@ -6,10 +6,11 @@ import {
   encodeRndisInit,
   encodeRndisQuery,
   encodeRndisSet,
+  NDIS_OFFLOAD_SIZE,
+  RNDIS_OID,
   RNDIS_STATUS,
 } from "../rndis.js";
 import { validateRecvBufComplete, validateSendBufComplete } from "../sizing.js";
-import { NDIS_OFFLOAD_SIZE, RNDIS_OID } from "./rndis-device.js";
 import { NETVSP_HOST_MAC } from "./test-frame.js";
 import { type GuestPacket, RECV_GPADL, ScriptedGuest, SEND_GPADL } from "./test-guest.js";
 

@@ -9,65 +9,21 @@ import {
   encodeRndisInitComplete,
   encodeRndisQueryComplete,
   encodeRndisSetComplete,
+  NDIS_OBJECT_TYPE,
+  NDIS_OFFLOAD_SIZE,
   RNDIS_MAJOR_VERSION,
   RNDIS_MINOR_VERSION,
   RNDIS_MSG_TYPE,
+  RNDIS_OID,
   RNDIS_STATUS,
   type RndisRejectReason,
 } from "../rndis.js";
 import { ETH_HLEN } from "../sizing.js";
 
-/** The OIDs rndis_filter.c queries or sets (values from hyperv_net.h / include/linux/rndis.h). */
-export const RNDIS_OID: {
-  readonly GEN_SUPPORTED_LIST: 0x00010101;
-  readonly GEN_HARDWARE_STATUS: 0x00010102;
-  readonly GEN_MEDIA_SUPPORTED: 0x00010103;
-  readonly GEN_MEDIA_IN_USE: 0x00010104;
-  readonly GEN_MAXIMUM_FRAME_SIZE: 0x00010106;
-  readonly GEN_LINK_SPEED: 0x00010107;
-  readonly GEN_CURRENT_PACKET_FILTER: 0x0001010e;
-  readonly GEN_MAXIMUM_TOTAL_SIZE: 0x00010111;
-  readonly GEN_MEDIA_CONNECT_STATUS: 0x00010114;
-  readonly GEN_RECEIVE_SCALE_CAPABILITIES: 0x00010203;
-  readonly GEN_RECEIVE_SCALE_PARAMETERS: 0x00010204;
-  readonly GEN_RNDIS_CONFIG_PARAMETER: 0x0001021b;
-  readonly ETH_PERMANENT_ADDRESS: 0x01010101;
-  readonly ETH_CURRENT_ADDRESS: 0x01010102;
-  readonly OFFLOAD_ENCAPSULATION: 0x0101010a;
-  readonly TCP_OFFLOAD_PARAMETERS: 0xfc01020c;
-  readonly TCP_OFFLOAD_HARDWARE_CAPABILITIES: 0xfc01020d;
-} = {
-  GEN_SUPPORTED_LIST: 0x00010101,
-  GEN_HARDWARE_STATUS: 0x00010102,
-  GEN_MEDIA_SUPPORTED: 0x00010103,
-  GEN_MEDIA_IN_USE: 0x00010104,
-  GEN_MAXIMUM_FRAME_SIZE: 0x00010106,
-  GEN_LINK_SPEED: 0x00010107,
-  GEN_CURRENT_PACKET_FILTER: 0x0001010e,
-  GEN_MAXIMUM_TOTAL_SIZE: 0x00010111,
-  GEN_MEDIA_CONNECT_STATUS: 0x00010114,
-  GEN_RECEIVE_SCALE_CAPABILITIES: 0x00010203,
-  GEN_RECEIVE_SCALE_PARAMETERS: 0x00010204,
-  GEN_RNDIS_CONFIG_PARAMETER: 0x0001021b,
-  ETH_PERMANENT_ADDRESS: 0x01010101,
-  ETH_CURRENT_ADDRESS: 0x01010102,
-  OFFLOAD_ENCAPSULATION: 0x0101010a,
-  TCP_OFFLOAD_PARAMETERS: 0xfc01020c,
-  TCP_OFFLOAD_HARDWARE_CAPABILITIES: 0xfc01020d,
-} as const;
-
 /** DF_CONNECTIONLESS, the device_flags OpenVMM reports. */
 const RNDIS_DF_CONNECTIONLESS = 1;
-/** NDIS_OBJECT_TYPE_OFFLOAD / _RSS_CAPABILITIES (hyperv_net.h). */
-const NDIS_OBJECT_TYPE_OFFLOAD = 0xa7;
-const NDIS_OBJECT_TYPE_RSS_CAPABILITIES = 0x88;
-/**
- * sizeof(struct ndis_offload) with natural alignment (computed): header 4, csum 32, lsov1 16, ipsecv1
- * 28, lsov2 28, flags 4 (= NDIS_OFFLOAD_SIZE_6_0, 112), ipsecv2 32 (-> 144, NDIS_OFFLOAD_SIZE_6_1),
- * rsc 2 + 2 padding, encap_gre 8 = 156. rndis_query_hwcaps needs type 0xa7, revision >= 1 and
- * NDIS_OFFLOAD_SIZE_6_0 <= size <= the returned length.
- */
-export const NDIS_OFFLOAD_SIZE = 156;
+const NDIS_OBJECT_TYPE_OFFLOAD = NDIS_OBJECT_TYPE.OFFLOAD;
+const NDIS_OBJECT_TYPE_RSS_CAPABILITIES = NDIS_OBJECT_TYPE.RSS_CAPABILITIES;
 /** NDIS_OFFLOAD_ENCAP_8023: the only encapsulation a synthetic NIC offers. */
 const NDIS_OFFLOAD_ENCAP_8023 = 2;
 /** sizeof(struct ndis_recv_scale_cap), packed: header 4, three u32, one u16. */

@@ -26,6 +26,7 @@ import {
   encodeRndisQuery,
   encodeRndisSet,
   parseRndisFromHost,
+  RNDIS_OID,
   type RndisMessage,
 } from "../rndis.js";
 import { NETVSC_INVALID_INDEX } from "../send-buffer.js";
@@ -33,7 +34,6 @@ import { PAGE_SIZE } from "../sizing.js";
 import { VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, validateXferPagePacket } from "../xfer-page.js";
 import { Netvsp, type NetvspOptions } from "./netvsp.js";
 import type { HostGpadlView, HostGuestMemory } from "./ports.js";
-import { RNDIS_OID } from "./rndis-device.js";
 
 /** Where the scripted guest puts RNDIS control requests: straddling a page boundary on purpose. */
 export const CONTROL_GPA: number = 3 * PAGE_SIZE - 24;

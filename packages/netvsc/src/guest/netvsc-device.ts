@@ -1,0 +1,363 @@
+// The device: netvsc_probe / netvsc_remove / netvsc_set_ringparam (netvsc_drv.c) over
+// netvsc_device_add / netvsc_device_remove (netvsc.c) and rndis_filter_device_add / _remove
+// (rndis_filter.c). One channel (no subchannels), one transmit queue.
+
+import type { SharedBuffer } from "@ivm/shared-buffer";
+import { bytesToRead, RING_HEADER, type RingMem } from "@ivm/vmbus";
+import { type NetvscResult, ok, reject } from "../errors.js";
+import { NVSP_MESSAGE_SIZE } from "../nvsp.js";
+import { NETVSC_INVALID_INDEX } from "../send-buffer.js";
+import {
+  NAPI_POLL_WEIGHT,
+  NETVSC_DEFAULT_RX,
+  NETVSC_DEFAULT_TX,
+  NETVSC_RECV_SECTION_SIZE,
+  NETVSC_SEND_SECTION_SIZE,
+  PAGE_SIZE,
+} from "../sizing.js";
+import { NETVSC_MAX_XFER_PAGE_RANGES, xferHeaderSize } from "../xfer-page.js";
+import { connectVsp } from "./connect-vsp.js";
+import { fromVmbus } from "./control.js";
+import {
+  freeNetvscDevice,
+  gpadlTeardownAfterClose,
+  revokeRecvBuf,
+  revokeSendBuf,
+  teardownRecvGpadl,
+  teardownSendGpadl,
+  unmapBuffers,
+} from "./init-buf.js";
+import { napiPoll } from "./napi.js";
+import type { DeviceInfo, DriverEnv, NetvscDev, NetvscServices } from "./nvdev.js";
+import { sendRecvCompletions } from "./receive.js";
+import { getRingParam, type RingParamState, ringParamPlan } from "./ringparam.js";
+import { rndisFilterClose, rndisFilterDeviceAdd, rndisFilterHalt, rndisFilterOpen } from "./rndis-filter.js";
+import { dmaUnmap, netvscXmit, type XmitVerdict } from "./send.js";
+import { type NetvscStats, newNetvscStats } from "./stats.js";
+
+/** VMBUS_RING_SIZE(128 * 4 KiB): netvsc's ring_size module parameter plus the header page. */
+export const NETVSC_RING_BYTES_DEFAULT: number = PAGE_SIZE + 128 * PAGE_SIZE;
+/** NETVSC_MAX_PKT_SIZE: a transfer-page header with NVSP_RSC_MAX ranges plus an NVSP message (computed). */
+export const NETVSC_MAX_PKT_SIZE: number = xferHeaderSize(NETVSC_MAX_XFER_PAGE_RANGES) + NVSP_MESSAGE_SIZE;
+/** NETVSC_MIN_OUT_MSG_SIZE: descriptor + nvsp_1_message_send_rndis_packet; netvsc_rqstor_size divides by it. */
+export const NETVSC_MIN_OUT_MSG_SIZE: number = 16 + 12;
+
+export interface NetvscDeviceOptions extends NetvscServices {
+  /** Default 9709 / 170 (NETVSC_DEFAULT_RX / _TX). */
+  readonly rxSections?: number;
+  readonly txSections?: number;
+  /** Per direction, header page included. Default VMBUS_RING_SIZE(128 × 4 KiB). */
+  readonly ringBytes?: number;
+  /** A private copy of each delivered frame (the skb). */
+  readonly onReceive?: (frame: Uint8Array) => void;
+}
+
+function newNetvscDev(env: DriverEnv, info: DeviceInfo): NetvscDev {
+  return {
+    env,
+    info,
+    nvspVersion: 0,
+    destroy: false,
+    txDisable: true,
+    recv: undefined,
+    recvBufSize: 0,
+    recvSectionSize: 0,
+    recvSectionCnt: 0,
+    rxPrivate: [],
+    rxScratch: new Uint8Array(0),
+    mrc: undefined,
+    send: undefined,
+    sendBufSize: 0,
+    sendSectionSize: 0,
+    sendSectionCnt: 0,
+    sectionMap: undefined,
+    sectionMapVa: null,
+    maxPkt: 8,
+    pktAlign: 8,
+    msd: { pkt: null, count: 0 },
+    queueSends: 0,
+    inflight: new Set(),
+    rndis: {
+      state: "uninitialized",
+      nextRequestId: 1,
+      requests: new Map(),
+      mac: null,
+      mtu: 1500,
+      linkSpeed100bps: 0,
+    },
+  };
+}
+
+function ringEmpty(mem: RingMem | undefined): boolean {
+  if (mem === undefined) return true;
+  const w = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
+  const r = mem.readHeaderU32(RING_HEADER.READ_INDEX);
+  return bytesToRead(mem.dataSize, w, r) === 0;
+}
+
+export class NetvscDevice {
+  readonly stats: NetvscStats;
+  readonly #env: DriverEnv;
+  /** net_device_context->nvdev: set once netvsc_device_add succeeded, cleared by detach. */
+  #nv: NetvscDev | undefined;
+  #stopPoller: (() => void) | undefined;
+  #leaked = 0;
+
+  private constructor(env: DriverEnv) {
+    this.#env = env;
+    this.stats = env.stats;
+  }
+
+  /** netvsc_probe: netvsc_device_add + rndis_filter_device_add, then rndis_filter_open (interface up). */
+  static add(o: NetvscDeviceOptions): NetvscResult<NetvscDevice> {
+    const rx = o.rxSections ?? NETVSC_DEFAULT_RX;
+    const tx = o.txSections ?? NETVSC_DEFAULT_TX;
+    const ringBytes = o.ringBytes ?? NETVSC_RING_BYTES_DEFAULT;
+    for (const [name, v] of [
+      ["rxSections", rx],
+      ["txSections", tx],
+    ] as const) {
+      if (!Number.isInteger(v) || v < 1) return reject("EINVAL", "bad-option", `${name} ${v}`);
+    }
+    if (!Number.isInteger(ringBytes) || ringBytes % PAGE_SIZE !== 0 || ringBytes < 2 * PAGE_SIZE) {
+      return reject("EINVAL", "bad-option", `ringBytes ${ringBytes}`);
+    }
+    const env: DriverEnv = {
+      channel: o.channel,
+      scheduler: o.scheduler,
+      memory: o.memory,
+      strategy: o.strategy,
+      dma: o.dma,
+      isolated: o.isolated,
+      ringBytes,
+      stats: newNetvscStats(),
+      onReceive: o.onReceive,
+      txq: { stopped: false },
+    };
+    const dev = new NetvscDevice(env);
+    const r = dev.#attach({
+      rxSections: rx,
+      txSections: tx,
+      recvSectionSize: NETVSC_RECV_SECTION_SIZE,
+      sendSectionSize: NETVSC_SEND_SECTION_SIZE,
+    });
+    if (!r.ok) return r;
+    return ok(dev);
+  }
+
+  /** ndo_start_xmit. "busy": the queue is stopped or the ring was full; the caller retries the frame. */
+  send(frame: Uint8Array, opts?: { readonly xmitMore?: boolean }): XmitVerdict {
+    return netvscXmit(this.#nv, this.#env, frame, opts?.xmitMore ?? false);
+  }
+
+  /** NAPI: inbound packets (completions, receives), then the receive completions. Returns the work done. */
+  poll(budget: number = NAPI_POLL_WEIGHT): number {
+    return this.#nv === undefined ? 0 : napiPoll(this.#nv, budget);
+  }
+
+  /** ethtool -G: clamp, detach, re-attach with the new counts, or with the old ones if that fails. */
+  setRingParam(rx: number, tx: number): NetvscResult<void> {
+    const nv = this.#nv;
+    if (nv === undefined || nv.destroy) return reject("ENODEV", "no-device", "the device is not attached");
+    const plan = ringParamPlan(nv, rx, tx);
+    if (!plan.ok || plan.value === null) return plan.ok ? ok(undefined) : plan;
+    const { next, orig } = plan.value;
+    const d = this.#detach();
+    if (!d.ok) return d;
+    const a = this.#attach(next);
+    if (a.ok) return a;
+    const restored = this.#attach(orig);
+    if (!restored.ok) this.stats.errors.count("restoring-ringparam-failed");
+    return a;
+  }
+
+  /** The counts in use and their maxima (ethtool -g), or undefined while detached. */
+  get ringParam(): RingParamState | undefined {
+    return this.#nv === undefined ? undefined : getRingParam(this.#nv);
+  }
+
+  /** netvsc_remove: close the interface, halt RNDIS, netvsc_device_remove. */
+  remove(): { readonly leakedBuffers: number } {
+    if (this.#nv !== undefined) this.#detach(true);
+    return { leakedBuffers: this.#leaked };
+  }
+
+  get queueStopped(): boolean {
+    return this.#env.txq.stopped;
+  }
+
+  get rxBuffer(): SharedBuffer | undefined {
+    return this.#nv?.recv?.buf;
+  }
+
+  get txBuffer(): SharedBuffer | undefined {
+    return this.#nv?.send?.buf;
+  }
+
+  /** The negotiated NVSP version (0 while detached). */
+  get nvspVersion(): number {
+    return this.#nv?.nvspVersion ?? 0;
+  }
+
+  /** The host's section sizes and counts in use. */
+  get sections():
+    | {
+        readonly recvSize: number;
+        readonly recvCount: number;
+        readonly sendSize: number;
+        readonly sendCount: number;
+      }
+    | undefined {
+    const nv = this.#nv;
+    if (nv === undefined) return undefined;
+    return {
+      recvSize: nv.recvSectionSize,
+      recvCount: nv.recvSectionCnt,
+      sendSize: nv.sendSectionSize,
+      sendCount: nv.sendSectionCnt,
+    };
+  }
+
+  get mac(): Uint8Array | undefined {
+    return this.#nv?.rndis.mac?.slice();
+  }
+
+  /** Send completions the host still owes (queue_sends). */
+  get outstandingSends(): number {
+    return this.#nv?.queueSends ?? 0;
+  }
+
+  /** netvsc_attach / the probe path: rndis_filter_device_add, then rndis_filter_open. */
+  #attach(info: DeviceInfo): NetvscResult<void> {
+    const nv = newNetvscDev(this.#env, info);
+    const added = this.#deviceAdd(nv);
+    if (!added.ok) return added;
+    this.#nv = nv;
+    let r = rndisFilterDeviceAdd(nv);
+    if (r.ok) {
+      nv.txDisable = false;
+      // netif_device_attach wakes the queue.
+      this.#env.txq.stopped = false;
+      r = rndisFilterOpen(nv);
+    }
+    if (!r.ok) {
+      rndisFilterHalt(nv);
+      this.#deviceRemove(nv);
+    }
+    return r;
+  }
+
+  /**
+   * netvsc_device_add: open the channel (rings, request table, max packet size as netvsc sets them),
+   * connect to the VSP (NVSP, buffers). On failure: close, unmap, then free or leak each buffer.
+   */
+  #deviceAdd(nv: NetvscDev): NetvscResult<void> {
+    const { channel, scheduler, ringBytes } = this.#env;
+    const opened = channel.open({
+      sendRingSize: ringBytes,
+      recvRingSize: ringBytes,
+      onChannelCallback: () => {
+        napiPoll(nv, NAPI_POLL_WEIGHT);
+      },
+      maxPktSize: NETVSC_MAX_PKT_SIZE,
+      requestTableSize: Math.floor(ringBytes / NETVSC_MIN_OUT_MSG_SIZE),
+    });
+    if (!opened.ok) {
+      this.#leaked += freeNetvscDevice(nv);
+      return fromVmbus(opened.error, "channel-open-failed");
+    }
+    // NAPI reschedules itself while receive completions could not be sent; the model polls for them.
+    this.#stopPoller = scheduler.addPoller("netvsc-recv-completions", () =>
+      nv.mrc !== undefined && nv.mrc.pending > 0 ? sendRecvCompletions(nv) > 0 : false,
+    );
+    const c = connectVsp(nv);
+    if (!c.ok) {
+      this.#stopPollerNow();
+      const closed = channel.close();
+      if (!closed.ok) this.stats.errors.count("channel-close-failed");
+      unmapBuffers(nv);
+      this.#leaked += freeNetvscDevice(nv);
+      return c;
+    }
+    return ok(undefined);
+  }
+
+  #stopPollerNow(): void {
+    this.#stopPoller?.();
+    this.#stopPoller = undefined;
+  }
+
+  /**
+   * netvsc_detach (ethtool) or netvsc_remove (`force`): stop the queue, filter 0 and wait for the rings
+   * to drain (a failure aborts a detach, not a remove), halt, then netvsc_device_remove.
+   */
+  #detach(force = false): NetvscResult<void> {
+    const nv = this.#nv!;
+    nv.txDisable = true;
+    this.#env.txq.stopped = true;
+    const c = rndisFilterClose(nv);
+    if (!c.ok && !force) return c;
+    const { channel, scheduler } = this.#env;
+    const w = scheduler.runUntil(
+      () => ringEmpty(channel.inbound?.mem) && ringEmpty(channel.outbound?.mem),
+      "netvsc-wait-until-empty",
+    );
+    if (!w.ok) {
+      if (!force) return fromVmbus(w.error, "ring-not-empty");
+      this.stats.errors.count("ring-not-empty");
+    }
+    rndisFilterHalt(nv);
+    this.#deviceRemove(nv);
+    return ok(undefined);
+  }
+
+  /**
+   * netvsc_device_remove (5.17 order): revoke the receive buffer (its GPADL torn down here only before
+   * Windows 10), the same for the send buffer, close the channel, tear the GPADLs down (Windows 10+),
+   * unmap both buffers, then free_netvsc_device frees each buffer or leaks it when its re-encryption
+   * failed. Model additions: a batch still pending, sends the host never completed and requests never
+   * answered are released here so nothing stays mapped or allocated.
+   */
+  #deviceRemove(nv: NetvscDev): void {
+    const afterClose = gpadlTeardownAfterClose(nv);
+    revokeRecvBuf(nv);
+    if (!afterClose) teardownRecvGpadl(nv);
+    revokeSendBuf(nv);
+    if (!afterClose) teardownSendGpadl(nv);
+    if (this.#nv === nv) this.#nv = undefined;
+    this.#stopPollerNow();
+    const closed = this.#env.channel.close();
+    if (!closed.ok) this.stats.errors.count("channel-close-failed");
+    if (afterClose) {
+      teardownRecvGpadl(nv);
+      teardownSendGpadl(nv);
+    }
+    unmapBuffers(nv);
+    this.#releaseLeftovers(nv);
+    this.#leaked += freeNetvscDevice(nv);
+  }
+
+  #releaseLeftovers(nv: NetvscDev): void {
+    const { memory, stats } = this.#env;
+    const pending = nv.msd.pkt;
+    nv.msd.pkt = null;
+    nv.msd.count = 0;
+    if (pending !== null) {
+      stats.txDrops.count("tx-batch-dropped-at-remove");
+      if (pending.skb !== null) memory.kmalloc.kfree(pending.skb.va);
+    }
+    for (const pkt of nv.inflight) {
+      stats.errors.count("tx-abandoned-at-remove");
+      dmaUnmap(nv, pkt);
+      if (pkt.skb !== null) memory.kmalloc.kfree(pkt.skb.va);
+      pkt.skb = null;
+      pkt.sendBufIndex = NETVSC_INVALID_INDEX;
+    }
+    nv.inflight.clear();
+    for (const req of nv.rndis.requests.values()) {
+      if (req.pkt !== undefined) dmaUnmap(nv, req.pkt);
+      memory.kmalloc.kfree(req.va);
+    }
+    nv.rndis.requests.clear();
+  }
+}

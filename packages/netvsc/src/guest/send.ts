@@ -1,0 +1,431 @@
+// The send path: netvsc_xmit (netvsc_drv.c: the skb, its RNDIS header, init_page_array, the verdict on
+// netvsc_send's result) and netvsc_send / netvsc_copy_to_send_buf / netvsc_dma_map / netvsc_send_pkt /
+// netvsc_send_tx_complete (netvsc.c). Page buffers go out in the multi-page-buffer form
+// (vmbus_sendpacket_mpb_desc) with physically contiguous entries merged into one range, as the 2025
+// rework requires.
+
+import { type GuestMemory, PAGE_SIZE } from "@ivm/memory";
+import { DMA_MAPPING_ERROR, DMA_TO_DEVICE, dmaMapSingle, dmaUnmapSingle } from "@ivm/swiotlb";
+import {
+  bytesToWrite,
+  type HvPageBuffer,
+  MAX_PAGE_BUFFER_COUNT,
+  mpbRangesFromPageBuffers,
+  RING_HEADER,
+  VM_PKT,
+  VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+} from "@ivm/vmbus";
+import { type NetvscResult, ok, reject } from "../errors.js";
+import { encodeNvspMessage, NVSP_CHANNEL_TYPE } from "../nvsp.js";
+import { encodeRndisPacket, RNDIS_HEADER_SIZE, RNDIS_PACKET_SIZE } from "../rndis.js";
+import { NETVSC_INVALID_INDEX, sendCopyDecision, sendPadding } from "../send-buffer.js";
+import { shouldStopQueue, shouldWakeQueue } from "../sizing.js";
+import { fromVmbus } from "./control.js";
+import type { DriverEnv, NetvscDev, RequestCtx, Skb, TxPacket } from "./nvdev.js";
+
+/** RNDIS_MESSAGE_SIZE(struct rndis_packet): the header netvsc_xmit puts in front of a frame (no PPIs). */
+export const RNDIS_DATA_HEADER_SIZE: number = RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE;
+/**
+ * Headroom of the model's skb: skb_cow_head(skb, RNDIS_AND_PPI_SIZE) makes room for the RNDIS message
+ * and its PPIs (116 bytes, computed) in front of the frame; rounded to 128.
+ */
+export const SKB_RNDIS_HEADROOM = 128;
+export const SKB_TAG = "skb";
+export const DMA_RANGE_TAG = "netvsc-dma-range";
+/** sizeof(struct hv_dma_range): dma_addr_t + u32, padded. */
+export const HV_DMA_RANGE_SIZE = 16;
+
+export type XmitVerdict = "sent" | "busy" | "dropped";
+
+/** fill_pg_buf: one page-buffer entry per page a direct-map range touches. */
+export function fillPgBuf(memory: GuestMemory, va: number, len: number, out: HvPageBuffer[]): number {
+  let n = 0;
+  let at = va;
+  let left = len;
+  while (left > 0) {
+    const offset = at % PAGE_SIZE;
+    const chunk = Math.min(PAGE_SIZE - offset, left);
+    out.push({ pfn: memory.virtToPfn(at - offset), offset, len: chunk });
+    at += chunk;
+    left -= chunk;
+    n++;
+  }
+  return n;
+}
+
+function directVa(memory: GuestMemory, pb: HvPageBuffer): number {
+  return memory.pageToVirt(pb.pfn) + pb.offset;
+}
+
+function freeSkb(env: DriverEnv, skb: Skb | null): void {
+  if (skb !== null) env.memory.kmalloc.kfree(skb.va);
+}
+
+/** The RNDIS data header netvsc_xmit writes at skb->head: per_pkt_info_offset is set even without PPIs. */
+function rndisDataHeader(frameLen: number): Uint8Array {
+  const h = encodeRndisPacket({ data: new Uint8Array(0) });
+  const dv = new DataView(h.buffer);
+  dv.setUint32(4, RNDIS_DATA_HEADER_SIZE + frameLen, true); // msg_len
+  dv.setUint32(12, frameLen, true); // data_len
+  dv.setUint32(28, RNDIS_PACKET_SIZE, true); // per_pkt_info_offset
+  return h;
+}
+
+/**
+ * netvsc_xmit for one linear frame: the skb is a kmalloc'd buffer (the slab up to 8 KiB, whole pages
+ * above) holding the RNDIS header in its headroom and the frame after it; init_page_array describes
+ * both; netvsc_send decides how it travels. EAGAIN is NETDEV_TX_BUSY (the caller keeps the frame),
+ * anything else drops it.
+ */
+export function netvscXmit(
+  nv: NetvscDev | undefined,
+  env: DriverEnv,
+  frame: Uint8Array,
+  xmitMore: boolean,
+): XmitVerdict {
+  const { stats, memory } = env;
+  // A stopped queue is never asked to transmit: the qdisc keeps the packet.
+  if (env.txq.stopped) return "busy";
+  if (nv === undefined || nv.destroy) {
+    stats.txDrops.count("tx-no-device");
+    return "dropped";
+  }
+  const len = frame.length;
+  if (len === 0) {
+    stats.txDrops.count("tx-empty");
+    return "dropped";
+  }
+  const skbVa = memory.kmalloc.kmalloc(SKB_RNDIS_HEADROOM + len, { tag: SKB_TAG });
+  if (skbVa === null) {
+    stats.txDrops.count("tx-no-memory");
+    return "dropped";
+  }
+  const skb: Skb = { va: skbVa, len };
+  memory.mmu.write(skbVa + SKB_RNDIS_HEADROOM, frame);
+  memory.mmu.write(skbVa, rndisDataHeader(len));
+  const pb: HvPageBuffer[] = [];
+  const rmsgPgcnt = fillPgBuf(memory, skbVa, RNDIS_DATA_HEADER_SIZE, pb);
+  fillPgBuf(memory, skbVa + SKB_RNDIS_HEADROOM, len, pb);
+  // Two entries are reserved for the RNDIS header; the frame is linear already, so no skb_linearize.
+  if (pb.length - rmsgPgcnt + 2 > MAX_PAGE_BUFFER_COUNT) {
+    freeSkb(env, skb);
+    stats.txDrops.count("tx-too-big");
+    return "dropped";
+  }
+  const packet: TxPacket = {
+    skb,
+    rndisReq: null,
+    sendBufIndex: NETVSC_INVALID_INDEX,
+    totalDataBuflen: RNDIS_DATA_HEADER_SIZE + len,
+    rmsgSize: RNDIS_DATA_HEADER_SIZE,
+    rmsgPgcnt,
+    pb,
+    pageBufCnt: pb.length,
+    cpPartial: false,
+    totalPackets: 1,
+    totalBytes: len,
+    dmaRange: null,
+  };
+  const r = netvscSend(nv, packet, xmitMore);
+  if (r.ok) return "sent";
+  freeSkb(env, skb);
+  if (r.error.code === "EAGAIN") {
+    stats.txBusy++;
+    return "busy";
+  }
+  stats.txDrops.count(r.error.code === "ENOSPC" ? "tx-no-space" : r.error.reason);
+  return "dropped";
+}
+
+/** move_pkt_msd: take the pending batch out of the channel's multi-send data. */
+function moveMsd(nv: NetvscDev): TxPacket | null {
+  const pkt = nv.msd.pkt;
+  nv.msd.pkt = null;
+  nv.msd.count = 0;
+  return pkt;
+}
+
+/**
+ * netvsc_send. Control messages go straight out. A data packet is copied into the pending section when
+ * it fits behind the batch, else only its RNDIS header (cp_partial), else into a fresh section when it
+ * fits one, else it goes by page buffers (and the pending batch is flushed first).
+ */
+export function netvscSend(nv: NetvscDev, packet: TxPacket, xmitMoreIn: boolean): NetvscResult<void> {
+  const { env } = nv;
+  if (nv.destroy) return reject("ENODEV", "tx-no-device", "the device is being removed");
+  packet.sendBufIndex = NETVSC_INVALID_INDEX;
+  packet.cpPartial = false;
+  if (packet.skb === null) return sendPkt(nv, packet);
+
+  const msd = nv.msd;
+  let msdLen = msd.pkt?.totalDataBuflen ?? 0;
+  let sectionIndex = NETVSC_INVALID_INDEX;
+  let msdSend: TxPacket | null = null;
+  const decision = sendCopyDecision({
+    pktLen: packet.totalDataBuflen,
+    rmsgSize: packet.rmsgSize,
+    msdLen,
+    msdCount: msd.count,
+    sectionSize: nv.sendSectionSize,
+    maxPkt: nv.maxPkt,
+    pktAlign: nv.pktAlign,
+  });
+  if (decision === "batch") {
+    sectionIndex = msd.pkt!.sendBufIndex;
+  } else if (decision === "batch-partial") {
+    sectionIndex = msd.pkt!.sendBufIndex;
+    packet.cpPartial = true;
+  } else if (decision === "new-section") {
+    sectionIndex = nv.sectionMap?.allocate() ?? NETVSC_INVALID_INDEX;
+    if (sectionIndex === NETVSC_INVALID_INDEX) {
+      env.stats.txSendFull++;
+    } else {
+      msdSend = moveMsd(nv);
+      msdLen = 0;
+    }
+  }
+
+  // Keep aggregating only if more is coming, this is not a mixed send, and the queue is not stopped.
+  const xmitMore = xmitMoreIn && !packet.cpPartial && !env.txq.stopped;
+  let curSend: TxPacket | null = null;
+  if (sectionIndex !== NETVSC_INVALID_INDEX) {
+    copyToSendBuf(nv, sectionIndex, msdLen, packet, xmitMore);
+    packet.sendBufIndex = sectionIndex;
+    if (packet.cpPartial) {
+      packet.pb = packet.pb.slice(packet.rmsgPgcnt);
+      packet.pageBufCnt -= packet.rmsgPgcnt;
+      packet.totalDataBuflen = msdLen + packet.rmsgSize;
+    } else {
+      packet.pb = [];
+      packet.pageBufCnt = 0;
+      packet.totalDataBuflen += msdLen;
+    }
+    const pending = msd.pkt;
+    if (pending !== null) {
+      packet.totalPackets += pending.totalPackets;
+      packet.totalBytes += pending.totalBytes;
+      // dev_consume_skb_any(msdp->skb): its bytes are in the section now.
+      freeSkb(env, pending.skb);
+      pending.skb = null;
+    }
+    if (xmitMore) {
+      msd.pkt = packet;
+      msd.count++;
+    } else {
+      curSend = packet;
+      msd.pkt = null;
+      msd.count = 0;
+    }
+  } else {
+    msdSend = moveMsd(nv);
+    curSend = packet;
+  }
+
+  if (msdSend !== null) {
+    const m = sendPkt(nv, msdSend);
+    if (!m.ok) {
+      freeSection(nv, msdSend.sendBufIndex);
+      freeSkb(env, msdSend.skb);
+      env.stats.txDrops.count("batch-send-failed");
+    }
+  }
+  let ret: NetvscResult<void> = ok(undefined);
+  if (curSend !== null) ret = sendPkt(nv, curSend);
+  if (!ret.ok && sectionIndex !== NETVSC_INVALID_INDEX) freeSection(nv, sectionIndex);
+  return ret;
+}
+
+function freeSection(nv: NetvscDev, index: number): void {
+  const r = nv.sectionMap?.free(index);
+  if (r !== undefined && !r.ok) nv.env.stats.errors.count(r.error.reason);
+}
+
+/**
+ * netvsc_copy_to_send_buf: the page-buffer entries (all, or only the RNDIS header for cp_partial) go
+ * to send_buf + index * section_size + pend. With more packets coming, the message is padded to
+ * pkt_align: msg_len grows first (in the skb's header, which is then copied) and the pad is zeroed.
+ */
+function copyToSendBuf(
+  nv: NetvscDev,
+  index: number,
+  pend: number,
+  packet: TxPacket,
+  xmitMore: boolean,
+): void {
+  const { memory, stats } = nv.env;
+  let dest = nv.send!.va! + index * nv.sendSectionSize + pend;
+  const start = dest;
+  const pageCount = packet.cpPartial ? packet.rmsgPgcnt : packet.pageBufCnt;
+  const padding = sendPadding(packet.totalDataBuflen, nv.pktAlign, xmitMore);
+  if (padding > 0) {
+    const skbVa = packet.skb!.va;
+    memory.mmu.writeU32(skbVa + 4, memory.mmu.readU32(skbVa + 4) + padding);
+    packet.totalDataBuflen += padding;
+  }
+  for (let i = 0; i < pageCount; i++) {
+    const pb = packet.pb[i]!;
+    memory.mmu.copy(dest, directVa(memory, pb), pb.len);
+    dest += pb.len;
+  }
+  if (padding > 0) memory.mmu.fill(dest, padding, 0);
+  stats.sendSectionCopies++;
+  if (packet.cpPartial) stats.partialCopies++;
+  stats.sendSectionBytes += dest + padding - start;
+}
+
+/**
+ * netvsc_dma_map. Only isolated guests map (hv_is_isolation_supported()); the mappings bounce through
+ * swiotlb and each entry keeps its page offset thanks to min_align_mask 0xFFF. Divergence: the 5.17 loop
+ * returns on a failed mapping without unmapping the entries it already mapped; the model unmaps them.
+ */
+function dmaMap(nv: NetvscDev, packet: TxPacket): boolean {
+  const { env } = nv;
+  if (!env.isolated) return true;
+  const { memory, dma, stats } = env;
+  const n = packet.pb.length;
+  const arrayVa = memory.kmalloc.kzalloc(n * HV_DMA_RANGE_SIZE, { tag: DMA_RANGE_TAG });
+  if (arrayVa === null) {
+    stats.dmaMapErrors++;
+    return false;
+  }
+  const range = { arrayVa, dma: new Float64Array(n), len: new Uint32Array(n) };
+  for (let i = 0; i < n; i++) {
+    const pb = packet.pb[i]!;
+    const addr = dmaMapSingle(dma, directVa(memory, pb), pb.len, DMA_TO_DEVICE);
+    if (addr === DMA_MAPPING_ERROR) {
+      for (let j = 0; j < i; j++) dmaUnmapSingle(dma, range.dma[j]!, range.len[j]!, DMA_TO_DEVICE);
+      memory.kmalloc.kfree(arrayVa);
+      stats.dmaMapErrors++;
+      return false;
+    }
+    range.dma[i] = addr;
+    range.len[i] = pb.len;
+    packet.pb[i] = { pfn: Math.floor(addr / PAGE_SIZE), offset: addr % PAGE_SIZE, len: pb.len };
+    stats.pageBufferMaps++;
+    stats.bytesBounced += pb.len;
+  }
+  packet.dmaRange = range;
+  return true;
+}
+
+/** netvsc_dma_unmap. */
+export function dmaUnmap(nv: NetvscDev, packet: TxPacket): void {
+  const range = packet.dmaRange;
+  if (range === null) return;
+  const { dma, memory } = nv.env;
+  for (let i = 0; i < range.dma.length; i++) dmaUnmapSingle(dma, range.dma[i]!, range.len[i]!, DMA_TO_DEVICE);
+  memory.kmalloc.kfree(range.arrayVa);
+  packet.dmaRange = null;
+}
+
+/**
+ * hv_get_avail_to_write_percent of the outbound ring: free bytes * 10 / (ring_size / 10), ring_size
+ * counting the header page, from the shared indices (which the host can move).
+ */
+export function ringAvailPercent(env: DriverEnv): number {
+  const out = env.channel.outbound;
+  if (out === undefined) return 0;
+  const mem = out.mem;
+  const avail = bytesToWrite(
+    mem.dataSize,
+    mem.readHeaderU32(RING_HEADER.WRITE_INDEX),
+    mem.readHeaderU32(RING_HEADER.READ_INDEX),
+  );
+  return Math.floor((avail * 10) / Math.floor(env.ringBytes / 10));
+}
+
+function stopQueue(env: DriverEnv): void {
+  if (env.txq.stopped) return;
+  env.txq.stopped = true;
+  env.stats.stopQueue++;
+}
+
+function wakeQueue(env: DriverEnv): void {
+  env.txq.stopped = false;
+  env.stats.wakeQueue++;
+}
+
+/**
+ * netvsc_send_pkt: SEND_RNDIS_PKT inband (section) or with page buffers (DMA-mapped first). The ring's
+ * free share is read before the write, as the kernel reads it. EAGAIN (ring or request table full, or a
+ * failed mapping) stops the queue; with nothing outstanding the queue is woken again and the packet
+ * fails with ENOSPC instead, so it is dropped rather than retried forever.
+ */
+export function sendPkt(nv: NetvscDev, packet: TxPacket): NetvscResult<void> {
+  const { env } = nv;
+  const ch = env.channel;
+  const ringAvail = ringAvailPercent(env);
+  const nvsp = encodeNvspMessage({
+    kind: "send-rndis-pkt",
+    channelType: packet.rndisReq === null ? NVSP_CHANNEL_TYPE.DATA : NVSP_CHANNEL_TYPE.CONTROL,
+    sendBufSectionIndex: packet.sendBufIndex,
+    sendBufSectionSize: packet.sendBufIndex === NETVSC_INVALID_INDEX ? 0 : packet.totalDataBuflen,
+  });
+  if (ch.rescinded) return reject("ENODEV", "channel-rescinded", "the channel was rescinded");
+  const ctx: RequestCtx = { kind: "tx", pkt: packet };
+  packet.dmaRange = null;
+  let ret: NetvscResult<void>;
+  if (packet.pageBufCnt > 0) {
+    if (!dmaMap(nv, packet)) {
+      ret = reject("EAGAIN", "dma-map-failed", "netvsc_dma_map failed");
+    } else {
+      const r = ch.sendMpbDesc(mpbRangesFromPageBuffers(packet.pb), nvsp, ctx);
+      if (r.ok) {
+        env.stats.pageBufferSends++;
+        ret = ok(undefined);
+      } else {
+        dmaUnmap(nv, packet);
+        ret = fromVmbus(r.error, `tx-${r.error.reason}`);
+      }
+    }
+  } else {
+    const r = ch.sendPacket(nvsp, {
+      type: VM_PKT.DATA_INBAND,
+      flags: VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+      requestCtx: ctx,
+    });
+    ret = r.ok ? ok(undefined) : fromVmbus(r.error, `tx-${r.error.reason}`);
+  }
+
+  if (ret.ok) {
+    nv.queueSends++;
+    nv.inflight.add(packet);
+    if (shouldStopQueue(ringAvail)) stopQueue(env);
+  } else if (ret.error.code === "EAGAIN") {
+    stopQueue(env);
+  } else {
+    env.stats.errors.count(ret.error.reason);
+  }
+  if (env.txq.stopped && nv.queueSends < 1 && !nv.txDisable) {
+    wakeQueue(env);
+    if (!ret.ok && ret.error.code === "EAGAIN") {
+      return reject("ENOSPC", ret.error.reason, "ring full with nothing outstanding");
+    }
+  }
+  return ret;
+}
+
+/**
+ * netvsc_send_tx_complete for a request id the table accepted: the section goes back (validated), the
+ * counters advance, the mappings and the skb are released, and a stopped queue wakes above 20 % free
+ * or when nothing is outstanding. A control message has no skb; its mappings are released when its
+ * RNDIS response arrives (rndis_filter_receive_response), or here for HALT, which gets none.
+ */
+export function txComplete(nv: NetvscDev, packet: TxPacket): void {
+  const { env } = nv;
+  if (packet.rndisReq === null) {
+    if (packet.sendBufIndex !== NETVSC_INVALID_INDEX) freeSection(nv, packet.sendBufIndex);
+    env.stats.txPackets += packet.totalPackets;
+    env.stats.txBytes += packet.totalBytes;
+    dmaUnmap(nv, packet);
+    freeSkb(env, packet.skb);
+    packet.skb = null;
+  } else if (!packet.rndisReq.expectsResponse) {
+    dmaUnmap(nv, packet);
+  }
+  nv.inflight.delete(packet);
+  nv.queueSends--;
+  if (nv.destroy) return;
+  if (env.txq.stopped && !nv.txDisable && shouldWakeQueue(ringAvailPercent(env), nv.queueSends))
+    wakeQueue(env);
+}

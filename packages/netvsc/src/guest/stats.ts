@@ -1,0 +1,82 @@
+// The driver's counters: what `ethtool -S` and the netdev stats of drivers/net/hyperv report
+// (netvsc_ethtool_stats, netvsc_stats_tx/rx, tx_busy, tx_send_full, stop_queue, wake_queue,
+// rx_comp_busy), plus the model's copy accounting. Counted by the driver as it runs; nothing here is
+// computed after the fact.
+
+import { RejectionCounter } from "../errors.js";
+
+export interface NetvscStats {
+  /** Frames the host completed (tx_stats packets/bytes are counted on completion, as the kernel does). */
+  txPackets: number;
+  txBytes: number;
+  /** Frames handed to onReceive. */
+  rxPackets: number;
+  rxBytes: number;
+  /** Frames the driver dropped on the send path, by reason ("tx-no-space", "batch-send-failed", ...). */
+  readonly txDrops: RejectionCounter;
+  /** Receive-path rejections: packet- and range-level checks, RNDIS validation, by reason. */
+  readonly rxDrops: RejectionCounter;
+  /** Driver-level failures the kernel logs and survives (a revoke not posted, a teardown that failed). */
+  readonly errors: RejectionCounter;
+  /** Host completions refused: forged or duplicate ids, malformed messages, by reason (invariant I6). */
+  readonly rejectedCompletions: RejectionCounter;
+  /** ndo_start_xmit returned NETDEV_TX_BUSY (EAGAIN): the caller keeps the frame and retries. */
+  txBusy: number;
+  /** tx_send_full: a frame fit a section but none was free, so it went by page buffers. */
+  txSendFull: number;
+  /** Frames (and their RNDIS headers) copied into send sections, and the bytes copied. */
+  sendSectionCopies: number;
+  sendSectionBytes: number;
+  /** cp_partial: only the RNDIS header went into the pending section, the frame by page buffers. */
+  partialCopies: number;
+  /** Packets sent by page buffers (GPA-direct), data and control. */
+  pageBufferSends: number;
+  /** dma_map_single calls made for page-buffer entries, and the mapping failures (-> EAGAIN). */
+  pageBufferMaps: number;
+  dmaMapErrors: number;
+  /** Bytes the swiotlb bounced at map time (isolated guests: every page-buffer byte). */
+  bytesBounced: number;
+  /** Transfer-page ranges copied out of the receive buffer into the private buffer, and their bytes. */
+  rxRangeCopies: number;
+  rxRangeBytes: number;
+  stopQueue: number;
+  wakeQueue: number;
+  /** Receive completions that went to the host, were lost (completion ring full), or met a full ring. */
+  rxCompletionsSent: number;
+  rxCompletionsLost: number;
+  rxCompBusy: number;
+  /** RNDIS INDICATE_STATUS messages, and the link state they left (true: media connected). */
+  statusIndications: number;
+  linkUp: boolean;
+}
+
+export function newNetvscStats(): NetvscStats {
+  return {
+    txPackets: 0,
+    txBytes: 0,
+    rxPackets: 0,
+    rxBytes: 0,
+    txDrops: new RejectionCounter(),
+    rxDrops: new RejectionCounter(),
+    errors: new RejectionCounter(),
+    rejectedCompletions: new RejectionCounter(),
+    txBusy: 0,
+    txSendFull: 0,
+    sendSectionCopies: 0,
+    sendSectionBytes: 0,
+    partialCopies: 0,
+    pageBufferSends: 0,
+    pageBufferMaps: 0,
+    dmaMapErrors: 0,
+    bytesBounced: 0,
+    rxRangeCopies: 0,
+    rxRangeBytes: 0,
+    stopQueue: 0,
+    wakeQueue: 0,
+    rxCompletionsSent: 0,
+    rxCompletionsLost: 0,
+    rxCompBusy: 0,
+    statusIndications: 0,
+    linkUp: false,
+  };
+}

@@ -1,0 +1,138 @@
+import { describe, expect, it } from "vitest";
+import { verifyTestFrame } from "../host/test-frame.js";
+import { encodeXferPagePacket } from "../xfer-page.js";
+import { makeWorld, mustAdd, sendAll, txFrame } from "./test-world.js";
+
+describe("netvsc against a misbehaving host", () => {
+  it("fails a transfer-page range outside the buffer, counts it, delivers the other ranges", () => {
+    const w = makeWorld("isolated", { rxFramesPerPacket: 3 });
+    const dev = mustAdd(w);
+    w.netvsp.adversary = { xferRange: "offset-past-buffer" };
+    w.netvsp.queueRx([100, 200, 300]);
+    w.scheduler.runIdle();
+    expect(dev.stats.rxDrops.get("xfer-range-outside-buffer")).toBe(1);
+    // The first range was refused; the second and third went up intact.
+    expect(w.received.map((f) => f.length)).toEqual([200, 300]);
+    expect(w.received.every((f) => verifyTestFrame(f).ok)).toBe(true);
+    // The packet was completed once, with NVSP_STAT_FAIL, so the host got all three sections back.
+    expect(w.netvsp.counters.rxCompletionsFailed).toBe(1);
+    expect(w.netvsp.outstandingRx).toBe(0);
+
+    w.netvsp.adversary = { xferRange: "length-past-section" };
+    w.netvsp.queueRx([400, 500, 600]);
+    w.scheduler.runIdle();
+    expect(dev.stats.rxDrops.get("xfer-range-exceeds-section")).toBe(1);
+    expect(w.received.map((f) => f.length)).toEqual([200, 300, 500, 600]);
+
+    w.netvsp.adversary = undefined;
+    w.netvsp.queueRx([700, 800, 900]);
+    w.scheduler.runIdle();
+    expect(w.received).toHaveLength(7);
+    dev.remove();
+    expect(w.memory.checkInvariants()).toEqual([]);
+  });
+
+  it("rejects forged and duplicate completions without acting on them (I6)", () => {
+    const w = makeWorld("isolated");
+    const dev = mustAdd(w);
+    w.netvsp.forgeTxCompletion(0n);
+    w.netvsp.forgeTxCompletion(5n); // inside the table, but no request is outstanding there
+    w.netvsp.forgeTxCompletion(1n << 40n);
+    w.scheduler.runIdle();
+    const rejected = dev.stats.rejectedCompletions;
+    expect(rejected.get("zero-id")).toBe(1);
+    expect(rejected.get("not-outstanding")).toBe(1);
+    expect(rejected.get("out-of-range")).toBe(1);
+    expect(dev.stats.txPackets).toBe(0);
+    expect(dev.stats.errors.total).toBe(0);
+
+    // The host completes every send twice: the second completion of each id is refused, and no
+    // section is released twice.
+    w.netvsp.adversary = { duplicateTxCompletions: true };
+    const frames: [Uint8Array, boolean][] = [];
+    for (let i = 0; i < 200; i++) frames.push([txFrame(i, i % 2 === 0 ? 300 : 9000), false]);
+    sendAll(w, dev, frames);
+    w.scheduler.runIdle();
+    expect(dev.stats.txPackets).toBe(200);
+    expect(rejected.get("not-outstanding")).toBe(201);
+    expect(dev.stats.errors.get("send-section-not-in-use")).toBe(0);
+    expect(w.netvsp.counters.txFramesVerified).toBe(200);
+    expect(w.dma.counters.liveMappings).toBe(0);
+    dev.remove();
+    expect(w.memory.checkInvariants()).toEqual([]);
+  });
+
+  it("a receive buffer rewritten after the guest's turn changes nothing already delivered (copy before parse)", () => {
+    const w = makeWorld("isolated");
+    const dev = mustAdd(w);
+    w.netvsp.adversary = { rxRewrite: { offset: 0, bytes: new Uint8Array(64).fill(0xee) } };
+    w.netvsp.queueRx([500, 600, 700]);
+    w.scheduler.runIdle();
+    expect(w.received).toHaveLength(3);
+    expect(w.received.every((f) => verifyTestFrame(f).ok)).toBe(true);
+    dev.remove();
+  });
+
+  it("a host that never answers SEND_RECV_BUF ends the add with ETIMEDOUT and nothing allocated", () => {
+    const w = makeWorld("isolated", {
+      adversary: { interceptor: (m) => (m.kind === "send-recv-buf-complete" ? null : undefined) },
+    });
+    const r = (() => {
+      try {
+        return mustAdd(w);
+      } catch (e) {
+        return e as Error & { code?: string };
+      }
+    })();
+    expect(r instanceof Error && r.code).toBe("ETIMEDOUT");
+    expect(w.memory.buddy.pagesOwnedBy("netvsc-rx")).toBe(0);
+    expect(w.memory.checkInvariants()).toEqual([]);
+  });
+
+  it("loses receive completions when the completion ring is full (Recv_comp full buf), retries the rest", () => {
+    // 10 receive sections: 11 host sections, so a completion ring of 12 slots; a 4 KiB outbound ring.
+    const w = makeWorld("isolated", { controlSections: 2 });
+    const dev = mustAdd(w, { rxSections: 10, ringBytes: 2 * 4096 });
+    expect(dev.sections?.recvCount).toBe(11);
+    // The host stops reading the guest's ring but keeps sending transfer pages (without ranges), far
+    // more than it has sections: each poll queues 11 completions and loses the rest (the flush inside
+    // enq_receive_complete needs more than 64 queued), and the 4 KiB outbound ring fills.
+    const s = dev.stats;
+    const sent0 = s.rxCompletionsSent; // the RNDIS control responses of the add
+    w.hostPaused = true;
+    let injected = 0;
+    while (injected < 1500) {
+      const pkt = encodeXferPagePacket({ transactionId: 1_000_000n + BigInt(injected), ranges: [] });
+      if (w.host.send(pkt).ok) injected++;
+      else dev.poll();
+    }
+    dev.poll();
+    expect(s.rxCompBusy).toBeGreaterThan(0);
+    expect(s.rxCompletionsSent - sent0).toBe(127);
+    expect(s.rxCompletionsLost).toBeGreaterThan(1000);
+    // Every packet's completion was sent, is still queued (at most 11), or was lost.
+    expect(s.rxCompletionsSent - sent0 + s.rxCompletionsLost + 11).toBe(injected);
+    const sentBefore = s.rxCompletionsSent;
+    w.hostPaused = false;
+    w.scheduler.runIdle();
+    expect(s.rxCompletionsSent - sent0 + s.rxCompletionsLost).toBe(injected);
+    expect(s.rxCompletionsSent).toBeGreaterThan(sentBefore);
+    dev.remove();
+    expect(w.memory.checkInvariants()).toEqual([]);
+  });
+
+  it("a rescinded channel: remove still revokes nothing it cannot, tears down, and frees everything", () => {
+    const w = makeWorld("isolated");
+    const dev = mustAdd(w);
+    w.server.rescind(w.host.relid);
+    w.scheduler.runIdle();
+    expect(w.channel.rescinded).toBe(true);
+    expect(dev.send(txFrame(0, 100))).toBe("dropped");
+    const r = dev.remove();
+    expect(r.leakedBuffers).toBe(0);
+    expect(w.memory.buddy.pagesOwnedBy("netvsc-rx")).toBe(0);
+    expect(w.memory.leakedPages).toBe(0);
+    expect(w.dma.counters.liveMappings).toBe(0);
+    expect(w.memory.checkInvariants()).toEqual([]);
+  });
+});
