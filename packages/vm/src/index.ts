@@ -1,1 +1,2 @@
-export const PACKAGE = "@ivm/vm";
+export { runTraffic, type TrafficOptions, type TrafficReport } from "./traffic.js";
+export { type Nic, type NicOptions, Vm, type VmOptions, type VmServices } from "./vm.js";

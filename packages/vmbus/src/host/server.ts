@@ -264,7 +264,7 @@ export class HostVmbusServer {
     for (const r of this.removePollers) r();
   }
 
-  /** Registers a device; its channel is offered in answer to REQUESTOFFERS. */
+  /** Registers a device; its channel is offered in answer to REQUESTOFFERS, or at once after it (hot add). */
   registerDevice(init: HostOfferInit, device: HostDevice): HostChannel {
     const relid = init.childRelid ?? this.nextRelid;
     this.nextRelid = Math.max(this.nextRelid, relid + 1);
@@ -286,8 +286,12 @@ export class HostVmbusServer {
     };
     const ch = new HostChannel(this, offer, device);
     this.channelsByRelid.set(relid, ch);
+    // Hot add: once the guest has asked for offers, a new device is offered at once, as Hyper-V does.
+    if (this.#offersRequested) this.send(offer);
     return ch;
   }
+
+  #offersRequested = false;
 
   /** Sends a channel message through the intercept hook. */
   send(msg: ChannelMessage): void {
@@ -395,6 +399,7 @@ export class HostVmbusServer {
         return;
       }
       case "request-offers":
+        this.#offersRequested = true;
         for (const ch of this.channelsByRelid.values()) {
           if (ch.state !== "rescinded") this.send(ch.offer);
         }

@@ -1,0 +1,175 @@
+import { cpuidFor, createHyperv, type Era, type HypervLayer, isolationFromCpuid } from "@ivm/hypercall";
+import { ageMemory, GuestMemory, PageFlag, type UptimeLevel, type UptimeParams, type UptimeReport } from "@ivm/memory";
+import { NetvscDevice, type NetvscDeviceOptions, Netvsp, type NetvspOptions, netvspVmbusDevice } from "@ivm/netvsc";
+import type { SharedBufferStrategy, StrategyServices } from "@ivm/shared-buffer";
+import { bootDma, type DmaDevice, type DmaLayer, type DmaOps } from "@ivm/swiotlb";
+import {
+  type HostChannel,
+  HostVmbusServer,
+  HV_NIC_GUID,
+  type MessageEvent,
+  Scheduler,
+  SynicLink,
+  VmbusConnection,
+} from "@ivm/vmbus";
+
+/** What the VM hands a strategy factory: the layers a strategy may use, built at boot. */
+export interface VmServices extends StrategyServices {
+  readonly dmaLayer: DmaLayer;
+  /** The synthetic NIC's DMA device (netvsc's streaming mappings and approaches (2) and (3) use it). */
+  readonly dma: DmaDevice;
+}
+
+export interface VmOptions {
+  /** Guest RAM in bytes. */
+  readonly memory: number;
+  /** address-bit (Linux 5.16–6.3) or pte-bit (6.4+); default address-bit. */
+  readonly era?: Era;
+  /** An SNP guest with vTOM (default) or a VM without isolation. */
+  readonly isolation?: boolean;
+  /** swiotlb slots; default the 5.17 isolated-guest sizing (6 % of memory, [64 MiB, 1 GiB]). */
+  readonly swiotlbSlots?: number;
+  /** How long Linux has been running before devices are added (see @ivm/memory's ageMemory). */
+  readonly uptime?: UptimeLevel | UptimeParams;
+  readonly seed?: number;
+  readonly cpus?: number;
+  /** The allocation strategy for netvsc's buffers, built at boot (before aging), as the composition root chooses. */
+  readonly strategy: (services: VmServices) => SharedBufferStrategy;
+  /** DMA ops layered over the platform's for the NIC's device (approaches (2) and (3) install theirs). */
+  readonly dmaOps?: (base: DmaOps, hyperv: HypervLayer) => DmaOps;
+}
+
+export interface NicOptions {
+  readonly rxSections?: number;
+  readonly txSections?: number;
+  readonly netvsp?: Omit<NetvspOptions, "isolated">;
+  readonly onReceive?: (frame: Uint8Array) => void;
+}
+
+/** A synthetic NIC: the guest's driver and the host's device. */
+export interface Nic {
+  readonly device: NetvscDevice;
+  readonly host: Netvsp;
+  readonly hostChannel: HostChannel;
+  readonly relid: number;
+  /** Where received frames (private copies) go; settable at any time. */
+  onFrame: ((frame: Uint8Array) => void) | undefined;
+}
+
+/**
+ * One bootable guest and its host: memory, the hypervisor, swiotlb, the VMBus connection and server, and
+ * an allocation strategy for netvsc, assembled in the kernel's boot order. This is what the apps and the
+ * end-to-end tests use.
+ */
+export class Vm {
+  readonly options: VmOptions;
+  readonly era: Era;
+  readonly memory: GuestMemory;
+  readonly hyperv: HypervLayer;
+  readonly dmaLayer: DmaLayer;
+  readonly dma: DmaDevice;
+  readonly scheduler: Scheduler;
+  readonly synic: SynicLink;
+  readonly conn: VmbusConnection;
+  readonly server: HostVmbusServer;
+  readonly strategy: SharedBufferStrategy;
+  readonly uptime: UptimeReport | null;
+  /** Every channel message, in order (for timelines). */
+  readonly messages: MessageEvent[] = [];
+  #nics = new Set<Nic>();
+
+  private constructor(options: VmOptions) {
+    this.options = options;
+    this.era = options.era ?? "address-bit";
+    const isolated = options.isolation ?? true;
+    const isolation = isolationFromCpuid(cpuidFor({ type: isolated ? "snp" : "none" }));
+    this.memory = new GuestMemory({
+      bytes: options.memory,
+      sharedGpaBoundary: isolation.sharedGpaBoundary,
+      vtomMode: this.era,
+      cpus: options.cpus ?? 2,
+    });
+    this.hyperv = createHyperv(this.memory, isolation);
+    // swiotlb is set up early in boot, from low memory (memblock), and made host-visible then.
+    this.dmaLayer = bootDma(this.memory, this.hyperv, options.swiotlbSlots ? { nslabs: options.swiotlbSlots } : {});
+    const ops = options.dmaOps ? options.dmaOps(this.dmaLayer.ops, this.hyperv) : this.dmaLayer.ops;
+    this.dma = this.dmaLayer.createDevice({ name: "netvsc", minAlignMask: 0xfff, ops });
+    this.scheduler = new Scheduler();
+    this.synic = new SynicLink();
+    this.conn = new VmbusConnection({ memory: this.memory, hyperv: this.hyperv, scheduler: this.scheduler, synic: this.synic });
+    this.server = new HostVmbusServer({ scheduler: this.scheduler, synic: this.synic, hostView: this.hyperv.hostView });
+    this.conn.onMessage((e) => this.messages.push(e));
+    const connected = this.conn.connect();
+    if (!connected.ok) throw connected.error;
+    this.strategy = options.strategy({ memory: this.memory, hyperv: this.hyperv, dmaLayer: this.dmaLayer, dma: this.dma });
+    this.uptime = options.uptime ? ageMemory(this.memory.buddy, options.seed ?? 1, options.uptime) : null;
+  }
+
+  /** Boots the guest; throws only for impossible configurations (e.g. a strategy refusing the era). */
+  static boot(options: VmOptions): Vm {
+    return new Vm(options);
+  }
+
+  get isolated(): boolean {
+    return this.memory.isolated;
+  }
+
+  get nics(): readonly Nic[] {
+    return [...this.#nics];
+  }
+
+  /**
+   * Hot-adds a synthetic NIC: the host offers it, the guest probes netvsc with this VM's strategy.
+   * Returns the typed error netvsc returned when the add failed (everything it allocated is undone).
+   */
+  addNic(options: NicOptions = {}): { ok: true; nic: Nic } | { ok: false; error: Error } {
+    const host = new Netvsp({ ...(options.netvsp ?? {}), isolated: this.isolated });
+    const hostChannel = this.server.registerDevice({ interfaceType: HV_NIC_GUID }, netvspVmbusDevice(host, this.hyperv.hostView));
+    const offered = this.scheduler.runUntil(() => this.conn.channels.has(hostChannel.relid), "NIC offer");
+    if (!offered.ok) return { ok: false, error: offered.error };
+    const deviceOptions: NetvscDeviceOptions = {
+      channel: this.conn.channels.get(hostChannel.relid)!,
+      scheduler: this.scheduler,
+      memory: this.memory,
+      strategy: this.strategy,
+      dma: this.dma,
+      isolated: this.isolated,
+      ...(options.rxSections !== undefined ? { rxSections: options.rxSections } : {}),
+      ...(options.txSections !== undefined ? { txSections: options.txSections } : {}),
+      onReceive: (frame) => nicRef?.onFrame?.(frame),
+    };
+    let nicRef: Nic | undefined;
+    const added = NetvscDevice.add(deviceOptions);
+    if (!added.ok) return { ok: false, error: added.error };
+    const nic: Nic = { device: added.value, host, hostChannel, relid: hostChannel.relid, onFrame: options.onReceive };
+    nicRef = nic;
+    this.#nics.add(nic);
+    return { ok: true, nic };
+  }
+
+  /** Hot-removes a NIC: netvsc_remove in the guest, then the host rescinds the offer. */
+  removeNic(nic: Nic): { leakedBuffers: number } {
+    const out = nic.device.remove();
+    this.server.rescind(nic.relid);
+    this.scheduler.runIdle();
+    this.#nics.delete(nic);
+    return out;
+  }
+
+  /** Lets guest and host run until neither has anything left to do. */
+  runIdle(): number {
+    return this.scheduler.runIdle();
+  }
+
+  /** Pages host-visible outside the swiotlb pool (0 after every NIC is gone, for strategies (1)–(5)). */
+  hostVisibleOutsideSwiotlb(): number {
+    const pool = this.dmaLayer.pool;
+    let inPool = 0;
+    if (pool) {
+      for (let p = pool.boot.startPfn; p < pool.boot.startPfn + pool.boot.poolPages; p++) {
+        if (this.memory.phys.hasFlag(p, PageFlag.HostVisible)) inPool++;
+      }
+    }
+    return this.memory.phys.hostVisiblePages - inPool;
+  }
+}

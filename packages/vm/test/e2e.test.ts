@@ -1,0 +1,86 @@
+import type { Era } from "@ivm/hypercall";
+import type { SharedBufferStrategy } from "@ivm/shared-buffer";
+import { dmaDecryptedStrategy, hypervDecryptedDmaOps } from "@ivm/strategy-dma-decrypted";
+import { dmaNoncontiguousStrategy, hypervNoncontiguousDmaOps } from "@ivm/strategy-dma-noncontiguous";
+import { pageBlocksStrategy } from "@ivm/strategy-page-blocks";
+import { sharedPoolStrategy } from "@ivm/strategy-shared-pool";
+import { vmallocRemapStrategy } from "@ivm/strategy-vmalloc-remap";
+import { vtomPteStrategy } from "@ivm/strategy-vtom-pte";
+import { describe, expect, it } from "vitest";
+import { runTraffic } from "../src/traffic.js";
+import { Vm, type VmOptions } from "../src/vm.js";
+
+interface Case {
+  readonly name: string;
+  readonly eras: readonly Era[];
+  readonly vm: Pick<VmOptions, "strategy" | "dmaOps">;
+}
+
+// The only thing that changes between these runs is the injected strategy (and, for the DMA
+// approaches, the DMA ops it needs): the driver, the host and the test are the same.
+const CASES: readonly Case[] = [
+  { name: "vmalloc-remap", eras: ["address-bit"], vm: { strategy: (s) => vmallocRemapStrategy(s) } },
+  {
+    name: "dma-decrypted",
+    eras: ["address-bit"],
+    vm: { strategy: (s) => dmaDecryptedStrategy(s), dmaOps: hypervDecryptedDmaOps },
+  },
+  {
+    name: "dma-noncontiguous",
+    eras: ["address-bit"],
+    vm: { strategy: (s) => dmaNoncontiguousStrategy(s), dmaOps: hypervNoncontiguousDmaOps },
+  },
+  { name: "page-blocks", eras: ["address-bit"], vm: { strategy: (s) => pageBlocksStrategy(s) } },
+  { name: "vtom-pte", eras: ["pte-bit"], vm: { strategy: (s) => vtomPteStrategy(s) } },
+  { name: "shared-pool", eras: ["address-bit", "pte-bit"], vm: { strategy: (s) => sharedPoolStrategy(s) } },
+];
+
+const MiB = 2 ** 20;
+const PACKETS = 100_000;
+
+function poolPages(strategy: SharedBufferStrategy): number {
+  return "pool" in strategy ? (strategy as { pool: { pages: number } }).pool.pages : 0;
+}
+
+describe.each(CASES)("netvsc end to end with $name", (c) => {
+  const runs: { era: Era; isolation: boolean }[] = [
+    ...c.eras.map((era) => ({ era, isolation: true })),
+    { era: c.eras[0]!, isolation: false },
+  ];
+  it.each(runs)(
+    "isolation $isolation, $era era: 100k mixed frames verified, clean remove",
+    ({ era, isolation }) => {
+      const vm = Vm.boot({ memory: 512 * MiB, era, isolation, ...c.vm });
+      const visibleAtBoot = vm.hostVisibleOutsideSwiotlb();
+      const added = vm.addNic();
+      if (!added.ok) throw added.error;
+      const nic = added.nic;
+      const report = runTraffic(vm, nic, { packets: PACKETS, seed: 42 });
+      expect(report.txFrames + report.rxQueued).toBe(PACKETS);
+      expect(report.txDropped).toBe(0);
+      expect(report.rxFrames).toBe(report.rxQueued);
+      expect(report.rxVerified).toBe(report.rxQueued);
+      expect(report.rxCorrupt).toBe(0);
+      expect(nic.host.counters.txFramesVerified).toBe(report.txFrames);
+      expect(nic.host.counters.txBadFrames).toBe(0);
+      expect(nic.device.stats.txPackets).toBe(report.txFrames);
+      expect(nic.device.stats.rxPackets).toBe(report.rxFrames);
+      expect(vm.memory.checkInvariants()).toEqual([]);
+      expect(vm.memory.mmu.totalFaults).toBe(0);
+      expect(vm.hyperv.hostView.refused).toBe(0);
+
+      const { leakedBuffers } = vm.removeNic(nic);
+      expect(leakedBuffers).toBe(0);
+      expect(vm.memory.leakedPages).toBe(0);
+      // Only the swiotlb pool (and strategy (6)'s boot-time pool) stays host-visible.
+      expect(vm.hostVisibleOutsideSwiotlb()).toBe(visibleAtBoot);
+      expect(visibleAtBoot).toBe(isolation ? poolPages(vm.strategy) : 0);
+      expect(vm.memory.buddy.pagesOwnedBy("netvsc-rx")).toBe(0);
+      expect(vm.memory.buddy.pagesOwnedBy("netvsc-tx")).toBe(0);
+      expect(vm.dma.counters.liveMappings).toBe(0);
+      expect(vm.memory.checkInvariants()).toEqual([]);
+      if (!isolation) expect(vm.hyperv.hypervisor.counters.hypercalls).toBe(0);
+    },
+    60_000,
+  );
+});
