@@ -25,13 +25,14 @@ const ORDER_WEIGHTS = [750, 100, 70, 45, 20, 10, 5] as const;
 /**
  * The documented presets. "light" touches under a third of memory, so most 4 MiB blocks stay intact;
  * "moderate" and "heavy" fill all of memory each round (as a page cache does) and leave pinned pages
- * behind — about 1 in 500 allocations for moderate, 1 in 50 for heavy, which leaves no free 4 MiB (and
- * hardly any 2 MiB) block: a long-running system without compaction.
+ * behind. Moderate (about 1 in 170 allocations pinned) leaves no free 4 MiB block but a few 2 MiB ones;
+ * heavy (1 in 50) leaves no 2 MiB block either — a long-running system without compaction, where even
+ * an order-9 VMBus ring allocation fails.
  */
 export const UPTIME_LEVELS: Readonly<Record<UptimeLevel, UptimeParams>> = {
   none: { rounds: 0, fill: 0, pinned: 0, medium: 0, orderWeights: ORDER_WEIGHTS },
   light: { rounds: 2, fill: 0.3, pinned: 0.005, medium: 0.05, orderWeights: ORDER_WEIGHTS },
-  moderate: { rounds: 4, fill: 1, pinned: 0.002, medium: 0.1, orderWeights: ORDER_WEIGHTS },
+  moderate: { rounds: 4, fill: 1, pinned: 0.006, medium: 0.1, orderWeights: ORDER_WEIGHTS },
   heavy: { rounds: 6, fill: 1, pinned: 0.02, medium: 0.15, orderWeights: ORDER_WEIGHTS },
 };
 

@@ -1,2 +1,10 @@
+export {
+  addNicMeasured,
+  type BufferCost,
+  type DeviceAddCost,
+  mappingsOf,
+  type TimelineEntry,
+} from "./measure.js";
+export { measuredStrategy, type StrategyCallCost } from "./measured-strategy.js";
 export { runTraffic, type TrafficOptions, type TrafficReport } from "./traffic.js";
 export { type Nic, type NicOptions, Vm, type VmOptions, type VmServices } from "./vm.js";

@@ -1,4 +1,10 @@
-import { encodeTestFrame, NETVSP_GUEST_MAC, NETVSP_HOST_MAC, RX_RNDIS_OVERHEAD, verifyTestFrame } from "@ivm/netvsc";
+import {
+  encodeTestFrame,
+  NETVSP_GUEST_MAC,
+  NETVSP_HOST_MAC,
+  RX_RNDIS_OVERHEAD,
+  verifyTestFrame,
+} from "@ivm/netvsc";
 import type { Nic, Vm } from "./vm.js";
 
 export interface TrafficOptions {
@@ -85,7 +91,9 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
   };
   const pick = (small: number, large: number): number => {
     if (options.sizes) return options.sizes[(txFrames + rxQueued + pending.length) % options.sizes.length]!;
-    return rand() < 0.75 ? 64 + Math.floor(rand() * (small - 63)) : small + Math.floor(rand() * (large - small + 1));
+    return rand() < 0.75
+      ? 64 + Math.floor(rand() * (small - 63))
+      : small + Math.floor(rand() * (large - small + 1));
   };
   try {
     for (let i = 0; i < options.packets; i++) {
@@ -95,7 +103,13 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
         continue;
       }
       const len = Math.min(pick(6091, maxTx), maxTx);
-      const frame = encodeTestFrame({ seq: txFrames, seed: TX_SEED, length: len, dstMac: NETVSP_HOST_MAC, srcMac: NETVSP_GUEST_MAC });
+      const frame = encodeTestFrame({
+        seq: txFrames,
+        seed: TX_SEED,
+        length: len,
+        dstMac: NETVSP_HOST_MAC,
+        srcMac: NETVSP_GUEST_MAC,
+      });
       for (;;) {
         const verdict = nic.device.send(frame, { xmitMore: (i & 7) !== 7 && i !== options.packets - 1 });
         if (verdict === "sent") break;

@@ -1,6 +1,19 @@
 import { cpuidFor, createHyperv, type Era, type HypervLayer, isolationFromCpuid } from "@ivm/hypercall";
-import { ageMemory, GuestMemory, PageFlag, type UptimeLevel, type UptimeParams, type UptimeReport } from "@ivm/memory";
-import { NetvscDevice, type NetvscDeviceOptions, Netvsp, type NetvspOptions, netvspVmbusDevice } from "@ivm/netvsc";
+import {
+  ageMemory,
+  GuestMemory,
+  PageFlag,
+  type UptimeLevel,
+  type UptimeParams,
+  type UptimeReport,
+} from "@ivm/memory";
+import {
+  NetvscDevice,
+  type NetvscDeviceOptions,
+  Netvsp,
+  type NetvspOptions,
+  netvspVmbusDevice,
+} from "@ivm/netvsc";
 import type { SharedBufferStrategy, StrategyServices } from "@ivm/shared-buffer";
 import { bootDma, type DmaDevice, type DmaLayer, type DmaOps } from "@ivm/swiotlb";
 import {
@@ -12,6 +25,7 @@ import {
   SynicLink,
   VmbusConnection,
 } from "@ivm/vmbus";
+import { measuredStrategy, type StrategyCallCost } from "./measured-strategy.js";
 
 /** What the VM hands a strategy factory: the layers a strategy may use, built at boot. */
 export interface VmServices extends StrategyServices {
@@ -72,7 +86,9 @@ export class Vm {
   readonly synic: SynicLink;
   readonly conn: VmbusConnection;
   readonly server: HostVmbusServer;
+  /** The injected strategy, wrapped so that its own costs are measured per buffer. */
   readonly strategy: SharedBufferStrategy;
+  readonly strategyCosts: readonly StrategyCallCost[];
   readonly uptime: UptimeReport | null;
   /** Every channel message, in order (for timelines). */
   readonly messages: MessageEvent[] = [];
@@ -91,17 +107,35 @@ export class Vm {
     });
     this.hyperv = createHyperv(this.memory, isolation);
     // swiotlb is set up early in boot, from low memory (memblock), and made host-visible then.
-    this.dmaLayer = bootDma(this.memory, this.hyperv, options.swiotlbSlots ? { nslabs: options.swiotlbSlots } : {});
+    this.dmaLayer = bootDma(
+      this.memory,
+      this.hyperv,
+      options.swiotlbSlots ? { nslabs: options.swiotlbSlots } : {},
+    );
     const ops = options.dmaOps ? options.dmaOps(this.dmaLayer.ops, this.hyperv) : this.dmaLayer.ops;
     this.dma = this.dmaLayer.createDevice({ name: "netvsc", minAlignMask: 0xfff, ops });
     this.scheduler = new Scheduler();
     this.synic = new SynicLink();
-    this.conn = new VmbusConnection({ memory: this.memory, hyperv: this.hyperv, scheduler: this.scheduler, synic: this.synic });
-    this.server = new HostVmbusServer({ scheduler: this.scheduler, synic: this.synic, hostView: this.hyperv.hostView });
+    this.conn = new VmbusConnection({
+      memory: this.memory,
+      hyperv: this.hyperv,
+      scheduler: this.scheduler,
+      synic: this.synic,
+    });
+    this.server = new HostVmbusServer({
+      scheduler: this.scheduler,
+      synic: this.synic,
+      hostView: this.hyperv.hostView,
+    });
     this.conn.onMessage((e) => this.messages.push(e));
     const connected = this.conn.connect();
     if (!connected.ok) throw connected.error;
-    this.strategy = options.strategy({ memory: this.memory, hyperv: this.hyperv, dmaLayer: this.dmaLayer, dma: this.dma });
+    const measured = measuredStrategy(
+      options.strategy({ memory: this.memory, hyperv: this.hyperv, dmaLayer: this.dmaLayer, dma: this.dma }),
+      this.memory,
+    );
+    this.strategy = measured;
+    this.strategyCosts = measured.costs;
     this.uptime = options.uptime ? ageMemory(this.memory.buddy, options.seed ?? 1, options.uptime) : null;
   }
 
@@ -124,7 +158,10 @@ export class Vm {
    */
   addNic(options: NicOptions = {}): { ok: true; nic: Nic } | { ok: false; error: Error } {
     const host = new Netvsp({ ...(options.netvsp ?? {}), isolated: this.isolated });
-    const hostChannel = this.server.registerDevice({ interfaceType: HV_NIC_GUID }, netvspVmbusDevice(host, this.hyperv.hostView));
+    const hostChannel = this.server.registerDevice(
+      { interfaceType: HV_NIC_GUID },
+      netvspVmbusDevice(host, this.hyperv.hostView),
+    );
     const offered = this.scheduler.runUntil(() => this.conn.channels.has(hostChannel.relid), "NIC offer");
     if (!offered.ok) return { ok: false, error: offered.error };
     const deviceOptions: NetvscDeviceOptions = {
@@ -141,7 +178,13 @@ export class Vm {
     let nicRef: Nic | undefined;
     const added = NetvscDevice.add(deviceOptions);
     if (!added.ok) return { ok: false, error: added.error };
-    const nic: Nic = { device: added.value, host, hostChannel, relid: hostChannel.relid, onFrame: options.onReceive };
+    const nic: Nic = {
+      device: added.value,
+      host,
+      hostChannel,
+      relid: hostChannel.relid,
+      onFrame: options.onReceive,
+    };
     nicRef = nic;
     this.#nics.add(nic);
     return { ok: true, nic };
