@@ -74,3 +74,5 @@ export const STRATEGIES: readonly StrategyEntry[] = [
 export function strategyByName(name: string): StrategyEntry | undefined {
   return STRATEGIES.find((s) => s.name === name);
 }
+
+export { formatBytes, parseSize } from "./units.js";

@@ -140,14 +140,19 @@ export function addNicMeasured(
     const buffer = purpose === "netvsc-rx" ? nic?.device.rxBuffer : nic?.device.txBuffer;
     if (!nic || !buffer) return undefined;
     const sections = nic.device.sections;
-    const owner = buffer.preShared ? "shared-pool" : purpose;
-    const areas = mappingsOf(vm.memory, owner);
+    // A pool buffer lives inside the pool's own mapping (a vmap_pfn alias in the address-bit era, the
+    // direct map in the pte-bit era): count the vmalloc areas that contain it.
+    const areas = buffer.preShared
+      ? vm.memory.vmalloc
+          .areas()
+          .filter((a) => buffer.gpadlVa >= a.start && buffer.gpadlVa < a.start + a.size)
+      : mappingsOf(vm.memory, purpose);
     return {
       sections: (purpose === "netvsc-rx" ? sections?.recvCount : sections?.sendCount) ?? 0,
       pages: buffer.pages,
       hypercalls: hypercallsBy.get(purpose) ?? 0,
       gpadlMessages: gpadlMessagesFor(vm.memory.virtToPfn(buffer.gpadlVa)),
-      liveMappings: buffer.preShared ? 0 : areas.length,
+      liveMappings: areas.length,
       ptePages: buffer.preShared ? 0 : areas.reduce((s, a) => s + windows(a.start, a.size), 0),
       vmallocBytes: buffer.preShared ? 0 : areas.reduce((s, a) => s + a.reserved, 0),
       strategy: newCosts.find((c) => c.purpose === purpose),

@@ -95,9 +95,13 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
       ? 64 + Math.floor(rand() * (small - 63))
       : small + Math.floor(rand() * (large - small + 1));
   };
+  // Directions are drawn first so the last guest → host frame is known: the stack never leaves a frame
+  // announced with xmit_more without a final one that flushes the batch.
+  const toGuest = Array.from({ length: options.packets }, () => rand() < rxShare);
+  const lastTx = toGuest.lastIndexOf(false);
   try {
     for (let i = 0; i < options.packets; i++) {
-      if (rand() < rxShare) {
+      if (toGuest[i]) {
         pending.push(Math.min(pick(Math.min(1500, maxRx), maxRx), maxRx));
         if (pending.length >= 64) flushRx();
         continue;
@@ -111,7 +115,7 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
         srcMac: NETVSP_GUEST_MAC,
       });
       for (;;) {
-        const verdict = nic.device.send(frame, { xmitMore: (i & 7) !== 7 && i !== options.packets - 1 });
+        const verdict = nic.device.send(frame, { xmitMore: (i & 7) !== 7 && i !== lastTx });
         if (verdict === "sent") break;
         if (verdict === "dropped") {
           txDropped++;

@@ -1,0 +1,240 @@
+import { STRATEGIES, type StrategyEntry } from "@ivm/catalog";
+import type { Era } from "@ivm/hypercall";
+import type { UptimeLevel } from "@ivm/memory";
+import { addNicMeasured, type BufferCost, runTraffic, Vm } from "@ivm/vm";
+import type { StrategyReport, TimelineEvent } from "./report-model.js";
+import { formatBytes } from "./size.js";
+import { mappingViews, memoryPicture } from "./snapshot.js";
+
+export interface DemoOptions {
+  readonly strategies: readonly StrategyEntry[];
+  /** One era for every strategy, or each strategy in each era it supports. */
+  readonly era: Era | "each";
+  readonly memory: number;
+  readonly rxSections?: number;
+  readonly txSections?: number;
+  readonly uptime: UptimeLevel;
+  readonly packets: number;
+  readonly seed: number;
+  readonly isolation: boolean;
+  /** Collect what the HTML report draws (memory picture, mappings, timeline). */
+  readonly picture: boolean;
+}
+
+/** One buffer in the stable JSON shape. */
+export interface BufferJson {
+  readonly sections: number;
+  readonly pages: number;
+  readonly hypercalls: number;
+  readonly gpadlMessages: number;
+  readonly liveMappings: number;
+  readonly ptePages: number;
+  readonly vmallocBytes: number;
+}
+
+/** One strategy's run in the stable JSON shape printed by --json (documented in the README). */
+export interface StrategyResult {
+  readonly strategy: string;
+  readonly approach: number;
+  readonly era: Era;
+  readonly isolation: boolean;
+  readonly ran: boolean;
+  readonly skipReason?: string;
+  readonly buffers: { readonly rx: BufferJson | null; readonly tx: BufferJson | null };
+  readonly persistentMetadataBytes: number;
+  readonly transientPeakBytes: number;
+  /** Data pages of both buffers, as buddy blocks per order 0..10. */
+  readonly pagesByOrder: readonly number[];
+  /** Order-10 allocation failures during device add (strategy (4) falling back). */
+  readonly fallbacks: number;
+  readonly swiotlb: { readonly slots: number; readonly pages: number; readonly bootHypercalls: number };
+  readonly deviceAdd: {
+    readonly ok: boolean;
+    readonly error?: string;
+    readonly hypercalls: number;
+    readonly gpadlMessages: number;
+    readonly channelMessages: number;
+    readonly pageTablePagesAdded: number;
+  };
+  readonly hostVisiblePagesAfterRemove: number;
+  readonly leakedPages: number;
+  readonly faults: number;
+  readonly packets: {
+    readonly sent: number;
+    readonly received: number;
+    readonly verified: number;
+    readonly dropped: Readonly<Record<string, number>>;
+  };
+}
+
+export interface DemoRun {
+  readonly result: StrategyResult;
+  readonly report: StrategyReport;
+}
+
+function bufferJson(b: BufferCost | undefined): BufferJson | null {
+  if (!b) return null;
+  const { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes } = b;
+  return { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes };
+}
+
+function skipped(entry: StrategyEntry, era: Era, isolation: boolean, reason: string): DemoRun {
+  const none = { ok: false, hypercalls: 0, gpadlMessages: 0, channelMessages: 0, pageTablePagesAdded: 0 };
+  return {
+    result: {
+      strategy: entry.name,
+      approach: entry.approach,
+      era,
+      isolation,
+      ran: false,
+      skipReason: reason,
+      buffers: { rx: null, tx: null },
+      persistentMetadataBytes: 0,
+      transientPeakBytes: 0,
+      pagesByOrder: new Array(11).fill(0),
+      fallbacks: 0,
+      swiotlb: { slots: 0, pages: 0, bootHypercalls: 0 },
+      deviceAdd: none,
+      hostVisiblePagesAfterRemove: 0,
+      leakedPages: 0,
+      faults: 0,
+      packets: { sent: 0, received: 0, verified: 0, dropped: {} },
+    },
+    report: {
+      strategy: entry.name,
+      era,
+      ran: false,
+      skipReason: reason,
+      mappings: [],
+      timeline: [],
+      counters: {},
+    },
+  };
+}
+
+/** Boots one guest per strategy (same seed, same aged memory), adds a NIC, moves traffic, removes it. */
+export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun {
+  if (!entry.eras.includes(era)) {
+    return skipped(
+      entry,
+      era,
+      o.isolation,
+      `${entry.name} was written for the ${entry.eras.join(" and ")} era, not ${era}`,
+    );
+  }
+  const vm = Vm.boot({
+    memory: o.memory,
+    era,
+    isolation: o.isolation,
+    uptime: o.uptime,
+    seed: o.seed,
+    ...entry.vm,
+  });
+  const { nic, cost } = addNicMeasured(vm, {
+    ...(o.rxSections !== undefined ? { rxSections: o.rxSections } : {}),
+    ...(o.txSections !== undefined ? { txSections: o.txSections } : {}),
+  });
+  const picture = o.picture ? memoryPicture(vm.memory) : undefined;
+  const mappings = o.picture
+    ? mappingViews(
+        vm.memory,
+        (tag) => tag.startsWith("netvsc-") || tag.includes("shared-pool") || tag.startsWith("dma-"),
+      )
+    : [];
+  const traffic = nic ? runTraffic(vm, nic, { packets: o.packets, seed: o.seed }) : undefined;
+  const dropped: Record<string, number> = nic
+    ? { ...nic.device.stats.txDrops.snapshot(), ...nic.device.stats.rxDrops.snapshot() }
+    : {};
+  if (nic) vm.removeNic(nic);
+  const rx = cost.buffers.rx;
+  const tx = cost.buffers.tx;
+  const orders = new Array<number>(11).fill(0);
+  for (const b of [rx, tx]) {
+    b?.strategy?.pagesByOrder.forEach((n, i) => {
+      orders[i]! += n;
+    });
+  }
+  const pool = vm.dmaLayer.pool?.stats();
+  const result: StrategyResult = {
+    strategy: entry.name,
+    approach: entry.approach,
+    era,
+    isolation: o.isolation,
+    ran: cost.ok,
+    ...(cost.ok ? {} : { skipReason: `device add failed: ${cost.error}` }),
+    buffers: { rx: bufferJson(rx), tx: bufferJson(tx) },
+    persistentMetadataBytes:
+      (rx?.strategy?.persistentMetadataBytes ?? 0) + (tx?.strategy?.persistentMetadataBytes ?? 0),
+    transientPeakBytes: Math.max(
+      rx?.strategy?.transientPeakBytes ?? 0,
+      tx?.strategy?.transientPeakBytes ?? 0,
+    ),
+    pagesByOrder: orders,
+    fallbacks: cost.order10Failures,
+    swiotlb: {
+      slots: pool?.nslabs ?? 0,
+      pages: pool?.poolPages ?? 0,
+      bootHypercalls: pool?.bootHypercalls ?? 0,
+    },
+    deviceAdd: {
+      ok: cost.ok,
+      ...(cost.error ? { error: cost.error } : {}),
+      hypercalls: cost.hypercalls,
+      gpadlMessages: cost.gpadlMessages,
+      channelMessages: cost.channelMessages,
+      pageTablePagesAdded: cost.pageTablePagesAdded,
+    },
+    hostVisiblePagesAfterRemove: vm.hostVisibleOutsideSwiotlb(),
+    leakedPages: vm.memory.leakedPages,
+    faults: vm.memory.mmu.totalFaults,
+    packets: {
+      sent: traffic?.txFrames ?? 0,
+      received: traffic?.rxFrames ?? 0,
+      verified: (traffic?.rxVerified ?? 0) + (nic?.host.counters.txFramesVerified ?? 0),
+      dropped,
+    },
+  };
+  const timeline: TimelineEvent[] = cost.timeline.map((t) => ({
+    kind: t.kind,
+    label: t.label,
+    count: t.count,
+  }));
+  const counters: Record<string, number | string> = {
+    "live mappings (rx + tx)": `${rx?.liveMappings ?? 0} + ${tx?.liveMappings ?? 0}`,
+    "hypercalls (rx + tx)": `${rx?.hypercalls ?? 0} + ${tx?.hypercalls ?? 0}`,
+    "GPADL messages (rx + tx)": `${rx?.gpadlMessages ?? 0} + ${tx?.gpadlMessages ?? 0}`,
+    "vmalloc address space (rx + tx)": formatBytes((rx?.vmallocBytes ?? 0) + (tx?.vmallocBytes ?? 0)),
+    "PTE pages used (rx + tx)": (rx?.ptePages ?? 0) + (tx?.ptePages ?? 0),
+    "persistent metadata": formatBytes(result.persistentMetadataBytes),
+    "temporary peak": formatBytes(result.transientPeakBytes),
+    "order-10 fallbacks": result.fallbacks,
+    "device-add hypercalls (all)": cost.hypercalls,
+    "swiotlb slots": result.swiotlb.slots,
+    "packets sent / received / verified": `${result.packets.sent} / ${result.packets.received} / ${result.packets.verified}`,
+    "host-visible pages after remove": result.hostVisiblePagesAfterRemove,
+    "leaked pages": result.leakedPages,
+    faults: result.faults,
+  };
+  return {
+    result,
+    report: {
+      strategy: entry.name,
+      era,
+      ran: cost.ok,
+      ...(cost.ok ? {} : { skipReason: `device add failed: ${cost.error}` }),
+      ...(picture ? { picture } : {}),
+      mappings,
+      timeline,
+      counters,
+    },
+  };
+}
+
+/** The (strategy, era) pairs a run covers. */
+export function plan(o: Pick<DemoOptions, "strategies" | "era">): { entry: StrategyEntry; era: Era }[] {
+  return o.strategies.flatMap((entry) =>
+    (o.era === "each" ? entry.eras : [o.era]).map((era) => ({ entry, era })),
+  );
+}
+
+export { STRATEGIES };
