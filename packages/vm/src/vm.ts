@@ -25,12 +25,6 @@ import {
   SynicLink,
   VmbusConnection,
 } from "@ivm/vmbus";
-import {
-  checkVmInvariants,
-  type InvariantBaseline,
-  type InvariantViolation,
-  type RetiredNicGuards,
-} from "./invariants.js";
 import { measuredStrategy, type StrategyCallCost } from "./measured-strategy.js";
 
 /** What the VM hands a strategy factory: the layers a strategy may use, built at boot. */
@@ -62,8 +56,6 @@ export interface VmOptions {
 export interface NicOptions {
   readonly rxSections?: number;
   readonly txSections?: number;
-  /** Bytes of each ring, header page included (default netvsc's VMBUS_RING_SIZE(128 × 4 KiB)). */
-  readonly ringBytes?: number;
   readonly netvsp?: Omit<NetvspOptions, "isolated">;
   readonly onReceive?: (frame: Uint8Array) => void;
 }
@@ -101,8 +93,6 @@ export class Vm {
   /** Every channel message, in order (for timelines). */
   readonly messages: MessageEvent[] = [];
   #nics = new Set<Nic>();
-  readonly #baseline: InvariantBaseline;
-  readonly #retired: RetiredNicGuards = { parsedFromShared: 0, staleCompletions: 0, sectionDoubleFrees: 0 };
 
   private constructor(options: VmOptions) {
     this.options = options;
@@ -147,7 +137,6 @@ export class Vm {
     this.strategy = measured;
     this.strategyCosts = measured.costs;
     this.uptime = options.uptime ? ageMemory(this.memory.buddy, options.seed ?? 1, options.uptime) : null;
-    this.#baseline = { mmuFaults: this.memory.mmu.totalFaults };
   }
 
   /** Boots the guest; throws only for impossible configurations (e.g. a strategy refusing the era). */
@@ -174,7 +163,7 @@ export class Vm {
       netvspVmbusDevice(host, this.hyperv.hostView),
     );
     const offered = this.scheduler.runUntil(() => this.conn.channels.has(hostChannel.relid), "NIC offer");
-    if (!offered.ok) return this.#abandon(hostChannel, offered.error);
+    if (!offered.ok) return { ok: false, error: offered.error };
     const deviceOptions: NetvscDeviceOptions = {
       channel: this.conn.channels.get(hostChannel.relid)!,
       scheduler: this.scheduler,
@@ -184,12 +173,11 @@ export class Vm {
       isolated: this.isolated,
       ...(options.rxSections !== undefined ? { rxSections: options.rxSections } : {}),
       ...(options.txSections !== undefined ? { txSections: options.txSections } : {}),
-      ...(options.ringBytes !== undefined ? { ringBytes: options.ringBytes } : {}),
       onReceive: (frame) => nicRef?.onFrame?.(frame),
     };
     let nicRef: Nic | undefined;
     const added = NetvscDevice.add(deviceOptions);
-    if (!added.ok) return this.#abandon(hostChannel, added.error);
+    if (!added.ok) return { ok: false, error: added.error };
     const nic: Nic = {
       device: added.value,
       host,
@@ -202,35 +190,13 @@ export class Vm {
     return { ok: true, nic };
   }
 
-  /**
-   * A failed add leaves no device behind on either side: the host rescinds the offer it made (the guest
-   * releases the relid), as it would for a device that never came up.
-   */
-  #abandon(hostChannel: HostChannel, error: Error): { ok: false; error: Error } {
-    if (hostChannel.state !== "rescinded") this.server.rescind(hostChannel.relid);
-    this.scheduler.runIdle();
-    return { ok: false, error };
-  }
-
   /** Hot-removes a NIC: netvsc_remove in the guest, then the host rescinds the offer. */
   removeNic(nic: Nic): { leakedBuffers: number } {
     const out = nic.device.remove();
     this.server.rescind(nic.relid);
     this.scheduler.runIdle();
     this.#nics.delete(nic);
-    const s = nic.device.stats;
-    this.#retired.parsedFromShared += s.parsedFromShared;
-    this.#retired.staleCompletions += s.staleCompletions;
-    this.#retired.sectionDoubleFrees += s.errors.get("send-section-not-in-use");
     return out;
-  }
-
-  /**
-   * Invariants I1–I8 (see `checkVmInvariants`): an empty list when the guest is sound. O(pages) over
-   * typed arrays, cheap enough to call after every step on a test-sized guest.
-   */
-  checkInvariants(): InvariantViolation[] {
-    return checkVmInvariants(this, this.#baseline, this.#retired);
   }
 
   /** Lets guest and host run until neither has anything left to do. */
