@@ -11,6 +11,8 @@ const dirs = ["packages", "apps"].flatMap((group) =>
 
 // Tests run against sources: `@ivm/x` and `@ivm/x/sub` resolve to packages/x/src, so no build is needed first.
 const alias = [
+  // apps/catalog is the one app other apps import (the strategy list): it lives under apps/, not packages/.
+  { find: /^@ivm\/catalog$/, replacement: `${root}apps/catalog/src/index.ts` },
   { find: /^@ivm\/([a-z-]+)\/testing$/, replacement: `${root}packages/$1/src/testing/index.ts` },
   { find: /^@ivm\/([a-z-]+)$/, replacement: `${root}packages/$1/src/index.ts` },
 ];
