@@ -1,1 +1,3 @@
-console.log("bench: coming soon");
+import { main } from "./program.js";
+
+process.exitCode = await main(process.argv.slice(2));

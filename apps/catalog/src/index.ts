@@ -76,3 +76,15 @@ export function strategyByName(name: string): StrategyEntry | undefined {
 }
 
 export { formatBytes, parseSize } from "./units.js";
+
+/**
+ * The (strategy, era) pairs to run: every strategy in each era it supports, optionally only the named
+ * strategies and the given eras, in the catalog's order.
+ */
+export function strategyEras(
+  o: { readonly names?: readonly string[]; readonly eras?: readonly Era[] } = {},
+): { entry: StrategyEntry; era: Era }[] {
+  return STRATEGIES.filter((s) => !o.names || o.names.includes(s.name)).flatMap((entry) =>
+    entry.eras.filter((era) => !o.eras || o.eras.includes(era)).map((era) => ({ entry, era })),
+  );
+}

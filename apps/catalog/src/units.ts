@@ -17,15 +17,25 @@ export function parseSize(text: string): number {
   return Math.round(Number(m[1]) * UNITS[unit]!);
 }
 
-/** Formats a byte count with the largest binary unit that keeps it at or above 1 (`16 MiB`, `1020 KiB`). */
+const NAMES = ["B", "KiB", "MiB", "GiB", "TiB"] as const;
+
+/**
+ * Formats a byte count exactly where that stays short: the largest binary unit that divides it, as
+ * long as the number stays below 100,000 (`16 MiB`, `32,776 KiB` — 32 MiB and a guard page —,
+ * `32,832 B`); otherwise rounded in the largest unit that keeps it at or above 1 (`1.21 GiB`).
+ */
 export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"] as const;
+  for (let i = NAMES.length - 1; i >= 0; i--) {
+    const unit = 1024 ** i;
+    if (i > 0 && Math.abs(bytes) < unit) continue;
+    if (Number.isInteger(bytes / unit) && Math.abs(bytes / unit) < 100_000)
+      return `${(bytes / unit).toLocaleString("en-US")} ${NAMES[i]}`;
+  }
   let value = bytes;
   let i = 0;
-  while (Math.abs(value) >= 1024 && i < units.length - 1) {
+  while (Math.abs(value) >= 1024 && i < NAMES.length - 1) {
     value /= 1024;
     i++;
   }
-  const digits = Number.isInteger(value) ? 0 : value < 10 ? 2 : 1;
-  return `${value.toFixed(digits)} ${units[i]}`;
+  return `${value.toFixed(value < 10 ? 2 : 1)} ${NAMES[i]}`;
 }

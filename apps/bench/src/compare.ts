@@ -1,0 +1,219 @@
+import { formatBytes, strategyByName, strategyEras } from "@ivm/catalog";
+import type { Era } from "@ivm/hypercall";
+import type { UptimeLevel } from "@ivm/memory";
+import { addNicMeasured, type BufferCost, runTraffic, Vm } from "@ivm/vm";
+import { packageLoc } from "./loc.js";
+import { type MetricValue, type ResultRecord, runInfo } from "./records.js";
+import { num, type TableData } from "./render.js";
+
+/** One row of the comparison: a strategy in one era, at one set of sizes. */
+export interface CompareCase {
+  readonly strategy: string;
+  readonly era: Era;
+  readonly isolated: boolean;
+  readonly memory: number;
+  readonly uptime: UptimeLevel;
+  readonly seed: number;
+  readonly rxSections: number;
+  readonly txSections: number;
+  /** Frames of the fixed traffic mix used to measure bytes copied per packet. */
+  readonly packets: number;
+}
+
+type Metrics = Record<string, MetricValue>;
+
+function bufferMetrics(prefix: "rx" | "tx", b: BufferCost | undefined, out: Metrics): void {
+  const s = b?.strategy;
+  Object.assign(out, {
+    [`${prefix}.sections`]: b?.sections ?? null,
+    [`${prefix}.pages`]: b?.pages ?? null,
+    [`${prefix}.liveMappings`]: b?.liveMappings ?? null,
+    [`${prefix}.vmallocBytes`]: b?.vmallocBytes ?? null,
+    [`${prefix}.ptePages`]: b?.ptePages ?? null,
+    [`${prefix}.persistentMetadataBytes`]: s?.persistentMetadataBytes ?? null,
+    [`${prefix}.transientPeakBytes`]: s?.transientPeakBytes ?? null,
+    [`${prefix}.pagesByOrder`]: s?.pagesByOrder ?? null,
+    [`${prefix}.pageWalks`]: s?.pageWalks ?? null,
+    [`${prefix}.hypercalls`]: b?.hypercalls ?? null,
+    [`${prefix}.gpadlMessages`]: b?.gpadlMessages ?? null,
+  });
+}
+
+const ratio = (bytes: number, packets: number): number | null =>
+  packets === 0 ? null : Math.round((bytes / packets) * 10) / 10;
+
+/**
+ * Boots a guest with the case's strategy, hot-adds a NIC (measured by @ivm/vm), runs a fixed, seeded
+ * traffic mix through it and removes it. Every number comes from the model's counters.
+ */
+export function measureCompare(c: CompareCase): ResultRecord {
+  const entry = strategyByName(c.strategy);
+  if (!entry) throw new Error(`unknown strategy ${c.strategy}`);
+  const vm = Vm.boot({
+    memory: c.memory,
+    era: c.era,
+    isolation: c.isolated,
+    uptime: c.uptime,
+    seed: c.seed,
+    ...entry.vm,
+  });
+  const { nic, cost } = addNicMeasured(vm, { rxSections: c.rxSections, txSections: c.txSections });
+  const metrics: Metrics = { ok: cost.ok, error: cost.error ?? null };
+  bufferMetrics("rx", cost.buffers.rx, metrics);
+  bufferMetrics("tx", cost.buffers.tx, metrics);
+  Object.assign(metrics, {
+    "add.hypercalls": cost.hypercalls,
+    "add.gpadlMessages": cost.gpadlMessages,
+    "add.channelMessages": cost.channelMessages,
+    "add.pageTablePages": cost.pageTablePagesAdded,
+    "add.order10Failures": cost.order10Failures,
+  });
+  if (nic) {
+    const stats = nic.device.stats;
+    const bounced = (): number => vm.dmaLayer.pool?.stats().bounce.bytesCopiedAtMap ?? 0;
+    const before = { ...stats, bounced: bounced(), hostVerified: nic.host.counters.txFramesVerified };
+    const t = runTraffic(vm, nic, { packets: c.packets, seed: c.seed });
+    const d = (
+      k: "sendSectionCopies" | "sendSectionBytes" | "pageBufferSends" | "rxRangeCopies" | "rxRangeBytes",
+    ) => stats[k] - before[k];
+    const bouncedBytes = bounced() - before.bounced;
+    const hostVerified = nic.host.counters.txFramesVerified - before.hostVerified;
+    Object.assign(metrics, {
+      "traffic.txFrames": t.txFrames,
+      "traffic.rxFrames": t.rxFrames,
+      "traffic.verified":
+        t.rxVerified === t.rxQueued && t.rxCorrupt === 0 && t.txDropped === 0 && hostVerified === t.txFrames,
+      "copy.txSection.packets": d("sendSectionCopies"),
+      "copy.txSection.bytesPerPacket": ratio(d("sendSectionBytes"), d("sendSectionCopies")),
+      "copy.txBounce.packets": d("pageBufferSends"),
+      "copy.txBounce.bytesPerPacket": ratio(bouncedBytes, d("pageBufferSends")),
+      "copy.rx.packets": d("rxRangeCopies"),
+      "copy.rx.bytesPerPacket": ratio(d("rxRangeBytes"), d("rxRangeCopies")),
+      "copy.perTxFrame": ratio(d("sendSectionBytes") + bouncedBytes, t.txFrames),
+      "copy.perRxFrame": ratio(d("rxRangeBytes"), t.rxFrames),
+    });
+    const removed = vm.removeNic(nic);
+    metrics["remove.leakedBuffers"] = removed.leakedBuffers;
+    metrics["remove.hostVisibleLeft"] = vm.hostVisibleOutsideSwiotlb();
+  }
+  metrics.loc = packageLoc(entry.packageName).loc;
+  return {
+    bench: "compare",
+    key: {
+      strategy: c.strategy,
+      era: c.era,
+      isolated: c.isolated,
+      memory: c.memory,
+      uptime: c.uptime,
+      seed: c.seed,
+      rxSections: c.rxSections,
+      txSections: c.txSections,
+      packets: c.packets,
+    },
+    metrics,
+    run: runInfo(),
+  };
+}
+
+/** Every (strategy, era) pair the catalog lists, filtered, times each isolation and size setting. */
+export function compareCases(o: {
+  readonly strategies?: readonly string[];
+  readonly eras?: readonly Era[];
+  readonly isolation: readonly boolean[];
+  readonly sizes: readonly { readonly rxSections: number; readonly txSections: number }[];
+  readonly memory: number;
+  readonly uptime: UptimeLevel;
+  readonly seed: number;
+  readonly packets: number;
+}): CompareCase[] {
+  const { memory, uptime, seed, packets } = o;
+  const pairs = strategyEras({
+    ...(o.strategies ? { names: o.strategies } : {}),
+    ...(o.eras ? { eras: o.eras } : {}),
+  });
+  const cases: CompareCase[] = [];
+  for (const size of o.sizes)
+    for (const isolated of o.isolation)
+      for (const { entry, era } of pairs)
+        cases.push({ strategy: entry.name, era, isolated, memory, uptime, seed, packets, ...size });
+  return cases;
+}
+
+const n = (v: MetricValue | undefined): number | null => (typeof v === "number" ? v : null);
+const pair = (m: Readonly<Record<string, MetricValue>>, name: string, f = (v: number) => num(v)): string => {
+  const rx = n(m[`rx.${name}`]);
+  const tx = n(m[`tx.${name}`]);
+  return rx === null || tx === null ? "–" : `${f(rx)} + ${f(tx)}`;
+};
+
+/** `4096×o0`, `4×o10`, or `pool` when the strategy allocated no pages of its own. */
+export function formatOrders(orders: MetricValue | undefined): string {
+  if (!Array.isArray(orders)) return "–";
+  const parts = orders.flatMap((count, order) => (count > 0 ? [`${count}×o${order}`] : []));
+  return parts.length ? parts.join(" ") : "pool";
+}
+
+function label(name: string): string {
+  const s = strategyByName(name);
+  return s ? `(${s.approach}) ${name}` : name;
+}
+
+export function compareTable(records: readonly ResultRecord[]): TableData {
+  const rows = records
+    .filter((r) => r.bench === "compare")
+    .map((r) => {
+      const k = r.key;
+      const m = r.metrics;
+      const era = k.isolated === false ? `${String(k.era)}, no isolation` : String(k.era);
+      const failed = m.ok === false ? `add failed: ${String(m.error)}` : null;
+      return [
+        label(String(k.strategy)),
+        era,
+        `${num(n(k.rxSections))} / ${num(n(k.txSections))}`,
+        failed ?? pair(m, "liveMappings"),
+        pair(m, "vmallocBytes", formatBytes),
+        pair(m, "ptePages"),
+        pair(m, "persistentMetadataBytes", formatBytes),
+        pair(m, "transientPeakBytes", formatBytes),
+        `${formatOrders(m["rx.pagesByOrder"])} + ${formatOrders(m["tx.pagesByOrder"])}`,
+        pair(m, "hypercalls"),
+        pair(m, "gpadlMessages"),
+        pair(m, "pageWalks"),
+        num(n(m["copy.txSection.bytesPerPacket"])),
+        num(n(m["copy.txBounce.bytesPerPacket"])),
+        num(n(m["copy.rx.bytesPerPacket"])),
+        num(n(m.loc)),
+      ];
+    });
+  const first = records.find((r) => r.bench === "compare");
+  const traffic = first
+    ? `${String(first.key.packets)} frames, seed ${String(first.key.seed)}, ${formatBytes(Number(first.key.memory))} guest, uptime ${String(first.key.uptime)}`
+    : "";
+  return {
+    title: "Strategies compared (RX + TX buffer)",
+    head: [
+      "strategy",
+      "era",
+      "sections RX / TX",
+      "live mappings",
+      "vmalloc VA",
+      "PTE pages",
+      "persistent metadata",
+      "temporary peak",
+      "pages by order",
+      "hypercalls",
+      "GPADL msgs",
+      "page walks",
+      "TX section B/pkt",
+      "TX bounce B/pkt",
+      "RX copy B/pkt",
+      "LOC",
+    ],
+    rows,
+    notes: [
+      "Each cell is RX buffer + TX buffer, measured by the model after device add (packages/vm addNicMeasured).",
+      `Bytes copied per packet: a fixed seeded mix (${traffic}) through the driver; the driver's and the swiotlb pool's counters divided by the packets on each path (section copy, swiotlb bounce of page-buffer sends, receive-buffer copy-out).`,
+      "LOC: non-blank, non-comment lines of packages/<strategy>/src/**/*.ts without tests, read from this repository at run time.",
+    ],
+  };
+}

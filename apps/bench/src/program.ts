@@ -1,0 +1,294 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { STRATEGIES } from "@ivm/catalog";
+import type { Era } from "@ivm/hypercall";
+import type { UptimeLevel } from "@ivm/memory";
+import { NETVSC_DEFAULT_RX, NETVSC_DEFAULT_TX, NVSP_PROTOCOL_VERSION, ringParamMax } from "@ivm/netvsc";
+import { Command, CommanderError, Option } from "commander";
+import { fragmentationChart, renderSvg } from "./chart.js";
+import { compareCases, compareTable } from "./compare.js";
+import { fragmentationCases, fragmentationTable, UPTIMES } from "./fragmentation.js";
+import { intIn, memorySize, percent, seedList, sizeList } from "./options.js";
+import { finish, loadMerged, type OutputOptions } from "./output.js";
+import { CHART_FILE, defaultOutFile } from "./paths.js";
+import { DEFAULT_JOBS, progressBar, runTasks } from "./pool.js";
+import type { BenchName, ResultRecord } from "./records.js";
+import { runReport } from "./report.js";
+import { runSpeed, speedSteps, speedTables } from "./speed.js";
+
+const NAMES = STRATEGIES.map((s) => s.name);
+const ERAS: readonly Era[] = ["address-bit", "pte-bit"];
+const MAX = ringParamMax(NVSP_PROTOCOL_VERSION.V61, 1728, 6144);
+const GiB = 2 ** 30;
+
+export interface Io {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+}
+
+const processIo: Io = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+};
+
+/** The flags every subcommand has: output format, results file, shards, baseline, worker count. */
+function common(cmd: Command, bench: BenchName): Command {
+  return cmd
+    .option("--json", "print one JSON document ({ bench, records }) instead of tables")
+    .option("--markdown", "print Markdown tables")
+    .addOption(
+      new Option("--out <file>", "append the run's JSON lines to this file").default(
+        defaultOutFile(bench),
+        `apps/bench/results/${bench}.jsonl`,
+      ),
+    )
+    .option("--no-out", "do not save the run")
+    .option("--merge <files...>", "print the merged table of earlier runs' JSON-lines files (runs nothing)")
+    .option(
+      "--baseline <file>",
+      "compare with an earlier run (JSON lines or --json output); exit 1 on a regression",
+    )
+    .addOption(
+      new Option("--threshold <percent>", "how much worse a timing may get before it is a regression")
+        .default(10)
+        .argParser(percent),
+    );
+}
+
+const jobsOption = (): Option =>
+  new Option("--jobs <n>", "worker threads for the sweep")
+    .default(DEFAULT_JOBS, "all cores")
+    .argParser(intIn(1, 256, "--jobs"));
+const seedOption = (what: string): Option =>
+  new Option("--seed <n>", what).default(1).argParser(intIn(0, 2 ** 31 - 1, "--seed"));
+const strategyOption = (): Option =>
+  new Option("--strategy <names...>", "only these strategies (default: all)").choices(NAMES);
+
+interface CommonFlags extends OutputOptions {
+  readonly jobs: number;
+  readonly strategy?: string[];
+}
+
+export function buildProgram(io: Io, setCode: (code: number) => void): Command {
+  const write = (t: string) => io.out(`${t}\n`);
+  const program = new Command()
+    .name("ivm-bench")
+    .description(
+      "Measures the seed's netvsc buffer strategies against each other on the modelled Hyper-V isolated guest, and the simulator's own speed.",
+    )
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err, outputError: (s, w) => w(s) })
+    .showHelpAfterError("(run with --help for usage)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  pnpm bench compare                          every strategy in each era, default buffers
+  pnpm bench compare --rx-sections 2000 --tx-sections 64 --memory 8GiB --uptime moderate
+  pnpm bench compare --strategy vmalloc-remap page-blocks --without-isolation --markdown
+  pnpm bench fragmentation --seeds 1-10       sweep uptime levels and seeds, write the SVG chart
+  pnpm bench speed                            the simulator's own speed, as ratios to memcpy
+  pnpm bench compare --out a.jsonl --strategy vmalloc-remap && pnpm bench compare --merge a.jsonl b.jsonl
+  pnpm bench speed --baseline apps/bench/results/speed.jsonl --threshold 15
+  pnpm bench report                           regenerate the README tables and the chart
+
+Exit codes: 0 ok, 1 regression against --baseline, 2 bad arguments.`,
+    );
+
+  common(
+    program
+      .command("compare")
+      .description("the seed's criteria as numbers for every strategy in each era it supports")
+      .addOption(strategyOption())
+      .addOption(new Option("--era <eras...>", "only these eras").choices(ERAS))
+      .option("--without-isolation", "also measure each strategy in a guest without isolation")
+      .addOption(
+        new Option(
+          "--rx-sections <n>",
+          "receive sections (1728 B each), measured beside the default",
+        ).argParser(intIn(10, MAX.rxMaxPending, "--rx-sections")),
+      )
+      .addOption(
+        new Option("--tx-sections <n>", "send sections (6144 B each), measured beside the default").argParser(
+          intIn(10, MAX.txMaxPending, "--tx-sections"),
+        ),
+      )
+      .addOption(new Option("--memory <size>", "guest memory").default(2 * GiB, "2GiB").argParser(memorySize))
+      .addOption(
+        new Option("--uptime <level>", "aging before the device is added").choices(UPTIMES).default("none"),
+      )
+      .addOption(seedOption("seed of aging and traffic"))
+      .addOption(
+        new Option("--packets <n>", "frames in the traffic mix for bytes copied per packet")
+          .default(2000)
+          .argParser(intIn(1, 1_000_000, "--packets")),
+      )
+      .addOption(jobsOption()),
+    "compare",
+  ).action(
+    async (
+      o: CommonFlags & {
+        era?: Era[];
+        withoutIsolation?: boolean;
+        rxSections?: number;
+        txSections?: number;
+        memory: number;
+        uptime: UptimeLevel;
+        seed: number;
+        packets: number;
+      },
+    ) => {
+      let records: ResultRecord[];
+      if (o.merge) records = loadMerged(o.merge, "compare");
+      else {
+        const sizes = [{ rxSections: NETVSC_DEFAULT_RX, txSections: NETVSC_DEFAULT_TX }];
+        const user = {
+          rxSections: o.rxSections ?? NETVSC_DEFAULT_RX,
+          txSections: o.txSections ?? NETVSC_DEFAULT_TX,
+        };
+        if (user.rxSections !== NETVSC_DEFAULT_RX || user.txSections !== NETVSC_DEFAULT_TX) sizes.push(user);
+        const cases = compareCases({
+          ...(o.strategy ? { strategies: o.strategy } : {}),
+          ...(o.era ? { eras: o.era } : {}),
+          isolation: o.withoutIsolation ? [true, false] : [true],
+          sizes,
+          memory: o.memory,
+          uptime: o.uptime,
+          seed: o.seed,
+          packets: o.packets,
+        });
+        if (cases.length === 0) throw new CommanderError(2, "bench.empty", "no strategy supports that era");
+        records = await runTasks(
+          cases.map((c) => ({ kind: "compare", case: c })),
+          o.jobs,
+          "compare",
+        );
+      }
+      setCode(finish("compare", records, (r) => [compareTable(r)], o, write));
+    },
+  );
+
+  common(
+    program
+      .command("fragmentation")
+      .description("device-add success, order-10 fallbacks and pages by order over uptime levels and seeds")
+      .addOption(strategyOption())
+      .addOption(
+        new Option("--uptime <levels...>", "uptime levels to sweep").choices(UPTIMES).default([...UPTIMES]),
+      )
+      .addOption(
+        new Option("--seeds <list>", "seeds, e.g. 1,2,3 or 1-10")
+          .default([1, 2, 3], "1-3")
+          .argParser(seedList),
+      )
+      .addOption(new Option("--memory <size>", "guest memory").default(2 * GiB, "2GiB").argParser(memorySize))
+      .addOption(
+        new Option("--chart <file>", "where to write the SVG chart").default(
+          CHART_FILE,
+          "docs/bench/fragmentation.svg",
+        ),
+      )
+      .option("--no-chart", "do not render the chart")
+      .addOption(jobsOption()),
+    "fragmentation",
+  ).action(
+    async (
+      o: CommonFlags & { uptime: UptimeLevel[]; seeds: number[]; memory: number; chart: string | false },
+    ) => {
+      const records = o.merge
+        ? loadMerged(o.merge, "fragmentation")
+        : await runTasks(
+            fragmentationCases({
+              ...(o.strategy ? { strategies: o.strategy } : {}),
+              uptimes: o.uptime,
+              seeds: o.seeds,
+              memory: o.memory,
+            }).map((c) => ({ kind: "fragmentation", case: c })),
+            o.jobs,
+            "fragmentation",
+          );
+      setCode(finish("fragmentation", records, (r) => [fragmentationTable(r)], o, write));
+      if (o.chart) {
+        mkdirSync(dirname(o.chart), { recursive: true });
+        writeFileSync(o.chart, await renderSvg(fragmentationChart(records)));
+        io.err(`chart: ${o.chart}\n`);
+      }
+    },
+  );
+
+  common(
+    program
+      .command("speed")
+      .description("the simulator's own speed, as ratios against an in-process memcpy (runs serially)")
+      .addOption(strategyOption())
+      .addOption(seedOption("seed of the traffic and the allocation patterns"))
+      .addOption(
+        new Option("--time <ms>", "tinybench time budget per task")
+          .default(1000)
+          .argParser(intIn(10, 60_000, "--time")),
+      )
+      .addOption(
+        new Option("--guests <sizes>", "guest sizes whose construction is timed")
+          .default([4 * GiB, 64 * GiB, 256 * GiB], "4GiB,64GiB,256GiB")
+          .argParser(sizeList),
+      ),
+    "speed",
+  ).action(
+    async (o: OutputOptions & { strategy?: string[]; seed: number; time: number; guests: number[] }) => {
+      let records: ResultRecord[];
+      if (o.merge) records = loadMerged(o.merge, "speed");
+      else {
+        const bar = progressBar("speed", speedSteps(o));
+        try {
+          records = await runSpeed({
+            seed: o.seed,
+            time: o.time,
+            guests: o.guests,
+            ...(o.strategy ? { strategies: o.strategy } : {}),
+            onStep: (task) => bar.increment({ task }),
+          });
+        } finally {
+          bar.stop();
+        }
+      }
+      setCode(finish("speed", records, speedTables, o, write));
+    },
+  );
+
+  program
+    .command("report")
+    .description(
+      "run compare, fragmentation and speed with their defaults; rewrite the README sections and the chart",
+    )
+    .addOption(
+      new Option("--skip <parts...>", "leave these sections as they are").choices([
+        "compare",
+        "fragmentation",
+        "speed",
+      ]),
+    )
+    .addOption(jobsOption())
+    .action(async (o: { skip?: string[]; jobs: number }) => {
+      await runReport({ skip: new Set(o.skip ?? []), jobs: o.jobs, log: (t) => io.err(`${t}\n`) });
+    });
+
+  return program;
+}
+
+/** Runs the CLI; resolves to the exit code (2 for bad arguments, as commander reports them). */
+export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  let code = 0;
+  const program = buildProgram(io, (c) => {
+    code = Math.max(code, c);
+  });
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === "bench.empty") io.err(`error: ${e.message}\n`);
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    throw e;
+  }
+  return code;
+}
