@@ -45,6 +45,13 @@ export interface BounceStats {
   readonly skippedUnmapped: number;
   /** swiotlb_bounce's dev_WARN_ONCE cases: access before the mapping start, or beyond alloc_size. */
   readonly boundsWarnings: number;
+  /** Bytes successful maps asked for (their mapping sizes). */
+  readonly bytesMapped: number;
+  /**
+   * Bytes the map step itself copied from the original into the slots. Invariant I5 (CVE-2022-0854):
+   * equal to `bytesMapped`, whatever the direction, so a slot never exposes an earlier user's bytes.
+   */
+  readonly bytesCopiedAtMap: number;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -89,6 +96,8 @@ export class SwiotlbBounce {
     invalidSizes: 0,
     skippedUnmapped: 0,
     boundsWarnings: 0,
+    bytesMapped: 0,
+    bytesCopiedAtMap: 0,
   };
 
   constructor(mem: IoTlbMem, memory: BounceMemory, options: SwiotlbBounceOptions = {}) {
@@ -145,8 +154,9 @@ export class SwiotlbBounce {
     const offset = (origAddr >>> 0) & dev.minAlignMask & (IO_TLB_SIZE - 1);
     const tlbAddr = mem.slotAddr(index) + offset;
     this.counters.maps++;
+    this.counters.bytesMapped += mappingSize;
     // unconditional since 901c7280ca0d: even DMA_FROM_DEVICE, even DMA_ATTR_SKIP_CPU_SYNC
-    this.bounce(dev, tlbAddr, mappingSize, true);
+    this.counters.bytesCopiedAtMap += this.bounce(dev, tlbAddr, mappingSize, true);
     return tlbAddr;
   }
 
@@ -194,14 +204,14 @@ export class SwiotlbBounce {
    * Mirrors swiotlb_bounce: the slot holding `tlbAddr` names the original address and the bytes left
    * in the mapping from that slot on; copies are clipped to them, as the kernel's checks do.
    */
-  private bounce(dev: SwiotlbDevice, tlbAddr: number, size: number, toDevice: boolean): void {
+  private bounce(dev: SwiotlbDevice, tlbAddr: number, size: number, toDevice: boolean): number {
     const { mem } = this;
     const index = Math.floor((tlbAddr - mem.start) / IO_TLB_SIZE);
     let origAddr = mem.origAddrAt(index);
     let allocSize = mem.allocSizeAt(index);
     if (origAddr === INVALID_PHYS_ADDR) {
       this.counters.skippedUnmapped++;
-      return;
+      return 0;
     }
     let tlbOffset = (tlbAddr - mem.start) & (IO_TLB_SIZE - 1);
     const origOffset = (origAddr >>> 0) & dev.minAlignMask & (IO_TLB_SIZE - 1);
@@ -210,7 +220,7 @@ export class SwiotlbBounce {
         "before",
         `Access before mapping start detected. orig offset ${origOffset}, requested offset ${tlbOffset}.`,
       );
-      return;
+      return 0;
     }
     tlbOffset -= origOffset;
     if (tlbOffset > allocSize) {
@@ -218,7 +228,7 @@ export class SwiotlbBounce {
         "overflow",
         `Buffer overflow detected. Allocation size: ${allocSize}. Mapping size: ${size}+${tlbOffset}.`,
       );
-      return;
+      return 0;
     }
     origAddr += tlbOffset;
     allocSize -= tlbOffset;
@@ -229,7 +239,7 @@ export class SwiotlbBounce {
       );
       size = allocSize;
     }
-    if (size === 0) return;
+    if (size === 0) return 0;
 
     if (this.scratch.length < size) this.scratch = new Uint8Array(Math.max(size, this.scratch.length * 2));
     const buf = this.scratch.subarray(0, size);
@@ -245,6 +255,7 @@ export class SwiotlbBounce {
       this.counters.bytesFromDevice += size;
       this.counters.copiesFromDevice++;
     }
+    return size;
   }
 
   private boundsWarning(kind: "before" | "overflow", line: string): void {
