@@ -12,7 +12,8 @@ export function parseSize(text: string): number {
   if (bytes % 4096 !== 0 || bytes < 128 * 2 ** 20) {
     throw new InvalidArgumentError("memory must be at least 128MiB and a multiple of 4KiB");
   }
-  if (bytes > 256 * 2 ** 30) throw new InvalidArgumentError("memory above 256GiB is not supported by the demo");
+  if (bytes > 256 * 2 ** 30)
+    throw new InvalidArgumentError("memory above 256GiB is not supported by the demo");
   return bytes;
 }
 
