@@ -11,6 +11,12 @@ export class HostView {
   refused = 0;
   bytesRead = 0;
   bytesWritten = 0;
+  /**
+   * Accesses that completed although a page they touched was not host-visible. Invariant I2 says this
+   * stays 0; it is re-checked after every copy, independently of the gate, so a bug in the gate's
+   * address arithmetic shows up as a count (and a throw) rather than as a silent leak.
+   */
+  privateHits = 0;
 
   constructor(memory: GuestMemory) {
     this.#memory = memory;
@@ -33,13 +39,29 @@ export class HostView {
   read(gpa: number, dst: Uint8Array): void {
     this.#check(gpa, dst.length);
     this.#memory.phys.read(this.#private(gpa), dst);
+    this.#assertVisible(gpa, dst.length);
     this.bytesRead += dst.length;
   }
 
   write(gpa: number, src: Uint8Array): void {
     this.#check(gpa, src.length);
     this.#memory.phys.write(this.#private(gpa), src);
+    this.#assertVisible(gpa, src.length);
     this.bytesWritten += src.length;
+  }
+
+  /** I2 post-condition: every page the copy touched is host-visible (a model bug otherwise). */
+  #assertVisible(gpa: number, len: number): void {
+    if (!this.#memory.isolated || len === 0) return;
+    const vtom = this.#memory.vtomPfn * PAGE_SIZE;
+    const pa = gpa >= vtom ? gpa - vtom : gpa;
+    const phys = this.#memory.phys;
+    for (let pfn = Math.floor(pa / PAGE_SIZE); pfn * PAGE_SIZE < pa + len; pfn++) {
+      if (!phys.hasFlag(pfn, PageFlag.HostVisible)) {
+        this.privateHits++;
+        throw new Error(`I2 broken: host access to 0x${gpa.toString(16)}+${len} reached private pfn ${pfn}`);
+      }
+    }
   }
 
   /** The private-alias address of either alias. */

@@ -1,4 +1,5 @@
 import { GuestMemory, PAGE_SIZE, PageFlag, type VtomMode } from "@ivm/memory";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { HypercallError } from "./errors.js";
 import {
@@ -235,5 +236,38 @@ describe("host view", () => {
     expect(() => hv.hostView.write(gpa + PAGE_SIZE - 4, new Uint8Array(8))).toThrowError(HypercallError);
     expect(() => hv.hostView.read(2 ** 60, new Uint8Array(1))).toThrowError(HypercallError);
     expect(hv.hostView.refused).toBe(3);
+  });
+
+  it("lets an access through only when every page it touches is visible, through either alias (I2)", () => {
+    const { mem, hv } = boot(64 * MiB);
+    const buf = mem.vmalloc.vzalloc(8 * PAGE_SIZE, { tag: "buf" })!;
+    const pfns = Array.from({ length: 8 }, (_, i) => mem.virtToPfn(buf + i * PAGE_SIZE));
+    for (const [i, pfn] of pfns.entries()) if (i % 3 !== 0) hv.hypercalls.markGpaVisibility([pfn], 1);
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 7 }),
+        fc.integer({ min: 0, max: PAGE_SIZE - 1 }),
+        fc.integer({ min: 1, max: 3 * PAGE_SIZE }),
+        fc.boolean(),
+        (page, off, len, shared) => {
+          const pfn = pfns[page]!;
+          const pa = pfn * PAGE_SIZE + off;
+          let allVisible = true;
+          for (let p = Math.floor(pa / PAGE_SIZE); p * PAGE_SIZE < pa + len; p++)
+            if (!mem.phys.hasFlag(p, PageFlag.HostVisible)) allVisible = false;
+          const gpa = shared ? pa + mem.vtomPfn * PAGE_SIZE : pa;
+          let done = true;
+          try {
+            hv.hostView.read(gpa, new Uint8Array(len));
+          } catch (e) {
+            expect(e).toBeInstanceOf(HypercallError);
+            done = false;
+          }
+          expect(done).toBe(allVisible);
+        },
+      ),
+      { numRuns: 300 },
+    );
+    expect(hv.hostView.privateHits).toBe(0);
   });
 });

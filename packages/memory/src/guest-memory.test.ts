@@ -19,6 +19,17 @@ describe("guest memory", () => {
     expect(mem.buddyinfo()[10]).toBe(16384 - 1); // one block split for the page-table root
   });
 
+  it("counts real visibility flips only (what page-state checkers key their caches on)", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: 2 ** 46 });
+    const pfn = mem.buddy.allocPages(0, { tag: "x" })!;
+    expect(mem.phys.visibilityChanges).toBe(0);
+    expect(mem.phys.setHostVisible(pfn, true)).toBe(true);
+    expect(mem.phys.setHostVisible(pfn, true)).toBe(false);
+    expect(mem.phys.setHostVisible(pfn, false)).toBe(true);
+    expect(mem.phys.visibilityChanges).toBe(2);
+    expect(mem.phys.hostVisiblePages).toBe(0);
+  });
+
   it("kvmalloc of 32 KiB takes an order-3 block and falls back to vmalloc when none is free", () => {
     const mem = new GuestMemory({ bytes: 64 * MiB });
     const va = mem.kvmalloc(32768, { tag: "pfns" })!;

@@ -36,6 +36,23 @@ describe("MMU", () => {
     expect([...out]).toEqual([9, 8, 7]);
   });
 
+  it("counts reads that fetched through a shared alias, once per call (for I3 double-fetch checks)", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM });
+    const va = mem.vmalloc.vzalloc(2 * PAGE_SIZE, { tag: "buf" })!;
+    const pfns = [mem.virtToPfn(va), mem.virtToPfn(va + PAGE_SIZE)];
+    const alias = mem.vmalloc.vmapPfn([pfns[0]! + mem.vtomPfn], { tag: "alias" })!;
+    const priv = mem.kmalloc.kzalloc(64, { tag: "priv" })!;
+    mem.phys.setHostVisible(pfns[0]!, true);
+    mem.mmu.read(va + PAGE_SIZE, new Uint8Array(8)); // private
+    mem.mmu.read(priv, new Uint8Array(8));
+    expect(mem.mmu.sharedReads).toBe(0);
+    mem.mmu.read(alias, new Uint8Array(PAGE_SIZE));
+    mem.mmu.copy(priv, alias + 8, 16);
+    expect(mem.mmu.sharedReads).toBe(2);
+    mem.mmu.write(alias, new Uint8Array(4)); // writes are not fetches
+    expect(mem.mmu.sharedReads).toBe(2);
+  });
+
   it("faults on not-present PTEs and sees the change at once (translation cache invalidated)", () => {
     const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM, vtomMode: "pte-bit" });
     const va = mem.vmalloc.vzalloc(2 * PAGE_SIZE, { tag: "buf" })!;

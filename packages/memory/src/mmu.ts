@@ -37,6 +37,12 @@ export class Mmu {
   tlbHits = 0;
   tlbMisses = 0;
   bytesRead = 0;
+  /**
+   * Reads (read and copy calls) that touched at least one page through its shared alias: the guest
+   * fetching bytes the host can change. Callers that promise to parse only private copies (I3)
+   * compare this counter around their parse.
+   */
+  sharedReads = 0;
   bytesWritten = 0;
 
   constructor(phys: PhysicalMemory, tables: PageTables, vtomPfn: number) {
@@ -66,15 +72,18 @@ export class Mmu {
 
   read(va: number, dst: Uint8Array): void {
     let done = 0;
+    let shared = 0;
     while (done < dst.length) {
       const addr = va + done;
       const off = addr % PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, dst.length - done);
-      const pfn = Math.floor(this.#resolve(addr) / 2);
-      this.#phys.read(pfn * PAGE_SIZE + off, dst.subarray(done, done + n));
+      const resolved = this.#resolve(addr);
+      shared |= resolved & 1;
+      this.#phys.read(Math.floor(resolved / 2) * PAGE_SIZE + off, dst.subarray(done, done + n));
       done += n;
     }
     this.bytesRead += dst.length;
+    this.sharedReads += shared;
   }
 
   write(va: number, src: Uint8Array): void {

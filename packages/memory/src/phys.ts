@@ -86,9 +86,20 @@ export class PhysicalMemory {
 
   #hostVisible = 0;
 
+  #visibilityChanges = 0;
+
   /** Pages the host may currently read and write. */
   get hostVisiblePages(): number {
     return this.#hostVisible;
+  }
+
+  /**
+   * Visibility changes made so far (pages that actually flipped). The page-state invariants (I1: no
+   * free page visible; I8: visible pages belong to shared owners) can only break through such a change,
+   * because freeing a visible or leaked page is refused; checkers use it to skip scans of unchanged state.
+   */
+  get visibilityChanges(): number {
+    return this.#visibilityChanges;
   }
 
   /**
@@ -107,6 +118,7 @@ export class PhysicalMemory {
       this.flags[pfn]! &= ~PageFlag.HostVisible;
       this.#hostVisible--;
     }
+    this.#visibilityChanges++;
     this.destroyContents(pfn);
     return true;
   }

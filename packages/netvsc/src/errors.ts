@@ -86,8 +86,9 @@ export function isNetvscError(e: unknown): e is NetvscError {
 export class RejectionCounter {
   readonly #counts: Map<string, number> = new Map();
 
-  count(reason: string): void {
-    this.#counts.set(reason, (this.#counts.get(reason) ?? 0) + 1);
+  /** Counts `n` events (default one) of `reason`: a dropped batch is one drop per frame in it. */
+  count(reason: string, n = 1): void {
+    this.#counts.set(reason, (this.#counts.get(reason) ?? 0) + n);
   }
 
   /** Count the rejection in `result` (if any) and hand the result back, for chaining. */

@@ -1,4 +1,11 @@
 export {
+  checkVmInvariants,
+  type InvariantBaseline,
+  type InvariantId,
+  type InvariantViolation,
+  type RetiredNicGuards,
+} from "./invariants.js";
+export {
   addNicMeasured,
   type BufferCost,
   type DeviceAddCost,

@@ -25,6 +25,12 @@ import {
   SynicLink,
   VmbusConnection,
 } from "@ivm/vmbus";
+import {
+  checkVmInvariants,
+  type InvariantBaseline,
+  type InvariantViolation,
+  type RetiredNicGuards,
+} from "./invariants.js";
 import { measuredStrategy, type StrategyCallCost } from "./measured-strategy.js";
 
 /** What the VM hands a strategy factory: the layers a strategy may use, built at boot. */
@@ -46,6 +52,12 @@ export interface VmOptions {
   /** How long Linux has been running before devices are added (see @ivm/memory's ageMemory). */
   readonly uptime?: UptimeLevel | UptimeParams;
   readonly seed?: number;
+  /**
+   * Rounds one wait (or one runIdle) may take while guest and host keep reporting progress; default the
+   * scheduler's 100,000. A hostile host can keep the guest busy for ever (a DoS the threat model leaves
+   * out); campaigns lower this so such an input costs milliseconds, not minutes.
+   */
+  readonly maxRoundsPerWait?: number;
   readonly cpus?: number;
   /** The allocation strategy for netvsc's buffers, built at boot (before aging), as the composition root chooses. */
   readonly strategy: (services: VmServices) => SharedBufferStrategy;
@@ -56,6 +68,8 @@ export interface VmOptions {
 export interface NicOptions {
   readonly rxSections?: number;
   readonly txSections?: number;
+  /** Bytes of each ring, header page included (default netvsc's VMBUS_RING_SIZE(128 × 4 KiB)). */
+  readonly ringBytes?: number;
   readonly netvsp?: Omit<NetvspOptions, "isolated">;
   readonly onReceive?: (frame: Uint8Array) => void;
 }
@@ -93,6 +107,8 @@ export class Vm {
   /** Every channel message, in order (for timelines). */
   readonly messages: MessageEvent[] = [];
   #nics = new Set<Nic>();
+  readonly #baseline: InvariantBaseline;
+  readonly #retired: RetiredNicGuards = { parsedFromShared: 0, staleCompletions: 0, sectionDoubleFrees: 0 };
 
   private constructor(options: VmOptions) {
     this.options = options;
@@ -114,7 +130,9 @@ export class Vm {
     );
     const ops = options.dmaOps ? options.dmaOps(this.dmaLayer.ops, this.hyperv) : this.dmaLayer.ops;
     this.dma = this.dmaLayer.createDevice({ name: "netvsc", minAlignMask: 0xfff, ops });
-    this.scheduler = new Scheduler();
+    this.scheduler = new Scheduler(
+      options.maxRoundsPerWait !== undefined ? { maxRoundsPerWait: options.maxRoundsPerWait } : {},
+    );
     this.synic = new SynicLink();
     this.conn = new VmbusConnection({
       memory: this.memory,
@@ -137,6 +155,7 @@ export class Vm {
     this.strategy = measured;
     this.strategyCosts = measured.costs;
     this.uptime = options.uptime ? ageMemory(this.memory.buddy, options.seed ?? 1, options.uptime) : null;
+    this.#baseline = { mmuFaults: this.memory.mmu.totalFaults, cleanAtVisibilityChange: -1 };
   }
 
   /** Boots the guest; throws only for impossible configurations (e.g. a strategy refusing the era). */
@@ -163,7 +182,7 @@ export class Vm {
       netvspVmbusDevice(host, this.hyperv.hostView),
     );
     const offered = this.scheduler.runUntil(() => this.conn.channels.has(hostChannel.relid), "NIC offer");
-    if (!offered.ok) return { ok: false, error: offered.error };
+    if (!offered.ok) return this.#abandon(hostChannel, offered.error);
     const deviceOptions: NetvscDeviceOptions = {
       channel: this.conn.channels.get(hostChannel.relid)!,
       scheduler: this.scheduler,
@@ -173,11 +192,12 @@ export class Vm {
       isolated: this.isolated,
       ...(options.rxSections !== undefined ? { rxSections: options.rxSections } : {}),
       ...(options.txSections !== undefined ? { txSections: options.txSections } : {}),
+      ...(options.ringBytes !== undefined ? { ringBytes: options.ringBytes } : {}),
       onReceive: (frame) => nicRef?.onFrame?.(frame),
     };
     let nicRef: Nic | undefined;
     const added = NetvscDevice.add(deviceOptions);
-    if (!added.ok) return { ok: false, error: added.error };
+    if (!added.ok) return this.#abandon(hostChannel, added.error);
     const nic: Nic = {
       device: added.value,
       host,
@@ -190,13 +210,35 @@ export class Vm {
     return { ok: true, nic };
   }
 
+  /**
+   * A failed add leaves no device behind on either side: the host rescinds the offer it made (the guest
+   * releases the relid), as it would for a device that never came up.
+   */
+  #abandon(hostChannel: HostChannel, error: Error): { ok: false; error: Error } {
+    if (hostChannel.state !== "rescinded") this.server.rescind(hostChannel.relid);
+    this.scheduler.runIdle();
+    return { ok: false, error };
+  }
+
   /** Hot-removes a NIC: netvsc_remove in the guest, then the host rescinds the offer. */
   removeNic(nic: Nic): { leakedBuffers: number } {
     const out = nic.device.remove();
     this.server.rescind(nic.relid);
     this.scheduler.runIdle();
     this.#nics.delete(nic);
+    const s = nic.device.stats;
+    this.#retired.parsedFromShared += s.parsedFromShared;
+    this.#retired.staleCompletions += s.staleCompletions;
+    this.#retired.sectionDoubleFrees += s.errors.get("send-section-not-in-use");
     return out;
+  }
+
+  /**
+   * Invariants I1–I8 (see `checkVmInvariants`): an empty list when the guest is sound. O(pages) over
+   * typed arrays, cheap enough to call after every step on a test-sized guest.
+   */
+  checkInvariants(): InvariantViolation[] {
+    return checkVmInvariants(this, this.#baseline, this.#retired);
   }
 
   /** Lets guest and host run until neither has anything left to do. */

@@ -18,8 +18,14 @@ export function napiPoll(nv: NetvscDev, budget: number): number {
     work += processRawPkt(nv, p);
   };
   while (work < budget) {
-    const r = ch.drain(handle, budget - work);
+    const slice = budget - work;
+    const r = ch.drain(handle, slice);
     if (!r.ok || r.value === 0) break;
+    // The reader stopped at its packet budget. Packets that cost no work (completions, refused
+    // transfer pages) could otherwise keep this loop going for ever: a hostile len8 makes the ring
+    // reader revisit the same bytes (the kernel soft-locks there). NAPI ends the poll instead; the
+    // channel is polled again while the host has published more than the guest has read.
+    if (r.value >= slice) break;
   }
   sendRecvCompletions(nv);
   return Math.min(work, budget);

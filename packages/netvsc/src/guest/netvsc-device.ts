@@ -343,7 +343,7 @@ export class NetvscDevice {
     nv.msd.pkt = null;
     nv.msd.count = 0;
     if (pending !== null) {
-      stats.txDrops.count("tx-batch-dropped-at-remove");
+      stats.txDrops.count("tx-batch-dropped-at-remove", pending.totalPackets);
       if (pending.skb !== null) memory.kmalloc.kfree(pending.skb.va);
     }
     for (const pkt of nv.inflight) {

@@ -47,8 +47,12 @@ export function netvscReceive(nv: NetvscDev, bytes: Uint8Array): number {
     mmu.copy(priv, recvVa + range.offset, range.length);
     stats.rxRangeCopies++;
     stats.rxRangeBytes += range.length;
+    // I3: what is parsed is read from the private copy, never through a shared alias (the MMU counts
+    // shared-alias reads); the parser itself only sees this JS copy.
+    const sharedBefore = mmu.sharedReads;
     const copy = nv.rxScratch.subarray(0, range.length);
     mmu.read(priv, copy);
+    stats.parsedFromShared += mmu.sharedReads - sharedBefore;
     if (rndisFilterReceive(nv, copy) !== NVSP_STATUS.SUCCESS) status = NVSP_STATUS.FAIL;
   }
   enqReceiveComplete(nv, v.value.transactionId, status);

@@ -129,6 +129,8 @@ export function netvscXmit(
   const r = netvscSend(nv, packet, xmitMore);
   if (r.ok) return "sent";
   freeSkb(env, skb);
+  // Frames batched into this packet's section earlier were reported "sent"; they are lost with it.
+  if (packet.totalPackets > 1) stats.txDrops.count("batch-send-failed", packet.totalPackets - 1);
   if (r.error.code === "EAGAIN") {
     stats.txBusy++;
     return "busy";
@@ -226,7 +228,8 @@ export function netvscSend(nv: NetvscDev, packet: TxPacket, xmitMoreIn: boolean)
     if (!m.ok) {
       freeSection(nv, msdSend.sendBufIndex);
       freeSkb(env, msdSend.skb);
-      env.stats.txDrops.count("batch-send-failed");
+      // Every frame batched into the section is lost, not one: each was already reported "sent".
+      env.stats.txDrops.count("batch-send-failed", msdSend.totalPackets);
     }
   }
   let ret: NetvscResult<void> = ok(undefined);
@@ -413,6 +416,12 @@ export function sendPkt(nv: NetvscDev, packet: TxPacket): NetvscResult<void> {
  */
 export function txComplete(nv: NetvscDev, packet: TxPacket): void {
   const { env } = nv;
+  // I6: only a packet still in flight may be completed; anything else would release a section, a
+  // mapping or an skb a second time.
+  if (!nv.inflight.has(packet)) {
+    env.stats.staleCompletions++;
+    return;
+  }
   if (packet.rndisReq === null) {
     if (packet.sendBufIndex !== NETVSC_INVALID_INDEX) freeSection(nv, packet.sendBufIndex);
     env.stats.txPackets += packet.totalPackets;

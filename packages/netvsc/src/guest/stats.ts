@@ -45,6 +45,16 @@ export interface NetvscStats {
   rxCompletionsSent: number;
   rxCompletionsLost: number;
   rxCompBusy: number;
+  /**
+   * Invariant I3 guard: reads of a received range's bytes for parsing that went through a shared alias
+   * instead of the private copy (chan_table[0].recv_buf). Must stay 0.
+   */
+  parsedFromShared: number;
+  /**
+   * Invariant I6 guard: completions that reached a packet no longer in flight (a second release of
+   * the same send). The request table makes this impossible; must stay 0, and nothing is released.
+   */
+  staleCompletions: number;
   /** RNDIS INDICATE_STATUS messages, and the link state they left (true: media connected). */
   statusIndications: number;
   linkUp: boolean;
@@ -76,6 +86,8 @@ export function newNetvscStats(): NetvscStats {
     rxCompletionsSent: 0,
     rxCompletionsLost: 0,
     rxCompBusy: 0,
+    parsedFromShared: 0,
+    staleCompletions: 0,
     statusIndications: 0,
     linkUp: false,
   };

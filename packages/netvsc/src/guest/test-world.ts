@@ -48,7 +48,12 @@ export interface World {
  * pool. "plain": no isolation, one vzalloc mapping per buffer (the 6.4+ strategy, which is also what a
  * guest without isolation always did), dma-direct.
  */
-export function makeWorld(kind: GuestKind, netvsp: NetvspOptions = {}, bytes: number = 192 * 2 ** 20): World {
+export function makeWorld(
+  kind: GuestKind,
+  netvsp: NetvspOptions = {},
+  bytes: number = 192 * 2 ** 20,
+  maxRoundsPerWait = 20_000,
+): World {
   const isolation = isolationFromCpuid(cpuidFor({ type: kind === "isolated" ? "snp" : "none" }));
   const memory = new GuestMemory({
     bytes,
@@ -58,7 +63,7 @@ export function makeWorld(kind: GuestKind, netvsp: NetvspOptions = {}, bytes: nu
   const hyperv = createHyperv(memory, isolation);
   const dmaLayer = bootDma(memory, hyperv, { nslabs: 8192 });
   const dma = dmaLayer.createDevice({ name: "netvsc", minAlignMask: 0xfff });
-  const scheduler = new Scheduler({ maxRoundsPerWait: 20_000 });
+  const scheduler = new Scheduler({ maxRoundsPerWait });
   const synic = new SynicLink();
   const conn = new VmbusConnection({ memory, hyperv, scheduler, synic });
   const server = new HostVmbusServer({ scheduler, synic, hostView: hyperv.hostView });

@@ -136,3 +136,71 @@ describe("netvsc against a misbehaving host", () => {
     expect(w.memory.checkInvariants()).toEqual([]);
   });
 });
+
+describe("invariant guards", () => {
+  it("I3 and I6: rewrites between reads and duplicate completions leave both guard counters at 0", () => {
+    const w = makeWorld("isolated");
+    const dev = mustAdd(w);
+    const sharedBefore = w.memory.mmu.sharedReads;
+    w.netvsp.adversary = {
+      duplicateTxCompletions: true,
+      rxRewrite: { offset: 8, bytes: new Uint8Array(32).fill(0x5a) },
+    };
+    w.netvsp.queueRx([300, 400]);
+    sendAll(w, dev, [[txFrame(0, 300), false]]);
+    w.scheduler.runIdle();
+    expect(w.received.every((f) => verifyTestFrame(f).ok)).toBe(true);
+    // The guest fetched shared bytes (ring, receive buffer), but parsed none of them in place.
+    expect(w.memory.mmu.sharedReads).toBeGreaterThan(sharedBefore);
+    expect(dev.stats.rxRangeCopies).toBeGreaterThanOrEqual(2);
+    expect(dev.stats.parsedFromShared).toBe(0);
+    expect(dev.stats.staleCompletions).toBe(0);
+    expect(dev.stats.rejectedCompletions.get("not-outstanding")).toBe(1);
+    dev.remove();
+  });
+});
+
+describe("a ring the guest cannot finish reading", () => {
+  it("a zero len8 descriptor ends the poll at the budget instead of spinning in NAPI for ever", () => {
+    // A low round limit: the host keeps the guest busy for ever, and every wait runs into it.
+    const w = makeWorld("isolated", {}, 192 * 2 ** 20, 300);
+    const dev = mustAdd(w, { ringBytes: 4 * 4096 });
+    // len8 = 0 is clamped to "everything available", and the trailer step then runs past the write
+    // index: from there the reader sees a ring full of zero-work packets.
+    expect(w.host.send(new Uint8Array(16)).ok).toBe(true);
+    expect(dev.poll()).toBe(0);
+    expect(w.channel.inbound!.counters.clamps["len-too-short"]).toBeGreaterThan(0);
+    // The scheduler's round limit bounds the rest; the guest's invariants hold and remove still works.
+    w.scheduler.runIdle();
+    expect(dev.remove().leakedBuffers).toBe(0);
+    expect(w.memory.checkInvariants()).toEqual([]);
+    expect(w.memory.mmu.totalFaults).toBe(0);
+  });
+});
+
+describe("drop accounting", () => {
+  it("a batch that cannot be sent counts one drop per frame in it, not one per batch", () => {
+    const w = makeWorld("isolated");
+    const dev = mustAdd(w);
+    // Three small frames wait in one send section (xmit_more), then the channel goes away under them.
+    for (let i = 0; i < 3; i++) expect(dev.send(txFrame(i, 200), { xmitMore: true })).toBe("sent");
+    w.server.rescind(w.host.relid);
+    w.scheduler.runIdle();
+    // The fourth frame joins the batch; sending the batch fails: all four are lost and counted.
+    expect(dev.send(txFrame(3, 200))).toBe("dropped");
+    expect(dev.stats.txDrops.get("batch-send-failed")).toBe(3);
+    expect(dev.stats.txDrops.total).toBe(4);
+    expect(dev.stats.txPackets).toBe(0);
+    dev.remove();
+    expect(w.memory.checkInvariants()).toEqual([]);
+  });
+
+  it("a batch still waiting for its last frame at remove counts every frame in it", () => {
+    const w = makeWorld("isolated");
+    const dev = mustAdd(w);
+    for (let i = 0; i < 3; i++) expect(dev.send(txFrame(i, 200), { xmitMore: true })).toBe("sent");
+    dev.remove();
+    expect(dev.stats.txDrops.get("tx-batch-dropped-at-remove")).toBe(3);
+    expect(w.memory.checkInvariants()).toEqual([]);
+  });
+});
