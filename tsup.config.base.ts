@@ -14,3 +14,17 @@ export function packageConfig(entry: Record<string, string>): Options {
     treeshake: true,
   };
 }
+
+/** Shared tsup settings for the apps: ESM executables for Node 20 with a shebang, no declarations. */
+export function appConfig(entry: Record<string, string>): Options {
+  return {
+    entry,
+    format: ["esm"],
+    target: "node20",
+    platform: "node",
+    clean: true,
+    sourcemap: true,
+    splitting: true,
+    banner: { js: "#!/usr/bin/env node" },
+  };
+}

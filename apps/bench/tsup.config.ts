@@ -1,13 +1,5 @@
 import { defineConfig } from "tsup";
+import { appConfig } from "../../tsup.config.base.ts";
 
-export default defineConfig({
-  // The worker is its own entry: tinypool loads dist/worker.js beside dist/cli.js.
-  entry: { cli: "src/cli.ts", worker: "src/worker.ts" },
-  format: ["esm"],
-  target: "node20",
-  platform: "node",
-  clean: true,
-  sourcemap: true,
-  splitting: true,
-  banner: { js: "#!/usr/bin/env node" },
-});
+// The worker is its own entry: tinypool loads dist/worker.js beside dist/cli.js.
+export default defineConfig(appConfig({ cli: "src/cli.ts", worker: "src/worker.ts" }));

@@ -1,11 +1,4 @@
 import { defineConfig } from "tsup";
+import { appConfig } from "../../tsup.config.base.ts";
 
-export default defineConfig({
-  entry: { cli: "src/cli.ts" },
-  format: ["esm"],
-  target: "node20",
-  platform: "node",
-  clean: true,
-  sourcemap: true,
-  banner: { js: "#!/usr/bin/env node" },
-});
+export default defineConfig(appConfig({ cli: "src/cli.ts" }));

@@ -1,12 +1,5 @@
 import { defineConfig } from "tsup";
+import { appConfig } from "../../tsup.config.base.ts";
 
-// Two entries: the CLI, and the worker module tinypool loads in each thread (it must be its own file).
-export default defineConfig({
-  entry: { cli: "src/cli.ts", worker: "src/worker.ts" },
-  format: ["esm"],
-  target: "node20",
-  platform: "node",
-  clean: true,
-  sourcemap: true,
-  banner: { js: "#!/usr/bin/env node" },
-});
+// The worker is its own entry: tinypool loads dist/worker.js beside dist/cli.js in each thread.
+export default defineConfig(appConfig({ cli: "src/cli.ts", worker: "src/worker.ts" }));
