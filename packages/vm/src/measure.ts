@@ -1,6 +1,6 @@
 import type { HypercallEvent } from "@ivm/hypercall";
 import type { GuestMemory, VmArea } from "@ivm/memory";
-import type { MessageEvent } from "@ivm/vmbus";
+import { decodeChannelMessage, decodePfnArray, type MessageEvent } from "@ivm/vmbus";
 import type { StrategyCallCost } from "./measured-strategy.js";
 import type { Nic, NicOptions, Vm } from "./vm.js";
 
@@ -44,8 +44,6 @@ export interface DeviceAddCost {
   readonly timeline: readonly TimelineEntry[];
 }
 
-const GPADL_HEADER = 8;
-const GPADL_BODY = 9;
 const MESSAGE_NAMES: Record<number, string> = {
   1: "offer",
   5: "open channel",
@@ -104,14 +102,20 @@ export function addNicMeasured(
   const offMsg = vm.conn.onMessage((e: MessageEvent) => {
     if (e.direction !== "guest-to-host") return;
     channelMessages++;
-    if (e.type === GPADL_HEADER || e.type === GPADL_BODY) {
+    // Decoded with VMBus's own codecs, not re-read at hand-kept offsets.
+    const decoded = decodeChannelMessage(e.bytes);
+    const msg = decoded.ok ? decoded.value : undefined;
+    if (msg?.kind === "gpadl-header" || msg?.kind === "gpadl-body") {
       gpadlMessages++;
-      const view = new DataView(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength);
-      const handle = view.getUint32(12, true);
-      if (e.type === GPADL_HEADER && e.bytes.length >= 36) {
-        const pfn = view.getUint32(28, true) + view.getUint32(32, true) * 2 ** 32;
-        gpadlOwner.set(handle, vm.memory.phys.pfnValid(pfn) ? vm.memory.buddy.ownerOf(pfn) : "?");
-        gpadlFirstPfn.set(handle, pfn);
+      const handle = msg.gpadl;
+      if (msg.kind === "gpadl-header") {
+        // gpa_range: byte_count u32, byte_offset u32, then the PFNs; the first names the buffer.
+        const pfns = decodePfnArray(msg.rangeData.subarray(8, 16));
+        const pfn = pfns.ok ? pfns.value[0] : undefined;
+        if (pfn !== undefined) {
+          gpadlOwner.set(handle, vm.memory.phys.pfnValid(pfn) ? vm.memory.buddy.ownerOf(pfn) : "?");
+          gpadlFirstPfn.set(handle, pfn);
+        }
       }
       const owner = gpadlOwner.get(handle) ?? "?";
       gpadlMessagesBy.set(handle, (gpadlMessagesBy.get(handle) ?? 0) + 1);
