@@ -3,7 +3,12 @@ import { dirname } from "node:path";
 import { STRATEGIES } from "@ivm/catalog";
 import type { Era } from "@ivm/hypercall";
 import type { UptimeLevel } from "@ivm/memory";
-import { NETVSC_DEFAULT_RX, NETVSC_DEFAULT_TX, NVSP_PROTOCOL_VERSION, ringParamMax } from "@ivm/netvsc";
+import {
+  NETVSC_DEFAULT_RX,
+  NETVSC_DEFAULT_TX,
+  NVSP_PROTOCOL_VERSION,
+  ringParamMax,
+} from "@ivm/netvsc-protocol";
 import { Command, CommanderError, Option } from "commander";
 import { fragmentationChart, renderSvg } from "./chart.js";
 import { compareCases, compareTable } from "./compare.js";

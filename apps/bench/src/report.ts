@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { NETVSC_DEFAULT_RX, NETVSC_DEFAULT_TX } from "@ivm/netvsc";
+import { NETVSC_DEFAULT_RX, NETVSC_DEFAULT_TX } from "@ivm/netvsc-protocol";
 import { fragmentationChart, renderSvg } from "./chart.js";
 import { compareCases, compareTable } from "./compare.js";
 import { fragmentationCases, fragmentationTable, UPTIMES } from "./fragmentation.js";

@@ -2,7 +2,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { formatBytes, STRATEGIES, strategyByName, strategyEras } from "@ivm/catalog";
 import { GuestMemory, UPTIME_LEVELS } from "@ivm/memory";
-import { RX_RNDIS_OVERHEAD } from "@ivm/netvsc";
+import { RX_RNDIS_OVERHEAD } from "@ivm/netvsp";
 import { type Nic, runTraffic, Vm } from "@ivm/vm";
 import { Bench } from "tinybench";
 import { type ResultRecord, runInfo } from "./records.js";

@@ -1,4 +1,4 @@
-import type { NetvspOutgoingKind, RecvBufCompleteTamper, XferRangeTamper } from "@ivm/netvsc";
+import type { NetvspOutgoingKind, RecvBufCompleteTamper, XferRangeTamper } from "@ivm/netvsp";
 
 /** One byte-level edit of a recorded message: `at` is taken modulo the message length. */
 export interface Mutation {

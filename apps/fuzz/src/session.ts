@@ -1,5 +1,5 @@
 import { PAGE_SIZE } from "@ivm/memory";
-import type { NetvspAdversary, NetvspOptions, NetvspOutgoing } from "@ivm/netvsc";
+import type { NetvspAdversary, NetvspOptions, NetvspOutgoing } from "@ivm/netvsp";
 import {
   type ChannelMessage,
   encodeChannelMessage,

@@ -1,13 +1,7 @@
 import type { Era } from "@ivm/hypercall";
 import { PAGE_SIZE, PageFlag } from "@ivm/memory";
-import {
-  encodeTestFrame,
-  NETVSP_GUEST_MAC,
-  NETVSP_HOST_MAC,
-  type NetvspOptions,
-  RX_RNDIS_OVERHEAD,
-  verifyTestFrame,
-} from "@ivm/netvsc";
+import { encodeLabFrame, NETVSP_GUEST_MAC, NETVSP_HOST_MAC, verifyLabFrame } from "@ivm/netvsc-protocol";
+import { type NetvspOptions, RX_RNDIS_OVERHEAD } from "@ivm/netvsp";
 import { type Nic, Vm } from "@ivm/vm";
 import { bump, collectNic, collectRing, collectVm, type Tally } from "./tally.js";
 import { entryFor, type Target } from "./targets.js";
@@ -186,7 +180,7 @@ export class FuzzWorld {
     let verified = 0;
     nic.onFrame = (frame) => {
       delivered++;
-      if (verifyTestFrame(frame).ok) verified++;
+      if (verifyLabFrame(frame).ok) verified++;
       else if (this.dataSafe) this.fail("I3", `a delivered frame of ${frame.length} bytes does not verify`);
       else bump(this.tally, "outcome:rx-frame-unverified-under-attack");
     };
@@ -198,7 +192,7 @@ export class FuzzWorld {
     }
     for (let i = 0; i < tx; i++) {
       const len = 64 + ((seed * 31 + i * 977) % (i % 4 === 3 ? 9000 : 1400));
-      const frame = encodeTestFrame({
+      const frame = encodeLabFrame({
         seq: i,
         seed: seed >>> 0,
         length: len,

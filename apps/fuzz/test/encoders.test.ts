@@ -6,7 +6,7 @@ import {
   encodeRndisQuery,
   encodeRndisSet,
   type NvspMessage,
-} from "@ivm/netvsc";
+} from "@ivm/netvsc-protocol";
 import { type ChannelMessage, encodeChannelMessage } from "@ivm/vmbus";
 import { describe, expect } from "vitest";
 

@@ -24,6 +24,9 @@ export type NvspProtocolVersion = (typeof NVSP_PROTOCOL_VERSION)[keyof typeof NV
 
 export const NVSP_INVALID_PROTOCOL_VERSION = 0xffff_ffff;
 
+/** NETVSC_INVALID_INDEX as the u32 that goes on the wire in send_buf_section_index. */
+export const NETVSC_INVALID_INDEX = 0xffff_ffff;
+
 /** netvsc_connect_vsp's ver_list, oldest first; the driver tries it from the end (newest first). */
 export const NVSP_VERSION_LIST: readonly NvspProtocolVersion[] = [
   NVSP_PROTOCOL_VERSION.V1,

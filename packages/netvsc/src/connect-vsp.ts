@@ -2,8 +2,8 @@
 // version down, NDIS_CONFIG, the isolated-guest floor ("hv_netvsc: Restrict configurations on isolated
 // guests", Feb 2021), NDIS_VER, then netvsc_init_buf.
 
-import { type NetvscResult, ok, reject } from "../errors.js";
 import {
+  type NetvscResult,
   NVSP_CAPABILITY,
   NVSP_MIN_ISOLATED_VERSION,
   NVSP_PROTOCOL_VERSION,
@@ -11,7 +11,9 @@ import {
   NVSP_VERSION_LIST,
   ndisConfigFor,
   ndisVersionFor,
-} from "../nvsp.js";
+  ok,
+  reject,
+} from "@ivm/netvsc-protocol";
 import { nvspRequest, sendNvspOneWay } from "./control.js";
 import { initBuf } from "./init-buf.js";
 import type { NetvscDev } from "./nvdev.js";

@@ -3,9 +3,14 @@
 // netvsc_send_completion copies the host's answer back), plus the one-way messages (NDIS_VER,
 // NDIS_CONFIG, the revokes). drivers/net/hyperv/netvsc.c.
 
+import {
+  encodeNvspMessage,
+  NetvscError,
+  type NetvscResult,
+  type NvspMessage,
+  ok,
+} from "@ivm/netvsc-protocol";
 import { VM_PKT, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, type VmbusError } from "@ivm/vmbus";
-import { NetvscError, type NetvscResult, ok } from "../errors.js";
-import { encodeNvspMessage, type NvspMessage } from "../nvsp.js";
 import type { DriverEnv, RequestCtx } from "./nvdev.js";
 
 /** Wraps a VMBus error in the netvsc family, keeping its errno and the VMBus error as the cause. */

@@ -1,151 +1,28 @@
-// @ivm/netvsc: the netvsc guest driver model. This entry exports the memory-independent core (wire
-// formats, validation rules, section allocator, sizing), the guest driver and the simulated host.
+// @ivm/netvsc: the netvsc guest driver (drivers/net/hyperv: netvsc.c, rndis_filter.c) over VMBus,
+// swiotlb and an injected buffer strategy. The wire formats are in @ivm/netvsc-protocol; the host's
+// device is @ivm/netvsp, which this package never imports.
 
-export {
-  isNetvscError,
-  NETVSC_ERRNO,
-  NetvscError,
-  type NetvscErrorCode,
-  type NetvscResult,
-  RejectionCounter,
-} from "./errors.js";
-export { RX_PRIVATE_TAG, SECTION_MAP_TAG } from "./guest/init-buf.js";
-// The guest driver (drivers/net/hyperv over VMBus, swiotlb and an injected buffer strategy).
+export { RX_PRIVATE_TAG, SECTION_MAP_TAG } from "./init-buf.js";
 export {
   NETVSC_MAX_PKT_SIZE,
   NETVSC_MIN_OUT_MSG_SIZE,
   NETVSC_RING_BYTES_DEFAULT,
   NetvscDevice,
   type NetvscDeviceOptions,
-} from "./guest/netvsc-device.js";
-export type { NetvscServices } from "./guest/nvdev.js";
-export { RECV_COMP_RING_TAG } from "./guest/recv-comp-ring.js";
-export type { RingParamState } from "./guest/ringparam.js";
-export { NETVSC_PACKET_FILTER, RNDIS_REQUEST_TAG } from "./guest/rndis-filter.js";
+} from "./netvsc-device.js";
+export type { NetvscServices } from "./nvdev.js";
+export { RECV_COMP_RING_TAG } from "./recv-comp-ring.js";
+export type { RingParamState } from "./ringparam.js";
+export { NETVSC_PACKET_FILTER, RNDIS_REQUEST_TAG } from "./rndis-filter.js";
 export {
   DMA_RANGE_TAG,
   RNDIS_DATA_HEADER_SIZE,
   SKB_RNDIS_HEADROOM,
   SKB_TAG,
   type XmitVerdict,
-} from "./guest/send.js";
-export { type NetvscStats, newNetvscStats } from "./guest/stats.js";
-// The simulated host network device (netvsp): the untrusted host's end of the channel.
-export type {
-  NetvspAdversary,
-  NetvspInterceptor,
-  NetvspOutgoing,
-  NetvspOutgoingKind,
-  RecvBufCompleteTamper,
-  XferRangeTamper,
-} from "./host/adversary.js";
-export { fitsInView, type RecvSectionRejectReason, RecvSections } from "./host/host-buffer.js";
-export {
-  Netvsp,
-  type NetvspCounters,
-  type NetvspOptions,
-  type NetvspPhase,
-} from "./host/netvsp.js";
-export type {
-  GpadlLookup,
-  HostGpadlView,
-  HostGuestMemory,
-  NetvspPorts,
-  NetvspRing,
-} from "./host/ports.js";
-export type { RndisControlRejectReason, RndisDeviceState } from "./host/rndis-device.js";
-export { RX_RNDIS_OVERHEAD } from "./host/rx-generator.js";
-export {
-  encodeTestFrame,
-  NETVSP_GUEST_MAC,
-  NETVSP_HOST_MAC,
-  TEST_FRAME_ETHERTYPE,
-  TEST_FRAME_HEADER_SIZE,
-  type TestFrameCheck,
-  type TestFrameInput,
-  type TestFrameRejectReason,
-  testFrameChecksum,
-  verifyTestFrame,
-  writeTestFrame,
-} from "./host/test-frame.js";
-export type { RndisWalkRejectReason, TxGatherRejectReason } from "./host/tx-verifier.js";
-export { netvspVmbusDevice } from "./host/vmbus-device.js";
-export {
-  decodeNvspMessage,
-  encodeNvspMessage,
-  encodeNvspRecvCompletion,
-  NVSP_CAPABILITY,
-  NVSP_CHANNEL_TYPE,
-  NVSP_HEADER_SIZE,
-  NVSP_INVALID_PROTOCOL_VERSION,
-  NVSP_MESSAGE_SIZE,
-  NVSP_MESSAGE_SIZE_V1,
-  NVSP_MIN_ISOLATED_VERSION,
-  NVSP_MSG_TYPE,
-  NVSP_PROTOCOL_VERSION,
-  NVSP_RECV_COMPLETION_SIZE,
-  NVSP_STATUS,
-  NVSP_V6_UNION_SIZE,
-  NVSP_VERSION_LIST,
-  type NvspDirection,
-  type NvspMessage,
-  type NvspMessageKind,
-  type NvspMsgType,
-  type NvspProtocolVersion,
-  type NvspRejectReason,
-  type NvspStatus,
-  ndisConfigFor,
-  ndisVersionFor,
-  nvspMsgType,
-  parseSendIndirectionTable,
-  type RecvBufSection,
-  type SendTableRejectReason,
-  VRSS_SEND_TAB_SIZE,
-} from "./nvsp.js";
-export {
-  decodeRndisMessage,
-  encodeRndisHalt,
-  encodeRndisIndicateStatus,
-  encodeRndisInit,
-  encodeRndisInitComplete,
-  encodeRndisPacket,
-  encodeRndisQuery,
-  encodeRndisQueryComplete,
-  encodeRndisSet,
-  encodeRndisSetComplete,
-  findPpi,
-  NDIS_OBJECT_TYPE,
-  NDIS_OFFLOAD_SIZE,
-  NDIS_OFFLOAD_SIZE_6_0,
-  NDIS_PPI_TYPE,
-  parseRndisFromHost,
-  RNDIS_EXT_LEN,
-  RNDIS_HEADER_SIZE,
-  RNDIS_INIT_MAX_XFER_SIZE,
-  RNDIS_MAJOR_VERSION,
-  RNDIS_MAX_RESPONSE_LEN,
-  RNDIS_MESSAGE_SIZE,
-  RNDIS_MINOR_VERSION,
-  RNDIS_MSG_TYPE,
-  RNDIS_OID,
-  RNDIS_PACKET_SIZE,
-  RNDIS_PKTINFO_ID,
-  RNDIS_PPI_HEADER_SIZE,
-  RNDIS_STATUS,
-  type RndisInitCompleteInput,
-  type RndisMessage,
-  type RndisMessageKind,
-  type RndisMsgType,
-  type RndisPpi,
-  type RndisPpiInput,
-  type RndisPpiIssue,
-  type RndisPpiIssueReason,
-  type RndisRejectReason,
-  rndisPacketHeaderSize,
-} from "./rndis.js";
+} from "./send.js";
 export {
   maxCopyablePacket,
-  NETVSC_INVALID_INDEX,
   RNDIS_MAX_PKT_DEFAULT,
   RNDIS_PKT_ALIGN_DEFAULT,
   SEND_SECTION_MAP_BITS_PER_WORD,
@@ -157,59 +34,4 @@ export {
   sendPadding,
   sendSectionOffset,
 } from "./send-buffer.js";
-export {
-  type BufferLayout,
-  type BufferSetupRejectReason,
-  clampRingParam,
-  ETH_HLEN,
-  NAPI_POLL_WEIGHT,
-  NETVSC_DEFAULT_RX,
-  NETVSC_DEFAULT_TX,
-  NETVSC_MIN_RX_SECTIONS,
-  NETVSC_MIN_TX_SECTIONS,
-  NETVSC_MTU,
-  NETVSC_MTU_MIN,
-  NETVSC_RECEIVE_BUFFER_DEFAULT,
-  NETVSC_RECEIVE_BUFFER_ID,
-  NETVSC_RECEIVE_BUFFER_SIZE,
-  NETVSC_RECEIVE_BUFFER_SIZE_LEGACY,
-  NETVSC_RECV_SECTION_SIZE,
-  NETVSC_SEND_BUFFER_DEFAULT,
-  NETVSC_SEND_BUFFER_ID,
-  NETVSC_SEND_BUFFER_SIZE,
-  NETVSC_SEND_SECTION_SIZE,
-  PAGE_SIZE,
-  RECV_COMP_DATA_SIZE,
-  RING_AVAIL_PERCENT_HIWATER,
-  RING_AVAIL_PERCENT_LOWATER,
-  type RingParam,
-  recvBufferBytes,
-  recvCompletionRing,
-  recvCompSlotAvail,
-  ringParamMax,
-  sendBufferBytes,
-  shouldStopQueue,
-  shouldWakeQueue,
-  VRSS_CHANNEL_DEFAULT,
-  VRSS_CHANNEL_MAX,
-  validateRecvBufComplete,
-  validateSendBufComplete,
-} from "./sizing.js";
-export {
-  encodeXferPagePacket,
-  NETVSC_MAX_XFER_PAGE_RANGES,
-  type ReceiveBufferSizes,
-  VM_PKT_DATA_USING_XFER_PAGES,
-  VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
-  VMPACKET_DESCRIPTOR_SIZE,
-  validateXferPagePacket,
-  XFER_PAGE_HEADER_MIN_SIZE,
-  XFER_PAGE_HEADER_SIZE,
-  XFER_PAGE_RANGE_SIZE,
-  XFER_PAGESET_ID,
-  type XferPacketRejectReason,
-  type XferPagePacket,
-  type XferRange,
-  type XferRangeRejectReason,
-  xferHeaderSize,
-} from "./xfer-page.js";
+export { type NetvscStats, newNetvscStats } from "./stats.js";

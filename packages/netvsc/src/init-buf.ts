@@ -6,23 +6,26 @@
 // the pages host-visible), map (the address the guest uses), ... unmap, GPADL teardown (re-encrypts),
 // then free, or leak when the GPADL says the pages may still be shared.
 
-import type { BufferPurpose } from "@ivm/shared-buffer";
-import { VMBUS_VERSION } from "@ivm/vmbus";
-import { type NetvscResult, ok, reject } from "../errors.js";
-import { NVSP_STATUS, type NvspMessage } from "../nvsp.js";
-import { SendSectionMap } from "../send-buffer.js";
 import {
   NETVSC_RECEIVE_BUFFER_ID,
   NETVSC_SEND_BUFFER_ID,
+  type NetvscResult,
+  NVSP_STATUS,
+  type NvspMessage,
+  ok,
   recvBufferBytes,
+  reject,
   sendBufferBytes,
   VRSS_CHANNEL_MAX,
   validateRecvBufComplete,
   validateSendBufComplete,
-} from "../sizing.js";
+} from "@ivm/netvsc-protocol";
+import type { BufferPurpose } from "@ivm/shared-buffer";
+import { VMBUS_VERSION } from "@ivm/vmbus";
 import { fromVmbus, nvspRequest, sendNvspOneWay } from "./control.js";
 import type { NetvscBuffer, NetvscDev } from "./nvdev.js";
 import { RecvCompRing } from "./recv-comp-ring.js";
+import { SendSectionMap } from "./send-buffer.js";
 
 export const RX_PRIVATE_TAG = "netvsc-rx-private";
 export const SECTION_MAP_TAG = "netvsc-send-section-map";

@@ -1,8 +1,8 @@
 // NAPI: netvsc_poll, netvsc_process_raw_pkt and netvsc_send_completion (drivers/net/hyperv/netvsc.c).
 // The channel callback runs this poll; so can the caller (NetvscDevice.poll).
 
+import { decodeNvspMessage, NVSP_HEADER_SIZE, NVSP_STATUS } from "@ivm/netvsc-protocol";
 import { type IncomingPacket, VM_PKT } from "@ivm/vmbus";
-import { decodeNvspMessage, NVSP_HEADER_SIZE, NVSP_STATUS } from "../nvsp.js";
 import type { NetvscDev, RequestCtx } from "./nvdev.js";
 import { netvscReceive, netvscReceiveInband, sendRecvCompletions } from "./receive.js";
 import { txComplete } from "./send.js";

@@ -2,20 +2,23 @@
 // netvsc_device_add / netvsc_device_remove (netvsc.c) and rndis_filter_device_add / _remove
 // (rndis_filter.c). One channel (no subchannels), one transmit queue.
 
-import type { SharedBuffer } from "@ivm/shared-buffer";
-import { bytesToRead, RING_HEADER, type RingMem } from "@ivm/vmbus";
-import { type NetvscResult, ok, reject } from "../errors.js";
-import { NVSP_MESSAGE_SIZE } from "../nvsp.js";
-import { NETVSC_INVALID_INDEX } from "../send-buffer.js";
 import {
   NAPI_POLL_WEIGHT,
   NETVSC_DEFAULT_RX,
   NETVSC_DEFAULT_TX,
+  NETVSC_INVALID_INDEX,
+  NETVSC_MAX_XFER_PAGE_RANGES,
   NETVSC_RECV_SECTION_SIZE,
   NETVSC_SEND_SECTION_SIZE,
+  type NetvscResult,
+  NVSP_MESSAGE_SIZE,
+  ok,
   PAGE_SIZE,
-} from "../sizing.js";
-import { NETVSC_MAX_XFER_PAGE_RANGES, xferHeaderSize } from "../xfer-page.js";
+  reject,
+  xferHeaderSize,
+} from "@ivm/netvsc-protocol";
+import type { SharedBuffer } from "@ivm/shared-buffer";
+import { bytesToRead, RING_HEADER, type RingMem } from "@ivm/vmbus";
 import { connectVsp } from "./connect-vsp.js";
 import { fromVmbus } from "./control.js";
 import {

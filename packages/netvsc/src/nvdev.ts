@@ -3,13 +3,12 @@
 // completion ring, the pending batch). Internal: not exported from the package index.
 
 import type { GuestMemory } from "@ivm/memory";
+import type { NvspMessage, RndisMessage } from "@ivm/netvsc-protocol";
 import type { SharedBuffer, SharedBufferStrategy } from "@ivm/shared-buffer";
 import type { DmaDevice } from "@ivm/swiotlb";
 import type { Gpadl, HvPageBuffer, Scheduler, VmbusChannel } from "@ivm/vmbus";
-import type { NvspMessage } from "../nvsp.js";
-import type { RndisMessage } from "../rndis.js";
-import type { SendSectionMap } from "../send-buffer.js";
 import type { RecvCompRing } from "./recv-comp-ring.js";
+import type { SendSectionMap } from "./send-buffer.js";
 import type { NetvscStats } from "./stats.js";
 
 /** What the platform hands the driver at probe: the hv_device's channel, its DMA device, the strategy. */

@@ -6,10 +6,14 @@
 // private buffer before anything in it is read ("Copy packets sent by Hyper-V out of the receive
 // buffer", 0ba35fe91ce3).
 
+import {
+  decodeNvspMessage,
+  encodeNvspRecvCompletion,
+  NAPI_POLL_WEIGHT,
+  NVSP_STATUS,
+  validateXferPagePacket,
+} from "@ivm/netvsc-protocol";
 import { VM_PKT } from "@ivm/vmbus";
-import { decodeNvspMessage, encodeNvspRecvCompletion, NVSP_STATUS } from "../nvsp.js";
-import { NAPI_POLL_WEIGHT } from "../sizing.js";
-import { validateXferPagePacket } from "../xfer-page.js";
 import type { NetvscDev } from "./nvdev.js";
 import { rndisFilterReceive } from "./rndis-filter.js";
 

@@ -3,7 +3,7 @@
 // send_recv_completions (drivers/net/hyperv/netvsc.c).
 
 import type { GuestMemory } from "@ivm/memory";
-import { recvCompletionRing, recvCompSlotAvail } from "../sizing.js";
+import { recvCompletionRing, recvCompSlotAvail } from "@ivm/netvsc-protocol";
 
 export const RECV_COMP_RING_TAG = "netvsc-recv-comp";
 

@@ -1,8 +1,14 @@
 // ethtool -G: __netvsc_get_ringparam and the sizing half of netvsc_set_ringparam (netvsc_drv.c). The
 // detach/attach half lives in NetvscDevice.
 
-import { type NetvscResult, ok } from "../errors.js";
-import { clampRingParam, NETVSC_MIN_RX_SECTIONS, NETVSC_MIN_TX_SECTIONS, ringParamMax } from "../sizing.js";
+import {
+  clampRingParam,
+  NETVSC_MIN_RX_SECTIONS,
+  NETVSC_MIN_TX_SECTIONS,
+  type NetvscResult,
+  ok,
+  ringParamMax,
+} from "@ivm/netvsc-protocol";
 import type { DeviceInfo, NetvscDev } from "./nvdev.js";
 
 export interface RingParamState {

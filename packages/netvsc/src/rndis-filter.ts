@@ -6,8 +6,6 @@
 // Requests travel as NVSP control packets by page buffers (bounced through swiotlb in an isolated
 // guest); responses come back in receive sections and are parsed from the private copy.
 
-import { type NetvscResult, ok, reject } from "../errors.js";
-import { NVSP_PROTOCOL_VERSION, NVSP_STATUS } from "../nvsp.js";
 import {
   encodeRndisHalt,
   encodeRndisInit,
@@ -16,14 +14,19 @@ import {
   NDIS_OBJECT_TYPE,
   NDIS_OFFLOAD_SIZE,
   NDIS_OFFLOAD_SIZE_6_0,
+  NETVSC_INVALID_INDEX,
+  type NetvscResult,
+  NVSP_PROTOCOL_VERSION,
+  NVSP_STATUS,
+  ok,
   parseRndisFromHost,
   RNDIS_EXT_LEN,
   RNDIS_MESSAGE_SIZE,
   RNDIS_OID,
   RNDIS_STATUS,
   type RndisMessage,
-} from "../rndis.js";
-import { NETVSC_INVALID_INDEX } from "../send-buffer.js";
+  reject,
+} from "@ivm/netvsc-protocol";
 import { fromVmbus } from "./control.js";
 import type { NetvscDev, RndisRequest, TxPacket } from "./nvdev.js";
 import { dmaUnmap, fillPgBuf, netvscSend } from "./send.js";

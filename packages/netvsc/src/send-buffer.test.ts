@@ -1,8 +1,8 @@
 import { fc, test } from "@fast-check/vitest";
+import { NETVSC_INVALID_INDEX } from "@ivm/netvsc-protocol";
 import { describe, expect, it } from "vitest";
 import {
   maxCopyablePacket,
-  NETVSC_INVALID_INDEX,
   SendSectionMap,
   sendCopyDecision,
   sendPadding,

@@ -1,10 +1,8 @@
 // The send buffer's sections: the allocator (netvsc_get_next_send_section / netvsc_free_send_slot) and
 // the copy decision of netvsc_send, as pure arithmetic the driver calls. drivers/net/hyperv/netvsc.c.
 
-import { type NetvscResult, ok, reject } from "./errors.js";
+import { NETVSC_INVALID_INDEX, type NetvscResult, ok, reject } from "@ivm/netvsc-protocol";
 
-/** NETVSC_INVALID_INDEX as the u32 that goes on the wire in send_buf_section_index. */
-export const NETVSC_INVALID_INDEX = 0xffff_ffff;
 /** RNDIS_MAX_PKT_DEFAULT: packets batched into one section until the host's INIT_CMPLT says otherwise. */
 export const RNDIS_MAX_PKT_DEFAULT = 8;
 /** RNDIS_PKT_ALIGN_DEFAULT: batched packets are padded to this; the host may change it (1 << factor). */

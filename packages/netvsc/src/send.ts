@@ -5,6 +5,19 @@
 // rework requires.
 
 import { type GuestMemory, PAGE_SIZE } from "@ivm/memory";
+import {
+  encodeNvspMessage,
+  encodeRndisPacket,
+  NETVSC_INVALID_INDEX,
+  type NetvscResult,
+  NVSP_CHANNEL_TYPE,
+  ok,
+  RNDIS_HEADER_SIZE,
+  RNDIS_PACKET_SIZE,
+  reject,
+  shouldStopQueue,
+  shouldWakeQueue,
+} from "@ivm/netvsc-protocol";
 import { DMA_MAPPING_ERROR, DMA_TO_DEVICE, dmaMapSingle, dmaUnmapSingle } from "@ivm/swiotlb";
 import {
   bytesToWrite,
@@ -15,13 +28,9 @@ import {
   VM_PKT,
   VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
 } from "@ivm/vmbus";
-import { type NetvscResult, ok, reject } from "../errors.js";
-import { encodeNvspMessage, NVSP_CHANNEL_TYPE } from "../nvsp.js";
-import { encodeRndisPacket, RNDIS_HEADER_SIZE, RNDIS_PACKET_SIZE } from "../rndis.js";
-import { NETVSC_INVALID_INDEX, sendCopyDecision, sendPadding } from "../send-buffer.js";
-import { shouldStopQueue, shouldWakeQueue } from "../sizing.js";
 import { fromVmbus } from "./control.js";
 import type { DriverEnv, NetvscDev, RequestCtx, Skb, TxPacket } from "./nvdev.js";
+import { sendCopyDecision, sendPadding } from "./send-buffer.js";
 
 /** RNDIS_MESSAGE_SIZE(struct rndis_packet): the header netvsc_xmit puts in front of a frame (no PPIs). */
 export const RNDIS_DATA_HEADER_SIZE: number = RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE;

@@ -3,7 +3,7 @@
 // rx_comp_busy), plus the model's copy accounting. Counted by the driver as it runs; nothing here is
 // computed after the fact.
 
-import { RejectionCounter } from "../errors.js";
+import { RejectionCounter } from "@ivm/netvsc-protocol";
 
 export interface NetvscStats {
   /** Frames the host completed (tx_stats packets/bytes are counted on completion, as the kernel does). */

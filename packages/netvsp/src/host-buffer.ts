@@ -2,7 +2,7 @@
 // PagedRange::try_subrange) and the receive buffer's sub-allocation states (OpenVMM's RxBuffers in
 // netvsp/src/rx_bufs.rs: one state per sub-allocation, double use rejected).
 
-import { type NetvscResult, ok, reject } from "../errors.js";
+import { type NetvscResult, ok, reject } from "@ivm/netvsc-protocol";
 import type { HostGpadlView } from "./ports.js";
 
 /**

@@ -1,9 +1,14 @@
 import { fc, test } from "@fast-check/vitest";
+import {
+  encodeLabFrame,
+  LAB_FRAME_HEADER_SIZE,
+  NETVSC_INVALID_INDEX,
+  verifyLabFrame,
+  writeLabFrame,
+} from "@ivm/netvsc-protocol";
 import { describe, expect, it } from "vitest";
-import { NETVSC_INVALID_INDEX } from "../send-buffer.js";
+import { FlatGpadl, FlatGuestMemory } from "../test/test-guest.js";
 import { fitsInView, RecvSections } from "./host-buffer.js";
-import { encodeTestFrame, TEST_FRAME_HEADER_SIZE, verifyTestFrame, writeTestFrame } from "./test-frame.js";
-import { FlatGpadl, FlatGuestMemory } from "./test-guest.js";
 import { gatherTxBytes, walkRndisMessages } from "./tx-verifier.js";
 
 describe("RecvSections (RxBuffers)", () => {
@@ -29,24 +34,24 @@ describe("RecvSections (RxBuffers)", () => {
   });
 });
 
-describe("test frames", () => {
+describe("lab frames", () => {
   it("round-trips and catches any flipped byte", () => {
-    const f = encodeTestFrame({ seq: 77, seed: 3, length: 333 });
-    expect(verifyTestFrame(f)).toEqual({ ok: true, seq: 77 });
+    const f = encodeLabFrame({ seq: 77, seed: 3, length: 333 });
+    expect(verifyLabFrame(f)).toEqual({ ok: true, seq: 77 });
     for (const at of [12, 18, 22, 26, 200, 332]) {
       const bad = f.slice();
       bad[at]! ^= 1;
-      expect(verifyTestFrame(bad).ok).toBe(false);
+      expect(verifyLabFrame(bad).ok).toBe(false);
     }
-    expect(verifyTestFrame(f.subarray(0, 300))).toEqual({ ok: false, reason: "frame-length-mismatch" });
+    expect(verifyLabFrame(f.subarray(0, 300))).toEqual({ ok: false, reason: "frame-length-mismatch" });
   });
 
-  test.prop([fc.nat(), fc.integer(), fc.integer({ min: TEST_FRAME_HEADER_SIZE, max: 2000 }), fc.nat(7)])(
+  test.prop([fc.nat(), fc.integer(), fc.integer({ min: LAB_FRAME_HEADER_SIZE, max: 2000 }), fc.nat(7)])(
     "is valid at any length and buffer offset",
     (seq, seed, length, shift) => {
       const buf = new Uint8Array(length + shift);
-      writeTestFrame(buf.subarray(shift), { seq, seed });
-      expect(verifyTestFrame(buf.subarray(shift))).toEqual({ ok: true, seq: seq >>> 0 });
+      writeLabFrame(buf.subarray(shift), { seq, seed });
+      expect(verifyLabFrame(buf.subarray(shift))).toEqual({ ok: true, seq: seq >>> 0 });
     },
   );
 });

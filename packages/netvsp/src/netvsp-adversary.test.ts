@@ -1,13 +1,19 @@
 import { fc, test } from "@fast-check/vitest";
+import {
+  decodeNvspMessage,
+  encodeLabFrame,
+  encodeNvspMessage,
+  encodeRndisPacket,
+  NVSP_PROTOCOL_VERSION,
+  NVSP_STATUS,
+  RNDIS_MSG_TYPE,
+  validateRecvBufComplete,
+  validateXferPagePacket,
+} from "@ivm/netvsc-protocol";
 import { VM_PKT, writePacketDescriptor } from "@ivm/vmbus";
 import { describe, expect, it } from "vitest";
-import { decodeNvspMessage, encodeNvspMessage, NVSP_PROTOCOL_VERSION, NVSP_STATUS } from "../nvsp.js";
-import { encodeRndisPacket, RNDIS_MSG_TYPE } from "../rndis.js";
-import { validateRecvBufComplete } from "../sizing.js";
-import { validateXferPagePacket } from "../xfer-page.js";
+import { CONTROL_GPA, RECV_GPADL, ScriptedGuest } from "../test/test-guest.js";
 import type { RecvBufCompleteTamper } from "./adversary.js";
-import { encodeTestFrame } from "./test-frame.js";
-import { CONTROL_GPA, RECV_GPADL, ScriptedGuest } from "./test-guest.js";
 
 const V = NVSP_PROTOCOL_VERSION;
 
@@ -77,7 +83,7 @@ describe("netvsp adversarial knobs", () => {
     g.netvsp.adversary = { duplicateTxCompletions: true };
     const tid = g.sendInSection(
       0,
-      encodeRndisPacket({ data: encodeTestFrame({ seq: 0, seed: 1, length: 64 }) }),
+      encodeRndisPacket({ data: encodeLabFrame({ seq: 0, seed: 1, length: 64 }) }),
     );
     expect(g.exchange().map((p) => p.transId)).toEqual([tid, tid]);
     expect(g.netvsp.forgeTxCompletion(0x4242n)).toBe(true);

@@ -1,18 +1,21 @@
-import { VM_PKT } from "@ivm/vmbus";
-import { describe, expect, it } from "vitest";
-import { decodeNvspMessage, NVSP_PROTOCOL_VERSION, NVSP_STATUS } from "../nvsp.js";
 import {
+  decodeNvspMessage,
   encodeRndisHalt,
   encodeRndisInit,
   encodeRndisQuery,
   encodeRndisSet,
   NDIS_OFFLOAD_SIZE,
+  NETVSP_HOST_MAC,
+  NVSP_PROTOCOL_VERSION,
+  NVSP_STATUS,
   RNDIS_OID,
   RNDIS_STATUS,
-} from "../rndis.js";
-import { validateRecvBufComplete, validateSendBufComplete } from "../sizing.js";
-import { NETVSP_HOST_MAC } from "./test-frame.js";
-import { type GuestPacket, RECV_GPADL, ScriptedGuest, SEND_GPADL } from "./test-guest.js";
+  validateRecvBufComplete,
+  validateSendBufComplete,
+} from "@ivm/netvsc-protocol";
+import { VM_PKT } from "@ivm/vmbus";
+import { describe, expect, it } from "vitest";
+import { type GuestPacket, RECV_GPADL, ScriptedGuest, SEND_GPADL } from "../test/test-guest.js";
 
 const V = NVSP_PROTOCOL_VERSION;
 

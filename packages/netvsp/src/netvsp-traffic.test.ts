@@ -1,17 +1,24 @@
+import {
+  decodeNvspMessage,
+  encodeLabFrame,
+  encodeRndisPacket,
+  NETVSC_INVALID_INDEX,
+  NETVSP_GUEST_MAC,
+  NETVSP_HOST_MAC,
+  NVSP_STATUS,
+  PAGE_SIZE,
+  validateXferPagePacket,
+  verifyLabFrame,
+  XFER_PAGESET_ID,
+} from "@ivm/netvsc-protocol";
 import { VM_PKT } from "@ivm/vmbus";
 import { describe, expect, it } from "vitest";
-import { decodeNvspMessage, NVSP_STATUS } from "../nvsp.js";
-import { encodeRndisPacket } from "../rndis.js";
-import { NETVSC_INVALID_INDEX, SendSectionMap, sendPadding } from "../send-buffer.js";
-import { PAGE_SIZE } from "../sizing.js";
-import { validateXferPagePacket, XFER_PAGESET_ID } from "../xfer-page.js";
-import { encodeTestFrame, NETVSP_GUEST_MAC, NETVSP_HOST_MAC, verifyTestFrame } from "./test-frame.js";
-import { type GuestPacket, ScriptedGuest } from "./test-guest.js";
+import { type GuestPacket, ScriptedGuest, ScriptedSections, scriptedPadding } from "../test/test-guest.js";
 
 const SEED = 0x5eed;
 
 function txFrame(seq: number): Uint8Array {
-  return encodeTestFrame({
+  return encodeLabFrame({
     seq,
     seed: SEED,
     length: 60 + ((seq * 37) % 1455),
@@ -30,7 +37,7 @@ describe("netvsp: guest-to-host frames", () => {
   it("verifies 10,000 frames sent through send sections, batched as netvsc_send batches them", () => {
     const g = new ScriptedGuest();
     g.attach();
-    const sections = new SendSectionMap(32);
+    const sections = new ScriptedSections(32);
     const inFlight = new Map<bigint, number>();
     let statusFail = 0;
     const reap = (): void => {
@@ -51,13 +58,13 @@ describe("netvsp: guest-to-host frames", () => {
         reap();
         continue;
       }
-      // Batch up to 3 packets in the section, each padded to pkt_align = 1 << 3 (sendPadding).
+      // Batch up to 3 packets in the section, each padded to pkt_align = 1 << 3 (scriptedPadding).
       const parts: Uint8Array[] = [];
       let used = 0;
       for (let k = 0; k < 3 && seq < 10_000; k++) {
         const f = txFrame(seq);
         const msg = encodeRndisPacket({ data: f });
-        const pad = sendPadding(msg.length, 8, k < 2);
+        const pad = scriptedPadding(msg.length, 8, k < 2);
         if (used + msg.length + pad > 6144) break;
         const padded = new Uint8Array(msg.length + pad);
         padded.set(msg);
@@ -95,7 +102,7 @@ describe("netvsp: guest-to-host frames", () => {
     const g = new ScriptedGuest({}, { pages: 64 });
     g.attach();
     // A bounce-pool-like area: 16 slots of two pages, freed on completion.
-    const slots = new SendSectionMap(16);
+    const slots = new ScriptedSections(16);
     const inFlight = new Map<bigint, number>();
     const reap = (): void => {
       for (const p of g.exchange()) {
@@ -208,7 +215,7 @@ describe("netvsp: host-to-guest frames", () => {
     while (seen.length < sizes.length) {
       const { frames } = rxRound(g);
       for (const f of frames) {
-        const v = verifyTestFrame(f);
+        const v = verifyLabFrame(f);
         expect(v.ok).toBe(true);
         if (v.ok) seen.push(v.seq);
         expect(f.subarray(0, 6)).toEqual(NETVSP_GUEST_MAC);

@@ -9,16 +9,13 @@
 // trusted: bad input is a typed rejection, counted in `counters.rejections`, and the device stays usable.
 
 import {
-  decodeGpaDirectPacket,
-  encodeCompletionPacket,
-  type GpaDirectRange,
-  type HostPacket,
-  VM_PKT,
-} from "@ivm/vmbus";
-import { RejectionCounter } from "../errors.js";
-import {
   decodeNvspMessage,
+  decodeRndisMessage,
   encodeNvspMessage,
+  encodeXferPagePacket,
+  NETVSC_RECV_SECTION_SIZE,
+  NETVSC_SEND_SECTION_SIZE,
+  NETVSP_HOST_MAC,
   NVSP_CHANNEL_TYPE,
   NVSP_INVALID_PROTOCOL_VERSION,
   NVSP_MESSAGE_SIZE,
@@ -27,16 +24,18 @@ import {
   NVSP_STATUS,
   NVSP_VERSION_LIST,
   type NvspMessage,
-} from "../nvsp.js";
-import { decodeRndisMessage, RNDIS_MSG_TYPE } from "../rndis.js";
-import { NETVSC_RECV_SECTION_SIZE, NETVSC_SEND_SECTION_SIZE } from "../sizing.js";
-import { encodeXferPagePacket, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED } from "../xfer-page.js";
+  RejectionCounter,
+  RNDIS_MSG_TYPE,
+  VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+  verifyLabFrame,
+} from "@ivm/netvsc-protocol";
+import { decodeGpaDirectPacket, encodeCompletionPacket, type GpaDirectRange, VM_PKT } from "@ivm/vmbus";
+import type { HostPacket } from "@ivm/vmbus/host";
 import type { NetvspAdversary, NetvspOutgoingKind } from "./adversary.js";
 import { RecvSections } from "./host-buffer.js";
 import type { HostGpadlView, NetvspPorts } from "./ports.js";
 import { RndisDevice, type RndisDeviceState } from "./rndis-device.js";
 import { RX_RNDIS_OVERHEAD, RxGenerator } from "./rx-generator.js";
-import { NETVSP_HOST_MAC, verifyTestFrame } from "./test-frame.js";
 import { gatherTxBytes, walkRndisMessages } from "./tx-verifier.js";
 
 export interface NetvspOptions {
@@ -57,11 +56,11 @@ export interface NetvspOptions {
   readonly mac?: Uint8Array;
   /** Reported by OID_GEN_LINK_SPEED. Default 10 Gbit/s. */
   readonly linkSpeedBps?: number;
-  /** Seed of the receive-path test frames. Default 1. */
+  /** Seed of the receive-path lab frames. Default 1. */
   readonly rxSeed?: number;
   /** Frames (one section each) per transfer-page packet. Default 1. */
   readonly rxFramesPerPacket?: number;
-  /** Verdict on every frame the guest sends; default: a valid test frame (verifyTestFrame). */
+  /** Verdict on every frame the guest sends; default: a valid lab frame (verifyLabFrame). */
   readonly verifyTxFrame?: (frame: Uint8Array) => boolean;
   /** Cap on the bytes one SEND_RNDIS_PKT may describe. Default 256 KiB. */
   readonly maxTxMessageBytes?: number;
@@ -149,7 +148,7 @@ function newCounters(): NetvspCounters {
 }
 
 function defaultVerify(frame: Uint8Array): boolean {
-  return verifyTestFrame(frame).ok;
+  return verifyLabFrame(frame).ok;
 }
 
 export class Netvsp {

@@ -2,7 +2,8 @@
 // whatever the VMBus host server hands a device on open (a channel's HostRingEndpoint, the GPADL map
 // over the host's visibility-gated view of guest memory) without netvsp knowing about either.
 
-import type { HostReadResult, Result, RingWriteOk } from "@ivm/vmbus";
+import type { Result, RingWriteOk } from "@ivm/vmbus";
+import type { HostReadResult } from "@ivm/vmbus/host";
 
 /**
  * The host's end of the channel's rings: what netvsp uses of `HostRingEndpoint` (which satisfies this

@@ -3,22 +3,24 @@
 // (handle_rndis_control_message, handle_oid_query, handle_oid_set); only the OIDs rndis_filter.c uses
 // are answered, anything else gets RNDIS_STATUS_NOT_SUPPORTED as OpenVMM does.
 
-import { type NetvscResult, ok, reject } from "../errors.js";
 import {
   decodeRndisMessage,
+  ETH_HLEN,
   encodeRndisInitComplete,
   encodeRndisQueryComplete,
   encodeRndisSetComplete,
   NDIS_OBJECT_TYPE,
   NDIS_OFFLOAD_SIZE,
+  type NetvscResult,
+  ok,
   RNDIS_MAJOR_VERSION,
   RNDIS_MINOR_VERSION,
   RNDIS_MSG_TYPE,
   RNDIS_OID,
   RNDIS_STATUS,
   type RndisRejectReason,
-} from "../rndis.js";
-import { ETH_HLEN } from "../sizing.js";
+  reject,
+} from "@ivm/netvsc-protocol";
 
 /** DF_CONNECTIONLESS, the device_flags OpenVMM reports. */
 const RNDIS_DF_CONNECTIONLESS = 1;

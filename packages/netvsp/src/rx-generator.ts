@@ -1,9 +1,16 @@
 // The host's receive-path traffic source: a queue of frame sizes turned, in order, into RNDIS PACKET
-// messages carrying deterministic test frames (seeded). The message layout is the one a host writes
+// messages carrying deterministic lab frames (the traffic format of @ivm/netvsc-protocol) (seeded). The message layout is the one a host writes
 // into a receive section: header, struct rndis_packet with data_offset 36 and no PPIs, then the frame.
 
-import { RNDIS_HEADER_SIZE, RNDIS_MSG_TYPE, RNDIS_PACKET_SIZE } from "../rndis.js";
-import { NETVSP_GUEST_MAC, NETVSP_HOST_MAC, TEST_FRAME_HEADER_SIZE, writeTestFrame } from "./test-frame.js";
+import {
+  LAB_FRAME_HEADER_SIZE,
+  NETVSP_GUEST_MAC,
+  NETVSP_HOST_MAC,
+  RNDIS_HEADER_SIZE,
+  RNDIS_MSG_TYPE,
+  RNDIS_PACKET_SIZE,
+  writeLabFrame,
+} from "@ivm/netvsc-protocol";
 
 /** Bytes of RNDIS framing in front of each received frame (8 + 36). */
 export const RX_RNDIS_OVERHEAD: number = RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE;
@@ -21,7 +28,7 @@ export class RxGenerator {
   constructor(seed: number, sectionSize: number) {
     this.seed = seed >>> 0;
     this.maxFrame = sectionSize - RX_RNDIS_OVERHEAD;
-    if (this.maxFrame < TEST_FRAME_HEADER_SIZE)
+    if (this.maxFrame < LAB_FRAME_HEADER_SIZE)
       throw new RangeError(`section of ${sectionSize} bytes holds no frame`);
     this.#scratch = new Uint8Array(sectionSize);
     this.#view = new DataView(this.#scratch.buffer);
@@ -39,8 +46,8 @@ export class RxGenerator {
 
   enqueue(sizes: readonly number[]): void {
     for (const s of sizes) {
-      if (!Number.isInteger(s) || s < TEST_FRAME_HEADER_SIZE || s > this.maxFrame) {
-        throw new RangeError(`rx frame size ${s} outside [${TEST_FRAME_HEADER_SIZE}, ${this.maxFrame}]`);
+      if (!Number.isInteger(s) || s < LAB_FRAME_HEADER_SIZE || s > this.maxFrame) {
+        throw new RangeError(`rx frame size ${s} outside [${LAB_FRAME_HEADER_SIZE}, ${this.maxFrame}]`);
       }
     }
     for (const s of sizes) this.#sizes.push(s);
@@ -64,7 +71,7 @@ export class RxGenerator {
     dv.setUint32(4, msgLen, true);
     dv.setUint32(8, RNDIS_PACKET_SIZE, true); // data_offset, from the start of struct rndis_packet
     dv.setUint32(12, size, true); // data_len
-    writeTestFrame(this.#scratch.subarray(RX_RNDIS_OVERHEAD, msgLen), {
+    writeLabFrame(this.#scratch.subarray(RX_RNDIS_OVERHEAD, msgLen), {
       seq: this.#seq + k,
       seed: this.seed,
       dstMac: NETVSP_GUEST_MAC,

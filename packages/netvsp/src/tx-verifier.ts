@@ -4,10 +4,8 @@
 // parse_packet (send_buffer_suballocation via try_subrange, InvalidSendBufferIndex), Packet::
 // rndis_reader (section first, then the external ranges) and handle_rndis_packet_message.
 
+import { NETVSC_INVALID_INDEX, type NetvscResult, ok, PAGE_SIZE, reject } from "@ivm/netvsc-protocol";
 import type { GpaDirectRange } from "@ivm/vmbus";
-import { type NetvscResult, ok, reject } from "../errors.js";
-import { NETVSC_INVALID_INDEX } from "../send-buffer.js";
-import { PAGE_SIZE } from "../sizing.js";
 import { fitsInView } from "./host-buffer.js";
 import type { HostGpadlView, HostGuestMemory } from "./ports.js";
 

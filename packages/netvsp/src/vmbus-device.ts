@@ -1,5 +1,5 @@
-import type { HostChannel, HostDevice } from "@ivm/vmbus";
-import { NetvscError } from "../errors.js";
+import { NetvscError } from "@ivm/netvsc-protocol";
+import type { HostChannel, HostDevice } from "@ivm/vmbus/host";
 import type { Netvsp } from "./netvsp.js";
 import type { HostGpadlView, HostGuestMemory } from "./ports.js";
 

@@ -1,39 +1,66 @@
 // Test-only: a tiny scripted "guest" that drives a Netvsp through two FlatRingMem rings, built from
-// the package's own wire encoders (no guest driver exists yet), plus Uint8Array-backed host views of
+// the package's own wire encoders (the host package never imports the guest driver), plus Uint8Array-backed host views of
 // GPADLs and of guest-physical memory. Not exported from the package index.
 
+import {
+  decodeNvspMessage,
+  encodeNvspMessage,
+  encodeNvspRecvCompletion,
+  encodeRndisInit,
+  encodeRndisQuery,
+  encodeRndisSet,
+  NETVSC_INVALID_INDEX,
+  NVSP_CHANNEL_TYPE,
+  NVSP_PROTOCOL_VERSION,
+  type NvspMessage,
+  PAGE_SIZE,
+  parseRndisFromHost,
+  RNDIS_OID,
+  type RndisMessage,
+  VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+  validateXferPagePacket,
+} from "@ivm/netvsc-protocol";
 import {
   encodeCompletionPacket,
   encodePageBufferDescriptor,
   FlatRingMem,
-  HostRingEndpoint,
   type HvPageBuffer,
   IncomingRing,
   initRingHeader,
   OutgoingRing,
   VM_PKT,
 } from "@ivm/vmbus";
-import {
-  decodeNvspMessage,
-  encodeNvspMessage,
-  encodeNvspRecvCompletion,
-  NVSP_CHANNEL_TYPE,
-  NVSP_PROTOCOL_VERSION,
-  type NvspMessage,
-} from "../nvsp.js";
-import {
-  encodeRndisInit,
-  encodeRndisQuery,
-  encodeRndisSet,
-  parseRndisFromHost,
-  RNDIS_OID,
-  type RndisMessage,
-} from "../rndis.js";
-import { NETVSC_INVALID_INDEX } from "../send-buffer.js";
-import { PAGE_SIZE } from "../sizing.js";
-import { VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, validateXferPagePacket } from "../xfer-page.js";
-import { Netvsp, type NetvspOptions } from "./netvsp.js";
-import type { HostGpadlView, HostGuestMemory } from "./ports.js";
+import { HostRingEndpoint } from "@ivm/vmbus/host";
+import { Netvsp, type NetvspOptions } from "../src/netvsp.js";
+import type { HostGpadlView, HostGuestMemory } from "../src/ports.js";
+
+/**
+ * The scripted guest's section pool: lowest free index first (as netvsc's bitmap search), and
+ * NETVSC_INVALID_INDEX when all are busy. The host side must not import the guest driver's allocator.
+ */
+export class ScriptedSections {
+  readonly #busy: boolean[];
+  constructor(count: number) {
+    this.#busy = new Array<boolean>(count).fill(false);
+  }
+  allocate(): number {
+    const i = this.#busy.indexOf(false);
+    if (i < 0) return NETVSC_INVALID_INDEX;
+    this.#busy[i] = true;
+    return i;
+  }
+  free(i: number): { readonly ok: boolean } {
+    if (this.#busy[i] !== true) return { ok: false };
+    this.#busy[i] = false;
+    return { ok: true };
+  }
+}
+
+/** Padding after a batched RNDIS packet, to pkt_align when more follow (netvsc_send's padding). */
+export function scriptedPadding(len: number, pktAlign: number, more: boolean): number {
+  const remain = len & (pktAlign - 1);
+  return more && remain !== 0 ? pktAlign - remain : 0;
+}
 
 /** Where the scripted guest puts RNDIS control requests: straddling a page boundary on purpose. */
 export const CONTROL_GPA: number = 3 * PAGE_SIZE - 24;

@@ -1,4 +1,3 @@
-export { type ConformanceSubject, describeStrategyConformance } from "./conformance.js";
 export {
   baseline,
   checkInvariants,

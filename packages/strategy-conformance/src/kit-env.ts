@@ -1,15 +1,8 @@
 import { cpuidFor, createHyperv, type Era, type HypervLayer, isolationFromCpuid } from "@ivm/hypercall";
 import { GuestMemory } from "@ivm/memory";
 import { bootDma, type DmaDevice, type DmaLayer } from "@ivm/swiotlb";
-import {
-  type HostChannel,
-  HostVmbusServer,
-  HV_NIC_GUID,
-  Scheduler,
-  SynicLink,
-  type VmbusChannel,
-  VmbusConnection,
-} from "@ivm/vmbus";
+import { HV_NIC_GUID, Scheduler, SynicLink, type VmbusChannel, VmbusConnection } from "@ivm/vmbus";
+import { type HostChannel, HostVmbusServer } from "@ivm/vmbus/host";
 
 /** Everything a strategy may be constructed with, plus an open channel to build GPADLs on. */
 export interface KitEnv {

@@ -1,6 +1,6 @@
 import { PAGE_SIZE } from "@ivm/memory";
+import type { SharedBuffer, SharedBufferStrategy } from "@ivm/shared-buffer";
 import type { Gpadl } from "@ivm/vmbus";
-import type { SharedBuffer, SharedBufferStrategy } from "../contract.js";
 import type { KitEnv } from "./kit-env.js";
 
 /** What one run of the lifecycle did, step by step. */

@@ -1,4 +1,4 @@
-import { describeStrategyConformance } from "@ivm/shared-buffer/testing";
+import { describeStrategyConformance } from "@ivm/strategy-conformance/vitest";
 import { dmaDecryptedStrategy, hypervDecryptedDmaOps } from "./dma-decrypted.js";
 
 describeStrategyConformance({

@@ -1,4 +1,4 @@
-import { describeStrategyConformance } from "@ivm/shared-buffer/testing";
+import { describeStrategyConformance } from "@ivm/strategy-conformance/vitest";
 import { dmaNoncontiguousStrategy } from "./dma-noncontiguous.js";
 import { hypervNoncontiguousDmaOps } from "./hyperv-iommu.js";
 

@@ -1,4 +1,4 @@
-import { describeStrategyConformance } from "@ivm/shared-buffer/testing";
+import { describeStrategyConformance } from "@ivm/strategy-conformance/vitest";
 import { pageBlocksStrategy } from "./page-blocks.js";
 
 describeStrategyConformance({ name: "page-blocks", create: (env) => pageBlocksStrategy(env) });

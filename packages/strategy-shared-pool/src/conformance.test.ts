@@ -1,4 +1,4 @@
-import { describeStrategyConformance } from "@ivm/shared-buffer/testing";
+import { describeStrategyConformance } from "@ivm/strategy-conformance/vitest";
 import { sharedPoolStrategy } from "./shared-pool.js";
 
 describeStrategyConformance({ name: "shared-pool", create: (env) => sharedPoolStrategy(env) });

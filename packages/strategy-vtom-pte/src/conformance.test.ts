@@ -1,4 +1,4 @@
-import { describeStrategyConformance } from "@ivm/shared-buffer/testing";
+import { describeStrategyConformance } from "@ivm/strategy-conformance/vitest";
 import { vtomPteStrategy } from "./vtom-pte.js";
 
 describeStrategyConformance({ name: "vtom-pte", create: (env) => vtomPteStrategy(env) });

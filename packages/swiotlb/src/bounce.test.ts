@@ -13,7 +13,7 @@ import {
 import { SwiotlbError } from "./errors.js";
 import { IoTlbMem } from "./io-tlb.js";
 import { IO_TLB_SIZE } from "./sizing.js";
-import { FakePhys } from "./test-helpers.js";
+import { FakePhys } from "./testing/fake-phys.js";
 
 const START = 0x1000_0000;
 const VTOM = 2 ** 36; // the shared alias of the pool, as memremap(start + vTOM) in 5.17

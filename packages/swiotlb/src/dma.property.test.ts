@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE } from "./bounce-types.js";
 import { dmaMapSingle, dmaUnmapSingle } from "./mapping.js";
 import { IO_TLB_SIZE } from "./sizing.js";
-import { bootIsolatedGuest, kmallocFilled, pattern } from "./testing-boot.js";
+import { bootIsolatedGuest, kmallocFilled, pattern } from "./testing/boot.js";
 
 type Op =
   | { readonly kind: "map"; readonly size: number; readonly dir: number; readonly hostBytes: number }

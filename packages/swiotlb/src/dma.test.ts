@@ -19,7 +19,7 @@ import {
 } from "./mapping.js";
 import { SWIOTLB_REMAP_TAG, SWIOTLB_SLOTS_TAG, SWIOTLB_TAG } from "./pool.js";
 import { IO_TLB_SEGSIZE, IO_TLB_SIZE, ivmSwiotlbNslabs } from "./sizing.js";
-import { bootIsolatedGuest, bootPlainGuest, kmallocFilled, pattern } from "./testing-boot.js";
+import { bootIsolatedGuest, bootPlainGuest, kmallocFilled, pattern } from "./testing/boot.js";
 
 const ERAS = ["address-bit", "pte-bit"] as const;
 

@@ -5,7 +5,7 @@ import { DMA_FROM_DEVICE, DMA_MAPPING_ERROR, type SwiotlbDevice } from "./bounce
 import { SwiotlbError } from "./errors.js";
 import { IoTlbMem, type SearchTermination } from "./io-tlb.js";
 import { IO_TLB_SEGSIZE, IO_TLB_SIZE } from "./sizing.js";
-import { expectedList, FakePhys } from "./test-helpers.js";
+import { expectedList, FakePhys } from "./testing/fake-phys.js";
 
 const START = 0x4000_0000;
 

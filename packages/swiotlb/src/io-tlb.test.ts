@@ -3,7 +3,7 @@ import { DMA_ATTR_NO_WARN, type SwiotlbDevice } from "./bounce-types.js";
 import { SwiotlbError } from "./errors.js";
 import { IoTlbMem, type IoTlbMemOptions } from "./io-tlb.js";
 import { IO_TLB_SIZE } from "./sizing.js";
-import { freshList } from "./test-helpers.js";
+import { freshList } from "./testing/fake-phys.js";
 
 const START = 0x1000_0000; // page-aligned, as memblock_alloc_low returns it
 const netvsc: SwiotlbDevice = { minAlignMask: 0xfff }; // HV_HYP_PAGE_SIZE - 1

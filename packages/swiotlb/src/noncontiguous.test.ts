@@ -13,7 +13,7 @@ import {
   dmaVunmapNoncontiguous,
 } from "./mapping.js";
 import { allocDmaSgtHandle, DMA_SGT_HANDLE_SIZE, SG_TABLE_TAG, SgTable } from "./scatterlist.js";
-import { bootIsolatedGuest, bootPlainGuest } from "./testing-boot.js";
+import { bootIsolatedGuest, bootPlainGuest } from "./testing/boot.js";
 
 const MiB = 2 ** 20;
 

@@ -1,10 +1,5 @@
-import {
-  encodeTestFrame,
-  NETVSP_GUEST_MAC,
-  NETVSP_HOST_MAC,
-  RX_RNDIS_OVERHEAD,
-  verifyTestFrame,
-} from "@ivm/netvsc";
+import { encodeLabFrame, NETVSP_GUEST_MAC, NETVSP_HOST_MAC, verifyLabFrame } from "@ivm/netvsc-protocol";
+import { RX_RNDIS_OVERHEAD } from "@ivm/netvsp";
 import type { Nic, Vm } from "./vm.js";
 
 export interface TrafficOptions {
@@ -74,7 +69,7 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
   nic.onFrame = (frame) => {
     rxFrames++;
     rxBytes += frame.length;
-    const check = verifyTestFrame(frame);
+    const check = verifyLabFrame(frame);
     const want = expectedLengths.shift();
     if (check.ok && expectedSeq < 0) expectedSeq = check.seq;
     if (check.ok && check.seq === expectedSeq && frame.length === want) rxVerified++;
@@ -107,7 +102,7 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
         continue;
       }
       const len = Math.min(pick(6091, maxTx), maxTx);
-      const frame = encodeTestFrame({
+      const frame = encodeLabFrame({
         seq: txFrames,
         seed: TX_SEED,
         length: len,

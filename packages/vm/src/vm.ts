@@ -7,24 +7,12 @@ import {
   type UptimeParams,
   type UptimeReport,
 } from "@ivm/memory";
-import {
-  NetvscDevice,
-  type NetvscDeviceOptions,
-  Netvsp,
-  type NetvspOptions,
-  netvspVmbusDevice,
-} from "@ivm/netvsc";
+import { NetvscDevice, type NetvscDeviceOptions } from "@ivm/netvsc";
+import { Netvsp, type NetvspOptions, netvspVmbusDevice } from "@ivm/netvsp";
 import type { SharedBufferStrategy, StrategyServices } from "@ivm/shared-buffer";
 import { bootDma, type DmaDevice, type DmaLayer, type DmaOps } from "@ivm/swiotlb";
-import {
-  type HostChannel,
-  HostVmbusServer,
-  HV_NIC_GUID,
-  type MessageEvent,
-  Scheduler,
-  SynicLink,
-  VmbusConnection,
-} from "@ivm/vmbus";
+import { HV_NIC_GUID, type MessageEvent, Scheduler, SynicLink, VmbusConnection } from "@ivm/vmbus";
+import { type HostChannel, HostVmbusServer } from "@ivm/vmbus/host";
 import {
   checkVmInvariants,
   type InvariantBaseline,

@@ -3,9 +3,9 @@ import { describe, expect, it } from "vitest";
 import type { VmbusChannel } from "./channel.js";
 import type { HostDevice } from "./host/server.js";
 import { RING_TAGS } from "./ring/ring-buffer.js";
-import { sameBytes } from "./testing-internal/pair.js";
-import { fillRandom, xorshift32 } from "./testing-internal/rng.js";
-import { connectNic, ERAS, makeWorld, RecordingDevice, type World } from "./testing-internal/world.js";
+import { sameBytes } from "./testing/pair.js";
+import { fillRandom, xorshift32 } from "./testing/rng.js";
+import { connectNic, ERAS, makeWorld, RecordingDevice, type World } from "./testing/world.js";
 import { CHANNELMSG } from "./wire/channel-message.js";
 import {
   decodeGpaDirectPacket,

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { HV_IDE_GUID, HV_NIC_GUID, HV_SCSI_GUID } from "./channel-offer.js";
 import { Scheduler } from "./scheduler.js";
 import { HV_POST_STATUS } from "./synic.js";
-import { connectNic, makeWorld, RecordingDevice } from "./testing-internal/world.js";
+import { connectNic, makeWorld, RecordingDevice } from "./testing/world.js";
 import { CHANNELMSG, encodeChannelMessage, VMBUS_VERSION } from "./wire/channel-message.js";
 
 describe("scheduler", () => {

@@ -1,7 +1,7 @@
 import { fc, test } from "@fast-check/vitest";
 import { PAGE_SIZE } from "@ivm/memory";
 import { describe, expect } from "vitest";
-import { connectNic, makeWorld, type WorldEra } from "./testing-internal/world.js";
+import { connectNic, makeWorld, type WorldEra } from "./testing/world.js";
 import { CHANNEL_MESSAGE_SIZE, CHANNELMSG } from "./wire/channel-message.js";
 import { VM_PKT } from "./wire/packet.js";
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { VmbusChannel } from "./channel.js";
 import { gpadlPfns } from "./gpadl.js";
 import { HV_POST_STATUS } from "./synic.js";
-import { connectNic, ERAS, makeWorld, type World } from "./testing-internal/world.js";
+import { connectNic, ERAS, makeWorld, type World } from "./testing/world.js";
 import { CHANNELMSG, encodeChannelMessage } from "./wire/channel-message.js";
 import { GPADL_HANDLE_START } from "./wire/gpadl.js";
 

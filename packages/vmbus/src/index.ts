@@ -47,36 +47,6 @@ export {
   type GpadlType,
   gpadlPfns,
 } from "./gpadl.js";
-export {
-  type AssembledGpadl,
-  GpadlAssembler,
-  type GpadlRange,
-  type GpadlRejectCounters,
-  type GpadlRejectReason,
-  type GpadlStep,
-} from "./host/gpadl-assembler.js";
-export { type HostMemoryAccess, HostRingMem } from "./host/host-ring-mem.js";
-export {
-  type HostPacket,
-  type HostReadResult,
-  HostRingEndpoint,
-  type HostRingEndpointCounters,
-  type HostRingEndpointOptions,
-  type HostRingProblem,
-} from "./host/ring-endpoint.js";
-export {
-  HOST_STATUS_UNSUCCESSFUL,
-  HostChannel,
-  type HostChannelState,
-  type HostDevice,
-  type HostDropReason,
-  type HostHooks,
-  type HostMessageAction,
-  type HostOfferInit,
-  type HostServerCounters,
-  type HostServerOptions,
-  HostVmbusServer,
-} from "./host/server.js";
 export { type RequestRejectCounters, type RequestRejectReason, RequestTable } from "./request-table.js";
 export { GuestRingMem } from "./ring/guest-ring-mem.js";
 export {

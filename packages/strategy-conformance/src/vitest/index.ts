@@ -1,10 +1,10 @@
 import type { Era } from "@ivm/hypercall";
 import { PAGE_SIZE } from "@ivm/memory";
+import type { SharedBufferStrategy } from "@ivm/shared-buffer";
 import { describe, expect, it } from "vitest";
-import type { SharedBufferStrategy } from "../contract.js";
-import { baseline, checkInvariants, hostVisiblePages } from "./invariants.js";
-import { bootKitEnv, type KitEnv } from "./kit-env.js";
-import { runLifecycle } from "./lifecycle.js";
+import { baseline, checkInvariants, hostVisiblePages } from "../invariants.js";
+import { bootKitEnv, type KitEnv } from "../kit-env.js";
+import { runLifecycle } from "../lifecycle.js";
 
 export interface ConformanceSubject {
   /** The strategy package's name, for the test titles. */
@@ -30,8 +30,9 @@ const SITES = ["pages", "kmalloc", "vmalloc"] as const;
 /** Index of the first differing byte, or −1 (a deep-equality diff of megabytes would swamp the report). */
 function firstDifference(a: Uint8Array, b: Uint8Array): number {
   if (a.length !== b.length) return Math.min(a.length, b.length);
-  if (Buffer.compare(a, b) === 0) return -1;
-  return a.findIndex((x, i) => x !== b[i]);
+  // A plain loop rather than Node's Buffer.compare: the kit is platform neutral (it runs in a browser too).
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
+  return -1;
 }
 
 /** What must be back where it was once a lifecycle ends (page tables excepted: the kernel keeps them). */

@@ -1,7 +1,7 @@
 import { cpuidFor, createHyperv, type HypervLayer, isolationFromCpuid } from "@ivm/hypercall";
 import { GuestMemory, type VtomMode } from "@ivm/memory";
-import { bootDma, type DmaLayer } from "./dma-layer.js";
-import type { SwiotlbBootOptions } from "./pool.js";
+import { bootDma, type DmaLayer } from "../dma-layer.js";
+import type { SwiotlbBootOptions } from "../pool.js";
 
 /** A booted guest for the wired-layer tests (test-only; not exported from the package). */
 export interface TestGuest {

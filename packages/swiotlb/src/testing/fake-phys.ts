@@ -1,5 +1,5 @@
-import type { PhysAccess } from "./bounce-types.js";
-import { IO_TLB_SEGSIZE } from "./sizing.js";
+import type { PhysAccess } from "../bounce-types.js";
+import { IO_TLB_SEGSIZE } from "../sizing.js";
 
 /** A flat byte range at `base`, the plain Uint8Array fake of the memory interface. */
 export class FakePhys implements PhysAccess {

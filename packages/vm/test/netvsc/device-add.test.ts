@@ -1,11 +1,8 @@
+import { NETVSC_RING_BYTES_DEFAULT, RECV_COMP_RING_TAG, RX_PRIVATE_TAG, SECTION_MAP_TAG } from "@ivm/netvsc";
+import { NETVSP_HOST_MAC, NVSP_PROTOCOL_VERSION } from "@ivm/netvsc-protocol";
 import { CHANNELMSG, gpadlMessageCount } from "@ivm/vmbus";
 import { describe, expect, it } from "vitest";
-import { NETVSP_HOST_MAC } from "../host/test-frame.js";
-import { NVSP_PROTOCOL_VERSION } from "../nvsp.js";
-import { RX_PRIVATE_TAG, SECTION_MAP_TAG } from "./init-buf.js";
-import { NETVSC_RING_BYTES_DEFAULT } from "./netvsc-device.js";
-import { RECV_COMP_RING_TAG } from "./recv-comp-ring.js";
-import { addDevice, hostVisibleOutsidePool, makeWorld, mustAdd, type World } from "./test-world.js";
+import { addDevice, hostVisibleOutsidePool, makeWorld, mustAdd, type World } from "./world.js";
 
 const RING_PAGES = (2 * NETVSC_RING_BYTES_DEFAULT) / 4096;
 

@@ -1,8 +1,12 @@
+import {
+  DMA_RANGE_TAG,
+  RECV_COMP_RING_TAG,
+  RNDIS_REQUEST_TAG,
+  RX_PRIVATE_TAG,
+  SECTION_MAP_TAG,
+  SKB_TAG,
+} from "@ivm/netvsc";
 import { describe, expect, it } from "vitest";
-import { RX_PRIVATE_TAG, SECTION_MAP_TAG } from "./init-buf.js";
-import { RECV_COMP_RING_TAG } from "./recv-comp-ring.js";
-import { RNDIS_REQUEST_TAG } from "./rndis-filter.js";
-import { DMA_RANGE_TAG, SKB_TAG } from "./send.js";
 import {
   type GuestKind,
   hostVisibleOutsidePool,
@@ -11,7 +15,7 @@ import {
   sendAll,
   txFrame,
   type World,
-} from "./test-world.js";
+} from "./world.js";
 
 function traffic(w: World, dev: ReturnType<typeof mustAdd>, n: number): void {
   const frames: [Uint8Array, boolean][] = [];

@@ -1,9 +1,8 @@
+import { DMA_RANGE_TAG, maxCopyablePacket, RNDIS_DATA_HEADER_SIZE, SKB_TAG } from "@ivm/netvsc";
+import { verifyLabFrame } from "@ivm/netvsc-protocol";
+import { RX_RNDIS_OVERHEAD } from "@ivm/netvsp";
 import { describe, expect, it } from "vitest";
-import { RX_RNDIS_OVERHEAD } from "../host/rx-generator.js";
-import { verifyTestFrame } from "../host/test-frame.js";
-import { maxCopyablePacket } from "../send-buffer.js";
-import { DMA_RANGE_TAG, RNDIS_DATA_HEADER_SIZE, SKB_TAG } from "./send.js";
-import { type GuestKind, makeWorld, mustAdd, sendAll, txFrame } from "./test-world.js";
+import { type GuestKind, makeWorld, mustAdd, sendAll, txFrame } from "./world.js";
 
 /** xorshift32: deterministic sizes without a dependency. */
 function rng(seed: number): () => number {
@@ -145,7 +144,7 @@ describe("netvsc receive path (netvsc_receive)", () => {
     expect(w.received).toHaveLength(10_000);
     w.received.forEach((f, i) => {
       expect(f.length).toBe(sizes[i]);
-      const v = verifyTestFrame(f);
+      const v = verifyLabFrame(f);
       expect(v.ok && v.seq).toBe(i);
     });
     expect(dev.stats.rxPackets).toBe(10_000);

@@ -1,7 +1,6 @@
+import { encodeXferPagePacket, verifyLabFrame } from "@ivm/netvsc-protocol";
 import { describe, expect, it } from "vitest";
-import { verifyTestFrame } from "../host/test-frame.js";
-import { encodeXferPagePacket } from "../xfer-page.js";
-import { makeWorld, mustAdd, sendAll, txFrame } from "./test-world.js";
+import { makeWorld, mustAdd, sendAll, txFrame } from "./world.js";
 
 describe("netvsc against a misbehaving host", () => {
   it("fails a transfer-page range outside the buffer, counts it, delivers the other ranges", () => {
@@ -13,7 +12,7 @@ describe("netvsc against a misbehaving host", () => {
     expect(dev.stats.rxDrops.get("xfer-range-outside-buffer")).toBe(1);
     // The first range was refused; the second and third went up intact.
     expect(w.received.map((f) => f.length)).toEqual([200, 300]);
-    expect(w.received.every((f) => verifyTestFrame(f).ok)).toBe(true);
+    expect(w.received.every((f) => verifyLabFrame(f).ok)).toBe(true);
     // The packet was completed once, with NVSP_STAT_FAIL, so the host got all three sections back.
     expect(w.netvsp.counters.rxCompletionsFailed).toBe(1);
     expect(w.netvsp.outstandingRx).toBe(0);
@@ -69,7 +68,7 @@ describe("netvsc against a misbehaving host", () => {
     w.netvsp.queueRx([500, 600, 700]);
     w.scheduler.runIdle();
     expect(w.received).toHaveLength(3);
-    expect(w.received.every((f) => verifyTestFrame(f).ok)).toBe(true);
+    expect(w.received.every((f) => verifyLabFrame(f).ok)).toBe(true);
     dev.remove();
   });
 
@@ -149,7 +148,7 @@ describe("invariant guards", () => {
     w.netvsp.queueRx([300, 400]);
     sendAll(w, dev, [[txFrame(0, 300), false]]);
     w.scheduler.runIdle();
-    expect(w.received.every((f) => verifyTestFrame(f).ok)).toBe(true);
+    expect(w.received.every((f) => verifyLabFrame(f).ok)).toBe(true);
     // The guest fetched shared bytes (ring, receive buffer), but parsed none of them in place.
     expect(w.memory.mmu.sharedReads).toBeGreaterThan(sharedBefore);
     expect(dev.stats.rxRangeCopies).toBeGreaterThanOrEqual(2);

@@ -3,24 +3,15 @@
 
 import { cpuidFor, createHyperv, type HypervLayer, isolationFromCpuid } from "@ivm/hypercall";
 import { GuestMemory, PageFlag } from "@ivm/memory";
+import { NetvscDevice, type NetvscDeviceOptions } from "@ivm/netvsc";
+import { encodeLabFrame, NETVSP_GUEST_MAC, NETVSP_HOST_MAC, type NetvscResult } from "@ivm/netvsc-protocol";
+import { Netvsp, type NetvspOptions, netvspVmbusDevice } from "@ivm/netvsp";
 import type { SharedBufferStrategy } from "@ivm/shared-buffer";
 import { vmallocRemapStrategy } from "@ivm/strategy-vmalloc-remap";
 import { vtomPteStrategy } from "@ivm/strategy-vtom-pte";
 import { bootDma, type DmaDevice, type DmaLayer } from "@ivm/swiotlb";
-import {
-  type HostChannel,
-  HostVmbusServer,
-  HV_NIC_GUID,
-  Scheduler,
-  SynicLink,
-  type VmbusChannel,
-  VmbusConnection,
-} from "@ivm/vmbus";
-import type { NetvscResult } from "../errors.js";
-import { Netvsp, type NetvspOptions } from "../host/netvsp.js";
-import { encodeTestFrame, NETVSP_GUEST_MAC, NETVSP_HOST_MAC } from "../host/test-frame.js";
-import { netvspVmbusDevice } from "../host/vmbus-device.js";
-import { NetvscDevice, type NetvscDeviceOptions } from "./netvsc-device.js";
+import { HV_NIC_GUID, Scheduler, SynicLink, type VmbusChannel, VmbusConnection } from "@ivm/vmbus";
+import { type HostChannel, HostVmbusServer } from "@ivm/vmbus/host";
 
 export type GuestKind = "isolated" | "plain";
 
@@ -123,7 +114,7 @@ export const TX_SEED = 0x7e57;
 
 /** A self-checking frame the host's verifier accepts (guest to host MACs). */
 export function txFrame(seq: number, length: number): Uint8Array {
-  return encodeTestFrame({ seq, seed: TX_SEED, length, dstMac: NETVSP_HOST_MAC, srcMac: NETVSP_GUEST_MAC });
+  return encodeLabFrame({ seq, seed: TX_SEED, length, dstMac: NETVSP_HOST_MAC, srcMac: NETVSP_GUEST_MAC });
 }
 
 /** Pages host-visible outside the swiotlb pool. */

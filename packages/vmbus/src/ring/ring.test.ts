@@ -2,8 +2,8 @@ import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
 import { VmbusError } from "../errors.js";
 import { HostRingEndpoint } from "../host/ring-endpoint.js";
-import { ringPair, sameBytes } from "../testing-internal/pair.js";
-import { fillRandom, xorshift32 } from "../testing-internal/rng.js";
+import { ringPair, sameBytes } from "../testing/pair.js";
+import { fillRandom, xorshift32 } from "../testing/rng.js";
 import {
   decodeGpaDirectPacket,
   encodeCompletionPacket,

@@ -2,7 +2,7 @@ import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
 import { VmbusError } from "../errors.js";
 import { GpadlAssembler } from "../host/gpadl-assembler.js";
-import { hex } from "../testing-internal/rng.js";
+import { hex } from "../testing/rng.js";
 import { decodeChannelMessage, type GpadlBodyMessage, type GpadlHeaderMessage } from "./channel-message.js";
 import {
   createGpadlMessages,

@@ -1,7 +1,7 @@
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
 import { VmbusError } from "../errors.js";
-import { hex } from "../testing-internal/rng.js";
+import { hex } from "../testing/rng.js";
 import {
   decodeGpaDirectPacket,
   decodeTransferPagePacket,
