@@ -55,7 +55,7 @@ export function measureCompare(c: CompareCase): ResultRecord {
     isolation: c.isolated,
     uptime: c.uptime,
     seed: c.seed,
-    ...entry.vm,
+    strategy: entry,
   });
   const { nic, cost } = addNicMeasured(vm, { rxSections: c.rxSections, txSections: c.txSections });
   const metrics: Metrics = { ok: cost.ok, error: cost.error ?? null };

@@ -25,7 +25,7 @@ export interface FragmentationCase {
 export function measureFragmentation(c: FragmentationCase): ResultRecord {
   const entry = strategyByName(c.strategy);
   if (!entry) throw new Error(`unknown strategy ${c.strategy}`);
-  const vm = Vm.boot({ memory: c.memory, era: c.era, uptime: c.uptime, seed: c.seed, ...entry.vm });
+  const vm = Vm.boot({ memory: c.memory, era: c.era, uptime: c.uptime, seed: c.seed, strategy: entry });
   const frag = vm.memory.fragmentation();
   const free = vm.memory.buddyinfo();
   const { cost } = addNicMeasured(vm);

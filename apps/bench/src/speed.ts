@@ -110,7 +110,7 @@ export async function runSpeed(o: SpeedOptions): Promise<ResultRecord[]> {
       await gc();
       const before = footprint();
       const t0 = performance.now();
-      let guest: Vm | null = Vm.boot({ memory: bytes, era: base.eras[0]!, seed: o.seed, ...base.vm });
+      let guest: Vm | null = Vm.boot({ memory: bytes, era: base.eras[0]!, seed: o.seed, strategy: base });
       total += performance.now() - t0;
       await gc();
       heap += footprint() - before;
@@ -137,7 +137,7 @@ export async function runSpeed(o: SpeedOptions): Promise<ResultRecord[]> {
 
   for (const { entry: s, era } of strategyEras(o.strategies ? { names: o.strategies } : {})) {
     step(`device add + remove: ${s.name} ${era}`);
-    const vm = Vm.boot({ memory: 2 * 2 ** 30, era, seed: o.seed, ...s.vm });
+    const vm = Vm.boot({ memory: 2 * 2 ** 30, era, seed: o.seed, strategy: s });
     let pages = 0;
     const ms = await timeIt(() => {
       const added = vm.addNic();
@@ -160,7 +160,7 @@ export async function runSpeed(o: SpeedOptions): Promise<ResultRecord[]> {
     });
   }
 
-  const vm = Vm.boot({ memory: 2 * 2 ** 30, era: base.eras[0]!, seed: o.seed, ...base.vm });
+  const vm = Vm.boot({ memory: 2 * 2 ** 30, era: base.eras[0]!, seed: o.seed, strategy: base });
   const added = vm.addNic();
   if (!added.ok) throw added.error;
   const nic: Nic = added.nic;

@@ -128,7 +128,7 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
     isolation: o.isolation,
     uptime: o.uptime,
     seed: o.seed,
-    ...entry.vm,
+    strategy: entry,
   });
   const { nic, cost } = addNicMeasured(vm, {
     ...(o.rxSections !== undefined ? { rxSections: o.rxSections } : {}),

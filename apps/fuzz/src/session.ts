@@ -230,10 +230,11 @@ function rewrite(world: FuzzWorld, area: RewriteArea, offset: number, bytes: Uin
     return;
   }
   const buf = area === "recv" ? nic.device.rxBuffer : nic.device.txBuffer;
-  if (buf === undefined) return;
+  const gpadlVa = area === "recv" ? nic.device.rxGpadlVa : nic.device.txGpadlVa;
+  if (buf === undefined || gpadlVa === undefined) return;
   // The host knows the buffer's pages from its GPADL; the guest's walk of the same address finds them.
   const at = offset % Math.max(1, buf.bytes - bytes.length);
-  const pfn = vm.memory.virtToPfn(buf.gpadlVa + at - (at % PAGE_SIZE));
+  const pfn = vm.memory.virtToPfn(gpadlVa + at - (at % PAGE_SIZE));
   const n = Math.min(bytes.length, PAGE_SIZE - (at % PAGE_SIZE));
   tryHost(world, () => vm.hyperv.hostView.write(pfn * PAGE_SIZE + (at % PAGE_SIZE), bytes.subarray(0, n)));
 }

@@ -66,7 +66,7 @@ export class FuzzWorld {
       era: config.target.era as Era,
       swiotlbSlots: SWIOTLB_SLOTS,
       maxRoundsPerWait: FUZZ_ROUNDS,
-      ...entry.vm,
+      strategy: entry,
     });
     this.#kmallocBase = this.vm.memory.kmalloc.totalLive;
   }

@@ -36,7 +36,7 @@ type BufComplete = Extract<
 >;
 
 /**
- * allocate → establish the GPADL → map (→ rebase when the strategy moved gpadlVa) → announce the
+ * allocate → establish the GPADL → map (→ rebase when map says the GPADL's mapping moved) → announce the
  * GPADL to the host and wait for its answer. The buffer is recorded in `slot` before anything can
  * fail, so the cleanup paths see every step that happened.
  */
@@ -56,12 +56,13 @@ function shareBuffer<K extends BufComplete["kind"]>(
   const g = channel.establishGpadl(buf.gpadlVa, buf.bytes, { preShared: buf.preShared });
   b.gpadl = g.ok ? g.value : g.gpadl;
   if (!g.ok) return fromVmbus(g.error, `${purpose}-gpadl-failed`);
-  const va = strategy.map(buf);
-  if (va === null) return reject("ENOMEM", `${purpose}-map-failed`, "the strategy could not map the buffer");
-  b.va = va;
+  const mapped = strategy.map(buf);
+  if (mapped === null)
+    return reject("ENOMEM", `${purpose}-map-failed`, "the strategy could not map the buffer");
+  b.va = mapped.va;
   // Strategy (4) swaps its transient mapping for another mapping of the same pages during map.
-  if (buf.gpadlVa !== b.gpadl.buffer) {
-    const rb = channel.rebaseGpadl(b.gpadl, buf.gpadlVa);
+  if (mapped.gpadlVa !== undefined) {
+    const rb = channel.rebaseGpadl(b.gpadl, mapped.gpadlVa);
     if (!rb.ok) return fromVmbus(rb.error, `${purpose}-rebase-failed`);
   }
   const reply = nvspRequest(nv.env, announce(b.gpadl.handle), `nvsp-${replyKind}`);

@@ -197,6 +197,16 @@ export class NetvscDevice {
     return this.#nv?.send?.buf;
   }
 
+  /** The address the receive buffer's GPADL covers now: the strategy's `map` may have moved it. */
+  get rxGpadlVa(): number | undefined {
+    return this.#nv?.recv?.gpadl?.buffer;
+  }
+
+  /** The address the send buffer's GPADL covers now. */
+  get txGpadlVa(): number | undefined {
+    return this.#nv?.send?.gpadl?.buffer;
+  }
+
   /** The negotiated NVSP version (0 while detached). */
   get nvspVersion(): number {
     return this.#nv?.nvspVersion ?? 0;

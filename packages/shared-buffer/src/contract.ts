@@ -19,7 +19,8 @@ export interface SharedBuffer {
   readonly pages: number;
   /**
    * The private kernel address the GPADL is established over (step 2): VMBus walks it for PFNs and, unless
-   * `preShared`, makes those pages host-visible.
+   * `preShared`, makes those pages host-visible. It never changes; where `map` moves the mapping the
+   * GPADL must be walked through, `map`'s result says so ({@link MappedBuffer.gpadlVa}).
    */
   readonly gpadlVa: number;
   /**
@@ -29,13 +30,26 @@ export interface SharedBuffer {
   readonly preShared: boolean;
 }
 
+/** What `map` gives the consumer. */
+export interface MappedBuffer {
+  /** recv_buf / send_buf: the address the guest touches the shared bytes at. */
+  readonly va: number;
+  /**
+   * Present only where the strategy moved the mapping the GPADL was established over (strategy (4)
+   * swaps its transient mapping for the alias): the address the GPADL must cover from now on, so that
+   * its teardown re-encrypts through a live mapping. The consumer rebases the GPADL to it.
+   */
+  readonly gpadlVa?: number;
+}
+
 /** The lifecycle state the consumer's calls have reached. */
 export type BufferState = "allocated" | "mapped" | "unmapped" | "freed" | "leaked";
 
 /**
  * The seam of the seed's debate: how "N bytes shared with the host" become memory the guest can use.
- * The kernel's order is allocate → GPADL (by the driver) → map → traffic → unmap → GPADL teardown (by the
- * driver, re-encrypting) → free, or leak when re-encryption failed.
+ * The lifecycle, in the kernel's order (5.17 netvsc_device_remove, then free_netvsc_device):
+ * allocate → GPADL (by the driver) → map → traffic → revoke, close and GPADL teardown (by the driver;
+ * the teardown re-encrypts) → unmap → free, or leak when re-encryption failed.
  */
 export interface SharedBufferStrategy {
   readonly name: string;
@@ -44,9 +58,12 @@ export interface SharedBufferStrategy {
   readonly eras: readonly Era[];
   /** Step 1: private memory and a private address covering it; null is -ENOMEM with nothing held. */
   allocate(bytes: number, purpose: BufferPurpose): SharedBuffer | null;
-  /** Step 3, after the GPADL made the pages host-visible: the address the guest touches the shared bytes at. */
-  map(buffer: SharedBuffer): number | null;
-  /** Step 5, before the GPADL teardown. */
+  /**
+   * Step 3, after the GPADL made the pages host-visible: the address the guest touches the shared bytes
+   * at and, where the strategy moved it, the address the GPADL must cover. Null is -ENOMEM.
+   */
+  map(buffer: SharedBuffer): MappedBuffer | null;
+  /** Step 5, after the GPADL teardown (hv_unmap_memory follows vmbus_teardown_gpadl in netvsc_device_remove). */
   unmap(buffer: SharedBuffer): void;
   /** Step 6, only after re-encryption succeeded: everything is returned. */
   free(buffer: SharedBuffer): void;
@@ -62,7 +79,35 @@ export interface StrategyServices {
   readonly hyperv: HypervLayer;
 }
 
-/** Each strategy package exports one of these. */
-export type StrategyFactory<S extends StrategyServices = StrategyServices> = (
+/** Builds a strategy from the services it uses (and its own options, if it has any). */
+export type StrategyFactory<S extends Pick<StrategyServices, "memory"> = StrategyServices, O = never> = (
   services: S,
+  options?: O,
 ) => SharedBufferStrategy;
+
+/**
+ * What each strategy package exports, once: everything a composition root needs to know about the
+ * approach, so nothing about a strategy is declared twice (apps/catalog is a plain list of these).
+ * `Ops` is the DMA-ops installer type of the layer that runs it (the contract does not name swiotlb).
+ */
+export interface StrategyDescriptor<
+  S extends Pick<StrategyServices, "memory"> = StrategyServices,
+  O = never,
+  Ops = never,
+> {
+  readonly name: string;
+  /** The approach's number in the seed (1–4), 5 for Linux 6.4+, 6 for OpenHCL's pool. */
+  readonly approach: number;
+  /** One line for tables. */
+  readonly summary: string;
+  /** The npm package that implements it. */
+  readonly packageName: string;
+  /**
+   * The eras this approach was written for; the conformance kit runs it in each. Kernel profiles derive
+   * from eras, so a `supports(profile)` predicate belongs beside this field.
+   */
+  readonly eras: readonly Era[];
+  /** The DMA ops the approach installs on the device (the kernel's platform hooks), if any. */
+  readonly dmaOps?: Ops;
+  readonly create: StrategyFactory<S, O>;
+}

@@ -12,7 +12,7 @@ export interface LifecycleOutcome {
   readonly pfns: number[];
 }
 
-/** The buffer's pages, walked from its GPADL address. */
+/** The buffer's pages, walked from the address its GPADL is established over. */
 export function bufferPfns(env: KitEnv, buffer: SharedBuffer): number[] {
   const pfns: number[] = [];
   for (let i = 0; i < buffer.pages; i++) pfns.push(env.memory.virtToPfn(buffer.gpadlVa + i * PAGE_SIZE));
@@ -20,8 +20,9 @@ export function bufferPfns(env: KitEnv, buffer: SharedBuffer): number[] {
 }
 
 /**
- * allocate → GPADL → map → (traffic) → GPADL teardown → unmap → free or leak, in netvsc's order
- * (netvsc_device_remove tears the GPADLs down after vmbus_close and unmaps after that). Failures at any
+ * allocate → GPADL → map → (traffic) → GPADL teardown (re-encrypting) → unmap → free or leak, in the
+ * kernel's order (5.17 netvsc_device_remove: revoke, vmbus_close, the GPADL teardowns, hv_unmap_memory;
+ * then free_netvsc_device frees, or leaks what re-encryption could not take back). Failures at any
  * step unwind the way netvsc_init_buf's error path does. `traffic` runs with the mapped address.
  */
 export function runLifecycle(
@@ -41,15 +42,15 @@ export function runLifecycle(
     return { buffer, failedAt: "gpadl", leaked: est.mustLeak, pfns };
   }
   const gpadl = est.value;
-  const va = strategy.map(buffer);
-  if (va !== null && buffer.gpadlVa !== gpadl.buffer) {
-    const rebased = env.channel.rebaseGpadl(gpadl, buffer.gpadlVa);
+  const mapped = strategy.map(buffer);
+  if (mapped?.gpadlVa !== undefined) {
+    const rebased = env.channel.rebaseGpadl(gpadl, mapped.gpadlVa);
     if (!rebased.ok) throw rebased.error;
   }
-  if (va !== null) traffic?.(va, buffer, gpadl);
+  if (mapped !== null) traffic?.(mapped.va, buffer, gpadl);
   const down = env.channel.teardownGpadl(gpadl);
-  if (va !== null) strategy.unmap(buffer);
+  if (mapped !== null) strategy.unmap(buffer);
   if (down.mustLeak) strategy.leak(buffer);
   else strategy.free(buffer);
-  return { buffer, failedAt: va === null ? "map" : null, leaked: down.mustLeak, pfns };
+  return { buffer, failedAt: mapped === null ? "map" : null, leaked: down.mustLeak, pfns };
 }

@@ -2,7 +2,7 @@ import { cpuidFor, createHyperv, isolationFromCpuid } from "@ivm/hypercall";
 import { type AllocSite, GuestMemory, PAGE_SIZE } from "@ivm/memory";
 import { bootDma, DMA_TO_DEVICE, dmaMapSingle, dmaUnmapSingle } from "@ivm/swiotlb";
 import { describe, expect, it } from "vitest";
-import { dmaDecryptedStrategy, hypervDecryptedDmaOps } from "./dma-decrypted.js";
+import { dmaDecrypted, hypervDecryptedDmaOps } from "./dma-decrypted.js";
 
 const MiB = 2 ** 20;
 
@@ -18,7 +18,7 @@ function boot(type: "snp" | "none" = "snp") {
 
 function bootStrategy() {
   const guest = boot();
-  return { ...guest, strategy: dmaDecryptedStrategy(guest) };
+  return { ...guest, strategy: dmaDecrypted.create(guest) };
 }
 
 describe("strategy (2): dma_map_decrypted / dma_unmap_encrypted with Hyper-V callbacks", () => {
@@ -28,7 +28,7 @@ describe("strategy (2): dma_map_decrypted / dma_unmap_encrypted with Hyper-V cal
     expect(memory.buddy.pagesOwnedBy("netvsc-rx")).toBe(4096);
     hyperv.setMemory.decrypted(buf.gpadlVa, buf.pages); // what the GPADL does
     const walks = memory.vmalloc.pageWalks;
-    const alias = strategy.map(buf)!;
+    const alias = strategy.map(buf)!.va;
     expect(memory.vmalloc.pageWalks - walks).toBe(4096); // hv_map_memory: vmalloc_to_pfn per page
     expect(alias % (16 * MiB)).toBe(0);
     const areas = memory.vmalloc.areas().filter((a) => a.tag.startsWith("netvsc-rx"));
@@ -66,7 +66,7 @@ describe("strategy (2): dma_map_decrypted / dma_unmap_encrypted with Hyper-V cal
 
   it("bounces the same device's streaming mappings through swiotlb while the buffer is mapped", () => {
     const { memory, hyperv, layer, dma } = boot();
-    const strategy = dmaDecryptedStrategy({ memory, hyperv, dma });
+    const strategy = dmaDecrypted.create({ memory, hyperv, dma });
     const buf = strategy.allocate(PAGE_SIZE, "netvsc-tx")!;
     hyperv.setMemory.decrypted(buf.gpadlVa, 1);
     strategy.map(buf);
@@ -109,7 +109,7 @@ describe("strategy (2): dma_map_decrypted / dma_unmap_encrypted with Hyper-V cal
   it("refuses a device whose ops have no decrypted mapping", () => {
     const { memory, hyperv, layer } = boot();
     const plain = layer.createDevice({ name: "netvsc" });
-    expect(() => dmaDecryptedStrategy({ memory, hyperv, dma: plain })).toThrowError(/dma-ops/);
+    expect(() => dmaDecrypted.create({ memory, hyperv, dma: plain })).toThrowError(/dma-ops/);
     // Outside an isolated guest hyperv_swiotlb_detect installs nothing: the ops are the base ones.
     const none = boot("none");
     expect(hypervDecryptedDmaOps(none.layer.ops, none.hyperv)).toBe(none.layer.ops);

@@ -1,7 +1,11 @@
 import { type HypervLayer, hvMapMemory, hvUnmapMemory } from "@ivm/hypercall";
-import { PAGE_SIZE } from "@ivm/memory";
-import type { SharedBuffer, SharedBufferStrategy, StrategyServices } from "@ivm/shared-buffer";
-import { defineStrategy, leakPagesAt, SharedBufferError, vzallocBuffers } from "@ivm/shared-buffer";
+import type {
+  SharedBuffer,
+  SharedBufferStrategy,
+  StrategyDescriptor,
+  StrategyServices,
+} from "@ivm/shared-buffer";
+import { defineStrategy, leakPagesAt, SharedBufferError } from "@ivm/shared-buffer";
 import { type DmaDevice, type DmaOps, dmaMapDecrypted, dmaUnmapEncrypted } from "@ivm/swiotlb";
 
 /** What approach (2) is built from: the guest's memory and hypervisor, and the netvsc DMA device. */
@@ -42,39 +46,32 @@ interface DmaDecryptedBuffer extends SharedBuffer {
  * GPADL made it host-visible, dma_map_decrypted reaches the Hyper-V callback that maps it a second time
  * above vTOM, and dma_unmap_encrypted undoes that before the GPADL teardown. Two live mappings.
  */
-export function dmaDecryptedStrategy({ memory, dma }: DmaDecryptedServices): SharedBufferStrategy {
-  // The Hyper-V ops existed for isolated guests only; elsewhere netvsc vzalloc'd as before.
-  if (!memory.isolated) return vzallocBuffers(memory, { name: "dma-decrypted", eras: ["address-bit"] });
-  if (dma.memory !== memory)
-    throw new SharedBufferError("EINVAL", "dma-device", "the DMA device is another guest's");
-  if (dma.ops.mapDecrypted === undefined) {
-    // Without the callback dma_map_decrypted hands back the private address, which faults on shared pages.
-    throw new SharedBufferError(
-      "EINVAL",
-      "dma-ops",
-      `${dma.name}'s ${dma.ops.name} ops cannot map decrypted`,
-    );
-  }
-  return defineStrategy<DmaDecryptedBuffer>({
-    name: "dma-decrypted",
-    eras: ["address-bit"],
+export const dmaDecrypted: StrategyDescriptor<
+  DmaDecryptedServices,
+  never,
+  (base: DmaOps, hyperv: HypervLayer) => DmaOps
+> = {
+  name: "dma-decrypted",
+  approach: 2,
+  summary: "the same two mappings through dma_map_decrypted (patch v3)",
+  packageName: "@ivm/strategy-dma-decrypted",
+  eras: ["address-bit"],
+  dmaOps: hypervDecryptedDmaOps,
+  create: (services) => create(services),
+};
+
+function create({ memory, dma }: DmaDecryptedServices): SharedBufferStrategy {
+  // The Hyper-V ops existed for isolated guests only (defineStrategy runs the plain path elsewhere).
+  if (memory.isolated) requireDecryptedOps(memory, dma);
+  return defineStrategy<DmaDecryptedBuffer>(dmaDecrypted, memory, {
+    isolatedOnly: true,
     allocate(bytes, purpose) {
       const va = memory.vmalloc.vzalloc(bytes, { tag: purpose });
-      return va === null
-        ? null
-        : {
-            strategy: "dma-decrypted",
-            purpose,
-            bytes,
-            pages: bytes / PAGE_SIZE,
-            gpadlVa: va,
-            preShared: false,
-            alias: null,
-          };
+      return va === null ? null : { gpadlVa: va, alias: null };
     },
     map(buffer) {
       buffer.alias = dmaMapDecrypted(dma, buffer.gpadlVa, buffer.bytes);
-      return buffer.alias;
+      return buffer.alias === null ? null : { va: buffer.alias };
     },
     unmap(buffer) {
       dmaUnmapEncrypted(dma, buffer.alias!, buffer.bytes);
@@ -88,4 +85,17 @@ export function dmaDecryptedStrategy({ memory, dma }: DmaDecryptedServices): Sha
       leakPagesAt(memory, buffer.gpadlVa, buffer.pages);
     },
   });
+}
+
+function requireDecryptedOps(memory: DmaDecryptedServices["memory"], dma: DmaDevice): void {
+  if (dma.memory !== memory)
+    throw new SharedBufferError("EINVAL", "dma-device", "the DMA device is another guest's");
+  if (dma.ops.mapDecrypted === undefined) {
+    // Without the callback dma_map_decrypted hands back the private address, which faults on shared pages.
+    throw new SharedBufferError(
+      "EINVAL",
+      "dma-ops",
+      `${dma.name}'s ${dma.ops.name} ops cannot map decrypted`,
+    );
+  }
 }

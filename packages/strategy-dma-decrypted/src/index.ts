@@ -1,1 +1,1 @@
-export { type DmaDecryptedServices, dmaDecryptedStrategy, hypervDecryptedDmaOps } from "./dma-decrypted.js";
+export { type DmaDecryptedServices, dmaDecrypted } from "./dma-decrypted.js";

@@ -1,5 +1,5 @@
 import { describeStrategyConformance } from "@ivm/strategy-conformance/vitest";
-import { dmaNoncontiguousStrategy } from "./dma-noncontiguous.js";
+import { dmaNoncontiguous } from "./dma-noncontiguous.js";
 import { hypervNoncontiguousDmaOps } from "./hyperv-iommu.js";
 
 describeStrategyConformance({
@@ -7,6 +7,6 @@ describeStrategyConformance({
   create: (env) => {
     const ops = hypervNoncontiguousDmaOps(env.dmaLayer.ops, env.hyperv);
     const dma = env.dmaLayer.createDevice({ name: "netvsc", minAlignMask: 0xfff, ops });
-    return dmaNoncontiguousStrategy({ memory: env.memory, hyperv: env.hyperv, dma });
+    return dmaNoncontiguous.create({ memory: env.memory, hyperv: env.hyperv, dma });
   },
 });

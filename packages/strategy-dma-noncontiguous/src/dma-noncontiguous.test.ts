@@ -11,7 +11,7 @@ import {
   sgChunkLayout,
 } from "@ivm/swiotlb";
 import { describe, expect, it } from "vitest";
-import { dmaNoncontiguousStrategy } from "./dma-noncontiguous.js";
+import { dmaNoncontiguous } from "./dma-noncontiguous.js";
 import { hypervNoncontiguousDmaOps, HV_NONCONTIG_TAGS as TAGS } from "./hyperv-iommu.js";
 
 const MiB = 2 ** 20;
@@ -23,7 +23,7 @@ function boot(type: "snp" | "vbs" = "snp") {
   const layer = bootDma(memory, hyperv, { nslabs: 1024 });
   const ops = hypervNoncontiguousDmaOps(layer.ops, hyperv);
   const dma = layer.createDevice({ name: "netvsc", minAlignMask: 0xfff, ops });
-  return { memory, hyperv, layer, dma, strategy: dmaNoncontiguousStrategy({ memory, hyperv, dma }) };
+  return { memory, hyperv, layer, dma, strategy: dmaNoncontiguous.create({ memory, hyperv, dma }) };
 }
 
 function live(memory: GuestMemory, tag: string): number {
@@ -57,7 +57,7 @@ describe("strategy (3): dma_alloc_noncontiguous + dma_vmap_noncontiguous with Hy
 
     hyperv.setMemory.decrypted(buf.gpadlVa, buf.pages); // what the GPADL does
     const mapWalks = memory.vmalloc.pageWalks;
-    const alias = strategy.map(buf)!;
+    const alias = strategy.map(buf)!.va;
     expect(memory.vmalloc.pageWalks).toBe(mapWalks); // the vmap hook reads the kept pages
     expect(alias % (16 * MiB)).toBe(0);
     const areas = memory.vmalloc.areas().filter((a) => a.tag.startsWith("netvsc-rx"));
@@ -170,7 +170,7 @@ describe("strategy (3): dma_alloc_noncontiguous + dma_vmap_noncontiguous with Hy
   it("refuses a device without the noncontiguous hooks; the hooks allocate nothing outside an SNP guest", () => {
     const { memory, hyperv, layer } = boot();
     const plain = layer.createDevice({ name: "netvsc" });
-    expect(() => dmaNoncontiguousStrategy({ memory, hyperv, dma: plain })).toThrowError(/dma-ops/);
+    expect(() => dmaNoncontiguous.create({ memory, hyperv, dma: plain })).toThrowError(/dma-ops/);
     const vbs = boot("vbs");
     expect(dmaAllocNoncontiguous(vbs.dma, 16 * MiB, DMA_FROM_DEVICE)).toBeNull();
     expect(vbs.dma.counters.noncontiguousFailures).toBe(1);

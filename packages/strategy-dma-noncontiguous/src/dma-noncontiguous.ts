@@ -1,18 +1,24 @@
-import { PAGE_SIZE } from "@ivm/memory";
-import type { SharedBuffer, SharedBufferStrategy, StrategyServices } from "@ivm/shared-buffer";
-import { defineStrategy, leakPagesAt, SharedBufferError, vzallocBuffers } from "@ivm/shared-buffer";
+import type { HypervLayer } from "@ivm/hypercall";
+import type {
+  SharedBuffer,
+  SharedBufferStrategy,
+  StrategyDescriptor,
+  StrategyServices,
+} from "@ivm/shared-buffer";
+import { defineStrategy, leakPagesAt, SharedBufferError } from "@ivm/shared-buffer";
 import {
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,
   DMA_TO_DEVICE,
   type DmaDevice,
+  type DmaOps,
   dmaAllocNoncontiguous,
   dmaFreeNoncontiguous,
   dmaVmapNoncontiguous,
   dmaVunmapNoncontiguous,
   type SgTable,
 } from "@ivm/swiotlb";
-import { releaseSgtHandle, sgtVaddr, withPageOwner } from "./hyperv-iommu.js";
+import { hypervNoncontiguousDmaOps, releaseSgtHandle, sgtVaddr, withPageOwner } from "./hyperv-iommu.js";
 
 /** What approach (3) is built from: the guest's memory and hypervisor, and the netvsc DMA device. */
 export interface DmaNoncontiguousServices extends StrategyServices {
@@ -41,9 +47,21 @@ function directionOf(purpose: string): number {
  * then dma_vmap_noncontiguous maps the kept pages a second time above vTOM. Teardown is
  * dma_vunmap_noncontiguous, then dma_free_noncontiguous once re-encryption succeeded.
  */
-export function dmaNoncontiguousStrategy({ memory, dma }: DmaNoncontiguousServices): SharedBufferStrategy {
-  // The Hyper-V ops existed for isolated guests only; elsewhere netvsc vzalloc'd as before.
-  if (!memory.isolated) return vzallocBuffers(memory, { name: "dma-noncontiguous", eras: ["address-bit"] });
+export const dmaNoncontiguous: StrategyDescriptor<
+  DmaNoncontiguousServices,
+  never,
+  (base: DmaOps, hyperv: HypervLayer) => DmaOps
+> = {
+  name: "dma-noncontiguous",
+  approach: 3,
+  summary: "dma_alloc_noncontiguous with Hyper-V ops (split-off v1/v2)",
+  packageName: "@ivm/strategy-dma-noncontiguous",
+  eras: ["address-bit"],
+  dmaOps: hypervNoncontiguousDmaOps,
+  create: (services) => create(services),
+};
+
+function requireNoncontiguousOps(memory: DmaNoncontiguousServices["memory"], dma: DmaDevice): void {
   if (dma.memory !== memory)
     throw new SharedBufferError("EINVAL", "dma-device", "the DMA device is another guest's");
   if (dma.ops.allocNoncontiguous === undefined || dma.ops.vmapNoncontiguous === undefined) {
@@ -54,30 +72,21 @@ export function dmaNoncontiguousStrategy({ memory, dma }: DmaNoncontiguousServic
       `${dma.name}'s ${dma.ops.name} ops have no noncontiguous hooks`,
     );
   }
-  return defineStrategy<DmaNoncontiguousBuffer>({
-    name: "dma-noncontiguous",
-    eras: ["address-bit"],
+}
+
+function create({ memory, dma }: DmaNoncontiguousServices): SharedBufferStrategy {
+  // The Hyper-V ops existed for isolated guests only (defineStrategy runs the plain path elsewhere).
+  if (memory.isolated) requireNoncontiguousOps(memory, dma);
+  return defineStrategy<DmaNoncontiguousBuffer>(dmaNoncontiguous, memory, {
+    isolatedOnly: true,
     allocate(bytes, purpose) {
       const dir = directionOf(purpose);
       const sgt = withPageOwner(dma, purpose, () => dmaAllocNoncontiguous(dma, bytes, dir));
-      if (sgt === null) return null;
-      const pages = bytes / PAGE_SIZE;
-      const gpadlVa = sgtVaddr(sgt);
-      return {
-        strategy: "dma-noncontiguous",
-        purpose,
-        bytes,
-        pages,
-        gpadlVa,
-        preShared: false,
-        sgt,
-        dir,
-        alias: null,
-      };
+      return sgt === null ? null : { gpadlVa: sgtVaddr(sgt), sgt, dir, alias: null };
     },
     map(buffer) {
       buffer.alias = dmaVmapNoncontiguous(dma, buffer.bytes, buffer.sgt);
-      return buffer.alias;
+      return buffer.alias === null ? null : { va: buffer.alias };
     },
     unmap(buffer) {
       dmaVunmapNoncontiguous(dma, buffer.alias!);

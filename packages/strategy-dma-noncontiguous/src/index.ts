@@ -1,2 +1,2 @@
-export { type DmaNoncontiguousServices, dmaNoncontiguousStrategy } from "./dma-noncontiguous.js";
-export { HV_NONCONTIG_TAGS, hypervNoncontiguousDmaOps } from "./hyperv-iommu.js";
+export { type DmaNoncontiguousServices, dmaNoncontiguous } from "./dma-noncontiguous.js";
+export { HV_NONCONTIG_TAGS } from "./hyperv-iommu.js";

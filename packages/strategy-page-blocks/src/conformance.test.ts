@@ -1,8 +1,8 @@
 import { describeStrategyConformance } from "@ivm/strategy-conformance/vitest";
-import { pageBlocksStrategy } from "./page-blocks.js";
+import { pageBlocks } from "./page-blocks.js";
 
-describeStrategyConformance({ name: "page-blocks", create: (env) => pageBlocksStrategy(env) });
+describeStrategyConformance({ name: "page-blocks", create: (env) => pageBlocks.create(env) });
 describeStrategyConformance({
   name: "page-blocks (graded fallback)",
-  create: (env) => pageBlocksStrategy(env, { fallback: "graded" }),
+  create: (env) => pageBlocks.create(env, { fallback: "graded" }),
 });

@@ -1,1 +1,1 @@
-export { type PageBlocksFallback, type PageBlocksOptions, pageBlocksStrategy } from "./page-blocks.js";
+export { type PageBlocksFallback, type PageBlocksOptions, pageBlocks } from "./page-blocks.js";

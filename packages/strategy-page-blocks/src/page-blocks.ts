@@ -4,8 +4,8 @@ import {
   defineStrategy,
   type SharedBuffer,
   type SharedBufferStrategy,
+  type StrategyDescriptor,
   type StrategyServices,
-  vzallocBuffers,
 } from "@ivm/shared-buffer";
 
 /** How allocation falls back when a 4 MiB block is not available. */
@@ -26,7 +26,6 @@ interface Block {
 }
 
 interface PageBlocksBuffer extends SharedBuffer {
-  gpadlVa: number;
   /** The kept PFN/range list: the blocks in buffer order. */
   readonly blocks: readonly Block[];
   /** Where the kept list lives (kmalloc'd, 8 bytes per block pointer). */
@@ -47,12 +46,19 @@ const LARGEST = MAX_ORDER - 1; // 1024 pages, 4 MiB
  * instead of pages[j] in the error loop, and sizes that are not a multiple of 4 MiB being truncated (the
  * remainder here takes smaller blocks).
  */
-export function pageBlocksStrategy(
+export const pageBlocks: StrategyDescriptor<Pick<StrategyServices, "memory">, PageBlocksOptions> = {
+  name: "page-blocks",
+  approach: 4,
+  summary: "alloc_pages in 4 MiB blocks, one vmap_pfn mapping (patch v5)",
+  packageName: "@ivm/strategy-page-blocks",
+  eras: ["address-bit"],
+  create: (services, options) => create(services, options),
+};
+
+function create(
   { memory }: Pick<StrategyServices, "memory">,
   options: PageBlocksOptions = {},
 ): SharedBufferStrategy {
-  // Patch v5 took this path only in an isolated guest; otherwise netvsc vzalloc'd as before.
-  if (!memory.isolated) return vzallocBuffers(memory, { name: "page-blocks", eras: ["address-bit"] });
   const fallback = options.fallback ?? "v5-all-or-nothing";
 
   const freeBlocks = (blocks: readonly Block[]): void => {
@@ -88,9 +94,9 @@ export function pageBlocksStrategy(
     return pfns;
   };
 
-  return defineStrategy<PageBlocksBuffer>({
-    name: "page-blocks",
-    eras: ["address-bit"],
+  // Patch v5 took this path only in an isolated guest; otherwise netvsc vzalloc'd as before.
+  return defineStrategy<PageBlocksBuffer>(pageBlocks, memory, {
+    isolatedOnly: true,
     allocate(bytes, purpose) {
       const pages = bytes / PAGE_SIZE;
       const maxOrder = pages >= 2 ** LARGEST ? LARGEST : 0;
@@ -114,18 +120,7 @@ export function pageBlocksStrategy(
         freeBlocks(blocks);
         return null;
       }
-      return {
-        strategy: "page-blocks",
-        purpose,
-        bytes,
-        pages,
-        gpadlVa: transient,
-        preShared: false,
-        blocks,
-        listVa,
-        transient,
-        alias: null,
-      };
+      return { gpadlVa: transient, blocks, listVa, transient, alias: null };
     },
     map(buffer) {
       const pfns = pfnsOf(buffer.blocks, buffer.pages);
@@ -136,9 +131,8 @@ export function pageBlocksStrategy(
       memory.vmalloc.vunmap(buffer.transient!);
       buffer.transient = null;
       buffer.alias = alias;
-      // The GPADL's pages are now reached through the alias; teardown re-encrypts through it.
-      buffer.gpadlVa = alias;
-      return alias;
+      // The GPADL's pages are now reached through the alias only: its teardown re-encrypts through it.
+      return { va: alias, gpadlVa: alias };
     },
     unmap() {
       // Teardown still needs a mapping to walk for re-encryption; the alias stays until free or leak.

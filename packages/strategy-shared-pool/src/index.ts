@@ -1,1 +1,1 @@
-export { SharedPool, type SharedPoolOptions, sharedPoolStrategy } from "./shared-pool.js";
+export { type SharedPool, type SharedPoolOptions, sharedPool } from "./shared-pool.js";

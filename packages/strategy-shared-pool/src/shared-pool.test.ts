@@ -24,7 +24,7 @@ describe("strategy (6): shared pool", () => {
       const calls = hyperv.hypervisor.counters.hypercalls;
       const rx = s.allocate(16 * MiB, "netvsc-rx")!;
       expect(rx.preShared).toBe(true);
-      const va = s.map(rx)!;
+      const va = s.map(rx)!.va;
       memory.mmu.write(va + 100, new Uint8Array([7]));
       const seen = new Uint8Array(1);
       hyperv.hostView.read(memory.virtToPfn(va) * PAGE_SIZE + 100, seen);
@@ -40,12 +40,12 @@ describe("strategy (6): shared pool", () => {
     const { memory, hyperv } = boot("pte-bit");
     const s = sharedPoolStrategy({ memory, hyperv }, { poolBytes: 4 * PAGE_SIZE });
     const a = s.allocate(PAGE_SIZE, "a")!;
-    memory.mmu.write(s.map(a)!, new Uint8Array([9, 9, 9]));
+    memory.mmu.write(s.map(a)!.va, new Uint8Array([9, 9, 9]));
     s.unmap(a);
     s.free(a);
     const b = s.allocate(PAGE_SIZE, "b")!;
     const out = new Uint8Array(3);
-    memory.mmu.read(s.map(b)!, out);
+    memory.mmu.read(s.map(b)!.va, out);
     expect([...out]).toEqual([0, 0, 0]);
   });
 

@@ -4,6 +4,7 @@ import {
   defineStrategy,
   type SharedBuffer,
   type SharedBufferStrategy,
+  type StrategyDescriptor,
   type StrategyServices,
 } from "@ivm/shared-buffer";
 
@@ -113,31 +114,29 @@ export interface SharedPoolOptions {
  * neither decrypts nor re-encrypts (`preShared`), so device add and remove make no visibility hypercalls.
  * The cost moves to boot and to a fixed reservation.
  */
+export const sharedPool: StrategyDescriptor<StrategyServices, SharedPoolOptions> = {
+  name: "shared-pool",
+  approach: 6,
+  summary: "a pool made host-visible once at boot (OpenHCL)",
+  packageName: "@ivm/strategy-shared-pool",
+  eras: ["address-bit", "pte-bit"],
+  create: (services, options) => sharedPoolStrategy(services, options),
+};
+
+/** The strategy with its pool exposed (the pool's own counters are part of what approach (6) costs). */
 export function sharedPoolStrategy(
   { memory, hyperv }: StrategyServices,
   options: SharedPoolOptions = {},
 ): SharedBufferStrategy & { readonly pool: SharedPool } {
   const pool = new SharedPool(memory, hyperv, options.poolBytes ?? 32 * 2 ** 20);
-  const strategy = defineStrategy<PoolBuffer>({
-    name: "shared-pool",
-    eras: ["address-bit", "pte-bit"],
-    allocate(bytes, purpose) {
-      const pages = bytes / PAGE_SIZE;
-      const first = pool.alloc(pages);
-      if (first === null) return null;
-      return {
-        strategy: "shared-pool",
-        purpose,
-        bytes,
-        pages,
-        gpadlVa: pool.baseVa + first * PAGE_SIZE,
-        preShared: true,
-        first,
-      };
+  // The pool is shared in a guest without isolation too (the hypercall is then a no-op).
+  const strategy = defineStrategy<PoolBuffer>(sharedPool, memory, {
+    isolatedOnly: false,
+    allocate(bytes) {
+      const first = pool.alloc(bytes / PAGE_SIZE);
+      return first === null ? null : { gpadlVa: pool.baseVa + first * PAGE_SIZE, preShared: true, first };
     },
-    map(buffer) {
-      return buffer.gpadlVa;
-    },
+    map: (buffer) => ({ va: buffer.gpadlVa }),
     unmap() {},
     free(buffer) {
       pool.release(buffer.first, buffer.pages, false);

@@ -1,4 +1,4 @@
 import { describeStrategyConformance } from "@ivm/strategy-conformance/vitest";
-import { vmallocRemapStrategy } from "./vmalloc-remap.js";
+import { vmallocRemap } from "./vmalloc-remap.js";
 
-describeStrategyConformance({ name: "vmalloc-remap", create: (env) => vmallocRemapStrategy(env) });
+describeStrategyConformance({ name: "vmalloc-remap", create: (env) => vmallocRemap.create(env) });

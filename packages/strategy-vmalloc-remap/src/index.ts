@@ -1,1 +1,1 @@
-export { vmallocRemapStrategy } from "./vmalloc-remap.js";
+export { vmallocRemap } from "./vmalloc-remap.js";

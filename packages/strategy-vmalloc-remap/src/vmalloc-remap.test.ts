@@ -1,7 +1,7 @@
 import { cpuidFor, createHyperv, isolationFromCpuid } from "@ivm/hypercall";
 import { GuestMemory, PAGE_SIZE } from "@ivm/memory";
 import { describe, expect, it } from "vitest";
-import { vmallocRemapStrategy } from "./vmalloc-remap.js";
+import { vmallocRemap } from "./vmalloc-remap.js";
 
 const MiB = 2 ** 20;
 
@@ -9,7 +9,7 @@ function boot() {
   const isolation = isolationFromCpuid(cpuidFor({ type: "snp" }));
   const memory = new GuestMemory({ bytes: 256 * MiB, sharedGpaBoundary: isolation.sharedGpaBoundary });
   const hyperv = createHyperv(memory, isolation);
-  return { memory, hyperv, strategy: vmallocRemapStrategy({ memory }) };
+  return { memory, hyperv, strategy: vmallocRemap.create({ memory }) };
 }
 
 describe("strategy (1): vmalloc + hv_map_memory", () => {
@@ -18,7 +18,7 @@ describe("strategy (1): vmalloc + hv_map_memory", () => {
     const buf = strategy.allocate(16 * MiB, "netvsc-rx")!;
     expect(memory.buddy.pagesOwnedBy("netvsc-rx")).toBe(4096);
     hyperv.setMemory.decrypted(buf.gpadlVa, buf.pages); // what the GPADL does
-    const alias = strategy.map(buf)!;
+    const alias = strategy.map(buf)!.va;
     expect(alias % (16 * MiB)).toBe(0);
     expect(memory.vmalloc.areas().filter((a) => a.tag.startsWith("netvsc-rx"))).toHaveLength(2);
     expect(memory.kmalloc.statsFor("hv-map-pfns")).toMatchObject({ live: 0, peak: 32768, allocations: 1 });

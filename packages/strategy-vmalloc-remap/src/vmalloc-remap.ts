@@ -3,9 +3,8 @@ import {
   defineStrategy,
   leakPagesAt,
   type SharedBuffer,
-  type SharedBufferStrategy,
+  type StrategyDescriptor,
   type StrategyServices,
-  vzallocBuffers,
 } from "@ivm/shared-buffer";
 
 interface VmallocRemapBuffer extends SharedBuffer {
@@ -21,41 +20,34 @@ interface VmallocRemapBuffer extends SharedBuffer {
  * vmap_pfn's it and frees the array. Two live mappings per buffer; no PFN list kept. Teardown unmaps the
  * alias and vfree's the original only if re-encryption succeeded.
  */
-export function vmallocRemapStrategy({ memory }: Pick<StrategyServices, "memory">): SharedBufferStrategy {
-  // netvsc_init_buf remaps only in an isolated guest (hv_isolation_type_snp()).
-  if (!memory.isolated) return vzallocBuffers(memory, { name: "vmalloc-remap", eras: ["address-bit"] });
-  return defineStrategy<VmallocRemapBuffer>({
-    name: "vmalloc-remap",
-    eras: ["address-bit"],
-    allocate(bytes, purpose) {
-      const original = memory.vmalloc.vzalloc(bytes, { tag: purpose });
-      if (original === null) return null;
-      const pages = bytes / 4096;
-      return {
-        strategy: "vmalloc-remap",
-        purpose,
-        bytes,
-        pages,
-        gpadlVa: original,
-        preShared: false,
-        original,
-        alias: null,
-      };
-    },
-    map(buffer) {
-      buffer.alias = hvMapMemory(memory, buffer.original, buffer.bytes, `${buffer.purpose}-alias`);
-      return buffer.alias;
-    },
-    unmap(buffer) {
-      hvUnmapMemory(memory, buffer.alias!);
-      buffer.alias = null;
-    },
-    free(buffer) {
-      memory.vmalloc.vfree(buffer.original);
-    },
-    leak(buffer) {
-      // netvsc keeps the vmalloc area too ("Don't free decrypted memory"): nothing is vfree'd.
-      leakPagesAt(memory, buffer.original, buffer.pages);
-    },
-  });
-}
+export const vmallocRemap: StrategyDescriptor<Pick<StrategyServices, "memory">> = {
+  name: "vmalloc-remap",
+  approach: 1,
+  summary: "vmalloc + a second vmap_pfn mapping above vTOM (Linux 5.17)",
+  packageName: "@ivm/strategy-vmalloc-remap",
+  eras: ["address-bit"],
+  create: ({ memory }) =>
+    // netvsc_init_buf remaps only in an isolated guest (hv_isolation_type_snp()).
+    defineStrategy<VmallocRemapBuffer>(vmallocRemap, memory, {
+      isolatedOnly: true,
+      allocate(bytes, purpose) {
+        const original = memory.vmalloc.vzalloc(bytes, { tag: purpose });
+        return original === null ? null : { gpadlVa: original, original, alias: null };
+      },
+      map(buffer) {
+        buffer.alias = hvMapMemory(memory, buffer.original, buffer.bytes, `${buffer.purpose}-alias`);
+        return buffer.alias === null ? null : { va: buffer.alias };
+      },
+      unmap(buffer) {
+        hvUnmapMemory(memory, buffer.alias!);
+        buffer.alias = null;
+      },
+      free(buffer) {
+        memory.vmalloc.vfree(buffer.original);
+      },
+      leak(buffer) {
+        // netvsc keeps the vmalloc area too ("Don't free decrypted memory"): nothing is vfree'd.
+        leakPagesAt(memory, buffer.original, buffer.pages);
+      },
+    }),
+};

@@ -1,4 +1,4 @@
 import { describeStrategyConformance } from "@ivm/strategy-conformance/vitest";
-import { vtomPteStrategy } from "./vtom-pte.js";
+import { vtomPte } from "./vtom-pte.js";
 
-describeStrategyConformance({ name: "vtom-pte", create: (env) => vtomPteStrategy(env) });
+describeStrategyConformance({ name: "vtom-pte", create: (env) => vtomPte.create(env) });

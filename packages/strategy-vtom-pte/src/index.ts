@@ -1,1 +1,1 @@
-export { vtomPteStrategy } from "./vtom-pte.js";
+export { vtomPte } from "./vtom-pte.js";

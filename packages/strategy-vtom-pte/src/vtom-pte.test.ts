@@ -1,7 +1,7 @@
 import { cpuidFor, createHyperv, isolationFromCpuid } from "@ivm/hypercall";
 import { GuestMemory, PAGE_SIZE } from "@ivm/memory";
 import { describe, expect, it } from "vitest";
-import { vtomPteStrategy } from "./vtom-pte.js";
+import { vtomPte } from "./vtom-pte.js";
 
 describe("strategy (5): vTOM as a PTE bit", () => {
   it("serves the guest through the one vmalloc mapping after set_memory_decrypted", () => {
@@ -12,10 +12,10 @@ describe("strategy (5): vTOM as a PTE bit", () => {
       vtomMode: "pte-bit",
     });
     const hyperv = createHyperv(memory, isolation);
-    const s = vtomPteStrategy({ memory });
+    const s = vtomPte.create({ memory });
     const buf = s.allocate(255 * PAGE_SIZE, "netvsc-tx")!;
     hyperv.setMemory.decrypted(buf.gpadlVa, buf.pages);
-    expect(s.map(buf)).toBe(buf.gpadlVa);
+    expect(s.map(buf)).toEqual({ va: buf.gpadlVa });
     expect(memory.vmalloc.areas().filter((a) => a.tag === "netvsc-tx")).toHaveLength(1);
     memory.mmu.write(buf.gpadlVa, new Uint8Array([5]));
     s.unmap(buf);

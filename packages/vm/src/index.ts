@@ -14,4 +14,12 @@ export {
 } from "./measure.js";
 export { measuredStrategy, type StrategyCallCost } from "./measured-strategy.js";
 export { runTraffic, type TrafficOptions, type TrafficReport } from "./traffic.js";
-export { type Nic, type NicOptions, Vm, type VmOptions, type VmServices } from "./vm.js";
+export {
+  type DmaOpsInstaller,
+  type Nic,
+  type NicOptions,
+  Vm,
+  type VmOptions,
+  type VmServices,
+  type VmStrategy,
+} from "./vm.js";

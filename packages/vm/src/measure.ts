@@ -142,20 +142,19 @@ export function addNicMeasured(
   };
   const bufferCost = (purpose: "netvsc-rx" | "netvsc-tx"): BufferCost | undefined => {
     const buffer = purpose === "netvsc-rx" ? nic?.device.rxBuffer : nic?.device.txBuffer;
-    if (!nic || !buffer) return undefined;
+    const gpadlVa = purpose === "netvsc-rx" ? nic?.device.rxGpadlVa : nic?.device.txGpadlVa;
+    if (!nic || !buffer || gpadlVa === undefined) return undefined;
     const sections = nic.device.sections;
     // A pool buffer lives inside the pool's own mapping (a vmap_pfn alias in the address-bit era, the
     // direct map in the pte-bit era): count the vmalloc areas that contain it.
     const areas = buffer.preShared
-      ? vm.memory.vmalloc
-          .areas()
-          .filter((a) => buffer.gpadlVa >= a.start && buffer.gpadlVa < a.start + a.size)
+      ? vm.memory.vmalloc.areas().filter((a) => gpadlVa >= a.start && gpadlVa < a.start + a.size)
       : mappingsOf(vm.memory, purpose);
     return {
       sections: (purpose === "netvsc-rx" ? sections?.recvCount : sections?.sendCount) ?? 0,
       pages: buffer.pages,
       hypercalls: hypercallsBy.get(purpose) ?? 0,
-      gpadlMessages: gpadlMessagesFor(vm.memory.virtToPfn(buffer.gpadlVa)),
+      gpadlMessages: gpadlMessagesFor(vm.memory.virtToPfn(gpadlVa)),
       liveMappings: areas.length,
       ptePages: buffer.preShared ? 0 : areas.reduce((s, a) => s + windows(a.start, a.size), 0),
       vmallocBytes: buffer.preShared ? 0 : areas.reduce((s, a) => s + a.reserved, 0),

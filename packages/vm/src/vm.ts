@@ -9,7 +9,7 @@ import {
 } from "@ivm/memory";
 import { NetvscDevice, type NetvscDeviceOptions } from "@ivm/netvsc";
 import { Netvsp, type NetvspOptions, netvspVmbusDevice } from "@ivm/netvsp";
-import type { SharedBufferStrategy, StrategyServices } from "@ivm/shared-buffer";
+import type { SharedBufferStrategy, StrategyDescriptor, StrategyServices } from "@ivm/shared-buffer";
 import { bootDma, type DmaDevice, type DmaLayer, type DmaOps } from "@ivm/swiotlb";
 import { HV_NIC_GUID, type MessageEvent, Scheduler, SynicLink, VmbusConnection } from "@ivm/vmbus";
 import { type HostChannel, HostVmbusServer } from "@ivm/vmbus/host";
@@ -47,11 +47,20 @@ export interface VmOptions {
    */
   readonly maxRoundsPerWait?: number;
   readonly cpus?: number;
-  /** The allocation strategy for netvsc's buffers, built at boot (before aging), as the composition root chooses. */
-  readonly strategy: (services: VmServices) => SharedBufferStrategy;
-  /** DMA ops layered over the platform's for the NIC's device (approaches (2) and (3) install theirs). */
-  readonly dmaOps?: (base: DmaOps, hyperv: HypervLayer) => DmaOps;
+  /**
+   * The allocation strategy for netvsc's buffers, built at boot (before aging), as the composition root
+   * chooses: a strategy package's descriptor (its DMA ops are installed too), or a factory.
+   */
+  readonly strategy: VmStrategy | ((services: VmServices) => SharedBufferStrategy);
+  /** DMA ops layered over the platform's for the NIC's device; default the descriptor's, if any. */
+  readonly dmaOps?: DmaOpsInstaller;
 }
+
+/** How a strategy layers its DMA ops over the platform's (approaches (2) and (3) install theirs). */
+export type DmaOpsInstaller = (base: DmaOps, hyperv: HypervLayer) => DmaOps;
+
+/** A strategy package's descriptor, as the VM runs it. */
+export type VmStrategy = StrategyDescriptor<VmServices, never, DmaOpsInstaller>;
 
 export interface NicOptions {
   readonly rxSections?: number;
@@ -116,7 +125,9 @@ export class Vm {
       this.hyperv,
       options.swiotlbSlots ? { nslabs: options.swiotlbSlots } : {},
     );
-    const ops = options.dmaOps ? options.dmaOps(this.dmaLayer.ops, this.hyperv) : this.dmaLayer.ops;
+    const descriptor = typeof options.strategy === "function" ? undefined : options.strategy;
+    const install = options.dmaOps ?? descriptor?.dmaOps;
+    const ops = install ? install(this.dmaLayer.ops, this.hyperv) : this.dmaLayer.ops;
     this.dma = this.dmaLayer.createDevice({ name: "netvsc", minAlignMask: 0xfff, ops });
     this.scheduler = new Scheduler(
       options.maxRoundsPerWait !== undefined ? { maxRoundsPerWait: options.maxRoundsPerWait } : {},
@@ -136,8 +147,16 @@ export class Vm {
     this.conn.onMessage((e) => this.messages.push(e));
     const connected = this.conn.connect();
     if (!connected.ok) throw connected.error;
+    const services: VmServices = {
+      memory: this.memory,
+      hyperv: this.hyperv,
+      dmaLayer: this.dmaLayer,
+      dma: this.dma,
+    };
     const measured = measuredStrategy(
-      options.strategy({ memory: this.memory, hyperv: this.hyperv, dmaLayer: this.dmaLayer, dma: this.dma }),
+      descriptor
+        ? descriptor.create(services)
+        : (options.strategy as (s: VmServices) => SharedBufferStrategy)(services),
       this.memory,
     );
     this.strategy = measured;

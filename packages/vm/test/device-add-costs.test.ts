@@ -1,6 +1,6 @@
-import { pageBlocksStrategy } from "@ivm/strategy-page-blocks";
-import { vmallocRemapStrategy } from "@ivm/strategy-vmalloc-remap";
-import { vtomPteStrategy } from "@ivm/strategy-vtom-pte";
+import { pageBlocks } from "@ivm/strategy-page-blocks";
+import { vmallocRemap } from "@ivm/strategy-vmalloc-remap";
+import { vtomPte } from "@ivm/strategy-vtom-pte";
 import { describe, expect, it } from "vitest";
 import { addNicMeasured } from "../src/measure.js";
 import { Vm } from "../src/vm.js";
@@ -9,7 +9,7 @@ const MiB = 2 ** 20;
 
 describe("device-add costs, read from the model's counters", () => {
   it("strategy (1) at default sizes: 9 + 1 hypercalls, 147 + 10 GPADL messages, two mappings each, PFN array freed", () => {
-    const vm = Vm.boot({ memory: 512 * MiB, strategy: (s) => vmallocRemapStrategy(s) });
+    const vm = Vm.boot({ memory: 512 * MiB, strategy: vmallocRemap });
     const { nic, cost } = addNicMeasured(vm);
     expect(cost.ok).toBe(true);
     const { rx, tx } = cost.buffers;
@@ -41,7 +41,7 @@ describe("device-add costs, read from the model's counters", () => {
   });
 
   it("strategy (5) in the pte-bit era: one mapping per buffer, no temporary arrays", () => {
-    const vm = Vm.boot({ memory: 512 * MiB, era: "pte-bit", strategy: (s) => vtomPteStrategy(s) });
+    const vm = Vm.boot({ memory: 512 * MiB, era: "pte-bit", strategy: vtomPte });
     const { cost } = addNicMeasured(vm);
     expect(cost.buffers.rx).toMatchObject({ hypercalls: 9, gpadlMessages: 147, liveMappings: 1 });
     expect(cost.buffers.tx).toMatchObject({ hypercalls: 1, gpadlMessages: 10, liveMappings: 1 });
@@ -49,7 +49,7 @@ describe("device-add costs, read from the model's counters", () => {
   });
 
   it("strategy (4) gets four 4 MiB blocks on a fresh guest and falls back on an aged one; (1) does not care", () => {
-    const fresh = Vm.boot({ memory: 512 * MiB, strategy: (s) => pageBlocksStrategy(s) });
+    const fresh = Vm.boot({ memory: 512 * MiB, strategy: pageBlocks });
     const a = addNicMeasured(fresh);
     expect(a.cost.buffers.rx!.strategy!.pagesByOrder[10]).toBe(4);
     expect(a.cost.order10Failures).toBe(0);
@@ -59,7 +59,7 @@ describe("device-add costs, read from the model's counters", () => {
       memory: 512 * MiB,
       uptime: "moderate",
       seed: 5,
-      strategy: (s) => pageBlocksStrategy(s),
+      strategy: pageBlocks,
     });
     const b = addNicMeasured(aged);
     expect(b.cost.ok).toBe(true);
@@ -71,7 +71,7 @@ describe("device-add costs, read from the model's counters", () => {
       memory: 512 * MiB,
       uptime: "moderate",
       seed: 5,
-      strategy: (s) => vmallocRemapStrategy(s),
+      strategy: vmallocRemap,
     });
     const c = addNicMeasured(agedRemap);
     expect(c.cost.ok).toBe(true);

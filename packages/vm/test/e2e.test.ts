@@ -18,7 +18,7 @@ describe.each(CASES)("netvsc end to end with $name", (c) => {
   it.each(runs)(
     "isolation $isolation, $era era: 100k mixed frames verified, clean remove",
     ({ era, isolation }) => {
-      const vm = Vm.boot({ memory: 512 * MiB, era, isolation, ...c.vm });
+      const vm = Vm.boot({ memory: 512 * MiB, era, isolation, strategy: c });
       const visibleAtBoot = vm.hostVisibleOutsideSwiotlb();
       const added = vm.addNic();
       if (!added.ok) throw added.error;

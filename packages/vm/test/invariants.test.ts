@@ -1,6 +1,6 @@
 import { PAGE_SIZE } from "@ivm/memory";
-import { sharedPoolStrategy } from "@ivm/strategy-shared-pool";
-import { vmallocRemapStrategy } from "@ivm/strategy-vmalloc-remap";
+import { sharedPool } from "@ivm/strategy-shared-pool";
+import { vmallocRemap } from "@ivm/strategy-vmalloc-remap";
 import { describe, expect, it } from "vitest";
 import { runTraffic } from "../src/traffic.js";
 import { Vm } from "../src/vm.js";
@@ -12,7 +12,7 @@ const SMALL = { rxSections: 24, txSections: 6, ringBytes: 4 * PAGE_SIZE } as con
 describe("Vm.checkInvariants", () => {
   it.each(CASES)("holds after every step of add, traffic and remove with $name", (c) => {
     for (const era of c.eras) {
-      const vm = Vm.boot({ memory: 64 * MiB, era, swiotlbSlots: 1024, ...c.vm });
+      const vm = Vm.boot({ memory: 64 * MiB, era, swiotlbSlots: 1024, strategy: c });
       expect(vm.checkInvariants()).toEqual([]);
       const added = vm.addNic(SMALL);
       if (!added.ok) throw added.error;
@@ -26,7 +26,7 @@ describe("Vm.checkInvariants", () => {
   });
 
   it("reports a private page made host-visible behind the allocator's back (I8) and the fault it causes (I7)", () => {
-    const vm = Vm.boot({ memory: 64 * MiB, swiotlbSlots: 1024, strategy: (s) => vmallocRemapStrategy(s) });
+    const vm = Vm.boot({ memory: 64 * MiB, swiotlbSlots: 1024, strategy: vmallocRemap });
     const va = vm.memory.kmalloc.kzalloc(64, { tag: "private-heap" })!;
     const pfn = vm.memory.virtToPfn(va);
     vm.hyperv.hypercalls.markGpaVisibility([pfn], 1);
@@ -43,7 +43,7 @@ describe("Vm.checkInvariants", () => {
   });
 
   it("reports a free page that is still host-visible (I1) and a free leaked page (I4)", () => {
-    const vm = Vm.boot({ memory: 64 * MiB, swiotlbSlots: 1024, strategy: (s) => sharedPoolStrategy(s) });
+    const vm = Vm.boot({ memory: 64 * MiB, swiotlbSlots: 1024, strategy: sharedPool });
     const pfn = vm.memory.buddy.allocPages(0, { tag: "x" })!;
     vm.memory.buddy.freePages(pfn, 0);
     vm.memory.phys.setHostVisible(pfn, true);
@@ -51,7 +51,7 @@ describe("Vm.checkInvariants", () => {
   });
 
   it("a failed add leaves no device on either side: the host rescinds its offer, the guest releases it", () => {
-    const vm = Vm.boot({ memory: 64 * MiB, swiotlbSlots: 1024, strategy: (s) => vmallocRemapStrategy(s) });
+    const vm = Vm.boot({ memory: 64 * MiB, swiotlbSlots: 1024, strategy: vmallocRemap });
     vm.hyperv.hypervisor.faults.failCall(2); // the receive buffer's decryption
     const r = vm.addNic(SMALL);
     expect(r.ok).toBe(false);

@@ -7,8 +7,8 @@ import { NetvscDevice, type NetvscDeviceOptions } from "@ivm/netvsc";
 import { encodeLabFrame, NETVSP_GUEST_MAC, NETVSP_HOST_MAC, type NetvscResult } from "@ivm/netvsc-protocol";
 import { Netvsp, type NetvspOptions, netvspVmbusDevice } from "@ivm/netvsp";
 import type { SharedBufferStrategy } from "@ivm/shared-buffer";
-import { vmallocRemapStrategy } from "@ivm/strategy-vmalloc-remap";
-import { vtomPteStrategy } from "@ivm/strategy-vtom-pte";
+import { vmallocRemap } from "@ivm/strategy-vmalloc-remap";
+import { vtomPte } from "@ivm/strategy-vtom-pte";
 import { bootDma, type DmaDevice, type DmaLayer } from "@ivm/swiotlb";
 import { HV_NIC_GUID, Scheduler, SynicLink, type VmbusChannel, VmbusConnection } from "@ivm/vmbus";
 import { type HostChannel, HostVmbusServer } from "@ivm/vmbus/host";
@@ -69,7 +69,7 @@ export function makeWorld(
   if (!connected.ok) throw connected.error;
   const channel = conn.channels.get(host.relid);
   if (channel === undefined) throw new Error("NIC not offered");
-  const strategy = kind === "isolated" ? vmallocRemapStrategy({ memory }) : vtomPteStrategy({ memory });
+  const strategy = kind === "isolated" ? vmallocRemap.create({ memory }) : vtomPte.create({ memory });
   world = {
     kind,
     memory,
