@@ -301,7 +301,12 @@ async function main() {
         : spawnSync(
             process.execPath,
             [join(consumer, "node_modules/vitest/vitest.mjs"), "run", "--dir", "examples", r.e.file],
-            { cwd: consumer, encoding: "utf8", timeout: 240_000, env: { ...consumerEnv, CI: "1", NO_COLOR: "1" } },
+            {
+              cwd: consumer,
+              encoding: "utf8",
+              timeout: 240_000,
+              env: { ...consumerEnv, CI: "1", NO_COLOR: "1" },
+            },
           );
     const out = `${p.stdout}${p.stderr}`;
     r.ok = p.status === 0;
