@@ -55,7 +55,7 @@ describe("imports and installs", () => {
       'import "side-effect";',
       'export { d } from "./d.js";',
       'import { again } from "@ivm/a";',
-      'const s = "import x from \'not-code\'";',
+      "const s = \"import x from 'not-code'\";",
     ].join("\n");
     expect(importsOf(code).sort()).toEqual(["./d.js", "@ivm/a", "@ivm/c/testing", "side-effect"]);
   });
