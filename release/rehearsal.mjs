@@ -317,6 +317,7 @@ async function main() {
       r.ran = `${r.ok ? "ran" : "FAILED"} with node (${seconds(t0)})`;
     }
     if (!r.ok) r.errs = out.trim().split("\n").slice(-25);
+    else if (r.e.kind === "program") r.output = p.stdout.trim().split("\n").filter(Boolean).slice(0, 4);
   }
 
   log("");
@@ -327,6 +328,7 @@ async function main() {
     const run = r.e.kind === "fragment" ? "type-check only" : r.checked ? r.ran : "not run";
     log(`  ${r.ok ? "ok  " : "FAIL"} ${where} [${kind}]: ${r.checked ? "checked" : "TYPE ERRORS"}, ${run}`);
     if (!r.ok) for (const l of r.errs) log(`         ${l}`);
+    for (const l of r.output ?? []) log(`         > ${l.length > 150 ? `${l.slice(0, 150)}…` : l}`);
   }
   const failed = results.filter((r) => !r.ok).length;
   const programs = results.filter((r) => r.e.kind === "program").length;
