@@ -204,10 +204,21 @@ async function main() {
         `${p.manifest.name}@${p.manifest.version} is not in the local registry after \`pnpm release\``,
       );
     }
-    published.push(`${p.manifest.name}@${p.manifest.version}`);
-    integrity.set(p.manifest.name, doc.versions[p.manifest.version].dist.integrity);
+    const { dist } = doc.versions[p.manifest.version];
+    integrity.set(p.manifest.name, dist.integrity);
+    // What the tarball really holds: a user gets the licence, the changelog and the README with the code.
+    const tgz = join(work, `${p.folder}.tgz`);
+    writeFileSync(tgz, Buffer.from(await (await get(dist.tarball)).arrayBuffer()));
+    const entries = run("tar", ["-tzf", tgz]).split("\n");
+    const missing = ["LICENSE", "CHANGELOG.md", "README.md", "package.json"].filter(
+      (f) => !entries.includes(`package/${f}`),
+    );
+    if (missing.length > 0) throw new Error(`${p.manifest.name}'s tarball lacks ${missing.join(", ")}`);
+    published.push(`${p.manifest.name}@${p.manifest.version} (${entries.filter(Boolean).length} files)`);
   }
-  log(`published ${published.length} packages with \`pnpm release\` in ${seconds(t)}:`);
+  log(
+    `published ${published.length} packages with \`pnpm release\` in ${seconds(t)} (tarballs hold LICENSE, CHANGELOG.md, README.md):`,
+  );
   for (const name of published) log(`  ${name}`);
 
   // The consumer: a fresh npm project outside the workspace; only @ivm comes from the local registry.
