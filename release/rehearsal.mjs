@@ -218,7 +218,7 @@ async function main() {
     published.push(`${p.manifest.name}@${p.manifest.version} (${entries.filter(Boolean).length} files)`);
   }
   log(
-    `published ${published.length} packages with \`pnpm release\` in ${seconds(t)} (tarballs hold LICENSE, CHANGELOG.md, README.md):`,
+    `published ${published.length} packages with \`pnpm release\` in ${seconds(t)} (each tarball checked for LICENSE, README.md and, once versioned, CHANGELOG.md):`,
   );
   for (const name of published) log(`  ${name}`);
 
