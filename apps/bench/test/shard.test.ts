@@ -1,17 +1,14 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import pkg from "../package.json" with { type: "json" };
 import { keyOf, type ResultRecord, readRecords } from "../src/records.js";
 import { run } from "./helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ivm-bench-shard-"));
 const file = (name: string): string => join(dir, name);
-const VERSION = (
-  JSON.parse(readFileSync(join(import.meta.dirname, "../package.json"), "utf8")) as {
-    version: string;
-  }
-).version;
+const VERSION = pkg.version;
 
 /** What a record measured, without when and where it ran. */
 const measured = (records: readonly ResultRecord[]) =>

@@ -1,19 +1,16 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { STRATEGIES } from "@ivm/catalog";
 import { outputColumns } from "@ivm/catalog/cli";
 import { describe, expect, it } from "vitest";
+import pkg from "../package.json" with { type: "json" };
 import { main } from "../src/cli.js";
 import { type DemoDocument, plan, runOne } from "../src/run.js";
 import { parseSize } from "../src/size.js";
 import { comparisonTable, transposedTables } from "../src/table.js";
 
-const VERSION = (
-  JSON.parse(readFileSync(join(import.meta.dirname, "../package.json"), "utf8")) as {
-    version: string;
-  }
-).version;
+const VERSION = pkg.version;
 
 /** Runs the demo in-process as if stdout were a pipe `columns` wide (ASCII borders, no progress). */
 function demo(argv: string[], columns = 100): { code: number; out: string; err: string } {

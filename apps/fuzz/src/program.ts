@@ -275,7 +275,7 @@ function churnSection(targets: readonly Target[], cycles: number, seed: number):
 
 function printSummary(r: FuzzSummary, write: (line: string) => void): void {
   const secs = r.wallMs / 1000;
-  const rate = r.inputsPerSecond > 0 ? r.inputsPerSecond : 0;
+  const rate = Math.max(r.inputsPerSecond, 0);
   write(
     `\n${r.inputs.toLocaleString("en")} adversarial inputs in ${r.sessions.toLocaleString("en")} sessions, ` +
       `${secs.toFixed(1)} s on ${r.workers} worker(s): ${Math.round(rate).toLocaleString("en")} inputs/s` +

@@ -2,16 +2,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import pkg from "../package.json" with { type: "json" };
 import { main } from "../src/program.js";
 import type { FuzzSummary } from "../src/summary.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ivm-fuzz-cli-"));
 const file = (name: string): string => join(dir, name);
-const VERSION = (
-  JSON.parse(readFileSync(join(import.meta.dirname, "../package.json"), "utf8")) as {
-    version: string;
-  }
-).version;
+const VERSION = pkg.version;
 
 async function fuzz(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";
