@@ -94,7 +94,7 @@ describe("ivm-demo output", () => {
     expect(r.out).toMatch(/^[ -~\n]*$/); // ASCII only into a pipe: one byte per column
     for (const s of STRATEGIES) expect(r.out).toContain(s.name);
     expect(r.out).toContain("| GPADL msgs rx+tx | 147 + 10");
-  });
+  }, 60_000);
 
   it("prints one JSON document, and its results fit 100 columns or the --wide table", () => {
     const r = demo([...small, "--json", "--strategy", "vmalloc-remap,vtom-pte", "--rx-sections", "500"]);
@@ -124,7 +124,7 @@ describe("ivm-demo output", () => {
     expect(widest(table)).toBeLessThanOrEqual(100);
     expect(widest(transposedTables(many, 100, { ascii: true }))).toBeGreaterThan(80); // uses the room
     expect(widest(comparisonTable(many, { ascii: true }))).toBeGreaterThan(150);
-  });
+  }, 60_000);
 });
 
 describe("one demo run", () => {
