@@ -2,10 +2,12 @@
 // netvsc_init_buf, __netvsc_get_ringparam / netvsc_set_ringparam, netvsc_alloc_recv_comp_ring and the
 // queue stop/wake hysteresis of netvsc_send_pkt / netvsc_send_tx_complete.
 
+import { HV_HYP_PAGE_SIZE } from "@ivm/vmbus";
 import { type NetvscResult, ok, reject } from "./errors.js";
 import { NVSP_PROTOCOL_VERSION, NVSP_STATUS, type RecvBufSection } from "./nvsp.js";
 
-export const PAGE_SIZE = 4096;
+/** The page unit of buffer sizes, GPA ranges and PFNs on the wire: VMBus's HV_HYP_PAGE_SIZE, not declared again. */
+export const PAGE_SIZE: typeof HV_HYP_PAGE_SIZE = HV_HYP_PAGE_SIZE;
 const MiB = 1024 * 1024;
 
 /** NETVSC_RECEIVE_BUFFER_SIZE: the most a host accepts (31 MiB). */

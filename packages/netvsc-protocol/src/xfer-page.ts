@@ -1,17 +1,21 @@
 // Transfer-page packets: how the host tells the guest which parts of the receive buffer hold new RNDIS
 // messages. Layout mirrors `struct vmtransfer_page_packet_header` (include/linux/hyperv.h); the checks
 // mirror netvsc_receive (drivers/net/hyperv/netvsc.c) after "Copy packets sent by Hyper-V out of the
-// receive buffer" (0ba35fe91ce3, Jan 2021). VMBus owns the descriptor format; these offsets are local
-// on purpose so this module stays independent of the VMBus layer.
+// receive buffer" (0ba35fe91ce3, Jan 2021). VMBus owns the descriptor and the packet's encoder; the
+// constants below are VMBus's, imported and re-exported, never declared twice.
 
+import {
+  encodeTransferPagePacket,
+  VM_PKT,
+  VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+  VMPACKET_DESCRIPTOR_SIZE,
+  XFER_PAGE_HEADER_SIZE,
+} from "@ivm/vmbus";
 import { type NetvscResult, ok, reject } from "./errors.js";
 import { encodeNvspMessage, NVSP_HEADER_SIZE, NVSP_MSG_TYPE, NVSP_STATUS } from "./nvsp.js";
 import { checkU16, checkU32, checkU64, view } from "./wire.js";
 
-/** `struct vmpacket_descriptor`: type u16, offset8 u16, len8 u16, flags u16, trans_id u64. */
-export const VMPACKET_DESCRIPTOR_SIZE = 16;
-/** offsetof(struct vmtransfer_page_packet_header, ranges). */
-export const XFER_PAGE_HEADER_SIZE = 24;
+export { VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, VMPACKET_DESCRIPTOR_SIZE, XFER_PAGE_HEADER_SIZE };
 /**
  * The kernel rejects `offset8 << 3 < sizeof(struct vmtransfer_page_packet_header)`. That sizeof was 32
  * while `ranges` was declared `[1]`, and is 24 since it became a flexible array member (2023); the
@@ -20,10 +24,8 @@ export const XFER_PAGE_HEADER_SIZE = 24;
 export const XFER_PAGE_HEADER_MIN_SIZE = 24;
 /** sizeof(struct vmtransfer_page_range): byte_count u32, byte_offset u32. */
 export const XFER_PAGE_RANGE_SIZE = 8;
-/** VM_PKT_DATA_USING_XFER_PAGES. */
-export const VM_PKT_DATA_USING_XFER_PAGES = 7;
-/** VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED. */
-export const VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED = 1;
+/** VM_PKT_DATA_USING_XFER_PAGES (VMBus's `VM_PKT.DATA_USING_XFER_PAGES`). */
+export const VM_PKT_DATA_USING_XFER_PAGES: typeof VM_PKT.DATA_USING_XFER_PAGES = VM_PKT.DATA_USING_XFER_PAGES;
 /** NETVSC_RECEIVE_BUFFER_ID: the transfer page set id the guest gave with SEND_RECV_BUF. */
 export const XFER_PAGESET_ID = 0xcafe;
 /** NVSP_RSC_MAX = NETVSC_MAX_XFER_PAGE_RANGES: the most ranges (RSC fragments) a host should send. */
@@ -175,24 +177,17 @@ export function encodeXferPagePacket(input: {
       sendBufSectionIndex: 0xffff_ffff,
       sendBufSectionSize: 0,
     });
-  const headerLen = xferHeaderSize(input.ranges.length);
-  const offset8 = Math.ceil(headerLen / 8);
-  const len8 = Math.ceil((offset8 * 8 + nvsp.length) / 8);
+  const len8 = Math.ceil((xferHeaderSize(input.ranges.length) + nvsp.length) / 8);
   if (len8 > 0xffff) throw new RangeError(`transfer-page packet of ${len8 * 8} bytes is too long`);
-  const buf = new Uint8Array(len8 * 8);
-  const dv = view(buf);
-  dv.setUint16(0, VM_PKT_DATA_USING_XFER_PAGES, true);
-  dv.setUint16(2, offset8, true);
-  dv.setUint16(4, len8, true);
-  dv.setUint16(6, checkU16("flags", input.flags ?? VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED), true);
-  dv.setBigUint64(8, checkU64("transactionId", input.transactionId), true);
-  dv.setUint16(16, checkU16("pagesetId", input.pagesetId ?? XFER_PAGESET_ID), true);
-  dv.setUint32(20, input.ranges.length, true);
-  input.ranges.forEach((r, i) => {
-    const at = XFER_PAGE_HEADER_SIZE + i * XFER_PAGE_RANGE_SIZE;
-    dv.setUint32(at, checkU32("length", r.length), true);
-    dv.setUint32(at + 4, checkU32("offset", r.offset), true);
+  return encodeTransferPagePacket({
+    pagesetId: checkU16("pagesetId", input.pagesetId ?? XFER_PAGESET_ID),
+    senderOwns: false,
+    ranges: input.ranges.map((r) => ({
+      byteCount: checkU32("length", r.length),
+      byteOffset: checkU32("offset", r.offset),
+    })),
+    transId: checkU64("transactionId", input.transactionId),
+    flags: checkU16("flags", input.flags ?? VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED),
+    payload: nvsp,
   });
-  buf.set(nvsp, offset8 * 8);
-  return buf;
 }

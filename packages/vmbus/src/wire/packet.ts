@@ -305,20 +305,26 @@ export interface TransferPagePacket {
   readonly ranges: readonly TransferPageRange[];
 }
 
-/** A VM_PKT_DATA_USING_XFER_PAGES packet as netvsp sends it: offset8 = len8 = (24 + 8n)/8. */
+/**
+ * A VM_PKT_DATA_USING_XFER_PAGES packet: offset8 = (24 + 8n)/8, then the device's `payload` (netvsc's
+ * NVSP message; none by default, so len8 = offset8), padded to 8 bytes. The one encoder of this packet.
+ */
 export function encodeTransferPagePacket(p: {
   readonly pagesetId: number;
   readonly senderOwns: boolean;
   readonly ranges: readonly TransferPageRange[];
   readonly transId: bigint;
   readonly flags: number;
+  readonly payload?: Uint8Array;
 }): Uint8Array {
-  const size = XFER_PAGE_HEADER_SIZE + 8 * p.ranges.length;
+  const header = XFER_PAGE_HEADER_SIZE + 8 * p.ranges.length;
+  const size = Math.ceil((header + (p.payload?.length ?? 0)) / 8) * 8;
   invariant(size <= MAX_PACKET_LEN, "transfer page packet too large");
   const out = new Uint8Array(size);
+  if (p.payload) out.set(p.payload, header);
   writePacketDescriptor(out, 0, {
     type: VM_PKT.DATA_USING_XFER_PAGES,
-    offset8: size >> 3,
+    offset8: header >> 3,
     len8: size >> 3,
     flags: p.flags,
     transId: p.transId,
