@@ -197,7 +197,7 @@ export function teardownSendGpadl(nv: NetvscDev): void {
 
 /** netvsc_device_remove tears the GPADLs down after vmbus_close only on hosts from Windows 10 on. */
 export function gpadlTeardownAfterClose(nv: NetvscDev): boolean {
-  return nv.env.channel.connection.version >= VMBUS_VERSION.WIN10;
+  return nv.env.channel.vmbusVersion >= VMBUS_VERSION.WIN10;
 }
 
 /** hv_unmap_memory of both buffers (done in netvsc_device_remove / the add error path, not under RCU). */

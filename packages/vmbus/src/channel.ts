@@ -4,7 +4,6 @@
  * (vmbus_sendpacket_getid, vmbus_sendpacket_pagebuffer, vmbus_sendpacket_mpb_desc), the receive side
  * (vmbus_recvpacket, foreach_vmbus_pkt over hv_pkt_iter_*) and the rescind state.
  */
-import type { VmbusConnection } from "./connection.js";
 import { err, ok, type Result, VmbusError } from "./errors.js";
 import {
   type EstablishGpadlOptions,
@@ -26,6 +25,7 @@ import {
   vmbusAllocRing,
   vmbusFreeRingPages,
 } from "./ring/ring-buffer.js";
+import type { ChannelTransport } from "./transport.js";
 import {
   CHANNELMSG,
   encodeChannelMessage,
@@ -101,7 +101,8 @@ interface OpenRings {
 }
 
 export class VmbusChannel {
-  readonly connection: VmbusConnection;
+  /** The connection's message path (vmbus_post_msg, chn_msg_list): internal, never exposed. */
+  readonly #conn: ChannelTransport;
   /** The offer (decoded from the host's bytes, a private copy). */
   readonly offer: OfferChannelMessage;
   readonly relid: number;
@@ -119,10 +120,15 @@ export class VmbusChannel {
   private pendingInterrupt = false;
   private readonly rescindListeners: ((c: VmbusChannel) => void)[] = [];
 
-  constructor(connection: VmbusConnection, offer: OfferChannelMessage) {
-    this.connection = connection;
+  constructor(transport: ChannelTransport, offer: OfferChannelMessage) {
+    this.#conn = transport;
     this.offer = offer;
     this.relid = offer.childRelid;
+  }
+
+  /** The VMBus protocol version the connection negotiated (vmbus_proto_version). */
+  get vmbusVersion(): number {
+    return this.#conn.version();
   }
 
   /** The ring GPADL (channel->ringbuffer_gpadlhandle) while open. */
@@ -163,17 +169,17 @@ export class VmbusChannel {
 
   /** vmbus_establish_gpadl (HV_GPADL_BUFFER) over `size` bytes at `va`. */
   establishGpadl(va: number, size: number, options: EstablishGpadlOptions = {}): GpadlEstablishResult {
-    return establishGpadl(this.connection, this, va, size, options);
+    return establishGpadl(this.#conn, this, va, size, options);
   }
 
   /** vmbus_teardown_gpadl; `mustLeak` says the buffer may still be host-visible. */
   teardownGpadl(gpadl: Gpadl): GpadlTeardownResult {
-    return teardownGpadl(this.connection, this, gpadl);
+    return teardownGpadl(this.#conn, this, gpadl);
   }
 
   /** Moves a GPADL onto another mapping of the same pages (see rebaseGpadl). */
   rebaseGpadl(gpadl: Gpadl, newVa: number): Result<void> {
-    return rebaseGpadl(this.connection, gpadl, newVa);
+    return rebaseGpadl(this.#conn, gpadl, newVa);
   }
 
   /* ---- open / close ----------------------------------------------------------------------- */
@@ -188,7 +194,7 @@ export class VmbusChannel {
     if (this.rescinded) return err("ENODEV", "rescinded", "channel was rescinded");
     if (this.state !== "open-state") return err("EINVAL", "bad-state", `open in state ${this.state}`);
     const userData = options.userData ?? new Uint8Array(0);
-    const alloc = vmbusAllocRing(this.connection.memory, options.sendRingSize, options.recvRingSize);
+    const alloc = vmbusAllocRing(this.#conn.memory, options.sendRingSize, options.recvRingSize);
     if (!alloc.ok) return alloc;
     const rings: OpenRings = {
       pages: alloc.value,
@@ -207,7 +213,7 @@ export class VmbusChannel {
 
   /** __vmbus_open. */
   private openInternal(rings: OpenRings, options: ChannelOpenOptions, userData: Uint8Array): Result<void> {
-    const conn = this.connection;
+    const conn = this.#conn;
     const memory = conn.memory;
     if (userData.length > MAX_USER_DEFINED_BYTES) {
       return err("EINVAL", "userdata-too-long", `${userData.length} bytes of user data, at most 120`);
@@ -303,7 +309,7 @@ export class VmbusChannel {
     if (this.state !== "opened" || rings === undefined) {
       return err("EINVAL", "not-open", `close in state ${this.state}`);
     }
-    const conn = this.connection;
+    const conn = this.#conn;
     this.callback = undefined; // vmbus_reset_channel_cb
     this.pendingInterrupt = false;
     this.state = "open-state";
@@ -336,7 +342,7 @@ export class VmbusChannel {
 
   /** vmbus_free_ring: hv_ringbuffer_cleanup on both rings, then the pages unless decrypted. */
   private freeRing(rings: OpenRings): CloseResult {
-    const memory = this.connection.memory;
+    const memory = this.#conn.memory;
     if (rings.outbound !== undefined) hvRingbufferCleanup(memory, rings.outbound);
     if (rings.inbound !== undefined) hvRingbufferCleanup(memory, rings.inbound);
     rings.outbound = undefined;
@@ -370,7 +376,7 @@ export class VmbusChannel {
 
   private signalHost(): void {
     this.counters.signals++;
-    this.connection.synic.signalHost(this.relid);
+    this.#conn.signalHost(this.relid);
   }
 
   /**
@@ -487,6 +493,6 @@ export class VmbusChannel {
   releaseIfIdle(): void {
     if (!this.rescinded || this.released || this.state !== "open-state") return;
     this.released = true;
-    this.connection.releaseRelid(this);
+    this.#conn.releaseRelid(this);
   }
 }

@@ -14,6 +14,7 @@ import { DEFAULT_VMBUS_DEVICES, isValidOffer, type VmbusDeviceEntry } from "./ch
 import { err, ok, type Result } from "./errors.js";
 import type { Scheduler } from "./scheduler.js";
 import { HV_POST_STATUS, type SynicLink } from "./synic.js";
+import type { ChannelTransport, PendingRequest } from "./transport.js";
 import {
   CHANNELMSG,
   type ChannelMessage,
@@ -93,18 +94,6 @@ export interface VmbusConnectionCounters {
   teardownPostErrorsSwallowed: number;
 }
 
-/** An entry of vmbus_connection.chn_msg_list: a request waiting for its reply. */
-export interface PendingRequest {
-  readonly msgtype: number;
-  /** msginfo->waiting_channel: a rescind of this channel wakes the request without a reply. */
-  readonly channel: VmbusChannel | undefined;
-  readonly childRelid: number;
-  readonly gpadl: number;
-  readonly openId: number;
-  response: ChannelMessage | undefined;
-  done: boolean;
-}
-
 export interface VmbusConnectionOptions {
   readonly memory: GuestMemory;
   readonly hyperv: HypervLayer;
@@ -154,10 +143,27 @@ export class VmbusConnection {
   private readonly offerListeners: ((c: VmbusChannel) => void)[] = [];
   private nextGpadl = GPADL_HANDLE_START;
   private readonly removePollers: (() => void)[];
+  /** What channels and GPADLs get of the connection: its message path, nothing else. */
+  readonly #transport: ChannelTransport;
 
   constructor(options: VmbusConnectionOptions) {
     this.memory = options.memory;
     this.hyperv = options.hyperv;
+    this.#transport = {
+      memory: this.memory,
+      hyperv: this.hyperv,
+      version: () => this.version,
+      postMessage: (bytes) => this.postMessage(bytes),
+      addPending: (p) => this.#addPending(p),
+      removePending: (req) => this.#removePending(req),
+      waitFor: (req, what) => this.#waitFor(req, what),
+      allocGpadlHandle: () => this.#allocGpadlHandle(),
+      countTeardownPostErrorSwallowed: () => {
+        this.counters.teardownPostErrorsSwallowed++;
+      },
+      signalHost: (relid) => this.synic.signalHost(relid),
+      releaseRelid: (channel) => this.#releaseRelid(channel),
+    };
     this.scheduler = options.scheduler;
     this.synic = options.synic;
     this.devices = options.devices ?? DEFAULT_VMBUS_DEVICES;
@@ -250,7 +256,7 @@ export class VmbusConnection {
 
   /** vmbus_negotiate_version: true when the host supports `version`. */
   private negotiateVersion(version: number): Result<boolean> {
-    const req = this.addPending({ msgtype: CHANNELMSG.INITIATE_CONTACT, channel: undefined });
+    const req = this.#addPending({ msgtype: CHANNELMSG.INITIATE_CONTACT, channel: undefined });
     this.state = "connecting";
     const posted = this.postMessage(
       encodeChannelMessage({
@@ -265,11 +271,11 @@ export class VmbusConnection {
       }),
     );
     if (!posted.ok) {
-      this.removePending(req);
+      this.#removePending(req);
       return posted;
     }
-    const w = this.waitFor(req, "VERSION_RESPONSE");
-    this.removePending(req);
+    const w = this.#waitFor(req, "VERSION_RESPONSE");
+    this.#removePending(req);
     if (!w.ok) return w;
     const resp = req.response as VersionResponseMessage;
     if (resp.versionSupported === 0) return ok(false);
@@ -321,9 +327,9 @@ export class VmbusConnection {
   /* ---- chn_msg_list ------------------------------------------------------------------------ */
 
   /** Adds a request to chn_msg_list (before posting, as the kernel does). */
-  addPending(p: {
+  #addPending(p: {
     readonly msgtype: number;
-    readonly channel: VmbusChannel | undefined;
+    readonly channel: { readonly relid: number } | undefined;
     readonly gpadl?: number;
     readonly openId?: number;
   }): PendingRequest {
@@ -340,18 +346,18 @@ export class VmbusConnection {
     return req;
   }
 
-  removePending(req: PendingRequest): void {
+  #removePending(req: PendingRequest): void {
     const i = this.pending.indexOf(req);
     if (i >= 0) this.pending.splice(i, 1);
   }
 
   /** wait_for_completion(&msginfo->waitevent), bounded by the scheduler. */
-  waitFor(req: PendingRequest, what: string): Result<number> {
+  #waitFor(req: PendingRequest, what: string): Result<number> {
     return this.scheduler.runUntil(() => req.done, what);
   }
 
   /** atomic_inc_return(&next_gpadl_handle) − 1: handed out even when establishment then fails. */
-  allocGpadlHandle(): number {
+  #allocGpadlHandle(): number {
     const h = this.nextGpadl;
     this.nextGpadl = (this.nextGpadl + 1) >>> 0;
     this.counters.gpadlHandles++;
@@ -359,7 +365,7 @@ export class VmbusConnection {
   }
 
   /** vmbus_release_relid: tell the host the guest is done with a rescinded channel. */
-  releaseRelid(channel: VmbusChannel): Result<void> {
+  #releaseRelid(channel: { readonly relid: number }): Result<void> {
     this.channelsByRelid.delete(channel.relid);
     return this.postMessage(encodeChannelMessage({ kind: "relid-released", childRelid: channel.relid }));
   }
@@ -485,7 +491,7 @@ export class VmbusConnection {
       this.drop("duplicate-offer");
       return;
     }
-    const channel = new VmbusChannel(this, offer);
+    const channel = new VmbusChannel(this.#transport, offer);
     this.channelsByRelid.set(offer.childRelid, channel);
     for (const l of this.offerListeners.slice()) l(channel);
   }

@@ -12,8 +12,8 @@
 import { HypercallError } from "@ivm/hypercall";
 import { MemoryError, PAGE_SIZE } from "@ivm/memory";
 import type { VmbusChannel } from "./channel.js";
-import type { VmbusConnection } from "./connection.js";
 import { err, invariant, ok, type Result, type VmbusErrno, VmbusError } from "./errors.js";
+import type { ChannelTransport } from "./transport.js";
 import { CHANNELMSG, encodeChannelMessage, type GpadlCreatedMessage } from "./wire/channel-message.js";
 import { createGpadlMessages } from "./wire/gpadl.js";
 
@@ -91,7 +91,7 @@ function fromHypercall(e: unknown): VmbusError {
 
 /** __vmbus_establish_gpadl over `size` bytes at `va` for `channel`. */
 export function establishGpadl(
-  conn: VmbusConnection,
+  conn: ChannelTransport,
   channel: VmbusChannel,
   va: number,
   size: number,
@@ -184,7 +184,7 @@ export function establishGpadl(
  * ran out (ETIMEDOUT) is reported after the re-encryption was attempted.
  */
 export function teardownGpadl(
-  conn: VmbusConnection,
+  conn: ChannelTransport,
   channel: VmbusChannel,
   gpadl: Gpadl,
 ): GpadlTeardownResult {
@@ -226,7 +226,7 @@ export function teardownGpadl(
       return { ok: false, error: fromHypercall(e), mustLeak: true };
     }
   }
-  if (postError !== undefined) conn.counters.teardownPostErrorsSwallowed++;
+  if (postError !== undefined) conn.countTeardownPostErrorSwallowed();
   if (timeout !== undefined) return { ok: false, error: timeout, mustLeak: rec.decrypted };
   return { ok: true, mustLeak: false };
 }
@@ -236,7 +236,7 @@ export function teardownGpadl(
  * for a vmap_pfn alias). Every page of `newVa` must map the PFN the host was given; otherwise nothing
  * changes and the result is EINVAL. Teardown then re-encrypts through `newVa`.
  */
-export function rebaseGpadl(conn: VmbusConnection, gpadl: Gpadl, newVa: number): Result<void> {
+export function rebaseGpadl(conn: ChannelTransport, gpadl: Gpadl, newVa: number): Result<void> {
   const rec = recordOf(gpadl);
   for (let i = 0; i < rec.pages; i++) {
     let pfn: number;

@@ -11,10 +11,6 @@ export {
   HV_IDE_GUID,
   HV_NIC_GUID,
   HV_SCSI_GUID,
-  isConfidentialExternalMemory,
-  isConfidentialRingBuffer,
-  isHvsockOffer,
-  isValidOffer,
   type VmbusDeviceEntry,
 } from "./channel-offer.js";
 export {
@@ -23,32 +19,30 @@ export {
   MAX_CHANNEL_RELIDS,
   type MessageDirection,
   type MessageEvent,
-  type PendingRequest,
-  POST_MSG_MAX_TRIES,
   VMBUS_VERSIONS,
   VmbusConnection,
   type VmbusConnectionCounters,
   type VmbusConnectionOptions,
 } from "./connection.js";
 export {
-  err,
-  invariant,
-  ok,
   type Result,
   type VmbusErrno,
   VmbusError,
   VmbusInvariantError,
 } from "./errors.js";
-export {
-  type EstablishGpadlOptions,
-  type Gpadl,
-  type GpadlEstablishResult,
-  type GpadlTeardownResult,
-  type GpadlType,
-  gpadlPfns,
+export type {
+  EstablishGpadlOptions,
+  Gpadl,
+  GpadlEstablishResult,
+  GpadlTeardownResult,
+  GpadlType,
 } from "./gpadl.js";
-export { type RequestRejectCounters, type RequestRejectReason, RequestTable } from "./request-table.js";
-export { GuestRingMem } from "./ring/guest-ring-mem.js";
+export {
+  type RequestRejectCounters,
+  type RequestRejectReason,
+  RequestTable,
+} from "./request-table.js";
+
 export {
   type ClampReason,
   type IncomingPacket,
@@ -66,39 +60,29 @@ export {
   type RingWriteOk,
   type SendOptions,
 } from "./ring/outgoing.js";
-export {
-  type GuestRingBuffer,
-  hvRingbufferCleanup,
-  hvRingbufferInit,
-  RING_TAGS,
-  type RingPages,
-  vmbusAllocRing,
-  vmbusFreeRingPages,
-} from "./ring/ring-buffer.js";
+export { RING_TAGS } from "./ring/ring-buffer.js";
 export {
   bytesToRead,
   bytesToWrite,
-  checkRingAccess,
   checkRingIndex,
   FlatRingMem,
   initRingHeader,
-  type RingIndexProblem,
   type RingMem,
 } from "./ring/ring-mem.js";
-export { type Poll, Scheduler, type SchedulerCounters, type SchedulerOptions } from "./scheduler.js";
+export {
+  type Poll,
+  Scheduler,
+  type SchedulerCounters,
+  type SchedulerOptions,
+} from "./scheduler.js";
 export {
   HV_POST_STATUS,
-  type PostStatusHook,
   type SynicCounters,
   SynicLink,
-  type SynicLinkOptions,
 } from "./synic.js";
 export {
   guidFromString,
   guidToString,
-  MAX_SAFE_U64_NUMBER,
-  readU64Number,
-  writeU64Number,
 } from "./wire/bytes.js";
 export {
   type AllOffersDeliveredMessage,
@@ -133,24 +117,19 @@ export {
   VMBUS_VERSION,
 } from "./wire/channel-message.js";
 export {
-  createGpadlMessages,
   decodePfnArray,
   GPA_RANGE_HEADER_SIZE,
   GPADL_BODY_MAX_PFNS,
-  GPADL_HANDLE_START,
   GPADL_HEADER_MAX_PFNS,
   type GpadlMessages,
   type GpadlMessagesInput,
   gpadlMessageCount,
-  gpadlRangeBufLen,
   HV_HYP_PAGE_SIZE,
 } from "./wire/gpadl.js";
 export {
   decodeGpaDirectPacket,
   decodeTransferPagePacket,
   encodeCompletionPacket,
-  encodeInbandPacket,
-  encodeMpbDescriptor,
   encodePageBufferDescriptor,
   encodeTransferPagePacket,
   GPA_DIRECT_HEADER_SIZE,
@@ -165,8 +144,6 @@ export {
   type MpbRange,
   mpbRangesFromPageBuffers,
   type PacketDescriptor,
-  pagesSpanned,
-  readPacketDescriptor,
   type TransferPagePacket,
   type TransferPageRange,
   VM_PKT,
@@ -185,5 +162,4 @@ export {
   type RingHeaderField,
   VMBUS_DEFAULT_MAX_PKT_SIZE,
   VMBUS_PKT_TRAILER,
-  writeTrailer,
 } from "./wire/ring-header.js";
