@@ -1,6 +1,6 @@
 import type { HypercallEvent } from "@ivm/hypercall";
 import type { GuestMemory, VmArea } from "@ivm/memory";
-import { decodeChannelMessage, decodePfnArray, type MessageEvent } from "@ivm/vmbus";
+import { CHANNELMSG, channelMessageName, type VmbusTraceEvent } from "@ivm/vmbus";
 import type { StrategyCallCost } from "./measured-strategy.js";
 import type { Nic, NicOptions, Vm } from "./vm.js";
 
@@ -43,18 +43,6 @@ export interface DeviceAddCost {
   readonly order10Failures: number;
   readonly timeline: readonly TimelineEntry[];
 }
-
-const MESSAGE_NAMES: Record<number, string> = {
-  1: "offer",
-  5: "open channel",
-  6: "open result",
-  7: "close channel",
-  8: "GPADL header",
-  9: "GPADL body",
-  10: "GPADL created",
-  11: "GPADL teardown",
-  12: "GPADL torndown",
-};
 
 function windows(start: number, bytes: number): number {
   const w = 2 * 1024 * 1024;
@@ -99,29 +87,28 @@ export function addNicMeasured(
     hypercallsBy.set(e.owner, (hypercallsBy.get(e.owner) ?? 0) + 1);
     push("hypercall", `${e.visibility === 0 ? "make private" : "make visible"}: ${e.owner}`);
   });
-  const offMsg = vm.conn.onMessage((e: MessageEvent) => {
-    if (e.direction !== "guest-to-host") return;
-    channelMessages++;
-    // Decoded with VMBus's own codecs, not re-read at hand-kept offsets.
-    const decoded = decodeChannelMessage(e.bytes);
-    const msg = decoded.ok ? decoded.value : undefined;
-    if (msg?.kind === "gpadl-header" || msg?.kind === "gpadl-body") {
-      gpadlMessages++;
-      const handle = msg.gpadl;
-      if (msg.kind === "gpadl-header") {
-        // gpa_range: byte_count u32, byte_offset u32, then the PFNs; the first names the buffer.
-        const pfns = decodePfnArray(msg.rangeData.subarray(8, 16));
-        const pfn = pfns.ok ? pfns.value[0] : undefined;
-        if (pfn !== undefined) {
-          gpadlOwner.set(handle, vm.memory.phys.pfnValid(pfn) ? vm.memory.buddy.ownerOf(pfn) : "?");
-          gpadlFirstPfn.set(handle, pfn);
-        }
+  // VMBus's own trace events (its tracepoints): no channel-message bytes are decoded here.
+  const gpadlMessage = (handle: number, name: string): void => {
+    gpadlMessages++;
+    gpadlMessagesBy.set(handle, (gpadlMessagesBy.get(handle) ?? 0) + 1);
+    push("gpadl", `${name}: ${gpadlOwner.get(handle) ?? "?"}`);
+  };
+  const offMsg = vm.conn.onTrace((e: VmbusTraceEvent) => {
+    if (e.kind === "message") {
+      if (e.direction !== "guest-to-host") return;
+      channelMessages++;
+      // The GPADL messages are counted from their own events, which carry the handle and the PFNs.
+      if (e.type !== CHANNELMSG.GPADL_HEADER && e.type !== CHANNELMSG.GPADL_BODY) push("channel", e.name);
+    } else if (e.kind === "establish-gpadl-header") {
+      // The first PFN names the buffer.
+      const pfn = e.pfns[0];
+      if (pfn !== undefined) {
+        gpadlOwner.set(e.handle, vm.memory.phys.pfnValid(pfn) ? vm.memory.buddy.ownerOf(pfn) : "?");
+        gpadlFirstPfn.set(e.handle, pfn);
       }
-      const owner = gpadlOwner.get(handle) ?? "?";
-      gpadlMessagesBy.set(handle, (gpadlMessagesBy.get(handle) ?? 0) + 1);
-      push("gpadl", `${MESSAGE_NAMES[e.type]}: ${owner}`);
-    } else {
-      push("channel", MESSAGE_NAMES[e.type] ?? `type ${e.type}`);
+      gpadlMessage(e.handle, channelMessageName(CHANNELMSG.GPADL_HEADER));
+    } else if (e.kind === "establish-gpadl-body") {
+      gpadlMessage(e.handle, channelMessageName(CHANNELMSG.GPADL_BODY));
     }
   });
   const tables = vm.memory.pageTables.totalTablePages;

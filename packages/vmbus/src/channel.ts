@@ -272,19 +272,22 @@ export class VmbusChannel {
       return freeGpadl(e);
     };
     if (this.rescinded) return finish(new VmbusError("ENODEV", "rescinded", "rescinded before OPENCHANNEL"));
-    const posted = conn.postMessage(
-      encodeChannelMessage({
-        kind: "open-channel",
-        childRelid: this.relid,
-        openId,
-        ringBufferGpadlHandle: rings.gpadl.handle,
-        targetVp: options.targetVp ?? 0,
-        // hv_ring_gpadl_send_hvpgoffset: the inbound ring's page offset inside the ring GPADL.
-        downstreamRingBufferPageOffset: sendPages,
-        userData,
-      }),
-    );
+    const openMsg = encodeChannelMessage({
+      kind: "open-channel",
+      childRelid: this.relid,
+      openId,
+      ringBufferGpadlHandle: rings.gpadl.handle,
+      targetVp: options.targetVp ?? 0,
+      // hv_ring_gpadl_send_hvpgoffset: the inbound ring's page offset inside the ring GPADL.
+      downstreamRingBufferPageOffset: sendPages,
+      userData,
+    });
+    const posted = conn.postMessage(openMsg);
     if (!posted.ok) return finish(posted.error);
+    if (conn.tracing()) {
+      const ringGpadlHandle = rings.gpadl.handle;
+      conn.trace({ kind: "open", relid: this.relid, openId, ringGpadlHandle, bytes: openMsg });
+    }
     const w = conn.waitFor(req, "OPENCHANNEL_RESULT");
     if (!w.ok) return finish(w.error);
     conn.removePending(req);
@@ -314,7 +317,9 @@ export class VmbusChannel {
     this.pendingInterrupt = false;
     this.state = "open-state";
     let failure: VmbusError | undefined;
-    const posted = conn.postMessage(encodeChannelMessage({ kind: "close-channel", childRelid: this.relid }));
+    const closeMsg = encodeChannelMessage({ kind: "close-channel", childRelid: this.relid });
+    const posted = conn.postMessage(closeMsg);
+    if (posted.ok && conn.tracing()) conn.trace({ kind: "close", relid: this.relid, bytes: closeMsg });
     if (!posted.ok) {
       // "If we failed to post the close msg, it is perhaps better to leak memory."
       failure = posted.error;

@@ -14,10 +14,12 @@ import { DEFAULT_VMBUS_DEVICES, isValidOffer, type VmbusDeviceEntry } from "./ch
 import { err, ok, type Result } from "./errors.js";
 import type { Scheduler } from "./scheduler.js";
 import { HV_POST_STATUS, type SynicLink } from "./synic.js";
+import type { MessageDirection, VmbusTraceEvent } from "./trace.js";
 import type { ChannelTransport, PendingRequest } from "./transport.js";
 import {
   CHANNELMSG,
   type ChannelMessage,
+  channelMessageName,
   decodeChannelMessage,
   encodeChannelMessage,
   type GpadlCreatedMessage,
@@ -49,8 +51,6 @@ export const MAX_CHANNEL_RELIDS = 2048;
 export const POST_MSG_MAX_TRIES = 100;
 /** VMBUS_MESSAGE_SINT, the SINT the guest asks the host to deliver messages on (5.0+). */
 const VMBUS_MESSAGE_SINT = 2;
-
-export type MessageDirection = "guest-to-host" | "host-to-guest";
 
 /** One channel message as it crossed the link (for timelines). `bytes` is a copy. */
 export interface MessageEvent {
@@ -140,6 +140,7 @@ export class VmbusConnection {
   private readonly channelsByRelid = new Map<number, VmbusChannel>();
   private readonly pending: PendingRequest[] = [];
   private readonly messageListeners: ((e: MessageEvent) => void)[] = [];
+  readonly #traceListeners: ((e: VmbusTraceEvent) => void)[] = [];
   private readonly offerListeners: ((c: VmbusChannel) => void)[] = [];
   private nextGpadl = GPADL_HANDLE_START;
   private readonly removePollers: (() => void)[];
@@ -163,6 +164,8 @@ export class VmbusConnection {
       },
       signalHost: (relid) => this.synic.signalHost(relid),
       releaseRelid: (channel) => this.#releaseRelid(channel),
+      tracing: () => this.#traceListeners.length > 0,
+      trace: (e) => this.#trace(e),
     };
     this.scheduler = options.scheduler;
     this.synic = options.synic;
@@ -194,6 +197,22 @@ export class VmbusConnection {
 
   received(type: number): number {
     return this.counters.received.get(type) ?? 0;
+  }
+
+  /**
+   * VMBus's tracepoints as typed events (see VmbusTraceEvent): every channel message, named, and the
+   * GPADL, open, teardown and close steps with their handles and PFNs. Returns an unsubscribe function.
+   */
+  onTrace(listener: (e: VmbusTraceEvent) => void): () => void {
+    this.#traceListeners.push(listener);
+    return () => {
+      const i = this.#traceListeners.indexOf(listener);
+      if (i >= 0) this.#traceListeners.splice(i, 1);
+    };
+  }
+
+  #trace(e: VmbusTraceEvent): void {
+    for (const l of this.#traceListeners.slice()) l(e);
   }
 
   /** Every message in either direction; returns an unsubscribe function. */
@@ -520,6 +539,8 @@ export class VmbusConnection {
   }
 
   private emit(direction: MessageDirection, type: number, bytes: Uint8Array): void {
+    if (this.#traceListeners.length > 0)
+      this.#trace({ kind: "message", direction, type, name: channelMessageName(type), bytes: bytes.slice() });
     if (this.messageListeners.length === 0) return;
     const e: MessageEvent = { direction, type, bytes: bytes.slice() };
     for (const l of this.messageListeners) l(e);

@@ -15,7 +15,7 @@ import type { VmbusChannel } from "./channel.js";
 import { err, invariant, ok, type Result, type VmbusErrno, VmbusError } from "./errors.js";
 import type { ChannelTransport } from "./transport.js";
 import { CHANNELMSG, encodeChannelMessage, type GpadlCreatedMessage } from "./wire/channel-message.js";
-import { createGpadlMessages } from "./wire/gpadl.js";
+import { createGpadlMessages, GPADL_BODY_MAX_PFNS, GPADL_HEADER_MAX_PFNS } from "./wire/gpadl.js";
 
 /** enum hv_gpadl_type: a ring's pagecount subtracts 2·(PAGE_SIZE − 4096), which is 0 on x86. */
 export type GpadlType = "buffer" | "ring";
@@ -141,7 +141,36 @@ export function establishGpadl(
     error = new VmbusError("ENODEV", "rescinded", "channel rescinded before the GPADL was posted");
   } else {
     let posted = conn.postMessage(msgs.header);
-    for (let i = 0; posted.ok && i < msgs.bodies.length; i++) posted = conn.postMessage(msgs.bodies[i]!);
+    const inHeader = Math.min(pages, GPADL_HEADER_MAX_PFNS);
+    if (posted.ok && conn.tracing()) {
+      const relid = channel.relid;
+      conn.trace({
+        kind: "establish-gpadl-header",
+        relid,
+        handle,
+        totalPfns: pages,
+        pfns: pfns.subarray(0, inHeader),
+        bytes: msgs.header,
+      });
+    }
+    let first = inHeader;
+    for (let i = 0; posted.ok && i < msgs.bodies.length; i++) {
+      const body = msgs.bodies[i]!;
+      posted = conn.postMessage(body);
+      const n = Math.min(GPADL_BODY_MAX_PFNS, pages - first);
+      if (posted.ok && conn.tracing()) {
+        const pfnsHere = pfns.subarray(first, first + n);
+        conn.trace({
+          kind: "establish-gpadl-body",
+          relid: channel.relid,
+          handle,
+          firstPfnIndex: first,
+          pfns: pfnsHere,
+          bytes: body,
+        });
+      }
+      first += n;
+    }
     if (!posted.ok) error = posted.error;
   }
   if (error === undefined) {
@@ -200,9 +229,14 @@ export function teardownGpadl(
   let postError: VmbusError | undefined;
   let timeout: VmbusError | undefined;
   if (!channel.rescinded) {
-    const posted = conn.postMessage(
-      encodeChannelMessage({ kind: "gpadl-teardown", childRelid: channel.relid, gpadl: rec.handle }),
-    );
+    const bytes = encodeChannelMessage({
+      kind: "gpadl-teardown",
+      childRelid: channel.relid,
+      gpadl: rec.handle,
+    });
+    const posted = conn.postMessage(bytes);
+    if (posted.ok && conn.tracing())
+      conn.trace({ kind: "teardown-gpadl", relid: channel.relid, handle: rec.handle, bytes });
     if (!posted.ok) postError = posted.error;
     else {
       const w = conn.waitFor(req, "GPADL_TORNDOWN");

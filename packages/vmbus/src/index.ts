@@ -17,7 +17,6 @@ export {
   type ConnectionState,
   type DropReason,
   MAX_CHANNEL_RELIDS,
-  type MessageDirection,
   type MessageEvent,
   VMBUS_VERSIONS,
   VmbusConnection,
@@ -80,6 +79,7 @@ export {
   type SynicCounters,
   SynicLink,
 } from "./synic.js";
+export { type MessageDirection, pfnRuns, type VmbusTraceEvent, type VmbusTraceKind } from "./trace.js";
 export {
   guidFromString,
   guidToString,
@@ -93,6 +93,7 @@ export {
   type ChannelMessageKind,
   type ChannelMessageType,
   type CloseChannelMessage,
+  channelMessageName,
   decodeChannelMessage,
   encodeChannelMessage,
   type GpadlBodyMessage,

@@ -5,6 +5,7 @@
 import type { HypervLayer } from "@ivm/hypercall";
 import type { GuestMemory } from "@ivm/memory";
 import type { Result } from "./errors.js";
+import type { VmbusTraceEvent } from "./trace.js";
 import type { ChannelMessage } from "./wire/channel-message.js";
 
 /** An entry of vmbus_connection.chn_msg_list: a request waiting for its reply. */
@@ -42,6 +43,9 @@ export interface ChannelTransport {
   countTeardownPostErrorSwallowed(): void;
   /** vmbus_set_event: signal the host for this relid. */
   signalHost(relid: number): void;
+  /** Someone listens to the trace (build events only then). */
+  tracing(): boolean;
+  trace(event: VmbusTraceEvent): void;
   /** vmbus_release_relid. */
   releaseRelid(channel: { readonly relid: number }): Result<void>;
 }

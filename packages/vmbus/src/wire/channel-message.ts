@@ -35,6 +35,36 @@ export const CHANNELMSG = {
 } as const;
 export type ChannelMessageType = (typeof CHANNELMSG)[keyof typeof CHANNELMSG];
 
+/** What each message type is called in timelines and traces (the one name table). */
+const CHANNEL_MESSAGE_NAMES: Readonly<Record<number, string>> = {
+  [CHANNELMSG.OFFERCHANNEL]: "offer",
+  [CHANNELMSG.RESCIND_CHANNELOFFER]: "rescind",
+  [CHANNELMSG.REQUESTOFFERS]: "request offers",
+  [CHANNELMSG.ALLOFFERS_DELIVERED]: "all offers delivered",
+  [CHANNELMSG.OPENCHANNEL]: "open channel",
+  [CHANNELMSG.OPENCHANNEL_RESULT]: "open result",
+  [CHANNELMSG.CLOSECHANNEL]: "close channel",
+  [CHANNELMSG.GPADL_HEADER]: "GPADL header",
+  [CHANNELMSG.GPADL_BODY]: "GPADL body",
+  [CHANNELMSG.GPADL_CREATED]: "GPADL created",
+  [CHANNELMSG.GPADL_TEARDOWN]: "GPADL teardown",
+  [CHANNELMSG.GPADL_TORNDOWN]: "GPADL torndown",
+  [CHANNELMSG.RELID_RELEASED]: "relid released",
+  [CHANNELMSG.INITIATE_CONTACT]: "initiate contact",
+  [CHANNELMSG.VERSION_RESPONSE]: "version response",
+  [CHANNELMSG.UNLOAD]: "unload",
+  [CHANNELMSG.UNLOAD_RESPONSE]: "unload response",
+  [CHANNELMSG.TL_CONNECT_REQUEST]: "tl connect request",
+  [CHANNELMSG.MODIFYCHANNEL]: "modify channel",
+  [CHANNELMSG.TL_CONNECT_RESULT]: "tl connect result",
+  [CHANNELMSG.MODIFYCHANNEL_RESPONSE]: "modify channel response",
+};
+
+/** The message's name, or `type N` for a type the guest does not know (a host may send any u32). */
+export function channelMessageName(type: number): string {
+  return CHANNEL_MESSAGE_NAMES[type] ?? `type ${type}`;
+}
+
 /** HV_MESSAGE_PAYLOAD_BYTE_COUNT (drivers/hv/hyperv_vmbus.h MAX_SIZE_CHANNEL_MESSAGE). */
 export const MAX_SIZE_CHANNEL_MESSAGE = 240;
 /** struct vmbus_channel_message_header: msgtype u32 + padding u32. */
