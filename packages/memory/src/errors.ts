@@ -1,3 +1,5 @@
+import { IvmError } from "@ivm/errors";
+
 /** Errno-like codes the memory layer reports. */
 export type MemoryErrorCode = "EINVAL" | "ENOMEM" | "EFAULT" | "EBUSY";
 
@@ -5,14 +7,10 @@ export type MemoryErrorCode = "EINVAL" | "ENOMEM" | "EFAULT" | "EBUSY";
  * The memory layer's one error family. `reason` is a stable machine-readable tag (for counting and
  * tests); the message is for people.
  */
-export class MemoryError extends Error {
+export class MemoryError extends IvmError<string, MemoryErrorCode> {
   override readonly name: string = "MemoryError";
-  readonly code: MemoryErrorCode;
-  readonly reason: string;
   constructor(code: MemoryErrorCode, reason: string, message: string) {
-    super(`${code} ${reason}: ${message}`);
-    this.code = code;
-    this.reason = reason;
+    super("memory", code, reason, message);
   }
 }
 

@@ -1,3 +1,5 @@
+// The lab's one error type, re-exported by the lowest layer so every layer above can name it.
+export { ERRNO, type Errno, IvmError, type IvmLayer, isIvmError } from "@ivm/errors";
 export { BuddyAllocator, type BuddyBlock, Gfp, type PageAllocOptions } from "./buddy.js";
 export {
   formatKernelVa,

@@ -1,3 +1,5 @@
+import { ERRNO, IvmError } from "@ivm/errors";
+
 /**
  * Errno-like codes the netvsc layer reports. The kernel returns -EINVAL for a bad host reply during
  * buffer setup (netvsc_init_buf), -EPROTO when no NVSP version is accepted (netvsc_connect_vsp),
@@ -19,42 +21,30 @@ export type NetvscErrorCode =
   /** The model stopped waiting for a host that never answered (the kernel would sleep forever). */
   | "ETIMEDOUT";
 
-/** Numeric values as on x86-64 Linux, for reports that print `-22` the way the kernel logs do. */
+/** Numeric values as on x86-64 Linux (@ivm/errors' table), for reports that print `-22` as the kernel does. */
 export const NETVSC_ERRNO: { readonly [K in NetvscErrorCode]: number } = {
-  EINVAL: 22,
-  EPROTO: 71,
-  ENOMEM: 12,
-  ENOSPC: 28,
-  EAGAIN: 11,
-  ENODEV: 19,
-  EIO: 5,
-  EDQUOT: 122,
-  ENOBUFS: 105,
-  EFAULT: 14,
-  ETIMEDOUT: 110,
-} as const;
+  EINVAL: ERRNO.EINVAL,
+  EPROTO: ERRNO.EPROTO,
+  ENOMEM: ERRNO.ENOMEM,
+  ENOSPC: ERRNO.ENOSPC,
+  EAGAIN: ERRNO.EAGAIN,
+  ENODEV: ERRNO.ENODEV,
+  EIO: ERRNO.EIO,
+  EDQUOT: ERRNO.EDQUOT,
+  ENOBUFS: ERRNO.ENOBUFS,
+  EFAULT: ERRNO.EFAULT,
+  ETIMEDOUT: ERRNO.ETIMEDOUT,
+};
 
 /**
  * The netvsc layer's one error family. `reason` is a stable machine-readable tag (counted by the
  * driver and matched by tests); the message is for people. Decoders of host bytes return these inside
  * a {@link NetvscResult} rather than throwing, because a rejection is an expected, counted event.
  */
-export class NetvscError<R extends string = string> extends Error {
+export class NetvscError<R extends string = string> extends IvmError<R, NetvscErrorCode> {
   override readonly name: string = "NetvscError";
-  readonly code: NetvscErrorCode;
-  readonly reason: R;
   constructor(code: NetvscErrorCode, reason: R, message: string, options?: { readonly cause?: unknown }) {
-    super(
-      `${code} ${reason}: ${message}`,
-      options?.cause === undefined ? undefined : { cause: options.cause },
-    );
-    this.code = code;
-    this.reason = reason;
-  }
-
-  /** The negative errno the kernel function would return. */
-  get errno(): number {
-    return -NETVSC_ERRNO[this.code];
+    super("netvsc", code, reason, message, options);
   }
 }
 

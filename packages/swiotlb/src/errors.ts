@@ -1,16 +1,18 @@
+import { ERRNO, IvmError } from "@ivm/errors";
+
 /**
  * Errno-like codes the swiotlb layer reports. The kernel's swiotlb itself returns only -1 /
  * DMA_MAPPING_ERROR (the model does too, see `findSlots` and `tblMapSingle`); these codes cover what
  * the kernel would BUG_ON, spin on, or silently corrupt, which the model refuses loudly instead.
  */
-export const SWIOTLB_ERRNO = {
-  EINVAL: 22,
-  ENOMEM: 12,
-  EFAULT: 14,
-  EDEADLK: 35,
-} as const;
+export const SWIOTLB_ERRNO: { readonly [K in SwiotlbErrorCode]: number } = {
+  EINVAL: ERRNO.EINVAL,
+  ENOMEM: ERRNO.ENOMEM,
+  EFAULT: ERRNO.EFAULT,
+  EDEADLK: ERRNO.EDEADLK,
+};
 
-export type SwiotlbErrorCode = keyof typeof SWIOTLB_ERRNO;
+export type SwiotlbErrorCode = "EINVAL" | "ENOMEM" | "EFAULT" | "EDEADLK";
 
 /**
  * Who is at fault:
@@ -25,18 +27,12 @@ export type SwiotlbFault = "bad-caller" | "invariant" | "lockup";
  * The swiotlb layer's one error family. `reason` is a stable machine-readable tag (for counting and
  * tests); the message is for people.
  */
-export class SwiotlbError extends Error {
+export class SwiotlbError extends IvmError<string, SwiotlbErrorCode> {
   override readonly name: string = "SwiotlbError";
-  readonly code: SwiotlbErrorCode;
-  readonly errno: number;
   readonly fault: SwiotlbFault;
-  readonly reason: string;
   constructor(code: SwiotlbErrorCode, fault: SwiotlbFault, reason: string, message: string) {
-    super(`${code} ${reason}: ${message}`);
-    this.code = code;
-    this.errno = SWIOTLB_ERRNO[code];
+    super("swiotlb", code, reason, message);
     this.fault = fault;
-    this.reason = reason;
   }
 }
 

@@ -1,3 +1,5 @@
+import { IvmError } from "@ivm/errors";
+
 /**
  * Errno-like codes the VMBus layer reports, named after what the kernel's drivers/hv code returns
  * (`hv_ringbuffer_write` -EAGAIN/-ENODEV, `vmbus_sendpacket_pagebuffer` -EINVAL, `hv_ringbuffer_read`
@@ -27,14 +29,10 @@ export type VmbusErrno =
  * tests); the message is for people. Bad host input is reported with this type, never thrown as
  * anything else.
  */
-export class VmbusError extends Error {
+export class VmbusError extends IvmError<string, VmbusErrno> {
   override readonly name: string = "VmbusError";
-  readonly code: VmbusErrno;
-  readonly reason: string;
-  constructor(code: VmbusErrno, reason: string, message: string) {
-    super(`${code} ${reason}: ${message}`);
-    this.code = code;
-    this.reason = reason;
+  constructor(code: VmbusErrno, reason: string, message: string, options?: { readonly cause?: unknown }) {
+    super("vmbus", code, reason, message, options);
   }
 }
 

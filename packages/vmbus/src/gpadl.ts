@@ -84,7 +84,7 @@ function fromHypercall(e: unknown): VmbusError {
   if (e instanceof HypercallError) {
     const known: readonly VmbusErrno[] = ["EINVAL", "EFAULT", "EIO", "ENOMEM"];
     const code = (known as readonly string[]).includes(e.code) ? (e.code as VmbusErrno) : "EIO";
-    return new VmbusError(code, `set-memory:${e.reason}`, e.message);
+    return new VmbusError(code, `set-memory:${e.reason}`, e.message, { cause: e });
   }
   throw e;
 }
