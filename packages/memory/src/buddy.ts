@@ -1,6 +1,6 @@
 import { MAX_ORDER, PAGE_ALLOC_COSTLY_ORDER } from "./constants.js";
 import { invalid, MemoryError } from "./errors.js";
-import type { FaultInjector } from "./fault-injector.js";
+import type { FaultInjector, FaultSite } from "./fault-injector.js";
 import { PageFlag, type PhysicalMemory } from "./phys.js";
 
 /** The gfp bits the model gives meaning to. */
@@ -27,6 +27,10 @@ export interface BuddyBlock {
 }
 
 const NIL = -1;
+/** Free-list links of pfns that are not multiples of 1024 live in chunks of 2^16 pages, made on first use. */
+const LINK_CHUNK_SHIFT = 16;
+const LINK_CHUNK_MASK = (1 << LINK_CHUNK_SHIFT) - 1;
+const TOP_ORDER_MASK = (1 << (MAX_ORDER - 1)) - 1;
 
 /**
  * The binary buddy allocator of mm/page_alloc.c for one zone: orders 0..10, per-order free lists (LIFO,
@@ -37,31 +41,49 @@ const NIL = -1;
  */
 export class BuddyAllocator {
   readonly #phys: PhysicalMemory;
-  readonly #next: Int32Array;
-  readonly #prev: Int32Array;
+  readonly #flags: Uint8Array;
+  readonly #order: Uint8Array;
+  readonly #owner: Uint16Array;
+  readonly #pages: number;
+  /**
+   * Free-list links (next, prev interleaved). A free block's head is the only page whose links are
+   * used, and at boot every free block is a top-order block on a 1024-page boundary: those heads' links
+   * are one dense array (8 B per 1024 pages); the rest are chunked and allocated when a block splits
+   * there, so untouched memory costs no link storage.
+   */
+  readonly #alignedLinks: Int32Array;
+  readonly #linkChunks: (Int32Array | undefined)[];
   readonly #head = new Int32Array(MAX_ORDER).fill(NIL);
   readonly #count = new Float64Array(MAX_ORDER);
-  readonly #faults: FaultInjector | undefined;
+  readonly #faults: FaultSite | undefined;
   #freePages = 0;
   #leaked = 0;
-  /** Allocated blocks by owner tag id, per order. */
-  readonly #byTag = new Map<number, Float64Array>();
+  /** Allocated blocks per order, indexed by owner tag id. */
+  readonly #byTag: (Float64Array | undefined)[] = [];
+  /** The last tag name seen and its id: callers reuse a handful of tags, so most lookups stop here. */
+  #lastTag = "";
+  #lastTagId = -1;
   readonly failuresByOrder: Float64Array = new Float64Array(MAX_ORDER);
   /** Failures that would have printed the page allocation failure warning (no __GFP_NOWARN). */
   warnings = 0;
 
   constructor(phys: PhysicalMemory, faults?: FaultInjector) {
+    if (phys.pages > 2 ** 31 - 1) throw invalid("memory-size", "guest RAM must be below 8 TiB");
     this.#phys = phys;
-    this.#faults = faults;
-    this.#next = new Int32Array(phys.pages);
-    this.#prev = new Int32Array(phys.pages);
+    this.#flags = phys.flags;
+    this.#order = phys.order;
+    this.#owner = phys.owner;
+    this.#pages = phys.pages;
+    this.#faults = faults?.site("pages");
+    this.#alignedLinks = new Int32Array(2 * ((phys.pages >>> (MAX_ORDER - 1)) + 1));
+    this.#linkChunks = new Array<Int32Array | undefined>((phys.pages >>> LINK_CHUNK_SHIFT) + 1);
     // memblock_free_all: hand every page to the allocator in the largest naturally aligned blocks.
     let pfn = 0;
     while (pfn < phys.pages) {
       let order = MAX_ORDER - 1;
-      while (order > 0 && (pfn % 2 ** order !== 0 || pfn + 2 ** order > phys.pages)) order--;
+      while (order > 0 && ((pfn & ((1 << order) - 1)) !== 0 || pfn + (1 << order) > phys.pages)) order--;
       this.#pushFree(pfn, order);
-      pfn += 2 ** order;
+      pfn += 1 << order;
     }
   }
 
@@ -85,28 +107,30 @@ export class BuddyAllocator {
   /** Allocated pages per owner tag, per order (blocks, not pages). */
   blocksByOwner(): Map<string, number[]> {
     const out = new Map<string, number[]>();
-    for (const [id, counts] of this.#byTag) out.set(this.#phys.tags.name(id), Array.from(counts));
+    this.#byTag.forEach((counts, id) => {
+      if (counts) out.set(this.#phys.tags.name(id), Array.from(counts));
+    });
     return out;
   }
 
   /** Pages currently held by an owner tag. */
   pagesOwnedBy(tag: string): number {
-    const counts = this.#byTag.get(this.#phys.tags.id(tag));
+    const counts = this.#byTag[this.#tagId(tag)];
     if (!counts) return 0;
     let pages = 0;
-    for (let o = 0; o < MAX_ORDER; o++) pages += counts[o]! * 2 ** o;
+    for (let o = 0; o < MAX_ORDER; o++) pages += counts[o]! * (1 << o);
     return pages;
   }
 
   /** alloc_pages(): a block of 2^order pages, or null when no free block is large enough. */
   allocPages(order: number, options: PageAllocOptions): number | null {
-    if (!Number.isInteger(order) || order < 0 || order >= MAX_ORDER) {
+    if (!(order >= 0 && order < MAX_ORDER && (order | 0) === order)) {
       throw invalid("order", `order must be 0..${MAX_ORDER - 1}, got ${order}`);
     }
     const gfp = options.gfp ?? 0;
     let found = order;
     while (found < MAX_ORDER && this.#head[found] === NIL) found++;
-    if (found === MAX_ORDER || this.#faults?.shouldFail("pages")) {
+    if (found === MAX_ORDER || (this.#faults !== undefined && this.#faults.shouldFail())) {
       this.failuresByOrder[order]!++;
       if ((gfp & Gfp.NoWarn) === 0) this.warnings++;
       return null;
@@ -116,10 +140,10 @@ export class BuddyAllocator {
     // expand(): give back the upper halves, largest first.
     while (found > order) {
       found--;
-      this.#pushFree(pfn + 2 ** found, found);
+      this.#pushFree(pfn + (1 << found), found);
     }
-    this.#markAllocated(pfn, order, this.#phys.tags.id(options.tag));
-    if (gfp & Gfp.Zero) for (let i = 0; i < 2 ** order; i++) this.#phys.zeroPage(pfn + i);
+    this.#markAllocated(pfn, order, this.#tagId(options.tag));
+    if (gfp & Gfp.Zero) for (let i = 0; i < 1 << order; i++) this.#phys.zeroPage(pfn + i);
     return pfn;
   }
 
@@ -136,20 +160,20 @@ export class BuddyAllocator {
   allocRange(start: number, pages: number, options: PageAllocOptions): boolean {
     this.#checkRange(start, pages);
     for (let p = start; p < start + pages; ) {
-      const block = this.blockOf(p);
-      if (!block?.free) return false;
-      p = block.head + 2 ** block.order;
+      const head = this.#headOf(p);
+      if (head === NIL || (this.#flags[head]! & PageFlag.Free) === 0) return false;
+      p = head + (1 << this.#order[head]!);
     }
-    const tag = this.#phys.tags.id(options.tag);
+    const tag = this.#tagId(options.tag);
     let p = start;
     while (p < start + pages) {
-      const block = this.blockOf(p)!;
-      let { head, order } = block;
+      let head = this.#headOf(p);
+      let order = this.#order[head]!;
       this.#unlinkFree(head, order);
       // Split until the block lies inside the range, starting at p.
-      while (head < p || head + 2 ** order > start + pages) {
+      while (head < p || head + (1 << order) > start + pages) {
         order--;
-        const upper = head + 2 ** order;
+        const upper = head + (1 << order);
         if (p >= upper) {
           this.#pushFree(head, order);
           head = upper;
@@ -158,7 +182,7 @@ export class BuddyAllocator {
         }
       }
       this.#markAllocated(head, order, tag);
-      p = head + 2 ** order;
+      p = head + (1 << order);
     }
     if ((options.gfp ?? 0) & Gfp.Zero) for (let i = 0; i < pages; i++) this.#phys.zeroPage(start + i);
     return true;
@@ -170,7 +194,7 @@ export class BuddyAllocator {
     const blocks: BuddyBlock[] = [];
     for (let p = start; p < start + pages; ) {
       const block = this.blockOf(p);
-      if (!block || block.free || block.head !== p || p + 2 ** block.order > start + pages) {
+      if (!block || block.free || block.head !== p || p + (1 << block.order) > start + pages) {
         throw invalid(
           "free-range",
           `0x${p.toString(16)} is not the head of an allocated block inside the range`,
@@ -178,7 +202,7 @@ export class BuddyAllocator {
       }
       this.#checkFreeable(block.head, block.order);
       blocks.push(block);
-      p += 2 ** block.order;
+      p += 1 << block.order;
     }
     for (const b of blocks) this.#release(b.head, b.order);
   }
@@ -190,8 +214,7 @@ export class BuddyAllocator {
   leakPages(pfn: number, count: number): void {
     this.#checkRange(pfn, count);
     for (let p = pfn; p < pfn + count; p++) {
-      const block = this.blockOf(p);
-      if (!block || block.free) throw invalid("leak-free-page", `page 0x${p.toString(16)} is not allocated`);
+      if (!this.isAllocated(p)) throw invalid("leak-free-page", `page 0x${p.toString(16)} is not allocated`);
     }
     for (let p = pfn; p < pfn + count; p++) {
       if (!this.#phys.hasFlag(p, PageFlag.Leaked)) {
@@ -204,15 +227,32 @@ export class BuddyAllocator {
   /** The buddy block (free or allocated) that contains `pfn`, or null for reserved pages. O(MAX_ORDER). */
   blockOf(pfn: number): BuddyBlock | null {
     if (!this.#phys.pfnValid(pfn)) return null;
+    const head = this.#headOf(pfn);
+    if (head === NIL) return null;
+    return { head, order: this.#order[head]!, free: (this.#flags[head]! & PageFlag.Free) !== 0 };
+  }
+
+  /** Whether `pfn` lies in an allocated block (blockOf(pfn) is a block that is not free), without the object. */
+  isAllocated(pfn: number): boolean {
+    if (!this.#phys.pfnValid(pfn)) return false;
+    const head = this.#headOf(pfn);
+    return head !== NIL && (this.#flags[head]! & PageFlag.Allocated) !== 0;
+  }
+
+  /**
+   * The head of the block containing valid `pfn`, or NIL: the smallest order whose aligned candidate is
+   * a block head (free or allocated) of at least that order and reaches `pfn`.
+   */
+  #headOf(pfn: number): number {
     for (let order = 0; order < MAX_ORDER; order++) {
-      const head = pfn - (pfn % 2 ** order);
-      const f = this.#phys.flags[head]!;
-      if ((f & (PageFlag.Free | PageFlag.Allocated)) !== 0 && this.#phys.order[head]! >= order) {
-        const o = this.#phys.order[head]!;
-        if (head + 2 ** o > pfn) return { head, order: o, free: (f & PageFlag.Free) !== 0 };
+      const head = pfn & ~((1 << order) - 1);
+      const f = this.#flags[head]!;
+      if ((f & (PageFlag.Free | PageFlag.Allocated)) !== 0) {
+        const o = this.#order[head]!;
+        if (o >= order && head + (1 << o) > pfn) return head;
       }
     }
-    return null;
+    return NIL;
   }
 
   /** Owner tag of the page (the tag of its block), "free" for free pages. */
@@ -235,13 +275,13 @@ export class BuddyAllocator {
       const order = this.#phys.order[p]!;
       const free = (f & PageFlag.Free) !== 0;
       visit(p, order, free, free ? "free" : this.#phys.tags.name(this.#phys.owner[p]!));
-      p += 2 ** order;
+      p += 1 << order;
     }
   }
 
   /** Free blocks of exactly `order`, from the head of its list (for invariant checks). */
   *freeList(order: number): Generator<number> {
-    for (let p = this.#head[order]!; p !== NIL; p = this.#next[p]!) yield p;
+    for (let p = this.#head[order]!; p !== NIL; p = this.#next(p)) yield p;
   }
 
   /** Whether an order-`order` allocation would be costly (may fail rather than OOM-kill). */
@@ -263,19 +303,21 @@ export class BuddyAllocator {
 
   #checkFreeable(pfn: number, order: number): void {
     if (!this.#phys.pfnValid(pfn)) throw invalid("free-unknown", `pfn ${pfn} is not guest RAM`);
-    const f = this.#phys.flags[pfn]!;
+    const f = this.#flags[pfn]!;
     if (f & PageFlag.Free) throw invalid("double-free", `pfn 0x${pfn.toString(16)} is already free`);
     if ((f & PageFlag.Allocated) === 0) {
       throw invalid("free-not-head", `pfn 0x${pfn.toString(16)} is not the head of an allocated block`);
     }
-    if (this.#phys.order[pfn] !== order) {
+    if (this.#order[pfn] !== order) {
       throw invalid(
         "free-order",
         `block at 0x${pfn.toString(16)} has order ${this.#phys.order[pfn]}, not ${order}`,
       );
     }
-    for (let p = pfn; p < pfn + 2 ** order; p++) {
-      const pf = this.#phys.flags[p]!;
+    const end = pfn + (1 << order);
+    for (let p = pfn; p < end; p++) {
+      const pf = this.#flags[p]!;
+      if ((pf & (PageFlag.Leaked | PageFlag.HostVisible)) === 0) continue;
       if (pf & PageFlag.Leaked) {
         throw new MemoryError(
           "EBUSY",
@@ -290,54 +332,95 @@ export class BuddyAllocator {
   }
 
   #release(pfn: number, order: number): void {
-    const counts = this.#byTag.get(this.#phys.owner[pfn]!);
+    const counts = this.#byTag[this.#owner[pfn]!];
     if (counts) counts[order]!--;
-    this.#phys.flags[pfn]! &= ~PageFlag.Allocated;
-    this.#phys.owner[pfn] = 0;
+    this.#flags[pfn]! &= ~PageFlag.Allocated;
+    this.#owner[pfn] = 0;
     // __free_one_page: merge while the buddy is a free block of the same order.
     while (order < MAX_ORDER - 1) {
-      const buddy = pfn ^ (2 ** order);
-      if (buddy + 2 ** order > this.#phys.pages) break;
-      if ((this.#phys.flags[buddy]! & PageFlag.Free) === 0 || this.#phys.order[buddy] !== order) break;
+      const buddy = pfn ^ (1 << order);
+      if (buddy + (1 << order) > this.#pages) break;
+      if ((this.#flags[buddy]! & PageFlag.Free) === 0 || this.#order[buddy] !== order) break;
       this.#unlinkFree(buddy, order);
-      pfn = Math.min(pfn, buddy);
+      if (buddy < pfn) pfn = buddy;
       order++;
     }
     this.#pushFree(pfn, order);
   }
 
   #markAllocated(pfn: number, order: number, tag: number): void {
-    this.#phys.flags[pfn]! |= PageFlag.Allocated;
-    this.#phys.order[pfn] = order;
-    this.#phys.owner[pfn] = tag;
-    let counts = this.#byTag.get(tag);
+    this.#flags[pfn]! |= PageFlag.Allocated;
+    this.#order[pfn] = order;
+    this.#owner[pfn] = tag;
+    let counts = this.#byTag[tag];
     if (!counts) {
       counts = new Float64Array(MAX_ORDER);
-      this.#byTag.set(tag, counts);
+      this.#byTag[tag] = counts;
     }
     counts[order]!++;
   }
 
+  #tagId(tag: string): number {
+    if (tag === this.#lastTag) return this.#lastTagId;
+    const id = this.#phys.tags.id(tag);
+    this.#lastTag = tag;
+    this.#lastTagId = id;
+    return id;
+  }
+
+  /** The link array holding `pfn`'s links, and its links' index there (returned via #at). */
+  #links(pfn: number): Int32Array {
+    if ((pfn & TOP_ORDER_MASK) === 0) {
+      this.#at = 2 * (pfn >>> (MAX_ORDER - 1));
+      return this.#alignedLinks;
+    }
+    const chunk = pfn >>> LINK_CHUNK_SHIFT;
+    let links = this.#linkChunks[chunk];
+    if (links === undefined) {
+      links = new Int32Array(2 << LINK_CHUNK_SHIFT);
+      this.#linkChunks[chunk] = links;
+    }
+    this.#at = 2 * (pfn & LINK_CHUNK_MASK);
+    return links;
+  }
+
+  #at = 0;
+
+  #next(pfn: number): number {
+    return this.#links(pfn)[this.#at]!;
+  }
+
   #pushFree(pfn: number, order: number): void {
-    this.#phys.flags[pfn]! |= PageFlag.Free;
-    this.#phys.order[pfn] = order;
+    this.#flags[pfn]! |= PageFlag.Free;
+    this.#order[pfn] = order;
     const old = this.#head[order]!;
-    this.#next[pfn] = old;
-    this.#prev[pfn] = NIL;
-    if (old !== NIL) this.#prev[old] = pfn;
+    const links = this.#links(pfn);
+    links[this.#at] = old;
+    links[this.#at + 1] = NIL;
+    if (old !== NIL) {
+      const oldLinks = this.#links(old);
+      oldLinks[this.#at + 1] = pfn;
+    }
     this.#head[order] = pfn;
     this.#count[order]!++;
-    this.#freePages += 2 ** order;
+    this.#freePages += 1 << order;
   }
 
   #unlinkFree(pfn: number, order: number): void {
-    const next = this.#next[pfn]!;
-    const prev = this.#prev[pfn]!;
+    const links = this.#links(pfn);
+    const next = links[this.#at]!;
+    const prev = links[this.#at + 1]!;
     if (prev === NIL) this.#head[order] = next;
-    else this.#next[prev] = next;
-    if (next !== NIL) this.#prev[next] = prev;
-    this.#phys.flags[pfn]! &= ~PageFlag.Free;
+    else {
+      const prevLinks = this.#links(prev);
+      prevLinks[this.#at] = next;
+    }
+    if (next !== NIL) {
+      const nextLinks = this.#links(next);
+      nextLinks[this.#at + 1] = prev;
+    }
+    this.#flags[pfn]! &= ~PageFlag.Free;
     this.#count[order]!--;
-    this.#freePages -= 2 ** order;
+    this.#freePages -= 1 << order;
   }
 }
