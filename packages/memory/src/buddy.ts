@@ -130,7 +130,7 @@ export class BuddyAllocator {
     const gfp = options.gfp ?? 0;
     let found = order;
     while (found < MAX_ORDER && this.#head[found] === NIL) found++;
-    if (found === MAX_ORDER || (this.#faults !== undefined && this.#faults.shouldFail())) {
+    if (found === MAX_ORDER || this.#faults?.shouldFail()) {
       this.failuresByOrder[order]!++;
       if ((gfp & Gfp.NoWarn) === 0) this.warnings++;
       return null;
@@ -368,26 +368,20 @@ export class BuddyAllocator {
     return id;
   }
 
-  /** The link array holding `pfn`'s links, and its links' index there (returned via #at). */
+  /** The link array holding `pfn`'s links (at `linkIndex(pfn)`), made on first use. */
   #links(pfn: number): Int32Array {
-    if ((pfn & TOP_ORDER_MASK) === 0) {
-      this.#at = 2 * (pfn >>> (MAX_ORDER - 1));
-      return this.#alignedLinks;
-    }
+    if ((pfn & TOP_ORDER_MASK) === 0) return this.#alignedLinks;
     const chunk = pfn >>> LINK_CHUNK_SHIFT;
     let links = this.#linkChunks[chunk];
     if (links === undefined) {
       links = new Int32Array(2 << LINK_CHUNK_SHIFT);
       this.#linkChunks[chunk] = links;
     }
-    this.#at = 2 * (pfn & LINK_CHUNK_MASK);
     return links;
   }
 
-  #at = 0;
-
   #next(pfn: number): number {
-    return this.#links(pfn)[this.#at]!;
+    return this.#links(pfn)[linkIndex(pfn)]!;
   }
 
   #pushFree(pfn: number, order: number): void {
@@ -395,12 +389,10 @@ export class BuddyAllocator {
     this.#order[pfn] = order;
     const old = this.#head[order]!;
     const links = this.#links(pfn);
-    links[this.#at] = old;
-    links[this.#at + 1] = NIL;
-    if (old !== NIL) {
-      const oldLinks = this.#links(old);
-      oldLinks[this.#at + 1] = pfn;
-    }
+    const at = linkIndex(pfn);
+    links[at] = old;
+    links[at + 1] = NIL;
+    if (old !== NIL) this.#links(old)[linkIndex(old) + 1] = pfn;
     this.#head[order] = pfn;
     this.#count[order]!++;
     this.#freePages += 1 << order;
@@ -408,19 +400,19 @@ export class BuddyAllocator {
 
   #unlinkFree(pfn: number, order: number): void {
     const links = this.#links(pfn);
-    const next = links[this.#at]!;
-    const prev = links[this.#at + 1]!;
+    const at = linkIndex(pfn);
+    const next = links[at]!;
+    const prev = links[at + 1]!;
     if (prev === NIL) this.#head[order] = next;
-    else {
-      const prevLinks = this.#links(prev);
-      prevLinks[this.#at] = next;
-    }
-    if (next !== NIL) {
-      const nextLinks = this.#links(next);
-      nextLinks[this.#at + 1] = prev;
-    }
+    else this.#links(prev)[linkIndex(prev)] = next;
+    if (next !== NIL) this.#links(next)[linkIndex(next) + 1] = prev;
     this.#flags[pfn]! &= ~PageFlag.Free;
     this.#count[order]!--;
     this.#freePages -= 1 << order;
   }
+}
+
+/** Where `pfn`'s (next, prev) pair sits in the array `#links(pfn)` returns. */
+function linkIndex(pfn: number): number {
+  return (pfn & TOP_ORDER_MASK) === 0 ? 2 * (pfn >>> (MAX_ORDER - 1)) : 2 * (pfn & LINK_CHUNK_MASK);
 }

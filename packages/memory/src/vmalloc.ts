@@ -3,7 +3,7 @@ import { IOREMAP_MAX_ORDER, PAGE_SIZE, VMALLOC_END, VMALLOC_START } from "./cons
 import { invalid, MemoryError } from "./errors.js";
 import type { FaultInjector } from "./fault-injector.js";
 import type { Kmalloc } from "./kmalloc.js";
-import { makePte, type PageTables, Pte, pteFlags, pteFrame } from "./page-table.js";
+import { type PageTables, Pte, pteFlags, pteFrame } from "./page-table.js";
 import { PageFlag, type PhysicalMemory } from "./phys.js";
 
 /** What created a vmalloc-range area (the flag /proc/vmallocinfo would print). */
