@@ -143,7 +143,7 @@ export class BuddyAllocator {
       this.#pushFree(pfn + (1 << found), found);
     }
     this.#markAllocated(pfn, order, this.#tagId(options.tag));
-    if (gfp & Gfp.Zero) for (let i = 0; i < 1 << order; i++) this.#phys.zeroPage(pfn + i);
+    if (gfp & Gfp.Zero) this.#phys.zeroPages(pfn, 1 << order);
     return pfn;
   }
 
@@ -184,7 +184,7 @@ export class BuddyAllocator {
       this.#markAllocated(head, order, tag);
       p = head + (1 << order);
     }
-    if ((options.gfp ?? 0) & Gfp.Zero) for (let i = 0; i < pages; i++) this.#phys.zeroPage(start + i);
+    if ((options.gfp ?? 0) & Gfp.Zero) this.#phys.zeroPages(start, pages);
     return true;
   }
 

@@ -113,6 +113,32 @@ export class GuestMemory {
     throw invalid("virt-to-pfn", `0x${va.toString(16)} is neither direct-map nor vmalloc`);
   }
 
+  /**
+   * virtToPfn for `pages` consecutive pages from page-aligned `va`, into `out[at..]`: the pfns (and, for
+   * a vmalloc range, the page-walk count and the first error) a loop of virtToPfn gives, read with one
+   * walk per PTE table. What a caller filling a hypercall's PFN list (510 per page) wants.
+   */
+  virtToPfns(va: number, pages: number, out: Float64Array | number[], at = 0): void {
+    if (this.isDirectMap(va) && this.isDirectMap(va + (pages - 1) * PAGE_SIZE)) {
+      const first = Math.floor((va - PAGE_OFFSET) / PAGE_SIZE);
+      for (let i = 0; i < pages; i++) out[at + i] = first + i;
+      return;
+    }
+    if (this.vmalloc.isVmallocAddr(va) && this.vmalloc.isVmallocAddr(va + (pages - 1) * PAGE_SIZE)) {
+      try {
+        this.vmalloc.vmallocToPfns(va, pages, out, at);
+      } finally {
+        // The shared alias's frame names the same RAM page (entries from a failing page on are unspecified).
+        if (this.vtomPfn > 0) {
+          for (let i = at; i < at + pages; i++) if (out[i]! >= this.vtomPfn) out[i]! -= this.vtomPfn;
+        }
+      }
+      return;
+    }
+    // A range that leaves its region: page by page, so the error is the one the loop would meet.
+    for (let i = 0; i < pages; i++) out[at + i] = this.virtToPfn(va + i * PAGE_SIZE);
+  }
+
   /** kvmalloc(): kmalloc first (without retry or warning above a page), vmalloc as the fallback. */
   kvmalloc(size: number, options: KmallocOptions): number | null {
     const gfp = options.gfp ?? 0;

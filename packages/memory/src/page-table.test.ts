@@ -280,6 +280,55 @@ describe("ranged callers", () => {
   });
 });
 
+describe("virtToPfns and zeroPages", () => {
+  test.prop([fc.integer({ min: 1, max: 600 }), fc.nat(), fc.integer({ min: 1, max: 700 }), fc.boolean()], {
+    numRuns: 40,
+  })(
+    "virtToPfns equals a loop of virtToPfn over vmalloc, vmap_pfn (shared alias) and direct-map ranges",
+    (size, f, count, alias) => {
+      const mem = guest();
+      const pfns = Array.from({ length: size }, (_, i) => 1000 + ((i * 37) % 5000));
+      const va = alias
+        ? mem.vmalloc.vmapPfn(
+            pfns.map((p) => p + mem.vtomPfn),
+            { tag: "alias" },
+          )!
+        : mem.vmalloc.vmalloc(size * PAGE_SIZE, { tag: "buf" })!;
+      for (const start of [va + (f % size) * PAGE_SIZE, mem.pageToVirt(f % mem.phys.pages)]) {
+        const expected: number[] = [];
+        let error = "none";
+        try {
+          for (let i = 0; i < count; i++) expected.push(mem.virtToPfn(start + i * PAGE_SIZE));
+        } catch (e) {
+          error = String(e);
+        }
+        const out = new Array<number>(count).fill(-1);
+        let rangeError = "none";
+        try {
+          mem.virtToPfns(start, count, out);
+        } catch (e) {
+          rangeError = String(e);
+        }
+        expect(rangeError).toBe(error);
+        expect(out.slice(0, expected.length)).toEqual(expected);
+      }
+    },
+  );
+
+  it("zeroPages makes a physical range read as zeros and releases its bytes; a range past RAM is refused", () => {
+    const mem = guest();
+    mem.phys.write(10 * PAGE_SIZE, new Uint8Array(3 * PAGE_SIZE).fill(7));
+    expect(mem.phys.backedPages).toBe(3);
+    mem.phys.zeroPages(10, 2);
+    expect(mem.phys.backedPages).toBe(1);
+    const out = new Uint8Array(3 * PAGE_SIZE);
+    mem.phys.read(10 * PAGE_SIZE, out);
+    expect(out.subarray(0, 2 * PAGE_SIZE).every((b) => b === 0)).toBe(true);
+    expect(out.subarray(2 * PAGE_SIZE).every((b) => b === 7)).toBe(true);
+    expect(() => mem.phys.zeroPages(mem.phys.pages - 1, 2)).toThrowError(MemoryError);
+  });
+});
+
 describe("Mmu.copy", () => {
   it("behaves as memmove for overlapping ranges, call after call, with a kept bounce buffer", () => {
     const mem = guest();

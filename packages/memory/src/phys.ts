@@ -138,6 +138,15 @@ export class PhysicalMemory {
     this.#setSlot(pfn, NO_BYTES);
   }
 
+  /** Makes `count` pages from `pfn` read as zeros (clear_page over a range), releasing their bytes. */
+  zeroPages(pfn: number, count: number): void {
+    this.#checkRange(pfn * PAGE_SIZE, count * PAGE_SIZE);
+    for (let p = pfn; p < pfn + count; p++) {
+      this.#release(p);
+      this.#setSlot(p, NO_BYTES);
+    }
+  }
+
   /** Replaces a page's contents with deterministic garbage, as a visibility change does on hardware. */
   destroyContents(pfn: number): void {
     this.#release(pfn);
