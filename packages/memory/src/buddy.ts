@@ -27,10 +27,6 @@ export interface BuddyBlock {
 }
 
 const NIL = -1;
-/** Free-list links of pfns that are not multiples of 1024 live in chunks of 2^16 pages, made on first use. */
-const LINK_CHUNK_SHIFT = 16;
-const LINK_CHUNK_MASK = (1 << LINK_CHUNK_SHIFT) - 1;
-const TOP_ORDER_MASK = (1 << (MAX_ORDER - 1)) - 1;
 
 /**
  * The binary buddy allocator of mm/page_alloc.c for one zone: orders 0..10, per-order free lists (LIFO,
@@ -46,13 +42,10 @@ export class BuddyAllocator {
   readonly #owner: Uint16Array;
   readonly #pages: number;
   /**
-   * Free-list links (next, prev interleaved). A free block's head is the only page whose links are
-   * used, and at boot every free block is a top-order block on a 1024-page boundary: those heads' links
-   * are one dense array (8 B per 1024 pages); the rest are chunked and allocated when a block splits
-   * there, so untouched memory costs no link storage.
+   * Free-list links, (next, prev) interleaved at 2 × pfn: one dense array, 8 B per page. (Lazily made
+   * chunks would save those bytes for untouched memory, but cost about a third more per alloc/free.)
    */
-  readonly #alignedLinks: Int32Array;
-  readonly #linkChunks: (Int32Array | undefined)[];
+  readonly #links: Int32Array;
   readonly #head = new Int32Array(MAX_ORDER).fill(NIL);
   readonly #count = new Float64Array(MAX_ORDER);
   readonly #faults: FaultSite | undefined;
@@ -75,8 +68,7 @@ export class BuddyAllocator {
     this.#owner = phys.owner;
     this.#pages = phys.pages;
     this.#faults = faults?.site("pages");
-    this.#alignedLinks = new Int32Array(2 * ((phys.pages >>> (MAX_ORDER - 1)) + 1));
-    this.#linkChunks = new Array<Int32Array | undefined>((phys.pages >>> LINK_CHUNK_SHIFT) + 1);
+    this.#links = new Int32Array(2 * phys.pages);
     // memblock_free_all: hand every page to the allocator in the largest naturally aligned blocks.
     let pfn = 0;
     while (pfn < phys.pages) {
@@ -281,7 +273,7 @@ export class BuddyAllocator {
 
   /** Free blocks of exactly `order`, from the head of its list (for invariant checks). */
   *freeList(order: number): Generator<number> {
-    for (let p = this.#head[order]!; p !== NIL; p = this.#next(p)) yield p;
+    for (let p = this.#head[order]!; p !== NIL; p = this.#links[2 * p]!) yield p;
   }
 
   /** Whether an order-`order` allocation would be costly (may fail rather than OOM-kill). */
@@ -368,51 +360,28 @@ export class BuddyAllocator {
     return id;
   }
 
-  /** The link array holding `pfn`'s links (at `linkIndex(pfn)`), made on first use. */
-  #links(pfn: number): Int32Array {
-    if ((pfn & TOP_ORDER_MASK) === 0) return this.#alignedLinks;
-    const chunk = pfn >>> LINK_CHUNK_SHIFT;
-    let links = this.#linkChunks[chunk];
-    if (links === undefined) {
-      links = new Int32Array(2 << LINK_CHUNK_SHIFT);
-      this.#linkChunks[chunk] = links;
-    }
-    return links;
-  }
-
-  #next(pfn: number): number {
-    return this.#links(pfn)[linkIndex(pfn)]!;
-  }
-
   #pushFree(pfn: number, order: number): void {
     this.#flags[pfn]! |= PageFlag.Free;
     this.#order[pfn] = order;
     const old = this.#head[order]!;
-    const links = this.#links(pfn);
-    const at = linkIndex(pfn);
-    links[at] = old;
-    links[at + 1] = NIL;
-    if (old !== NIL) this.#links(old)[linkIndex(old) + 1] = pfn;
+    const links = this.#links;
+    links[2 * pfn] = old;
+    links[2 * pfn + 1] = NIL;
+    if (old !== NIL) links[2 * old + 1] = pfn;
     this.#head[order] = pfn;
     this.#count[order]!++;
     this.#freePages += 1 << order;
   }
 
   #unlinkFree(pfn: number, order: number): void {
-    const links = this.#links(pfn);
-    const at = linkIndex(pfn);
-    const next = links[at]!;
-    const prev = links[at + 1]!;
+    const links = this.#links;
+    const next = links[2 * pfn]!;
+    const prev = links[2 * pfn + 1]!;
     if (prev === NIL) this.#head[order] = next;
-    else this.#links(prev)[linkIndex(prev)] = next;
-    if (next !== NIL) this.#links(next)[linkIndex(next) + 1] = prev;
+    else links[2 * prev] = next;
+    if (next !== NIL) links[2 * next + 1] = prev;
     this.#flags[pfn]! &= ~PageFlag.Free;
     this.#count[order]!--;
     this.#freePages -= 1 << order;
   }
-}
-
-/** Where `pfn`'s (next, prev) pair sits in the array `#links(pfn)` returns. */
-function linkIndex(pfn: number): number {
-  return (pfn & TOP_ORDER_MASK) === 0 ? 2 * (pfn >>> (MAX_ORDER - 1)) : 2 * (pfn & LINK_CHUNK_MASK);
 }

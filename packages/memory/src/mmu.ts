@@ -125,7 +125,9 @@ export class Mmu {
       const off = addr - Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, len - done);
       const pfn = Math.floor(this.#resolve(addr) / 2);
-      this.#phys.fill(pfn * PAGE_SIZE + off, n, value);
+      // memset(0) of a whole page drops its bytes (what phys.fill would do, without its range checks).
+      if (value === 0 && n === PAGE_SIZE) this.#phys.zeroPage(pfn);
+      else this.#phys.fill(pfn * PAGE_SIZE + off, n, value);
       done += n;
     }
     this.bytesWritten += len;
