@@ -42,9 +42,13 @@ export class BuddyAllocator {
   readonly #owner: Uint16Array;
   readonly #pages: number;
   /**
-   * Free-list links, (next, prev) interleaved at 2 × pfn: one dense array, 8 B per page. (Lazily made
-   * chunks would save those bytes for untouched memory, but cost about a third more per alloc/free.)
+   * Free-list links, (next, prev) interleaved. Top-order heads sit on 1024-page boundaries and have their
+   * own small array, so building the zone at boot writes 8 B per 1024 pages; the lower orders' links are
+   * one dense array (8 B per page) whose memory the system provides, zeroed, only where it is first
+   * written. (Chunks made on first use would save its address space too, but cost a third more per
+   * alloc/free.)
    */
+  readonly #topLinks: Int32Array;
   readonly #links: Int32Array;
   readonly #head = new Int32Array(MAX_ORDER).fill(NIL);
   readonly #count = new Float64Array(MAX_ORDER);
@@ -68,6 +72,7 @@ export class BuddyAllocator {
     this.#owner = phys.owner;
     this.#pages = phys.pages;
     this.#faults = faults?.site("pages");
+    this.#topLinks = new Int32Array(2 * ((phys.pages >>> (MAX_ORDER - 1)) + 1));
     this.#links = new Int32Array(2 * phys.pages);
     // memblock_free_all: hand every page to the allocator in the largest naturally aligned blocks.
     let pfn = 0;
@@ -273,7 +278,7 @@ export class BuddyAllocator {
 
   /** Free blocks of exactly `order`, from the head of its list (for invariant checks). */
   *freeList(order: number): Generator<number> {
-    for (let p = this.#head[order]!; p !== NIL; p = this.#links[2 * p]!) yield p;
+    for (let p = this.#head[order]!; p !== NIL; p = this.#next(p, order)) yield p;
   }
 
   /** Whether an order-`order` allocation would be costly (may fail rather than OOM-kill). */
@@ -364,24 +369,34 @@ export class BuddyAllocator {
     this.#flags[pfn]! |= PageFlag.Free;
     this.#order[pfn] = order;
     const old = this.#head[order]!;
-    const links = this.#links;
-    links[2 * pfn] = old;
-    links[2 * pfn + 1] = NIL;
-    if (old !== NIL) links[2 * old + 1] = pfn;
+    const top = order === MAX_ORDER - 1;
+    const links = top ? this.#topLinks : this.#links;
+    const at = top ? 2 * (pfn >>> (MAX_ORDER - 1)) : 2 * pfn;
+    links[at] = old;
+    links[at + 1] = NIL;
+    if (old !== NIL) links[top ? 2 * (old >>> (MAX_ORDER - 1)) + 1 : 2 * old + 1] = pfn;
     this.#head[order] = pfn;
     this.#count[order]!++;
     this.#freePages += 1 << order;
   }
 
   #unlinkFree(pfn: number, order: number): void {
-    const links = this.#links;
-    const next = links[2 * pfn]!;
-    const prev = links[2 * pfn + 1]!;
+    const top = order === MAX_ORDER - 1;
+    const links = top ? this.#topLinks : this.#links;
+    const shift = top ? MAX_ORDER - 1 : 0;
+    const at = 2 * (pfn >>> shift);
+    const next = links[at]!;
+    const prev = links[at + 1]!;
     if (prev === NIL) this.#head[order] = next;
-    else links[2 * prev] = next;
-    if (next !== NIL) links[2 * next + 1] = prev;
+    else links[2 * (prev >>> shift)] = next;
+    if (next !== NIL) links[2 * (next >>> shift) + 1] = prev;
     this.#flags[pfn]! &= ~PageFlag.Free;
     this.#count[order]!--;
     this.#freePages -= 1 << order;
+  }
+
+  /** The next head on the free list of `order` after `pfn`. */
+  #next(pfn: number, order: number): number {
+    return order === MAX_ORDER - 1 ? this.#topLinks[2 * (pfn >>> (MAX_ORDER - 1))]! : this.#links[2 * pfn]!;
   }
 }
