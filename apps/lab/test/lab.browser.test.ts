@@ -139,9 +139,12 @@ describe.skipIf(!existsSync(CHROMIUM))("the lab in a real browser", () => {
     expect(Number(await decoded.getAttribute("data-fact-gpadl"))).toBe(expected.gpadl);
     expect(Number(await decoded.getAttribute("data-fact-pfncount"))).toBe(expected.pfns);
     expect(await decoded.locator('tr[data-field="gpadl"] [data-value]').textContent()).toContain(String(expected.gpadl));
-    await side.locator('[data-zoom="event"]').click();
+    // The screenshot: the receive buffer's first visibility hypercall, its input page decoded.
+    await page.keyboard.press("h");
+    await ready(page);
+    await side.locator('[data-zoom="rx"]').click();
     mkdirSync(join(ROOT, "docs"), { recursive: true });
-    await page.screenshot({ path: join(ROOT, "docs/lab.png") });
+    await page.screenshot({ path: join(ROOT, "docs/lab.png"), fullPage: true });
 
     // The end of the run: the demo's --json numbers for the same configuration.
     await page.keyboard.press("End");
@@ -211,6 +214,6 @@ describe.skipIf(!existsSync(CHROMIUM))("the lab in a real browser", () => {
     expect(titles.some((t) => t.includes("hypercall"))).toBe(true);
     const pte = page.locator('section.side[data-strategy="vtom-pte"]');
     expect(await pte.locator("[data-counter=hypercalls]").textContent()).not.toBe("0");
-    await page.screenshot({ path: join(ROOT, "docs/lab-side-by-side.png") });
+    await page.screenshot({ path: join(ROOT, "docs/lab-side-by-side.png"), fullPage: true });
   }, 240_000);
 });

@@ -58,6 +58,7 @@ describe("the recorder runs the demo's scenario on the real packages", () => {
     }
     state.seek(rec.diffs, 0);
     expect(state.packed).toEqual(rec.initial);
+    expect(rec.missedPages).toBe(0);
   });
 });
 

@@ -48,11 +48,17 @@ export class PageDiff {
   }
 }
 
+/** Buddy blocks never cross an order-10 boundary, so a buddy operation touches one 1024-page chunk. */
+const CHUNK_SHIFT = 10;
+
 /**
- * Watches the model's per-page arrays and reports what changed since the last scan. A full scan compares
- * the arrays four pages at a time; a light scan first checks the counters any page change moves (free
- * pages per order, visibility changes, leaks, page tables, CPA calls) and skips the compare when none
- * moved. The per-step diffs are what make stepping back as cheap as stepping forward.
+ * Watches the model's per-page arrays and reports what changed since the last scan. The calls that
+ * change page state (the buddy allocator's alloc/free/range/leak, the hypervisor's per-page visibility,
+ * change_page_attr) are wrapped on their instances — they pass through unchanged — to note which
+ * 1024-page chunks they touched, and a scan compares only those. A full scan (at each phase end) compares
+ * every page and counts what the noted chunks missed, so a mutator this list forgot shows up as
+ * `missedPages` instead of silently drifting. The per-step diffs are what make stepping back as cheap as
+ * stepping forward.
  */
 export class PageTracker {
   readonly #memory: GuestMemory;
@@ -60,7 +66,12 @@ export class PageTracker {
   readonly #order: Uint8Array;
   readonly #owner: Uint16Array;
   #initial: Uint32Array;
-  #fingerprint = "";
+  readonly #dirty = new Set<number>();
+  #everything = false;
+  /** Pages a full scan found changed outside the noted chunks (0 when every mutator is wrapped). */
+  missedPages = 0;
+  /** Whether the last scan had anything to look at. */
+  moved = false;
 
   constructor(memory: GuestMemory) {
     this.#memory = memory;
@@ -69,7 +80,52 @@ export class PageTracker {
     this.#order = phys.order.slice();
     this.#owner = phys.owner.slice();
     this.#initial = this.#packAll();
-    this.#fingerprint = this.#print();
+    this.#watch();
+  }
+
+  #watch(): void {
+    const m = this.#memory;
+    const buddy = m.buddy;
+    const mark = (pfn: number, pages = 1): void => {
+      for (let c = pfn >> CHUNK_SHIFT; c <= (pfn + pages - 1) >> CHUNK_SHIFT; c++) this.#dirty.add(c);
+    };
+    const allocPages = buddy.allocPages.bind(buddy);
+    buddy.allocPages = (order, options) => {
+      const pfn = allocPages(order, options);
+      if (pfn !== null) mark(pfn);
+      return pfn;
+    };
+    const freePages = buddy.freePages.bind(buddy);
+    buddy.freePages = (pfn, order) => {
+      mark(pfn);
+      freePages(pfn, order);
+    };
+    const allocRange = buddy.allocRange.bind(buddy);
+    buddy.allocRange = (start, pages, options) => {
+      mark(start, pages);
+      return allocRange(start, pages, options);
+    };
+    const freeRange = buddy.freeRange.bind(buddy);
+    buddy.freeRange = (start, pages) => {
+      mark(start, pages);
+      freeRange(start, pages);
+    };
+    const leakPages = buddy.leakPages.bind(buddy);
+    buddy.leakPages = (pfn, count) => {
+      mark(pfn, count);
+      leakPages(pfn, count);
+    };
+    const setHostVisible = m.phys.setHostVisible.bind(m.phys);
+    m.phys.setHostVisible = (pfn, visible) => {
+      if (Number.isInteger(pfn) && pfn >= 0) mark(pfn);
+      return setHostVisible(pfn, visible);
+    };
+    const changePageAttr = m.changePageAttr.bind(m);
+    m.changePageAttr = (va, pages, change) => {
+      // A vmalloc address reaches its pages through PTEs: rare enough (conversions) to rescan everything.
+      this.#everything = true;
+      changePageAttr(va, pages, change);
+    };
   }
 
   /** The packed state of every page when tracking started (or at the last rebase). */
@@ -88,60 +144,48 @@ export class PageTracker {
     return out;
   }
 
-  #print(): string {
-    const m = this.#memory;
-    return [
-      m.buddy.nrFreePages,
-      m.buddy.buddyinfo().join(","),
-      m.phys.visibilityChanges,
-      m.leakedPages,
-      m.pageTables.totalTablePages,
-      m.cpaPages,
-    ].join("|");
-  }
-
-  scan(full: boolean): PageDiff {
-    const print = this.#print();
-    if (!full && print === this.#fingerprint) return PageDiff.EMPTY;
-    this.#fingerprint = print;
+  #compare(from: number, to: number, changed: number[]): void {
     const phys = this.#memory.phys;
-    const changed: number[] = [];
-    const pages = phys.pages;
     const a8 = phys.flags;
     const b8 = this.#flags;
     const ao = phys.order;
     const bo = this.#order;
     const aw = phys.owner;
     const bw = this.#owner;
-    // Compare 4 pages per word where the arrays allow it; fall back to pages for the tail.
-    const words = Math.floor(pages / 4);
-    const fa = new Uint32Array(a8.buffer, a8.byteOffset, words);
-    const fb = new Uint32Array(b8.buffer, b8.byteOffset, words);
-    const oa = new Uint32Array(ao.buffer, ao.byteOffset, words);
-    const ob = new Uint32Array(bo.buffer, bo.byteOffset, words);
-    const wa = new Uint32Array(aw.buffer, aw.byteOffset, words * 2);
-    const wb = new Uint32Array(bw.buffer, bw.byteOffset, words * 2);
-    for (let w = 0; w < words; w++) {
-      if (fa[w] !== fb[w] || oa[w] !== ob[w] || wa[2 * w] !== wb[2 * w] || wa[2 * w + 1] !== wb[2 * w + 1]) {
-        for (let p = w * 4; p < w * 4 + 4; p++) {
-          if (a8[p] !== b8[p] || ao[p] !== bo[p] || aw[p] !== bw[p]) changed.push(p);
-        }
-      }
-    }
-    for (let p = words * 4; p < pages; p++) {
+    for (let p = from; p < to; p++) {
       if (a8[p] !== b8[p] || ao[p] !== bo[p] || aw[p] !== bw[p]) changed.push(p);
     }
+  }
+
+  /** The changes since the last scan: in the noted chunks, or (full) anywhere. */
+  scan(full: boolean): PageDiff {
+    const pages = this.#memory.phys.pages;
+    const changed: number[] = [];
+    this.moved = full || this.#everything || this.#dirty.size > 0;
+    if (full || this.#everything) {
+      this.#compare(0, pages, changed);
+      if (!this.#everything) {
+        for (const p of changed) if (!this.#dirty.has(p >> CHUNK_SHIFT)) this.missedPages++;
+      }
+    } else {
+      for (const c of [...this.#dirty].sort((a, b) => a - b)) {
+        this.#compare(c << CHUNK_SHIFT, Math.min(pages, (c + 1) << CHUNK_SHIFT), changed);
+      }
+    }
+    this.#dirty.clear();
+    this.#everything = false;
     if (changed.length === 0) return PageDiff.EMPTY;
+    const phys = this.#memory.phys;
     const index = Int32Array.from(changed);
     const before = new Uint32Array(index.length);
     const after = new Uint32Array(index.length);
     for (let i = 0; i < index.length; i++) {
       const p = index[i]!;
-      before[i] = packPage(b8[p]!, bo[p]!, bw[p]!);
-      after[i] = packPage(a8[p]!, ao[p]!, aw[p]!);
-      b8[p] = a8[p]!;
-      bo[p] = ao[p]!;
-      bw[p] = aw[p]!;
+      before[i] = packPage(this.#flags[p]!, this.#order[p]!, this.#owner[p]!);
+      after[i] = packPage(phys.flags[p]!, phys.order[p]!, phys.owner[p]!);
+      this.#flags[p] = phys.flags[p]!;
+      this.#order[p] = phys.order[p]!;
+      this.#owner[p] = phys.owner[p]!;
     }
     return new PageDiff(index, before, after);
   }

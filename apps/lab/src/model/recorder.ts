@@ -137,6 +137,8 @@ export interface Recording {
   readonly summary: RunSummary;
   /** Device add's timeline, as the demo's report draws it. */
   readonly cost: DeviceAddCost | undefined;
+  /** Pages the per-event scans missed and a phase-end scan found (0 unless a page mutator went unwatched). */
+  readonly missedPages: number;
   /** Milliseconds: Vm.boot alone, and the whole recording. */
   readonly bootMs: number;
   readonly recordMs: number;
@@ -225,6 +227,7 @@ function skippedRecording(config: LabConfig, strategy: string, era: string, reas
       swiotlbSlots: 0,
     },
     cost: undefined,
+    missedPages: 0,
     bootMs: 0,
     recordMs: 0,
   };
@@ -285,9 +288,10 @@ export function record(config: LabConfig, strategy: string): Recording {
   /** Closes the event in hand: its page diff, the mappings if they changed, the counters. */
   const settle = (full: boolean): PageDiff => {
     const diff = tracker.scan(full);
+    // Mappings change with vmap/vunmap (the set of areas) or with a conversion rewriting their PTEs.
     const areas = memory.vmalloc.areas();
-    const key = `${areas.length}:${areas.map((a) => a.start).join(",")}`;
-    if (diff.count > 0 || key !== rowsKey) {
+    const key = `${areas.map((a) => a.start).join(",")}|${memory.phys.visibilityChanges}|${memory.cpaPages}`;
+    if (key !== rowsKey) {
       rowsKey = key;
       rows = mappingRows(memory);
     }
@@ -313,9 +317,7 @@ export function record(config: LabConfig, strategy: string): Recording {
   const push = (e: Omit<LabEvent, "step" | "phase">): void => {
     const step = events.length + 1;
     events.push({ ...e, step, phase });
-    // Device add and remove change memory at almost every event: scan every page then. Traffic only
-    // scans when the allocator's or the hypervisor's counters moved (a phase-end scan catches the rest).
-    diffs.push(settle(phase !== "traffic"));
+    diffs.push(settle(false));
     mappings.push(rows);
     pushCounters();
   };
@@ -324,9 +326,17 @@ export function record(config: LabConfig, strategy: string): Recording {
   const gpadlPfns = new Map<number, number[]>();
   const ringOf = new Map<number, { handle: number; downstream: number }>();
   const buffers: { rx?: number; tx?: number; txSection: number } = { txSection: 0 };
+  const pfnArrays = new Map<number, Float64Array>();
   const pfnsOf = (handle: number | undefined): Float64Array | undefined => {
-    const list = handle === undefined ? undefined : gpadlPfns.get(handle);
-    return list ? Float64Array.from(list) : undefined;
+    if (handle === undefined) return undefined;
+    let arr = pfnArrays.get(handle);
+    if (!arr) {
+      const list = gpadlPfns.get(handle);
+      if (!list) return undefined;
+      arr = Float64Array.from(list);
+      pfnArrays.set(handle, arr);
+    }
+    return arr;
   };
 
   const offHv = hv.onHypercall((e: HypercallEvent) => {
@@ -356,6 +366,7 @@ export function record(config: LabConfig, strategy: string): Recording {
           if (d.value.kind === "gpadl-header") list.length = 0;
           list.push(...pfns.value);
           gpadlPfns.set(d.value.gpadl, list);
+          pfnArrays.delete(d.value.gpadl);
         }
       }
       if (d.ok && d.value.kind === "open-channel") {
@@ -485,7 +496,6 @@ export function record(config: LabConfig, strategy: string): Recording {
     phase = "traffic";
     phaseStart.traffic = events.length + 1;
     const traffic = nic ? runTraffic(vm, nic, { packets: config.packets, seed: config.seed }) : undefined;
-    // The traffic phase skipped scans while the counters stood still: one full scan settles the rest.
     settlePhase();
     phase = "remove";
     phaseStart.remove = events.length + 1;
@@ -535,6 +545,7 @@ export function record(config: LabConfig, strategy: string): Recording {
     phaseStart,
     summary,
     cost,
+    missedPages: tracker.missedPages,
     bootMs,
     recordMs: performance.now() - t0,
   };
