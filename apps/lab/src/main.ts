@@ -2,6 +2,7 @@ import {
   configFromQuery,
   configToQuery,
   ERAS,
+  isGpadlMessage,
   type LabConfig,
   type Recording,
   record,
@@ -43,7 +44,12 @@ fillSelect(
   "era",
   ERAS.map((e) => ({
     value: e,
-    label: e === "auto" ? "each strategy's own" : e === "address-bit" ? "address-bit (Linux 5.16–6.3)" : "pte-bit (Linux 6.4+)",
+    label:
+      e === "auto"
+        ? "each strategy's own"
+        : e === "address-bit"
+          ? "address-bit (Linux 5.16–6.3)"
+          : "pte-bit (Linux 6.4+)",
   })),
 );
 fillSelect(
@@ -109,6 +115,7 @@ function render(): void {
 
 function go(target: number): void {
   step = Math.max(0, Math.min(timeline.length - 1, target));
+  document.body.dataset.ready = "0";
   writeUrl(false);
   render();
 }
@@ -195,9 +202,7 @@ const nextGpadl = (): void =>
   go(
     findNext(step + 1, (r, s) => {
       const e = s > 0 ? r.events[s - 1] : undefined;
-      if (!e || e.kind !== "message" || e.direction !== "guest-to-host") return false;
-      const type = e.bytes[0]!;
-      return type === 8 || type === 9; // CHANNELMSG_GPADL_HEADER, CHANNELMSG_GPADL_BODY
+      return e !== undefined && isGpadlMessage(e);
     }),
   );
 
@@ -226,6 +231,9 @@ document.addEventListener("keydown", (e) => {
   const t = e.target as HTMLElement;
   if (t.closest("form") && t.tagName !== "BUTTON") return; // typing in the form
   const map = sides[0]?.map;
+  const maps = (f: (m: NonNullable<typeof map>) => void) => () => {
+    for (const s of sides) if (s.map) f(s.map);
+  };
   const keys: Record<string, () => void> = {
     ArrowRight: () => go(step + (e.shiftKey ? 10 : 1)),
     ArrowLeft: () => go(step - (e.shiftKey ? 10 : 1)),
@@ -237,10 +245,10 @@ document.addEventListener("keydown", (e) => {
     h: nextHypercall,
     g: nextGpadl,
     n: nextPhase,
-    "+": () => sides.forEach((s) => s.map?.zoom(1)),
-    "=": () => sides.forEach((s) => s.map?.zoom(1)),
-    "-": () => sides.forEach((s) => s.map?.zoom(-1)),
-    "0": () => sides.forEach((s) => s.map?.whole()),
+    "+": maps((m) => m.zoom(1)),
+    "=": maps((m) => m.zoom(1)),
+    "-": maps((m) => m.zoom(-1)),
+    "0": maps((m) => m.whole()),
   };
   const action = keys[e.key];
   if (!action || (e.key === "0" && !map)) return;
@@ -253,7 +261,9 @@ window.addEventListener("popstate", () => {
   if (configToQuery(c, 0) === configToQuery(config, 0)) go(s);
   else boot(c, s, false);
 });
-window.addEventListener("resize", () => sides.forEach((s) => s.map?.draw()));
+window.addEventListener("resize", () => {
+  for (const s of sides) s.map?.draw();
+});
 
 const initial = configFromQuery(location.search);
 if (initial.problems.length) {

@@ -78,7 +78,10 @@ async function ensureBuilt(): Promise<void> {
 
 function serve(): Promise<Server> {
   const server = createServer((req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
+    const path = normalize(decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname)).replace(
+      /^(\.\.[/\\])+/,
+      "",
+    );
     const file = join(DIST, path.endsWith("/") ? `${path}index.html` : path);
     if (!file.startsWith(DIST) || !existsSync(file)) {
       res.writeHead(404).end();
@@ -109,7 +112,13 @@ describe.skipIf(!existsSync(CHROMIUM))("the lab in a real browser", () => {
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+      ],
     });
   }, 120_000);
 
@@ -124,11 +133,14 @@ describe.skipIf(!existsSync(CHROMIUM))("the lab in a real browser", () => {
     page.on("pageerror", (e) => errors.push(e.message));
     await page.goto(base);
     await ready(page);
-    const offered = await page.locator("#strategy option").evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value));
+    const offered = await page
+      .locator("#strategy option")
+      .evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value));
     expect(offered).toEqual(STRATEGIES.map((s) => s.name));
     expect(offered).toHaveLength(6);
     const side = page.locator('section.side[data-strategy="vmalloc-remap"]');
     const bootMs = Number(await side.locator("[data-boot-ms]").getAttribute("data-boot-ms"));
+    const recordMs = Number(await side.locator("[data-record-ms]").getAttribute("data-record-ms"));
 
     // The first GPADL header: its handle and PFN count as VMBus's decoder reads them in Node.
     const expected = firstGpadlHeader(DEFAULT_CONFIG, "vmalloc-remap");
@@ -138,7 +150,9 @@ describe.skipIf(!existsSync(CHROMIUM))("the lab in a real browser", () => {
     await expect.poll(() => decoded.getAttribute("data-fact-kind")).toBe("gpadl-header");
     expect(Number(await decoded.getAttribute("data-fact-gpadl"))).toBe(expected.gpadl);
     expect(Number(await decoded.getAttribute("data-fact-pfncount"))).toBe(expected.pfns);
-    expect(await decoded.locator('tr[data-field="gpadl"] [data-value]').textContent()).toContain(String(expected.gpadl));
+    expect(await decoded.locator('tr[data-field="gpadl"] [data-value]').textContent()).toContain(
+      String(expected.gpadl),
+    );
     // The screenshot: the receive buffer's first visibility hypercall, its input page decoded.
     await page.keyboard.press("h");
     await ready(page);
@@ -156,7 +170,9 @@ describe.skipIf(!existsSync(CHROMIUM))("the lab in a real browser", () => {
       `${demo.buffers.rx!.gpadlMessages} + ${demo.buffers.tx!.gpadlMessages}`,
     );
     expect(await summary("GPADL messages (rx + tx)")).toBe("147 + 10"); // the issue's must-show, as the demo prints
-    expect(await summary("hypercalls (rx + tx)")).toBe(`${demo.buffers.rx!.hypercalls} + ${demo.buffers.tx!.hypercalls}`);
+    expect(await summary("hypercalls (rx + tx)")).toBe(
+      `${demo.buffers.rx!.hypercalls} + ${demo.buffers.tx!.hypercalls}`,
+    );
     expect(await summary("live mappings (rx + tx)")).toBe(
       `${demo.buffers.rx!.liveMappings} + ${demo.buffers.tx!.liveMappings}`,
     );
@@ -171,7 +187,10 @@ describe.skipIf(!existsSync(CHROMIUM))("the lab in a real browser", () => {
     expect(await summary("faults")).toBe(String(demo.faults));
     expect(errors).toEqual([]);
     mkdirSync(join(ROOT, "reports"), { recursive: true });
-    writeFileSync(join(ROOT, "reports/lab-boot.json"), `${JSON.stringify({ memory: DEFAULT_CONFIG.memory, bootMs })}\n`);
+    writeFileSync(
+      join(ROOT, "reports/lab-boot.json"),
+      `${JSON.stringify({ memory: DEFAULT_CONFIG.memory, bootMs, recordMs })}\n`,
+    );
   }, 240_000);
 
   it("shows what a failed re-encryption leaks, and a reloaded link lands on the same step", async () => {
@@ -186,7 +205,9 @@ describe.skipIf(!existsSync(CHROMIUM))("the lab in a real browser", () => {
     const leaked = leakedWhenReencryptionFails(config, "vmalloc-remap");
     expect(leaked).toBeGreaterThan(0);
     await expect.poll(() => side.locator('[data-summary="leaked pages"]').textContent()).toBe(String(leaked));
-    expect(await side.locator('[data-counter="leaked pages"]').textContent()).toBe(leaked.toLocaleString("en-US"));
+    expect(await side.locator('[data-counter="leaked pages"]').textContent()).toBe(
+      leaked.toLocaleString("en-US"),
+    );
 
     // A link to a step mid device add reproduces the view after a reload.
     await page.keyboard.press("Home");

@@ -13,14 +13,31 @@ function sources(dir: string): string[] {
 }
 
 // A static import, a re-export, a dynamic import or a require of a Node built-in (node:fs, bare "fs" too).
-const BUILTINS = ["fs", "path", "os", "url", "crypto", "util", "child_process", "worker_threads", "process", "buffer", "events", "stream", "http", "net"];
+const BUILTINS = [
+  "fs",
+  "path",
+  "os",
+  "url",
+  "crypto",
+  "util",
+  "child_process",
+  "worker_threads",
+  "process",
+  "buffer",
+  "events",
+  "stream",
+  "http",
+  "net",
+];
 const NODE_IMPORT = new RegExp(
   `(?:from\\s*|import\\s*\\(\\s*|require\\s*\\(\\s*|import\\s+)["'](?:node:[^"']+|(?:${BUILTINS.join("|")})(?:/[^"']*)?)["']`,
 );
 
 describe("library packages are platform neutral", () => {
   it("no packages/*/src file imports a Node built-in (the lab bundles them for the browser)", () => {
-    const packages = readdirSync(join(ROOT, "packages"), { withFileTypes: true }).filter((d) => d.isDirectory());
+    const packages = readdirSync(join(ROOT, "packages"), { withFileTypes: true }).filter((d) =>
+      d.isDirectory(),
+    );
     const offenders: string[] = [];
     let files = 0;
     for (const pkg of packages) {

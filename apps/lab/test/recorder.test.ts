@@ -2,8 +2,8 @@ import { STRATEGIES } from "@ivm/catalog";
 import { describe, expect, it } from "vitest";
 import { runOne } from "../../demo/src/run.js";
 import { DEFAULT_CONFIG, eraFor, type LabConfig } from "../src/model/config.js";
-import { type Recording, record, STEP_COUNTERS } from "../src/model/recorder.js";
 import { HOST_VISIBLE, LEAKED, PageState, pageFlags } from "../src/model/page-state.js";
+import { type Recording, record, STEP_COUNTERS } from "../src/model/recorder.js";
 
 const small: LabConfig = { ...DEFAULT_CONFIG, memory: 256 * 2 ** 20, uptime: "light", packets: 300, seed: 3 };
 
@@ -35,31 +35,38 @@ function expectSameAsDemo(rec: Recording, config: LabConfig): void {
   expect(s.hostVisiblePagesAfterRemove).toBe(d.hostVisiblePagesAfterRemove);
   expect(s.leakedPages).toBe(d.leakedPages);
   expect(s.faults).toBe(d.faults);
-  expect(s.packets).toEqual({ sent: d.packets.sent, received: d.packets.received, verified: d.packets.verified });
+  expect(s.packets).toEqual({
+    sent: d.packets.sent,
+    received: d.packets.received,
+    verified: d.packets.verified,
+  });
 }
 
 describe("the recorder runs the demo's scenario on the real packages", () => {
-  it.each(STRATEGIES.map((s) => s.name))("%s: the demo's numbers, and the diffs replay to the model's state", (name) => {
-    const rec = record(small, name);
-    expect(rec.skipped).toBeUndefined();
-    expectSameAsDemo(rec, small);
-    expect(new Set(rec.events.map((e) => e.kind))).toEqual(new Set(["hypercall", "message", "packet"]));
-    expect(rec.phaseStart.add).toBeLessThan(rec.phaseStart.traffic);
-    expect(rec.phaseStart.traffic).toBeLessThan(rec.phaseStart.remove);
-    // Replaying every diff forward lands on the model's own counts; back again on the booted state.
-    const state = new PageState(rec.initial);
-    const n = STEP_COUNTERS.length;
-    for (const step of [rec.phaseStart.traffic - 1, rec.events.length]) {
-      state.seek(rec.diffs, step);
-      const visible = state.packed.filter((p) => (pageFlags(p) & HOST_VISIBLE) !== 0).length;
-      const leaked = state.packed.filter((p) => (pageFlags(p) & LEAKED) !== 0).length;
-      expect(visible).toBe(rec.counters[step * n + STEP_COUNTERS.indexOf("host-visible pages")]);
-      expect(leaked).toBe(rec.counters[step * n + STEP_COUNTERS.indexOf("leaked pages")]);
-    }
-    state.seek(rec.diffs, 0);
-    expect(state.packed).toEqual(rec.initial);
-    expect(rec.missedPages).toBe(0);
-  });
+  it.each(STRATEGIES.map((s) => s.name))(
+    "%s: the demo's numbers, and the diffs replay to the model's state",
+    (name) => {
+      const rec = record(small, name);
+      expect(rec.skipped).toBeUndefined();
+      expectSameAsDemo(rec, small);
+      expect(new Set(rec.events.map((e) => e.kind))).toEqual(new Set(["hypercall", "message", "packet"]));
+      expect(rec.phaseStart.add).toBeLessThan(rec.phaseStart.traffic);
+      expect(rec.phaseStart.traffic).toBeLessThan(rec.phaseStart.remove);
+      // Replaying every diff forward lands on the model's own counts; back again on the booted state.
+      const state = new PageState(rec.initial);
+      const n = STEP_COUNTERS.length;
+      for (const step of [rec.phaseStart.traffic - 1, rec.events.length]) {
+        state.seek(rec.diffs, step);
+        const visible = state.packed.filter((p) => (pageFlags(p) & HOST_VISIBLE) !== 0).length;
+        const leaked = state.packed.filter((p) => (pageFlags(p) & LEAKED) !== 0).length;
+        expect(visible).toBe(rec.counters[step * n + STEP_COUNTERS.indexOf("host-visible pages")]);
+        expect(leaked).toBe(rec.counters[step * n + STEP_COUNTERS.indexOf("leaked pages")]);
+      }
+      state.seek(rec.diffs, 0);
+      expect(state.packed).toEqual(rec.initial);
+      expect(rec.missedPages).toBe(0);
+    },
+  );
 });
 
 describe("decoded events", () => {
@@ -77,14 +84,7 @@ describe("decoded events", () => {
       }
     }
     expect(kinds).toEqual(
-      new Set([
-        "hypercall",
-        "input page",
-        "channel message",
-        "ring packet",
-        "NVSP message",
-        "RNDIS message",
-      ]),
+      new Set(["hypercall", "input page", "channel message", "ring packet", "NVSP message", "RNDIS message"]),
     );
     // The first GPADL header as VMBus's decoder reads it straight off the connection, independently.
     const entry = STRATEGIES.find((s) => s.name === "vmalloc-remap")!;

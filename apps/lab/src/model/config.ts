@@ -98,16 +98,36 @@ export function configFromQuery(query: string): { config: LabConfig; step: numbe
   const config: LabConfig = {
     strategy: pick("s", (v) => names.includes(v), String, d.strategy),
     compare: pick("b", (v) => v === "" || names.includes(v), String, d.compare),
-    era: pick("era", (v) => (ERAS as readonly string[]).includes(v), (v) => v as Era | "auto", d.era),
+    era: pick(
+      "era",
+      (v) => (ERAS as readonly string[]).includes(v),
+      (v) => v as Era | "auto",
+      d.era,
+    ),
     memory,
     rxSections: num("rx", 0, 1 << 20, d.rxSections),
     txSections: num("tx", 0, 1 << 20, d.txSections),
-    uptime: pick("uptime", (v) => (UPTIMES as readonly string[]).includes(v), (v) => v as UptimeLevel, d.uptime),
+    uptime: pick(
+      "uptime",
+      (v) => (UPTIMES as readonly string[]).includes(v),
+      (v) => v as UptimeLevel,
+      d.uptime,
+    ),
     packets: num("packets", 0, 100_000, d.packets),
     seed: num("seed", 0, 2 ** 31, d.seed),
-    isolation: pick("iso", (v) => v === "0" || v === "1", (v) => v === "1", d.isolation),
+    isolation: pick(
+      "iso",
+      (v) => v === "0" || v === "1",
+      (v) => v === "1",
+      d.isolation,
+    ),
     failHypercall: num("failhc", 0, 1_000_000, d.failHypercall),
-    failReencrypt: pick("failre", (v) => v === "0" || v === "1", (v) => v === "1", d.failReencrypt),
+    failReencrypt: pick(
+      "failre",
+      (v) => v === "0" || v === "1",
+      (v) => v === "1",
+      d.failReencrypt,
+    ),
   };
   const step = int(q.get("step"), 0, Number.MAX_SAFE_INTEGER) ?? 0;
   return { config, step, problems };

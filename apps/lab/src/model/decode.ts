@@ -92,7 +92,14 @@ function fieldsOf(obj: object, layout: Layout, bytes: Uint8Array, base: number):
       }
       const [offset, size] = at;
       const raw = readLe(bytes, base + offset, size);
-      const expected = typeof v === "bigint" ? v : typeof v === "number" ? BigInt(v) : typeof v === "boolean" ? BigInt(v ? 1 : 0) : undefined;
+      const expected =
+        typeof v === "bigint"
+          ? v
+          : typeof v === "number"
+            ? BigInt(v)
+            : typeof v === "boolean"
+              ? BigInt(v ? 1 : 0)
+              : undefined;
       rows.push({
         name,
         offset,
@@ -111,7 +118,8 @@ function runs(pfns: ArrayLike<number>): PfnRun[] {
   for (let i = 0; i < pfns.length; i++) {
     const p = pfns[i]!;
     const last = out[out.length - 1];
-    if (last && last.first + last.count === p) out[out.length - 1] = { first: last.first, count: last.count + 1 };
+    if (last && last.first + last.count === p)
+      out[out.length - 1] = { first: last.first, count: last.count + 1 };
     else out.push({ first: p, count: 1 });
   }
   return out;
@@ -190,7 +198,9 @@ const MESSAGE_LAYOUT: Readonly<Record<string, Layout>> = {
   "offer-channel": { chnFlags: [56, 2], mmioMegabytes: [58, 2], subChannelIndex: [180, 2] },
 };
 
-const MESSAGE_NAME = new Map<number, string>(Object.entries(CHANNELMSG).map(([k, v]) => [v, `CHANNELMSG_${k}`]));
+const MESSAGE_NAME = new Map<number, string>(
+  Object.entries(CHANNELMSG).map(([k, v]) => [v, `CHANNELMSG_${k}`]),
+);
 
 function decodeMessage(e: LabEvent): DecodedEvent {
   const d = decodeChannelMessage(e.bytes);
@@ -204,7 +214,15 @@ function decodeMessage(e: LabEvent): DecodedEvent {
     return {
       title: `channel message ${arrow}: rejected (${d.error.message})`,
       facts: { msgtype },
-      parts: [{ title: "vmbus_channel_message_header", bytes: e.bytes, base: 0, length: e.bytes.length, fields: header }],
+      parts: [
+        {
+          title: "vmbus_channel_message_header",
+          bytes: e.bytes,
+          base: 0,
+          length: e.bytes.length,
+          fields: header,
+        },
+      ],
     };
   }
   const m = d.value;
@@ -224,7 +242,12 @@ function decodeMessage(e: LabEvent): DecodedEvent {
     fields.push(
       { name: "range[0].byte_count", offset: 20, size: 4, value: String(byteCount) },
       { name: "range[0].byte_offset", offset: 24, size: 4, value: String(byteOffset) },
-      { name: "range[0].pfn_array[] (this message)", offset: 28, size: here * 8, value: `${here} of ${total} PFNs` },
+      {
+        name: "range[0].pfn_array[] (this message)",
+        offset: 28,
+        size: here * 8,
+        value: `${here} of ${total} PFNs`,
+      },
     );
     Object.assign(facts, { gpadl: m.gpadl, pfnCount: total, pfnsHere: here, byteCount });
     title = `GPADL header ${arrow}: handle 0x${m.gpadl.toString(16)}, ${total} PFNs (${here} here)`;
@@ -294,7 +317,13 @@ const RNDIS_LAYOUT: Readonly<Record<string, Layout>> = {
     perPktInfoLen: [32, 4],
     vcHandle: [36, 4],
   },
-  init: { msgLen: [4, 4], requestId: [8, 4], majorVersion: [12, 4], minorVersion: [16, 4], maxTransferSize: [20, 4] },
+  init: {
+    msgLen: [4, 4],
+    requestId: [8, 4],
+    majorVersion: [12, 4],
+    minorVersion: [16, 4],
+    maxTransferSize: [20, 4],
+  },
   "init-complete": {
     ...RNDIS_COMMON,
     majorVersion: [16, 4],
@@ -307,8 +336,22 @@ const RNDIS_LAYOUT: Readonly<Record<string, Layout>> = {
     afListOffset: [44, 4],
     afListSize: [48, 4],
   },
-  query: { msgLen: [4, 4], requestId: [8, 4], oid: [12, 4], infoBufLen: [16, 4], infoBufOffset: [20, 4], deviceVcHandle: [24, 4] },
-  set: { msgLen: [4, 4], requestId: [8, 4], oid: [12, 4], infoBufLen: [16, 4], infoBufOffset: [20, 4], deviceVcHandle: [24, 4] },
+  query: {
+    msgLen: [4, 4],
+    requestId: [8, 4],
+    oid: [12, 4],
+    infoBufLen: [16, 4],
+    infoBufOffset: [20, 4],
+    deviceVcHandle: [24, 4],
+  },
+  set: {
+    msgLen: [4, 4],
+    requestId: [8, 4],
+    oid: [12, 4],
+    infoBufLen: [16, 4],
+    infoBufOffset: [20, 4],
+    deviceVcHandle: [24, 4],
+  },
 };
 
 const RNDIS_NAME = new Map<number, string>(Object.entries(RNDIS_MSG_TYPE).map(([k, v]) => [v as number, k]));
@@ -411,11 +454,26 @@ function decodePacket(e: LabEvent): DecodedEvent {
         bytes: e.rndis,
         base: 0,
         length: Math.min(e.rndis.length, r.value.msgLen),
-        fields: [{ name: "msg_type", offset: 0, size: 4, value: `0x${msgType.toString(16)} (${RNDIS_NAME.get(msgType) ?? "?"})` }, ...fields],
+        fields: [
+          {
+            name: "msg_type",
+            offset: 0,
+            size: 4,
+            value: `0x${msgType.toString(16)} (${RNDIS_NAME.get(msgType) ?? "?"})`,
+          },
+          ...fields,
+        ],
       });
       title += ` → RNDIS ${r.value.kind}`;
     } else {
-      parts.push({ title: `RNDIS bytes (from ${e.rndisFrom})`, bytes: e.rndis, base: 0, length: e.rndis.length, fields: [], note: r.error.message });
+      parts.push({
+        title: `RNDIS bytes (from ${e.rndisFrom})`,
+        bytes: e.rndis,
+        base: 0,
+        length: e.rndis.length,
+        fields: [],
+        note: r.error.message,
+      });
     }
   }
   return { title, facts, parts };
@@ -428,7 +486,10 @@ export function decodeEvent(e: LabEvent): DecodedEvent {
   return decodePacket(e);
 }
 
-/** A short label for the event list (no full decode). */
-export function eventLabel(e: LabEvent): string {
-  return decodeEvent(e).title;
+
+/** A guest → host GPADL header or body message (what "next GPADL" jumps to). */
+export function isGpadlMessage(e: LabEvent): boolean {
+  if (e.kind !== "message" || e.direction !== "guest-to-host" || e.bytes.length < 4) return false;
+  const type = e.bytes[0]! | (e.bytes[1]! << 8);
+  return type === CHANNELMSG.GPADL_HEADER || type === CHANNELMSG.GPADL_BODY;
 }

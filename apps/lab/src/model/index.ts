@@ -9,7 +9,14 @@ export {
   type LabConfig,
   UPTIMES,
 } from "./config.js";
-export { type DecodedEvent, type DecodedPart, decodeEvent, type FieldRow, type PfnRun } from "./decode.js";
+export {
+  type DecodedEvent,
+  type DecodedPart,
+  decodeEvent,
+  type FieldRow,
+  isGpadlMessage,
+  type PfnRun,
+} from "./decode.js";
 export {
   ALLOCATED,
   DIRECT_MAP_SHARED,

@@ -387,7 +387,8 @@ export function record(config: LabConfig, strategy: string): Recording {
     const nvsp = decodeNvspMessage(payload, direction);
     if (!nvsp.ok) return {};
     const m = nvsp.value;
-    if (direction === "host-to-guest" && m.kind === "send-send-buf-complete") buffers.txSection = m.sectionSize;
+    if (direction === "host-to-guest" && m.kind === "send-send-buf-complete")
+      buffers.txSection = m.sectionSize;
     if (direction === "guest-to-host" && m.kind === "send-recv-buf") buffers.rx = m.gpadlHandle;
     if (direction === "guest-to-host" && m.kind === "send-send-buf") buffers.tx = m.gpadlHandle;
     if (m.kind !== "send-rndis-pkt") return {};
@@ -462,7 +463,13 @@ export function record(config: LabConfig, strategy: string): Recording {
         if (r.ok && ring) {
           ringPackets++;
           const bytes = ringBytes(ring, before, writeIndex(ring));
-          push({ kind: "packet", direction: "guest-to-host", bytes, relid, ...rndisOf(bytes, "guest-to-host") });
+          push({
+            kind: "packet",
+            direction: "guest-to-host",
+            bytes,
+            relid,
+            ...rndisOf(bytes, "guest-to-host"),
+          });
         }
         return r;
       };
@@ -476,7 +483,13 @@ export function record(config: LabConfig, strategy: string): Recording {
         ringPackets++;
         // The guest's private copy, the only bytes the guest parses (hv_pkt_iter_first copies first).
         const bytes = packet.bytes.slice();
-        push({ kind: "packet", direction: "host-to-guest", bytes, relid, ...rndisOf(bytes, "host-to-guest") });
+        push({
+          kind: "packet",
+          direction: "host-to-guest",
+          bytes,
+          relid,
+          ...rndisOf(bytes, "host-to-guest"),
+        });
         fn(packet);
       }, budget);
   };
@@ -550,4 +563,3 @@ export function record(config: LabConfig, strategy: string): Recording {
     recordMs: performance.now() - t0,
   };
 }
-

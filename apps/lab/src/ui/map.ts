@@ -27,7 +27,11 @@ export function pageCategories(packed: Uint32Array, tags: readonly string[]): Ui
 
 const RGB = CATEGORIES.map((c) => {
   const hex = PALETTE[c] ?? "#bbbbbb";
-  return [parseInt(hex.slice(1, 3), 16), parseInt(hex.slice(3, 5), 16), parseInt(hex.slice(5, 7), 16)] as const;
+  return [
+    parseInt(hex.slice(1, 3), 16),
+    parseInt(hex.slice(3, 5), 16),
+    parseInt(hex.slice(5, 7), 16),
+  ] as const;
 });
 const HIDDEN = [238, 238, 238] as const;
 
@@ -177,7 +181,7 @@ export class MemoryMap {
     const v = this.view;
     v.cellPx = 1;
     v.perCell = 1;
-    while (v.perCell > 1 || this.#cols() * this.#rows() * v.perCell < count) v.perCell *= 2;
+    while (this.#cols() * this.#rows() * v.perCell < count) v.perCell *= 2;
     while (v.perCell === 1 && v.cellPx < 48 && this.#cols() * this.#rows() >= count * 4) v.cellPx *= 2;
     this.#setStart(first - this.#cols() * v.perCell);
     this.draw();
@@ -217,7 +221,8 @@ export class MemoryMap {
       let best = -1;
       for (let c = 0; c < counts.length; c++) {
         if (counts[c] === 0) continue;
-        if (best < 0 || (best === freeCat && c !== freeCat) || (c !== freeCat && counts[c]! > counts[best]!)) best = c;
+        if (best < 0 || (best === freeCat && c !== freeCat) || (c !== freeCat && counts[c]! > counts[best]!))
+          best = c;
       }
       const rgb = shared && visible === 0 ? HIDDEN : best < 0 ? HIDDEN : RGB[best]!;
       const o = cell * 4;
@@ -298,7 +303,7 @@ export class MemoryMap {
 }
 
 export function legend(): string {
-  return CATEGORIES.map(
-    (c: Category) => `<span><i style="background:${PALETTE[c]}"></i>${c}</span>`,
-  ).join("");
+  return CATEGORIES.map((c: Category) => `<span><i style="background:${PALETTE[c]}"></i>${c}</span>`).join(
+    "",
+  );
 }

@@ -23,4 +23,3 @@ export const PALETTE: Readonly<Record<string, string>> = {
   leaked: "#D55E00",
   pool: "#7FDBFF",
 };
-

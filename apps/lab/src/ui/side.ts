@@ -196,7 +196,9 @@ export class SidePanel {
     this.el.querySelector(".host-read")!.innerHTML =
       `<b data-host-visible="${visible}">${visible.toLocaleString("en-US")} pages (${formatBytes(visible * 4096)})</b> through the shared alias` +
       (visible
-        ? `: ${CATEGORIES.map((c, i) => (visibleByCat[i] ? `${c} ${visibleByCat[i]!.toLocaleString("en-US")}` : ""))
+        ? `: ${CATEGORIES.map((c, i) =>
+            visibleByCat[i] ? `${c} ${visibleByCat[i]!.toLocaleString("en-US")}` : "",
+          )
             .filter(Boolean)
             .join(", ")}`
         : "") +
@@ -214,7 +216,8 @@ export class SidePanel {
       ? this.#decoded.parts.map(partHtml).join("")
       : "<p>Step forward to see the first event of device add.</p>";
     if (this.#decoded) {
-      for (const [k, v] of Object.entries(this.#decoded.facts)) decoded.setAttribute(`data-fact-${k.toLowerCase()}`, String(v));
+      for (const [k, v] of Object.entries(this.#decoded.facts))
+        decoded.setAttribute(`data-fact-${k.toLowerCase()}`, String(v));
     }
     this.#renderEvents(step);
   }
@@ -245,7 +248,10 @@ export class SidePanel {
     ];
     if (end) {
       rows.push(
-        ["packets sent / received / verified", `${s.packets.sent} / ${s.packets.received} / ${s.packets.verified}`],
+        [
+          "packets sent / received / verified",
+          `${s.packets.sent} / ${s.packets.received} / ${s.packets.verified}`,
+        ],
         ["host-visible pages after remove", String(s.hostVisiblePagesAfterRemove)],
         ["leaked pages", String(s.leakedPages)],
         ["faults", String(s.faults)],
@@ -282,7 +288,8 @@ export class SidePanel {
     const from = Math.max(1, step - 6);
     const to = Math.min(this.rec.events.length, step + 8);
     const items: string[] = [];
-    if (from === 1) items.push(`<div data-step="0" class="${step === 0 ? "cur" : ""}">0 · booted guest</div>`);
+    if (from === 1)
+      items.push(`<div data-step="0" class="${step === 0 ? "cur" : ""}">0 · booted guest</div>`);
     for (let s = from; s <= to; s++) {
       const e = this.rec.events[s - 1]!;
       items.push(
