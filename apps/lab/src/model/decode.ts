@@ -486,7 +486,6 @@ export function decodeEvent(e: LabEvent): DecodedEvent {
   return decodePacket(e);
 }
 
-
 /** A guest → host GPADL header or body message (what "next GPADL" jumps to). */
 export function isGpadlMessage(e: LabEvent): boolean {
   if (e.kind !== "message" || e.direction !== "guest-to-host" || e.bytes.length < 4) return false;
