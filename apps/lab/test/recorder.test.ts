@@ -101,3 +101,32 @@ describe("decoded events", () => {
     expect(header.facts.pfnCount).toBe(first!.pfns);
   });
 });
+
+describe("faults from the UI", () => {
+  it("the n-th hypercall failing: the failed call is in the recording and the leak count is the model's", async () => {
+    const { Vm, addNicMeasured } = await import("@ivm/vm");
+    const { decodeEvent } = await import("../src/model/decode.js");
+    const entry = STRATEGIES.find((s) => s.name === "vmalloc-remap")!;
+    const leaks: number[] = [];
+    for (const k of [1, 2, 5]) {
+      const config: LabConfig = { ...small, failHypercall: k };
+      const rec = record(config, "vmalloc-remap");
+      const vm = Vm.boot({ memory: small.memory, uptime: small.uptime, seed: small.seed, ...entry.vm });
+      vm.hyperv.hypervisor.faults.failCall(k);
+      const { cost } = addNicMeasured(vm);
+      expect(rec.summary.deviceAdd.ok).toBe(cost.ok);
+      expect(rec.summary.leakedPages).toBe(vm.memory.leakedPages);
+      leaks.push(rec.summary.leakedPages);
+      const failed = rec.events.filter((e) => e.kind === "hypercall" && e.hypercall!.result !== 0);
+      expect(
+        failed.map(
+          (e) => e.hypercall!.seq - rec.events.find((x) => x.kind === "hypercall")!.hypercall!.seq + 1,
+        ),
+      ).toEqual([k]);
+      expect(decodeEvent(failed[0]!).title).toMatch(/→ AccessDenied$/);
+      const n = STEP_COUNTERS.length;
+      expect(rec.counters[rec.events.length * n + STEP_COUNTERS.indexOf("failed hypercalls")]).toBe(1);
+    }
+    expect(leaks.some((n) => n > 0)).toBe(true);
+  });
+});
