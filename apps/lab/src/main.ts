@@ -102,6 +102,7 @@ function render(): void {
   if (frame) return;
   frame = requestAnimationFrame(() => {
     frame = 0;
+    const t0 = performance.now();
     sides.forEach((s, i) => {
       s.render(timeline.sideStep[i]?.[step] ?? 0);
     });
@@ -109,6 +110,8 @@ function render(): void {
     const phase = timeline.phaseStart.filter((p) => p <= step).length;
     stepInfo.textContent = `step ${step.toLocaleString("en-US")} / ${(timeline.length - 1).toLocaleString("en-US")} · ${step === 0 ? "booted" : ["device add", "traffic", "device remove"][phase - 1]}`;
     stepInfo.dataset.step = String(step);
+    // How long drawing this step took (every side: map, decode, tables), for the README's numbers.
+    document.body.dataset.renderMs = (performance.now() - t0).toFixed(1);
     document.body.dataset.ready = "1";
   });
 }
@@ -228,8 +231,8 @@ $("next-gpadl").addEventListener("click", nextGpadl);
 scrub.addEventListener("input", () => go(Number(scrub.value)));
 
 document.addEventListener("keydown", (e) => {
-  const t = e.target as HTMLElement;
-  if (t.closest("form") && t.tagName !== "BUTTON") return; // typing in the form
+  const t = e.target;
+  if (t instanceof Element && t.closest("form") && t.tagName !== "BUTTON") return; // typing in the form
   const map = sides[0]?.map;
   const maps = (f: (m: NonNullable<typeof map>) => void) => () => {
     for (const s of sides) if (s.map) f(s.map);
