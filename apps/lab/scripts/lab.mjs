@@ -7,7 +7,9 @@ import { fileURLToPath } from "node:url";
 import { build, createServer } from "vite";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const [command = "serve", ...rest] = process.argv.slice(2);
+const args = process.argv.slice(2).filter((a) => a !== "--");
+const command = args[0] && !args[0].startsWith("-") ? args[0] : "serve";
+const rest = command === args[0] ? args.slice(1) : args;
 
 function size(dir) {
   let total = 0;

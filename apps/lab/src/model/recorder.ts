@@ -135,8 +135,6 @@ export interface Recording {
   /** First step of each phase (add starts at 1); a phase is empty when its first equals the next's. */
   readonly phaseStart: Readonly<Record<Phase, number>>;
   readonly summary: RunSummary;
-  /** Device add's timeline, as the demo's report draws it. */
-  readonly cost: DeviceAddCost | undefined;
   /** Pages the per-event scans missed and a phase-end scan found (0 unless a page mutator went unwatched). */
   readonly missedPages: number;
   /** Milliseconds: Vm.boot alone, and the whole recording. */
@@ -226,7 +224,6 @@ function skippedRecording(config: LabConfig, strategy: string, era: string, reas
       packets: { sent: 0, received: 0, verified: 0 },
       swiotlbSlots: 0,
     },
-    cost: undefined,
     missedPages: 0,
     bootMs: 0,
     recordMs: 0,
@@ -557,7 +554,6 @@ export function record(config: LabConfig, strategy: string): Recording {
     counters: Float64Array.from(counterRows),
     phaseStart,
     summary,
-    cost,
     missedPages: tracker.missedPages,
     bootMs,
     recordMs: performance.now() - t0,
