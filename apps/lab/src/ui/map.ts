@@ -1,28 +1,39 @@
 import { ALLOCATED, FREE, HOST_VISIBLE, LEAKED, pageFlags, pageOrder, pageOwner } from "../model/index.js";
 import { CATEGORIES, type Category, categoryOf, PALETTE } from "./palette.js";
 
-/** Per page: its category index (expanded from the block heads) — rebuilt once per step shown. */
-export function pageCategories(packed: Uint32Array, tags: readonly string[]): Uint8Array {
+export interface PageCategories {
+  /** Category index of every page (expanded from the block heads; leaked pages as "leaked"). */
+  readonly cats: Uint8Array;
+  /** Pages per category, and host-visible pages per category. */
+  readonly byCat: Float64Array;
+  readonly visibleByCat: Float64Array;
+}
+
+/** Categories and their counts for one step, in one pass over the pages (rebuilt once per step shown). */
+export function pageCategories(packed: Uint32Array, tags: readonly string[]): PageCategories {
   const tagCat = tags.map((t) => CATEGORIES.indexOf(categoryOf(t)));
   const free = CATEGORIES.indexOf("free");
   const kernel = CATEGORIES.indexOf("kernel");
   const leaked = CATEGORIES.indexOf("leaked");
-  const out = new Uint8Array(packed.length).fill(kernel);
+  const cats = new Uint8Array(packed.length);
+  const byCat = new Float64Array(CATEGORIES.length);
+  const visibleByCat = new Float64Array(CATEGORIES.length);
   let p = 0;
   while (p < packed.length) {
-    const v = packed[p]!;
-    const f = pageFlags(v);
-    if ((f & (FREE | ALLOCATED)) === 0) {
-      p++;
-      continue;
+    const head = pageFlags(packed[p]!);
+    const isBlock = (head & (FREE | ALLOCATED)) !== 0;
+    const n = isBlock ? Math.min(2 ** pageOrder(packed[p]!), packed.length - p) : 1;
+    const blockCat = !isBlock ? kernel : head & FREE ? free : (tagCat[pageOwner(packed[p]!)] ?? kernel);
+    for (let q = p; q < p + n; q++) {
+      const f = pageFlags(packed[q]!);
+      const c = f & LEAKED ? leaked : blockCat;
+      cats[q] = c;
+      byCat[c]!++;
+      if (f & HOST_VISIBLE) visibleByCat[c]!++;
     }
-    const n = Math.min(2 ** pageOrder(v), packed.length - p);
-    const cat = f & FREE ? free : (tagCat[pageOwner(v)] ?? kernel);
-    out.fill(cat, p, p + n);
     p += n;
   }
-  for (let q = 0; q < packed.length; q++) if (pageFlags(packed[q]!) & LEAKED) out[q] = leaked;
-  return out;
+  return { cats, byCat, visibleByCat };
 }
 
 const RGB = CATEGORIES.map((c) => {

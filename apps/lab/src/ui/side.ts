@@ -3,13 +3,11 @@ import {
   type DecodedPart,
   decodeEvent,
   formatBytes,
-  HOST_VISIBLE,
   PageState,
-  pageFlags,
   type Recording,
   STEP_COUNTERS,
 } from "../model/index.js";
-import { legend, MemoryMap, pageCategories } from "./map.js";
+import { legend, MemoryMap, type PageCategories, pageCategories } from "./map.js";
 import { CATEGORIES } from "./palette.js";
 
 function esc(text: string): string {
@@ -66,7 +64,7 @@ export class SidePanel {
   readonly el: HTMLElement;
   readonly map: MemoryMap | undefined;
   readonly state: PageState;
-  #cats: Uint8Array | undefined;
+  #cats: PageCategories | undefined;
   #catsStep = -1;
   #decoded: DecodedEvent | undefined;
   onPick: ((step: number) => void) | undefined;
@@ -152,9 +150,9 @@ export class SidePanel {
   #focusOwner(category: string): void {
     if (!this.map || !this.#cats) return;
     const c = CATEGORIES.indexOf(category);
-    const first = this.#cats.indexOf(c);
+    const first = this.#cats.cats.indexOf(c);
     if (first < 0) return;
-    const last = this.#cats.lastIndexOf(c);
+    const last = this.#cats.cats.lastIndexOf(c);
     this.map.focus(first, last - first + 1);
   }
 
@@ -167,7 +165,7 @@ export class SidePanel {
       this.#cats = pageCategories(this.state.packed, rec.tags);
       this.#catsStep = step;
     }
-    const cats = this.#cats!;
+    const { cats, byCat, visibleByCat } = this.#cats!;
     const event = step > 0 ? rec.events[step - 1] : undefined;
     this.#decoded = event ? decodeEvent(event) : undefined;
     const phase = this.el.querySelector<HTMLElement>(".phase")!;
@@ -180,13 +178,6 @@ export class SidePanel {
     this.map.show(this.state.packed, cats, rec.tags, rec.vtomPfn);
 
     // Text for the map: pages per category and host-visible pages per category.
-    const byCat = new Float64Array(CATEGORIES.length);
-    const visibleByCat = new Float64Array(CATEGORIES.length);
-    const packed = this.state.packed;
-    for (let p = 0; p < packed.length; p++) {
-      byCat[cats[p]!]!++;
-      if (pageFlags(packed[p]!) & HOST_VISIBLE) visibleByCat[cats[p]!]!++;
-    }
     this.el.querySelector(".map-counts")!.innerHTML = CATEGORIES.map((c, i) =>
       byCat[i] ? `<span data-count="${c}">${c}: ${byCat[i]!.toLocaleString("en-US")}</span>` : "",
     )
