@@ -403,9 +403,12 @@ export function record(config: LabConfig, strategy: string): Recording {
       const pfns = pfnsOf(buffers.tx);
       if (!pfns || buffers.txSection === 0) return {};
       const at = sendSectionOffset(m.sendBufSectionIndex, buffers.txSection);
+      // With page buffers as well, netvsc copied only the head of the packet into the section
+      // (cp_partial): the RNDIS header is here, the frame's tail travels in the page buffers.
+      const partial = desc.type === VM_PKT.DATA_USING_GPA_DIRECT;
       return {
         rndis: readRaw(memory, pfns, at, Math.min(m.sendBufSectionSize, buffers.txSection)),
-        rndisFrom: `send section ${m.sendBufSectionIndex} (+0x${at.toString(16)})`,
+        rndisFrom: `send section ${m.sendBufSectionIndex} (+0x${at.toString(16)})${partial ? "; partial copy: the frame's tail is in the page buffers, so bytes past the head are stale" : ""}`,
       };
     }
     if (desc.type === VM_PKT.DATA_USING_GPA_DIRECT) {
