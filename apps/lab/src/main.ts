@@ -131,7 +131,7 @@ function findNext(from: number, match: (rec: Recording, s: number) => boolean): 
   return step;
 }
 
-function boot(c: LabConfig, atStep: number, push: boolean): void {
+function boot(c: LabConfig, atStep: number, push: boolean, problems: readonly string[] = []): void {
   config = c;
   toForm(c);
   stopPlaying();
@@ -155,7 +155,10 @@ function boot(c: LabConfig, atStep: number, push: boolean): void {
       timeline = buildTimeline(recs.filter((r) => !r.skipped).length ? recs : recs);
       scrub.max = String(timeline.length - 1);
       const boots = recs.filter((r) => !r.skipped).map((r) => `${r.strategy} ${r.bootMs.toFixed(0)} ms`);
-      status.textContent = boots.length ? `booted: ${boots.join(", ")}` : "nothing ran";
+      status.textContent = [...problems, boots.length ? `booted: ${boots.join(", ")}` : "nothing ran"].join(
+        "; ",
+      );
+      if (problems.length) status.className = "error";
       step = Math.min(atStep, timeline.length - 1);
       writeUrl(push);
       render();
@@ -269,8 +272,4 @@ window.addEventListener("resize", () => {
 });
 
 const initial = configFromQuery(location.search);
-if (initial.problems.length) {
-  status.className = "error";
-  status.textContent = initial.problems.join("; ");
-}
-boot(initial.config, initial.step, false);
+boot(initial.config, initial.step, false, initial.problems);
