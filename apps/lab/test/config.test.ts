@@ -22,11 +22,11 @@ describe("the URL holds the configuration and the step", () => {
   });
 
   it("keeps the default for a missing value and names each invalid one", () => {
-    const r = configFromQuery("s=no-such&mem=3KiB&uptime=forever&iso=2&step=x&seed=-1");
+    const r = configFromQuery("s=no-such&mem=32GiB&uptime=forever&iso=2&step=x&seed=-1");
     expect(r.config).toEqual(DEFAULT_CONFIG);
     expect(r.step).toBe(0);
     expect(r.problems).toEqual([
-      "mem=3KiB is not valid; using the default",
+      "mem=32GiB is not valid (64 MiB to 16 GiB, whole MiB); using the default",
       "s=no-such is not valid; using the default",
       "uptime=forever is not valid; using the default",
       "seed=-1 is not valid; using the default",

@@ -31,6 +31,12 @@ export interface LabConfig {
   readonly failReencrypt: boolean;
 }
 
+/**
+ * The model boots 64 GiB cheaply, but the lab keeps and draws per-page state (4 bytes a page, one pass
+ * per step): 16 GiB (4M pages) keeps a step under a few tenths of a second.
+ */
+export const MAX_MEMORY = 16 * 2 ** 30;
+
 export const UPTIMES: readonly UptimeLevel[] = ["none", "light", "moderate", "heavy"];
 export const ERAS: readonly (Era | "auto")[] = ["auto", "address-bit", "pte-bit"];
 
@@ -67,11 +73,17 @@ export function configFromQuery(query: string): { config: LabConfig; step: numbe
   const q = new URLSearchParams(query);
   const problems: string[] = [];
   const names = STRATEGIES.map((s) => s.name);
-  const pick = <T>(key: string, ok: (v: string) => boolean, map: (v: string) => T, fallback: T): T => {
+  const pick = <T>(
+    key: string,
+    ok: (v: string) => boolean,
+    map: (v: string) => T,
+    fallback: T,
+    hint = "",
+  ): T => {
     const v = q.get(key);
     if (v === null) return fallback;
     if (ok(v)) return map(v);
-    problems.push(`${key}=${v} is not valid; using the default`);
+    problems.push(`${key}=${v} is not valid${hint}; using the default`);
     return fallback;
   };
   const d = DEFAULT_CONFIG;
@@ -80,13 +92,14 @@ export function configFromQuery(query: string): { config: LabConfig; step: numbe
     (v) => {
       try {
         const n = parseSize(v);
-        return n >= 64 * 2 ** 20 && n <= 64 * 2 ** 30 && n % 2 ** 20 === 0;
+        return n >= 64 * 2 ** 20 && n <= MAX_MEMORY && n % 2 ** 20 === 0;
       } catch {
         return false;
       }
     },
     (v) => parseSize(v),
     d.memory,
+    ` (64 MiB to ${MAX_MEMORY / 2 ** 30} GiB, whole MiB)`,
   );
   const num = (key: string, min: number, max: number, fallback: number): number =>
     pick(
