@@ -195,6 +195,8 @@ export class PageTracker {
 export class PageState {
   readonly packed: Uint32Array;
   #step = 0;
+  /** Moves on whenever a page actually changed, so views can cache what they derive from the state. */
+  version = 0;
 
   constructor(initial: Uint32Array) {
     this.packed = initial.slice();
@@ -210,12 +212,14 @@ export class PageState {
     while (this.#step < t) {
       const d = diffs[this.#step]!;
       for (let i = 0; i < d.count; i++) this.packed[d.index[i]!] = d.after[i]!;
+      if (d.count > 0) this.version++;
       this.#step++;
     }
     while (this.#step > t) {
       this.#step--;
       const d = diffs[this.#step]!;
       for (let i = 0; i < d.count; i++) this.packed[d.index[i]!] = d.before[i]!;
+      if (d.count > 0) this.version++;
     }
   }
 }

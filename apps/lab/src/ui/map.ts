@@ -72,6 +72,9 @@ export class MemoryMap {
   onHover: ((text: string) => void) | undefined;
   #tags: readonly string[] = [];
   #vtom = 0;
+  #version = -1;
+  /** The two bands' cells for the last state and view drawn (stepping through traffic rarely changes pages). */
+  #bands: { key: string; images: ImageData[] } | undefined;
 
   constructor(canvas: HTMLCanvasElement) {
     this.canvas = canvas;
@@ -101,8 +104,15 @@ export class MemoryMap {
   }
 
   /** Shows a new page state (category per page and the packed state, for hovering). */
-  show(packed: Uint32Array, cats: Uint8Array, tags: readonly string[], vtomPfn: number): void {
+  show(
+    packed: Uint32Array,
+    cats: Uint8Array,
+    tags: readonly string[],
+    vtomPfn: number,
+    version: number,
+  ): void {
     const fresh = this.#pages !== packed.length;
+    this.#version = version;
     this.#pages = packed.length;
     this.#packed = packed;
     this.#cats = cats;
@@ -259,8 +269,12 @@ export class MemoryMap {
     off.width = cols;
     off.height = rows;
     const octx = off.getContext("2d")!;
+    const key = `${this.#version}:${this.view.start}:${this.view.perCell}:${cols}x${rows}`;
+    if (this.#bands?.key !== key) {
+      this.#bands = { key, images: [this.#band(false, cols, rows), this.#band(true, cols, rows)] };
+    }
     for (const shared of [false, true]) {
-      octx.putImageData(this.#band(shared, cols, rows), 0, 0);
+      octx.putImageData(this.#bands.images[shared ? 1 : 0]!, 0, 0);
       const y = shared ? band + 14 : 0;
       ctx.drawImage(off, 0, 0, cols, rows, 0, y, cols * this.view.cellPx, rows * this.view.cellPx);
       if (this.view.cellPx >= 8) {

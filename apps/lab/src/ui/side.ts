@@ -65,7 +65,7 @@ export class SidePanel {
   readonly map: MemoryMap | undefined;
   readonly state: PageState;
   #cats: PageCategories | undefined;
-  #catsStep = -1;
+  #catsVersion = -1;
   #decoded: DecodedEvent | undefined;
   onPick: ((step: number) => void) | undefined;
 
@@ -161,9 +161,9 @@ export class SidePanel {
     if (this.rec.skipped || !this.map) return;
     const rec = this.rec;
     this.state.seek(rec.diffs, step);
-    if (this.#catsStep !== step) {
+    if (this.#catsVersion !== this.state.version) {
       this.#cats = pageCategories(this.state.packed, rec.tags);
-      this.#catsStep = step;
+      this.#catsVersion = this.state.version;
     }
     const { cats, byCat, visibleByCat } = this.#cats!;
     const event = step > 0 ? rec.events[step - 1] : undefined;
@@ -175,7 +175,7 @@ export class SidePanel {
     title.textContent = `step ${step} of ${rec.events.length}: ${this.#decoded?.title ?? "the booted guest, before device add"}`;
     title.dataset.step = String(step);
     this.map.highlight(this.#decoded?.parts.flatMap((p) => p.pfns ?? []) ?? []);
-    this.map.show(this.state.packed, cats, rec.tags, rec.vtomPfn);
+    this.map.show(this.state.packed, cats, rec.tags, rec.vtomPfn, this.state.version);
 
     // Text for the map: pages per category and host-visible pages per category.
     this.el.querySelector(".map-counts")!.innerHTML = CATEGORIES.map((c, i) =>
