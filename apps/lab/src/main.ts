@@ -5,7 +5,7 @@ import {
   isGpadlMessage,
   type LabConfig,
   type Recording,
-  record,
+  recordOffThread,
   strategyChoices,
   UPTIMES,
 } from "./model/index.js";
@@ -19,11 +19,13 @@ const sidesEl = $<HTMLElement>("sides");
 const scrub = $<HTMLInputElement>("scrub");
 const stepInfo = $<HTMLElement>("stepinfo");
 
-let config: LabConfig;
+let config: LabConfig | undefined;
 let sides: SidePanel[] = [];
 let timeline: Timeline = { length: 1, sideStep: [], phaseStart: [1, 1, 1] };
 let step = 0;
 let playing: number | undefined;
+/** Boots started; a recording that arrives after a newer boot began is dropped. */
+let boots = 0;
 
 function fillSelect(id: string, options: { value: string; label: string }[]): void {
   $<HTMLSelectElement>(id).innerHTML = options
@@ -89,6 +91,7 @@ function fromForm(): { config: LabConfig; problems: string[] } {
 
 let urlTimer: number | undefined;
 function writeUrl(push: boolean): void {
+  if (!config) return;
   const url = `${location.pathname}?${configToQuery(config, step)}`;
   if (push) history.pushState(null, "", url);
   else {
@@ -132,41 +135,42 @@ function findNext(from: number, match: (rec: Recording, s: number) => boolean): 
 }
 
 function boot(c: LabConfig, atStep: number, push: boolean, problems: readonly string[] = []): void {
-  config = c;
   toForm(c);
   stopPlaying();
   status.className = "";
   status.textContent = "booting…";
   document.body.dataset.ready = "0";
-  // Let the status paint before the (synchronous) model runs.
-  setTimeout(() => {
-    try {
-      const names = [c.strategy, ...(c.compare && c.compare !== c.strategy ? [c.compare] : [])];
-      const recs = names.map((n) => record(c, n));
+  const names = [c.strategy, ...(c.compare && c.compare !== c.strategy ? [c.compare] : [])];
+  const generation = ++boots;
+  Promise.all(names.map((n) => recordOffThread(c, n))).then(
+    (recs) => {
+      if (generation !== boots) return; // a newer boot started meanwhile
+      config = c;
       sidesEl.innerHTML = "";
       sides = recs.map((r) => new SidePanel(r, sidesEl));
-      sides.forEach((s) => {
+      sides.forEach((s, i) => {
         s.onPick = (sideStep) => {
-          const i = sides.indexOf(s);
           const j = timeline.sideStep[i]!.indexOf(sideStep);
           if (j >= 0) go(j);
         };
       });
-      timeline = buildTimeline(recs.filter((r) => !r.skipped).length ? recs : recs);
+      timeline = buildTimeline(recs);
       scrub.max = String(timeline.length - 1);
-      const boots = recs.filter((r) => !r.skipped).map((r) => `${r.strategy} ${r.bootMs.toFixed(0)} ms`);
-      status.textContent = [...problems, boots.length ? `booted: ${boots.join(", ")}` : "nothing ran"].join(
+      const booted = recs.filter((r) => !r.skipped).map((r) => `${r.strategy} ${r.bootMs.toFixed(0)} ms`);
+      status.textContent = [...problems, booted.length ? `booted: ${booted.join(", ")}` : "nothing ran"].join(
         "; ",
       );
       if (problems.length) status.className = "error";
       step = Math.min(atStep, timeline.length - 1);
       writeUrl(push);
       render();
-    } catch (e) {
+    },
+    (e: unknown) => {
+      if (generation !== boots) return;
       status.className = "error";
       status.textContent = `the model refused this configuration: ${(e as Error).message}`;
-    }
-  }, 16);
+    },
+  );
 }
 
 function stopPlaying(): void {
@@ -264,7 +268,7 @@ document.addEventListener("keydown", (e) => {
 
 window.addEventListener("popstate", () => {
   const { config: c, step: s } = configFromQuery(location.search);
-  if (configToQuery(c, 0) === configToQuery(config, 0)) go(s);
+  if (config && configToQuery(c, 0) === configToQuery(config, 0)) go(s);
   else boot(c, s, false);
 });
 window.addEventListener("resize", () => {

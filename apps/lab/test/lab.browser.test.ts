@@ -245,9 +245,13 @@ describe.skipIf(!existsSync(CHROMIUM))("the lab in a real browser", () => {
   it("steps two strategies side by side in lockstep", async () => {
     const config: LabConfig = { ...DEFAULT_CONFIG, compare: "vtom-pte" };
     const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    const workers: string[] = [];
+    page.on("worker", (w) => workers.push(w.url()));
     await page.goto(`${base}?${configToQuery(config, 0)}`);
     await ready(page);
     expect(await page.locator("section.side").count()).toBe(2);
+    // Each strategy booted in its own worker, off the page's thread.
+    expect(workers.filter((u) => u.includes("record-worker"))).toHaveLength(2);
     for (let i = 0; i < 2; i++) await page.keyboard.press("h");
     await ready(page);
     const titles = await page.locator("section.side .event-title").allTextContents();

@@ -39,4 +39,5 @@ export {
   record,
   STEP_COUNTERS,
 } from "./recorder.js";
+export { recordOffThread } from "./remote.js";
 export { formatBytes, strategyChoices } from "./strategies.js";
