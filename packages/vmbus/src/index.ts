@@ -145,6 +145,7 @@ export {
   type MpbRange,
   mpbRangesFromPageBuffers,
   type PacketDescriptor,
+  readPacketDescriptor,
   type TransferPagePacket,
   type TransferPageRange,
   VM_PKT,
