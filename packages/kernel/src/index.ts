@@ -10,6 +10,7 @@ export {
 export { type NetvscBehaviour, netvscBehaviours } from "./behaviours/netvsc.js";
 export {
   type IvmPoolBoot,
+  type PoolAllocFailure,
   type SlotSearchTermination,
   type SwiotlbBehaviour,
   swiotlbBehaviours,
@@ -27,3 +28,4 @@ export {
   withHardened,
 } from "./profile.js";
 export { type Sourced, sourced } from "./sourced.js";
+export { profileTable } from "./table.js";

@@ -77,6 +77,21 @@ export const netvscBehaviours: PerProfile<NetvscBehaviour> = {
   "6.1.91": { ...BASE, keepDecryptedBuffers: { ...KEEPS, since: "6.1.91" } },
   "6.4": BASE,
   "6.6": { ...BASE, xferPageHeaderSize: XFER_HEADER_24 },
+  "6.6.31": {
+    ...BASE,
+    keepDecryptedBuffers: { ...KEEPS, since: "6.6.31" },
+    xferPageHeaderSize: XFER_HEADER_24,
+  },
   "6.9": { ...BASE, keepDecryptedBuffers: KEEPS, xferPageHeaderSize: XFER_HEADER_24 },
   "6.12": { ...BASE, keepDecryptedBuffers: KEEPS, xferPageHeaderSize: XFER_HEADER_24 },
+  "6.18": {
+    keepDecryptedBuffers: KEEPS,
+    pageBufferSend: sourced<PageBufferSend>(
+      "mpb",
+      "4f98616b855c",
+      "hv_netvsc: Use vmbus_sendpacket_mpb_desc() to send VMBus messages",
+      "6.15",
+    ),
+    xferPageHeaderSize: XFER_HEADER_24,
+  },
 };

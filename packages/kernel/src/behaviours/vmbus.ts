@@ -109,6 +109,30 @@ const FIXED_2024_IN_6_1_91: VmbusBehaviour = {
   ringFreeChecksDecrypted: { ...RING_FREE_CHECKED, since: "6.1.91" },
 };
 
+/** The same fixes in 6.6.y (6.6.31, per the CVE records). */
+const FIXED_2024_IN_6_6_31: VmbusBehaviour = {
+  ...FIXED_2024,
+  gpadlDecryptedTracking: { ...TRACKED, since: "6.6.31" },
+  ringFreeChecksDecrypted: { ...RING_FREE_CHECKED, since: "6.6.31" },
+};
+
+/** 6.18: the Confidential VMBus series (teardown re-encrypts only what was decrypted; msginfo freed). */
+const CONFIDENTIAL_VMBUS: VmbusBehaviour = {
+  ...FIXED_2024,
+  teardownReencrypt: sourced<TeardownReencrypt>(
+    "if-decrypted",
+    "0a4534bdf29a",
+    "Drivers: hv: Allocate encrypted buffers when requested",
+    "6.18",
+  ),
+  msginfoFreedOnDecryptFailure: sourced(
+    true,
+    "510164539f16",
+    "Drivers: hv: Free msginfo when the buffer fails to decrypt",
+    "6.18",
+  ),
+};
+
 /**
  * The VMBus table. "6.6" is the 6.6 release: the 2024 fixes reached 6.6.y in 6.6.31 (and 6.8.y in
  * 6.8.10), after it.
@@ -119,6 +143,8 @@ export const vmbusBehaviours: PerProfile<VmbusBehaviour> = {
   "6.1.91": FIXED_2024_IN_6_1_91,
   "6.4": PRE_2024,
   "6.6": PRE_2024,
+  "6.6.31": FIXED_2024_IN_6_6_31,
   "6.9": FIXED_2024,
   "6.12": FIXED_2024,
+  "6.18": CONFIDENTIAL_VMBUS,
 };
