@@ -62,11 +62,12 @@ export function withHardened(profile: KernelProfile): KernelProfile {
 
 /**
  * The profile an `era` shorthand stands for: the address-bit era is 5.17 (where approach (1) landed),
- * the pte-bit era is 6.12 (the long-term release of the page-table-bit handling).
+ * the pte-bit era is 6.9 (the first release with both the load_unaligned_zeropad-safe conversion and the
+ * 2024 leak fixes — the pte-bit behaviour the lab modelled before it had profiles).
  */
 export const ERA_PROFILES: { readonly [E in Era]: ProfileName } = {
   "address-bit": "5.17",
-  "pte-bit": "6.12",
+  "pte-bit": "6.9",
 };
 
 /** The representative profile of an era (see ERA_PROFILES). */

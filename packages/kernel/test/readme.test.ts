@@ -29,9 +29,12 @@ describe("README profile table", () => {
     const rows = profileTable().split("\n");
     expect(rows[0]).toBe(`| behaviour | ${PROFILE_NAMES.join(" | ")} |`);
     const era = rows.find((r) => r.startsWith("| hypercall.era |"))!;
-    expect(era.split("|").slice(2, -1).map((c) => c.trim())).toEqual(
-      PROFILE_NAMES.map((n) => `\`${profiles[n].era}\` ${profiles[n].hypercall.era.commit}`),
-    );
+    expect(
+      era
+        .split("|")
+        .slice(2, -1)
+        .map((c) => c.trim()),
+    ).toEqual(PROFILE_NAMES.map((n) => `\`${profiles[n].era}\` ${profiles[n].hypercall.era.commit}`));
     expect(rows.some((r) => r.startsWith("| 812b0597fb40 | x86/hyperv: Change vTOM handling"))).toBe(true);
   });
 });
