@@ -63,7 +63,10 @@ export interface ChannelOpenOptions {
   /** channel->rqstor_size: slots in the request table (0: none, trans_id is the caller's requestId). */
   readonly requestTableSize?: number;
   readonly targetVp?: number;
-  /** How the inbound reader treats a corrupt write index (see IncomingRing). */
+  /**
+   * How the inbound reader treats a corrupt write index (see IncomingRing). Default: from the
+   * connection's profile ("reject" when hardened, the kernel's "linux" arithmetic otherwise).
+   */
   readonly indexPolicy?: IndexPolicy;
 }
 
@@ -91,6 +94,11 @@ export interface CloseResult {
   readonly freed: boolean;
   /** The ring pages were marked leaked (re-encryption failed, visibility unknown). */
   readonly leaked: boolean;
+  /**
+   * The profile's vmbus_free_ring freed pages that may still be host-visible (before 30d18df6567b,
+   * reported as CVE-2024-36909); the model kept them out of the allocator (counted in `leaked`).
+   */
+  readonly freedWhileVisible?: boolean;
 }
 
 interface OpenRings {
@@ -250,13 +258,17 @@ export class VmbusChannel {
     const inb = hvRingbufferInit(memory, firstPfn + sendPages, pageCount - sendPages, maxPkt);
     if (!inb.ok) return freeGpadl(inb.error);
     rings.inbound = inb.value;
-    this.outRing =
-      this.table === undefined
-        ? new OutgoingRing<unknown>(rings.outbound.mem)
-        : new OutgoingRing<unknown>(rings.outbound.mem, { requestTable: this.table });
+    const kernel = conn.kernel;
+    this.outRing = new OutgoingRing<unknown>(rings.outbound.mem, {
+      ...(this.table === undefined ? {} : { requestTable: this.table }),
+      kernel,
+      name: `outbound ring of channel ${this.relid}`,
+    });
     this.inRing = new IncomingRing(rings.inbound.mem, {
       pktBufferSize: maxPkt,
       ...(options.indexPolicy === undefined ? {} : { indexPolicy: options.indexPolicy }),
+      kernel,
+      name: `inbound ring of channel ${this.relid}`,
     });
 
     const openId = this.relid;
@@ -342,11 +354,13 @@ export class VmbusChannel {
     rings.outbound = undefined;
     rings.inbound = undefined;
     const decrypted = rings.gpadl?.decrypted === true;
-    const freed = vmbusFreeRingPages(memory, rings.pages, decrypted);
+    const kernel = this.connection.kernel;
+    const freed = vmbusFreeRingPages(memory, rings.pages, decrypted, kernel);
     this.rings = undefined;
     this.outRing = undefined;
     this.inRing = undefined;
-    return { freed, leaked: !freed };
+    const freedWhileVisible = decrypted && !kernel.profile.vmbus.ringFreeChecksDecrypted.value;
+    return freedWhileVisible ? { freed, leaked: !freed, freedWhileVisible } : { freed, leaked: !freed };
   }
 
   /* ---- sending ---------------------------------------------------------------------------- */

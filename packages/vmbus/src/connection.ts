@@ -8,10 +8,12 @@
  * malformed, unknown, unexpected or unmatched is dropped and counted, never thrown.
  */
 import type { HypervLayer } from "@ivm/hypercall";
+import type { FindingLog, KernelProfile } from "@ivm/kernel";
 import type { GuestMemory } from "@ivm/memory";
 import { VmbusChannel } from "./channel.js";
 import { DEFAULT_VMBUS_DEVICES, isValidOffer, type VmbusDeviceEntry } from "./channel-offer.js";
 import { err, ok, type Result } from "./errors.js";
+import { KernelContext } from "./profile.js";
 import type { Scheduler } from "./scheduler.js";
 import { HV_POST_STATUS, type SynicLink } from "./synic.js";
 import {
@@ -112,6 +114,10 @@ export interface VmbusConnectionOptions {
   readonly synic: SynicLink;
   /** vmbus_devs[]: which device types exist and may load in an isolated VM. */
   readonly devices?: readonly VmbusDeviceEntry[];
+  /** The kernel whose VMBus behaviours run (`kernel.vmbus`); DEFAULT_KERNEL_PROFILE when absent. */
+  readonly kernel?: KernelProfile;
+  /** Where this guest's findings go; a fresh log when absent (read it back as `connection.kernel.findings`). */
+  readonly findings?: FindingLog;
 }
 
 export type ConnectionState = "disconnected" | "connecting" | "connected";
@@ -122,6 +128,8 @@ export class VmbusConnection {
   readonly scheduler: Scheduler;
   readonly synic: SynicLink;
   readonly devices: readonly VmbusDeviceEntry[];
+  /** The booted kernel profile and its findings log, shared by every channel of this connection. */
+  readonly kernel: KernelContext;
   readonly counters: VmbusConnectionCounters = {
     posted: new Map(),
     received: new Map(),
@@ -161,6 +169,7 @@ export class VmbusConnection {
     this.scheduler = options.scheduler;
     this.synic = options.synic;
     this.devices = options.devices ?? DEFAULT_VMBUS_DEVICES;
+    this.kernel = new KernelContext(options.kernel, options.findings);
     this.removePollers = [
       this.scheduler.addPoller("guest vmbus_on_msg_dpc", () => this.pollMessages()),
       this.scheduler.addPoller("guest channel callbacks", () => this.pollChannels()),
