@@ -27,5 +27,6 @@ export {
   UnknownKernelError,
   withHardened,
 } from "./profile.js";
+export { formatKernelRange, inKernelRange, type KernelRange, kernelRangeReason } from "./range.js";
 export { type Sourced, sourced } from "./sourced.js";
 export { profileTable } from "./table.js";
