@@ -13,6 +13,7 @@ const dirs = ["packages", "apps"].flatMap((group) =>
 const alias = [
   // apps/catalog is the one app other apps import (the strategy list): it lives under apps/, not packages/.
   { find: /^@ivm\/catalog$/, replacement: `${root}apps/catalog/src/index.ts` },
+  { find: /^@ivm\/catalog\/cli$/, replacement: `${root}apps/catalog/src/cli.ts` },
   { find: /^@ivm\/([a-z-]+)\/testing$/, replacement: `${root}packages/$1/src/testing/index.ts` },
   { find: /^@ivm\/([a-z-]+)$/, replacement: `${root}packages/$1/src/index.ts` },
 ];
