@@ -2,6 +2,7 @@
 // VMBus connection, host server) with the simulated netvsp registered as the NIC. Not exported.
 
 import { cpuidFor, createHyperv, type HypervLayer, isolationFromCpuid } from "@ivm/hypercall";
+import type { KernelProfile } from "@ivm/kernel";
 import { GuestMemory, PageFlag } from "@ivm/memory";
 import type { SharedBufferStrategy } from "@ivm/shared-buffer";
 import { vmallocRemapStrategy } from "@ivm/strategy-vmalloc-remap";
@@ -53,6 +54,7 @@ export function makeWorld(
   netvsp: NetvspOptions = {},
   bytes: number = 192 * 2 ** 20,
   maxRoundsPerWait = 20_000,
+  kernel?: KernelProfile,
 ): World {
   const isolation = isolationFromCpuid(cpuidFor({ type: kind === "isolated" ? "snp" : "none" }));
   const memory = new GuestMemory({
@@ -65,7 +67,13 @@ export function makeWorld(
   const dma = dmaLayer.createDevice({ name: "netvsc", minAlignMask: 0xfff });
   const scheduler = new Scheduler({ maxRoundsPerWait });
   const synic = new SynicLink();
-  const conn = new VmbusConnection({ memory, hyperv, scheduler, synic });
+  const conn = new VmbusConnection({
+    memory,
+    hyperv,
+    scheduler,
+    synic,
+    ...(kernel === undefined ? {} : { kernel }),
+  });
   const server = new HostVmbusServer({ scheduler, synic, hostView: hyperv.hostView });
   const host$ = new Netvsp({ isolated: kind === "isolated", ...netvsp });
   const device = netvspVmbusDevice(host$, hyperv.hostView);
