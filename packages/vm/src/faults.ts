@@ -74,6 +74,8 @@ export class ArmedFault {
   #done = false;
   #seen = 0;
   #expectFailure = false;
+  /** Pages of the target buffer, once allocated. */
+  #pages = 0;
   readonly #off: () => void;
   readonly #hyperv: HypervLayer;
   readonly #memory: GuestMemory;
@@ -126,13 +128,18 @@ export class ArmedFault {
         detail:
           this.#seen === 0
             ? `no host-visibility call over ${target.owner} during the ${phase} (a pre-shared buffer, or an unisolated guest)`
-            : `${target.owner} took ${this.#seen} batch(es) of at most ${HV_MAX_MODIFY_GPA_REP_COUNT} pages; batch ${target.batch} never came`,
+            : `${target.owner} (${this.#pages} pages) took ${this.#seen} batch(es) of at most ${HV_MAX_MODIFY_GPA_REP_COUNT} pages; batch ${target.batch} never came`,
       };
     }
   }
 
-  /** Arms the memory knob for the msginfo fault once the receive buffer is allocated (netvsc's next kmallocs are its GPADL's). */
-  bufferAllocated(purpose: string): void {
+  /**
+   * Told of every buffer a strategy allocates: remembers the target buffer's size (a batch fault arms
+   * only when that batch exists), and arms the memory knob for the msginfo fault once the receive buffer
+   * is allocated (netvsc's next kmallocs are its GPADL's messages).
+   */
+  bufferAllocated(purpose: string, pages: number): void {
+    if (purpose === this.#target().owner) this.#pages = pages;
     if (!this.#active || this.#done || this.name !== "gpadl-msginfo-nomem" || purpose !== "netvsc-rx") return;
     this.#memory.faults.failCall("kmalloc", 1);
     this.#expectFailure = true;
@@ -171,7 +178,9 @@ export class ArmedFault {
     const visible = e.visibility !== HostVisibility.NotVisible;
     if (e.owner !== target.owner || visible !== target.visible || e.repStart !== 0) return;
     this.#seen++;
-    if (this.#seen === target.batch - 1) {
+    // hv_mark_gpa_visibility converts a buffer in batches of up to 510 pages, back to back: the next
+    // call is the target's own batch only if the buffer has one
+    if (this.#seen === target.batch - 1 && this.#pages > this.#seen * HV_MAX_MODIFY_GPA_REP_COUNT) {
       this.#hyperv.hypervisor.faults.failCall(1, HvStatus.AccessDenied);
       this.#expectFailure = true;
     }

@@ -46,6 +46,15 @@ const SHARED_OWNERS: ReadonlySet<string> = new Set([
  * Checks I1–I8 against the VM's own counters and page state; every layer keeps what is read here.
  * Nothing here reads guest memory bytes.
  *
+ * Findings are not violations. When the booted kernel does something its fixed successors do not — on
+ * 5.17, vmbus_free_ring and free_netvsc_device free pages that may still be host-visible
+ * (CVE-2024-36909, CVE-2024-36911) — the layer that runs that code records a Finding in the VM's log
+ * and keeps the pages out of the allocator (marked leaked), because the model must never hand a
+ * host-visible page out again. So the kernel's bug is reported once, as the finding (`vm.findings`,
+ * whose `invariant` names the rule the kernel breaks, e.g. "I1"), and the checker's I1 stays a statement
+ * about the model's own allocator: a page it holds FREE while host-visible, which no kernel profile
+ * excuses. `Vm.audit()` returns both lists side by side.
+ *
  * Cost: O(1) counter reads, plus two page scans (free lists for I1/I4, visible pages for I8) only when
  * a page changed visibility since the last clean scan. That is sound because the page-state invariants
  * cannot break any other way: the memory layer refuses to free a host-visible or leaked page and to

@@ -56,7 +56,7 @@ function metadataDelta(b: Snapshot, a: Snapshot): number {
 export function measuredStrategy(
   strategy: SharedBufferStrategy,
   memory: GuestMemory,
-  onAllocated?: (purpose: BufferPurpose) => void,
+  onAllocated?: (purpose: BufferPurpose, pages: number) => void,
 ): SharedBufferStrategy & { readonly costs: readonly StrategyCallCost[] } {
   const costs: StrategyCallCost[] = [];
   // Only what happens inside the strategy's own calls counts: the driver's GPADL work between allocate
@@ -77,7 +77,7 @@ export function measuredStrategy(
       const { result, peak } = measure(purpose, () => strategy.allocate(bytes, purpose));
       if (result) {
         pending.set(result, { before, after: snapshot(memory, purpose), peak });
-        onAllocated?.(purpose);
+        onAllocated?.(purpose, result.pages);
       }
       return result;
     },

@@ -218,7 +218,7 @@ export class Vm {
         findings: this.findingLog,
       }),
       this.memory,
-      (purpose) => this.#fault?.bufferAllocated(purpose),
+      (purpose, pages) => this.#fault?.bufferAllocated(purpose, pages),
     );
     this.strategy = measured;
     this.strategyCosts = measured.costs;
@@ -268,6 +268,8 @@ export class Vm {
       strategy: this.strategy,
       dma: this.dma,
       isolated: this.isolated,
+      // the connection's profile and finding log: one for every layer of this guest
+      kernel: this.conn.kernel,
       ...(options.rxSections !== undefined ? { rxSections: options.rxSections } : {}),
       ...(options.txSections !== undefined ? { txSections: options.txSections } : {}),
       ...(options.ringBytes !== undefined ? { ringBytes: options.ringBytes } : {}),
@@ -321,6 +323,14 @@ export class Vm {
    */
   checkInvariants(): InvariantViolation[] {
     return checkVmInvariants(this, this.#baseline, this.#retired);
+  }
+
+  /**
+   * Both verdicts at once: the model's broken invariants (a bug of the lab: always a failure) and the
+   * findings (what the booted kernel would do: reported, never a failure). See `checkVmInvariants`.
+   */
+  audit(): { readonly violations: InvariantViolation[]; readonly findings: readonly Finding[] } {
+    return { violations: this.checkInvariants(), findings: this.findings };
   }
 
   /** Lets guest and host run until neither has anything left to do. */
