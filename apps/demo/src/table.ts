@@ -134,7 +134,7 @@ export function findingLines(runs: readonly DemoRun[], columns: number): string 
     for (const { first: f, count } of seen.values()) {
       const times = count > 1 ? ` (×${count})` : "";
       lines.push(
-        wrapText(`  ${f.id} [${f.profile}, ${f.strategy}]${times}: ${f.what} — ${f.where}`, columns),
+        wrapText(`- ${f.id} [${f.profile}, ${f.strategy}]${times}: ${f.what} (${f.where})`, columns),
       );
     }
   }
