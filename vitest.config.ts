@@ -21,12 +21,16 @@ const alias = [
 export default defineConfig({
   resolve: { alias },
   test: {
-    projects: dirs.map((dir) => ({
-      extends: true,
-      test: {
-        name: dir.split("/")[1]!,
-        include: [`${dir}/{src,test}/**/*.test.ts`],
-      },
-    })),
+    projects: [
+      ...dirs.map((dir) => ({
+        extends: true,
+        test: {
+          name: dir.split("/")[1]!,
+          include: [`${dir}/{src,test}/**/*.test.ts`],
+        },
+      })),
+      // The release rehearsal's own helpers (README block extraction).
+      { extends: true, test: { name: "release", include: ["release/*.test.ts"] } },
+    ],
   },
 });
