@@ -201,7 +201,13 @@ export function compareCases(o: {
 }
 
 const n = (v: MetricValue | undefined): number | null => (typeof v === "number" ? v : null);
-const pair = (m: Readonly<Record<string, MetricValue>>, name: string, f = (v: number) => num(v)): string => {
+
+/** `rx + tx` of one metric (`rx.<name>`, `tx.<name>`), or `–` when either is missing. */
+export const pair = (
+  m: Readonly<Record<string, MetricValue>>,
+  name: string,
+  f: (v: number) => string = (v) => num(v),
+): string => {
   const rx = n(m[`rx.${name}`]);
   const tx = n(m[`tx.${name}`]);
   return rx === null || tx === null ? "–" : `${f(rx)} + ${f(tx)}`;

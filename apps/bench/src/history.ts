@@ -1,7 +1,7 @@
 import { formatBytes, strategyByName } from "@ivm/catalog";
 import { getProfile, type ProfileName } from "@ivm/kernel";
 import { NETVSC_DEFAULT_RX, NETVSC_DEFAULT_TX } from "@ivm/netvsc";
-import { type CompareCase, compareRank, findingsCell } from "./compare.js";
+import { type CompareCase, compareRank, findingsCell, pair } from "./compare.js";
 import { type MetricValue, type ResultRecord, sortByRank } from "./records.js";
 import { num, type TableData } from "./render.js";
 
@@ -46,11 +46,6 @@ export function historyCases(o: {
 }
 
 const n = (v: MetricValue | undefined): number | null => (typeof v === "number" ? v : null);
-const pair = (m: Readonly<Record<string, MetricValue>>, name: string, f = (v: number) => num(v)): string => {
-  const rx = n(m[`rx.${name}`]);
-  const tx = n(m[`tx.${name}`]);
-  return rx === null || tx === null ? "–" : `${f(rx)} + ${f(tx)}`;
-};
 
 /** One row per (strategy, kernel): the clean run's costs, then what the re-encryption failure left. */
 export function historyTable(records: readonly ResultRecord[]): TableData {

@@ -95,13 +95,13 @@ describe("ivm-bench history", () => {
     );
     expect(code).toBe(0);
     const table = historyTable(records(out));
-    const row = (kernel: string) => table.rows.find((r) => r[1]!.startsWith(`${kernel} `))!;
+    const row = (kernel: string) => table.rows.find((r) => String(r[1]).startsWith(`${kernel} `))!;
     expect(row("5.17")[0]).toBe("(1) vmalloc-remap");
     expect(row("5.17")[10]).toMatch(/CVE-2024-36911 CVE-2024-36912/);
     expect(row("6.4")[10]).toMatch(/CVE-2024-36911/); // 6.4–6.8 predate the 2024 fixes
     for (const k of ["6.9", "6.12", "6.18"]) {
       expect(row(k)[10]).toBe("0");
-      expect(Number(row(k)[8]!.replace(/,/g, ""))).toBeGreaterThan(0); // leaked, counted, never reused
+      expect(Number(String(row(k)[8]).replace(/,/g, ""))).toBeGreaterThan(0); // leaked, counted, never reused
     }
     expect(row("5.17")[6]).toBe("9 + 1");
     expect(row("5.17")[7]).toBe("147 + 10");
