@@ -115,6 +115,8 @@ export interface SessionInput {
   readonly era: "address-bit" | "pte-bit";
   /** The kernel profile the guest boots (its era is `era`); absent: the era's representative, hardened. */
   readonly kernel?: ProfileName;
+  /** With `kernel`: the kernel's own logic for host values no kernel checks (ring indices, rep count). */
+  readonly exact?: boolean;
   /** A named fault (@ivm/vm's VM_FAULTS) armed at boot. */
   readonly fault?: FaultName;
   readonly memoryMiB: number;

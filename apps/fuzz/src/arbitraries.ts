@@ -230,6 +230,7 @@ export function sessionArb(
       strategy: target.strategy,
       era: target.era,
       ...(target.kernel !== undefined ? { kernel: target.kernel } : {}),
+      ...(target.exact ? { exact: true } : {}),
       ...(fault !== undefined ? { fault } : {}),
       ...rest,
     }));

@@ -89,6 +89,7 @@ interface Options {
   readonly strategy: string;
   readonly era: string;
   readonly kernel?: ProfileName;
+  readonly exact: boolean;
   readonly fault?: FaultName;
   readonly json: boolean;
   readonly workers: number;
@@ -150,6 +151,11 @@ export function buildProgram(io: Io = processIo): Command {
         "--kernel <version>",
         `boot this kernel (${PROFILE_NAMES.join(", ")}) with every strategy written for it; findings by id`,
       ).argParser(parseKernel),
+    )
+    .option(
+      "--exact",
+      "with --kernel: run the kernel's own logic for the host values no kernel checks (ring indices, the rep count), reporting what it does as findings",
+      false,
     )
     .addOption(
       new Option(
@@ -258,6 +264,7 @@ async function campaign(o: Options, targets: readonly Target[], io: Io): Promise
     faults: o.faults,
     churn: o.churn,
     kernel: o.kernel ?? null,
+    exact: o.exact,
     fault: o.fault ?? null,
   };
   return {
@@ -307,8 +314,10 @@ function printSummary(r: FuzzSummary, write: (line: string) => void): void {
     `strategies: ${r.targets.join(", ")}; kernel ${r.config.kernel ?? "each era's (5.17, 6.9)"}${r.config.fault ? `; fault ${r.config.fault}` : ""}; seed ${r.seed}${r.shard ? `; shard ${shardName(r.shard)}` : ""}`,
   );
   write("\nrejections and outcomes by reason (every layer's counters, summed):");
-  const width = Math.max(...Object.keys(r.counters).map((k) => k.length), 10);
-  for (const [k, v] of Object.entries(r.counters)) write(`  ${k.padEnd(width)} ${v.toLocaleString("en")}`);
+  // findings have their own section below
+  const shown = Object.entries(r.counters).filter(([k]) => !k.startsWith("finding"));
+  const width = Math.max(...shown.map(([k]) => k.length), 10);
+  for (const [k, v] of shown) write(`  ${k.padEnd(width)} ${v.toLocaleString("en")}`);
   const findings = Object.entries(r.findings);
   write(`\nfindings (what the booted kernel does; never a failure): ${findings.length === 0 ? "none" : ""}`);
   for (const [id, t] of findings)
@@ -336,7 +345,7 @@ async function run(o: Options, merged: FuzzSummary | undefined, io: Io): Promise
   if (merged) {
     summary = merged;
   } else {
-    const targets = selectTargets(o.strategy, o.era, o.kernel);
+    const targets = selectTargets(o.strategy, o.era, o.kernel, o.exact);
     const base = await campaign(o, targets, io);
     const mine = shardOf(targets, o.shard);
     summary = {
@@ -365,7 +374,10 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   let merged: FuzzSummary | undefined;
   try {
     if (o.merge) merged = mergeSummaries(o.merge);
-    else if (o.replay === undefined) selectTargets(o.strategy, o.era, o.kernel);
+    else if (o.replay === undefined) {
+      if (o.exact && o.kernel === undefined) throw new Error("--exact needs --kernel");
+      selectTargets(o.strategy, o.era, o.kernel, o.exact);
+    }
   } catch (e) {
     io.err(`error: ${(e as Error).message}\n`);
     return EXIT.usage;

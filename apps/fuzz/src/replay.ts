@@ -60,6 +60,8 @@ export function parseSessionInput(text: string): SessionInput {
     ["ringPages", 1, 512],
   ] as const)
     if (!isInt(s[field], min, max)) throw new Error(`${field} must be an integer from ${min} to ${max}`);
+  if (s.exact !== undefined && (typeof s.exact !== "boolean" || s.kernel === undefined))
+    throw new Error("exact must be a boolean, and only with a kernel");
   if (s.fault !== undefined && (typeof s.fault !== "string" || !isFaultName(s.fault)))
     throw new Error(`unknown fault ${JSON.stringify(s.fault)}`);
   if (!Array.isArray(s.actions)) throw new Error("actions must be an array");

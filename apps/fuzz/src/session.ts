@@ -58,6 +58,7 @@ export function runSession(input: SessionInput): SessionResult {
       strategy: input.strategy,
       era: input.era,
       ...(input.kernel !== undefined ? { kernel: input.kernel } : {}),
+      ...(input.exact ? { exact: true } : {}),
     },
     ...(input.fault !== undefined ? { fault: input.fault } : {}),
     memoryMiB: input.memoryMiB,

@@ -14,6 +14,8 @@ export interface FuzzConfig {
   readonly churn: number;
   /** The kernel profile every session booted (null: each era's representative kernel). */
   readonly kernel: string | null;
+  /** With `kernel`: the kernel's own logic for host values no kernel checks (`--exact`). */
+  readonly exact: boolean;
   /** The named fault armed in every session (null: none). */
   readonly fault: string | null;
 }

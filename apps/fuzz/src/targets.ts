@@ -10,6 +10,8 @@ export interface Target {
   readonly strategy: string;
   readonly era: Era;
   readonly kernel?: ProfileName;
+  /** With `kernel`: run the kernel's own logic for the host values no kernel checks (not hardened). */
+  readonly exact?: boolean;
 }
 
 /** Every (strategy, era) pair the catalog declares, in catalog order. */
@@ -28,7 +30,7 @@ export function entryFor(name: string): StrategyEntry {
  * The targets a `--strategy` / `--era` pair selects ("all" for every one), or with `kernel` every
  * selected strategy written for that kernel (its package's declaration decides; the era must agree).
  */
-export function selectTargets(strategy: string, era: string, kernel?: ProfileName): Target[] {
+export function selectTargets(strategy: string, era: string, kernel?: ProfileName, exact = false): Target[] {
   if (strategy !== "all") entryFor(strategy);
   if (kernel !== undefined) {
     const profile = getProfile(kernel);
@@ -37,7 +39,7 @@ export function selectTargets(strategy: string, era: string, kernel?: ProfileNam
     const chosen = STRATEGIES.filter((s) => strategy === "all" || s.name === strategy);
     const out = chosen
       .filter((s) => s.unsupportedOn(profile) === null)
-      .map((s) => ({ strategy: s.name, era: profile.era, kernel }));
+      .map((s) => ({ strategy: s.name, era: profile.era, kernel, ...(exact ? { exact } : {}) }));
     if (out.length === 0) throw new Error(chosen[0]!.unsupportedOn(profile)!);
     return out;
   }

@@ -72,10 +72,12 @@ export class FuzzWorld {
     const { kernel } = config.target;
     this.vm = Vm.boot({
       memory: config.memoryMiB * MiB,
-      // A named kernel runs hardened: the lab's checks of the host values every kernel trusts (ring
-      // indices, the rep count) stay on, so what the campaign reports as findings are the behaviours
-      // that differ between kernels, and its invariant checks keep their meaning.
-      ...(kernel !== undefined ? { kernel, hardened: true } : { era: config.target.era as Era }),
+      // A named kernel runs hardened unless `exact`: the lab's checks of the host values every kernel
+      // trusts (ring indices, the rep count) stay on, so what the campaign reports as findings are the
+      // behaviours that differ between kernels, and its invariant checks keep their meaning.
+      ...(kernel !== undefined
+        ? { kernel, hardened: config.target.exact !== true }
+        : { era: config.target.era as Era }),
       ...(config.fault !== undefined ? { fault: config.fault } : {}),
       swiotlbSlots: SWIOTLB_SLOTS,
       maxRoundsPerWait: FUZZ_ROUNDS,

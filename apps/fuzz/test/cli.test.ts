@@ -111,6 +111,7 @@ describe("ivm-fuzz --shard i/n, --out and --merge", () => {
       faults: false,
       churn: 2,
       kernel: null,
+      exact: false,
       fault: null,
     });
     expect(typeof one.findings).toBe("object"); // by id; merged shards give the same (checked in totals)

@@ -30,6 +30,14 @@ describe("ivm-fuzz --kernel", () => {
     expect(r.code).toBe(0);
   }, 120_000);
 
+  it("--exact runs the kernel's own logic for host values no kernel checks: findings, still no violation", async () => {
+    const r = await fuzz("--kernel", "6.12", "--exact", "--strategy", "vtom-pte", ...small);
+    const s = JSON.parse(r.out) as FuzzSummary;
+    expect(s.config).toMatchObject({ kernel: "6.12", exact: true });
+    expect(s.violations).toBe(0);
+    expect(r.code).toBe(0);
+  }, 120_000);
+
   it("on 6.12 the same campaign reports no 2024 finding and no violation", async () => {
     const r = await fuzz("--kernel", "6.12", ...small);
     const s = JSON.parse(r.out) as FuzzSummary;
@@ -65,6 +73,7 @@ describe("ivm-fuzz --kernel", () => {
       [["--kernel", "6.12", "--strategy", "vmalloc-remap"], /vmalloc-remap was written for Linux 5.17–6.3/],
       [["--kernel", "6.12", "--era", "address-bit"], /kernel 6.12 runs in the pte-bit era, not address-bit/],
       [["--fault", "meltdown"], /unknown fault "meltdown"; choose decrypt-fail/],
+      [["--exact"], /--exact needs --kernel/],
     ] as const) {
       const r = await fuzz(...argv);
       expect(r.code).toBe(2);
