@@ -14,7 +14,7 @@ import {
   writableOutput,
 } from "@ivm/catalog/cli";
 import type { Era } from "@ivm/hypercall";
-import { PROFILE_NAMES, type ProfileName } from "@ivm/kernel";
+import { getProfile, PROFILE_NAMES, type ProfileName } from "@ivm/kernel";
 import type { UptimeLevel } from "@ivm/memory";
 import { NETVSC_DEFAULT_RX, NETVSC_DEFAULT_TX, NVSP_PROTOCOL_VERSION, ringParamMax } from "@ivm/netvsc";
 import { FAULT_NAMES, type FaultName } from "@ivm/vm";
@@ -235,14 +235,23 @@ ${EXIT_CODES}`,
           seed: o.seed,
           packets: o.packets,
         });
-        if (cases.length === 0)
+        // a strategy asked to run on a kernel it was not written for: one line saying why
+        const skipped: string[] = [];
+        for (const kernel of o.kernel ?? [])
+          for (const entry of STRATEGIES.filter((e) => !o.strategy || o.strategy.includes(e.name))) {
+            const why = entry.unsupportedOn(getProfile(kernel));
+            if (why !== null) skipped.push(why);
+          }
+        const offEra = (o.kernel ?? []).find((k) => o.era && !o.era.includes(getProfile(k).era));
+        if (offEra !== undefined)
           throw new CommanderError(
             2,
             "bench.empty",
-            o.kernel
-              ? `no selected strategy was written for kernel ${o.kernel.join(", ")}${o.era ? ` in the ${o.era.join(", ")} era` : ""}`
-              : "no strategy supports that era",
+            `kernel ${offEra} runs in the ${getProfile(offEra).era} era, not ${o.era?.join(", ")}`,
           );
+        if (cases.length === 0)
+          throw new CommanderError(2, "bench.empty", skipped[0] ?? "no strategy supports that era");
+        for (const why of skipped) io.err(`not run: ${why}\n`);
         records = await runTasks(
           slice(cases, o.shard, io).map((c) => ({ kind: "compare", case: c })),
           o.jobs,

@@ -55,8 +55,9 @@ describe("ivm-bench compare --kernel", () => {
       [["--kernel", "3.10"], /unknown kernel "3\.10"/],
       [
         ["--kernel", "6.12", "--strategy", "page-blocks"],
-        /no selected strategy was written for kernel 6\.12/,
+        /page-blocks was written for Linux 5\.17 only .*not 6\.12/,
       ],
+      [["--kernel", "6.12", "--era", "address-bit"], /kernel 6\.12 runs in the pte-bit era, not address-bit/],
       [["--fault", "nope"], /unknown fault "nope"/],
     ] as const) {
       const r = await run("compare", ...argv, "--no-out");
