@@ -44,6 +44,12 @@ export class BuddyAllocator {
   readonly #faults: FaultInjector | undefined;
   #freePages = 0;
   #leaked = 0;
+  /**
+   * 1 for a page the kernel freed while host-visible (freeHostVisible); see isFreedWhileVisible. Made on
+   * the first such free, so a guest that never does one pays nothing.
+   */
+  #freedVisible: Uint8Array | undefined;
+  #freedVisibleCount = 0;
   /** Allocated blocks by owner tag id, per order. */
   readonly #byTag = new Map<number, Float64Array>();
   readonly failuresByOrder: Float64Array = new Float64Array(MAX_ORDER);
@@ -201,6 +207,50 @@ export class BuddyAllocator {
     }
   }
 
+  /**
+   * __free_pages() of a block the kernel returns while it is still host-visible: what kernels before the
+   * 2024 "Don't free … that couldn't be re-encrypted" fixes do after a failed set_memory_encrypted
+   * (CVE-2024-36909, -36911, -36913). Only kernel-exact callers reproducing such a kernel use it; every
+   * other free still refuses a host-visible page. The pages are marked and counted (`reason` names the
+   * kernel path, kept per call in `freedWhileVisibleLog`), and the block goes back to the free lists: a
+   * later allocation may hand a page out while the host still sees it, and the guest's first
+   * private-alias access to it is an RMP fault (counted by the MMU).
+   */
+  freeHostVisible(pfn: number, order: number, reason: string): void {
+    this.#checkFreeable(pfn, order, true);
+    this.#freedVisible ??= new Uint8Array(this.#phys.pages);
+    for (let p = pfn; p < pfn + 2 ** order; p++) {
+      if ((this.#phys.flags[p]! & PageFlag.HostVisible) !== 0 && this.#freedVisible[p] === 0) {
+        this.#freedVisible[p] = 1;
+        this.#freedVisibleCount++;
+      }
+    }
+    this.freedWhileVisibleLog.push({ pfn, order, reason });
+    this.#release(pfn, order);
+  }
+
+  /** Every freeHostVisible call: the block and the kernel path that freed it. */
+  readonly freedWhileVisibleLog: { pfn: number; order: number; reason: string }[] = [];
+
+  /** Pages freeHostVisible returned to the allocator while host-visible (cumulative). */
+  get freedWhileVisiblePages(): number {
+    return this.#freedVisibleCount;
+  }
+
+  /**
+   * Whether `pfn` is host-visible because a kernel freed it that way (freeHostVisible) — free again or
+   * handed out since: the page state a finding explains, not a fault of the model (I1, I8).
+   */
+  isFreedWhileVisible(pfn: number): boolean {
+    return this.#freedVisible?.[pfn] === 1 && (this.#phys.flags[pfn]! & PageFlag.HostVisible) !== 0;
+  }
+
+  /** The pfns for which isFreedWhileVisible holds, ascending. */
+  *freedWhileVisible(): Generator<number> {
+    if (this.#freedVisibleCount === 0) return;
+    for (let p = 0; p < this.#phys.pages; p++) if (this.isFreedWhileVisible(p)) yield p;
+  }
+
   /** The buddy block (free or allocated) that contains `pfn`, or null for reserved pages. O(MAX_ORDER). */
   blockOf(pfn: number): BuddyBlock | null {
     if (!this.#phys.pfnValid(pfn)) return null;
@@ -261,7 +311,7 @@ export class BuddyAllocator {
     }
   }
 
-  #checkFreeable(pfn: number, order: number): void {
+  #checkFreeable(pfn: number, order: number, visibleOk = false): void {
     if (!this.#phys.pfnValid(pfn)) throw invalid("free-unknown", `pfn ${pfn} is not guest RAM`);
     const f = this.#phys.flags[pfn]!;
     if (f & PageFlag.Free) throw invalid("double-free", `pfn 0x${pfn.toString(16)} is already free`);
@@ -283,7 +333,8 @@ export class BuddyAllocator {
           `page 0x${p.toString(16)} is leaked and may never be freed`,
         );
       }
-      if (pf & PageFlag.HostVisible) {
+      // A page a kernel freed while visible and someone allocated since is freed like any other.
+      if (pf & PageFlag.HostVisible && !visibleOk && this.#freedVisible?.[p] !== 1) {
         throw new MemoryError("EBUSY", "free-host-visible", `page 0x${p.toString(16)} is still host-visible`);
       }
     }

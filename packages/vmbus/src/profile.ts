@@ -20,6 +20,8 @@ export const VMBUS_FINDING = {
   gpadlStateLost: "CVE-2024-36912",
   /** vmbus_free_ring __free_pages'd ring pages that may still be host-visible. */
   ringFreedVisible: "CVE-2024-36909",
+  /** vmbus_disconnect free_page'd a monitor page whose set_memory_encrypted failed. */
+  monitorPageFreedVisible: "CVE-2024-36913",
   /** __vmbus_establish_gpadl returned after a failed set_memory_decrypted without freeing msginfo. */
   msginfoLeaked: "510164539f16",
   /** hv_ringbuffer_write copied outside the ring's double mapping at a host-written write_index. */

@@ -18,6 +18,14 @@ export type TeardownReencrypt = "always" | "if-decrypted";
 export type RingIndexHandling = "trusted";
 
 /**
+ * How vmbus_connect lets the guest touch the two monitor pages once they are host-visible:
+ * `memremap-shared-alias` — the address-bit era's second mapping, memremap(pa + vTOM, MEMREMAP_WB), and
+ * INITIATE_CONTACT carries pa + vTOM; `direct-map` — set_memory_decrypted put the shared bit in the
+ * direct-map PTEs (6.4 on), and the message carries virt_to_phys(page) | vTOM.
+ */
+export type MonitorPageMapping = "memremap-shared-alias" | "direct-map";
+
+/**
  * What the VMBus layer (drivers/hv: channel.c, connection.c, ring_buffer.c) reads from a profile.
  * Checked against the 2024 patch mails ("Handle set_memory_XXcrypted() errors", v2 of 2024-03-11 and
  * its AUTOSEL backports), the 2025 Confidential VMBus series and ring_buffer.c as stored.
@@ -43,6 +51,14 @@ export interface VmbusBehaviour {
   readonly msginfoFreedOnDecryptFailure: Sourced<boolean>;
   /** hv_ringbuffer_write / hv_get_bytes_to_write / hv_pkt_iter_*: host-written indices unchecked. */
   readonly ringIndices: Sourced<RingIndexHandling>;
+  /** vmbus_connect's mapping of the monitor pages in an isolated guest. */
+  readonly monitorPageMapping: Sourced<MonitorPageMapping>;
+  /**
+   * CVE-2024-36913: vmbus_disconnect frees a monitor page only when set_memory_encrypted succeeded, and
+   * a failed set_memory_decrypted at connect leaks both pages. Before, the re-encryption's result was
+   * ignored and both pages went back to the page allocator (hv_free_hyperv_page) whatever it was.
+   */
+  readonly monitorPagesFreeChecksReencrypt: Sourced<boolean>;
 }
 
 // Introduced with Isolation-VM GPADLs (5.16): no tracking, the error only warned about.
@@ -88,25 +104,63 @@ const TRUSTED_INDICES = sourced<RingIndexHandling>(
   "5.15",
 );
 
-const PRE_2024: VmbusBehaviour = {
+// Monitor pages: f2f136c05fb6 (5.16) decrypted them and memremap'd the shared alias; a5ddb7458821 (6.4,
+// with the other second mappings) dropped the memremap.
+const MONITOR_MEMREMAP = sourced<MonitorPageMapping>(
+  "memremap-shared-alias",
+  "f2f136c05fb6",
+  "Drivers: hv: vmbus: Add SNP support for VMbus channel initiate message",
+  "5.16",
+);
+const MONITOR_DIRECT_MAP = sourced<MonitorPageMapping>(
+  "direct-map",
+  "a5ddb7458821",
+  "Drivers: hv: vmbus: Remove second mapping of VMBus monitor pages",
+  "6.4",
+);
+// vmbus_disconnect ignored set_memory_encrypted's result from f2f136c05fb6 until 03f5a999adba.
+const MONITOR_FREE_UNCHECKED = sourced(
+  false,
+  "f2f136c05fb6",
+  "Drivers: hv: vmbus: Add SNP support for VMbus channel initiate message",
+  "5.16",
+);
+const MONITOR_FREE_CHECKED = sourced(
+  true,
+  "03f5a999adba",
+  "Drivers: hv: vmbus: Leak pages if set_memory_encrypted() fails",
+  "6.9",
+);
+
+const PRE_2024_ADDRESS_BIT: VmbusBehaviour = {
   gpadlDecryptedTracking: UNTRACKED,
   teardownReencrypt: TEARDOWN_ALWAYS,
   ringFreeChecksDecrypted: RING_FREE_UNCHECKED,
   msginfoFreedOnDecryptFailure: MSGINFO_LEAKED,
   ringIndices: TRUSTED_INDICES,
+  monitorPageMapping: MONITOR_MEMREMAP,
+  monitorPagesFreeChecksReencrypt: MONITOR_FREE_UNCHECKED,
 };
+
+const PRE_2024: VmbusBehaviour = { ...PRE_2024_ADDRESS_BIT, monitorPageMapping: MONITOR_DIRECT_MAP };
 
 const FIXED_2024: VmbusBehaviour = {
   ...PRE_2024,
   gpadlDecryptedTracking: TRACKED,
   ringFreeChecksDecrypted: RING_FREE_CHECKED,
+  monitorPagesFreeChecksReencrypt: MONITOR_FREE_CHECKED,
 };
 
-/** The 2024 fixes as backported to 6.1.y (AUTOSEL; the CVE records give 6.1.91 as the first fixed release). */
+/**
+ * The 2024 fixes as backported to 6.1.y (AUTOSEL; the CVE records give 6.1.91 as the first fixed
+ * release), on 6.1's address-bit monitor-page mapping.
+ */
 const FIXED_2024_IN_6_1_91: VmbusBehaviour = {
   ...FIXED_2024,
+  monitorPageMapping: MONITOR_MEMREMAP,
   gpadlDecryptedTracking: { ...TRACKED, since: "6.1.91" },
   ringFreeChecksDecrypted: { ...RING_FREE_CHECKED, since: "6.1.91" },
+  monitorPagesFreeChecksReencrypt: { ...MONITOR_FREE_CHECKED, since: "6.1.91" },
 };
 
 /** The same fixes in 6.6.y (6.6.31, per the CVE records). */
@@ -114,6 +168,7 @@ const FIXED_2024_IN_6_6_31: VmbusBehaviour = {
   ...FIXED_2024,
   gpadlDecryptedTracking: { ...TRACKED, since: "6.6.31" },
   ringFreeChecksDecrypted: { ...RING_FREE_CHECKED, since: "6.6.31" },
+  monitorPagesFreeChecksReencrypt: { ...MONITOR_FREE_CHECKED, since: "6.6.31" },
 };
 
 /** 6.18: the Confidential VMBus series (teardown re-encrypts only what was decrypted; msginfo freed). */
@@ -138,8 +193,8 @@ const CONFIDENTIAL_VMBUS: VmbusBehaviour = {
  * 6.8.10), after it.
  */
 export const vmbusBehaviours: PerProfile<VmbusBehaviour> = {
-  "5.17": PRE_2024,
-  "6.1": PRE_2024,
+  "5.17": PRE_2024_ADDRESS_BIT,
+  "6.1": PRE_2024_ADDRESS_BIT,
   "6.1.91": FIXED_2024_IN_6_1_91,
   "6.4": PRE_2024,
   "6.6": PRE_2024,

@@ -124,9 +124,9 @@ export function hvRingbufferCleanup(memory: GuestMemory, ring: GuestRingBuffer):
  * Returns whether the pages were freed.
  *
  * With `kernel` given and a profile whose vmbus_free_ring does not check (before 30d18df6567b), the
- * kernel frees pages that may still be host-visible: that is reported as a finding, and the model keeps
- * them out of the allocator all the same (it cannot hand out a host-visible page without breaking its
- * own I1), so they are counted leaked by the memory model.
+ * kernel frees pages that may still be host-visible: that is reported as a finding and, kernel-exact,
+ * the block goes back to the allocator as it is (BuddyAllocator.freeHostVisible: a later allocation may
+ * hand out a page the host still sees). A hardened profile keeps them out of the allocator (leaked).
  */
 export function vmbusFreeRingPages(
   memory: GuestMemory,
@@ -142,6 +142,10 @@ export function vmbusFreeRingPages(
         what: `__free_pages of ${2 ** pages.order} ring pages (pfn 0x${pages.firstPfn.toString(16)}) that may still be host-visible`,
         where: "vmbus_free_ring",
       });
+      if (!kernel.profile.hardened) {
+        memory.buddy.freeHostVisible(pages.firstPfn, pages.order, "vmbus_free_ring");
+        return true;
+      }
     }
     memory.buddy.leakPages(pages.firstPfn, 2 ** pages.order);
     return false;
