@@ -338,7 +338,10 @@ export class Vm {
     return this.scheduler.runIdle();
   }
 
-  /** Pages host-visible outside the swiotlb pool (0 after every NIC is gone, for strategies (1)–(5)). */
+  /**
+   * Pages host-visible outside the swiotlb pool and the VMBus connection's monitor pages, which stay
+   * shared for the guest's life (0 after every NIC is gone, for strategies (1)–(5)).
+   */
   hostVisibleOutsideSwiotlb(): number {
     const pool = this.dmaLayer.pool;
     let inPool = 0;
@@ -347,6 +350,14 @@ export class Vm {
         if (this.memory.phys.hasFlag(p, PageFlag.HostVisible)) inPool++;
       }
     }
-    return this.memory.phys.hostVisiblePages - inPool;
+    return this.memory.phys.hostVisiblePages - inPool - this.#monitorPagesVisible();
+  }
+
+  /** vmbus_connection.monitor_pages that are host-visible (both, once connected in an isolated guest). */
+  #monitorPagesVisible(): number {
+    let n = 0;
+    for (const page of this.conn.monitorPages)
+      if (this.memory.phys.hasFlag(page.pfn, PageFlag.HostVisible)) n++;
+    return n;
   }
 }
