@@ -101,10 +101,13 @@ describe("the monitor-page rows (CVE-2024-36913)", () => {
     if (FIXED.includes(name)) expect(row.since).toBe(name === "6.1.91" || name === "6.6.31" ? name : "6.9");
   });
 
-  it.each(PROFILE_NAMES)("%s: the monitor pages are memremap'd above vTOM exactly in the address-bit era", (name) => {
-    const p = getProfile(name);
-    const row = p.vmbus.monitorPageMapping;
-    expect(row.value).toBe(p.era === "address-bit" ? "memremap-shared-alias" : "direct-map");
-    expect(row.commit).toBe(p.era === "address-bit" ? "f2f136c05fb6" : "a5ddb7458821");
-  });
+  it.each(PROFILE_NAMES)(
+    "%s: the monitor pages are memremap'd above vTOM exactly in the address-bit era",
+    (name) => {
+      const p = getProfile(name);
+      const row = p.vmbus.monitorPageMapping;
+      expect(row.value).toBe(p.era === "address-bit" ? "memremap-shared-alias" : "direct-map");
+      expect(row.commit).toBe(p.era === "address-bit" ? "f2f136c05fb6" : "a5ddb7458821");
+    },
+  );
 });

@@ -131,7 +131,10 @@ export class BuddyAllocator {
 
   /** __free_pages(): returns a block and merges it with free buddies. */
   freePages(pfn: number, order: number): void {
-    if (this.#visibleFreeReason !== undefined) return this.freeHostVisible(pfn, order, this.#visibleFreeReason);
+    if (this.#visibleFreeReason !== undefined) {
+      this.freeHostVisible(pfn, order, this.#visibleFreeReason);
+      return;
+    }
     this.#checkFreeable(pfn, order);
     this.#release(pfn, order);
   }
@@ -240,7 +243,8 @@ export class BuddyAllocator {
    * freed as usual; nesting is refused.
    */
   freeingHostVisible<T>(reason: string, free: () => T): T {
-    if (this.#visibleFreeReason !== undefined) throw invalid("free-visible-nested", "freeingHostVisible nested");
+    if (this.#visibleFreeReason !== undefined)
+      throw invalid("free-visible-nested", "freeingHostVisible nested");
     this.#visibleFreeReason = reason;
     try {
       return free();

@@ -122,7 +122,9 @@ describe("memory invariants", () => {
     // a second visible free page that nobody freed that way is still a violation
     mem.buddy.freePages(other, 0);
     mem.phys.setHostVisible(other, true);
-    expect(mem.checkInvariants()).toEqual([{ invariant: "I1", pfn: other, detail: "free page is host-visible" }]);
+    expect(mem.checkInvariants()).toEqual([
+      { invariant: "I1", pfn: other, detail: "free page is host-visible" },
+    ]);
   });
 
   it("freeingHostVisible: a vfree of a partly visible buffer frees it all, marking only the visible pages", () => {
@@ -135,7 +137,9 @@ describe("memory invariants", () => {
     mem.buddy.freeingHostVisible("test vfree", () => mem.vmalloc.vfree(va));
     expect(mem.buddy.pagesOwnedBy("buf")).toBe(0);
     expect(mem.buddy.freedWhileVisiblePages).toBe(2);
-    expect([...mem.buddy.freedWhileVisible()].sort((a, b) => a - b)).toEqual([pfns[1], pfns[2]].sort((a, b) => a! - b!));
+    expect([...mem.buddy.freedWhileVisible()].sort((a, b) => a - b)).toEqual(
+      [pfns[1], pfns[2]].sort((a, b) => a! - b!),
+    );
     expect(mem.checkInvariants()).toEqual([]);
     // the scope ends with the call: an ordinary free refuses a visible page again
     const p = mem.buddy.allocPages(0, { tag: "x" })!;
