@@ -89,3 +89,25 @@ describe("FindingLog", () => {
     expect(() => new FindingLog({ keep: -1 })).toThrow(RangeError);
   });
 });
+
+describe("the monitor-page rows (CVE-2024-36913)", () => {
+  // Stated independently of the table: 03f5a999adba is in 6.9 and was backported to 6.1.91 and 6.6.31.
+  const FIXED = ["6.1.91", "6.6.31", "6.9", "6.12", "6.18"];
+
+  it.each(PROFILE_NAMES)("%s: vmbus_disconnect frees a page it could not re-encrypt unless fixed", (name) => {
+    const row = getProfile(name).vmbus.monitorPagesFreeChecksReencrypt;
+    expect(row.value).toBe(FIXED.includes(name));
+    expect(row.commit).toBe(FIXED.includes(name) ? "03f5a999adba" : "f2f136c05fb6");
+    if (FIXED.includes(name)) expect(row.since).toBe(name === "6.1.91" || name === "6.6.31" ? name : "6.9");
+  });
+
+  it.each(PROFILE_NAMES)(
+    "%s: the monitor pages are memremap'd above vTOM exactly in the address-bit era",
+    (name) => {
+      const p = getProfile(name);
+      const row = p.vmbus.monitorPageMapping;
+      expect(row.value).toBe(p.era === "address-bit" ? "memremap-shared-alias" : "direct-map");
+      expect(row.commit).toBe(p.era === "address-bit" ? "f2f136c05fb6" : "a5ddb7458821");
+    },
+  );
+});

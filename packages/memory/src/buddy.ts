@@ -131,6 +131,10 @@ export class BuddyAllocator {
 
   /** __free_pages(): returns a block and merges it with free buddies. */
   freePages(pfn: number, order: number): void {
+    if (this.#visibleFreeReason !== undefined) {
+      this.freeHostVisible(pfn, order, this.#visibleFreeReason);
+      return;
+    }
     this.#checkFreeable(pfn, order);
     this.#release(pfn, order);
   }
@@ -218,18 +222,48 @@ export class BuddyAllocator {
    */
   freeHostVisible(pfn: number, order: number, reason: string): void {
     this.#checkFreeable(pfn, order, true);
-    this.#freedVisible ??= new Uint8Array(this.#phys.pages);
+    let marked = 0;
     for (let p = pfn; p < pfn + 2 ** order; p++) {
-      if ((this.#phys.flags[p]! & PageFlag.HostVisible) !== 0 && this.#freedVisible[p] === 0) {
+      if ((this.#phys.flags[p]! & PageFlag.HostVisible) === 0) continue;
+      this.#freedVisible ??= new Uint8Array(this.#phys.pages);
+      if (this.#freedVisible[p] === 0) {
         this.#freedVisible[p] = 1;
         this.#freedVisibleCount++;
       }
+      marked++;
     }
-    this.freedWhileVisibleLog.push({ pfn, order, reason });
+    if (marked > 0) this.freedWhileVisibleLog.push({ pfn, order, reason });
     this.#release(pfn, order);
   }
 
-  /** Every freeHostVisible call: the block and the kernel path that freed it. */
+  /**
+   * Runs `free` (a caller's own free path: vfree, a strategy's free) with every __free_pages in it done
+   * as freeHostVisible(…, reason): for a kernel-exact caller that frees a buffer it cannot know is
+   * private, as free_netvsc_device did before "Don't free decrypted memory". Private pages in it are
+   * freed as usual; nesting is refused.
+   */
+  freeingHostVisible<T>(reason: string, free: () => T): T {
+    if (this.#visibleFreeReason !== undefined)
+      throw invalid("free-visible-nested", "freeingHostVisible nested");
+    this.#visibleFreeReason = reason;
+    try {
+      return free();
+    } finally {
+      this.#visibleFreeReason = undefined;
+    }
+  }
+
+  #visibleFreeReason: string | undefined;
+
+  /**
+   * Whether a free path may return `pfn` while it is host-visible: inside freeingHostVisible, or a page
+   * a kernel freed that way before and someone allocated since (vfree's check asks this too).
+   */
+  visibleFreeAllowed(pfn: number): boolean {
+    return this.#visibleFreeReason !== undefined || this.#freedVisible?.[pfn] === 1;
+  }
+
+  /** Every freeHostVisible call that freed a visible page: the block and the kernel path that freed it. */
   readonly freedWhileVisibleLog: { pfn: number; order: number; reason: string }[] = [];
 
   /** Pages freeHostVisible returned to the allocator while host-visible (cumulative). */
@@ -334,7 +368,7 @@ export class BuddyAllocator {
         );
       }
       // A page a kernel freed while visible and someone allocated since is freed like any other.
-      if (pf & PageFlag.HostVisible && !visibleOk && this.#freedVisible?.[p] !== 1) {
+      if (pf & PageFlag.HostVisible && !visibleOk && !this.visibleFreeAllowed(p)) {
         throw new MemoryError("EBUSY", "free-host-visible", `page 0x${p.toString(16)} is still host-visible`);
       }
     }

@@ -13,7 +13,12 @@ import type { GuestMemory } from "@ivm/memory";
 import { VmbusChannel } from "./channel.js";
 import { DEFAULT_VMBUS_DEVICES, isValidOffer, type VmbusDeviceEntry } from "./channel-offer.js";
 import { err, ok, type Result } from "./errors.js";
-import { type MonitorPage, type MonitorPageCounters, setupMonitorPages, teardownMonitorPages } from "./monitor-pages.js";
+import {
+  type MonitorPage,
+  type MonitorPageCounters,
+  setupMonitorPages,
+  teardownMonitorPages,
+} from "./monitor-pages.js";
 import { KernelContext } from "./profile.js";
 import type { Scheduler } from "./scheduler.js";
 import { HV_POST_STATUS, type SynicLink } from "./synic.js";

@@ -80,6 +80,7 @@ export {
   type HostServerOptions,
   HostVmbusServer,
 } from "./host/server.js";
+export { MONITOR_TAGS, type MonitorPage, type MonitorPageCounters } from "./monitor-pages.js";
 export { DEFAULT_KERNEL_PROFILE, KernelContext, VMBUS_FINDING } from "./profile.js";
 export { type RequestRejectCounters, type RequestRejectReason, RequestTable } from "./request-table.js";
 export { GuestRingMem } from "./ring/guest-ring-mem.js";

@@ -123,13 +123,16 @@ describe("a failed set_memory_encrypted at vmbus_disconnect", () => {
     expect(w.memory.checkInvariants()).toEqual([]);
   });
 
-  it.each(WITHOUT_FIX)("%s hardened: reported the same, but the model keeps the page out (leaked)", (name) => {
-    const { w, first, leaked } = failFirstReencrypt(name, true);
-    expect(findingIds(w)).toEqual(["CVE-2024-36913"]);
-    expect(leaked).toBe(1);
-    expect(w.memory.buddy.isFreedWhileVisible(first)).toBe(false);
-    expect(w.memory.checkInvariants()).toEqual([]);
-  });
+  it.each(WITHOUT_FIX)(
+    "%s hardened: reported the same, but the model keeps the page out (leaked)",
+    (name) => {
+      const { w, first, leaked } = failFirstReencrypt(name, true);
+      expect(findingIds(w)).toEqual(["CVE-2024-36913"]);
+      expect(leaked).toBe(1);
+      expect(w.memory.buddy.isFreedWhileVisible(first)).toBe(false);
+      expect(w.memory.checkInvariants()).toEqual([]);
+    },
+  );
 
   it.each(WITH_FIX)("%s: the page is leaked, counted and never reused; no finding", (name) => {
     const { w, first, second, leaked } = failFirstReencrypt(name);
@@ -184,29 +187,40 @@ describe("a failed set_memory_decrypted at vmbus_connect", () => {
     const leakedBefore = w.memory.leakedPages;
     w.hyperv.hypervisor.faults.failCall(1); // the first monitor page
     const r = w.conn.connect();
-    return { w, r, calls: w.hyperv.hypervisor.counters.hypercalls - calls, leaked: w.memory.leakedPages - leakedBefore };
+    return {
+      w,
+      r,
+      calls: w.hyperv.hypervisor.counters.hypercalls - calls,
+      leaked: w.memory.leakedPages - leakedBefore,
+    };
   };
 
-  it.each(WITH_FIX)("%s: both pages are leaked at once (the second was still tried); nothing sent", (name) => {
-    const { w, r, calls, leaked } = run(name);
-    expect(r.ok).toBe(false);
-    if (r.ok) return;
-    expect(r.error.code).toBe("EFAULT");
-    expect(calls).toBe(2);
-    expect(leaked).toBe(2);
-    expect(w.conn.state).toBe("disconnected");
-    expect(w.conn.posted(CHANNELMSG.INITIATE_CONTACT)).toBe(0);
-    expect(findingIds(w)).toEqual([]);
-    expect(w.memory.checkInvariants()).toEqual([]);
-  });
+  it.each(WITH_FIX)(
+    "%s: both pages are leaked at once (the second was still tried); nothing sent",
+    (name) => {
+      const { w, r, calls, leaked } = run(name);
+      expect(r.ok).toBe(false);
+      if (r.ok) return;
+      expect(r.error.code).toBe("EFAULT");
+      expect(calls).toBe(2);
+      expect(leaked).toBe(2);
+      expect(w.conn.state).toBe("disconnected");
+      expect(w.conn.posted(CHANNELMSG.INITIATE_CONTACT)).toBe(0);
+      expect(findingIds(w)).toEqual([]);
+      expect(w.memory.checkInvariants()).toEqual([]);
+    },
+  );
 
-  it.each(WITHOUT_FIX)("%s: the cleanup re-encrypts both and frees them (both re-encryptions succeed)", (name) => {
-    const { w, r, calls, leaked } = run(name);
-    expect(r.ok).toBe(false);
-    expect(calls).toBe(4);
-    expect(leaked).toBe(0);
-    expect(w.memory.buddy.pagesOwnedBy(MONITOR_TAGS.pages)).toBe(0);
-    expect(w.memory.phys.hostVisiblePages).toBe(0);
-    expect(findingIds(w)).toEqual([]);
-  });
+  it.each(WITHOUT_FIX)(
+    "%s: the cleanup re-encrypts both and frees them (both re-encryptions succeed)",
+    (name) => {
+      const { w, r, calls, leaked } = run(name);
+      expect(r.ok).toBe(false);
+      expect(calls).toBe(4);
+      expect(leaked).toBe(0);
+      expect(w.memory.buddy.pagesOwnedBy(MONITOR_TAGS.pages)).toBe(0);
+      expect(w.memory.phys.hostVisiblePages).toBe(0);
+      expect(findingIds(w)).toEqual([]);
+    },
+  );
 });

@@ -174,7 +174,9 @@ describe("a re-encryption failure at GPADL teardown", () => {
 
 describe("vmbus_free_ring after a failed open whose ring GPADL could not be decrypted", () => {
   const run = (name: string, hardened = false) => {
-    const w = makeWorld("address-bit", { kernel: hardened ? withHardened(getProfile(name)) : getProfile(name) });
+    const w = makeWorld("address-bit", {
+      kernel: hardened ? withHardened(getProfile(name)) : getProfile(name),
+    });
     const { channel } = connectNic(w);
     const leakedBefore = w.memory.leakedPages;
     w.hyperv.hypervisor.faults.failCall(1); // the ring GPADL's only visibility batch
@@ -201,12 +203,15 @@ describe("vmbus_free_ring after a failed open whose ring GPADL could not be decr
     },
   );
 
-  it.each(WITHOUT_2024_FIXES)("%s hardened: the finding is reported and the model leaks the block", (name) => {
-    const { w, leaked } = run(name, true);
-    expect(ids(w)).toContain("CVE-2024-36909");
-    expect(leaked).toBe(8);
-    expect(w.memory.checkInvariants()).toEqual([]);
-  });
+  it.each(WITHOUT_2024_FIXES)(
+    "%s hardened: the finding is reported and the model leaks the block",
+    (name) => {
+      const { w, leaked } = run(name, true);
+      expect(ids(w)).toContain("CVE-2024-36909");
+      expect(leaked).toBe(8);
+      expect(w.memory.checkInvariants()).toEqual([]);
+    },
+  );
 
   it.each(WITH_2024_FIXES)(
     "%s: the pages are leaked, counted, never reused; no finding about the ring",

@@ -134,10 +134,14 @@ export function txFrame(seq: number, length: number): Uint8Array {
   return encodeTestFrame({ seq, seed: TX_SEED, length, dstMac: NETVSP_HOST_MAC, srcMac: NETVSP_GUEST_MAC });
 }
 
-/** Pages host-visible outside the swiotlb pool. */
+/**
+ * Pages host-visible outside the swiotlb pool and the VMBus connection's two monitor pages (which
+ * vmbus_connect makes host-visible for as long as the guest is connected, whatever the devices do).
+ */
 export function hostVisibleOutsidePool(w: World): number {
   const pool = w.dmaLayer.pool;
   let inPool = 0;
+  for (const m of w.conn.monitorPages) if (w.memory.phys.hasFlag(m.pfn, PageFlag.HostVisible)) inPool++;
   if (pool !== null) {
     for (let p = pool.boot.startPfn; p < pool.boot.startPfn + pool.boot.poolPages; p++) {
       if (w.memory.phys.hasFlag(p, PageFlag.HostVisible)) inPool++;
