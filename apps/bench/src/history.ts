@@ -90,7 +90,7 @@ export function historyTable(records: readonly ResultRecord[]): TableData {
     rows,
     notes: [
       "Costs: RX buffer + TX buffer after device add at the default sizes, on the named kernel (kernel-exact).",
-      "reencrypt-fail: the hypervisor refuses the second visibility batch of the receive buffer at remove. A kernel with the 2024 fixes (6.9, and 6.1.91/6.6.31 by backport) leaks the pages it could not re-encrypt and says nothing; one without them frees them, which the lab reports as findings (and quarantines the pages, so they are counted as leaked either way).",
+      "reencrypt-fail: the hypervisor refuses the second visibility batch of the receive buffer at remove. A kernel with the 2024 fixes (6.9, and 6.1.91/6.6.31 by backport) leaks the pages it could not re-encrypt and says nothing; one without them frees them (0 leaked, the pages back in the allocator still host-visible), which the lab reports as findings.",
     ],
   };
 }
