@@ -299,7 +299,7 @@ ${EXIT_CODES}`,
       )
       .addOption(
         new Option("--guests <sizes>", "guest sizes whose construction is timed")
-          .default([4 * GiB, 64 * GiB, 256 * GiB], "4GiB,64GiB,256GiB")
+          .default([4 * GiB, 64 * GiB, 256 * GiB, 1024 * GiB], "4GiB,64GiB,256GiB,1TiB")
           .argParser(sizeList),
       )
       .addHelpText(

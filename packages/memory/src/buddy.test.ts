@@ -226,4 +226,31 @@ describe("buddy allocator", () => {
     checkConsistent(phys, buddy);
     expect(buddy.nrFreePages).toBe(phys.pages);
   });
+
+  test.prop(
+    [fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 10 }), fc.nat()), { maxLength: 200 })],
+    { numRuns: 30 },
+  )("blockOf and isAllocated agree with a zone walk, across link chunks of a larger zone", (ops) => {
+    // 3 × 2^16 + 1000 pages: free-list links spread over several lazily made chunks and the 1024-aligned array.
+    const { phys, buddy } = buddyOf(3 * 65536 + 1000);
+    const live: { pfn: number; order: number }[] = [];
+    for (const [alloc, order, pick] of ops) {
+      if (alloc || live.length === 0) {
+        const pfn = buddy.allocPages(order, { tag: order % 2 ? "odd" : "even", gfp: Gfp.NoWarn });
+        if (pfn !== null) live.push({ pfn, order });
+      } else {
+        const [victim] = live.splice(pick % live.length, 1);
+        buddy.freePages(victim!.pfn, victim!.order);
+      }
+    }
+    checkConsistent(phys, buddy);
+    buddy.forEachBlock((head, order, free) => {
+      for (const p of [head, head + ((2 ** order) >> 1), head + 2 ** order - 1]) {
+        expect(buddy.blockOf(p)).toEqual({ head, order, free });
+        expect(buddy.isAllocated(p)).toBe(!free);
+      }
+    });
+    expect(buddy.blockOf(phys.pages)).toBeNull();
+    expect(buddy.isAllocated(-1)).toBe(false);
+  });
 });

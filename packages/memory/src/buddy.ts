@@ -1,6 +1,6 @@
 import { MAX_ORDER, PAGE_ALLOC_COSTLY_ORDER } from "./constants.js";
 import { invalid, MemoryError } from "./errors.js";
-import type { FaultInjector } from "./fault-injector.js";
+import type { FaultInjector, FaultSite } from "./fault-injector.js";
 import { PageFlag, type PhysicalMemory } from "./phys.js";
 
 /** The gfp bits the model gives meaning to. */
@@ -37,11 +37,22 @@ const NIL = -1;
  */
 export class BuddyAllocator {
   readonly #phys: PhysicalMemory;
-  readonly #next: Int32Array;
-  readonly #prev: Int32Array;
+  readonly #flags: Uint8Array;
+  readonly #order: Uint8Array;
+  readonly #owner: Uint16Array;
+  readonly #pages: number;
+  /**
+   * Free-list links, (next, prev) interleaved. Top-order heads sit on 1024-page boundaries and have their
+   * own small array, so building the zone at boot writes 8 B per 1024 pages; the lower orders' links are
+   * one dense array (8 B per page) whose memory the system provides, zeroed, only where it is first
+   * written. (Chunks made on first use would save its address space too, but cost a third more per
+   * alloc/free.)
+   */
+  readonly #topLinks: Int32Array;
+  readonly #links: Int32Array;
   readonly #head = new Int32Array(MAX_ORDER).fill(NIL);
   readonly #count = new Float64Array(MAX_ORDER);
-  readonly #faults: FaultInjector | undefined;
+  readonly #faults: FaultSite | undefined;
   #freePages = 0;
   #leaked = 0;
   /**
@@ -50,24 +61,37 @@ export class BuddyAllocator {
    */
   #freedVisible: Uint8Array | undefined;
   #freedVisibleCount = 0;
-  /** Allocated blocks by owner tag id, per order. */
-  readonly #byTag = new Map<number, Float64Array>();
+  /**
+   * Allocated blocks per (owner tag id, order), flat at tag × MAX_ORDER + order, grown as tags appear;
+   * `#tagsSeen` lists the tags that ever allocated, in that order (no per-tag object, no sparse array).
+   */
+  #tagCounts = new Float64Array(16 * MAX_ORDER);
+  #tagSeen = new Uint8Array(16);
+  readonly #tagsSeen: number[] = [];
+  /** The last tag name seen and its id: callers reuse a handful of tags, so most lookups stop here. */
+  #lastTag = "";
+  #lastTagId = -1;
   readonly failuresByOrder: Float64Array = new Float64Array(MAX_ORDER);
   /** Failures that would have printed the page allocation failure warning (no __GFP_NOWARN). */
   warnings = 0;
 
   constructor(phys: PhysicalMemory, faults?: FaultInjector) {
+    if (phys.pages > 2 ** 31 - 1) throw invalid("memory-size", "guest RAM must be below 8 TiB");
     this.#phys = phys;
-    this.#faults = faults;
-    this.#next = new Int32Array(phys.pages);
-    this.#prev = new Int32Array(phys.pages);
+    this.#flags = phys.flags;
+    this.#order = phys.order;
+    this.#owner = phys.owner;
+    this.#pages = phys.pages;
+    this.#faults = faults?.site("pages");
+    this.#topLinks = new Int32Array(2 * ((phys.pages >>> (MAX_ORDER - 1)) + 1));
+    this.#links = new Int32Array(2 * phys.pages);
     // memblock_free_all: hand every page to the allocator in the largest naturally aligned blocks.
     let pfn = 0;
     while (pfn < phys.pages) {
       let order = MAX_ORDER - 1;
-      while (order > 0 && (pfn % 2 ** order !== 0 || pfn + 2 ** order > phys.pages)) order--;
+      while (order > 0 && ((pfn & ((1 << order) - 1)) !== 0 || pfn + (1 << order) > phys.pages)) order--;
       this.#pushFree(pfn, order);
-      pfn += 2 ** order;
+      pfn += 1 << order;
     }
   }
 
@@ -91,28 +115,33 @@ export class BuddyAllocator {
   /** Allocated pages per owner tag, per order (blocks, not pages). */
   blocksByOwner(): Map<string, number[]> {
     const out = new Map<string, number[]>();
-    for (const [id, counts] of this.#byTag) out.set(this.#phys.tags.name(id), Array.from(counts));
+    for (const id of this.#tagsSeen) {
+      out.set(
+        this.#phys.tags.name(id),
+        Array.from(this.#tagCounts.subarray(id * MAX_ORDER, (id + 1) * MAX_ORDER)),
+      );
+    }
     return out;
   }
 
   /** Pages currently held by an owner tag. */
   pagesOwnedBy(tag: string): number {
-    const counts = this.#byTag.get(this.#phys.tags.id(tag));
-    if (!counts) return 0;
+    const id = this.#tagId(tag);
+    if (id >= this.#tagSeen.length || this.#tagSeen[id] === 0) return 0;
     let pages = 0;
-    for (let o = 0; o < MAX_ORDER; o++) pages += counts[o]! * 2 ** o;
+    for (let o = 0; o < MAX_ORDER; o++) pages += this.#tagCounts[id * MAX_ORDER + o]! * (1 << o);
     return pages;
   }
 
   /** alloc_pages(): a block of 2^order pages, or null when no free block is large enough. */
   allocPages(order: number, options: PageAllocOptions): number | null {
-    if (!Number.isInteger(order) || order < 0 || order >= MAX_ORDER) {
+    if (!(order >= 0 && order < MAX_ORDER && (order | 0) === order)) {
       throw invalid("order", `order must be 0..${MAX_ORDER - 1}, got ${order}`);
     }
     const gfp = options.gfp ?? 0;
     let found = order;
     while (found < MAX_ORDER && this.#head[found] === NIL) found++;
-    if (found === MAX_ORDER || this.#faults?.shouldFail("pages")) {
+    if (found === MAX_ORDER || this.#faults?.shouldFail()) {
       this.failuresByOrder[order]!++;
       if ((gfp & Gfp.NoWarn) === 0) this.warnings++;
       return null;
@@ -122,10 +151,10 @@ export class BuddyAllocator {
     // expand(): give back the upper halves, largest first.
     while (found > order) {
       found--;
-      this.#pushFree(pfn + 2 ** found, found);
+      this.#pushFree(pfn + (1 << found), found);
     }
-    this.#markAllocated(pfn, order, this.#phys.tags.id(options.tag));
-    if (gfp & Gfp.Zero) for (let i = 0; i < 2 ** order; i++) this.#phys.zeroPage(pfn + i);
+    this.#markAllocated(pfn, order, this.#tagId(options.tag));
+    if (gfp & Gfp.Zero) this.#phys.zeroPages(pfn, 1 << order);
     return pfn;
   }
 
@@ -146,20 +175,20 @@ export class BuddyAllocator {
   allocRange(start: number, pages: number, options: PageAllocOptions): boolean {
     this.#checkRange(start, pages);
     for (let p = start; p < start + pages; ) {
-      const block = this.blockOf(p);
-      if (!block?.free) return false;
-      p = block.head + 2 ** block.order;
+      const head = this.#headOf(p);
+      if (head === NIL || (this.#flags[head]! & PageFlag.Free) === 0) return false;
+      p = head + (1 << this.#order[head]!);
     }
-    const tag = this.#phys.tags.id(options.tag);
+    const tag = this.#tagId(options.tag);
     let p = start;
     while (p < start + pages) {
-      const block = this.blockOf(p)!;
-      let { head, order } = block;
+      let head = this.#headOf(p);
+      let order = this.#order[head]!;
       this.#unlinkFree(head, order);
       // Split until the block lies inside the range, starting at p.
-      while (head < p || head + 2 ** order > start + pages) {
+      while (head < p || head + (1 << order) > start + pages) {
         order--;
-        const upper = head + 2 ** order;
+        const upper = head + (1 << order);
         if (p >= upper) {
           this.#pushFree(head, order);
           head = upper;
@@ -168,9 +197,9 @@ export class BuddyAllocator {
         }
       }
       this.#markAllocated(head, order, tag);
-      p = head + 2 ** order;
+      p = head + (1 << order);
     }
-    if ((options.gfp ?? 0) & Gfp.Zero) for (let i = 0; i < pages; i++) this.#phys.zeroPage(start + i);
+    if ((options.gfp ?? 0) & Gfp.Zero) this.#phys.zeroPages(start, pages);
     return true;
   }
 
@@ -180,7 +209,7 @@ export class BuddyAllocator {
     const blocks: BuddyBlock[] = [];
     for (let p = start; p < start + pages; ) {
       const block = this.blockOf(p);
-      if (!block || block.free || block.head !== p || p + 2 ** block.order > start + pages) {
+      if (!block || block.free || block.head !== p || p + (1 << block.order) > start + pages) {
         throw invalid(
           "free-range",
           `0x${p.toString(16)} is not the head of an allocated block inside the range`,
@@ -188,7 +217,7 @@ export class BuddyAllocator {
       }
       this.#checkFreeable(block.head, block.order);
       blocks.push(block);
-      p += 2 ** block.order;
+      p += 1 << block.order;
     }
     for (const b of blocks) this.#release(b.head, b.order);
   }
@@ -200,8 +229,7 @@ export class BuddyAllocator {
   leakPages(pfn: number, count: number): void {
     this.#checkRange(pfn, count);
     for (let p = pfn; p < pfn + count; p++) {
-      const block = this.blockOf(p);
-      if (!block || block.free) throw invalid("leak-free-page", `page 0x${p.toString(16)} is not allocated`);
+      if (!this.isAllocated(p)) throw invalid("leak-free-page", `page 0x${p.toString(16)} is not allocated`);
     }
     for (let p = pfn; p < pfn + count; p++) {
       if (!this.#phys.hasFlag(p, PageFlag.Leaked)) {
@@ -288,15 +316,32 @@ export class BuddyAllocator {
   /** The buddy block (free or allocated) that contains `pfn`, or null for reserved pages. O(MAX_ORDER). */
   blockOf(pfn: number): BuddyBlock | null {
     if (!this.#phys.pfnValid(pfn)) return null;
+    const head = this.#headOf(pfn);
+    if (head === NIL) return null;
+    return { head, order: this.#order[head]!, free: (this.#flags[head]! & PageFlag.Free) !== 0 };
+  }
+
+  /** Whether `pfn` lies in an allocated block (blockOf(pfn) is a block that is not free), without the object. */
+  isAllocated(pfn: number): boolean {
+    if (!this.#phys.pfnValid(pfn)) return false;
+    const head = this.#headOf(pfn);
+    return head !== NIL && (this.#flags[head]! & PageFlag.Allocated) !== 0;
+  }
+
+  /**
+   * The head of the block containing valid `pfn`, or NIL: the smallest order whose aligned candidate is
+   * a block head (free or allocated) of at least that order and reaches `pfn`.
+   */
+  #headOf(pfn: number): number {
     for (let order = 0; order < MAX_ORDER; order++) {
-      const head = pfn - (pfn % 2 ** order);
-      const f = this.#phys.flags[head]!;
-      if ((f & (PageFlag.Free | PageFlag.Allocated)) !== 0 && this.#phys.order[head]! >= order) {
-        const o = this.#phys.order[head]!;
-        if (head + 2 ** o > pfn) return { head, order: o, free: (f & PageFlag.Free) !== 0 };
+      const head = pfn & ~((1 << order) - 1);
+      const f = this.#flags[head]!;
+      if ((f & (PageFlag.Free | PageFlag.Allocated)) !== 0) {
+        const o = this.#order[head]!;
+        if (o >= order && head + (1 << o) > pfn) return head;
       }
     }
-    return null;
+    return NIL;
   }
 
   /** Owner tag of the page (the tag of its block), "free" for free pages. */
@@ -319,13 +364,13 @@ export class BuddyAllocator {
       const order = this.#phys.order[p]!;
       const free = (f & PageFlag.Free) !== 0;
       visit(p, order, free, free ? "free" : this.#phys.tags.name(this.#phys.owner[p]!));
-      p += 2 ** order;
+      p += 1 << order;
     }
   }
 
   /** Free blocks of exactly `order`, from the head of its list (for invariant checks). */
   *freeList(order: number): Generator<number> {
-    for (let p = this.#head[order]!; p !== NIL; p = this.#next[p]!) yield p;
+    for (let p = this.#head[order]!; p !== NIL; p = this.#next(p, order)) yield p;
   }
 
   /** Whether an order-`order` allocation would be costly (may fail rather than OOM-kill). */
@@ -347,19 +392,21 @@ export class BuddyAllocator {
 
   #checkFreeable(pfn: number, order: number, visibleOk = false): void {
     if (!this.#phys.pfnValid(pfn)) throw invalid("free-unknown", `pfn ${pfn} is not guest RAM`);
-    const f = this.#phys.flags[pfn]!;
+    const f = this.#flags[pfn]!;
     if (f & PageFlag.Free) throw invalid("double-free", `pfn 0x${pfn.toString(16)} is already free`);
     if ((f & PageFlag.Allocated) === 0) {
       throw invalid("free-not-head", `pfn 0x${pfn.toString(16)} is not the head of an allocated block`);
     }
-    if (this.#phys.order[pfn] !== order) {
+    if (this.#order[pfn] !== order) {
       throw invalid(
         "free-order",
         `block at 0x${pfn.toString(16)} has order ${this.#phys.order[pfn]}, not ${order}`,
       );
     }
-    for (let p = pfn; p < pfn + 2 ** order; p++) {
-      const pf = this.#phys.flags[p]!;
+    const end = pfn + (1 << order);
+    for (let p = pfn; p < end; p++) {
+      const pf = this.#flags[p]!;
+      if ((pf & (PageFlag.Leaked | PageFlag.HostVisible)) === 0) continue;
       if (pf & PageFlag.Leaked) {
         throw new MemoryError(
           "EBUSY",
@@ -375,54 +422,84 @@ export class BuddyAllocator {
   }
 
   #release(pfn: number, order: number): void {
-    const counts = this.#byTag.get(this.#phys.owner[pfn]!);
-    if (counts) counts[order]!--;
-    this.#phys.flags[pfn]! &= ~PageFlag.Allocated;
-    this.#phys.owner[pfn] = 0;
+    const tag = this.#owner[pfn]!;
+    if (tag < this.#tagSeen.length && this.#tagSeen[tag] !== 0) this.#tagCounts[tag * MAX_ORDER + order]!--;
+    this.#flags[pfn]! &= ~PageFlag.Allocated;
+    this.#owner[pfn] = 0;
     // __free_one_page: merge while the buddy is a free block of the same order.
     while (order < MAX_ORDER - 1) {
-      const buddy = pfn ^ (2 ** order);
-      if (buddy + 2 ** order > this.#phys.pages) break;
-      if ((this.#phys.flags[buddy]! & PageFlag.Free) === 0 || this.#phys.order[buddy] !== order) break;
+      const buddy = pfn ^ (1 << order);
+      if (buddy + (1 << order) > this.#pages) break;
+      if ((this.#flags[buddy]! & PageFlag.Free) === 0 || this.#order[buddy] !== order) break;
       this.#unlinkFree(buddy, order);
-      pfn = Math.min(pfn, buddy);
+      if (buddy < pfn) pfn = buddy;
       order++;
     }
     this.#pushFree(pfn, order);
   }
 
   #markAllocated(pfn: number, order: number, tag: number): void {
-    this.#phys.flags[pfn]! |= PageFlag.Allocated;
-    this.#phys.order[pfn] = order;
-    this.#phys.owner[pfn] = tag;
-    let counts = this.#byTag.get(tag);
-    if (!counts) {
-      counts = new Float64Array(MAX_ORDER);
-      this.#byTag.set(tag, counts);
+    this.#flags[pfn]! |= PageFlag.Allocated;
+    this.#order[pfn] = order;
+    this.#owner[pfn] = tag;
+    if (tag >= this.#tagSeen.length || this.#tagSeen[tag] === 0) this.#firstAllocationOf(tag);
+    this.#tagCounts[tag * MAX_ORDER + order]!++;
+  }
+
+  #firstAllocationOf(tag: number): void {
+    if (tag >= this.#tagSeen.length) {
+      const size = Math.max(2 * this.#tagSeen.length, tag + 1);
+      const seen = new Uint8Array(size);
+      seen.set(this.#tagSeen);
+      const counts = new Float64Array(size * MAX_ORDER);
+      counts.set(this.#tagCounts);
+      this.#tagSeen = seen;
+      this.#tagCounts = counts;
     }
-    counts[order]!++;
+    this.#tagSeen[tag] = 1;
+    this.#tagsSeen.push(tag);
+  }
+
+  #tagId(tag: string): number {
+    if (tag === this.#lastTag) return this.#lastTagId;
+    const id = this.#phys.tags.id(tag);
+    this.#lastTag = tag;
+    this.#lastTagId = id;
+    return id;
   }
 
   #pushFree(pfn: number, order: number): void {
-    this.#phys.flags[pfn]! |= PageFlag.Free;
-    this.#phys.order[pfn] = order;
+    this.#flags[pfn]! |= PageFlag.Free;
+    this.#order[pfn] = order;
     const old = this.#head[order]!;
-    this.#next[pfn] = old;
-    this.#prev[pfn] = NIL;
-    if (old !== NIL) this.#prev[old] = pfn;
+    const top = order === MAX_ORDER - 1;
+    const links = top ? this.#topLinks : this.#links;
+    const at = top ? 2 * (pfn >>> (MAX_ORDER - 1)) : 2 * pfn;
+    links[at] = old;
+    links[at + 1] = NIL;
+    if (old !== NIL) links[top ? 2 * (old >>> (MAX_ORDER - 1)) + 1 : 2 * old + 1] = pfn;
     this.#head[order] = pfn;
     this.#count[order]!++;
-    this.#freePages += 2 ** order;
+    this.#freePages += 1 << order;
   }
 
   #unlinkFree(pfn: number, order: number): void {
-    const next = this.#next[pfn]!;
-    const prev = this.#prev[pfn]!;
+    const top = order === MAX_ORDER - 1;
+    const links = top ? this.#topLinks : this.#links;
+    const shift = top ? MAX_ORDER - 1 : 0;
+    const at = 2 * (pfn >>> shift);
+    const next = links[at]!;
+    const prev = links[at + 1]!;
     if (prev === NIL) this.#head[order] = next;
-    else this.#next[prev] = next;
-    if (next !== NIL) this.#prev[next] = prev;
-    this.#phys.flags[pfn]! &= ~PageFlag.Free;
+    else links[2 * (prev >>> shift)] = next;
+    if (next !== NIL) links[2 * (next >>> shift) + 1] = prev;
+    this.#flags[pfn]! &= ~PageFlag.Free;
     this.#count[order]!--;
-    this.#freePages -= 2 ** order;
+    this.#freePages -= 1 << order;
+  }
+
+  /** The next head on the free list of `order` after `pfn`. */
+  #next(pfn: number, order: number): number {
+    return order === MAX_ORDER - 1 ? this.#topLinks[2 * (pfn >>> (MAX_ORDER - 1))]! : this.#links[2 * pfn]!;
   }
 }

@@ -6,7 +6,7 @@ import { extfragIndex, unusableIndex } from "./fragmentation.js";
 import { checkMemoryInvariants, type InvariantViolation } from "./invariants.js";
 import { Kmalloc, type KmallocOptions } from "./kmalloc.js";
 import { Mmu } from "./mmu.js";
-import { makePte, PageTables, Pte, pteFlags, pteFrame } from "./page-table.js";
+import { PageTables, pteFrame } from "./page-table.js";
 import { PageFlag, PhysicalMemory } from "./phys.js";
 import { Vmalloc } from "./vmalloc.js";
 
@@ -68,7 +68,7 @@ export class GuestMemory {
     this.buddy = new BuddyAllocator(this.phys, this.faults);
     this.kmalloc = new Kmalloc(this.phys, this.buddy, this.faults);
     let mmu: Mmu | undefined;
-    this.pageTables = new PageTables(this.buddy, (va) => mmu?.invalidate(va));
+    this.pageTables = new PageTables(this.buddy, (va, pages) => mmu?.invalidateRange(va, pages));
     mmu = new Mmu(this.phys, this.pageTables, this.vtomPfn);
     this.mmu = mmu;
     this.vmalloc = new Vmalloc(this.phys, this.buddy, this.kmalloc, this.pageTables, {
@@ -113,6 +113,32 @@ export class GuestMemory {
     throw invalid("virt-to-pfn", `0x${va.toString(16)} is neither direct-map nor vmalloc`);
   }
 
+  /**
+   * virtToPfn for `pages` consecutive pages from page-aligned `va`, into `out[at..]`: the pfns (and, for
+   * a vmalloc range, the page-walk count and the first error) a loop of virtToPfn gives, read with one
+   * walk per PTE table. What a caller filling a hypercall's PFN list (510 per page) wants.
+   */
+  virtToPfns(va: number, pages: number, out: Float64Array | number[], at = 0): void {
+    if (this.isDirectMap(va) && this.isDirectMap(va + (pages - 1) * PAGE_SIZE)) {
+      const first = Math.floor((va - PAGE_OFFSET) / PAGE_SIZE);
+      for (let i = 0; i < pages; i++) out[at + i] = first + i;
+      return;
+    }
+    if (this.vmalloc.isVmallocAddr(va) && this.vmalloc.isVmallocAddr(va + (pages - 1) * PAGE_SIZE)) {
+      try {
+        this.vmalloc.vmallocToPfns(va, pages, out, at);
+      } finally {
+        // The shared alias's frame names the same RAM page (entries from a failing page on are unspecified).
+        if (this.vtomPfn > 0) {
+          for (let i = at; i < at + pages; i++) if (out[i]! >= this.vtomPfn) out[i]! -= this.vtomPfn;
+        }
+      }
+      return;
+    }
+    // A range that leaves its region: page by page, so the error is the one the loop would meet.
+    for (let i = 0; i < pages; i++) out[at + i] = this.virtToPfn(va + i * PAGE_SIZE);
+  }
+
   /** kvmalloc(): kmalloc first (without retry or warning above a page), vmalloc as the fallback. */
   kvmalloc(size: number, options: KmallocOptions): number | null {
     const gfp = options.gfp ?? 0;
@@ -143,44 +169,54 @@ export class GuestMemory {
       throw invalid("cpa-not-isolated", "no shared bit exists in a VM without vTOM");
     }
     const direct = this.isDirectMap(va);
-    for (let i = 0; i < pages; i++) {
-      const addr = va + i * PAGE_SIZE;
-      if (direct ? !this.isDirectMap(addr) : this.pageTables.get(addr) === 0) {
-        throw invalid("cpa-unmapped", `0x${addr.toString(16)} has no PTE`);
+    if (direct) {
+      const last = va + (pages - 1) * PAGE_SIZE;
+      if (!this.isDirectMap(last)) {
+        // The first page past the direct map's end is the one without a PTE.
+        throw invalid("cpa-unmapped", `0x${(PAGE_OFFSET + this.phys.bytes).toString(16)} has no PTE`);
       }
-    }
-    for (let i = 0; i < pages; i++) {
-      const addr = va + i * PAGE_SIZE;
-      if (direct) {
-        const pfn = (addr - PAGE_OFFSET) / PAGE_SIZE;
-        if (change.shared === true) this.phys.flags[pfn]! |= PageFlag.DirectMapShared;
-        if (change.shared === false) this.phys.flags[pfn]! &= ~PageFlag.DirectMapShared;
-        if (change.present === false) this.phys.flags[pfn]! |= PageFlag.DirectMapNotPresent;
-        if (change.present === true) this.phys.flags[pfn]! &= ~PageFlag.DirectMapNotPresent;
-      } else {
-        if (change.shared !== undefined) {
-          // cpa_process_alias: the direct-map alias of a vmalloc page changes with it, so that no
-          // mapping keeps reaching the page through the wrong alias.
-          const frame = pteFrame(this.pageTables.get(addr));
+      this.#changeDirectMap((va - PAGE_OFFSET) / PAGE_SIZE, pages, change);
+    } else {
+      const hole = this.pageTables.firstUnmapped(va, pages);
+      if (hole !== -1) throw invalid("cpa-unmapped", `0x${hole.toString(16)} has no PTE`);
+      if (change.shared !== undefined) {
+        // cpa_process_alias: the direct-map alias of a vmalloc page changes with it, so that no
+        // mapping keeps reaching the page through the wrong alias.
+        const ptes = this.#scratch(pages);
+        this.pageTables.read(va, pages, ptes);
+        const flags = this.phys.flags;
+        for (let i = 0; i < pages; i++) {
+          const frame = pteFrame(ptes[i]!);
           const pfn = frame >= this.vtomPfn ? frame - this.vtomPfn : frame;
-          if (this.phys.pfnValid(pfn)) {
-            if (change.shared) this.phys.flags[pfn]! |= PageFlag.DirectMapShared;
-            else this.phys.flags[pfn]! &= ~PageFlag.DirectMapShared;
-          }
+          if (!this.phys.pfnValid(pfn)) continue;
+          if (change.shared) flags[pfn]! |= PageFlag.DirectMapShared;
+          else flags[pfn]! &= ~PageFlag.DirectMapShared;
         }
-        this.pageTables.update(addr, (pte) => {
-          let frame = pteFrame(pte);
-          let flags = pteFlags(pte);
-          const shared = frame >= this.vtomPfn && this.vtomPfn > 0;
-          if (change.shared === true && !shared) frame += this.vtomPfn;
-          if (change.shared === false && shared) frame -= this.vtomPfn;
-          if (change.present === true) flags |= Pte.Present;
-          if (change.present === false) flags &= ~Pte.Present;
-          return makePte(frame, flags);
-        });
+        this.pageTables.setShared(va, pages, this.vtomPfn, change.shared);
       }
+      if (change.present !== undefined) this.pageTables.setPresent(va, pages, change.present);
     }
     this.cpaPages += pages;
+  }
+
+  /** The direct-map half of changePageAttr: the per-page flags of `pages` pages from `pfn`. */
+  #changeDirectMap(pfn: number, pages: number, change: PageAttrChange): void {
+    let set = 0;
+    let clear = 0;
+    if (change.shared === true) set |= PageFlag.DirectMapShared;
+    if (change.shared === false) clear |= PageFlag.DirectMapShared;
+    if (change.present === false) set |= PageFlag.DirectMapNotPresent;
+    if (change.present === true) clear |= PageFlag.DirectMapNotPresent;
+    const flags = this.phys.flags;
+    for (let p = pfn; p < pfn + pages; p++) flags[p] = (flags[p]! | set) & ~clear;
+  }
+
+  #ptes = new Float64Array(0);
+
+  /** A reused buffer of at least `pages` entries (no allocation per call once it has grown). */
+  #scratch(pages: number): Float64Array {
+    if (this.#ptes.length < pages) this.#ptes = new Float64Array(Math.max(pages, 2 * this.#ptes.length));
+    return this.#ptes;
   }
 
   /** Whether the mapping of `va` currently carries the shared bit. */

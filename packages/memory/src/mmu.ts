@@ -27,6 +27,8 @@ export class Mmu {
   readonly #vtomPfn: number;
   readonly #tlbTag = new Float64Array(TLB_ENTRIES).fill(-1);
   readonly #tlbPte = new Float64Array(TLB_ENTRIES);
+  #bounce = new Uint8Array(PAGE_SIZE);
+  readonly #word = new Uint8Array(4);
   readonly faults: Record<FaultKind, number> = {
     unmapped: 0,
     "not-present": 0,
@@ -54,8 +56,25 @@ export class Mmu {
   /** Drops the cached translation of the page containing `va` (flush_tlb_kernel_range for one page). */
   invalidate(va: number): void {
     const vpn = Math.floor(va / PAGE_SIZE);
-    const slot = vpn % TLB_ENTRIES;
+    const slot = tlbSlot(vpn);
     if (this.#tlbTag[slot] === vpn) this.#tlbTag[slot] = -1;
+  }
+
+  /** flush_tlb_kernel_range(): drops the cached translations of `pages` pages from page-aligned `va`. */
+  invalidateRange(va: number, pages: number): void {
+    const first = Math.floor(va / PAGE_SIZE);
+    if (pages < TLB_ENTRIES) {
+      for (let i = 0; i < pages; i++) {
+        const slot = tlbSlot(first + i);
+        if (this.#tlbTag[slot] === first + i) this.#tlbTag[slot] = -1;
+      }
+      return;
+    }
+    // A range at least as large as the cache: test every slot once instead.
+    for (let slot = 0; slot < TLB_ENTRIES; slot++) {
+      const tag = this.#tlbTag[slot]!;
+      if (tag >= first && tag < first + pages) this.#tlbTag[slot] = -1;
+    }
   }
 
   get totalFaults(): number {
@@ -67,7 +86,7 @@ export class Mmu {
   /** Resolves `va` for an access, enforcing presence and the alias rules. */
   translate(va: number): Translation {
     const frameShared = this.#resolve(va);
-    return { pfn: Math.floor(frameShared / 2), shared: frameShared % 2 === 1 };
+    return { pfn: Math.floor(frameShared / 2), shared: (frameShared & 1) === 1 };
   }
 
   read(va: number, dst: Uint8Array): void {
@@ -75,7 +94,7 @@ export class Mmu {
     let shared = 0;
     while (done < dst.length) {
       const addr = va + done;
-      const off = addr % PAGE_SIZE;
+      const off = addr - Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, dst.length - done);
       const resolved = this.#resolve(addr);
       shared |= resolved & 1;
@@ -90,7 +109,7 @@ export class Mmu {
     let done = 0;
     while (done < src.length) {
       const addr = va + done;
-      const off = addr % PAGE_SIZE;
+      const off = addr - Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, src.length - done);
       const pfn = Math.floor(this.#resolve(addr) / 2);
       this.#phys.write(pfn * PAGE_SIZE + off, src.subarray(done, done + n));
@@ -103,33 +122,42 @@ export class Mmu {
     let done = 0;
     while (done < len) {
       const addr = va + done;
-      const off = addr % PAGE_SIZE;
+      const off = addr - Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, len - done);
       const pfn = Math.floor(this.#resolve(addr) / 2);
-      this.#phys.fill(pfn * PAGE_SIZE + off, n, value);
+      // memset(0) of a whole page drops its bytes (what phys.fill would do, without its range checks).
+      if (value === 0 && n === PAGE_SIZE) this.#phys.zeroPage(pfn);
+      else this.#phys.fill(pfn * PAGE_SIZE + off, n, value);
       done += n;
     }
     this.bytesWritten += len;
   }
 
-  /** memcpy between two virtual ranges (through a bounce so overlapping ranges behave as memmove). */
+  /**
+   * memcpy between two virtual ranges, through a bounce buffer so that overlapping ranges (or two
+   * aliases of one page) behave as memmove and a faulting source leaves the destination untouched. The
+   * bounce buffer is kept between calls.
+   */
   copy(dstVa: number, srcVa: number, len: number): void {
-    const tmp = new Uint8Array(len);
+    if (len > this.#bounce.length) this.#bounce = new Uint8Array(Math.max(len, 2 * this.#bounce.length));
+    const tmp = len === this.#bounce.length ? this.#bounce : this.#bounce.subarray(0, len);
     this.read(srcVa, tmp);
     this.write(dstVa, tmp);
   }
 
   readU32(va: number): number {
-    const b = new Uint8Array(4);
+    const b = this.#word;
     this.read(va, b);
     return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
   }
 
   writeU32(va: number, value: number): void {
-    this.write(
-      va,
-      new Uint8Array([value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, (value >>> 24) & 0xff]),
-    );
+    const b = this.#word;
+    b[0] = value & 0xff;
+    b[1] = (value >>> 8) & 0xff;
+    b[2] = (value >>> 16) & 0xff;
+    b[3] = (value >>> 24) & 0xff;
+    this.write(va, b);
   }
 
   /** Returns pfn × 2 + (shared ? 1 : 0), or throws the fault. Kept numeric: this is the hot path. */
@@ -161,7 +189,7 @@ export class Mmu {
 
   #lookup(va: number): number {
     const vpn = Math.floor(va / PAGE_SIZE);
-    const slot = vpn % TLB_ENTRIES;
+    const slot = tlbSlot(vpn);
     if (this.#tlbTag[slot] === vpn) {
       this.tlbHits++;
       return this.#tlbPte[slot]!;
@@ -179,4 +207,9 @@ export class Mmu {
     this.faults[kind]++;
     throw new MemoryFault(kind, va);
   }
+}
+
+/** The translation-cache slot of a virtual page number (vpn mod 4096, without a float modulus). */
+function tlbSlot(vpn: number): number {
+  return vpn - Math.floor(vpn / TLB_ENTRIES) * TLB_ENTRIES;
 }

@@ -23,6 +23,9 @@ export const PageFlag = {
 const SLAB_PAGES = 1024; // backing bytes come in 4 MiB slabs, handed out page by page
 const NO_BYTES = -1; // the page reads as zeros
 const GARBAGE = -2; // the page reads as deterministic garbage (contents destroyed by a conversion)
+/** Byte-slot numbers are kept in chunks of 2^16 pages, stored + 1 so that a fresh chunk reads NO_BYTES. */
+const SLOT_CHUNK_SHIFT = 16;
+const SLOT_CHUNK_MASK = (1 << SLOT_CHUNK_SHIFT) - 1;
 
 /** 8 KiB of fixed pseudo-random bytes; a destroyed page shows a pfn-dependent 4 KiB window of it. */
 const GARBAGE_POOL: Uint8Array = (() => {
@@ -58,7 +61,8 @@ export class PhysicalMemory {
   /** Owner tag id, valid on block heads. */
   readonly owner: Uint16Array;
   readonly tags: TagRegistry = new TagRegistry();
-  readonly #slot: Int32Array;
+  /** Chunks of slot numbers; a chunk is made when one of its pages first gets bytes or garbage. */
+  readonly #slotChunks: (Int32Array | undefined)[];
   readonly #slabs: Uint8Array[] = [];
   readonly #freeSlots: number[] = [];
   #nextSlot = 0;
@@ -72,7 +76,7 @@ export class PhysicalMemory {
     this.flags = new Uint8Array(this.pages);
     this.order = new Uint8Array(this.pages);
     this.owner = new Uint16Array(this.pages);
-    this.#slot = new Int32Array(this.pages).fill(NO_BYTES);
+    this.#slotChunks = new Array<Int32Array | undefined>(Math.ceil(this.pages / 2 ** SLOT_CHUNK_SHIFT));
   }
 
   /** pfn_valid(): the pfn has a struct page (is guest RAM). */
@@ -131,13 +135,22 @@ export class PhysicalMemory {
   /** Makes a page read as zeros and releases its bytes. O(1). */
   zeroPage(pfn: number): void {
     this.#release(pfn);
-    this.#slot[pfn] = NO_BYTES;
+    this.#setSlot(pfn, NO_BYTES);
+  }
+
+  /** Makes `count` pages from `pfn` read as zeros (clear_page over a range), releasing their bytes. */
+  zeroPages(pfn: number, count: number): void {
+    this.#checkRange(pfn * PAGE_SIZE, count * PAGE_SIZE);
+    for (let p = pfn; p < pfn + count; p++) {
+      this.#release(p);
+      this.#setSlot(p, NO_BYTES);
+    }
   }
 
   /** Replaces a page's contents with deterministic garbage, as a visibility change does on hardware. */
   destroyContents(pfn: number): void {
     this.#release(pfn);
-    this.#slot[pfn] = GARBAGE;
+    this.#setSlot(pfn, GARBAGE);
   }
 
   /** Copies `dst.length` bytes from physical address `pa` into `dst`. */
@@ -149,7 +162,7 @@ export class PhysicalMemory {
       const pfn = Math.floor(addr / PAGE_SIZE);
       const off = addr - pfn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, dst.length - done);
-      const slot = this.#slot[pfn]!;
+      const slot = this.#slot(pfn);
       if (slot === NO_BYTES) dst.fill(0, done, done + n);
       else if (slot === GARBAGE) dst.set(garbageFor(pfn).subarray(off, off + n), done);
       else dst.set(this.#slotBytes(slot).subarray(off, off + n), done);
@@ -206,18 +219,33 @@ export class PhysicalMemory {
     }
   }
 
+  #slot(pfn: number): number {
+    const chunk = this.#slotChunks[pfn >>> SLOT_CHUNK_SHIFT];
+    return chunk === undefined ? NO_BYTES : chunk[pfn & SLOT_CHUNK_MASK]! - 1;
+  }
+
+  #setSlot(pfn: number, slot: number): void {
+    let chunk = this.#slotChunks[pfn >>> SLOT_CHUNK_SHIFT];
+    if (chunk === undefined) {
+      if (slot === NO_BYTES) return;
+      chunk = new Int32Array(1 << SLOT_CHUNK_SHIFT);
+      this.#slotChunks[pfn >>> SLOT_CHUNK_SHIFT] = chunk;
+    }
+    chunk[pfn & SLOT_CHUNK_MASK] = slot + 1;
+  }
+
   #slotBytes(slot: number): Uint8Array {
-    const slab = this.#slabs[Math.floor(slot / SLAB_PAGES)]!;
-    const start = (slot % SLAB_PAGES) * PAGE_SIZE;
+    const slab = this.#slabs[slot >>> 10]!;
+    const start = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE;
     return slab.subarray(start, start + PAGE_SIZE);
   }
 
   #materialise(pfn: number): Uint8Array {
-    const slot = this.#slot[pfn]!;
+    const slot = this.#slot(pfn);
     if (slot >= 0) return this.#slotBytes(slot);
     const fresh = this.#freeSlots.pop() ?? this.#nextSlot++;
     if (fresh >= this.#slabs.length * SLAB_PAGES) this.#slabs.push(new Uint8Array(SLAB_PAGES * PAGE_SIZE));
-    this.#slot[pfn] = fresh;
+    this.#setSlot(pfn, fresh);
     const bytes = this.#slotBytes(fresh);
     if (slot === GARBAGE) bytes.set(garbageFor(pfn));
     else bytes.fill(0);
@@ -225,7 +253,7 @@ export class PhysicalMemory {
   }
 
   #release(pfn: number): void {
-    const slot = this.#slot[pfn]!;
+    const slot = this.#slot(pfn);
     if (slot >= 0) this.#freeSlots.push(slot);
   }
 }

@@ -3,7 +3,7 @@ import { IOREMAP_MAX_ORDER, PAGE_SIZE, VMALLOC_END, VMALLOC_START } from "./cons
 import { invalid, MemoryError } from "./errors.js";
 import type { FaultInjector } from "./fault-injector.js";
 import type { Kmalloc } from "./kmalloc.js";
-import { makePte, type PageTables, Pte, pteFlags, pteFrame } from "./page-table.js";
+import { type PageTables, Pte, pteFlags, pteFrame } from "./page-table.js";
 import { PageFlag, type PhysicalMemory } from "./phys.js";
 
 /** What created a vmalloc-range area (the flag /proc/vmallocinfo would print). */
@@ -196,7 +196,7 @@ export class Vmalloc {
   vunmap(va: number): void {
     const area = this.#live.get(va);
     if (!area) throw invalid("vunmap-unknown", `vunmap of 0x${va.toString(16)}, which starts no vm area`);
-    for (let i = 0; i < area.frames.length; i++) this.#tables.clear(va + i * PAGE_SIZE);
+    this.#tables.unmap(va, area.frames.length);
     this.#live.delete(va);
     this.#lazyFree(va, area.reserved);
   }
@@ -210,8 +210,9 @@ export class Vmalloc {
     if (!area) throw invalid("vfree-unknown", `vfree of 0x${va.toString(16)}, which vmalloc did not return`);
     if (area.kind !== "vmalloc") throw invalid("vfree-not-vmalloc", `vfree of a ${area.kind} area`);
     for (let i = 0; i < area.frames.length; i++) {
-      const block = this.#buddy.blockOf(area.frames[i]!);
-      if (!block || block.free) throw new Error(`vmalloc area page ${area.frames[i]} is not allocated`);
+      if (!this.#buddy.isAllocated(area.frames[i]!)) {
+        throw new Error(`vmalloc area page ${area.frames[i]} is not allocated`);
+      }
     }
     this.#checkFreeable(area.frames);
     this.vunmap(va);
@@ -229,6 +230,28 @@ export class Vmalloc {
     this.pageWalks++;
     const pte = this.#tables.get(va);
     if (pte === 0) throw invalid("vmalloc-to-pfn", `0x${va.toString(16)} is not mapped`);
+    return this.#pfnOfPte(pte);
+  }
+
+  /**
+   * vmalloc_to_pfn for `pages` consecutive pages from page-aligned `va`, into `out[at..]`: what a
+   * caller's loop of vmallocToPfn computes (the same pfns, the same per-page walk count, the same error
+   * at the first unmapped page, with the pfns before it written), read with one walk per PTE table.
+   */
+  vmallocToPfns(va: number, pages: number, out: Float64Array | number[], at = 0): void {
+    this.#tables.read(va, pages, out, at);
+    for (let i = 0; i < pages; i++) {
+      const pte = out[at + i]!;
+      if (pte === 0) {
+        this.pageWalks += i + 1;
+        throw invalid("vmalloc-to-pfn", `0x${(va + i * PAGE_SIZE).toString(16)} is not mapped`);
+      }
+      out[at + i] = this.#pfnOfPte(pte);
+    }
+    this.pageWalks += pages;
+  }
+
+  #pfnOfPte(pte: number): number {
     const frame = pteFrame(pte);
     return this.#pteBit && this.#vtomPfn > 0 && frame >= this.#vtomPfn ? frame - this.#vtomPfn : frame;
   }
@@ -297,13 +320,10 @@ export class Vmalloc {
   }
 
   #mapFrames(start: number, frames: Float64Array, flags: number): boolean {
-    for (let i = 0; i < frames.length; i++) {
-      if (!this.#tables.set(start + i * PAGE_SIZE, makePte(frames[i]!, flags))) {
-        for (let j = 0; j < i; j++) this.#tables.clear(start + j * PAGE_SIZE);
-        return false;
-      }
-    }
-    return true;
+    const mapped = this.#tables.map(start, frames, flags);
+    if (mapped === frames.length) return true;
+    this.#tables.unmap(start, mapped);
+    return false;
   }
 
   #record(start: number, area: VmArea): void {
