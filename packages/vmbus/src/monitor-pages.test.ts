@@ -3,7 +3,12 @@ import { MemoryFault, PAGE_SIZE, PageFlag } from "@ivm/memory";
 import { describe, expect, it } from "vitest";
 import { MONITOR_TAGS } from "./monitor-pages.js";
 import { connectNic, makeWorld, type World } from "./testing-internal/world.js";
-import { CHANNELMSG, decodeChannelMessage, type InitiateContactMessage } from "./wire/channel-message.js";
+import {
+  CHANNELMSG,
+  decodeChannelMessage,
+  type InitiateContactMessage,
+  VMBUS_VERSION,
+} from "./wire/channel-message.js";
 
 // Which kernels have 03f5a999adba ("Leak pages if set_memory_encrypted() fails"), stated independently
 // of the table: mainline 6.9, stable 6.1.91 and 6.6.31.
@@ -221,6 +226,29 @@ describe("a failed set_memory_decrypted at vmbus_connect", () => {
       expect(w.memory.buddy.pagesOwnedBy(MONITOR_TAGS.pages)).toBe(0);
       expect(w.memory.phys.hostVisiblePages).toBe(0);
       expect(findingIds(w)).toEqual([]);
+    },
+  );
+});
+
+describe("a vmbus_connect that fails after the pages exist", () => {
+  it.each(PROFILE_NAMES)(
+    "%s: a host too old for an isolated guest: cleanup re-encrypts and frees both",
+    (name) => {
+      const p = getProfile(name);
+      const w = makeWorld(p.era, { kernel: p, hostMaxVersion: VMBUS_VERSION.WIN10_V5_1 });
+      const calls = w.hyperv.hypervisor.counters.hypercalls;
+      const r = w.conn.connect();
+      expect(r.ok === false && r.error.reason).toBe("version-too-old");
+      expect(w.conn.monitorPages).toEqual([]);
+      expect(w.conn.counters.monitorPages).toEqual({
+        allocated: 2,
+        freed: 2,
+        leaked: 0,
+        freedWhileVisible: 0,
+      });
+      expect(w.hyperv.hypervisor.counters.hypercalls - calls).toBe(4); // two decryptions, two re-encryptions
+      expect(w.memory.phys.hostVisiblePages).toBe(0);
+      expect(w.memory.vmalloc.areas().filter((a) => a.tag === MONITOR_TAGS.mapping)).toEqual([]);
     },
   );
 });

@@ -6,7 +6,7 @@ import { DEFAULT_KERNEL_PROFILE, KernelContext, VMBUS_FINDING } from "./profile.
 import { IncomingRing } from "./ring/incoming.js";
 import { OutgoingRing } from "./ring/outgoing.js";
 import { FlatRingMem, initRingHeader } from "./ring/ring-mem.js";
-import { connectNic, makeWorld, type World } from "./testing-internal/world.js";
+import { connectNic, makeWorld, RecordingDevice, type World } from "./testing-internal/world.js";
 import { CHANNELMSG } from "./wire/channel-message.js";
 import { encodeInbandPacket, VM_PKT } from "./wire/packet.js";
 import { RING_HEADER } from "./wire/ring-header.js";
@@ -223,6 +223,44 @@ describe("vmbus_free_ring after a failed open whose ring GPADL could not be decr
       expect(w.memory.checkInvariants()).toEqual([]);
     },
   );
+});
+
+describe("vmbus_free_ring after a refused open whose ring GPADL could not be re-encrypted", () => {
+  const run = (name: string) => {
+    const w = world(name);
+    const device = new RecordingDevice();
+    device.openStatus = 1; // the host refuses the open: the ring GPADL is torn down again
+    const { channel } = connectNic(w, device);
+    const leakedBefore = w.memory.leakedPages;
+    w.hyperv.hypervisor.faults.failCall(2); // the ring GPADL's decryption works, its re-encryption not
+    const r = channel.open({ sendRingSize: 4 * PAGE_SIZE, recvRingSize: 4 * PAGE_SIZE });
+    expect(r.ok).toBe(false);
+    return { w, leaked: w.memory.leakedPages - leakedBefore };
+  };
+
+  it.each(WITHOUT_2024_FIXES)(
+    "%s: the 8 ring pages go back to the allocator host-visible (CVE-2024-36909)",
+    (name) => {
+      const { w, leaked } = run(name);
+      expect(ids(w)).toContain("CVE-2024-36909");
+      expect(leaked).toBe(0);
+      expect(w.memory.buddy.pagesOwnedBy("vmbus-ring")).toBe(0);
+      expect(w.memory.buddy.freedWhileVisiblePages).toBe(8);
+      expect(w.memory.buddy.freedWhileVisibleLog).toEqual([
+        expect.objectContaining({ order: 3, reason: "vmbus_free_ring" }),
+      ]);
+      // the memory model attributes them to the finding, not to its own I1
+      expect(w.memory.checkInvariants()).toEqual([]);
+    },
+  );
+
+  it.each(WITH_2024_FIXES)("%s: the 8 ring pages are leaked and never handed out; no finding", (name) => {
+    const { w, leaked } = run(name);
+    expect(ids(w)).toEqual([]);
+    expect(leaked).toBe(8);
+    expect(w.memory.buddy.freedWhileVisiblePages).toBe(0);
+    expect(w.memory.checkInvariants()).toEqual([]);
+  });
 });
 
 describe("host-written ring indices", () => {
