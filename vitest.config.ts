@@ -13,6 +13,7 @@ const dirs = ["packages", "apps"].flatMap((group) =>
 const alias = [
   // apps/catalog is the one app other apps import (the strategy list): it lives under apps/, not packages/.
   { find: /^@ivm\/catalog$/, replacement: `${root}apps/catalog/src/index.ts` },
+  { find: /^@ivm\/catalog\/cli$/, replacement: `${root}apps/catalog/src/cli.ts` },
   { find: /^@ivm\/([a-z-]+)\/testing$/, replacement: `${root}packages/$1/src/testing/index.ts` },
   { find: /^@ivm\/([a-z-]+)$/, replacement: `${root}packages/$1/src/index.ts` },
 ];
@@ -20,12 +21,16 @@ const alias = [
 export default defineConfig({
   resolve: { alias },
   test: {
-    projects: dirs.map((dir) => ({
-      extends: true,
-      test: {
-        name: dir.split("/")[1]!,
-        include: [`${dir}/{src,test}/**/*.test.ts`],
-      },
-    })),
+    projects: [
+      ...dirs.map((dir) => ({
+        extends: true,
+        test: {
+          name: dir.split("/")[1]!,
+          include: [`${dir}/{src,test}/**/*.test.ts`],
+        },
+      })),
+      // The release rehearsal's own helpers (README block extraction).
+      { extends: true, test: { name: "release", include: ["release/*.test.ts"] } },
+    ],
   },
 });

@@ -1,9 +1,11 @@
 import { formatBytes, strategyByName, strategyEras } from "@ivm/catalog";
 import type { Era } from "@ivm/hypercall";
 import type { UptimeLevel } from "@ivm/memory";
+import { NETVSC_DEFAULT_RX, NETVSC_DEFAULT_TX } from "@ivm/netvsc";
 import { addNicMeasured, type BufferCost, runTraffic, Vm } from "@ivm/vm";
 import { packageLoc } from "./loc.js";
-import { type MetricValue, type ResultRecord, runInfo } from "./records.js";
+import { eraOrder, strategyOrder, uptimeOrder } from "./order.js";
+import { type MetricValue, type Rank, type ResultRecord, runInfo, sortByRank } from "./records.js";
 import { num, type TableData } from "./render.js";
 
 /** One row of the comparison: a strategy in one era, at one set of sizes. */
@@ -115,7 +117,24 @@ export function measureCompare(c: CompareCase): ResultRecord {
   };
 }
 
-/** Every (strategy, era) pair the catalog lists, filtered, times each isolation and size setting. */
+/** The compare sweep's order: the default buffer sizes first, isolated first, then catalog order. */
+export const compareRank: Rank = (k) => [
+  k.rxSections === NETVSC_DEFAULT_RX && k.txSections === NETVSC_DEFAULT_TX ? 0 : 1,
+  Number(k.rxSections),
+  Number(k.txSections),
+  k.isolated === false ? 1 : 0,
+  strategyOrder(k.strategy),
+  eraOrder(k.era),
+  Number(k.memory),
+  uptimeOrder(k.uptime),
+  Number(k.seed),
+  Number(k.packets),
+];
+
+/**
+ * Every (strategy, era) pair the catalog lists, filtered, times each isolation and size setting, in the
+ * compare sweep's order (`compareRank`).
+ */
 export function compareCases(o: {
   readonly strategies?: readonly string[];
   readonly eras?: readonly Era[];
@@ -136,7 +155,7 @@ export function compareCases(o: {
     for (const isolated of o.isolation)
       for (const { entry, era } of pairs)
         cases.push({ strategy: entry.name, era, isolated, memory, uptime, seed, packets, ...size });
-  return cases;
+  return sortByRank(cases, compareRank, (c) => ({ ...c }));
 }
 
 const n = (v: MetricValue | undefined): number | null => (typeof v === "number" ? v : null);

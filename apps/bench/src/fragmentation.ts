@@ -3,11 +3,12 @@ import type { Era } from "@ivm/hypercall";
 import type { UptimeLevel } from "@ivm/memory";
 import { addNicMeasured, Vm } from "@ivm/vm";
 import { formatOrders } from "./compare.js";
-import type { MetricValue, ResultRecord } from "./records.js";
-import { runInfo } from "./records.js";
+import { eraOrder, strategyOrder, UPTIMES, uptimeOrder } from "./order.js";
+import type { MetricValue, Rank, ResultRecord } from "./records.js";
+import { runInfo, sortByRank } from "./records.js";
 import { num, type TableData } from "./render.js";
 
-export const UPTIMES: readonly UptimeLevel[] = ["none", "light", "moderate", "heavy"];
+export { UPTIMES };
 
 export interface FragmentationCase {
   readonly strategy: string;
@@ -51,6 +52,16 @@ export function measureFragmentation(c: FragmentationCase): ResultRecord {
   };
 }
 
+/** The fragmentation sweep's order: uptime level, seed, then catalog order. */
+export const fragmentationRank: Rank = (k) => [
+  uptimeOrder(k.uptime),
+  Number(k.seed),
+  strategyOrder(k.strategy),
+  eraOrder(k.era),
+  Number(k.memory),
+];
+
+/** Every (uptime, seed, strategy, era) case, in the sweep's order (`fragmentationRank`). */
 export function fragmentationCases(o: {
   readonly strategies?: readonly string[];
   readonly uptimes: readonly UptimeLevel[];
@@ -63,7 +74,7 @@ export function fragmentationCases(o: {
     for (const seed of o.seeds)
       for (const { entry, era } of pairs)
         cases.push({ strategy: entry.name, era, memory: o.memory, uptime, seed });
-  return cases;
+  return sortByRank(cases, fragmentationRank, (c) => ({ ...c }));
 }
 
 /** Runs of one (strategy, era, uptime) over all seeds, averaged. */

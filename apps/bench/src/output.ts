@@ -1,5 +1,12 @@
 import { baselineTable, compareWithBaseline } from "./baseline.js";
-import { appendRecords, type BenchName, mergeRecords, type ResultRecord, readRecords } from "./records.js";
+import {
+  appendRecords,
+  type BenchName,
+  mergeRecords,
+  type Rank,
+  type ResultRecord,
+  sortByRank,
+} from "./records.js";
 import { type TableData, toMarkdown, toTerminal } from "./render.js";
 
 /** The flags every subcommand shares: where results go, how they print, what they are compared with. */
@@ -8,15 +15,25 @@ export interface OutputOptions {
   readonly markdown?: boolean;
   /** The JSON-lines file to append to; false with --no-out. */
   readonly out: string | false;
-  readonly merge?: readonly string[];
-  readonly baseline?: string;
+  /** The files given to --merge, read and checked while the arguments were parsed. */
+  readonly merge?: readonly RecordsFile[];
+  readonly baseline?: RecordsFile;
   /** Percent. */
   readonly threshold: number;
 }
 
-/** Reads and merges shards for --merge (one record per key, the last file winning). */
-export function loadMerged(files: readonly string[], bench: BenchName): ResultRecord[] {
-  return mergeRecords(files.map((f) => readRecords(f))).filter((r) => r.bench === bench);
+/** A results file named on the command line, with the records of one bench it holds. */
+export interface RecordsFile {
+  readonly file: string;
+  readonly records: readonly ResultRecord[];
+}
+
+/**
+ * Merges shards for --merge: one record per key (the last file winning), in the sweep's order, so the
+ * merged shards print what one unsharded run prints.
+ */
+export function loadMerged(files: readonly RecordsFile[], rank: Rank): ResultRecord[] {
+  return sortByRank(mergeRecords(files.map((f) => f.records)), rank, (r) => r.key);
 }
 
 /**
@@ -41,11 +58,7 @@ export function finish(
   else write(tables(records).map(toTerminal).join("\n\n"));
   if (!o.baseline) return 0;
   const threshold = o.threshold / 100;
-  const report = compareWithBaseline(
-    records,
-    readRecords(o.baseline).filter((r) => r.bench === bench),
-    threshold,
-  );
+  const report = compareWithBaseline(records, o.baseline.records, threshold);
   const table = baselineTable(report, threshold);
   // With --json, stdout stays one JSON document; the comparison goes to stderr.
   const text = o.markdown ? toMarkdown(table) : toTerminal(table);

@@ -1,23 +1,34 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { STRATEGIES } from "@ivm/catalog";
+import {
+  EXIT,
+  each,
+  parseShard,
+  readInput,
+  type Shard,
+  shardName,
+  shardOf,
+  writableOutput,
+} from "@ivm/catalog/cli";
 import type { Era } from "@ivm/hypercall";
 import type { UptimeLevel } from "@ivm/memory";
 import { NETVSC_DEFAULT_RX, NETVSC_DEFAULT_TX, NVSP_PROTOCOL_VERSION, ringParamMax } from "@ivm/netvsc";
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import pkg from "../package.json" with { type: "json" };
 import { fragmentationChart, renderSvg } from "./chart.js";
-import { compareCases, compareTable } from "./compare.js";
-import { fragmentationCases, fragmentationTable, UPTIMES } from "./fragmentation.js";
+import { compareCases, compareRank, compareTable } from "./compare.js";
+import { fragmentationCases, fragmentationRank, fragmentationTable, UPTIMES } from "./fragmentation.js";
 import { intIn, memorySize, percent, seedList, sizeList } from "./options.js";
-import { finish, loadMerged, type OutputOptions } from "./output.js";
+import { ERAS } from "./order.js";
+import { finish, loadMerged, type OutputOptions, type RecordsFile } from "./output.js";
 import { CHART_FILE, defaultOutFile } from "./paths.js";
 import { DEFAULT_JOBS, progressBar, runTasks } from "./pool.js";
-import type { BenchName, ResultRecord } from "./records.js";
+import { type BenchName, parseRecords, type ResultRecord } from "./records.js";
 import { runReport } from "./report.js";
 import { runSpeed, speedSteps, speedTables } from "./speed.js";
 
 const NAMES = STRATEGIES.map((s) => s.name);
-const ERAS: readonly Era[] = ["address-bit", "pte-bit"];
 const MAX = ringParamMax(NVSP_PROTOCOL_VERSION.V61, 1728, 6144);
 const GiB = 2 ** 30;
 
@@ -31,22 +42,44 @@ const processIo: Io = {
   err: (t) => process.stderr.write(t),
 };
 
-/** The flags every subcommand has: output format, results file, shards, baseline, worker count. */
+const EXIT_CODES = `
+Exit codes: 0 ok, 1 regression against --baseline, 2 bad arguments or an unreadable input file
+(one line on stderr, before anything runs).`;
+
+/**
+ * A results file (JSON lines, or --json output) read and checked while the arguments are parsed, so a
+ * missing or malformed --baseline or --merge file stops the run before it starts.
+ */
+function recordsFile(bench: BenchName): (file: string) => RecordsFile {
+  return (file) => {
+    const records = readInput(file, (text) => parseRecords(text, file)).filter((r) => r.bench === bench);
+    if (records.length === 0) throw new InvalidArgumentError(`${file}: no ${bench} records`);
+    return { file, records };
+  };
+}
+
+/** The flags every subcommand has: output format, results file, merge, baseline. */
 function common(cmd: Command, bench: BenchName): Command {
   return cmd
     .option("--json", "print one JSON document ({ bench, records }) instead of tables")
     .option("--markdown", "print Markdown tables")
     .addOption(
-      new Option("--out <file>", "append the run's JSON lines to this file").default(
-        defaultOutFile(bench),
-        `apps/bench/results/${bench}.jsonl`,
-      ),
+      new Option("--out <file>", "append the run's JSON lines to this file")
+        .default(defaultOutFile(bench), `apps/bench/results/${bench}.jsonl`)
+        .argParser(writableOutput),
     )
     .option("--no-out", "do not save the run")
-    .option("--merge <files...>", "print the merged table of earlier runs' JSON-lines files (runs nothing)")
-    .option(
-      "--baseline <file>",
-      "compare with an earlier run (JSON lines or --json output); exit 1 on a regression",
+    .addOption(
+      new Option(
+        "--merge <files...>",
+        "print the merged table of earlier runs' or shards' results files (runs nothing)",
+      ).argParser(each(recordsFile(bench))),
+    )
+    .addOption(
+      new Option(
+        "--baseline <file>",
+        "compare with an earlier run (JSON lines or --json output); exit 1 on a regression",
+      ).argParser(recordsFile(bench)),
     )
     .addOption(
       new Option("--threshold <percent>", "how much worse a timing may get before it is a regression")
@@ -59,6 +92,10 @@ const jobsOption = (): Option =>
   new Option("--jobs <n>", "worker threads for the sweep")
     .default(DEFAULT_JOBS, "all cores")
     .argParser(intIn(1, 256, "--jobs"));
+const shardOption = (): Option =>
+  new Option("--shard <i/n>", "run only shard i of n of the sweep (1-based; merge the shards with --merge)")
+    .argParser(parseShard)
+    .conflicts("merge");
 const seedOption = (what: string): Option =>
   new Option("--seed <n>", what).default(1).argParser(intIn(0, 2 ** 31 - 1, "--seed"));
 const strategyOption = (): Option =>
@@ -67,18 +104,26 @@ const strategyOption = (): Option =>
 interface CommonFlags extends OutputOptions {
   readonly jobs: number;
   readonly strategy?: string[];
+  readonly shard?: Shard;
+}
+
+/** The sweep's cases, or shard i of n of them (a deterministic, disjoint slice; see shardOf). */
+function slice<T>(cases: readonly T[], shard: Shard | undefined, io: Io): T[] {
+  const mine = shardOf(cases, shard);
+  if (shard) io.err(`shard ${shardName(shard)}: ${mine.length} of ${cases.length} cases\n`);
+  return mine;
 }
 
 export function buildProgram(io: Io, setCode: (code: number) => void): Command {
   const write = (t: string) => io.out(`${t}\n`);
   const program = new Command()
     .name("ivm-bench")
+    .version(pkg.version, "-V, --version", "print the version and exit")
     .description(
       "Measures the seed's netvsc buffer strategies against each other on the modelled Hyper-V isolated guest, and the simulator's own speed.",
     )
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err, outputError: (s, w) => w(s) })
-    .showHelpAfterError("(run with --help for usage)")
     .addHelpText(
       "after",
       `
@@ -91,8 +136,9 @@ Examples:
   pnpm bench compare --out a.jsonl --strategy vmalloc-remap && pnpm bench compare --merge a.jsonl b.jsonl
   pnpm bench speed --baseline apps/bench/results/speed.jsonl --threshold 15
   pnpm bench report                           regenerate the README tables and the chart
-
-Exit codes: 0 ok, 1 regression against --baseline, 2 bad arguments.`,
+  pnpm bench fragmentation --seeds 1-100 --shard 3/8 --out shard-3.jsonl   one of 8 batch jobs
+  pnpm bench fragmentation --merge shard-*.jsonl                          the 8 shards' table and chart
+${EXIT_CODES}`,
     );
 
   common(
@@ -123,7 +169,18 @@ Exit codes: 0 ok, 1 regression against --baseline, 2 bad arguments.`,
           .default(2000)
           .argParser(intIn(1, 1_000_000, "--packets")),
       )
-      .addOption(jobsOption()),
+      .addOption(shardOption())
+      .addOption(jobsOption())
+      .addHelpText(
+        "after",
+        `
+Examples:
+  ivm-bench compare --strategy vmalloc-remap page-blocks --memory 8GiB --uptime moderate
+  ivm-bench compare --shard 1/2 --out a.jsonl && ivm-bench compare --shard 2/2 --out b.jsonl
+  ivm-bench compare --merge a.jsonl b.jsonl --markdown      the same table as one unsharded run
+  ivm-bench compare --baseline apps/bench/results/compare.jsonl
+${EXIT_CODES}`,
+      ),
     "compare",
   ).action(
     async (
@@ -139,7 +196,7 @@ Exit codes: 0 ok, 1 regression against --baseline, 2 bad arguments.`,
       },
     ) => {
       let records: ResultRecord[];
-      if (o.merge) records = loadMerged(o.merge, "compare");
+      if (o.merge) records = loadMerged(o.merge, compareRank);
       else {
         const sizes = [{ rxSections: NETVSC_DEFAULT_RX, txSections: NETVSC_DEFAULT_TX }];
         const user = {
@@ -159,7 +216,7 @@ Exit codes: 0 ok, 1 regression against --baseline, 2 bad arguments.`,
         });
         if (cases.length === 0) throw new CommanderError(2, "bench.empty", "no strategy supports that era");
         records = await runTasks(
-          cases.map((c) => ({ kind: "compare", case: c })),
+          slice(cases, o.shard, io).map((c) => ({ kind: "compare", case: c })),
           o.jobs,
           "compare",
         );
@@ -183,27 +240,40 @@ Exit codes: 0 ok, 1 regression against --baseline, 2 bad arguments.`,
       )
       .addOption(new Option("--memory <size>", "guest memory").default(2 * GiB, "2GiB").argParser(memorySize))
       .addOption(
-        new Option("--chart <file>", "where to write the SVG chart").default(
-          CHART_FILE,
-          "docs/bench/fragmentation.svg",
-        ),
+        new Option("--chart <file>", "where to write the SVG chart")
+          .default(CHART_FILE, "docs/bench/fragmentation.svg")
+          .argParser(writableOutput),
       )
       .option("--no-chart", "do not render the chart")
-      .addOption(jobsOption()),
+      .addOption(shardOption())
+      .addOption(jobsOption())
+      .addHelpText(
+        "after",
+        `
+Examples:
+  ivm-bench fragmentation --seeds 1-10 --uptime moderate heavy
+  ivm-bench fragmentation --seeds 1-100 --shard "$((JOB_COMPLETION_INDEX + 1))/8" --no-chart --out shard.jsonl
+  ivm-bench fragmentation --merge shard-*.jsonl              one table and chart, as one run
+${EXIT_CODES}`,
+      ),
     "fragmentation",
   ).action(
     async (
       o: CommonFlags & { uptime: UptimeLevel[]; seeds: number[]; memory: number; chart: string | false },
     ) => {
       const records = o.merge
-        ? loadMerged(o.merge, "fragmentation")
+        ? loadMerged(o.merge, fragmentationRank)
         : await runTasks(
-            fragmentationCases({
-              ...(o.strategy ? { strategies: o.strategy } : {}),
-              uptimes: o.uptime,
-              seeds: o.seeds,
-              memory: o.memory,
-            }).map((c) => ({ kind: "fragmentation", case: c })),
+            slice(
+              fragmentationCases({
+                ...(o.strategy ? { strategies: o.strategy } : {}),
+                uptimes: o.uptime,
+                seeds: o.seeds,
+                memory: o.memory,
+              }),
+              o.shard,
+              io,
+            ).map((c) => ({ kind: "fragmentation", case: c })),
             o.jobs,
             "fragmentation",
           );
@@ -231,12 +301,21 @@ Exit codes: 0 ok, 1 regression against --baseline, 2 bad arguments.`,
         new Option("--guests <sizes>", "guest sizes whose construction is timed")
           .default([4 * GiB, 64 * GiB, 256 * GiB, 1024 * GiB], "4GiB,64GiB,256GiB,1TiB")
           .argParser(sizeList),
+      )
+      .addHelpText(
+        "after",
+        `
+Examples:
+  ivm-bench speed --time 200 --guests 4GiB              a quick run
+  ivm-bench speed --baseline apps/bench/results/speed.jsonl --threshold 15
+${EXIT_CODES}`,
       ),
     "speed",
   ).action(
     async (o: OutputOptions & { strategy?: string[]; seed: number; time: number; guests: number[] }) => {
       let records: ResultRecord[];
-      if (o.merge) records = loadMerged(o.merge, "speed");
+      if (o.merge)
+        records = loadMerged(o.merge, () => []); // speed keeps the files' order;
       else {
         const bar = progressBar("speed", speedSteps(o));
         try {
@@ -268,6 +347,7 @@ Exit codes: 0 ok, 1 regression against --baseline, 2 bad arguments.`,
       ]),
     )
     .addOption(jobsOption())
+    .addHelpText("after", EXIT_CODES)
     .action(async (o: { skip?: string[]; jobs: number }) => {
       await runReport({ skip: new Set(o.skip ?? []), jobs: o.jobs, log: (t) => io.err(`${t}\n`) });
     });
@@ -286,7 +366,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === "bench.empty") io.err(`error: ${e.message}\n`);
-      return e.exitCode === 0 ? 0 : 2;
+      return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     throw e;
   }

@@ -92,3 +92,30 @@ export function mergeRecords(lists: readonly (readonly ResultRecord[])[]): Resul
   for (const list of lists) for (const r of list) byKey.set(keyOf(r), r);
   return [...byKey.values()];
 }
+
+/** Where a case sits in a sweep's fixed order: compared field by field (numbers and strings). */
+export type Rank = (key: Readonly<Record<string, KeyValue>>) => readonly (number | string)[];
+
+/**
+ * Puts cases (or records, by their key) in a sweep's fixed order, so that a sharded and merged sweep
+ * prints exactly what one run prints, whatever order the shard files are given in.
+ */
+export function sortByRank<T>(
+  items: readonly T[],
+  rank: Rank,
+  keyOf: (item: T) => Readonly<Record<string, KeyValue>>,
+): T[] {
+  const ranked = items.map((item, at) => ({ item, at, rank: rank(keyOf(item)) }));
+  ranked.sort((a, b) => {
+    for (let i = 0; i < Math.max(a.rank.length, b.rank.length); i++) {
+      const x = a.rank[i];
+      const y = b.rank[i];
+      if (x === y) continue;
+      if (x === undefined) return -1;
+      if (y === undefined) return 1;
+      return x < y ? -1 : 1;
+    }
+    return a.at - b.at;
+  });
+  return ranked.map((r) => r.item);
+}

@@ -1,13 +1,16 @@
 import { writeFileSync } from "node:fs";
 import { STRATEGIES, type StrategyEntry } from "@ivm/catalog";
+import { EXIT, outputColumns, wrapText, writableOutput } from "@ivm/catalog/cli";
 import type { Era } from "@ivm/hypercall";
 import { UPTIME_LEVELS, type UptimeLevel } from "@ivm/memory";
+import { NETVSC_DEFAULT_RX, NETVSC_DEFAULT_TX } from "@ivm/netvsc";
 import { SingleBar } from "cli-progress";
 import { Command, InvalidArgumentError, Option } from "commander";
+import pkg from "../package.json" with { type: "json" };
 import { renderReport } from "./report.js";
-import { type DemoOptions, type DemoRun, plan, runOne } from "./run.js";
+import { type DemoDocument, type DemoOptions, type DemoRun, plan, runOne } from "./run.js";
 import { formatBytes, parseCount, parseSize } from "./size.js";
-import { comparisonTable } from "./table.js";
+import { comparisonTable, transposedTables } from "./table.js";
 
 const EXAMPLES = `
 Examples:
@@ -15,7 +18,22 @@ Examples:
   ivm-demo --strategy page-blocks --uptime heavy
   ivm-demo --era pte-bit                      strategies written for the other era are reported, not run
   ivm-demo --memory 8GiB --packets 20000 --seed 7 --report /tmp/ivm.html
-  ivm-demo --isolation off --json             one JSON object per strategy on stdout`;
+  ivm-demo --isolation off --json             one JSON document on stdout (see below)
+  ivm-demo --wide | less -S                   the full table, one row per strategy (about 230 columns)
+  COLUMNS=80 ivm-demo --no-report > out.txt   fit 80 columns when stdout is not a terminal
+
+Output: a table per metric and strategy, as wide as the terminal (COLUMNS, or 100 when stdout is not
+a terminal); --wide for one row per strategy. --json prints one object:
+  { "tool": "ivm-demo", "version": "x.y.z",
+    "config": { "strategies": [names], "era": "each" | "address-bit" | "pte-bit", "memory": bytes,
+                "rxSections": n, "txSections": n, "uptime": level, "packets": n, "seed": n,
+                "isolation": bool },
+    "strategies": [ one object per (strategy, era) run, fields in apps/demo/README.md ] }
+Progress goes to stderr, and only when stderr is a terminal.
+
+Exit codes:
+  0  the comparison ran (a strategy that cannot run in the chosen era is reported, not an error)
+  2  a bad argument, or a report file that cannot be written (one line on stderr; nothing runs)`;
 
 function parseStrategy(text: string): readonly StrategyEntry[] {
   if (text === "all") return STRATEGIES;
@@ -46,12 +64,33 @@ interface CliOptions {
   seed: number;
   isolation: boolean;
   json?: boolean;
+  wide?: boolean;
   report: string | false;
 }
 
-export function buildProgram(): Command {
+/** Where the demo writes, and how wide its terminal is (tests pass their own). */
+export interface Io {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  readonly columns: number;
+  /** ASCII table borders: stdout is not a terminal. */
+  readonly ascii: boolean;
+  /** Draw a progress bar on stderr (only when stderr is a terminal). */
+  readonly progress: boolean;
+}
+
+const processIo = (): Io => ({
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  columns: outputColumns(),
+  ascii: process.stdout.isTTY !== true,
+  progress: process.stderr.isTTY === true,
+});
+
+export function buildProgram(io: Pick<Io, "out" | "err"> = processIo()): Command {
   return new Command()
     .name("ivm-demo")
+    .version(pkg.version, "-V, --version", "print the version and exit")
     .description(
       "Boot a modelled Hyper-V isolated guest, age its memory, add a synthetic NIC with each netvsc buffer strategy in turn, move traffic, remove it, and compare what each did to memory.",
     )
@@ -103,22 +142,30 @@ export function buildProgram(): Command {
         .default(true, "on")
         .argParser(parseOnOff),
     )
-    .option("--json", "print one JSON object per strategy (the documented shape) instead of the table")
-    .option("--report <file.html>", "write the HTML report here", "ivm-demo-report.html")
+    .option(
+      "--json",
+      "print one JSON document { tool, version, config, strategies: [...] } instead of the table",
+    )
+    .option("--wide", "one row per strategy and era, every metric a column (about 230 columns)")
+    .addOption(
+      new Option("--report <file.html>", "write the HTML report here")
+        .default("ivm-demo-report.html")
+        .argParser(writableOutput),
+    )
     .option("--no-report", "do not write the HTML report")
     .addHelpText("after", EXAMPLES)
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeOut: io.out, writeErr: io.err });
 }
 
-export function main(argv: readonly string[]): number {
-  const program = buildProgram();
+export function main(argv: readonly string[], io: Io = processIo()): number {
+  const program = buildProgram(io);
   try {
     program.parse(argv, { from: "user" });
   } catch (e) {
     const err = e as { code?: string; exitCode?: number };
-    if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return 0;
-    return 2;
+    if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return EXIT.ok;
+    return EXIT.usage;
   }
   const o = program.opts<CliOptions>();
   const demo: DemoOptions = {
@@ -134,29 +181,45 @@ export function main(argv: readonly string[]): number {
     picture: o.report !== false,
   };
   const steps = plan(demo);
-  const bar = process.stderr.isTTY
+  const bar = io.progress
     ? new SingleBar({ format: "{bar} {value}/{total} {step}", hideCursor: true, stream: process.stderr })
     : null;
   bar?.start(steps.length, 0, { step: "" });
   const runs: DemoRun[] = [];
   for (const [i, { entry, era }] of steps.entries()) {
     bar?.update(i, { step: `${entry.name} (${era})` });
-    if (!bar) process.stderr.write(`[${i + 1}/${steps.length}] ${entry.name} (${era})\n`);
     runs.push(runOne(entry, era, demo));
   }
   bar?.update(steps.length, { step: "done" });
   bar?.stop();
   const results = runs.map((r) => r.result);
+  const rx = demo.rxSections ?? NETVSC_DEFAULT_RX;
+  const tx = demo.txSections ?? NETVSC_DEFAULT_TX;
   if (o.json) {
-    process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+    const doc: DemoDocument = {
+      tool: "ivm-demo",
+      version: pkg.version,
+      config: {
+        strategies: o.strategy.map((s) => s.name),
+        era: demo.era,
+        memory: o.memory,
+        rxSections: rx,
+        txSections: tx,
+        uptime: o.uptime,
+        packets: o.packets,
+        seed: o.seed,
+        isolation: o.isolation,
+      },
+      strategies: results,
+    };
+    io.out(`${JSON.stringify(doc, null, 2)}\n`);
   } else {
-    process.stdout.write(
-      `Guest: ${formatBytes(o.memory)}, ${o.isolation ? "SNP with vTOM at bit 46" : "no isolation"}, uptime "${o.uptime}", seed ${o.seed}; NIC with ${demo.rxSections ?? 9709} rx / ${demo.txSections ?? 170} tx sections.\n`,
-    );
-    process.stdout.write(`${comparisonTable(results)}\n`);
-    process.stdout.write(
-      "mappings: live vmalloc mappings of each buffer; metadata: what the strategy keeps besides the data pages; temp peak: its largest temporary allocation; 4 MiB blocks: order-10 data blocks; fallbacks: order-10 allocations that failed.\n",
-    );
+    const width = Math.max(40, io.columns);
+    const guest = `Guest: ${formatBytes(o.memory)}, ${o.isolation ? "SNP with vTOM at bit 46" : "no isolation"}, uptime "${o.uptime}", seed ${o.seed}; NIC with ${rx} rx / ${tx} tx sections.`;
+    const legend =
+      "mappings: live vmalloc mappings of each buffer; metadata: what the strategy keeps besides the data pages; temp peak: its largest temporary allocation; 4 MiB blocks: order-10 data blocks; fallbacks: order-10 allocations that failed.";
+    const table = o.wide ? comparisonTable(results, io) : transposedTables(results, width, io);
+    io.out(`${wrapText(guest, width)}\n${table}\n${wrapText(legend, width)}\n`);
   }
   if (o.report !== false) {
     const html = renderReport({
@@ -168,15 +231,15 @@ export function main(argv: readonly string[]): number {
         uptime: o.uptime,
         seed: o.seed,
         packets: o.packets,
-        "rx sections": demo.rxSections ?? 9709,
-        "tx sections": demo.txSections ?? 170,
+        "rx sections": rx,
+        "tx sections": tx,
       },
       strategies: runs.map((r) => r.report),
     });
     writeFileSync(o.report, html);
-    process.stderr.write(`Report written to ${o.report}\n`);
+    io.err(`Report written to ${o.report}\n`);
   }
-  return 0;
+  return EXIT.ok;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) process.exitCode = main(process.argv.slice(2));

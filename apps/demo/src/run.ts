@@ -238,3 +238,24 @@ export function plan(o: Pick<DemoOptions, "strategies" | "era">): { entry: Strat
 }
 
 export { STRATEGIES };
+
+/**
+ * What `--json` prints: one object. `tool` and `version` say what wrote it; `config` the settings of
+ * the run; `strategies` one result per (strategy, era). Further top-level fields may be added.
+ */
+export interface DemoDocument {
+  readonly tool: "ivm-demo";
+  readonly version: string;
+  readonly config: {
+    readonly strategies: readonly string[];
+    readonly era: Era | "each";
+    readonly memory: number;
+    readonly rxSections: number;
+    readonly txSections: number;
+    readonly uptime: UptimeLevel;
+    readonly packets: number;
+    readonly seed: number;
+    readonly isolation: boolean;
+  };
+  readonly strategies: readonly StrategyResult[];
+}

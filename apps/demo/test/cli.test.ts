@@ -1,8 +1,39 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { STRATEGIES } from "@ivm/catalog";
+import { outputColumns } from "@ivm/catalog/cli";
 import { describe, expect, it } from "vitest";
+import pkg from "../package.json" with { type: "json" };
 import { main } from "../src/cli.js";
-import { plan, runOne } from "../src/run.js";
+import { type DemoDocument, plan, runOne } from "../src/run.js";
 import { parseSize } from "../src/size.js";
+import { comparisonTable, transposedTables } from "../src/table.js";
+
+const VERSION = pkg.version;
+
+/** Runs the demo in-process as if stdout were a pipe `columns` wide (ASCII borders, no progress). */
+function demo(argv: string[], columns = 100): { code: number; out: string; err: string } {
+  let out = "";
+  let err = "";
+  const code = main(argv, {
+    out: (t) => (out += t),
+    err: (t) => (err += t),
+    columns,
+    ascii: true,
+    progress: false,
+  });
+  return { code, out, err };
+}
+
+const small = ["--memory", "256MiB", "--packets", "40", "--uptime", "none", "--no-report"];
+const widest = (text: string): number =>
+  Math.max(
+    ...text
+      .trimEnd()
+      .split("\n")
+      .map((l) => l.length),
+  );
 
 describe("ivm-demo arguments", () => {
   it("parses sizes with units", () => {
@@ -13,17 +44,87 @@ describe("ivm-demo arguments", () => {
     expect(() => parseSize("1MiB")).toThrow(/at least/);
   });
 
-  it("exits with 2 on a bad flag, an unknown strategy, a bad era or a bad size", () => {
-    for (const argv of [
-      ["--bogus"],
-      ["--strategy", "nope"],
-      ["--era", "6.4"],
-      ["--memory", "huge"],
-      ["--isolation", "maybe"],
-    ]) {
-      expect(main(argv)).toBe(2);
+  it("exits with 2 and one line on stderr, before running anything, on any bad argument or report path", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ivm-demo-"));
+    const file = join(dir, "a-file");
+    writeFileSync(file, "");
+    for (const [argv, message] of [
+      [["--bogus"], /unknown option '--bogus'/],
+      [["--strategy", "nope"], /unknown strategy; choose all or vmalloc-remap/],
+      [["--era", "6.4"], /Allowed choices are address-bit, pte-bit/],
+      [["--memory", "huge"], /not a size/],
+      [["--packets", "-3"], /expected an integer from 0/],
+      [["--seed", "1.5"], /expected an integer/],
+      [["--isolation", "maybe"], /expected "on" or "off"/],
+      [["--report", dir], /cannot write .*: is a directory/],
+      [["--report", join(file, "report.html")], /cannot write .*is a file/],
+    ] as const) {
+      const r = demo([...argv]);
+      expect(r.code, argv.join(" ")).toBe(2);
+      expect(r.out).toBe("");
+      expect(r.err.trimEnd().split("\n"), argv.join(" ")).toHaveLength(1);
+      expect(r.err).toMatch(message);
     }
   });
+
+  it("prints its package's version with --version, and exit codes and examples with --help", () => {
+    const v = demo(["--version"]);
+    expect(v).toEqual({ code: 0, out: `${VERSION}\n`, err: "" });
+    const help = demo(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.out).toContain("Examples:");
+    expect(help.out).toMatch(/Exit codes:\n {2}0 .*\n {2}2 {2}a bad argument/);
+    expect(help.out).toContain('{ "tool": "ivm-demo", "version"');
+  });
+
+  it("sizes output to the terminal, to COLUMNS in a pipe, else to 100 columns", () => {
+    expect(outputColumns({ isTTY: true, columns: 132 }, { COLUMNS: "80" })).toBe(132);
+    expect(outputColumns({ isTTY: false }, { COLUMNS: "80" })).toBe(80);
+    expect(outputColumns({ isTTY: false }, {})).toBe(100);
+    expect(outputColumns({}, { COLUMNS: "wide" })).toBe(100);
+  });
+});
+
+describe("ivm-demo output", () => {
+  it("fits 80 columns with every strategy (stacked tables, one column per strategy and era)", () => {
+    const r = demo(small, 80);
+    expect(r.code).toBe(0);
+    expect(r.err).toBe(""); // no progress lines when stderr is not a terminal
+    expect(widest(r.out)).toBeLessThanOrEqual(80);
+    expect(r.out).toMatch(/^[ -~\n]*$/); // ASCII only into a pipe: one byte per column
+    for (const s of STRATEGIES) expect(r.out).toContain(s.name);
+    expect(r.out).toContain("| GPADL msgs rx+tx | 147 + 10");
+  }, 60_000);
+
+  it("prints one JSON document, and its results fit 100 columns or the --wide table", () => {
+    const r = demo([...small, "--json", "--strategy", "vmalloc-remap,vtom-pte", "--rx-sections", "500"]);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.out) as DemoDocument;
+    expect(Object.keys(doc)).toEqual(["tool", "version", "config", "strategies"]);
+    expect(doc.tool).toBe("ivm-demo");
+    expect(doc.version).toBe(VERSION);
+    expect(doc.config).toEqual({
+      strategies: ["vmalloc-remap", "vtom-pte"],
+      era: "each",
+      memory: 256 * 2 ** 20,
+      rxSections: 500,
+      txSections: 170,
+      uptime: "none",
+      packets: 40,
+      seed: 1,
+      isolation: true,
+    });
+    expect(doc.strategies.map((s) => `${s.strategy}/${s.era}`)).toEqual([
+      "vmalloc-remap/address-bit",
+      "vtom-pte/pte-bit",
+    ]);
+    expect(doc.strategies[0]!.buffers.rx?.sections).toBe(500);
+    const many = [...doc.strategies, ...doc.strategies, ...doc.strategies];
+    const table = transposedTables(many, 100, { ascii: true });
+    expect(widest(table)).toBeLessThanOrEqual(100);
+    expect(widest(transposedTables(many, 100, { ascii: true }))).toBeGreaterThan(80); // uses the room
+    expect(widest(comparisonTable(many, { ascii: true }))).toBeGreaterThan(150);
+  }, 60_000);
 });
 
 describe("one demo run", () => {

@@ -1,0 +1,132 @@
+import { STRATEGIES } from "@ivm/catalog";
+import { describe, expect, it } from "vitest";
+import { runOne } from "../../demo/src/run.js";
+import { DEFAULT_CONFIG, eraFor, type LabConfig } from "../src/model/config.js";
+import { HOST_VISIBLE, LEAKED, PageState, pageFlags } from "../src/model/page-state.js";
+import { type Recording, record, STEP_COUNTERS } from "../src/model/recorder.js";
+
+const small: LabConfig = { ...DEFAULT_CONFIG, memory: 256 * 2 ** 20, uptime: "light", packets: 300, seed: 3 };
+
+function demo(config: LabConfig, name: string) {
+  const entry = STRATEGIES.find((s) => s.name === name)!;
+  return runOne(entry, eraFor(config, name), {
+    strategies: [entry],
+    era: eraFor(config, name),
+    memory: config.memory,
+    uptime: config.uptime,
+    packets: config.packets,
+    seed: config.seed,
+    isolation: config.isolation,
+    picture: false,
+  }).result;
+}
+
+function expectSameAsDemo(rec: Recording, config: LabConfig): void {
+  const d = demo(config, rec.strategy);
+  const s = rec.summary;
+  expect(s.buffers).toEqual(d.buffers);
+  expect(s.deviceAdd).toEqual({
+    ok: d.deviceAdd.ok,
+    hypercalls: d.deviceAdd.hypercalls,
+    gpadlMessages: d.deviceAdd.gpadlMessages,
+    channelMessages: d.deviceAdd.channelMessages,
+    pageTablePagesAdded: d.deviceAdd.pageTablePagesAdded,
+  });
+  expect(s.hostVisiblePagesAfterRemove).toBe(d.hostVisiblePagesAfterRemove);
+  expect(s.leakedPages).toBe(d.leakedPages);
+  expect(s.faults).toBe(d.faults);
+  expect(s.packets).toEqual({
+    sent: d.packets.sent,
+    received: d.packets.received,
+    verified: d.packets.verified,
+  });
+}
+
+describe("the recorder runs the demo's scenario on the real packages", () => {
+  it.each(STRATEGIES.map((s) => s.name))(
+    "%s: the demo's numbers, and the diffs replay to the model's state",
+    (name) => {
+      const rec = record(small, name);
+      expect(rec.skipped).toBeUndefined();
+      expectSameAsDemo(rec, small);
+      expect(new Set(rec.events.map((e) => e.kind))).toEqual(new Set(["hypercall", "message", "packet"]));
+      expect(rec.phaseStart.add).toBeLessThan(rec.phaseStart.traffic);
+      expect(rec.phaseStart.traffic).toBeLessThan(rec.phaseStart.remove);
+      // Replaying every diff forward lands on the model's own counts; back again on the booted state.
+      const state = new PageState(rec.initial);
+      const n = STEP_COUNTERS.length;
+      for (const step of [rec.phaseStart.traffic - 1, rec.events.length]) {
+        state.seek(rec.diffs, step);
+        const visible = state.packed.filter((p) => (pageFlags(p) & HOST_VISIBLE) !== 0).length;
+        const leaked = state.packed.filter((p) => (pageFlags(p) & LEAKED) !== 0).length;
+        expect(visible).toBe(rec.counters[step * n + STEP_COUNTERS.indexOf("host-visible pages")]);
+        expect(leaked).toBe(rec.counters[step * n + STEP_COUNTERS.indexOf("leaked pages")]);
+      }
+      state.seek(rec.diffs, 0);
+      expect(state.packed).toEqual(rec.initial);
+      expect(rec.missedPages).toBe(0);
+    },
+  );
+});
+
+describe("decoded events", () => {
+  it("place every decoded field where the bytes hold it, and name the first GPADL header's handle and PFNs", async () => {
+    const { decodeEvent } = await import("../src/model/decode.js");
+    const { Vm } = await import("@ivm/vm");
+    const { decodeChannelMessage } = await import("@ivm/vmbus");
+    const rec = record(small, "vmalloc-remap");
+    const kinds = new Set<string>();
+    for (const e of rec.events) {
+      const d = decodeEvent(e);
+      for (const p of d.parts) {
+        for (const f of p.fields) expect(f.mismatch, `${d.title}: ${f.name}`).toBeUndefined();
+        kinds.add(p.title.split(/[:(]/)[0]!.trim());
+      }
+    }
+    expect(kinds).toEqual(
+      new Set(["hypercall", "input page", "channel message", "ring packet", "NVSP message", "RNDIS message"]),
+    );
+    // The first GPADL header as VMBus's decoder reads it straight off the connection, independently.
+    const entry = STRATEGIES.find((s) => s.name === "vmalloc-remap")!;
+    const vm = Vm.boot({ memory: small.memory, uptime: small.uptime, seed: small.seed, ...entry.vm });
+    let first: { gpadl: number; pfns: number } | undefined;
+    vm.conn.onMessage((m) => {
+      const d = decodeChannelMessage(m.bytes);
+      if (!first && d.ok && d.value.kind === "gpadl-header")
+        first = { gpadl: d.value.gpadl, pfns: (d.value.rangeBufLen - 8) / 8 };
+    });
+    vm.addNic();
+    const header = rec.events.map(decodeEvent).find((d) => d.facts.kind === "gpadl-header")!;
+    expect(header.facts.gpadl).toBe(first!.gpadl);
+    expect(header.facts.pfnCount).toBe(first!.pfns);
+  });
+});
+
+describe("faults from the UI", () => {
+  it("the n-th hypercall failing: the failed call is in the recording and the leak count is the model's", async () => {
+    const { Vm, addNicMeasured } = await import("@ivm/vm");
+    const { decodeEvent } = await import("../src/model/decode.js");
+    const entry = STRATEGIES.find((s) => s.name === "vmalloc-remap")!;
+    const leaks: number[] = [];
+    for (const k of [1, 2, 5]) {
+      const config: LabConfig = { ...small, failHypercall: k };
+      const rec = record(config, "vmalloc-remap");
+      const vm = Vm.boot({ memory: small.memory, uptime: small.uptime, seed: small.seed, ...entry.vm });
+      vm.hyperv.hypervisor.faults.failCall(k);
+      const { cost } = addNicMeasured(vm);
+      expect(rec.summary.deviceAdd.ok).toBe(cost.ok);
+      expect(rec.summary.leakedPages).toBe(vm.memory.leakedPages);
+      leaks.push(rec.summary.leakedPages);
+      const failed = rec.events.filter((e) => e.kind === "hypercall" && e.hypercall!.result !== 0);
+      expect(
+        failed.map(
+          (e) => e.hypercall!.seq - rec.events.find((x) => x.kind === "hypercall")!.hypercall!.seq + 1,
+        ),
+      ).toEqual([k]);
+      expect(decodeEvent(failed[0]!).title).toMatch(/→ AccessDenied$/);
+      const n = STEP_COUNTERS.length;
+      expect(rec.counters[rec.events.length * n + STEP_COUNTERS.indexOf("failed hypercalls")]).toBe(1);
+    }
+    expect(leaks.some((n) => n > 0)).toBe(true);
+  });
+});
