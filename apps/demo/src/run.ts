@@ -1,7 +1,7 @@
 import { STRATEGIES, type StrategyEntry } from "@ivm/catalog";
 import type { Era } from "@ivm/hypercall";
-import type { UptimeLevel } from "@ivm/memory";
-import { addNicMeasured, type BufferCost, runTraffic, Vm } from "@ivm/vm";
+import type { AllocatorWork, UptimeLevel } from "@ivm/memory";
+import { addNicMeasured, type BufferCost, type DeviceAddCost, runTraffic, Vm } from "@ivm/vm";
 import type { StrategyReport, TimelineEvent } from "./report-model.js";
 import { formatBytes } from "./size.js";
 import { mappingViews, memoryPicture } from "./snapshot.js";
@@ -30,6 +30,8 @@ export interface BufferJson {
   readonly liveMappings: number;
   readonly ptePages: number;
   readonly vmallocBytes: number;
+  /** The allocator work of the strategy's allocate call for this buffer (its higher-order attempts included). */
+  readonly allocatorWork?: AllocatorWork;
 }
 
 /** One strategy's run in the stable JSON shape printed by --json (documented in the README). */
@@ -55,6 +57,10 @@ export interface StrategyResult {
     readonly gpadlMessages: number;
     readonly channelMessages: number;
     readonly pageTablePagesAdded: number;
+    /** What the add made the page allocator do (compaction…, reclaim, fallbacks); absent when it was not tried. */
+    readonly allocator?: AllocatorWork;
+    /** Fragmentation indices for orders 9 and 10 just before the add. */
+    readonly fragmentation?: DeviceAddCost["fragmentation"];
   };
   readonly hostVisiblePagesAfterRemove: number;
   readonly leakedPages: number;
@@ -75,7 +81,8 @@ export interface DemoRun {
 function bufferJson(b: BufferCost | undefined): BufferJson | null {
   if (!b) return null;
   const { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes } = b;
-  return { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes };
+  const out = { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes };
+  return b.strategy ? { ...out, allocatorWork: b.strategy.allocatorWork } : out;
 }
 
 function skipped(entry: StrategyEntry, era: Era, isolation: boolean, reason: string): DemoRun {
@@ -183,6 +190,8 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
       gpadlMessages: cost.gpadlMessages,
       channelMessages: cost.channelMessages,
       pageTablePagesAdded: cost.pageTablePagesAdded,
+      allocator: cost.allocator,
+      fragmentation: cost.fragmentation,
     },
     hostVisiblePagesAfterRemove: vm.hostVisibleOutsideSwiotlb(),
     leakedPages: vm.memory.leakedPages,
