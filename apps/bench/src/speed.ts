@@ -314,6 +314,16 @@ export function speedTables(records: readonly ResultRecord[]): TableData[] {
   const baseline = memcpy
     ? `Baseline: memcpy (Uint8Array.set) of a 4 KiB page in this process, ${num(m(memcpy, "nsPerPage"), 0)} ns (${num(m(memcpy, "bytesPerSecond") / 1e9, 2)} GB/s); "× memcpy" = the simulator's time ÷ that of copying the same bytes.`
     : "";
+  const constructionTable = (c: string): Pick<TableData, "head" | "rows"> => ({
+    head: ["guest", "ms", "ns per page", "heap + external B per page", "× memcpy of a page"],
+    rows: of(c).map((r) => [
+      formatBytes(Number(r.key.memory)),
+      num(m(r, "ms"), 0),
+      num(m(r, "nsPerPage"), 2),
+      num(m(r, "heapBytesPerPage"), 2),
+      x(m(r, "xMemcpyPage")),
+    ]),
+  });
   return [
     {
       title: "Device add + remove (2 GiB guest, default buffers)",
@@ -354,26 +364,12 @@ export function speedTables(records: readonly ResultRecord[]): TableData[] {
     },
     {
       title: "Guest construction (Vm.boot: memory, hypervisor, swiotlb, VMBus; strategy (1))",
-      head: ["guest", "ms", "ns per page", "heap + external B per page", "× memcpy of a page"],
-      rows: of("construct").map((r) => [
-        formatBytes(Number(r.key.memory)),
-        num(m(r, "ms"), 0),
-        num(m(r, "nsPerPage"), 1),
-        num(m(r, "heapBytesPerPage"), 2),
-        x(m(r, "xMemcpyPage")),
-      ]),
+      ...constructionTable("construct"),
     },
     {
       title:
         "Memory layer construction (GuestMemory alone: physical pages, buddy, kmalloc, vmalloc, page tables)",
-      head: ["guest", "ms", "ns per page", "heap + external B per page", "× memcpy of a page"],
-      rows: of("construct-memory").map((r) => [
-        formatBytes(Number(r.key.memory)),
-        num(m(r, "ms"), 0),
-        num(m(r, "nsPerPage"), 2),
-        num(m(r, "heapBytesPerPage"), 2),
-        x(m(r, "xMemcpyPage")),
-      ]),
+      ...constructionTable("construct-memory"),
     },
     {
       title: "Buddy allocator (4 GiB, alloc then free in shuffled order)",

@@ -125,8 +125,13 @@ export class BuddyAllocator {
   readonly #faults: FaultSite | undefined;
   #freePages = 0;
   #leaked = 0;
-  /** Allocated blocks per order, indexed by owner tag id. */
-  readonly #byTag: (Float64Array | undefined)[] = [];
+  /**
+   * Allocated blocks per (owner tag id, order), flat at tag × MAX_ORDER + order, grown as tags appear;
+   * `#tagsSeen` lists the tags that ever allocated, in that order (no per-tag object, no sparse array).
+   */
+  #tagCounts = new Float64Array(16 * MAX_ORDER);
+  #tagSeen = new Uint8Array(16);
+  readonly #tagsSeen: number[] = [];
   /** The last tag name seen and its id: callers reuse a handful of tags, so most lookups stop here. */
   #lastTag = "";
   #lastTagId = -1;
@@ -184,18 +189,21 @@ export class BuddyAllocator {
   /** Allocated pages per owner tag, per order (blocks, not pages). */
   blocksByOwner(): Map<string, number[]> {
     const out = new Map<string, number[]>();
-    this.#byTag.forEach((counts, id) => {
-      if (counts) out.set(this.#phys.tags.name(id), Array.from(counts));
-    });
+    for (const id of this.#tagsSeen) {
+      out.set(
+        this.#phys.tags.name(id),
+        Array.from(this.#tagCounts.subarray(id * MAX_ORDER, (id + 1) * MAX_ORDER)),
+      );
+    }
     return out;
   }
 
   /** Pages currently held by an owner tag. */
   pagesOwnedBy(tag: string): number {
-    const counts = this.#byTag[this.#tagId(tag)];
-    if (!counts) return 0;
+    const id = this.#tagId(tag);
+    if (id >= this.#tagSeen.length || this.#tagSeen[id] === 0) return 0;
     let pages = 0;
-    for (let o = 0; o < MAX_ORDER; o++) pages += counts[o]! * (1 << o);
+    for (let o = 0; o < MAX_ORDER; o++) pages += this.#tagCounts[id * MAX_ORDER + o]! * (1 << o);
     return pages;
   }
 
@@ -942,8 +950,8 @@ export class BuddyAllocator {
   }
 
   #release(pfn: number, order: number): void {
-    const counts = this.#byTag[this.#owner[pfn]!];
-    if (counts) counts[order]!--;
+    const tag = this.#owner[pfn]!;
+    if (tag < this.#tagSeen.length && this.#tagSeen[tag] !== 0) this.#tagCounts[tag * MAX_ORDER + order]!--;
     this.#flags[pfn]! &= ~PageFlag.Allocated;
     this.#owner[pfn] = 0;
     // free_one_page takes the pageblock's type (get_pfnblock_migratetype), not the one allocated with.
@@ -965,12 +973,22 @@ export class BuddyAllocator {
     this.#order[pfn] = order;
     this.#mt[pfn] = mt;
     this.#owner[pfn] = tag;
-    let counts = this.#byTag[tag];
-    if (!counts) {
-      counts = new Float64Array(MAX_ORDER);
-      this.#byTag[tag] = counts;
+    if (tag >= this.#tagSeen.length || this.#tagSeen[tag] === 0) this.#firstAllocationOf(tag);
+    this.#tagCounts[tag * MAX_ORDER + order]!++;
+  }
+
+  #firstAllocationOf(tag: number): void {
+    if (tag >= this.#tagSeen.length) {
+      const size = Math.max(2 * this.#tagSeen.length, tag + 1);
+      const seen = new Uint8Array(size);
+      seen.set(this.#tagSeen);
+      const counts = new Float64Array(size * MAX_ORDER);
+      counts.set(this.#tagCounts);
+      this.#tagSeen = seen;
+      this.#tagCounts = counts;
     }
-    counts[order]!++;
+    this.#tagSeen[tag] = 1;
+    this.#tagsSeen.push(tag);
   }
 
   #tagId(tag: string): number {

@@ -11,9 +11,24 @@ export interface FaultSite {
   shouldFail(): boolean;
 }
 
-interface SiteState {
-  calls: number;
-  failAt: Set<number> | null;
+/** One site's counter and pending failures; its `shouldFail` is one shared method (a monomorphic call). */
+class SiteState implements FaultSite {
+  calls = 0;
+  failAt: Set<number> | null = null;
+  readonly #injector: FaultInjector;
+
+  constructor(injector: FaultInjector) {
+    this.#injector = injector;
+  }
+
+  shouldFail(): boolean {
+    const n = ++this.calls;
+    if (this.failAt !== null && this.failAt.size > 0 && this.failAt.delete(n)) {
+      this.#injector.countInjected();
+      return true;
+    }
+    return false;
+  }
 }
 
 export class FaultInjector {
@@ -29,13 +44,17 @@ export class FaultInjector {
 
   /** Called by an allocation site; true means "fail this one". */
   shouldFail(site: AllocSite): boolean {
-    return this.#hit(this.#state(site));
+    return this.#state(site).shouldFail();
   }
 
   /** The handle of one site: `site(s).shouldFail()` is `shouldFail(s)`. */
   site(site: AllocSite): FaultSite {
-    const state = this.#state(site);
-    return { shouldFail: () => this.#hit(state) };
+    return this.#state(site);
+  }
+
+  /** Called by a site when it made a call fail. */
+  countInjected(): void {
+    this.#injected++;
   }
 
   /** Calls seen so far at a site (to enumerate every failure point of a scenario). */
@@ -54,18 +73,9 @@ export class FaultInjector {
   #state(site: string): SiteState {
     let state = this.#sites.get(site);
     if (!state) {
-      state = { calls: 0, failAt: null };
+      state = new SiteState(this);
       this.#sites.set(site, state);
     }
     return state;
-  }
-
-  #hit(state: SiteState): boolean {
-    const n = ++state.calls;
-    if (state.failAt !== null && state.failAt.size > 0 && state.failAt.delete(n)) {
-      this.#injected++;
-      return true;
-    }
-    return false;
   }
 }

@@ -113,42 +113,30 @@ export class PageTables {
    * `frames.length` on success. Equal to `set` page by page, with one walk per PTE table.
    */
   map(va: number, frames: ArrayLike<number>, flags: number): number {
-    const pages = frames.length;
-    let done = 0;
-    while (done < pages) {
-      const addr = va + done * PAGE_SIZE;
-      const leaf = this.#leaf(addr, true);
-      if (leaf === null) break;
-      const first = pteIndex(addr);
-      const n = Math.min(PTRS_PER_TABLE - first, pages - done);
-      for (let i = 0; i < n; i++) leaf[first + i] = frames[done + i]! * PAGE_SIZE + flags;
-      this.#onChange(addr, n);
-      done += n;
-    }
-    return done;
+    return this.#walk(va, frames.length, true, (leaf, first, n, done) => {
+      for (let i = 0; i < n; i++) leaf![first + i] = frames[done + i]! * PAGE_SIZE + flags;
+      this.#onChange(va + done * PAGE_SIZE, n);
+      return true;
+    });
   }
 
   /** `map` for a physically contiguous run: page i to frame `frame + i`. Returns the PTEs written. */
   mapRun(va: number, frame: number, pages: number, flags: number): number {
-    let done = 0;
-    while (done < pages) {
-      const addr = va + done * PAGE_SIZE;
-      const leaf = this.#leaf(addr, true);
-      if (leaf === null) break;
-      const first = pteIndex(addr);
-      const n = Math.min(PTRS_PER_TABLE - first, pages - done);
-      let pte = (frame + done) * PAGE_SIZE + flags;
-      for (let i = 0; i < n; i++, pte += PAGE_SIZE) leaf[first + i] = pte;
-      this.#onChange(addr, n);
-      done += n;
-    }
-    return done;
+    return this.#walk(va, pages, true, (leaf, first, n, done) => {
+      const pte = (frame + done) * PAGE_SIZE + flags;
+      for (let i = 0; i < n; i++) leaf![first + i] = pte + i * PAGE_SIZE;
+      this.#onChange(va + done * PAGE_SIZE, n);
+      return true;
+    });
   }
 
   /** vunmap_range(): clears the PTEs of `pages` pages at `va` (missing tables are skipped; tables stay). */
   unmap(va: number, pages: number): void {
-    this.#forEachLeaf(va, pages, (leaf, first, n) => {
+    this.#walk(va, pages, false, (leaf, first, n, done) => {
+      if (leaf === null) return true;
       leaf.fill(0, first, first + n);
+      this.#onChange(va + done * PAGE_SIZE, n);
+      return true;
     });
   }
 
@@ -157,31 +145,22 @@ export class PageTables {
    * table. What vmalloc_to_page over a range and the CPA checks read.
    */
   read(va: number, pages: number, out: Float64Array | number[], at = 0): void {
-    let done = 0;
-    while (done < pages) {
-      const addr = va + done * PAGE_SIZE;
-      const first = pteIndex(addr);
-      const n = Math.min(PTRS_PER_TABLE - first, pages - done);
-      const leaf = this.#leaf(addr, false);
-      if (leaf === null) for (let i = 0; i < n; i++) out[at + done + i] = 0;
-      else for (let i = 0; i < n; i++) out[at + done + i] = leaf[first + i]!;
-      done += n;
-    }
+    this.#walk(va, pages, false, (leaf, first, n, done) => {
+      for (let i = 0; i < n; i++) out[at + done + i] = leaf === null ? 0 : leaf[first + i]!;
+      return true;
+    });
   }
 
   /** The first page-aligned address in [va, va + pages × 4 KiB) without a PTE, or -1 if all have one. */
   firstUnmapped(va: number, pages: number): number {
-    let done = 0;
-    while (done < pages) {
-      const addr = va + done * PAGE_SIZE;
-      const first = pteIndex(addr);
-      const n = Math.min(PTRS_PER_TABLE - first, pages - done);
-      const leaf = this.#leaf(addr, false);
-      if (leaf === null) return addr;
-      for (let i = 0; i < n; i++) if (leaf[first + i] === 0) return addr + i * PAGE_SIZE;
-      done += n;
-    }
-    return -1;
+    let hole = -1;
+    this.#walk(va, pages, false, (leaf, first, n, done) => {
+      for (let i = 0; i < n && hole === -1; i++) {
+        if (leaf === null || leaf[first + i] === 0) hole = va + (done + i) * PAGE_SIZE;
+      }
+      return hole === -1;
+    });
+    return hole;
   }
 
   /**
@@ -190,16 +169,18 @@ export class PageTables {
    */
   setPresent(va: number, pages: number, present: boolean): number {
     let changed = 0;
-    this.#forEachLeaf(va, pages, (leaf, first, n) => {
+    this.#walk(va, pages, false, (leaf, first, n, done) => {
+      if (leaf === null) return true;
       for (let i = first; i < first + n; i++) {
         const pte = leaf[i]!;
         if (pte === 0) continue;
-        const flags = pteFlags(pte);
-        const hasPresent = (flags & Pte.Present) !== 0;
+        const hasPresent = (pteFlags(pte) & Pte.Present) !== 0;
         if (present && !hasPresent) leaf[i] = pte + Pte.Present;
         else if (!present && hasPresent) leaf[i] = pte - Pte.Present;
         changed++;
       }
+      this.#onChange(va + done * PAGE_SIZE, n);
+      return true;
     });
     return changed;
   }
@@ -211,18 +192,20 @@ export class PageTables {
    */
   setShared(va: number, pages: number, vtomPfn: number, shared: boolean): number {
     let visited = 0;
-    const delta = vtomPfn * PAGE_SIZE;
+    // frame >= vtomPfn exactly when pte >= vtomPfn × 4096 (the flags sit below one frame).
     const boundary = vtomPfn * PAGE_SIZE;
-    this.#forEachLeaf(va, pages, (leaf, first, n) => {
+    this.#walk(va, pages, false, (leaf, first, n, done) => {
+      if (leaf === null) return true;
       for (let i = first; i < first + n; i++) {
         const pte = leaf[i]!;
         if (pte === 0) continue;
-        // frame >= vtomPfn exactly when pte >= vtomPfn × 4096 (the flags sit below one frame).
         const isShared = vtomPfn > 0 && pte >= boundary;
-        if (shared && !isShared) leaf[i] = pte + delta;
-        else if (!shared && isShared) leaf[i] = pte - delta;
+        if (shared && !isShared) leaf[i] = pte + boundary;
+        else if (!shared && isShared) leaf[i] = pte - boundary;
         visited++;
       }
+      this.#onChange(va + done * PAGE_SIZE, n);
+      return true;
     });
     return visited;
   }
@@ -258,24 +241,29 @@ export class PageTables {
     return missing;
   }
 
-  /** Calls `visit(leaf, firstIndex, count)` for each existing PTE table over the range, then onChange. */
-  #forEachLeaf(
+  /**
+   * The one range walk: for each PTE table over `pages` pages from `va`, `visit(leaf, first, n, done)`
+   * with the table (null if missing and not `create`d), the index of the range's first entry in it,
+   * how many entries of the range it holds, and the pages before them. Stops when `visit` returns
+   * false or, with `create`, when a table page cannot be allocated; returns the pages visited.
+   */
+  #walk(
     va: number,
     pages: number,
-    visit: (leaf: Float64Array, first: number, n: number) => void,
-  ): void {
+    create: boolean,
+    visit: (leaf: Float64Array | null, first: number, n: number, done: number) => boolean,
+  ): number {
     let done = 0;
     while (done < pages) {
       const addr = va + done * PAGE_SIZE;
+      const leaf = this.#leaf(addr, create);
+      if (leaf === null && create) break;
       const first = pteIndex(addr);
       const n = Math.min(PTRS_PER_TABLE - first, pages - done);
-      const leaf = this.#leaf(addr, false);
-      if (leaf !== null) {
-        visit(leaf, first, n);
-        this.#onChange(addr, n);
-      }
+      if (!visit(leaf, first, n, done)) break;
       done += n;
     }
+    return done;
   }
 
   /**
