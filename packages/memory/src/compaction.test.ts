@@ -91,10 +91,14 @@ const op = fc.oneof(
 let totalMoves = 0;
 
 describe("direct compaction (property)", () => {
-  test.prop([fc.array(op, { minLength: 50, maxLength: 600 }), fc.integer({ min: 8, max: 10 })], { numRuns: 40 })(
+  test.prop(
+    [fc.array(op, { minLength: 20, maxLength: 300 }), fc.integer({ min: 6, max: 9 }), fc.integer({ min: 2, max: 3 })],
+    { numRuns: 20 },
+  )(
     "never moves unmovable, pinned, host-visible or leaked pages; migrated bytes arrive intact; lists stay consistent",
-    (ops, order) => {
-      const mem = new GuestMemory({ bytes: 8 * MiB, watermarks: NONE });
+    (ops, order, holeEvery) => {
+      // 16 MiB: with every 2nd or 3rd page free there are more than compact_gap(9) = 1024 free pages.
+      const mem = new GuestMemory({ bytes: 16 * MiB, watermarks: NONE });
       const { buddy, phys } = mem;
       const owner = new TestOwner();
       buddy.registerMovableOwner("movable", owner);
@@ -148,6 +152,29 @@ describe("direct compaction (property)", () => {
           buddy.freePages(pfn, 0);
         }
       }
+      // Then the rest of memory fills with movable pages, and every holeEvery-th of them goes: no large block
+      // is left, and compaction has something to move and somewhere to put it.
+      const filler: number[] = [];
+      for (;;) {
+        const pfn = buddy.allocPages(0, { tag: "movable", gfp: Gfp.Movable | Gfp.NoWarn | Gfp.Atomic });
+        if (pfn === null) break;
+        const id = nextId++;
+        owner.add(id, pfn);
+        stamp(pfn, id);
+        expected.set(id, stampOf(pfn));
+        filler.push(id);
+      }
+      filler.forEach((id, i) => {
+        if (i % holeEvery !== 0) {
+          movableIds.push(id);
+          return;
+        }
+        const pfn = owner.where.get(id)!;
+        owner.where.delete(id);
+        owner.idAt.delete(pfn);
+        expected.delete(id);
+        buddy.freePages(pfn, 0);
+      });
       const fixedBytes = fixed.map((f) => stampOf(f.pfn));
       checkZone(buddy);
       const before = { ...buddy.work };
@@ -170,6 +197,7 @@ describe("direct compaction (property)", () => {
       if (got !== null) expect(buddy.blockOf(got)).toMatchObject({ head: got, order, free: false });
       expect(mem.checkInvariants()).toEqual([]);
     },
+    60_000,
   );
 
   it("migrated pages in the runs above (the property is not vacuous)", () => {
