@@ -7,6 +7,7 @@ import { NETVSC_DEFAULT_RX, NETVSC_DEFAULT_TX } from "@ivm/netvsc";
 import { SingleBar } from "cli-progress";
 import { Command, InvalidArgumentError, Option } from "commander";
 import pkg from "../package.json" with { type: "json" };
+import { agedGuestView } from "./pagetypeinfo.js";
 import { renderReport } from "./report.js";
 import { type DemoDocument, type DemoOptions, type DemoRun, plan, runOne } from "./run.js";
 import { formatBytes, parseCount, parseSize } from "./size.js";
@@ -20,6 +21,7 @@ Examples:
   ivm-demo --memory 8GiB --packets 20000 --seed 7 --report /tmp/ivm.html
   ivm-demo --isolation off --json             one JSON document on stdout (see below)
   ivm-demo --wide | less -S                   the full table, one row per strategy (about 230 columns)
+  ivm-demo --uptime heavy --pagetypeinfo      also /proc/buddyinfo and /proc/pagetypeinfo of the aged guest
   COLUMNS=80 ivm-demo --no-report > out.txt   fit 80 columns when stdout is not a terminal
 
 Output: a table per metric and strategy, as wide as the terminal (COLUMNS, or 100 when stdout is not
@@ -65,6 +67,7 @@ interface CliOptions {
   isolation: boolean;
   json?: boolean;
   wide?: boolean;
+  pagetypeinfo?: boolean;
   report: string | false;
 }
 
@@ -147,6 +150,10 @@ export function buildProgram(io: Pick<Io, "out" | "err"> = processIo()): Command
       "print one JSON document { tool, version, config, strategies: [...] } instead of the table",
     )
     .option("--wide", "one row per strategy and era, every metric a column (about 230 columns)")
+    .option(
+      "--pagetypeinfo",
+      "also print the aged guest's /proc/buddyinfo and /proc/pagetypeinfo before the NIC add (JSON: a \"pagetypeinfo\" string)",
+    )
     .addOption(
       new Option("--report <file.html>", "write the HTML report here")
         .default("ivm-demo-report.html")
@@ -193,6 +200,8 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
   bar?.update(steps.length, { step: "done" });
   bar?.stop();
   const results = runs.map((r) => r.result);
+  const first = steps[0];
+  const view = o.pagetypeinfo && first ? agedGuestView(first.entry, first.era, demo) : undefined;
   const rx = demo.rxSections ?? NETVSC_DEFAULT_RX;
   const tx = demo.txSections ?? NETVSC_DEFAULT_TX;
   if (o.json) {
@@ -211,6 +220,7 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
         isolation: o.isolation,
       },
       strategies: results,
+      ...(view !== undefined ? { pagetypeinfo: view } : {}),
     };
     io.out(`${JSON.stringify(doc, null, 2)}\n`);
   } else {
@@ -219,7 +229,7 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
     const legend =
       "mappings: live vmalloc mappings of each buffer; metadata: what the strategy keeps besides the data pages; temp peak: its largest temporary allocation; 4 MiB blocks: order-10 data blocks; fallbacks: order-10 allocations that failed.";
     const table = o.wide ? comparisonTable(results, io) : transposedTables(results, width, io);
-    io.out(`${wrapText(guest, width)}\n${table}\n${wrapText(legend, width)}\n`);
+    io.out(`${wrapText(guest, width)}\n${view !== undefined ? `\n${view}\n` : ""}${table}\n${wrapText(legend, width)}\n`);
   }
   if (o.report !== false) {
     const html = renderReport({

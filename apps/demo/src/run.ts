@@ -119,6 +119,11 @@ function skipped(entry: StrategyEntry, era: Era, isolation: boolean, reason: str
   };
 }
 
+/** The aged guest a run starts from, before its NIC is added. */
+export function bootGuest(entry: StrategyEntry, era: Era, o: DemoOptions): Vm {
+  return Vm.boot({ memory: o.memory, era, isolation: o.isolation, uptime: o.uptime, seed: o.seed, ...entry.vm });
+}
+
 /** Boots one guest per strategy (same seed, same aged memory), adds a NIC, moves traffic, removes it. */
 export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun {
   if (!entry.eras.includes(era)) {
@@ -129,14 +134,7 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
       `${entry.name} was written for the ${entry.eras.join(" and ")} era, not ${era}`,
     );
   }
-  const vm = Vm.boot({
-    memory: o.memory,
-    era,
-    isolation: o.isolation,
-    uptime: o.uptime,
-    seed: o.seed,
-    ...entry.vm,
-  });
+  const vm = bootGuest(entry, era, o);
   const { nic, cost } = addNicMeasured(vm, {
     ...(o.rxSections !== undefined ? { rxSections: o.rxSections } : {}),
     ...(o.txSections !== undefined ? { txSections: o.txSections } : {}),
@@ -267,4 +265,6 @@ export interface DemoDocument {
     readonly isolation: boolean;
   };
   readonly strategies: readonly StrategyResult[];
+  /** With --pagetypeinfo: the first run's aged guest as /proc/buddyinfo and /proc/pagetypeinfo print it. */
+  readonly pagetypeinfo?: string;
 }
