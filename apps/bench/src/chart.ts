@@ -29,7 +29,12 @@ export function fragmentationChart(records: readonly ResultRecord[]): TopLevelSp
     fallbacks: s.runs ? s.fallbacks / s.runs : 0,
   }));
   const cost = summaries.flatMap((s) => [
-    { strategy: name(s), uptime: s.uptime, work: "pages migrated by compaction", pages: s.compactionMigrated },
+    {
+      strategy: name(s),
+      uptime: s.uptime,
+      work: "pages migrated by compaction",
+      pages: s.compactionMigrated,
+    },
     { strategy: name(s), uptime: s.uptime, work: "pages reclaimed", pages: s.reclaimed },
   ]);
   const orders = summaries.flatMap((s) =>

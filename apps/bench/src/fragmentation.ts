@@ -56,7 +56,8 @@ export function measureFragmentation(c: FragmentationCase): ResultRecord {
       compactionMigrated: cost.allocator.compactionMigrated,
       compactionDeferred: cost.allocator.compactionDeferred,
       allocStalls: cost.allocator.allocStalls,
-      reclaimed: cost.allocator.reclaimed + cost.allocator.kswapdReclaimed + cost.allocator.slabPagesReclaimed,
+      reclaimed:
+        cost.allocator.reclaimed + cost.allocator.kswapdReclaimed + cost.allocator.slabPagesReclaimed,
       rxCompactionStalls: cost.buffers.rx?.strategy?.allocatorWork.compactionStalls ?? 0,
       rxCompactionMigrated: cost.buffers.rx?.strategy?.allocatorWork.compactionMigrated ?? 0,
     },

@@ -152,7 +152,7 @@ export function buildProgram(io: Pick<Io, "out" | "err"> = processIo()): Command
     .option("--wide", "one row per strategy and era, every metric a column (about 230 columns)")
     .option(
       "--pagetypeinfo",
-      "also print the aged guest's /proc/buddyinfo and /proc/pagetypeinfo before the NIC add (JSON: a \"pagetypeinfo\" string)",
+      'also print the aged guest\'s /proc/buddyinfo and /proc/pagetypeinfo before the NIC add (JSON: a "pagetypeinfo" string)',
     )
     .addOption(
       new Option("--report <file.html>", "write the HTML report here")
@@ -229,7 +229,9 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
     const legend =
       "mappings: live vmalloc mappings of each buffer; metadata: what the strategy keeps besides the data pages; temp peak: its largest temporary allocation; 4 MiB blocks: order-10 data blocks; fallbacks: order-10 allocations that failed.";
     const table = o.wide ? comparisonTable(results, io) : transposedTables(results, width, io);
-    io.out(`${wrapText(guest, width)}\n${view !== undefined ? `\n${view}\n` : ""}${table}\n${wrapText(legend, width)}\n`);
+    io.out(
+      `${wrapText(guest, width)}\n${view !== undefined ? `\n${view}\n` : ""}${table}\n${wrapText(legend, width)}\n`,
+    );
   }
   if (o.report !== false) {
     const html = renderReport({

@@ -121,7 +121,14 @@ function skipped(entry: StrategyEntry, era: Era, isolation: boolean, reason: str
 
 /** The aged guest a run starts from, before its NIC is added. */
 export function bootGuest(entry: StrategyEntry, era: Era, o: DemoOptions): Vm {
-  return Vm.boot({ memory: o.memory, era, isolation: o.isolation, uptime: o.uptime, seed: o.seed, ...entry.vm });
+  return Vm.boot({
+    memory: o.memory,
+    era,
+    isolation: o.isolation,
+    uptime: o.uptime,
+    seed: o.seed,
+    ...entry.vm,
+  });
 }
 
 /** Boots one guest per strategy (same seed, same aged memory), adds a NIC, moves traffic, removes it. */

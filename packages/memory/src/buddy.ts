@@ -20,7 +20,7 @@ import {
   SWAP_CLUSTER_MAX,
   shrinkerDelta,
 } from "./vmscan.js";
-import { emptyWork, type AllocatorWork } from "./vmstat.js";
+import { type AllocatorWork, emptyWork } from "./vmstat.js";
 import { type ZoneWatermarks, zoneWatermarks } from "./watermark.js";
 
 /**
@@ -144,7 +144,11 @@ export class BuddyAllocator {
    * size (what GuestMemory uses). The default for a bare allocator is none (all zero), so that a test-sized
    * zone of a few pages can be filled to the last page.
    */
-  constructor(phys: PhysicalMemory, faults?: FaultInjector, watermarks: ZoneWatermarks | "kernel" = NO_WATERMARKS) {
+  constructor(
+    phys: PhysicalMemory,
+    faults?: FaultInjector,
+    watermarks: ZoneWatermarks | "kernel" = NO_WATERMARKS,
+  ) {
     if (phys.pages > 2 ** 31 - 1) throw invalid("memory-size", "guest RAM must be below 8 TiB");
     this.#phys = phys;
     this.#flags = phys.flags;
@@ -545,7 +549,8 @@ export class BuddyAllocator {
    */
   compactionSuitable(order: number): CompactResult {
     if (this.watermarkOk(order, this.watermarks.min)) return "success";
-    const mark = (order > PAGE_ALLOC_COSTLY_ORDER ? this.watermarks.low : this.watermarks.min) + compactGap(order);
+    const mark =
+      (order > PAGE_ALLOC_COSTLY_ORDER ? this.watermarks.low : this.watermarks.min) + compactGap(order);
     if (!this.watermarkOk(0, mark)) return "skipped";
     if (order > PAGE_ALLOC_COSTLY_ORDER) {
       const fi = extfragIndex(this.#count, order);
@@ -645,7 +650,7 @@ export class BuddyAllocator {
     if (f & (PageFlag.HostVisible | PageFlag.Leaked)) return false;
     if (this.#mt[pfn] !== Migratetype.Movable) return false;
     const owner = this.#owners[this.#owner[pfn]!];
-    return owner !== undefined && owner.isolatable(pfn);
+    return owner?.isolatable(pfn) === true;
   }
 
   /**

@@ -92,7 +92,11 @@ let totalMoves = 0;
 
 describe("direct compaction (property)", () => {
   test.prop(
-    [fc.array(op, { minLength: 20, maxLength: 300 }), fc.integer({ min: 6, max: 9 }), fc.integer({ min: 2, max: 3 })],
+    [
+      fc.array(op, { minLength: 20, maxLength: 300 }),
+      fc.integer({ min: 6, max: 9 }),
+      fc.integer({ min: 2, max: 3 }),
+    ],
     { numRuns: 20 },
   )(
     "never moves unmovable, pinned, host-visible or leaked pages; migrated bytes arrive intact; lists stay consistent",
@@ -286,7 +290,15 @@ describe("page_alloc rules", () => {
   it("reclaims page cache when an order-0 request finds the zone below its watermark", () => {
     const mem = new GuestMemory({ bytes: 64 * MiB });
     const { buddy } = mem;
-    ageMemory(buddy, 1, { rounds: 0, fill: 0, pinned: 0, medium: 0, orderWeights: [1], resident: 1, churn: 0 });
+    ageMemory(buddy, 1, {
+      rounds: 0,
+      fill: 0,
+      pinned: 0,
+      medium: 0,
+      orderWeights: [1],
+      resident: 1,
+      churn: 0,
+    });
     // More pages than are free: only kswapd dropping page cache lets every request succeed.
     const cache = buddy.reclaimablePages();
     const want = buddy.nrFreePages + 1000;

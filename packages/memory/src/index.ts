@@ -35,8 +35,6 @@ export {
   type KmallocTagStats,
   kmallocSizeClass,
 } from "./kmalloc.js";
-export { Mmu, type Translation } from "./mmu.js";
-export { makePte, PageTables, Pte, pteFlags, pteFrame, TABLE_LEVELS, type TableLevel } from "./page-table.js";
 export {
   canStealFallback,
   FALLBACKS,
@@ -44,6 +42,9 @@ export {
   MIGRATETYPE_NAMES,
   Migratetype,
 } from "./migratetype.js";
+export { Mmu, type Translation } from "./mmu.js";
+export { makePte, PageTables, Pte, pteFlags, pteFrame, TABLE_LEVELS, type TableLevel } from "./page-table.js";
+export { formatBuddyinfo, formatPagetypeinfo } from "./pagetypeinfo.js";
 export { PageFlag, PhysicalMemory, pfnOf } from "./phys.js";
 export { TagRegistry } from "./tags.js";
 export {
@@ -64,4 +65,3 @@ export {
 } from "./vmscan.js";
 export { type AllocatorWork, type AllocatorWorkKey, emptyWork, snapshotWork, workSince } from "./vmstat.js";
 export { minFreeKbytes, WATERMARK_SCALE_FACTOR, type ZoneWatermarks, zoneWatermarks } from "./watermark.js";
-export { formatBuddyinfo, formatPagetypeinfo } from "./pagetypeinfo.js";

@@ -38,6 +38,8 @@ export const FALLBACKS: readonly (readonly Migratetype[])[] = [
 export function canStealFallback(order: number, startType: Migratetype): boolean {
   if (order >= PAGEBLOCK_ORDER) return true;
   return (
-    order >= PAGEBLOCK_ORDER / 2 || startType === Migratetype.Reclaimable || startType === Migratetype.Unmovable
+    order >= PAGEBLOCK_ORDER / 2 ||
+    startType === Migratetype.Reclaimable ||
+    startType === Migratetype.Unmovable
   );
 }

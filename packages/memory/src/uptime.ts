@@ -359,9 +359,15 @@ export function ageMemory(
   releaseShuffled((i) => kept[i] === 0);
   // ...and then its cache fills the memory the workload gave back (files read after the burst), page by
   // page into whatever holes the free lists offer, stopping short of the high watermark (kswapd's goal).
-  let fill = Math.min(residentPages - pages.cachePages - pages.slabPages, buddy.nrFreePages - 2 * buddy.watermarks.high);
+  let fill = Math.min(
+    residentPages - pages.cachePages - pages.slabPages,
+    buddy.nrFreePages - 2 * buddy.watermarks.high,
+  );
   while (fill > 0) {
-    const pfn = buddy.allocPages(0, { tag: UPTIME_TAGS.pageCache, gfp: Gfp.Movable | Gfp.NoWarn | Gfp.NoRetry });
+    const pfn = buddy.allocPages(0, {
+      tag: UPTIME_TAGS.pageCache,
+      gfp: Gfp.Movable | Gfp.NoWarn | Gfp.NoRetry,
+    });
     allocations++;
     if (pfn === null) {
       failures++;

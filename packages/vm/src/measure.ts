@@ -47,7 +47,11 @@ export interface DeviceAddCost {
    */
   readonly allocator: AllocatorWork;
   /** The fragmentation indices (thousandths) of the ring's order 9 and the page-blocks order 10, before the add. */
-  readonly fragmentation: readonly { readonly order: number; readonly extfrag: number; readonly unusable: number }[];
+  readonly fragmentation: readonly {
+    readonly order: number;
+    readonly extfrag: number;
+    readonly unusable: number;
+  }[];
   readonly timeline: readonly TimelineEntry[];
 }
 
