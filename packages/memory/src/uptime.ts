@@ -46,7 +46,9 @@ const ORDER_WEIGHTS = [750, 100, 70, 45, 20, 10, 5] as const;
 /**
  * The documented presets (packages/memory/README.md compares them with /proc/buddyinfo and
  * /proc/pagetypeinfo of long-running servers). "light" touches under a third of memory and keeps a
- * small cache; "moderate" and "heavy" fill all of memory each round, leave pinned pages behind and end
+ * small cache; "moderate" and "heavy" fill 90 % of the free memory each round (the headroom kswapd and
+ * watermark boosting keep on a real server, which the model does not run in the background), leave
+ * pinned pages behind and end
  * with the page cache holding half (moderate) or 80 % (heavy) of RAM. Moderate (about 1 in 170
  * allocations pinned) leaves no free 4 MiB block; heavy (1 in 83, six rounds) leaves no free 2 MiB block
  * either: an order-9 VMBus ring allocation needs direct compaction, and the order-10 blocks of
@@ -55,8 +57,8 @@ const ORDER_WEIGHTS = [750, 100, 70, 45, 20, 10, 5] as const;
 export const UPTIME_LEVELS: Readonly<Record<UptimeLevel, UptimeParams>> = {
   none: { rounds: 0, fill: 0, pinned: 0, medium: 0, orderWeights: ORDER_WEIGHTS },
   light: { rounds: 2, fill: 0.3, pinned: 0.005, medium: 0.05, orderWeights: ORDER_WEIGHTS, resident: 0.1 },
-  moderate: { rounds: 4, fill: 1, pinned: 0.006, medium: 0.1, orderWeights: ORDER_WEIGHTS, resident: 0.5 },
-  heavy: { rounds: 6, fill: 1, pinned: 0.012, medium: 0.15, orderWeights: ORDER_WEIGHTS, resident: 0.8 },
+  moderate: { rounds: 4, fill: 0.9, pinned: 0.006, medium: 0.1, orderWeights: ORDER_WEIGHTS, resident: 0.5 },
+  heavy: { rounds: 6, fill: 0.9, pinned: 0.012, medium: 0.15, orderWeights: ORDER_WEIGHTS, resident: 0.8 },
 };
 
 /** The owner tags of the workload's pages. */
