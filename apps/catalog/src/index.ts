@@ -1,10 +1,32 @@
 import type { Era } from "@ivm/hypercall";
-import { dmaDecryptedStrategy, hypervDecryptedDmaOps } from "@ivm/strategy-dma-decrypted";
-import { dmaNoncontiguousStrategy, hypervNoncontiguousDmaOps } from "@ivm/strategy-dma-noncontiguous";
-import { pageBlocksStrategy } from "@ivm/strategy-page-blocks";
-import { sharedPoolStrategy } from "@ivm/strategy-shared-pool";
-import { vmallocRemapStrategy } from "@ivm/strategy-vmalloc-remap";
-import { vtomPteStrategy } from "@ivm/strategy-vtom-pte";
+import {
+  inKernelRange,
+  type KernelProfile,
+  type KernelRange,
+  PROFILE_NAMES,
+  type ProfileName,
+  profiles,
+} from "@ivm/kernel";
+import {
+  dmaDecryptedKernels,
+  dmaDecryptedStrategy,
+  dmaDecryptedUnsupportedOn,
+  hypervDecryptedDmaOps,
+} from "@ivm/strategy-dma-decrypted";
+import {
+  dmaNoncontiguousKernels,
+  dmaNoncontiguousStrategy,
+  dmaNoncontiguousUnsupportedOn,
+  hypervNoncontiguousDmaOps,
+} from "@ivm/strategy-dma-noncontiguous";
+import { pageBlocksKernels, pageBlocksStrategy, pageBlocksUnsupportedOn } from "@ivm/strategy-page-blocks";
+import { sharedPoolKernels, sharedPoolStrategy, sharedPoolUnsupportedOn } from "@ivm/strategy-shared-pool";
+import {
+  vmallocRemapKernels,
+  vmallocRemapStrategy,
+  vmallocRemapUnsupportedOn,
+} from "@ivm/strategy-vmalloc-remap";
+import { vtomPteKernels, vtomPteStrategy, vtomPteUnsupportedOn } from "@ivm/strategy-vtom-pte";
 import type { VmOptions } from "@ivm/vm";
 
 /** One entry of the seed's comparison. */
@@ -16,6 +38,10 @@ export interface StrategyEntry {
   /** The npm package that implements it (for lines-of-code counts and links). */
   readonly packageName: string;
   readonly eras: readonly Era[];
+  /** The kernels the approach was written for, as its package declares them. */
+  readonly kernels: KernelRange;
+  /** Why it cannot run on a kernel (one sentence), or null when it can: the package's own check. */
+  readonly unsupportedOn: (profile: KernelProfile) => string | null;
   /** What the VM needs to run it: the factory and, for the DMA approaches, their ops. */
   readonly vm: Pick<VmOptions, "strategy" | "dmaOps">;
 }
@@ -27,6 +53,8 @@ export const STRATEGIES: readonly StrategyEntry[] = [
     summary: "vmalloc + a second vmap_pfn mapping above vTOM (Linux 5.17)",
     packageName: "@ivm/strategy-vmalloc-remap",
     eras: ["address-bit"],
+    kernels: vmallocRemapKernels,
+    unsupportedOn: vmallocRemapUnsupportedOn,
     vm: { strategy: (s) => vmallocRemapStrategy(s) },
   },
   {
@@ -35,6 +63,8 @@ export const STRATEGIES: readonly StrategyEntry[] = [
     summary: "the same two mappings through dma_map_decrypted (patch v3)",
     packageName: "@ivm/strategy-dma-decrypted",
     eras: ["address-bit"],
+    kernels: dmaDecryptedKernels,
+    unsupportedOn: dmaDecryptedUnsupportedOn,
     vm: { strategy: (s) => dmaDecryptedStrategy(s), dmaOps: hypervDecryptedDmaOps },
   },
   {
@@ -43,6 +73,8 @@ export const STRATEGIES: readonly StrategyEntry[] = [
     summary: "dma_alloc_noncontiguous with Hyper-V ops (split-off v1/v2)",
     packageName: "@ivm/strategy-dma-noncontiguous",
     eras: ["address-bit"],
+    kernels: dmaNoncontiguousKernels,
+    unsupportedOn: dmaNoncontiguousUnsupportedOn,
     vm: { strategy: (s) => dmaNoncontiguousStrategy(s), dmaOps: hypervNoncontiguousDmaOps },
   },
   {
@@ -51,6 +83,8 @@ export const STRATEGIES: readonly StrategyEntry[] = [
     summary: "alloc_pages in 4 MiB blocks, one vmap_pfn mapping (patch v5)",
     packageName: "@ivm/strategy-page-blocks",
     eras: ["address-bit"],
+    kernels: pageBlocksKernels,
+    unsupportedOn: pageBlocksUnsupportedOn,
     vm: { strategy: (s) => pageBlocksStrategy(s) },
   },
   {
@@ -59,6 +93,8 @@ export const STRATEGIES: readonly StrategyEntry[] = [
     summary: "one mapping; set_memory_decrypted rewrites the PTEs (Linux 6.4+)",
     packageName: "@ivm/strategy-vtom-pte",
     eras: ["pte-bit"],
+    kernels: vtomPteKernels,
+    unsupportedOn: vtomPteUnsupportedOn,
     vm: { strategy: (s) => vtomPteStrategy(s) },
   },
   {
@@ -67,6 +103,8 @@ export const STRATEGIES: readonly StrategyEntry[] = [
     summary: "a pool made host-visible once at boot (OpenHCL)",
     packageName: "@ivm/strategy-shared-pool",
     eras: ["address-bit", "pte-bit"],
+    kernels: sharedPoolKernels,
+    unsupportedOn: sharedPoolUnsupportedOn,
     vm: { strategy: (s) => sharedPoolStrategy(s) },
   },
 ];
@@ -76,6 +114,11 @@ export function strategyByName(name: string): StrategyEntry | undefined {
 }
 
 export { formatBytes, parseSize } from "./units.js";
+
+/** The profiles a strategy was written for, oldest first (its declared range over the lab's kernels). */
+export function kernelsOf(entry: StrategyEntry): ProfileName[] {
+  return PROFILE_NAMES.filter((name) => inKernelRange(entry.kernels, profiles[name]));
+}
 
 /**
  * The (strategy, era) pairs to run: every strategy in each era it supports, optionally only the named

@@ -1,14 +1,14 @@
 import type { StrategyEntry } from "@ivm/catalog";
 import type { Era } from "@ivm/hypercall";
 import { formatBuddyinfo, formatPagetypeinfo } from "@ivm/memory";
-import { bootGuest, type DemoOptions } from "./run.js";
+import { bootGuest, type DemoOptions, runKernel } from "./run.js";
 
 /**
  * What `cat /proc/buddyinfo /proc/pagetypeinfo` would print in the aged guest the first run starts from,
  * just before its NIC is added, with the zone's watermarks and the work aging made the allocator do.
  */
 export function agedGuestView(entry: StrategyEntry, era: Era, o: DemoOptions): string {
-  const vm = bootGuest(entry, era, o);
+  const vm = bootGuest(entry, runKernel(o, era), o);
   const buddy = vm.memory.buddy;
   const { min, low, high } = buddy.watermarks;
   const w = buddy.work;

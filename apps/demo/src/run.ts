@@ -1,7 +1,8 @@
 import { STRATEGIES, type StrategyEntry } from "@ivm/catalog";
 import type { Era } from "@ivm/hypercall";
+import { eraProfile, type Finding, getProfile, type KernelProfile, type ProfileName } from "@ivm/kernel";
 import type { AllocatorWork, UptimeLevel } from "@ivm/memory";
-import { addNicMeasured, type BufferCost, type DeviceAddCost, runTraffic, Vm } from "@ivm/vm";
+import { addNicMeasured, type BufferCost, type DeviceAddCost, type FaultName, type FaultReport, runTraffic, Vm } from "@ivm/vm";
 import type { StrategyReport, TimelineEvent } from "./report-model.js";
 import { formatBytes } from "./size.js";
 import { mappingViews, memoryPicture } from "./snapshot.js";
@@ -19,6 +20,25 @@ export interface DemoOptions {
   readonly isolation: boolean;
   /** Collect what the HTML report draws (memory picture, mappings, timeline). */
   readonly picture: boolean;
+  /** The kernel every strategy boots (its era is the run's); without it, each era's representative kernel. */
+  readonly kernel?: ProfileName;
+  /** With `kernel`: keep the lab's stricter checks of host values (default: the kernel's own logic). */
+  readonly hardened?: boolean;
+  /** A named fault armed in every strategy's guest (@ivm/vm's VM_FAULTS). */
+  readonly fault?: FaultName;
+}
+
+/** One finding in the JSON document: the kernel's record plus the strategy (and era) whose run found it. */
+export interface FindingJson extends Finding {
+  readonly strategy: string;
+  readonly era: Era;
+}
+
+/** The kernel a run boots: `--kernel`, or the era's representative (hardened, as the era shorthand is). */
+export function runKernel(o: Pick<DemoOptions, "kernel" | "hardened">, era: Era): KernelProfile {
+  if (o.kernel === undefined) return { ...eraProfile(era), hardened: true };
+  const profile = getProfile(o.kernel);
+  return { ...profile, hardened: o.hardened ?? false };
 }
 
 /** One buffer in the stable JSON shape. */
@@ -40,8 +60,14 @@ export interface StrategyResult {
   readonly approach: number;
   readonly era: Era;
   readonly isolation: boolean;
+  /** The kernel profile the guest booted. */
+  readonly kernel: ProfileName;
   readonly ran: boolean;
   readonly skipReason?: string;
+  /** The armed named fault: whether it fired and where (null when none was armed). */
+  readonly fault: FaultReport | null;
+  /** How many findings this run's guest reported (listed in the document's top-level `findings`). */
+  readonly findingCount: number;
   readonly buffers: { readonly rx: BufferJson | null; readonly tx: BufferJson | null };
   readonly persistentMetadataBytes: number;
   readonly transientPeakBytes: number;
@@ -76,6 +102,7 @@ export interface StrategyResult {
 export interface DemoRun {
   readonly result: StrategyResult;
   readonly report: StrategyReport;
+  readonly findings: readonly FindingJson[];
 }
 
 function bufferJson(b: BufferCost | undefined): BufferJson | null {
@@ -85,16 +112,26 @@ function bufferJson(b: BufferCost | undefined): BufferJson | null {
   return b.strategy ? { ...out, allocatorWork: b.strategy.allocatorWork } : out;
 }
 
-function skipped(entry: StrategyEntry, era: Era, isolation: boolean, reason: string): DemoRun {
+function skipped(
+  entry: StrategyEntry,
+  era: Era,
+  kernel: ProfileName,
+  isolation: boolean,
+  reason: string,
+): DemoRun {
   const none = { ok: false, hypercalls: 0, gpadlMessages: 0, channelMessages: 0, pageTablePagesAdded: 0 };
   return {
+    findings: [],
     result: {
       strategy: entry.name,
       approach: entry.approach,
       era,
       isolation,
+      kernel,
       ran: false,
       skipReason: reason,
+      fault: null,
+      findingCount: 0,
       buffers: { rx: null, tx: null },
       persistentMetadataBytes: 0,
       transientPeakBytes: 0,
@@ -110,8 +147,10 @@ function skipped(entry: StrategyEntry, era: Era, isolation: boolean, reason: str
     report: {
       strategy: entry.name,
       era,
+      kernel,
       ran: false,
       skipReason: reason,
+      findings: [],
       mappings: [],
       timeline: [],
       counters: {},
@@ -120,10 +159,11 @@ function skipped(entry: StrategyEntry, era: Era, isolation: boolean, reason: str
 }
 
 /** The aged guest a run starts from, before its NIC is added. */
-export function bootGuest(entry: StrategyEntry, era: Era, o: DemoOptions): Vm {
+export function bootGuest(entry: StrategyEntry, kernel: KernelProfile, o: DemoOptions): Vm {
   return Vm.boot({
     memory: o.memory,
-    era,
+    kernel,
+    ...(o.fault !== undefined ? { fault: o.fault } : {}),
     isolation: o.isolation,
     uptime: o.uptime,
     seed: o.seed,
@@ -133,15 +173,17 @@ export function bootGuest(entry: StrategyEntry, era: Era, o: DemoOptions): Vm {
 
 /** Boots one guest per strategy (same seed, same aged memory), adds a NIC, moves traffic, removes it. */
 export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun {
-  if (!entry.eras.includes(era)) {
-    return skipped(
-      entry,
-      era,
-      o.isolation,
-      `${entry.name} was written for the ${entry.eras.join(" and ")} era, not ${era}`,
-    );
-  }
-  const vm = bootGuest(entry, era, o);
+  const kernel = runKernel(o, era);
+  // With --kernel, the strategy's own declaration of the kernels it was written for decides; with the
+  // era shorthand, the eras it supports.
+  const unsupported =
+    o.kernel !== undefined
+      ? entry.unsupportedOn(kernel)
+      : entry.eras.includes(era)
+        ? null
+        : `${entry.name} was written for the ${entry.eras.join(" and ")} era, not ${era}`;
+  if (unsupported !== null) return skipped(entry, era, kernel.name, o.isolation, unsupported);
+  const vm = bootGuest(entry, kernel, o);
   const { nic, cost } = addNicMeasured(vm, {
     ...(o.rxSections !== undefined ? { rxSections: o.rxSections } : {}),
     ...(o.txSections !== undefined ? { txSections: o.txSections } : {}),
@@ -167,13 +209,17 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
     });
   }
   const pool = vm.dmaLayer.pool?.stats();
+  const findings: FindingJson[] = vm.findings.map((f) => ({ ...f, strategy: entry.name, era }));
   const result: StrategyResult = {
     strategy: entry.name,
     approach: entry.approach,
     era,
     isolation: o.isolation,
+    kernel: kernel.name,
     ran: cost.ok,
     ...(cost.ok ? {} : { skipReason: `device add failed: ${cost.error}` }),
+    fault: vm.fault ?? null,
+    findingCount: vm.findingLog.count(),
     buffers: { rx: bufferJson(rx), tx: bufferJson(tx) },
     persistentMetadataBytes:
       (rx?.strategy?.persistentMetadataBytes ?? 0) + (tx?.strategy?.persistentMetadataBytes ?? 0),
@@ -228,14 +274,22 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
     "host-visible pages after remove": result.hostVisiblePagesAfterRemove,
     "leaked pages": result.leakedPages,
     faults: result.faults,
+    findings: result.findingCount,
+    ...(result.fault
+      ? { [`fault ${result.fault.name}`]: result.fault.fired ? "fired" : "did not fire" }
+      : {}),
   };
   return {
+    findings,
     result,
     report: {
       strategy: entry.name,
       era,
+      kernel: kernel.name,
       ran: cost.ok,
       ...(cost.ok ? {} : { skipReason: `device add failed: ${cost.error}` }),
+      ...(result.fault ? { fault: result.fault } : {}),
+      findings,
       ...(picture ? { picture } : {}),
       mappings,
       timeline,
@@ -244,10 +298,13 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
   };
 }
 
-/** The (strategy, era) pairs a run covers. */
-export function plan(o: Pick<DemoOptions, "strategies" | "era">): { entry: StrategyEntry; era: Era }[] {
+/** The (strategy, era) pairs a run covers: with a kernel, every strategy in its era. */
+export function plan(
+  o: Pick<DemoOptions, "strategies" | "era" | "kernel">,
+): { entry: StrategyEntry; era: Era }[] {
+  const era = o.kernel !== undefined ? getProfile(o.kernel).era : o.era;
   return o.strategies.flatMap((entry) =>
-    (o.era === "each" ? entry.eras : [o.era]).map((era) => ({ entry, era })),
+    (era === "each" ? entry.eras : [era]).map((e) => ({ entry, era: e })),
   );
 }
 
@@ -255,7 +312,10 @@ export { STRATEGIES };
 
 /**
  * What `--json` prints: one object. `tool` and `version` say what wrote it; `config` the settings of
- * the run; `strategies` one result per (strategy, era). Further top-level fields may be added.
+ * the run; `kernel` the kernel every strategy booted (null when each ran on its own era's kernel, named
+ * in each result); `strategies` one result per (strategy, era); `findings` what the booted kernels would
+ * have done that their fixed successors do not, each with the strategy whose run found it (empty when
+ * none). Further top-level fields may be added.
  */
 export interface DemoDocument {
   readonly tool: "ivm-demo";
@@ -270,8 +330,11 @@ export interface DemoDocument {
     readonly packets: number;
     readonly seed: number;
     readonly isolation: boolean;
+    readonly fault: FaultName | null;
   };
+  readonly kernel: { readonly name: ProfileName; readonly era: Era; readonly hardened: boolean } | null;
   readonly strategies: readonly StrategyResult[];
+  readonly findings: readonly FindingJson[];
   /** With --pagetypeinfo: the first run's aged guest as /proc/buddyinfo and /proc/pagetypeinfo print it. */
   readonly pagetypeinfo?: string;
 }

@@ -126,6 +126,12 @@ export class BuddyAllocator {
   #freePages = 0;
   #leaked = 0;
   /**
+   * 1 for a page the kernel freed while host-visible (freeHostVisible); see isFreedWhileVisible. Made on
+   * the first such free, so a guest that never does one pays nothing.
+   */
+  #freedVisible: Uint8Array | undefined;
+  #freedVisibleCount = 0;
+  /**
    * Allocated blocks per (owner tag id, order), flat at tag × MAX_ORDER + order, grown as tags appear;
    * `#tagsSeen` lists the tags that ever allocated, in that order (no per-tag object, no sparse array).
    */
@@ -768,6 +774,10 @@ export class BuddyAllocator {
 
   /** __free_pages(): returns a block and merges it with free buddies. */
   freePages(pfn: number, order: number): void {
+    if (this.#visibleFreeReason !== undefined) {
+      this.freeHostVisible(pfn, order, this.#visibleFreeReason);
+      return;
+    }
     this.#checkFreeable(pfn, order);
     this.#release(pfn, order);
   }
@@ -842,6 +852,80 @@ export class BuddyAllocator {
         this.#leaked++;
       }
     }
+  }
+
+  /**
+   * __free_pages() of a block the kernel returns while it is still host-visible: what kernels before the
+   * 2024 "Don't free … that couldn't be re-encrypted" fixes do after a failed set_memory_encrypted
+   * (CVE-2024-36909, -36911, -36913). Only kernel-exact callers reproducing such a kernel use it; every
+   * other free still refuses a host-visible page. The pages are marked and counted (`reason` names the
+   * kernel path, kept per call in `freedWhileVisibleLog`), and the block goes back to the free lists: a
+   * later allocation may hand a page out while the host still sees it, and the guest's first
+   * private-alias access to it is an RMP fault (counted by the MMU).
+   */
+  freeHostVisible(pfn: number, order: number, reason: string): void {
+    this.#checkFreeable(pfn, order, true);
+    let marked = 0;
+    for (let p = pfn; p < pfn + 2 ** order; p++) {
+      if ((this.#phys.flags[p]! & PageFlag.HostVisible) === 0) continue;
+      this.#freedVisible ??= new Uint8Array(this.#phys.pages);
+      if (this.#freedVisible[p] === 0) {
+        this.#freedVisible[p] = 1;
+        this.#freedVisibleCount++;
+      }
+      marked++;
+    }
+    if (marked > 0) this.freedWhileVisibleLog.push({ pfn, order, reason });
+    this.#release(pfn, order);
+  }
+
+  /**
+   * Runs `free` (a caller's own free path: vfree, a strategy's free) with every __free_pages in it done
+   * as freeHostVisible(…, reason): for a kernel-exact caller that frees a buffer it cannot know is
+   * private, as free_netvsc_device did before "Don't free decrypted memory". Private pages in it are
+   * freed as usual; nesting is refused.
+   */
+  freeingHostVisible<T>(reason: string, free: () => T): T {
+    if (this.#visibleFreeReason !== undefined)
+      throw invalid("free-visible-nested", "freeingHostVisible nested");
+    this.#visibleFreeReason = reason;
+    try {
+      return free();
+    } finally {
+      this.#visibleFreeReason = undefined;
+    }
+  }
+
+  #visibleFreeReason: string | undefined;
+
+  /**
+   * Whether a free path may return `pfn` while it is host-visible: inside freeingHostVisible, or a page
+   * a kernel freed that way before and someone allocated since (vfree's check asks this too).
+   */
+  visibleFreeAllowed(pfn: number): boolean {
+    return this.#visibleFreeReason !== undefined || this.#freedVisible?.[pfn] === 1;
+  }
+
+  /** Every freeHostVisible call that freed a visible page: the block and the kernel path that freed it. */
+  readonly freedWhileVisibleLog: { pfn: number; order: number; reason: string }[] = [];
+
+  /** Pages freeHostVisible returned to the allocator while host-visible (cumulative). */
+  get freedWhileVisiblePages(): number {
+    return this.#freedVisibleCount;
+  }
+
+  /**
+   * Whether `pfn` is host-visible because a kernel freed it that way (freeHostVisible) — free again or
+   * handed out since: the page state a finding explains, not a fault of the model (I1, I8).
+   */
+  isFreedWhileVisible(pfn: number): boolean {
+    return this.#freedVisible?.[pfn] === 1 && (this.#phys.flags[pfn]! & PageFlag.HostVisible) !== 0;
+  }
+
+  /** The pfns for which isFreedWhileVisible holds, ascending. */
+  *freedWhileVisible(): Generator<number> {
+    if (this.#freedVisibleCount === 0) return;
+    for (let p = 0; p < this.#phys.pages; p++) if (this.isFreedWhileVisible(p)) yield p;
   }
 
   /** The buddy block (free or allocated) that contains `pfn`, or null for reserved pages. O(MAX_ORDER). */
@@ -924,7 +1008,7 @@ export class BuddyAllocator {
     }
   }
 
-  #checkFreeable(pfn: number, order: number): void {
+  #checkFreeable(pfn: number, order: number, visibleOk = false): void {
     if (!this.#phys.pfnValid(pfn)) throw invalid("free-unknown", `pfn ${pfn} is not guest RAM`);
     const f = this.#flags[pfn]!;
     if (f & PageFlag.Free) throw invalid("double-free", `pfn 0x${pfn.toString(16)} is already free`);
@@ -948,7 +1032,8 @@ export class BuddyAllocator {
           `page 0x${p.toString(16)} is leaked and may never be freed`,
         );
       }
-      if (pf & PageFlag.HostVisible) {
+      // A page a kernel freed while visible and someone allocated since is freed like any other.
+      if (pf & PageFlag.HostVisible && !visibleOk && !this.visibleFreeAllowed(p)) {
         throw new MemoryError("EBUSY", "free-host-visible", `page 0x${p.toString(16)} is still host-visible`);
       }
     }

@@ -288,7 +288,7 @@ export class Vmalloc {
           `vfree of a buffer whose page 0x${pfn.toString(16)} is leaked`,
         );
       }
-      if (this.#phys.hasFlag(pfn, PageFlag.HostVisible)) {
+      if (this.#phys.hasFlag(pfn, PageFlag.HostVisible) && !this.#buddy.visibleFreeAllowed(pfn)) {
         throw new MemoryError(
           "EBUSY",
           "free-host-visible",

@@ -9,14 +9,16 @@ export {
   type NetvscResult,
   RejectionCounter,
 } from "./errors.js";
-export { RX_PRIVATE_TAG, SECTION_MAP_TAG } from "./guest/init-buf.js";
+export { NETVSC_FINDING, RX_PRIVATE_TAG, SECTION_MAP_TAG } from "./guest/init-buf.js";
 // The guest driver (drivers/net/hyperv over VMBus, swiotlb and an injected buffer strategy).
 export {
   NETVSC_MAX_PKT_SIZE,
+  NETVSC_MIN_IN_MSG_SIZE,
   NETVSC_MIN_OUT_MSG_SIZE,
   NETVSC_RING_BYTES_DEFAULT,
   NetvscDevice,
   type NetvscDeviceOptions,
+  netvscRqstorSize,
 } from "./guest/netvsc-device.js";
 export type { NetvscServices } from "./guest/nvdev.js";
 export { RECV_COMP_RING_TAG } from "./guest/recv-comp-ring.js";

@@ -1,1 +1,2 @@
+export { pageBlocksKernels, pageBlocksUnsupportedOn } from "./kernels.js";
 export { type PageBlocksFallback, type PageBlocksOptions, pageBlocksStrategy } from "./page-blocks.js";

@@ -1,1 +1,2 @@
+export { sharedPoolKernels, sharedPoolUnsupportedOn } from "./kernels.js";
 export { SharedPool, type SharedPoolOptions, sharedPoolStrategy } from "./shared-pool.js";

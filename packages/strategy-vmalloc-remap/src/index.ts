@@ -1,1 +1,2 @@
+export { vmallocRemapKernels, vmallocRemapUnsupportedOn } from "./kernels.js";
 export { vmallocRemapStrategy } from "./vmalloc-remap.js";

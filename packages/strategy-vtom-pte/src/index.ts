@@ -1,1 +1,2 @@
+export { vtomPteKernels, vtomPteUnsupportedOn } from "./kernels.js";
 export { vtomPteStrategy } from "./vtom-pte.js";

@@ -57,11 +57,13 @@ function metadataDelta(b: Snapshot, a: Snapshot): number {
  * the calls pass through unchanged, and the memory model's counters are read before and after them, so
  * the costs are the model's, never the strategy's own claims. Metadata pages are whatever the calls took
  * beyond the buffer's own data pages, page tables, slab pages and kmalloc_large pages (the last two are
- * already in the kmalloc bytes).
+ * already in the kmalloc bytes). `onAllocated` runs after each successful allocate (the VM's named faults
+ * arm there).
  */
 export function measuredStrategy(
   strategy: SharedBufferStrategy,
   memory: GuestMemory,
+  onAllocated?: (purpose: BufferPurpose, pages: number) => void,
 ): SharedBufferStrategy & { readonly costs: readonly StrategyCallCost[] } {
   const costs: StrategyCallCost[] = [];
   // Only what happens inside the strategy's own calls counts: the driver's GPADL work between allocate
@@ -80,7 +82,10 @@ export function measuredStrategy(
     allocate(bytes, purpose) {
       const before = snapshot(memory, purpose);
       const { result, peak } = measure(purpose, () => strategy.allocate(bytes, purpose));
-      if (result) pending.set(result, { before, after: snapshot(memory, purpose), peak });
+      if (result) {
+        pending.set(result, { before, after: snapshot(memory, purpose), peak });
+        onAllocated?.(purpose, result.pages);
+      }
       return result;
     },
     map(buffer) {

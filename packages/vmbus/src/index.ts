@@ -2,6 +2,7 @@ export {
   type ChannelOpenOptions,
   type ChannelState,
   type CloseResult,
+  REQUESTOR_TAG,
   type SendPacketOptions,
   VmbusChannel,
   type VmbusChannelCounters,
@@ -46,6 +47,8 @@ export {
   type GpadlTeardownResult,
   type GpadlType,
   gpadlPfns,
+  MSGINFO_HEADER_SIZE,
+  MSGINFO_TAG,
 } from "./gpadl.js";
 export {
   type AssembledGpadl,
@@ -77,6 +80,8 @@ export {
   type HostServerOptions,
   HostVmbusServer,
 } from "./host/server.js";
+export { MONITOR_TAGS, type MonitorPage, type MonitorPageCounters } from "./monitor-pages.js";
+export { DEFAULT_KERNEL_PROFILE, KernelContext, VMBUS_FINDING } from "./profile.js";
 export { type RequestRejectCounters, type RequestRejectReason, RequestTable } from "./request-table.js";
 export { GuestRingMem } from "./ring/guest-ring-mem.js";
 export {
