@@ -2,7 +2,15 @@ import { STRATEGIES, type StrategyEntry } from "@ivm/catalog";
 import type { Era } from "@ivm/hypercall";
 import { eraProfile, type Finding, getProfile, type KernelProfile, type ProfileName } from "@ivm/kernel";
 import type { AllocatorWork, UptimeLevel } from "@ivm/memory";
-import { addNicMeasured, type BufferCost, type DeviceAddCost, type FaultName, type FaultReport, runTraffic, Vm } from "@ivm/vm";
+import {
+  addNicMeasured,
+  type BufferCost,
+  type DeviceAddCost,
+  type FaultName,
+  type FaultReport,
+  runTraffic,
+  Vm,
+} from "@ivm/vm";
 import type { StrategyReport, TimelineEvent } from "./report-model.js";
 import { formatBytes } from "./size.js";
 import { mappingViews, memoryPicture } from "./snapshot.js";
