@@ -80,11 +80,10 @@ function checkZone(buddy: BuddyAllocator): void {
 }
 
 const op = fc.oneof(
-  fc.record({ kind: fc.constant("movable" as const) }),
-  fc.record({ kind: fc.constant("pinned" as const) }),
+  fc.record({ kind: fc.constant("pinned" as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant("unmovable" as const), order: fc.integer({ min: 0, max: 3 }) }),
-  fc.record({ kind: fc.constant("visible" as const) }),
-  fc.record({ kind: fc.constant("leaked" as const) }),
+  fc.record({ kind: fc.constant("visible" as const), pick: fc.nat() }),
+  fc.record({ kind: fc.constant("leaked" as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant("free" as const), pick: fc.nat() }),
 );
 
@@ -92,11 +91,7 @@ let totalMoves = 0;
 
 describe("direct compaction (property)", () => {
   test.prop(
-    [
-      fc.array(op, { minLength: 20, maxLength: 300 }),
-      fc.integer({ min: 6, max: 9 }),
-      fc.integer({ min: 2, max: 3 }),
-    ],
+    [fc.array(op, { minLength: 20, maxLength: 200 }), fc.integer({ min: 6, max: 9 }), fc.integer({ min: 2, max: 3 })],
     { numRuns: 20 },
   )(
     "never moves unmovable, pinned, host-visible or leaked pages; migrated bytes arrive intact; lists stay consistent",
@@ -106,9 +101,6 @@ describe("direct compaction (property)", () => {
       const { buddy, phys } = mem;
       const owner = new TestOwner();
       buddy.registerMovableOwner("movable", owner);
-      const fixed: { pfn: number; order: number; tag: string }[] = [];
-      const movableIds: number[] = [];
-      let nextId = 1;
       const stamp = (pfn: number, id: number): void => {
         const b = new Uint8Array(16);
         new DataView(b.buffer).setUint32(0, id * 2654435761);
@@ -120,65 +112,58 @@ describe("direct compaction (property)", () => {
         phys.read(pfn * PAGE_SIZE + 100, b);
         return b;
       };
+      // Memory full of stamped movable pages, then every holeEvery-th freed: no large block is left, and
+      // compaction has something to move and somewhere to put it.
       const expected = new Map<number, Uint8Array>();
-      for (const o of ops) {
-        if (o.kind === "movable" || o.kind === "pinned") {
-          const pfn = buddy.allocPages(0, { tag: "movable", gfp: Gfp.Movable | Gfp.NoWarn | Gfp.Atomic });
-          if (pfn === null) continue;
-          const id = nextId++;
-          owner.add(id, pfn);
-          stamp(pfn, id);
-          expected.set(id, stampOf(pfn));
-          if (o.kind === "pinned") {
-            owner.pinned.add(id);
-            fixed.push({ pfn, order: 0, tag: "movable" });
-          } else movableIds.push(id);
-        } else if (o.kind === "unmovable") {
-          const pfn = buddy.allocPages(o.order, { tag: "kernel", gfp: Gfp.NoWarn | Gfp.Atomic });
-          if (pfn !== null) fixed.push({ pfn, order: o.order, tag: "kernel" });
-        } else if (o.kind === "visible" || o.kind === "leaked") {
-          // A movable-type page the host can see, or a leaked one: the owner would let it go, compaction must not.
-          const pfn = buddy.allocPages(0, { tag: "movable", gfp: Gfp.Movable | Gfp.NoWarn | Gfp.Atomic });
-          if (pfn === null) continue;
-          const id = nextId++;
-          owner.add(id, pfn);
-          if (o.kind === "visible") phys.setHostVisible(pfn, true);
-          else buddy.leakPages(pfn, 1);
-          fixed.push({ pfn, order: 0, tag: "movable" });
-        } else if (movableIds.length > 0) {
-          const i = o.pick % movableIds.length;
-          const id = movableIds[i]!;
-          movableIds.splice(i, 1);
-          const pfn = owner.where.get(id)!;
-          owner.where.delete(id);
-          owner.idAt.delete(pfn);
-          expected.delete(id);
-          buddy.freePages(pfn, 0);
-        }
-      }
-      // Then the rest of memory fills with movable pages, and every holeEvery-th of them goes: no large block
-      // is left, and compaction has something to move and somewhere to put it.
-      const filler: number[] = [];
-      for (;;) {
+      let movableIds: number[] = [];
+      for (let id = 1; ; id++) {
         const pfn = buddy.allocPages(0, { tag: "movable", gfp: Gfp.Movable | Gfp.NoWarn | Gfp.Atomic });
         if (pfn === null) break;
-        const id = nextId++;
         owner.add(id, pfn);
         stamp(pfn, id);
         expected.set(id, stampOf(pfn));
-        filler.push(id);
+        movableIds.push(id);
       }
-      filler.forEach((id, i) => {
-        if (i % holeEvery !== 0) {
-          movableIds.push(id);
-          return;
-        }
+      const drop = (id: number): void => {
         const pfn = owner.where.get(id)!;
         owner.where.delete(id);
         owner.idAt.delete(pfn);
         expected.delete(id);
         buddy.freePages(pfn, 0);
+      };
+      movableIds = movableIds.filter((id, i) => {
+        if (i % holeEvery !== 0) return true;
+        drop(id);
+        return false;
       });
+      // Then pages all over memory become fixed: pinned, host-visible or leaked movable pages (their owner
+      // would let them go; compaction must not), and unmovable allocations in the holes.
+      const fixed: { pfn: number; order: number; tag: string }[] = [];
+      const takeMovable = (pick: number): number | null => {
+        if (movableIds.length === 0) return null;
+        const i = pick % movableIds.length;
+        const id = movableIds[i]!;
+        movableIds.splice(i, 1);
+        return id;
+      };
+      for (const o of ops) {
+        if (o.kind === "unmovable") {
+          const pfn = buddy.allocPages(o.order, { tag: "kernel", gfp: Gfp.NoWarn | Gfp.Atomic });
+          if (pfn !== null) fixed.push({ pfn, order: o.order, tag: "kernel" });
+          continue;
+        }
+        const id = takeMovable(o.pick);
+        if (id === null) continue;
+        const pfn = owner.where.get(id)!;
+        if (o.kind === "free") {
+          drop(id);
+          continue;
+        }
+        if (o.kind === "pinned") owner.pinned.add(id);
+        else if (o.kind === "visible") phys.setHostVisible(pfn, true);
+        else buddy.leakPages(pfn, 1);
+        fixed.push({ pfn, order: 0, tag: "movable" });
+      }
       const fixedBytes = fixed.map((f) => stampOf(f.pfn));
       checkZone(buddy);
       const before = { ...buddy.work };
