@@ -91,7 +91,11 @@ let totalMoves = 0;
 
 describe("direct compaction (property)", () => {
   test.prop(
-    [fc.array(op, { minLength: 20, maxLength: 200 }), fc.integer({ min: 6, max: 9 }), fc.integer({ min: 2, max: 3 })],
+    [
+      fc.array(op, { minLength: 20, maxLength: 200 }),
+      fc.integer({ min: 6, max: 9 }),
+      fc.integer({ min: 2, max: 3 }),
+    ],
     { numRuns: 20 },
   )(
     "never moves unmovable, pinned, host-visible or leaked pages; migrated bytes arrive intact; lists stay consistent",
