@@ -9,6 +9,7 @@ import { FAULT_NAMES, type FaultName } from "@ivm/vm";
 import { SingleBar } from "cli-progress";
 import { Command, InvalidArgumentError, Option } from "commander";
 import pkg from "../package.json" with { type: "json" };
+import { agedGuestView } from "./pagetypeinfo.js";
 import { renderReport } from "./report.js";
 import { type DemoDocument, type DemoOptions, type DemoRun, plan, runKernel, runOne } from "./run.js";
 import { formatBytes, parseCount, parseSize } from "./size.js";
@@ -26,6 +27,7 @@ Examples:
   ivm-demo --memory 8GiB --packets 20000 --seed 7 --report /tmp/ivm.html
   ivm-demo --isolation off --json             one JSON document on stdout (see below)
   ivm-demo --wide | less -S                   the full table, one row per strategy (about 230 columns)
+  ivm-demo --uptime heavy --pagetypeinfo      also /proc/buddyinfo and /proc/pagetypeinfo of the aged guest
   COLUMNS=80 ivm-demo --no-report > out.txt   fit 80 columns when stdout is not a terminal
 
 Output: a table per metric and strategy, as wide as the terminal (COLUMNS, or 100 when stdout is not
@@ -76,6 +78,7 @@ interface CliOptions {
   isolation: boolean;
   json?: boolean;
   wide?: boolean;
+  pagetypeinfo?: boolean;
   report: string | false;
 }
 
@@ -173,6 +176,10 @@ export function buildProgram(io: Pick<Io, "out" | "err"> = processIo()): Command
       "print one JSON document { tool, version, config, strategies: [...] } instead of the table",
     )
     .option("--wide", "one row per strategy and era, every metric a column (about 230 columns)")
+    .option(
+      "--pagetypeinfo",
+      'also print the aged guest\'s /proc/buddyinfo and /proc/pagetypeinfo before the NIC add (JSON: a "pagetypeinfo" string)',
+    )
     .addOption(
       new Option("--report <file.html>", "write the HTML report here")
         .default("ivm-demo-report.html")
@@ -230,6 +237,8 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
   bar?.update(steps.length, { step: "done" });
   bar?.stop();
   const results = runs.map((r) => r.result);
+  const first = steps[0];
+  const view = o.pagetypeinfo && first ? agedGuestView(first.entry, first.era, demo) : undefined;
   const findings = runs.flatMap((r) => r.findings);
   const kernel =
     demo.era === "each"
@@ -258,6 +267,7 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
       },
       kernel,
       strategies: results,
+      ...(view !== undefined ? { pagetypeinfo: view } : {}),
       findings,
     };
     io.out(`${JSON.stringify(doc, null, 2)}\n`);
@@ -271,7 +281,9 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
     const legend =
       "mappings: live vmalloc mappings of each buffer; metadata: what the strategy keeps besides the data pages; temp peak: its largest temporary allocation; 4 MiB blocks: order-10 data blocks; fallbacks: order-10 allocations that failed.";
     const table = o.wide ? comparisonTable(results, io) : transposedTables(results, width, io);
-    io.out(`${wrapText(guest, width)}\n${table}\n${wrapText(legend, width)}\n${findingLines(runs, width)}`);
+    io.out(
+      `${wrapText(guest, width)}\n${view !== undefined ? `\n${view}\n` : ""}${table}\n${wrapText(legend, width)}\n${findingLines(runs, width)}`,
+    );
   }
   if (o.report !== false) {
     const html = renderReport({

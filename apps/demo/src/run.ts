@@ -1,8 +1,16 @@
 import { STRATEGIES, type StrategyEntry } from "@ivm/catalog";
 import type { Era } from "@ivm/hypercall";
 import { eraProfile, type Finding, getProfile, type KernelProfile, type ProfileName } from "@ivm/kernel";
-import type { UptimeLevel } from "@ivm/memory";
-import { addNicMeasured, type BufferCost, type FaultName, type FaultReport, runTraffic, Vm } from "@ivm/vm";
+import type { AllocatorWork, UptimeLevel } from "@ivm/memory";
+import {
+  addNicMeasured,
+  type BufferCost,
+  type DeviceAddCost,
+  type FaultName,
+  type FaultReport,
+  runTraffic,
+  Vm,
+} from "@ivm/vm";
 import type { StrategyReport, TimelineEvent } from "./report-model.js";
 import { formatBytes } from "./size.js";
 import { mappingViews, memoryPicture } from "./snapshot.js";
@@ -50,6 +58,8 @@ export interface BufferJson {
   readonly liveMappings: number;
   readonly ptePages: number;
   readonly vmallocBytes: number;
+  /** The allocator work of the strategy's allocate call for this buffer (its higher-order attempts included). */
+  readonly allocatorWork?: AllocatorWork;
 }
 
 /** One strategy's run in the stable JSON shape printed by --json (documented in the README). */
@@ -81,6 +91,10 @@ export interface StrategyResult {
     readonly gpadlMessages: number;
     readonly channelMessages: number;
     readonly pageTablePagesAdded: number;
+    /** What the add made the page allocator do (compaction…, reclaim, fallbacks); absent when it was not tried. */
+    readonly allocator?: AllocatorWork;
+    /** Fragmentation indices for orders 9 and 10 just before the add. */
+    readonly fragmentation?: DeviceAddCost["fragmentation"];
   };
   readonly hostVisiblePagesAfterRemove: number;
   readonly leakedPages: number;
@@ -102,7 +116,8 @@ export interface DemoRun {
 function bufferJson(b: BufferCost | undefined): BufferJson | null {
   if (!b) return null;
   const { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes } = b;
-  return { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes };
+  const out = { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes };
+  return b.strategy ? { ...out, allocatorWork: b.strategy.allocatorWork } : out;
 }
 
 function skipped(
@@ -151,6 +166,19 @@ function skipped(
   };
 }
 
+/** The aged guest a run starts from, before its NIC is added. */
+export function bootGuest(entry: StrategyEntry, kernel: KernelProfile, o: DemoOptions): Vm {
+  return Vm.boot({
+    memory: o.memory,
+    kernel,
+    ...(o.fault !== undefined ? { fault: o.fault } : {}),
+    isolation: o.isolation,
+    uptime: o.uptime,
+    seed: o.seed,
+    strategy: entry,
+  });
+}
+
 /** Boots one guest per strategy (same seed, same aged memory), adds a NIC, moves traffic, removes it. */
 export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun {
   const kernel = runKernel(o, era);
@@ -163,15 +191,7 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
         ? null
         : `${entry.name} was written for the ${entry.eras.join(" and ")} era, not ${era}`;
   if (unsupported !== null) return skipped(entry, era, kernel.name, o.isolation, unsupported);
-  const vm = Vm.boot({
-    memory: o.memory,
-    kernel,
-    ...(o.fault !== undefined ? { fault: o.fault } : {}),
-    isolation: o.isolation,
-    uptime: o.uptime,
-    seed: o.seed,
-    strategy: entry,
-  });
+  const vm = bootGuest(entry, kernel, o);
   const { nic, cost } = addNicMeasured(vm, {
     ...(o.rxSections !== undefined ? { rxSections: o.rxSections } : {}),
     ...(o.txSections !== undefined ? { txSections: o.txSections } : {}),
@@ -229,6 +249,8 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
       gpadlMessages: cost.gpadlMessages,
       channelMessages: cost.channelMessages,
       pageTablePagesAdded: cost.pageTablePagesAdded,
+      allocator: cost.allocator,
+      fragmentation: cost.fragmentation,
     },
     hostVisiblePagesAfterRemove: vm.hostVisibleOutsideSwiotlb(),
     leakedPages: vm.memory.leakedPages,
@@ -321,4 +343,6 @@ export interface DemoDocument {
   readonly kernel: { readonly name: ProfileName; readonly era: Era; readonly hardened: boolean } | null;
   readonly strategies: readonly StrategyResult[];
   readonly findings: readonly FindingJson[];
+  /** With --pagetypeinfo: the first run's aged guest as /proc/buddyinfo and /proc/pagetypeinfo print it. */
+  readonly pagetypeinfo?: string;
 }

@@ -118,6 +118,7 @@ export class Vmalloc {
       return this.#fail();
     }
     const frames = new Float64Array(nrPages);
+    // vm_area_alloc_pages: order-0 GFP_KERNEL pages (unmovable, not costly: the slow path reclaims and retries).
     const gfp = (options.gfp ?? 0) & Gfp.Zero;
     let got = 0;
     for (; got < nrPages; got++) {

@@ -78,6 +78,8 @@ function create(
     while (left > 0) {
       let order = maxOrder;
       while (2 ** order > left) order--;
+      // v5: GFP_KERNEL | __GFP_ZERO — at order 10 a costly request without __GFP_NORETRY: on an aged guest
+      // each attempt runs async compaction, direct reclaim and sync compaction before it fails (and warns).
       let pfn = memory.buddy.allocPages(order, { tag, gfp: Gfp.Zero });
       while (pfn === null && graded && order > 0) {
         order--;

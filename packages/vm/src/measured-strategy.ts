@@ -1,4 +1,4 @@
-import type { GuestMemory } from "@ivm/memory";
+import { type AllocatorWork, type GuestMemory, snapshotWork, workSince } from "@ivm/memory";
 import type { BufferPurpose, SharedBuffer, SharedBufferStrategy } from "@ivm/shared-buffer";
 
 /** What one buffer cost the strategy itself, measured around its own calls (allocate and map). */
@@ -13,6 +13,11 @@ export interface StrategyCallCost {
   readonly transientPeakBytes: number;
   /** Page-table walks (vmalloc_to_pfn) the strategy made. */
   readonly pageWalks: number;
+  /**
+   * The allocator work the strategy's allocate call caused (compaction, reclaim, fallbacks): what its
+   * higher-order attempts cost, whether or not they succeeded.
+   */
+  readonly allocatorWork: AllocatorWork;
 }
 
 interface Snapshot {
@@ -23,6 +28,7 @@ interface Snapshot {
   readonly large: number;
   readonly data: number;
   readonly walks: number;
+  readonly work: AllocatorWork;
 }
 
 function snapshot(memory: GuestMemory, purpose: string): Snapshot {
@@ -34,6 +40,7 @@ function snapshot(memory: GuestMemory, purpose: string): Snapshot {
     large: memory.kmalloc.largePages,
     data: memory.buddy.pagesOwnedBy(purpose),
     walks: memory.vmalloc.pageWalks,
+    work: snapshotWork(memory.buddy.work),
   };
 }
 
@@ -99,6 +106,7 @@ export function measuredStrategy(
           // Peaks above what each call left behind: the temporaries it freed before returning.
           transientPeakBytes: Math.max(entry.peak - entry.after.kmallocLive, peak - mapAfter.kmallocLive),
           pageWalks: entry.after.walks - entry.before.walks + mapAfter.walks - mapBefore.walks,
+          allocatorWork: workSince(entry.after.work, entry.before.work),
         });
       }
       return result;

@@ -39,7 +39,7 @@ export function vmbusAllocRing(memory: GuestMemory, sendSize: number, recvSize: 
   }
   if (sendSize + recvSize > 0xffff_ffff) return err("EINVAL", "ring-size", "send + recv overflows a u32");
   const order = getOrder(sendSize + recvSize);
-  const firstPfn = memory.buddy.allocPages(order, { tag: RING_TAGS.pages, gfp: Gfp.Zero });
+  const firstPfn = memory.buddy.allocPages(order, { tag: RING_TAGS.pages, gfp: Gfp.Zero }); // GFP_KERNEL|__GFP_ZERO: reclaim + compaction, no retry (costly)
   if (firstPfn === null) return err("ENOMEM", "ring-pages", `no order-${order} block for the rings`);
   return ok({
     firstPfn,
