@@ -2,7 +2,7 @@
 // swiotlb and an injected buffer strategy. The wire formats are in @ivm/netvsc-protocol; the host's
 // device is @ivm/netvsp, which this package never imports.
 
-export { NETVSC_FINDING, RX_PRIVATE_TAG, SECTION_MAP_TAG } from "./init-buf.js";
+export { NETVSC_BUFFER_TAGS, NETVSC_FINDING, RX_PRIVATE_TAG, SECTION_MAP_TAG } from "./init-buf.js";
 export {
   NETVSC_MAX_PKT_SIZE,
   NETVSC_MIN_IN_MSG_SIZE,

@@ -27,6 +27,8 @@ import type { NetvscBuffer, NetvscDev } from "./nvdev.js";
 import { RecvCompRing } from "./recv-comp-ring.js";
 import { SendSectionMap } from "./send-buffer.js";
 
+/** The purposes netvsc asks its strategy for, which the strategy uses as the buffers' owner tags. */
+export const NETVSC_BUFFER_TAGS = { rx: "netvsc-rx", tx: "netvsc-tx" } as const;
 export const RX_PRIVATE_TAG = "netvsc-rx-private";
 export const SECTION_MAP_TAG = "netvsc-send-section-map";
 
@@ -80,7 +82,7 @@ function initRecvBuf(nv: NetvscDev): NetvscResult<void> {
   const reply = shareBuffer(
     nv,
     bytes,
-    "netvsc-rx",
+    NETVSC_BUFFER_TAGS.rx,
     (x) => {
       nv.recv = x;
     },
@@ -122,7 +124,7 @@ function initSendBuf(nv: NetvscDev): NetvscResult<void> {
   const reply = shareBuffer(
     nv,
     bytes,
-    "netvsc-tx",
+    NETVSC_BUFFER_TAGS.tx,
     (x) => {
       nv.send = x;
     },

@@ -1,4 +1,7 @@
 import { PageFlag } from "@ivm/memory";
+import { NETVSC_BUFFER_TAGS } from "@ivm/netvsc";
+import { SWIOTLB_TAG } from "@ivm/swiotlb";
+import { MONITOR_TAGS, RING_TAGS } from "@ivm/vmbus";
 import type { Vm } from "./vm.js";
 
 /** The design's invariants (docs/design.md). */
@@ -34,13 +37,15 @@ export interface RetiredNicGuards {
  * netvsc's buffers and a strategy's boot-time pool. Any other visible page (slab, page tables, the hypercall input page, a
  * free page) means the shared and private pools overlap (I8) unless it was leaked (I4).
  */
-const SHARED_OWNERS: ReadonlySet<string> = new Set([
-  "swiotlb",
-  "vmbus-ring",
+const SHARED_OWNERS: ReadonlySet<string> = new Set<string>([
+  SWIOTLB_TAG,
+  RING_TAGS.pages,
   // the connection's two monitor pages (vmbus_connect makes them host-visible in an isolated guest)
-  "vmbus-monitor",
-  "netvsc-rx",
-  "netvsc-tx",
+  MONITOR_TAGS.pages,
+  NETVSC_BUFFER_TAGS.rx,
+  NETVSC_BUFFER_TAGS.tx,
+  // @ivm/strategy-shared-pool's boot-time pool; the VM does not depend on any one strategy package,
+  // so this owner is named here (the owner tag the pool's allocRange uses).
   "shared-pool",
 ]);
 
@@ -146,7 +151,7 @@ function checkSharedOwners(vm: Vm, out: InvariantViolation[]): void {
     // freed while host-visible by a kernel-exact path (a finding): free again, or handed out since
     if (buddy.isFreedWhileVisible(pfn)) continue;
     const owner = buddy.ownerOf(pfn);
-    if (!SHARED_OWNERS.has(owner) || owner === "swiotlb") {
+    if (!SHARED_OWNERS.has(owner) || owner === SWIOTLB_TAG) {
       out.push({ invariant: "I8", detail: `host-visible page owned by "${owner}"`, pfn });
       return; // one is enough: the rest are usually the same block
     }
