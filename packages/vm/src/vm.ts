@@ -32,7 +32,7 @@ import { measuredStrategy, type StrategyCallCost } from "./measured-strategy.js"
 
 /**
  * The profile `Vm.boot` runs: `kernel` by name or as given, else the era's representative kernel;
- * `hardened` as asked (default: only for the era shorthand). Throws UnknownKernelError for a name the
+ * `hardened` as asked (default: the given profile's own flag; a name is kernel-exact; the era shorthand hardened). Throws UnknownKernelError for a name the
  * lab does not know, and a RangeError when `era` contradicts the kernel.
  */
 function resolveKernel(options: VmOptions): KernelProfile {
@@ -45,7 +45,9 @@ function resolveKernel(options: VmOptions): KernelProfile {
         : given;
   if (given !== undefined && options.era !== undefined && options.era !== base.era)
     throw new RangeError(`kernel ${base.name} is a ${base.era} kernel, not ${options.era}`);
-  const hardened = options.hardened ?? given === undefined;
+  // A profile object keeps its own `hardened`; a name runs the kernel's own logic; the era shorthand is hardened.
+  const hardened =
+    options.hardened ?? (given === undefined ? true : typeof given === "string" ? false : given.hardened);
   return hardened ? withHardened(base) : base.hardened ? { ...base, hardened: false } : base;
 }
 

@@ -1,4 +1,4 @@
-import { PROFILE_NAMES, profiles, UnknownKernelError } from "@ivm/kernel";
+import { PROFILE_NAMES, profiles, UnknownKernelError, withHardened } from "@ivm/kernel";
 import { PAGE_SIZE } from "@ivm/memory";
 import { sharedPool } from "@ivm/strategy-shared-pool";
 import { vmallocRemap } from "@ivm/strategy-vmalloc-remap";
@@ -55,6 +55,16 @@ describe("Vm.boot({ kernel })", () => {
     const vm = Vm.boot({ memory: 64 * MiB, kernel: profiles["6.1"], hardened: true, ...anyKernel() });
     expect(vm.kernel).toMatchObject({ name: "6.1", era: "address-bit", hardened: true });
     expect(vm.conn.kernel.profile.hardened).toBe(true);
+  });
+
+  it("a KernelProfile object keeps its own hardened flag unless `hardened` says otherwise", () => {
+    const hardenedProfile = withHardened(profiles["6.1"]);
+    expect(Vm.boot({ memory: 64 * MiB, kernel: hardenedProfile, ...anyKernel() }).kernel.hardened).toBe(true);
+    expect(Vm.boot({ memory: 64 * MiB, kernel: profiles["6.1"], ...anyKernel() }).kernel.hardened).toBe(
+      false,
+    );
+    const relaxed = Vm.boot({ memory: 64 * MiB, kernel: hardenedProfile, hardened: false, ...anyKernel() });
+    expect(relaxed.conn.kernel.profile.hardened).toBe(false);
   });
 
   it("keeps `era` as the shorthand for the era's representative kernel (5.17, 6.9), hardened as before profiles", () => {
