@@ -31,6 +31,13 @@ export function readU64Number(view: DataView, offset: number): number {
   return hi * TWO_POW_32 + lo;
 }
 
+/** A little-endian u32 read straight from the bytes, without a DataView per call (hot paths). */
+export function readU32(bytes: Uint8Array, offset: number): number {
+  return (
+    (bytes[offset]! | (bytes[offset + 1]! << 8) | (bytes[offset + 2]! << 16) | (bytes[offset + 3]! << 24)) >>> 0
+  );
+}
+
 export function viewOf(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
