@@ -16,6 +16,7 @@ import type { Scheduler } from "./scheduler.js";
 import { HV_POST_STATUS, type SynicLink } from "./synic.js";
 import type { MessageDirection, VmbusTraceEvent } from "./trace.js";
 import type { ChannelTransport, PendingRequest } from "./transport.js";
+import { readU32 } from "./wire/bytes.js";
 import {
   CHANNELMSG,
   type ChannelMessage,
@@ -29,7 +30,6 @@ import {
   type VersionResponseMessage,
   VMBUS_VERSION,
 } from "./wire/channel-message.js";
-import { readU32 } from "./wire/bytes.js";
 import { GPADL_HANDLE_START } from "./wire/gpadl.js";
 
 /** vmbus_versions[]: newest first; vmbus_connect tries each until the host accepts one. */

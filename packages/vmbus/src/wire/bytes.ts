@@ -34,7 +34,8 @@ export function readU64Number(view: DataView, offset: number): number {
 /** A little-endian u32 read straight from the bytes, without a DataView per call (hot paths). */
 export function readU32(bytes: Uint8Array, offset: number): number {
   return (
-    (bytes[offset]! | (bytes[offset + 1]! << 8) | (bytes[offset + 2]! << 16) | (bytes[offset + 3]! << 24)) >>> 0
+    (bytes[offset]! | (bytes[offset + 1]! << 8) | (bytes[offset + 2]! << 16) | (bytes[offset + 3]! << 24)) >>>
+    0
   );
 }
 
