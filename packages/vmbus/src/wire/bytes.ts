@@ -39,6 +39,23 @@ export function readU32(bytes: Uint8Array, offset: number): number {
   );
 }
 
+let boundBuffer: ArrayBufferLike | undefined;
+let boundView: DataView | undefined;
+
+/**
+ * A DataView over the whole ArrayBuffer behind `bytes` (index it with `bytes.byteOffset + offset`),
+ * kept for the last buffer asked about: the ring and packet codecs read and write the same ring buffer
+ * over and over, so they get one view per buffer instead of one per packet.
+ */
+export function bufferView(bytes: Uint8Array): DataView {
+  const buffer = bytes.buffer;
+  if (buffer !== boundBuffer || boundView === undefined) {
+    boundBuffer = buffer;
+    boundView = new DataView(buffer);
+  }
+  return boundView;
+}
+
 export function viewOf(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
