@@ -70,7 +70,36 @@ export function labFrameStream(seed: number): Uint8Array {
 
 /** Where frame `seq`'s payload starts in the seed's stream. */
 function streamOffset(seed: number, seq: number): number {
-  return payloadState(seed >>> 0, seq >>> 0) & (LAB_FRAME_STREAM_BYTES - 1);
+  // ≡ 2 (mod 4), as the payload's own offset 26 is: a frame that starts on a 4-byte boundary is then
+  // compared word by word.
+  return (payloadState(seed >>> 0, seq >>> 0) & (LAB_FRAME_STREAM_BYTES - 1) & ~3) | 2;
+}
+
+/** The stream's 32-bit words, for the word-by-word compare. */
+const streamWords = new WeakMap<Uint8Array, Int32Array>();
+
+/** Whether frame[at, at + n) equals stream[from, from + n) (from + n within the stream). */
+function sameBytes(frame: Uint8Array, at: number, stream: Uint8Array, from: number, n: number): boolean {
+  let i = 0;
+  // Bytes until the frame reaches a word boundary; if the stream does too, the middle goes by words.
+  while (i < n && ((frame.byteOffset + at + i) & 3) !== 0) {
+    if (frame[at + i] !== stream[from + i]) return false;
+    i++;
+  }
+  const words = (n - i) >>> 2;
+  if (words > 4 && ((from + i) & 3) === 0) {
+    let sw = streamWords.get(stream);
+    if (sw === undefined) {
+      sw = new Int32Array(stream.buffer, stream.byteOffset, stream.length >>> 2);
+      streamWords.set(stream, sw);
+    }
+    const fw = new Int32Array(frame.buffer, frame.byteOffset + at + i, words);
+    const s0 = (from + i) >>> 2;
+    for (let w = 0; w < words; w++) if (fw[w] !== sw[s0 + w]) return false;
+    i += words * 4;
+  }
+  for (; i < n; i++) if (frame[at + i] !== stream[from + i]) return false;
+  return true;
 }
 
 /** FNV-1a over little-endian 32-bit words, then the tail bytes; seeded with the length. */
@@ -144,7 +173,7 @@ export function verifyLabFrame(frame: Uint8Array): LabFrameCheck {
   let from = streamOffset(seed, seq);
   for (let at = LAB_FRAME_HEADER_SIZE; at < length; ) {
     const n = Math.min(length - at, LAB_FRAME_STREAM_BYTES - from);
-    for (let i = 0; i < n; i++) if (frame[at + i] !== stream[from + i]) return PAYLOAD_MISMATCH;
+    if (!sameBytes(frame, at, stream, from, n)) return PAYLOAD_MISMATCH;
     at += n;
     from = 0;
   }
