@@ -11,10 +11,10 @@ export const MAX_SAFE_U64_NUMBER: number = Number.MAX_SAFE_INTEGER;
  * produces, so a value outside [0, 2^53) is a model bug and throws.
  */
 export function writeU64Number(view: DataView, offset: number, value: number): void {
-  invariant(
-    Number.isSafeInteger(value) && value >= 0,
-    `u64 value ${value} is not a safe non-negative integer`,
-  );
+  // The message is built only on failure: this runs once per PFN of every GPADL.
+  if (!(Number.isSafeInteger(value) && value >= 0)) {
+    invariant(false, `u64 value ${value} is not a safe non-negative integer`);
+  }
   view.setUint32(offset, value % TWO_POW_32, true);
   view.setUint32(offset + 4, Math.floor(value / TWO_POW_32), true);
 }

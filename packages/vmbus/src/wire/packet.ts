@@ -93,7 +93,7 @@ export function encodeInbandPacket(
   payload: Uint8Array,
 ): Uint8Array {
   const len = align8(VMPACKET_DESCRIPTOR_SIZE + payload.length);
-  invariant(len <= MAX_PACKET_LEN, `packet of ${len} bytes does not fit len8`);
+  if (len > MAX_PACKET_LEN) invariant(false, `packet of ${len} bytes does not fit len8`);
   const out = new Uint8Array(len);
   writePacketDescriptor(out, 0, {
     type,
