@@ -14,7 +14,7 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   }
 }
 
-/** The fragmentation sweep as three panels: add success, buffer pages by order, and the indices. */
+/** The fragmentation sweep as four panels: add success, allocator cost, buffer pages by order, and the indices. */
 export function fragmentationChart(records: readonly ResultRecord[]): TopLevelSpec {
   const summaries = summarize(records);
   // "(1) vmalloc-remap": sorts by the seed's numbering; a strategy in two eras is told apart by era.
@@ -28,6 +28,15 @@ export function fragmentationChart(records: readonly ResultRecord[]): TopLevelSp
     success: s.runs ? s.added / s.runs : 0,
     fallbacks: s.runs ? s.fallbacks / s.runs : 0,
   }));
+  const cost = summaries.flatMap((s) => [
+    {
+      strategy: name(s),
+      uptime: s.uptime,
+      work: "pages migrated by compaction",
+      pages: s.compactionMigrated,
+    },
+    { strategy: name(s), uptime: s.uptime, work: "pages reclaimed", pages: s.reclaimed },
+  ]);
   const orders = summaries.flatMap((s) =>
     s.meanBlocks.flatMap((blocks, order) =>
       blocks > 0
@@ -63,7 +72,7 @@ export function fragmentationChart(records: readonly ResultRecord[]): TopLevelSp
   } as const;
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: "netvsc device add after uptime: success, pages by order, fragmentation",
+    title: "netvsc device add after uptime: success, allocator cost, pages by order, fragmentation",
     config: { font: "sans-serif", view: { stroke: null }, legend: { labelLimit: 300 } },
     vconcat: [
       {
@@ -90,6 +99,21 @@ export function fragmentationChart(records: readonly ResultRecord[]): TopLevelSp
             },
           },
         ],
+      },
+      {
+        title: "what the add cost the allocator (mean per add): pages compaction migrated, pages reclaimed",
+        data: { values: cost },
+        facet: { column: { field: "strategy", title: null } },
+        spec: {
+          width: 110,
+          height: 140,
+          mark: "bar",
+          encoding: {
+            x: uptime,
+            y: { field: "pages", type: "quantitative", title: "pages", stack: "zero" },
+            color: { field: "work", type: "nominal", scale: { scheme: "set2" } },
+          },
+        },
       },
       {
         title:

@@ -1,8 +1,9 @@
-import { formatBytes, strategyByName, strategyEras } from "@ivm/catalog";
+import { formatBytes, STRATEGIES, strategyByName, strategyEras } from "@ivm/catalog";
 import type { Era } from "@ivm/hypercall";
+import { getProfile, PROFILE_NAMES, type ProfileName } from "@ivm/kernel";
 import type { UptimeLevel } from "@ivm/memory";
 import { NETVSC_DEFAULT_RX, NETVSC_DEFAULT_TX } from "@ivm/netvsc-protocol";
-import { addNicMeasured, type BufferCost, runTraffic, Vm } from "@ivm/vm";
+import { addNicMeasured, type BufferCost, type FaultName, runTraffic, Vm } from "@ivm/vm";
 import { packageLoc } from "./loc.js";
 import { eraOrder, strategyOrder, uptimeOrder } from "./order.js";
 import { type MetricValue, type Rank, type ResultRecord, runInfo, sortByRank } from "./records.js";
@@ -20,6 +21,10 @@ export interface CompareCase {
   readonly txSections: number;
   /** Frames of the fixed traffic mix used to measure bytes copied per packet. */
   readonly packets: number;
+  /** The kernel the guest boots, kernel-exact (its era is `era`); absent: the era's representative. */
+  readonly kernel?: ProfileName;
+  /** A named fault armed in the guest (@ivm/vm's VM_FAULTS). */
+  readonly fault?: FaultName;
 }
 
 type Metrics = Record<string, MetricValue>;
@@ -53,7 +58,8 @@ export function measureCompare(c: CompareCase): ResultRecord {
   if (!entry) throw new Error(`unknown strategy ${c.strategy}`);
   const vm = Vm.boot({
     memory: c.memory,
-    era: c.era,
+    ...(c.kernel !== undefined ? { kernel: c.kernel } : { era: c.era }),
+    ...(c.fault !== undefined ? { fault: c.fault } : {}),
     isolation: c.isolated,
     uptime: c.uptime,
     seed: c.seed,
@@ -98,6 +104,11 @@ export function measureCompare(c: CompareCase): ResultRecord {
     metrics["remove.leakedBuffers"] = removed.leakedBuffers;
     metrics["remove.hostVisibleLeft"] = vm.hostVisibleOutsideSwiotlb();
   }
+  metrics["remove.leakedPages"] = vm.memory.leakedPages;
+  // what the booted kernel would do that its fixed successors do not (counted, never a failure)
+  metrics.findings = vm.findingLog.count();
+  metrics["findings.ids"] = [...vm.findingLog.countsById().keys()].sort().join(" ");
+  if (c.fault !== undefined) metrics["fault.fired"] = vm.fault?.fired ?? false;
   metrics.loc = packageLoc(entry.packageName).loc;
   return {
     bench: "compare",
@@ -111,6 +122,9 @@ export function measureCompare(c: CompareCase): ResultRecord {
       rxSections: c.rxSections,
       txSections: c.txSections,
       packets: c.packets,
+      // only when given, so that records of the era shorthand keep their keys (and baselines match)
+      ...(c.kernel !== undefined ? { kernel: c.kernel } : {}),
+      ...(c.fault !== undefined ? { fault: c.fault } : {}),
     },
     metrics,
     run: runInfo(),
@@ -125,6 +139,8 @@ export const compareRank: Rank = (k) => [
   k.isolated === false ? 1 : 0,
   strategyOrder(k.strategy),
   eraOrder(k.era),
+  k.kernel === undefined ? -1 : PROFILE_NAMES.indexOf(k.kernel as ProfileName),
+  k.fault === undefined ? "" : String(k.fault),
   Number(k.memory),
   uptimeOrder(k.uptime),
   Number(k.seed),
@@ -138,6 +154,9 @@ export const compareRank: Rank = (k) => [
 export function compareCases(o: {
   readonly strategies?: readonly string[];
   readonly eras?: readonly Era[];
+  /** Boot these kernels instead of the eras' representatives: each strategy on each kernel it was written for. */
+  readonly kernels?: readonly ProfileName[];
+  readonly fault?: FaultName;
   readonly isolation: readonly boolean[];
   readonly sizes: readonly { readonly rxSections: number; readonly txSections: number }[];
   readonly memory: number;
@@ -146,20 +165,49 @@ export function compareCases(o: {
   readonly packets: number;
 }): CompareCase[] {
   const { memory, uptime, seed, packets } = o;
-  const pairs = strategyEras({
-    ...(o.strategies ? { names: o.strategies } : {}),
-    ...(o.eras ? { eras: o.eras } : {}),
-  });
+  const fault = o.fault !== undefined ? { fault: o.fault } : {};
+  const pairs: { name: string; era: Era; kernel?: ProfileName }[] =
+    o.kernels !== undefined
+      ? o.kernels.flatMap((kernel) => {
+          const profile = getProfile(kernel);
+          return STRATEGIES.filter(
+            (s) =>
+              (!o.strategies || o.strategies.includes(s.name)) &&
+              (!o.eras || o.eras.includes(profile.era)) &&
+              s.unsupportedOn(profile) === null,
+          ).map((s) => ({ name: s.name, era: profile.era, kernel }));
+        })
+      : strategyEras({
+          ...(o.strategies ? { names: o.strategies } : {}),
+          ...(o.eras ? { eras: o.eras } : {}),
+        }).map(({ entry, era }) => ({ name: entry.name, era }));
   const cases: CompareCase[] = [];
   for (const size of o.sizes)
     for (const isolated of o.isolation)
-      for (const { entry, era } of pairs)
-        cases.push({ strategy: entry.name, era, isolated, memory, uptime, seed, packets, ...size });
+      for (const { name, era, kernel } of pairs)
+        cases.push({
+          strategy: name,
+          era,
+          isolated,
+          memory,
+          uptime,
+          seed,
+          packets,
+          ...size,
+          ...(kernel !== undefined ? { kernel } : {}),
+          ...fault,
+        });
   return sortByRank(cases, compareRank, (c) => ({ ...c }));
 }
 
 const n = (v: MetricValue | undefined): number | null => (typeof v === "number" ? v : null);
-const pair = (m: Readonly<Record<string, MetricValue>>, name: string, f = (v: number) => num(v)): string => {
+
+/** `rx + tx` of one metric (`rx.<name>`, `tx.<name>`), or `–` when either is missing. */
+export const pair = (
+  m: Readonly<Record<string, MetricValue>>,
+  name: string,
+  f: (v: number) => string = (v) => num(v),
+): string => {
   const rx = n(m[`rx.${name}`]);
   const tx = n(m[`tx.${name}`]);
   return rx === null || tx === null ? "–" : `${f(rx)} + ${f(tx)}`;
@@ -177,13 +225,23 @@ function label(name: string): string {
   return s ? `(${s.approach}) ${name}` : name;
 }
 
+/** `0`, or the count and the ids: `2: CVE-2024-36911 CVE-2024-36912`. */
+export function findingsCell(m: Readonly<Record<string, MetricValue>>): string {
+  const count = n(m.findings);
+  if (count === null) return "–";
+  return count === 0 ? "0" : `${num(count)}: ${String(m["findings.ids"])}`;
+}
+
 export function compareTable(records: readonly ResultRecord[]): TableData {
+  // the findings column only for runs on named kernels or with a fault (the era shorthand has none)
+  const withFindings = records.some((r) => r.key.kernel !== undefined || r.key.fault !== undefined);
   const rows = records
     .filter((r) => r.bench === "compare")
     .map((r) => {
       const k = r.key;
       const m = r.metrics;
-      const era = k.isolated === false ? `${String(k.era)}, no isolation` : String(k.era);
+      const kernel = k.kernel === undefined ? String(k.era) : `${String(k.kernel)} (${String(k.era)})`;
+      const era = k.isolated === false ? `${kernel}, no isolation` : kernel;
       const failed = m.ok === false ? `add failed: ${String(m.error)}` : null;
       return [
         label(String(k.strategy)),
@@ -202,6 +260,7 @@ export function compareTable(records: readonly ResultRecord[]): TableData {
         num(n(m["copy.txBounce.bytesPerPacket"])),
         num(n(m["copy.rx.bytesPerPacket"])),
         num(n(m.loc)),
+        ...(withFindings ? [findingsCell(m)] : []),
       ];
     });
   const first = records.find((r) => r.bench === "compare");
@@ -227,6 +286,7 @@ export function compareTable(records: readonly ResultRecord[]): TableData {
       "TX bounce B/pkt",
       "RX copy B/pkt",
       "LOC",
+      ...(withFindings ? ["findings"] : []),
     ],
     rows,
     notes: [

@@ -21,7 +21,9 @@ export interface FragmentationCase {
 /**
  * Ages a guest (seeded), reads the fragmentation indices the kernel would report, then hot-adds a NIC:
  * did the add succeed, how often did an order-10 allocation fail (strategy (4) then falls back to
- * order-0 pages), and which orders the buffers' pages came from.
+ * order-0 pages), which orders the buffers' pages came from, and what the allocator did for it
+ * (direct compaction runs and pages migrated, pages reclaimed, allocation stalls) — for the whole add
+ * and for the RX buffer's own allocation (where (4)'s order-10 attempts are).
  */
 export function measureFragmentation(c: FragmentationCase): ResultRecord {
   const entry = strategyByName(c.strategy);
@@ -47,6 +49,17 @@ export function measureFragmentation(c: FragmentationCase): ResultRecord {
       extfrag10: frag[10]!.extfrag,
       unusable9: frag[9]!.unusable,
       unusable10: frag[10]!.unusable,
+      compactionStalls: cost.allocator.compactionStalls,
+      compactionSuccesses: cost.allocator.compactionSuccesses,
+      compactionMigrateScanned: cost.allocator.compactionMigrateScanned,
+      compactionFreeScanned: cost.allocator.compactionFreeScanned,
+      compactionMigrated: cost.allocator.compactionMigrated,
+      compactionDeferred: cost.allocator.compactionDeferred,
+      allocStalls: cost.allocator.allocStalls,
+      reclaimed:
+        cost.allocator.reclaimed + cost.allocator.kswapdReclaimed + cost.allocator.slabPagesReclaimed,
+      rxCompactionStalls: cost.buffers.rx?.strategy?.allocatorWork.compactionStalls ?? 0,
+      rxCompactionMigrated: cost.buffers.rx?.strategy?.allocatorWork.compactionMigrated ?? 0,
     },
     run: runInfo(),
   };
@@ -92,6 +105,14 @@ export interface FragmentationSummary {
   readonly unusable10: number;
   readonly extfrag9: number;
   readonly unusable9: number;
+  /** Mean direct-compaction runs, pages migrated and pages reclaimed per add (all runs). */
+  readonly compactionStalls: number;
+  readonly compactionMigrated: number;
+  readonly compactionScanned: number;
+  readonly reclaimed: number;
+  readonly allocStalls: number;
+  /** Mean pages migrated inside the RX buffer's allocate call (strategy (4)'s order-10 attempts). */
+  readonly rxCompactionMigrated: number;
   readonly errors: readonly string[];
 }
 
@@ -123,6 +144,12 @@ export function summarize(records: readonly ResultRecord[]): FragmentationSummar
       unusable10: metric("unusable10"),
       extfrag9: metric("extfrag9"),
       unusable9: metric("unusable9"),
+      compactionStalls: metric("compactionStalls"),
+      compactionMigrated: metric("compactionMigrated"),
+      compactionScanned: metric("compactionMigrateScanned") + metric("compactionFreeScanned"),
+      reclaimed: metric("reclaimed"),
+      allocStalls: metric("allocStalls"),
+      rxCompactionMigrated: metric("rxCompactionMigrated"),
       errors: [
         ...new Set(runs.flatMap((r) => (typeof r.metrics.error === "string" ? [r.metrics.error] : []))),
       ],
@@ -149,6 +176,11 @@ export function fragmentationTable(records: readonly ResultRecord[]): TableData 
       "unusable o10",
       "extfrag o9",
       "unusable o9",
+      "compaction runs",
+      "pages migrated",
+      "of which RX alloc",
+      "reclaimed",
+      "stalls",
     ],
     rows: summaries.map((s) => [
       `(${strategyByName(s.strategy)?.approach ?? "?"}) ${s.strategy}`,
@@ -161,9 +193,15 @@ export function fragmentationTable(records: readonly ResultRecord[]): TableData 
       index(s.unusable10),
       index(s.extfrag9),
       index(s.unusable9),
+      num(s.compactionStalls, 1),
+      num(s.compactionMigrated, 0),
+      num(s.rxCompactionMigrated, 0),
+      num(s.reclaimed, 0),
+      num(s.allocStalls, 1),
     ]),
     notes: [
       "Indices as mm/vmstat.c computes them, after aging and before the add (extfrag −1 = a free block of that order exists; unusable = share of free memory in smaller blocks).",
+      "Allocator work per add (means over seeds): direct compaction runs (compact_stall), pages migrated (pgmigrate_success), of those inside the RX buffer's allocation, pages reclaimed (direct, kswapd, slab), direct-reclaim stalls (allocstall).",
       ...errors.map((e) => `Failed adds: ${e}`),
     ],
   };

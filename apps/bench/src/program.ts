@@ -4,6 +4,8 @@ import { STRATEGIES } from "@ivm/catalog";
 import {
   EXIT,
   each,
+  parseFault,
+  parseKernel,
   parseShard,
   readInput,
   type Shard,
@@ -12,6 +14,7 @@ import {
   writableOutput,
 } from "@ivm/catalog/cli";
 import type { Era } from "@ivm/hypercall";
+import { getProfile, PROFILE_NAMES, type ProfileName } from "@ivm/kernel";
 import type { UptimeLevel } from "@ivm/memory";
 import {
   NETVSC_DEFAULT_RX,
@@ -19,18 +22,20 @@ import {
   NVSP_PROTOCOL_VERSION,
   ringParamMax,
 } from "@ivm/netvsc-protocol";
+import { FAULT_NAMES, type FaultName } from "@ivm/vm";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import pkg from "../package.json" with { type: "json" };
 import { fragmentationChart, renderSvg } from "./chart.js";
 import { compareCases, compareRank, compareTable } from "./compare.js";
 import { fragmentationCases, fragmentationRank, fragmentationTable, UPTIMES } from "./fragmentation.js";
+import { historyCases, historyTable } from "./history.js";
 import { intIn, memorySize, percent, seedList, sizeList } from "./options.js";
 import { ERAS } from "./order.js";
 import { finish, loadMerged, type OutputOptions, type RecordsFile } from "./output.js";
 import { CHART_FILE, defaultOutFile } from "./paths.js";
 import { DEFAULT_JOBS, progressBar, runTasks } from "./pool.js";
 import { type BenchName, parseRecords, type ResultRecord } from "./records.js";
-import { runReport } from "./report.js";
+import { REPORT_DEFAULTS, runReport } from "./report.js";
 import { runSpeed, speedSteps, speedTables } from "./speed.js";
 
 const NAMES = STRATEGIES.map((s) => s.name);
@@ -152,6 +157,17 @@ ${EXIT_CODES}`,
       .description("the seed's criteria as numbers for every strategy in each era it supports")
       .addOption(strategyOption())
       .addOption(new Option("--era <eras...>", "only these eras").choices(ERAS))
+      .addOption(
+        new Option(
+          "--kernel <versions...>",
+          `boot these kernels (${PROFILE_NAMES.join(", ")}), kernel-exact: each strategy on each kernel it was written for`,
+        ).argParser(each(parseKernel)),
+      )
+      .addOption(
+        new Option("--fault <name>", `a named fault in every guest (${FAULT_NAMES.join(", ")})`).argParser(
+          parseFault,
+        ),
+      )
       .option("--without-isolation", "also measure each strategy in a guest without isolation")
       .addOption(
         new Option(
@@ -181,6 +197,7 @@ ${EXIT_CODES}`,
         `
 Examples:
   ivm-bench compare --strategy vmalloc-remap page-blocks --memory 8GiB --uptime moderate
+  ivm-bench compare --strategy vtom-pte --kernel 6.4 6.9 6.12 --fault reencrypt-fail
   ivm-bench compare --shard 1/2 --out a.jsonl && ivm-bench compare --shard 2/2 --out b.jsonl
   ivm-bench compare --merge a.jsonl b.jsonl --markdown      the same table as one unsharded run
   ivm-bench compare --baseline apps/bench/results/compare.jsonl
@@ -191,6 +208,8 @@ ${EXIT_CODES}`,
     async (
       o: CommonFlags & {
         era?: Era[];
+        kernel?: ProfileName[];
+        fault?: FaultName;
         withoutIsolation?: boolean;
         rxSections?: number;
         txSections?: number;
@@ -212,6 +231,8 @@ ${EXIT_CODES}`,
         const cases = compareCases({
           ...(o.strategy ? { strategies: o.strategy } : {}),
           ...(o.era ? { eras: o.era } : {}),
+          ...(o.kernel ? { kernels: o.kernel } : {}),
+          ...(o.fault ? { fault: o.fault } : {}),
           isolation: o.withoutIsolation ? [true, false] : [true],
           sizes,
           memory: o.memory,
@@ -219,7 +240,23 @@ ${EXIT_CODES}`,
           seed: o.seed,
           packets: o.packets,
         });
-        if (cases.length === 0) throw new CommanderError(2, "bench.empty", "no strategy supports that era");
+        // a strategy asked to run on a kernel it was not written for: one line saying why
+        const skipped: string[] = [];
+        for (const kernel of o.kernel ?? [])
+          for (const entry of STRATEGIES.filter((e) => !o.strategy || o.strategy.includes(e.name))) {
+            const why = entry.unsupportedOn(getProfile(kernel));
+            if (why !== null) skipped.push(why);
+          }
+        const offEra = (o.kernel ?? []).find((k) => o.era && !o.era.includes(getProfile(k).era));
+        if (offEra !== undefined)
+          throw new CommanderError(
+            2,
+            "bench.empty",
+            `kernel ${offEra} runs in the ${getProfile(offEra).era} era, not ${o.era?.join(", ")}`,
+          );
+        if (cases.length === 0)
+          throw new CommanderError(2, "bench.empty", skipped[0] ?? "no strategy supports that era");
+        for (const why of skipped) io.err(`not run: ${why}\n`);
         records = await runTasks(
           slice(cases, o.shard, io).map((c) => ({ kind: "compare", case: c })),
           o.jobs,
@@ -339,6 +376,37 @@ ${EXIT_CODES}`,
     },
   );
 
+  common(
+    program
+      .command("history")
+      .description(
+        "the history as it happened: approach (1) on 5.17 beside approach (5) on 6.4 and later, clean and with reencrypt-fail",
+      )
+      .addOption(
+        new Option("--memory <size>", "guest memory")
+          .default(REPORT_DEFAULTS.memory, "2GiB")
+          .argParser(memorySize),
+      )
+      .addOption(seedOption("seed of the traffic"))
+      .addOption(
+        new Option("--packets <n>", "frames in the traffic mix")
+          .default(REPORT_DEFAULTS.packets)
+          .argParser(intIn(1, 1_000_000, "--packets")),
+      )
+      .addOption(jobsOption())
+      .addHelpText("after", EXIT_CODES),
+    "compare",
+  ).action(async (o: CommonFlags & { memory: number; seed: number; packets: number }) => {
+    const records = o.merge
+      ? loadMerged(o.merge, compareRank)
+      : await runTasks(
+          historyCases(o).map((c) => ({ kind: "compare", case: c })),
+          o.jobs,
+          "history",
+        );
+    setCode(finish("compare", records, (r) => [historyTable(r)], o, write));
+  });
+
   program
     .command("report")
     .description(
@@ -347,6 +415,7 @@ ${EXIT_CODES}`,
     .addOption(
       new Option("--skip <parts...>", "leave these sections as they are").choices([
         "compare",
+        "history",
         "fragmentation",
         "speed",
       ]),

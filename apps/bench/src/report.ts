@@ -4,6 +4,7 @@ import { NETVSC_DEFAULT_RX, NETVSC_DEFAULT_TX } from "@ivm/netvsc-protocol";
 import { fragmentationChart, renderSvg } from "./chart.js";
 import { compareCases, compareTable } from "./compare.js";
 import { fragmentationCases, fragmentationTable, UPTIMES } from "./fragmentation.js";
+import { historyCases, historyTable } from "./history.js";
 import { APP_DIR, CHART_FILE, defaultOutFile } from "./paths.js";
 import { progressBar, runTasks } from "./pool.js";
 import { updateReadme } from "./readme.js";
@@ -51,6 +52,16 @@ export async function runReport(o: {
     appendRecords(defaultOutFile("compare"), records);
     sections.compare = `${stamp}\n\n${toMarkdown(compareTable(records), "####")}`;
     o.log(`compare: ${records.length} cases`);
+  }
+  if (!o.skip.has("history")) {
+    const records = await runTasks(
+      historyCases(d).map((c) => ({ kind: "compare", case: c })),
+      o.jobs,
+      "history",
+    );
+    appendRecords(defaultOutFile("compare"), records);
+    sections.history = `${stamp}\n\n${toMarkdown(historyTable(records), "####")}`;
+    o.log(`history: ${records.length} cases`);
   }
   if (!o.skip.has("fragmentation")) {
     const cases = fragmentationCases({ uptimes: UPTIMES, seeds: d.seeds, memory: d.memory });

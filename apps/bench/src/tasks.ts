@@ -13,5 +13,7 @@ export function runTask(task: Task): ResultRecord {
 
 export function describeTask(task: Task): string {
   const c = task.case;
-  return `${c.strategy} ${c.era} ${c.uptime} seed ${c.seed}`;
+  const kernel = "kernel" in c && c.kernel !== undefined ? ` ${c.kernel}` : "";
+  const fault = "fault" in c && c.fault !== undefined ? ` ${c.fault}` : "";
+  return `${c.strategy} ${c.era}${kernel}${fault} ${c.uptime} seed ${c.seed}`;
 }

@@ -6,6 +6,8 @@
  */
 import { accessSync, constants, existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { isProfileName, PROFILE_NAMES, type ProfileName } from "@ivm/kernel";
+import { FAULT_NAMES, type FaultName, isFaultName } from "@ivm/vm";
 import { InvalidArgumentError } from "commander";
 import wrapAnsi from "wrap-ansi";
 
@@ -117,4 +119,27 @@ export function outputColumns(
 /** Wraps prose to `width` columns at spaces (wrap-ansi), so notes under a table fit beside it. */
 export function wrapText(text: string, width: number): string {
   return wrapAnsi(text, width, { hard: false, trim: true });
+}
+
+/** Parses `--kernel <version>` against the lab's kernel profiles; a commander argument parser. */
+export function parseKernel(text: string): ProfileName {
+  const name = text.trim();
+  if (!isProfileName(name))
+    throw new InvalidArgumentError(`unknown kernel "${name}"; choose ${PROFILE_NAMES.join(", ")}`);
+  return name;
+}
+
+/** `--kernel 5.17,6.12` (or `all`): a comma-separated list of profiles, each checked by parseKernel. */
+export function parseKernelList(text: string): ProfileName[] {
+  if (text.trim() === "all") return [...PROFILE_NAMES];
+  const names = text.split(",").map(parseKernel);
+  return names.filter((n, i) => names.indexOf(n) === i);
+}
+
+/** Parses `--fault <name>` against @ivm/vm's named faults; a commander argument parser. */
+export function parseFault(text: string): FaultName {
+  const name = text.trim();
+  if (!isFaultName(name))
+    throw new InvalidArgumentError(`unknown fault "${name}"; choose ${FAULT_NAMES.join(", ")}`);
+  return name;
 }

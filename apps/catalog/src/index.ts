@@ -1,4 +1,5 @@
 import type { Era } from "@ivm/hypercall";
+import { inKernelRange, PROFILE_NAMES, type ProfileName, profiles } from "@ivm/kernel";
 import { dmaDecrypted } from "@ivm/strategy-dma-decrypted";
 import { dmaNoncontiguous } from "@ivm/strategy-dma-noncontiguous";
 import { pageBlocks } from "@ivm/strategy-page-blocks";
@@ -25,6 +26,11 @@ export function strategyByName(name: string): StrategyEntry | undefined {
 }
 
 export { formatBytes, parseSize } from "./units.js";
+
+/** The profiles a strategy was written for, oldest first (its declared range over the lab's kernels). */
+export function kernelsOf(entry: StrategyEntry): ProfileName[] {
+  return PROFILE_NAMES.filter((name) => inKernelRange(entry.kernels, profiles[name]));
+}
 
 /**
  * The (strategy, era) pairs to run: every strategy in each era it supports, optionally only the named

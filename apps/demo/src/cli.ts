@@ -1,25 +1,33 @@
 import { writeFileSync } from "node:fs";
 import { STRATEGIES, type StrategyEntry } from "@ivm/catalog";
-import { EXIT, outputColumns, wrapText, writableOutput } from "@ivm/catalog/cli";
+import { EXIT, outputColumns, parseFault, parseKernel, wrapText, writableOutput } from "@ivm/catalog/cli";
 import type { Era } from "@ivm/hypercall";
+import { getProfile, PROFILE_NAMES, type ProfileName } from "@ivm/kernel";
 import { UPTIME_LEVELS, type UptimeLevel } from "@ivm/memory";
 import { NETVSC_DEFAULT_RX, NETVSC_DEFAULT_TX } from "@ivm/netvsc-protocol";
+import { FAULT_NAMES, type FaultName } from "@ivm/vm";
 import { SingleBar } from "cli-progress";
 import { Command, InvalidArgumentError, Option } from "commander";
 import pkg from "../package.json" with { type: "json" };
+import { agedGuestView } from "./pagetypeinfo.js";
 import { renderReport } from "./report.js";
-import { type DemoDocument, type DemoOptions, type DemoRun, plan, runOne } from "./run.js";
+import { type DemoDocument, type DemoOptions, type DemoRun, plan, runKernel, runOne } from "./run.js";
 import { formatBytes, parseCount, parseSize } from "./size.js";
-import { comparisonTable, transposedTables } from "./table.js";
+import { comparisonTable, findingLines, transposedTables } from "./table.js";
 
 const EXAMPLES = `
 Examples:
   ivm-demo                                   every strategy in its own era, 2 GiB aged guest
   ivm-demo --strategy page-blocks --uptime heavy
   ivm-demo --era pte-bit                      strategies written for the other era are reported, not run
+  ivm-demo --kernel 5.17 --strategy vmalloc-remap --fault reencrypt-fail
+                                             Linux 5.17 frees memory it could not re-encrypt: findings
+  ivm-demo --kernel 6.12 --strategy vtom-pte --fault reencrypt-fail --json
+                                             the fixed kernel leaks those pages instead: no finding
   ivm-demo --memory 8GiB --packets 20000 --seed 7 --report /tmp/ivm.html
   ivm-demo --isolation off --json             one JSON document on stdout (see below)
   ivm-demo --wide | less -S                   the full table, one row per strategy (about 230 columns)
+  ivm-demo --uptime heavy --pagetypeinfo      also /proc/buddyinfo and /proc/pagetypeinfo of the aged guest
   COLUMNS=80 ivm-demo --no-report > out.txt   fit 80 columns when stdout is not a terminal
 
 Output: a table per metric and strategy, as wide as the terminal (COLUMNS, or 100 when stdout is not
@@ -27,8 +35,10 @@ a terminal); --wide for one row per strategy. --json prints one object:
   { "tool": "ivm-demo", "version": "x.y.z",
     "config": { "strategies": [names], "era": "each" | "address-bit" | "pte-bit", "memory": bytes,
                 "rxSections": n, "txSections": n, "uptime": level, "packets": n, "seed": n,
-                "isolation": bool },
-    "strategies": [ one object per (strategy, era) run, fields in apps/demo/README.md ] }
+                "isolation": bool, "fault": name | null },
+    "kernel": { "name", "era", "hardened" } | null (each strategy on its era's kernel),
+    "strategies": [ one object per (strategy, era) run, fields in apps/demo/README.md ],
+    "findings": [ { "id", "profile", "invariant", "what", "where", "strategy", "era" } ] }
 Progress goes to stderr, and only when stderr is a terminal.
 
 Exit codes:
@@ -56,6 +66,9 @@ function parseOnOff(text: string): boolean {
 interface CliOptions {
   strategy: readonly StrategyEntry[];
   era?: Era;
+  kernel?: ProfileName;
+  hardened?: boolean;
+  fault?: FaultName;
   memory: number;
   rxSections?: number;
   txSections?: number;
@@ -65,6 +78,7 @@ interface CliOptions {
   isolation: boolean;
   json?: boolean;
   wide?: boolean;
+  pagetypeinfo?: boolean;
   report: string | false;
 }
 
@@ -104,6 +118,21 @@ export function buildProgram(io: Pick<Io, "out" | "err"> = processIo()): Command
         "--era <era>",
         "address-bit (Linux 5.16–6.3) or pte-bit (6.4+); default: each strategy's own",
       ).choices(["address-bit", "pte-bit"]),
+    )
+    .addOption(
+      new Option(
+        "--kernel <version>",
+        `the kernel every strategy boots (${PROFILE_NAMES.join(", ")}); its era is the run's`,
+      ).argParser(parseKernel),
+    )
+    .option(
+      "--hardened",
+      "with --kernel: keep the lab's stricter checks of host values the kernel trusts (reported as such)",
+    )
+    .addOption(
+      new Option("--fault <name>", `a named fault in every guest (${FAULT_NAMES.join(", ")})`).argParser(
+        parseFault,
+      ),
     )
     .addOption(
       new Option("--memory <size>", "guest memory, e.g. 512MiB, 8GiB")
@@ -147,6 +176,10 @@ export function buildProgram(io: Pick<Io, "out" | "err"> = processIo()): Command
       "print one JSON document { tool, version, config, strategies: [...] } instead of the table",
     )
     .option("--wide", "one row per strategy and era, every metric a column (about 230 columns)")
+    .option(
+      "--pagetypeinfo",
+      'also print the aged guest\'s /proc/buddyinfo and /proc/pagetypeinfo before the NIC add (JSON: a "pagetypeinfo" string)',
+    )
     .addOption(
       new Option("--report <file.html>", "write the HTML report here")
         .default("ivm-demo-report.html")
@@ -168,9 +201,20 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
     return EXIT.usage;
   }
   const o = program.opts<CliOptions>();
+  const kernelEra = o.kernel !== undefined ? getProfile(o.kernel).era : undefined;
+  if (kernelEra !== undefined && o.era !== undefined && o.era !== kernelEra) {
+    io.err(`error: kernel ${o.kernel} runs in the ${kernelEra} era; drop --era or choose ${kernelEra}\n`);
+    return EXIT.usage;
+  }
+  if (o.hardened && o.kernel === undefined) {
+    io.err("error: --hardened needs --kernel (the --era shorthand's kernels are hardened already)\n");
+    return EXIT.usage;
+  }
   const demo: DemoOptions = {
     strategies: o.strategy,
-    era: o.era ?? "each",
+    era: kernelEra ?? o.era ?? "each",
+    ...(o.kernel !== undefined ? { kernel: o.kernel, hardened: o.hardened === true } : {}),
+    ...(o.fault !== undefined ? { fault: o.fault } : {}),
     memory: o.memory,
     ...(o.rxSections !== undefined ? { rxSections: o.rxSections } : {}),
     ...(o.txSections !== undefined ? { txSections: o.txSections } : {}),
@@ -193,6 +237,16 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
   bar?.update(steps.length, { step: "done" });
   bar?.stop();
   const results = runs.map((r) => r.result);
+  const first = steps[0];
+  const view = o.pagetypeinfo && first ? agedGuestView(first.entry, first.era, demo) : undefined;
+  const findings = runs.flatMap((r) => r.findings);
+  const kernel =
+    demo.era === "each"
+      ? null
+      : (() => {
+          const k = runKernel(demo, demo.era);
+          return { name: k.name, era: k.era, hardened: k.hardened };
+        })();
   const rx = demo.rxSections ?? NETVSC_DEFAULT_RX;
   const tx = demo.txSections ?? NETVSC_DEFAULT_TX;
   if (o.json) {
@@ -209,17 +263,27 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
         packets: o.packets,
         seed: o.seed,
         isolation: o.isolation,
+        fault: o.fault ?? null,
       },
+      kernel,
       strategies: results,
+      ...(view !== undefined ? { pagetypeinfo: view } : {}),
+      findings,
     };
     io.out(`${JSON.stringify(doc, null, 2)}\n`);
   } else {
     const width = Math.max(40, io.columns);
-    const guest = `Guest: ${formatBytes(o.memory)}, ${o.isolation ? "SNP with vTOM at bit 46" : "no isolation"}, uptime "${o.uptime}", seed ${o.seed}; NIC with ${rx} rx / ${tx} tx sections.`;
+    const kernelText = kernel
+      ? `Linux ${kernel.name} (${kernel.era}${kernel.hardened ? ", hardened" : ""})`
+      : "each era's kernel (5.17 address-bit, 6.9 pte-bit, hardened)";
+    const faultText = o.fault ? `; fault ${o.fault}` : "";
+    const guest = `Guest: ${formatBytes(o.memory)}, ${o.isolation ? "SNP with vTOM at bit 46" : "no isolation"}, ${kernelText}, uptime "${o.uptime}", seed ${o.seed}; NIC with ${rx} rx / ${tx} tx sections${faultText}.`;
     const legend =
       "mappings: live vmalloc mappings of each buffer; metadata: what the strategy keeps besides the data pages; temp peak: its largest temporary allocation; 4 MiB blocks: order-10 data blocks; fallbacks: order-10 allocations that failed.";
     const table = o.wide ? comparisonTable(results, io) : transposedTables(results, width, io);
-    io.out(`${wrapText(guest, width)}\n${table}\n${wrapText(legend, width)}\n`);
+    io.out(
+      `${wrapText(guest, width)}\n${view !== undefined ? `\n${view}\n` : ""}${table}\n${wrapText(legend, width)}\n${findingLines(runs, width)}`,
+    );
   }
   if (o.report !== false) {
     const html = renderReport({
@@ -233,6 +297,8 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
         packets: o.packets,
         "rx sections": rx,
         "tx sections": tx,
+        kernel: kernel ? `${kernel.name}${kernel.hardened ? " (hardened)" : ""}` : "each era's",
+        fault: o.fault ?? "none",
       },
       strategies: runs.map((r) => r.report),
     });

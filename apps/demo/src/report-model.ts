@@ -30,11 +30,26 @@ export interface TimelineEvent {
   readonly count: number;
 }
 
+/** One finding as the report lists it (the kernel's record, and the strategy whose run found it). */
+export interface FindingView {
+  readonly id: string;
+  readonly profile: string;
+  readonly invariant: string;
+  readonly what: string;
+  readonly where: string;
+  readonly strategy: string;
+}
+
 export interface StrategyReport {
   readonly strategy: string;
   readonly era: string;
+  /** The kernel profile the guest booted. */
+  readonly kernel: string;
   readonly ran: boolean;
   readonly skipReason?: string;
+  /** The named fault armed, if any, and whether it fired. */
+  readonly fault?: { readonly name: string; readonly fired: boolean; readonly detail: string };
+  readonly findings: readonly FindingView[];
   readonly picture?: MemoryPicture;
   readonly mappings: readonly MappingView[];
   readonly timeline: readonly TimelineEvent[];

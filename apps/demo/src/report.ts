@@ -1,4 +1,10 @@
-import type { MemoryPicture, ReportModel, StrategyReport, TimelineEvent } from "./report-model.js";
+import type {
+  FindingView,
+  MemoryPicture,
+  ReportModel,
+  StrategyReport,
+  TimelineEvent,
+} from "./report-model.js";
 
 /** Okabe–Ito: distinguishable with the common colour-vision deficiencies. */
 const PALETTE: Record<string, string> = {
@@ -95,9 +101,35 @@ function timelineSvg(events: readonly TimelineEvent[]): string {
   return `<svg class="timeline" viewBox="0 0 ${width} 22" width="${width}" role="img" aria-label="device-add timeline">${bars.join("")}</svg><table class="events"><tr><th>kind</th><th>event (in order)</th><th>count</th></tr>${rows}</table>`;
 }
 
+/** The findings table: one row per finding (id, kernel, the lab invariant it breaks, what, where). */
+function findingsTable(findings: readonly FindingView[], withStrategy: boolean): string {
+  const rows = findings
+    .map(
+      (f) =>
+        `<tr class="finding" data-finding="${esc(f.id)}"><td><code>${esc(f.id)}</code></td><td>${esc(f.profile)}</td>${withStrategy ? `<td>${esc(f.strategy)}</td>` : ""}<td>${esc(f.invariant)}</td><td>${esc(f.what)}</td><td><code>${esc(f.where)}</code></td></tr>`,
+    )
+    .join("");
+  return `<table class="findings"><tr><th>id</th><th>kernel</th>${withStrategy ? "<th>strategy</th>" : ""}<th>invariant</th><th>what the kernel does</th><th>where</th></tr>${rows}</table>`;
+}
+
+/** The report-wide findings section: every strategy's, or a line saying there were none. */
+function findingsSection(strategies: readonly StrategyReport[]): string {
+  const all = strategies.flatMap((s) => s.findings);
+  const body =
+    all.length === 0
+      ? `<p class="no-findings">No findings: the booted kernels did nothing their fixed successors do not.</p>`
+      : `<p>What the booted kernel would do that its fixed successors do not — not failures of the model.</p>${findingsTable(all, true)}`;
+  return `<section class="findings-summary"><h2>Findings</h2>${body}</section>`;
+}
+
+function faultLine(s: StrategyReport): string {
+  if (!s.fault) return "";
+  return `<p class="fault ${s.fault.fired ? "fired" : "missed"}">Fault <b>${esc(s.fault.name)}</b> ${s.fault.fired ? "fired" : "did not fire"}: ${esc(s.fault.detail)}</p>`;
+}
+
 function strategySection(s: StrategyReport): string {
   if (!s.ran) {
-    return `<section class="strategy skipped" data-strategy="${esc(s.strategy)}"><h2>${esc(s.strategy)} <small>${esc(s.era)}</small></h2><p class="skip">${esc(s.skipReason ?? "not run")}</p></section>`;
+    return `<section class="strategy skipped" data-strategy="${esc(s.strategy)}"><h2>${esc(s.strategy)} <small>${esc(s.era)}, Linux ${esc(s.kernel)}</small></h2><p class="skip">${esc(s.skipReason ?? "not run")}</p>${faultLine(s)}${s.findings.length > 0 ? `<h3>Findings</h3>${findingsTable(s.findings, false)}` : ""}</section>`;
   }
   const counters = Object.entries(s.counters)
     .map(
@@ -112,7 +144,8 @@ function strategySection(s: StrategyReport): string {
     )
     .join("");
   return `<section class="strategy" data-strategy="${esc(s.strategy)}">
-<h2>${esc(s.strategy)} <small>${esc(s.era)}</small></h2>
+<h2>${esc(s.strategy)} <small>${esc(s.era)}, Linux ${esc(s.kernel)}</small></h2>
+${faultLine(s)}
 <div class="cols">
 <div><h3>Guest physical memory after device add</h3>${s.picture ? pictureSvg(s.picture) : ""}</div>
 <div><h3>Counters</h3><table class="counters">${counters}</table></div>
@@ -120,6 +153,7 @@ function strategySection(s: StrategyReport): string {
 <h3>Virtual mappings of the buffers</h3>
 <table class="mappings"><tr><th>start</th><th>size</th><th>tag</th><th>kind</th><th>reaches</th></tr>${maps}</table>
 <h3>Device add: hypercalls and messages</h3>${timelineSvg(s.timeline)}
+${s.findings.length > 0 ? `<h3>Findings</h3>${findingsTable(s.findings, false)}` : ""}
 </section>`;
 }
 
@@ -139,11 +173,13 @@ h3{font-size:14px;margin:12px 0 6px} .settings span{margin-right:14px;color:#444
 .num{text-align:right;font-variant-numeric:tabular-nums} .legend span{margin-right:12px;white-space:nowrap}
 .legend i,.events i{display:inline-block;width:12px;height:12px;border:1px solid #888;margin-right:4px;vertical-align:-2px}
 .lbl{font-size:9px;fill:#444} .map-shared td:last-child{color:#0072B2} .skip{color:#D55E00}
+.findings td:first-child code{color:#D55E00} .fault.missed{color:#D55E00} .no-findings{color:#009E73}
 </style></head><body>
 <h1>${esc(model.title)}</h1>
 <p class="settings">${settings}</p>
 <p class="generated">Generated ${esc(model.generated)}. Every number is measured by the model's counters.</p>
 ${legend()}
+${findingsSection(model.strategies)}
 ${model.strategies.map(strategySection).join("\n")}
 </body></html>
 `;

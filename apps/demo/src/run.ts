@@ -1,7 +1,16 @@
 import { STRATEGIES, type StrategyEntry } from "@ivm/catalog";
 import type { Era } from "@ivm/hypercall";
-import type { UptimeLevel } from "@ivm/memory";
-import { addNicMeasured, type BufferCost, runTraffic, Vm } from "@ivm/vm";
+import { eraProfile, type Finding, getProfile, type KernelProfile, type ProfileName } from "@ivm/kernel";
+import type { AllocatorWork, UptimeLevel } from "@ivm/memory";
+import {
+  addNicMeasured,
+  type BufferCost,
+  type DeviceAddCost,
+  type FaultName,
+  type FaultReport,
+  runTraffic,
+  Vm,
+} from "@ivm/vm";
 import type { StrategyReport, TimelineEvent } from "./report-model.js";
 import { formatBytes } from "./size.js";
 import { mappingViews, memoryPicture } from "./snapshot.js";
@@ -19,6 +28,25 @@ export interface DemoOptions {
   readonly isolation: boolean;
   /** Collect what the HTML report draws (memory picture, mappings, timeline). */
   readonly picture: boolean;
+  /** The kernel every strategy boots (its era is the run's); without it, each era's representative kernel. */
+  readonly kernel?: ProfileName;
+  /** With `kernel`: keep the lab's stricter checks of host values (default: the kernel's own logic). */
+  readonly hardened?: boolean;
+  /** A named fault armed in every strategy's guest (@ivm/vm's VM_FAULTS). */
+  readonly fault?: FaultName;
+}
+
+/** One finding in the JSON document: the kernel's record plus the strategy (and era) whose run found it. */
+export interface FindingJson extends Finding {
+  readonly strategy: string;
+  readonly era: Era;
+}
+
+/** The kernel a run boots: `--kernel`, or the era's representative (hardened, as the era shorthand is). */
+export function runKernel(o: Pick<DemoOptions, "kernel" | "hardened">, era: Era): KernelProfile {
+  if (o.kernel === undefined) return { ...eraProfile(era), hardened: true };
+  const profile = getProfile(o.kernel);
+  return { ...profile, hardened: o.hardened ?? false };
 }
 
 /** One buffer in the stable JSON shape. */
@@ -30,6 +58,8 @@ export interface BufferJson {
   readonly liveMappings: number;
   readonly ptePages: number;
   readonly vmallocBytes: number;
+  /** The allocator work of the strategy's allocate call for this buffer (its higher-order attempts included). */
+  readonly allocatorWork?: AllocatorWork;
 }
 
 /** One strategy's run in the stable JSON shape printed by --json (documented in the README). */
@@ -38,8 +68,14 @@ export interface StrategyResult {
   readonly approach: number;
   readonly era: Era;
   readonly isolation: boolean;
+  /** The kernel profile the guest booted. */
+  readonly kernel: ProfileName;
   readonly ran: boolean;
   readonly skipReason?: string;
+  /** The armed named fault: whether it fired and where (null when none was armed). */
+  readonly fault: FaultReport | null;
+  /** How many findings this run's guest reported (listed in the document's top-level `findings`). */
+  readonly findingCount: number;
   readonly buffers: { readonly rx: BufferJson | null; readonly tx: BufferJson | null };
   readonly persistentMetadataBytes: number;
   readonly transientPeakBytes: number;
@@ -55,6 +91,10 @@ export interface StrategyResult {
     readonly gpadlMessages: number;
     readonly channelMessages: number;
     readonly pageTablePagesAdded: number;
+    /** What the add made the page allocator do (compaction…, reclaim, fallbacks); absent when it was not tried. */
+    readonly allocator?: AllocatorWork;
+    /** Fragmentation indices for orders 9 and 10 just before the add. */
+    readonly fragmentation?: DeviceAddCost["fragmentation"];
   };
   readonly hostVisiblePagesAfterRemove: number;
   readonly leakedPages: number;
@@ -70,24 +110,36 @@ export interface StrategyResult {
 export interface DemoRun {
   readonly result: StrategyResult;
   readonly report: StrategyReport;
+  readonly findings: readonly FindingJson[];
 }
 
 function bufferJson(b: BufferCost | undefined): BufferJson | null {
   if (!b) return null;
   const { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes } = b;
-  return { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes };
+  const out = { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes };
+  return b.strategy ? { ...out, allocatorWork: b.strategy.allocatorWork } : out;
 }
 
-function skipped(entry: StrategyEntry, era: Era, isolation: boolean, reason: string): DemoRun {
+function skipped(
+  entry: StrategyEntry,
+  era: Era,
+  kernel: ProfileName,
+  isolation: boolean,
+  reason: string,
+): DemoRun {
   const none = { ok: false, hypercalls: 0, gpadlMessages: 0, channelMessages: 0, pageTablePagesAdded: 0 };
   return {
+    findings: [],
     result: {
       strategy: entry.name,
       approach: entry.approach,
       era,
       isolation,
+      kernel,
       ran: false,
       skipReason: reason,
+      fault: null,
+      findingCount: 0,
       buffers: { rx: null, tx: null },
       persistentMetadataBytes: 0,
       transientPeakBytes: 0,
@@ -103,8 +155,10 @@ function skipped(entry: StrategyEntry, era: Era, isolation: boolean, reason: str
     report: {
       strategy: entry.name,
       era,
+      kernel,
       ran: false,
       skipReason: reason,
+      findings: [],
       mappings: [],
       timeline: [],
       counters: {},
@@ -112,24 +166,32 @@ function skipped(entry: StrategyEntry, era: Era, isolation: boolean, reason: str
   };
 }
 
-/** Boots one guest per strategy (same seed, same aged memory), adds a NIC, moves traffic, removes it. */
-export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun {
-  if (!entry.eras.includes(era)) {
-    return skipped(
-      entry,
-      era,
-      o.isolation,
-      `${entry.name} was written for the ${entry.eras.join(" and ")} era, not ${era}`,
-    );
-  }
-  const vm = Vm.boot({
+/** The aged guest a run starts from, before its NIC is added. */
+export function bootGuest(entry: StrategyEntry, kernel: KernelProfile, o: DemoOptions): Vm {
+  return Vm.boot({
     memory: o.memory,
-    era,
+    kernel,
+    ...(o.fault !== undefined ? { fault: o.fault } : {}),
     isolation: o.isolation,
     uptime: o.uptime,
     seed: o.seed,
     strategy: entry,
   });
+}
+
+/** Boots one guest per strategy (same seed, same aged memory), adds a NIC, moves traffic, removes it. */
+export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun {
+  const kernel = runKernel(o, era);
+  // With --kernel, the strategy's own declaration of the kernels it was written for decides; with the
+  // era shorthand, the eras it supports.
+  const unsupported =
+    o.kernel !== undefined
+      ? entry.unsupportedOn(kernel)
+      : entry.eras.includes(era)
+        ? null
+        : `${entry.name} was written for the ${entry.eras.join(" and ")} era, not ${era}`;
+  if (unsupported !== null) return skipped(entry, era, kernel.name, o.isolation, unsupported);
+  const vm = bootGuest(entry, kernel, o);
   const { nic, cost } = addNicMeasured(vm, {
     ...(o.rxSections !== undefined ? { rxSections: o.rxSections } : {}),
     ...(o.txSections !== undefined ? { txSections: o.txSections } : {}),
@@ -155,13 +217,17 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
     });
   }
   const pool = vm.dmaLayer.pool?.stats();
+  const findings: FindingJson[] = vm.findings.map((f) => ({ ...f, strategy: entry.name, era }));
   const result: StrategyResult = {
     strategy: entry.name,
     approach: entry.approach,
     era,
     isolation: o.isolation,
+    kernel: kernel.name,
     ran: cost.ok,
     ...(cost.ok ? {} : { skipReason: `device add failed: ${cost.error}` }),
+    fault: vm.fault ?? null,
+    findingCount: vm.findingLog.count(),
     buffers: { rx: bufferJson(rx), tx: bufferJson(tx) },
     persistentMetadataBytes:
       (rx?.strategy?.persistentMetadataBytes ?? 0) + (tx?.strategy?.persistentMetadataBytes ?? 0),
@@ -183,6 +249,8 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
       gpadlMessages: cost.gpadlMessages,
       channelMessages: cost.channelMessages,
       pageTablePagesAdded: cost.pageTablePagesAdded,
+      allocator: cost.allocator,
+      fragmentation: cost.fragmentation,
     },
     hostVisiblePagesAfterRemove: vm.hostVisibleOutsideSwiotlb(),
     leakedPages: vm.memory.leakedPages,
@@ -214,14 +282,22 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
     "host-visible pages after remove": result.hostVisiblePagesAfterRemove,
     "leaked pages": result.leakedPages,
     faults: result.faults,
+    findings: result.findingCount,
+    ...(result.fault
+      ? { [`fault ${result.fault.name}`]: result.fault.fired ? "fired" : "did not fire" }
+      : {}),
   };
   return {
+    findings,
     result,
     report: {
       strategy: entry.name,
       era,
+      kernel: kernel.name,
       ran: cost.ok,
       ...(cost.ok ? {} : { skipReason: `device add failed: ${cost.error}` }),
+      ...(result.fault ? { fault: result.fault } : {}),
+      findings,
       ...(picture ? { picture } : {}),
       mappings,
       timeline,
@@ -230,10 +306,13 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
   };
 }
 
-/** The (strategy, era) pairs a run covers. */
-export function plan(o: Pick<DemoOptions, "strategies" | "era">): { entry: StrategyEntry; era: Era }[] {
+/** The (strategy, era) pairs a run covers: with a kernel, every strategy in its era. */
+export function plan(
+  o: Pick<DemoOptions, "strategies" | "era" | "kernel">,
+): { entry: StrategyEntry; era: Era }[] {
+  const era = o.kernel !== undefined ? getProfile(o.kernel).era : o.era;
   return o.strategies.flatMap((entry) =>
-    (o.era === "each" ? entry.eras : [o.era]).map((era) => ({ entry, era })),
+    (era === "each" ? entry.eras : [era]).map((e) => ({ entry, era: e })),
   );
 }
 
@@ -241,7 +320,10 @@ export { STRATEGIES };
 
 /**
  * What `--json` prints: one object. `tool` and `version` say what wrote it; `config` the settings of
- * the run; `strategies` one result per (strategy, era). Further top-level fields may be added.
+ * the run; `kernel` the kernel every strategy booted (null when each ran on its own era's kernel, named
+ * in each result); `strategies` one result per (strategy, era); `findings` what the booted kernels would
+ * have done that their fixed successors do not, each with the strategy whose run found it (empty when
+ * none). Further top-level fields may be added.
  */
 export interface DemoDocument {
   readonly tool: "ivm-demo";
@@ -256,6 +338,11 @@ export interface DemoDocument {
     readonly packets: number;
     readonly seed: number;
     readonly isolation: boolean;
+    readonly fault: FaultName | null;
   };
+  readonly kernel: { readonly name: ProfileName; readonly era: Era; readonly hardened: boolean } | null;
   readonly strategies: readonly StrategyResult[];
+  readonly findings: readonly FindingJson[];
+  /** With --pagetypeinfo: the first run's aged guest as /proc/buddyinfo and /proc/pagetypeinfo print it. */
+  readonly pagetypeinfo?: string;
 }

@@ -1,6 +1,6 @@
 import { wrapText } from "@ivm/catalog/cli";
 import Table from "cli-table3";
-import type { StrategyResult } from "./run.js";
+import type { DemoRun, StrategyResult } from "./run.js";
 import { formatBytes } from "./size.js";
 
 const pair = (rx: number | undefined, tx: number | undefined): string => `${rx ?? "–"} + ${tx ?? "–"}`;
@@ -44,6 +44,7 @@ const METRICS: readonly (readonly [string, (r: StrategyResult) => string])[] = [
   ["fallbacks", (r) => String(r.fallbacks)],
   ["faults", (r) => String(r.faults)],
   ["leaked", (r) => String(r.leakedPages)],
+  ["findings", (r) => String(r.findingCount)],
   ["packets ok", (r) => `${r.packets.verified}/${r.packets.sent + r.packets.received}`],
 ];
 
@@ -106,4 +107,36 @@ export function transposedTables(
   return [...groups.map((g) => transposed(g, style)), ...(skipped.length ? [skipped.join("\n")] : [])].join(
     "\n",
   );
+}
+
+/**
+ * The findings section under the tables: what each booted kernel would have done that its fixed
+ * successors do not, one line per finding id and strategy (with its count), and whether an armed fault
+ * fired. Empty when there is nothing to say.
+ */
+export function findingLines(runs: readonly DemoRun[], columns: number): string {
+  const lines: string[] = [];
+  for (const { result: r } of runs) {
+    if (r.fault && !r.fault.fired)
+      lines.push(wrapText(`${label(r)}: fault ${r.fault.name} did not fire: ${r.fault.detail}`, columns));
+  }
+  const seen = new Map<string, { first: DemoRun["findings"][number]; count: number }>();
+  for (const { findings } of runs) {
+    for (const f of findings) {
+      const key = `${f.strategy}\u0000${f.era}\u0000${f.id}`;
+      const entry = seen.get(key);
+      if (entry) entry.count++;
+      else seen.set(key, { first: f, count: 1 });
+    }
+  }
+  if (seen.size > 0) {
+    lines.push("Findings (what the booted kernel would do; not failures of the model):");
+    for (const { first: f, count } of seen.values()) {
+      const times = count > 1 ? ` (×${count})` : "";
+      lines.push(
+        wrapText(`- ${f.id} [${f.profile}, ${f.strategy}]${times}: ${f.what} (${f.where})`, columns),
+      );
+    }
+  }
+  return lines.length > 0 ? `${lines.join("\n")}\n` : "";
 }

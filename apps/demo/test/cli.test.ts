@@ -100,7 +100,10 @@ describe("ivm-demo output", () => {
     const r = demo([...small, "--json", "--strategy", "vmalloc-remap,vtom-pte", "--rx-sections", "500"]);
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.out) as DemoDocument;
-    expect(Object.keys(doc)).toEqual(["tool", "version", "config", "strategies"]);
+    expect(Object.keys(doc)).toEqual(["tool", "version", "config", "kernel", "strategies", "findings"]);
+    expect(doc.kernel).toBeNull(); // each strategy on its own era's kernel, named in each result
+    expect(doc.strategies.map((s) => s.kernel)).toEqual(["5.17", "6.9"]);
+    expect(doc.findings).toEqual([]);
     expect(doc.tool).toBe("ivm-demo");
     expect(doc.version).toBe(VERSION);
     expect(doc.config).toEqual({
@@ -113,6 +116,7 @@ describe("ivm-demo output", () => {
       packets: 40,
       seed: 1,
       isolation: true,
+      fault: null,
     });
     expect(doc.strategies.map((s) => `${s.strategy}/${s.era}`)).toEqual([
       "vmalloc-remap/address-bit",
@@ -167,5 +171,80 @@ describe("one demo run", () => {
     expect(r.packets.verified).toBe(200);
     expect(r.swiotlb).toMatchObject({ slots: 32768, pages: 16384, bootHypercalls: 33 });
     expect(r.pagesByOrder[0]).toBe(4096 + 255);
+  });
+});
+
+describe("ivm-demo --kernel and --fault", () => {
+  const json = (argv: string[]): DemoDocument => {
+    const r = demo([...small, "--json", ...argv]);
+    expect(r.code).toBe(0);
+    return JSON.parse(r.out) as DemoDocument;
+  };
+
+  it("5.17, vmalloc-remap, reencrypt-fail: the document names the kernel and lists a CVE-2024-369xx finding", () => {
+    const doc = json(["--kernel", "5.17", "--strategy", "vmalloc-remap", "--fault", "reencrypt-fail"]);
+    expect(doc.kernel).toEqual({ name: "5.17", era: "address-bit", hardened: false });
+    expect(doc.config).toMatchObject({ era: "address-bit", fault: "reencrypt-fail" });
+    const [run] = doc.strategies;
+    expect(run).toMatchObject({ kernel: "5.17", ran: true, fault: { name: "reencrypt-fail", fired: true } });
+    expect(doc.findings.length).toBe(run!.findingCount);
+    expect(doc.findings.some((f) => /^CVE-2024-369(09|11|12|13)$/.test(f.id))).toBe(true);
+    for (const f of doc.findings) {
+      expect(Object.keys(f).sort()).toEqual([
+        "era",
+        "id",
+        "invariant",
+        "profile",
+        "strategy",
+        "what",
+        "where",
+      ]);
+      expect(f).toMatchObject({ profile: "5.17", strategy: "vmalloc-remap" });
+    }
+  }, 60_000);
+
+  it("6.12, vtom-pte, reencrypt-fail: no finding, and the pages it could not re-encrypt are leaked", () => {
+    const doc = json(["--kernel", "6.12", "--strategy", "vtom-pte", "--fault", "reencrypt-fail"]);
+    expect(doc.kernel).toEqual({ name: "6.12", era: "pte-bit", hardened: false });
+    expect(doc.findings).toEqual([]);
+    expect(doc.strategies[0]!.leakedPages).toBeGreaterThan(0);
+    expect(doc.strategies[0]!.fault?.fired).toBe(true);
+  }, 60_000);
+
+  it("says in one line why a strategy does not run on the kernel, and shows findings under the table", () => {
+    const skip = demo([...small, "--kernel", "6.12", "--strategy", "vmalloc-remap"]);
+    expect(skip.code).toBe(0);
+    expect(skip.out).toMatch(
+      /vmalloc-remap, pte-bit: not run: vmalloc-remap was written for Linux 5\.17–6\.3/,
+    );
+    const found = demo([
+      ...small,
+      "--kernel",
+      "5.17",
+      "--strategy",
+      "vmalloc-remap",
+      "--fault",
+      "reencrypt-fail",
+    ]);
+    expect(found.out).toContain("Linux 5.17 (address-bit)");
+    expect(found.out).toMatch(
+      /Findings \(what the booted kernel would do; not failures of the model\):\n- CVE-2024-369/,
+    );
+    expect(found.out).toMatch(/\| findings +\| [1-9]/);
+  }, 60_000);
+
+  it("checks --kernel, --fault and --hardened before anything runs (exit 2, one line)", () => {
+    for (const [argv, message] of [
+      [["--kernel", "9.9"], /unknown kernel "9\.9"; choose 5\.17, 6\.1, 6\.1\.91/],
+      [["--fault", "cosmic-ray"], /unknown fault "cosmic-ray"; choose decrypt-fail, reencrypt-fail/],
+      [["--kernel", "5.17", "--era", "pte-bit"], /kernel 5\.17 runs in the address-bit era; drop --era/],
+      [["--hardened"], /--hardened needs --kernel/],
+    ] as const) {
+      const r = demo([...argv]);
+      expect(r.code, argv.join(" ")).toBe(2);
+      expect(r.out).toBe("");
+      expect(r.err.trimEnd().split("\n")).toHaveLength(1);
+      expect(r.err).toMatch(message);
+    }
   });
 });

@@ -23,9 +23,11 @@ describe.skipIf(!existsSync(CHROMIUM))("the HTML report in a real browser", () =
       isolation: true,
       picture: true,
     };
+    // strategy (1) on its own kernel with its receive buffer's re-encryption refused: findings to show
+    const faulty = { ...options, kernel: "5.17" as const, fault: "reencrypt-fail" as const };
     const runs = ["vmalloc-remap", "vtom-pte"].map((name) => {
       const entry = STRATEGIES.find((s) => s.name === name)!;
-      return runOne(entry, entry.eras[0]!, options);
+      return runOne(entry, entry.eras[0]!, name === "vmalloc-remap" ? faulty : options);
     });
     const html = renderReport({
       title: "ivm-lab report test",
@@ -68,7 +70,13 @@ describe.skipIf(!existsSync(CHROMIUM))("the HTML report in a real browser", () =
       expect(await remap.locator("svg.mem rect").count()).toBeGreaterThan(1000);
       expect(await remap.locator("svg.mem rect.vis").count()).toBeGreaterThan(0);
       expect(await remap.locator("tr.ev-hypercall").count()).toBeGreaterThan(0);
+      const findings = page.locator("section.findings-summary tr.finding");
+      expect(await findings.count()).toBeGreaterThan(0);
+      expect(await findings.first().getAttribute("data-finding")).toMatch(/^CVE-2024-369/);
+      expect(await remap.locator("table.findings tr.finding").count()).toBe(await findings.count());
+      expect(await remap.locator("p.fault.fired").count()).toBe(1);
       const pte = page.locator('section[data-strategy="vtom-pte"]');
+      expect(await pte.locator("table.findings").count()).toBe(0);
       expect(await pte.locator('[data-counter="live mappings (rx + tx)"]').textContent()).toBe("1 + 1");
       expect(requests).toEqual([]);
       const shots = join(ROOT, "reports");

@@ -1,4 +1,6 @@
+import type { ProfileName } from "@ivm/kernel";
 import type { NetvspOutgoingKind, RecvBufCompleteTamper, XferRangeTamper } from "@ivm/netvsp";
+import type { FaultName } from "@ivm/vm";
 
 /** One byte-level edit of a recorded message: `at` is taken modulo the message length. */
 export interface Mutation {
@@ -93,6 +95,11 @@ export type Action =
   | { readonly k: "knobs"; readonly knobs: Knobs }
   | { readonly k: "rescind" }
   | { readonly k: "honest" }
+  /**
+   * Hot-remove the NIC with the n-th visibility hypercall of the removal refused (a buffer's or the
+   * ring's re-encryption fails), then add an honest one again: the path the 2024 leak fixes changed.
+   */
+  | { readonly k: "remove-fault"; readonly nth: number }
   /** Remove the NIC and add it again (sizes within the small range) with `during` armed. */
   | {
       readonly k: "lifecycle";
@@ -106,6 +113,12 @@ export type Action =
 export interface SessionInput {
   readonly strategy: string;
   readonly era: "address-bit" | "pte-bit";
+  /** The kernel profile the guest boots (its era is `era`); absent: the era's representative, hardened. */
+  readonly kernel?: ProfileName;
+  /** With `kernel`: the kernel's own logic for host values no kernel checks (ring indices, rep count). */
+  readonly exact?: boolean;
+  /** A named fault (@ivm/vm's VM_FAULTS) armed at boot. */
+  readonly fault?: FaultName;
   readonly memoryMiB: number;
   readonly rxSections: number;
   readonly txSections: number;

@@ -1,6 +1,10 @@
+import type { FaultName } from "@ivm/vm";
 import fc from "fast-check";
 import type { Action, DuringAdd, ForgedMessage, Knobs, Mutation, SessionInput } from "./actions.js";
 import { ALL_TARGETS, type Target } from "./targets.js";
+
+/** Receive sections (1,728 B each) whose buffer exceeds one 510-page visibility batch: 1,216 → 513 pages. */
+export const RX_SECTIONS_FOR_TWO_BATCHES = 1216;
 
 const u32 = fc.nat({ max: 0xffff_ffff });
 /** Integers that sit on the boundaries host-chosen values like to break: 0, 1, powers of two ± 1, u32 max. */
@@ -184,6 +188,10 @@ export const actionArb: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ k: "rescind" as const }) },
   { weight: 2, arbitrary: fc.constant({ k: "honest" as const }) },
   {
+    weight: 1,
+    arbitrary: fc.record({ k: fc.constant("remove-fault" as const), nth: fc.integer({ min: 1, max: 4 }) }),
+  },
+  {
     weight: 2,
     arbitrary: fc.record({
       k: fc.constant("lifecycle" as const),
@@ -203,15 +211,27 @@ export function sessionArb(
   targets: readonly Target[] = ALL_TARGETS,
   minActions = 1,
   maxActions = 40,
+  fault?: FaultName,
 ): fc.Arbitrary<SessionInput> {
   return fc
     .record({
       target: fc.constantFrom(...targets),
       memoryMiB: fc.oneof({ weight: 8, arbitrary: fc.constant(64) }, fc.constantFrom(128, 256)),
-      rxSections: fc.integer({ min: 4, max: 48 }),
+      // A named fault on the receive buffer's second batch needs more than 510 pages (1,216 sections).
+      rxSections:
+        fault === "decrypt-fail" || fault === "reencrypt-fail"
+          ? fc.integer({ min: RX_SECTIONS_FOR_TWO_BATCHES, max: RX_SECTIONS_FOR_TWO_BATCHES + 64 })
+          : fc.integer({ min: 4, max: 48 }),
       txSections: fc.integer({ min: 1, max: 8 }),
       ringPages: fc.integer({ min: 3, max: 8 }),
       actions: fc.array(actionArb, { minLength: minActions, maxLength: maxActions }),
     })
-    .map(({ target, ...rest }) => ({ strategy: target.strategy, era: target.era, ...rest }));
+    .map(({ target, ...rest }) => ({
+      strategy: target.strategy,
+      era: target.era,
+      ...(target.kernel !== undefined ? { kernel: target.kernel } : {}),
+      ...(target.exact ? { exact: true } : {}),
+      ...(fault !== undefined ? { fault } : {}),
+      ...rest,
+    }));
 }

@@ -1,3 +1,4 @@
+import type { FaultName } from "@ivm/vm";
 import fc from "fast-check";
 import { type SessionInput, toJson } from "./actions.js";
 import { sessionArb } from "./arbitraries.js";
@@ -12,6 +13,8 @@ export interface CampaignTask {
   readonly sessions: number;
   readonly sessionLength: number;
   readonly targets: readonly Target[];
+  /** A named fault armed in every session's VM. */
+  readonly fault?: FaultName;
 }
 
 /** A violation with what reproduces it: the fast-check seed and path, and the shrunk input as JSON. */
@@ -41,7 +44,7 @@ export function runTask(task: CampaignTask): TaskResult {
   let sessions = 0;
   let failing = false;
   const property = fc.property(
-    sessionArb(task.targets, task.sessionLength, task.sessionLength),
+    sessionArb(task.targets, task.sessionLength, task.sessionLength, task.fault),
     (input: SessionInput) => {
       const r = runSession(input);
       if (!failing) {
@@ -91,12 +94,13 @@ export function planCampaign(
   targets: readonly Target[],
   sessionLength: number,
   sessionsPerTask: number,
+  fault?: FaultName,
 ): CampaignPlan {
   const sessions = Math.max(1, Math.ceil(iterations / sessionLength));
   const tasks: CampaignTask[] = [];
   for (let done = 0, i = 0; done < sessions; i++) {
     const n = Math.min(sessionsPerTask, sessions - done);
-    tasks.push({ seed: taskSeed(seed, i), sessions: n, sessionLength, targets });
+    tasks.push({ seed: taskSeed(seed, i), sessions: n, sessionLength, targets, ...(fault ? { fault } : {}) });
     done += n;
   }
   return { tasks, inputs: sessions * sessionLength };

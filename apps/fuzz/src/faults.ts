@@ -118,6 +118,9 @@ export function runFaultPoint(target: Target, point: FaultPoint, tally?: Tally):
     bump(tally, `faults:${outcome}`);
     if (memory.leakedPages > 0) bump(tally, "faults:runs-with-leaks");
     for (const [k, v] of world.tally) if (k.startsWith("outcome:add-failed")) bump(tally, k, v);
+    // what the booted kernel does at this fault point (finding:<id>, counted per point as a session)
+    world.collectFindings();
+    for (const [k, v] of world.tally) if (k.startsWith("finding")) bump(tally, k, v);
   }
   return { point, outcome, injected, leakedPages: memory.leakedPages, violations: world.violations };
 }

@@ -5,6 +5,8 @@ import { STRATEGIES } from "@ivm/catalog";
 import {
   EXIT,
   each,
+  parseFault,
+  parseKernel,
   parseShard,
   readInput,
   type Shard,
@@ -12,6 +14,8 @@ import {
   shardOf,
   writableOutput,
 } from "@ivm/catalog/cli";
+import { PROFILE_NAMES, type ProfileName } from "@ivm/kernel";
+import { FAULT_NAMES, type FaultName } from "@ivm/vm";
 import cliProgress from "cli-progress";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import pkg from "../package.json" with { type: "json" };
@@ -25,6 +29,7 @@ import {
   asSummary,
   type FuzzConfig,
   type FuzzSummary,
+  findingsOf,
   mergeSummaries,
   sortFailures,
   type TargetSection,
@@ -83,6 +88,9 @@ interface Options {
   readonly seed: number;
   readonly strategy: string;
   readonly era: string;
+  readonly kernel?: ProfileName;
+  readonly exact: boolean;
+  readonly fault?: FaultName;
   readonly json: boolean;
   readonly workers: number;
   readonly sessionLength: number;
@@ -138,6 +146,23 @@ export function buildProgram(io: Io = processIo): Command {
         .choices(["address-bit", "pte-bit", "all"])
         .default("all"),
     )
+    .addOption(
+      new Option(
+        "--kernel <version>",
+        `boot this kernel (${PROFILE_NAMES.join(", ")}) with every strategy written for it; findings by id`,
+      ).argParser(parseKernel),
+    )
+    .option(
+      "--exact",
+      "with --kernel: run the kernel's own logic for the host values no kernel checks (ring indices, the rep count), reporting what it does as findings",
+      false,
+    )
+    .addOption(
+      new Option(
+        "--fault <name>",
+        `arm a named fault in every session (${FAULT_NAMES.join(", ")})`,
+      ).argParser(parseFault),
+    )
     .option("--json", "print the summary as one JSON object (below)", false)
     .option(
       "-w, --workers <n>",
@@ -186,7 +211,7 @@ export function buildProgram(io: Io = processIo): Command {
 }
 
 async function campaign(o: Options, targets: readonly Target[], io: Io): Promise<FuzzSummary> {
-  const plan = planCampaign(o.iterations, o.seed, targets, o.sessionLength, 4);
+  const plan = planCampaign(o.iterations, o.seed, targets, o.sessionLength, 4, o.fault);
   const tasks = shardOf(plan.tasks, o.shard);
   const bar = io.progress
     ? new cliProgress.SingleBar(
@@ -238,6 +263,9 @@ async function campaign(o: Options, targets: readonly Target[], io: Io): Promise
     sessionLength: o.sessionLength,
     faults: o.faults,
     churn: o.churn,
+    kernel: o.kernel ?? null,
+    exact: o.exact,
+    fault: o.fault ?? null,
   };
   return {
     tool: "ivm-fuzz",
@@ -245,6 +273,7 @@ async function campaign(o: Options, targets: readonly Target[], io: Io): Promise
     config,
     shard: o.shard ?? null,
     ...report,
+    findings: findingsOf(report.counters),
     failures: sortFailures(report.failures),
   };
 }
@@ -282,11 +311,19 @@ function printSummary(r: FuzzSummary, write: (line: string) => void): void {
       (rate > 0 ? ` (1M inputs ≈ ${(1e6 / rate / 60).toFixed(1)} min)` : ""),
   );
   write(
-    `strategies: ${r.targets.join(", ")}; seed ${r.seed}${r.shard ? `; shard ${shardName(r.shard)}` : ""}`,
+    `strategies: ${r.targets.join(", ")}; kernel ${r.config.kernel ?? "each era's (5.17, 6.9)"}${r.config.fault ? `; fault ${r.config.fault}` : ""}; seed ${r.seed}${r.shard ? `; shard ${shardName(r.shard)}` : ""}`,
   );
   write("\nrejections and outcomes by reason (every layer's counters, summed):");
-  const width = Math.max(...Object.keys(r.counters).map((k) => k.length), 10);
-  for (const [k, v] of Object.entries(r.counters)) write(`  ${k.padEnd(width)} ${v.toLocaleString("en")}`);
+  // findings have their own section below
+  const shown = Object.entries(r.counters).filter(([k]) => !k.startsWith("finding"));
+  const width = Math.max(...shown.map(([k]) => k.length), 10);
+  for (const [k, v] of shown) write(`  ${k.padEnd(width)} ${v.toLocaleString("en")}`);
+  const findings = Object.entries(r.findings);
+  write(`\nfindings (what the booted kernel does; never a failure): ${findings.length === 0 ? "none" : ""}`);
+  for (const [id, t] of findings)
+    write(
+      `  ${id.padEnd(32)} ${t.count.toLocaleString("en")} in ${t.sessions.toLocaleString("en")} session(s)`,
+    );
   write(`\ninvariant violations: ${r.violations}`);
   for (const f of r.failures) {
     write(`\nFAILED (fast-check seed ${f.seed}, path "${f.path}"):`);
@@ -308,7 +345,7 @@ async function run(o: Options, merged: FuzzSummary | undefined, io: Io): Promise
   if (merged) {
     summary = merged;
   } else {
-    const targets = selectTargets(o.strategy, o.era);
+    const targets = selectTargets(o.strategy, o.era, o.kernel, o.exact);
     const base = await campaign(o, targets, io);
     const mine = shardOf(targets, o.shard);
     summary = {
@@ -337,7 +374,10 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   let merged: FuzzSummary | undefined;
   try {
     if (o.merge) merged = mergeSummaries(o.merge);
-    else if (o.replay === undefined) selectTargets(o.strategy, o.era);
+    else if (o.replay === undefined) {
+      if (o.exact && o.kernel === undefined) throw new Error("--exact needs --kernel");
+      selectTargets(o.strategy, o.era, o.kernel, o.exact);
+    }
   } catch (e) {
     io.err(`error: ${(e as Error).message}\n`);
     return EXIT.usage;

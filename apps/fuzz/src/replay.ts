@@ -1,5 +1,7 @@
+import { getProfile, isProfileName } from "@ivm/kernel";
+import { isFaultName } from "@ivm/vm";
 import { type Action, fromJson, type SessionInput } from "./actions.js";
-import { ALL_TARGETS, targetName } from "./targets.js";
+import { ALL_TARGETS, entryFor, targetName } from "./targets.js";
 
 /** Every action kind a session input may hold (checked against the Action union below). */
 const ACTION_KINDS = [
@@ -16,6 +18,7 @@ const ACTION_KINDS = [
   "rescind",
   "honest",
   "lifecycle",
+  "remove-fault",
 ] as const satisfies readonly Action["k"][];
 // A new action kind that is not listed above fails to compile here.
 const _everyKind: Exclude<Action["k"], (typeof ACTION_KINDS)[number]> extends never ? true : never = true;
@@ -38,7 +41,15 @@ export function parseSessionInput(text: string): SessionInput {
   }
   const s = value as Partial<SessionInput> | null;
   if (typeof s !== "object" || s === null || Array.isArray(s)) throw new Error("not a session input object");
-  if (!ALL_TARGETS.some((t) => t.strategy === s.strategy && t.era === s.era))
+  if (s.kernel !== undefined) {
+    if (typeof s.kernel !== "string" || !isProfileName(s.kernel))
+      throw new Error(`unknown kernel ${JSON.stringify(s.kernel)}`);
+    const profile = getProfile(s.kernel);
+    if (s.era !== profile.era)
+      throw new Error(`kernel ${s.kernel} runs in the ${profile.era} era, not ${String(s.era)}`);
+    const why = entryFor(String(s.strategy)).unsupportedOn(profile);
+    if (why !== null) throw new Error(why);
+  } else if (!ALL_TARGETS.some((t) => t.strategy === s.strategy && t.era === s.era))
     throw new Error(
       `strategy/era ${String(s.strategy)}/${String(s.era)} is not one of ${ALL_TARGETS.map(targetName).join(", ")}`,
     );
@@ -49,6 +60,10 @@ export function parseSessionInput(text: string): SessionInput {
     ["ringPages", 1, 512],
   ] as const)
     if (!isInt(s[field], min, max)) throw new Error(`${field} must be an integer from ${min} to ${max}`);
+  if (s.exact !== undefined && (typeof s.exact !== "boolean" || s.kernel === undefined))
+    throw new Error("exact must be a boolean, and only with a kernel");
+  if (s.fault !== undefined && (typeof s.fault !== "string" || !isFaultName(s.fault)))
+    throw new Error(`unknown fault ${JSON.stringify(s.fault)}`);
   if (!Array.isArray(s.actions)) throw new Error("actions must be an array");
   s.actions.forEach((a: unknown, i) => {
     const k = (a as { k?: unknown } | null)?.k;

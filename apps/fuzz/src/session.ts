@@ -54,7 +54,13 @@ function asPacket(bytes: Uint8Array): Uint8Array {
  */
 export function runSession(input: SessionInput): SessionResult {
   const world = new FuzzWorld({
-    target: { strategy: input.strategy, era: input.era },
+    target: {
+      strategy: input.strategy,
+      era: input.era,
+      ...(input.kernel !== undefined ? { kernel: input.kernel } : {}),
+      ...(input.exact ? { exact: true } : {}),
+    },
+    ...(input.fault !== undefined ? { fault: input.fault } : {}),
     memoryMiB: input.memoryMiB,
     nic: { rxSections: input.rxSections, txSections: input.txSections, ringPages: input.ringPages },
   });
@@ -79,6 +85,7 @@ export function runSession(input: SessionInput): SessionResult {
   } catch (e) {
     world.fail("crash", e instanceof Error ? `${e.name}: ${e.message}` : String(e));
   }
+  world.collectFindings();
   bump(world.tally, "campaign:actions", applied);
   return { violations: world.violations, tally: world.tally, actions: applied };
 }
@@ -193,6 +200,9 @@ function apply(world: FuzzWorld, rec: Recording, a: Action): void {
       return;
     case "lifecycle":
       lifecycle(world, a.rx, a.tx, a.ringPages, a.during);
+      return;
+    case "remove-fault":
+      removeWithFault(world, a.nth);
       return;
   }
 }
@@ -363,4 +373,20 @@ function lifecycle(world: FuzzWorld, rx: number, tx: number, ringPages: number, 
   disarm(world);
   world.dataSafe = during.a !== "intercept" && during.a !== "netvsp";
   if (added) world.traffic(2, 2, rx * 31 + tx);
+}
+
+/**
+ * Hot-remove with the n-th host-visibility hypercall of the removal refused: a buffer's or the ring's
+ * re-encryption fails (netvsc tears down the receive GPADL, then the send GPADL, then closes the channel).
+ * The kernel then either leaks what may still be shared or (before the 2024 fixes) frees it: the world's
+ * checks hold either way, and the findings say which. An honest NIC is added again.
+ */
+function removeWithFault(world: FuzzWorld, nth: number): void {
+  if (world.nic === undefined) return;
+  const faults = world.vm.hyperv.hypervisor.faults;
+  faults.failCall(nth);
+  bump(world.tally, "remove-fault:armed");
+  world.removeNic();
+  disarm(world);
+  if (world.addNic()) world.traffic(2, 2, nth);
 }

@@ -12,6 +12,32 @@ export interface FuzzConfig {
   readonly sessionLength: number;
   readonly faults: boolean;
   readonly churn: number;
+  /** The kernel profile every session booted (null: each era's representative kernel). */
+  readonly kernel: string | null;
+  /** With `kernel`: the kernel's own logic for host values no kernel checks (`--exact`). */
+  readonly exact: boolean;
+  /** The named fault armed in every session (null: none). */
+  readonly fault: string | null;
+}
+
+/** Findings of one id: how many the layers recorded, and in how many sessions. */
+export interface FindingTotal {
+  readonly count: number;
+  readonly sessions: number;
+}
+
+/**
+ * The findings by id, read from the counters (`finding:<id>`, `finding-sessions:<id>`), so that merged
+ * shards give the same totals. Findings never fail a campaign: they are what the booted kernel does.
+ */
+export function findingsOf(counters: Readonly<Record<string, number>>): Record<string, FindingTotal> {
+  const out: Record<string, FindingTotal> = {};
+  for (const [key, count] of Object.entries(counters)) {
+    if (!key.startsWith("finding:")) continue;
+    const id = key.slice("finding:".length);
+    out[id] = { count, sessions: counters[`finding-sessions:${id}`] ?? 0 };
+  }
+  return out;
 }
 
 /** The single-fault enumeration or the churn part of a summary: one entry per target, and failures. */
@@ -31,6 +57,8 @@ export interface FuzzSummary extends CampaignReport {
   readonly version: string;
   readonly config: FuzzConfig;
   readonly shard: Shard | null;
+  /** Findings by id (empty when none): reported, never a failure. */
+  readonly findings: Readonly<Record<string, FindingTotal>>;
   readonly faults?: TargetSection;
   readonly churn?: TargetSection;
 }
@@ -107,6 +135,7 @@ export function mergeSummaries(parts: readonly { file: string; summary: FuzzSumm
   const failures = sortFailures(all.flatMap((s) => s.failures));
   const faults = mergeSection(all.map((s) => s.faults));
   const churn = mergeSection(all.map((s) => s.churn));
+  const merged = counters(all.map((s) => s.counters));
   return {
     tool: "ivm-fuzz",
     version: first.summary.version,
@@ -119,7 +148,8 @@ export function mergeSummaries(parts: readonly { file: string; summary: FuzzSumm
     workers: sum(all.map((s) => s.workers)),
     seed: first.summary.seed,
     targets: first.summary.targets,
-    counters: counters(all.map((s) => s.counters)),
+    counters: merged,
+    findings: findingsOf(merged),
     violations: sum(all.map((s) => s.violations)),
     failures,
     ...(faults ? { faults } : {}),

@@ -2,7 +2,7 @@ import type { Era } from "@ivm/hypercall";
 import { PAGE_SIZE, PageFlag } from "@ivm/memory";
 import { encodeLabFrame, NETVSP_GUEST_MAC, NETVSP_HOST_MAC, verifyLabFrame } from "@ivm/netvsc-protocol";
 import { type NetvspOptions, RX_RNDIS_OVERHEAD } from "@ivm/netvsp";
-import { type Nic, Vm } from "@ivm/vm";
+import { type FaultName, type Nic, Vm } from "@ivm/vm";
 import { bump, collectNic, collectRing, collectVm, type Tally } from "./tally.js";
 import { entryFor, type Target } from "./targets.js";
 
@@ -26,6 +26,8 @@ export interface WorldConfig {
   readonly target: Target;
   readonly memoryMiB: number;
   readonly nic: NicShape;
+  /** A named fault armed at boot. */
+  readonly fault?: FaultName;
 }
 
 /** One broken rule: an invariant of the design, or a campaign check (leak accounting, recovery). */
@@ -61,9 +63,16 @@ export class FuzzWorld {
   constructor(config: WorldConfig) {
     this.config = config;
     const entry = entryFor(config.target.strategy);
+    const { kernel } = config.target;
     this.vm = Vm.boot({
       memory: config.memoryMiB * MiB,
-      era: config.target.era as Era,
+      // A named kernel runs hardened unless `exact`: the lab's checks of the host values every kernel
+      // trusts (ring indices, the rep count) stay on, so what the campaign reports as findings are the
+      // behaviours that differ between kernels, and its invariant checks keep their meaning.
+      ...(kernel !== undefined
+        ? { kernel, hardened: config.target.exact !== true }
+        : { era: config.target.era as Era }),
+      ...(config.fault !== undefined ? { fault: config.fault } : {}),
       swiotlbSlots: SWIOTLB_SLOTS,
       maxRoundsPerWait: FUZZ_ROUNDS,
       strategy: entry,
@@ -83,6 +92,19 @@ export class FuzzWorld {
   /** Records a violation of `check` at the current step. */
   fail(check: string, detail: string): void {
     this.violations.push({ check, detail, step: this.step });
+  }
+
+  /**
+   * Findings are what the booted kernel would do, not violations: counted by id (`finding:<id>`, and
+   * `finding-sessions:<id>` once per session that found one), with whether the named fault fired.
+   */
+  collectFindings(): void {
+    for (const [id, n] of this.vm.findingLog.countsById()) {
+      bump(this.tally, `finding:${id}`, n);
+      bump(this.tally, `finding-sessions:${id}`);
+    }
+    const fault = this.vm.fault;
+    if (fault !== undefined) bump(this.tally, `fault:${fault.name}:${fault.fired ? "fired" : "missed"}`);
   }
 
   /** Runs the VM's invariant checker and records what it reports. */

@@ -110,7 +110,11 @@ describe("ivm-fuzz --shard i/n, --out and --merge", () => {
       sessionLength: 10,
       faults: false,
       churn: 2,
+      kernel: null,
+      exact: false,
+      fault: null,
     });
+    expect(typeof one.findings).toBe("object"); // by id; merged shards give the same (checked in totals)
     const shards: FuzzSummary[] = [];
     for (const i of [1, 2]) {
       const r = await fuzz(...args, "--shard", `${i}/2`, "--out", file(`shard-${i}.json`));

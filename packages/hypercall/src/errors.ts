@@ -1,7 +1,7 @@
 import { IvmError } from "@ivm/errors";
 
 /** Errno-like codes of the hypercall layer, as the kernel's wrappers return them. */
-export type HypercallErrorCode = "EINVAL" | "EFAULT" | "EIO" | "ENOMEM" | "EACCES" | "EPROTO";
+export type HypercallErrorCode = "EINVAL" | "EFAULT" | "EIO" | "ENOMEM" | "EACCES" | "EPROTO" | "EDEADLK";
 
 /**
  * The hypercall layer's error family. `reason` is a stable tag for counting; `status` carries the

@@ -1,3 +1,4 @@
+import { eraProfile, FindingLog, type KernelProfile, withHardened } from "@ivm/kernel";
 import type { GuestMemory } from "@ivm/memory";
 import { HypercallError } from "./errors.js";
 import {
@@ -13,6 +14,22 @@ import {
 import type { Hypervisor } from "./hypervisor.js";
 
 /**
+ * How many answers in a row without progress the model lets hv_do_rep_hypercall re-issue before it
+ * stops: the kernel re-issues for ever; the model reports a finding and fails the call instead of hanging.
+ */
+export const REP_SPIN_LIMIT = 64 as const;
+
+/** The id of findings about hv_do_rep_hypercall's trust in the reps-completed count (no kernel checks it). */
+export const REP_COUNT_FINDING = "unfixed:hv_do_rep_hypercall" as const;
+
+export interface GuestHypercallsOptions {
+  /** The kernel whose behaviours run. Default: the memory's era's profile, hardened. */
+  readonly profile?: KernelProfile;
+  /** Where findings go. Default: a log of this layer's own. */
+  readonly findings?: FindingLog;
+}
+
+/**
  * The guest's hypercall plumbing: a per-CPU input page (kmalloc'd private memory, as hv_cpu_init
  * allocates it), hv_do_rep_hypercall and hv_mark_gpa_visibility.
  */
@@ -22,12 +39,16 @@ export class GuestHypercalls {
   readonly #inputVa: number;
   readonly #page = new Uint8Array(HV_HYP_PAGE_SIZE);
   readonly #view = new DataView(this.#page.buffer);
-  /** Answers the guest refused to trust (impossible rep counts): typed errors instead of a spin. */
+  readonly profile: KernelProfile;
+  readonly findings: FindingLog;
+  /** Answers a hardened guest refused to trust (impossible rep counts): typed errors instead of a spin. */
   untrustedAnswers = 0;
 
-  constructor(memory: GuestMemory, hypervisor: Hypervisor) {
+  constructor(memory: GuestMemory, hypervisor: Hypervisor, options: GuestHypercallsOptions = {}) {
     this.#memory = memory;
     this.#hv = hypervisor;
+    this.profile = options.profile ?? withHardened(eraProfile(memory.vtomMode));
+    this.findings = options.findings ?? new FindingLog();
     const va = memory.kmalloc.kzalloc(HV_HYP_PAGE_SIZE, { tag: "hv-input-page" });
     if (va === null)
       throw new HypercallError("ENOMEM", "input-page", "no memory for the hypercall input page");
@@ -43,28 +64,63 @@ export class GuestHypercalls {
    * hv_do_rep_hypercall(): issue, and while the hypervisor reports success with reps outstanding,
    * re-issue from the reported rep. Returns the final status word.
    *
-   * The kernel trusts the completed count; this model does not: a count above the request or a success
-   * that made no progress is a typed EPROTO error (mu_msvm fails fast on the same answers), never an
-   * endless loop.
+   * Kernel-exact (every profile's `repCount` is `trusted`): a count at or above the request ends the
+   * loop as success, and a count that does not move the start re-issues the same call; both are reported
+   * as findings, and after REP_SPIN_LIMIT answers in a row without progress the model fails the call
+   * (EDEADLK) where the kernel would spin for ever. Hardened: either answer is a typed EPROTO error
+   * (mu_msvm fails fast on the same answers).
    */
   repHypercall(code: number, repCount: number): bigint {
     let repStart = 0;
+    let stalled = 0;
     for (;;) {
       const control = encodeControl({ code, fast: false, varHeadSize: 0, repCount, repStart });
       const status = this.#hv.hypercall(control, this.#memory.virtToPhys(this.#inputVa));
       const { result, repsCompleted } = decodeStatus(status);
       if (result !== HvStatus.Success) return status;
-      if (repsCompleted > repCount || repsCompleted <= repStart) {
+      const over = repsCompleted > repCount;
+      const noProgress = repsCompleted <= repStart && repsCompleted < repCount;
+      if ((over || noProgress) && this.profile.hardened) {
         this.untrustedAnswers++;
         throw new HypercallError(
           "EPROTO",
-          repsCompleted > repCount ? "reps-over-count" : "no-progress",
+          over ? "reps-over-count" : "no-progress",
           `hypervisor reported ${repsCompleted} of ${repCount} reps done (resumed at ${repStart})`,
         );
       }
-      if (repsCompleted === repCount) return status;
+      if (over) {
+        this.#finding(
+          `the hypervisor reported ${repsCompleted} of ${repCount} reps done and the kernel ended the call as a success`,
+        );
+        return status;
+      }
+      if (repsCompleted >= repCount) return status;
+      if (noProgress) {
+        if (++stalled === REP_SPIN_LIMIT) {
+          this.#finding(
+            `the hypervisor answered success with ${repsCompleted} of ${repCount} reps done ${REP_SPIN_LIMIT} times in a row; the kernel re-issues the call for ever`,
+          );
+          throw new HypercallError(
+            "EDEADLK",
+            "rep-spin",
+            `hv_do_rep_hypercall would spin: no progress past rep ${repsCompleted} of ${repCount}`,
+          );
+        }
+      } else {
+        stalled = 0;
+      }
       repStart = repsCompleted;
     }
+  }
+
+  #finding(what: string): void {
+    this.findings.record({
+      id: REP_COUNT_FINDING,
+      profile: this.profile.name,
+      invariant: "hypervisor-trust",
+      what,
+      where: "hv_do_rep_hypercall (HvCallModifySparseGpaPageHostVisibility)",
+    });
   }
 
   /**

@@ -39,6 +39,7 @@ export class HypervisorFaults {
   readonly #plan = new Map<number, CallFault>();
   readonly #refused = new Map<number, number>();
   #seen = 0;
+  #stallFrom = Number.POSITIVE_INFINITY;
 
   /** Hypercall number k (1-based, from now) returns `status` with no rep done. */
   failCall(k: number, status: number = HvStatus.AccessDenied): void {
@@ -55,6 +56,13 @@ export class HypervisorFaults {
     this.#plan.set(this.#seen + k, { kind });
   }
 
+  /**
+   * Hypercall k and every one after it report success without progress (reps completed = the rep start)
+   * until `clear()`: a hypervisor that never finishes, against which hv_do_rep_hypercall spins.
+   */
+  stall(k: number): void {
+    this.#stallFrom = this.#seen + k;
+  }
   /** Any rep naming `pfn` fails with `status` (reps completed = its index). */
   refusePfn(pfn: number, status: number = HvStatus.InvalidParameter): void {
     this.#refused.set(pfn, status);
@@ -63,6 +71,7 @@ export class HypervisorFaults {
   clear(): void {
     this.#plan.clear();
     this.#refused.clear();
+    this.#stallFrom = Number.POSITIVE_INFINITY;
   }
 
   /** @internal called once per hypercall. */
@@ -70,6 +79,7 @@ export class HypervisorFaults {
     this.#seen++;
     const fault = this.#plan.get(this.#seen);
     this.#plan.delete(this.#seen);
+    if (fault === undefined && this.#seen >= this.#stallFrom) return { kind: "no-progress" };
     return fault;
   }
 

@@ -1,5 +1,10 @@
 export { HypercallError, type HypercallErrorCode } from "./errors.js";
-export { GuestHypercalls } from "./guest-hypercall.js";
+export {
+  GuestHypercalls,
+  type GuestHypercallsOptions,
+  REP_COUNT_FINDING,
+  REP_SPIN_LIMIT,
+} from "./guest-hypercall.js";
 export { HostView } from "./host-view.js";
 export {
   decodeControl,

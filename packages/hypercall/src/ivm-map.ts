@@ -1,4 +1,6 @@
+import type { KernelProfile } from "@ivm/kernel";
 import { Gfp, type GuestMemory, PAGE_SIZE } from "@ivm/memory";
+import { HypercallError } from "./errors.js";
 
 /**
  * A second mapping of private pages through their shared alias (pfn + vTOM), as hv_map_memory builds it
@@ -27,8 +29,26 @@ export function vmapSharedAlias(
   }
 }
 
-/** hv_map_memory(addr, size): the shared alias of a vmalloc buffer, PFNs found by vmalloc_to_pfn. */
-export function hvMapMemory(memory: GuestMemory, va: number, size: number, tag: string): number | null {
+/**
+ * hv_map_memory(addr, size): the shared alias of a vmalloc buffer, PFNs found by vmalloc_to_pfn, mapped
+ * with vmap_pfn(..., PAGE_KERNEL_IO) (5.17–6.3). A `profile` whose kernel no longer has hv_map_memory
+ * (`hypercall.mapMemoryPgprot` is `none`, 6.4 on) is refused with EINVAL before anything is allocated.
+ */
+export function hvMapMemory(
+  memory: GuestMemory,
+  va: number,
+  size: number,
+  tag: string,
+  profile?: KernelProfile,
+): number | null {
+  if (profile !== undefined && profile.hypercall.mapMemoryPgprot.value === "none") {
+    const removed = profile.hypercall.mapMemoryPgprot;
+    throw new HypercallError(
+      "EINVAL",
+      "no-hv-map-memory",
+      `kernel ${profile.name} has no hv_map_memory (removed by ${removed.commit} "${removed.title}", ${removed.since})`,
+    );
+  }
   const pages = size / PAGE_SIZE;
   return vmapSharedAlias(
     memory,

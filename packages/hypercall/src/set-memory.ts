@@ -1,3 +1,4 @@
+import type { ConversionErrors, ConversionSequence, KernelProfile } from "@ivm/kernel";
 import { type GuestMemory, PAGE_SIZE, type VtomMode } from "@ivm/memory";
 import { HypercallError } from "./errors.js";
 import type { GuestHypercalls } from "./guest-hypercall.js";
@@ -19,16 +20,22 @@ export interface SetMemoryCounters {
 }
 
 /**
- * set_memory_decrypted / set_memory_encrypted for a Hyper-V vTOM guest, in the era the guest booted in.
+ * set_memory_decrypted / set_memory_encrypted for a Hyper-V vTOM guest, as the booted kernel profile runs
+ * them (`profile.hypercall.conversion` and `.conversionErrors`, the same profile as the hypercalls'):
  *
- * - address-bit era (5.16–6.3): __set_memory_enc_dec short-circuits to hv_set_mem_host_visibility: only
- *   the hypercalls; PTEs untouched, so the caller needs a second mapping above vTOM. Errors are the
- *   wrapper's (-EFAULT, -ENOMEM).
- * - pte-bit era (6.4+, with the 2024 load_unaligned_zeropad hardening): __set_memory_enc_pgtable —
- *   vm_unmap_aliases, PTEs not present (prepare), shared bit added or removed on the existing PTEs and
- *   their direct-map alias, hypercalls, PTEs present again (finish, always). A failed hypercall is -EIO.
+ * - `hypercall-only` (5.16–6.3): __set_memory_enc_dec short-circuits to hv_set_mem_host_visibility:
+ *   only the hypercalls; PTEs untouched, so the caller needs a second mapping above vTOM. Errors are the
+ *   wrapper's (-EFAULT, -ENOMEM, -EINVAL).
+ * - `tlb-flush` (6.4–6.8): __set_memory_enc_pgtable with no prepare step: vm_unmap_aliases, the shared
+ *   bit added or removed on the live PTEs and their direct-map alias (then the TLB flush
+ *   enc_tlb_flush_required asks for), then the hypercalls. The PTEs stay present throughout.
+ * - `clear-present` (6.9 on): prepare = hv_vtom_clear_present (PTEs not present), the shared bit
+ *   changed, the hypercalls, and the PTEs present again — always, even after a failure.
  *
- * Either way the first failing batch aborts and earlier batches stay converted: no rollback.
+ * A failed hypercall in the pte-bit sequences hits the WARN_ONCE "CPA VMM failure to convert memory"
+ * and returns -EIO (`eio`) or, from 99c5c4c60e0d, the callback's own code (`callback`: -EFAULT for a
+ * failed hypercall, -ENOMEM for the PFN array). Either way the first failing batch aborts and earlier
+ * batches stay converted: no rollback, and the PTEs keep the new shared bit.
  */
 export class SetMemory {
   readonly #memory: GuestMemory;
@@ -36,6 +43,8 @@ export class SetMemory {
   /** The PFN list of one hypercall batch, reused (the kernel's one-page hv_pfn array). */
   readonly #batch = new Float64Array(HV_MAX_MODIFY_GPA_REP_COUNT);
   readonly era: Era;
+  readonly #conversion: ConversionSequence;
+  readonly #errors: ConversionErrors;
   readonly counters: SetMemoryCounters = {
     decryptCalls: 0,
     encryptCalls: 0,
@@ -46,10 +55,19 @@ export class SetMemory {
     vmmFailures: 0,
   };
 
+  /** Runs the sequence of `calls.profile` (the hypercall plumbing's kernel). */
   constructor(memory: GuestMemory, calls: GuestHypercalls) {
+    const profile: KernelProfile = calls.profile;
+    if (profile.era !== memory.vtomMode) {
+      throw new Error(
+        `kernel ${profile.name} is a ${profile.era} kernel but the guest memory was built ${memory.vtomMode}`,
+      );
+    }
     this.#memory = memory;
     this.#calls = calls;
     this.era = memory.vtomMode;
+    this.#conversion = profile.hypercall.conversion.value;
+    this.#errors = profile.hypercall.conversionErrors.value;
   }
 
   /** Makes `pages` pages at `va` shared with the host. Throws HypercallError on failure. */
@@ -76,7 +94,7 @@ export class SetMemory {
       va -= va % PAGE_SIZE;
     }
     try {
-      if (this.era === "address-bit") this.#hostVisibility(va, pages, enc);
+      if (this.#conversion === "hypercall-only") this.#hostVisibility(va, pages, enc);
       else this.#pteBit(va, pages, enc);
     } catch (e) {
       this.counters.failures++;
@@ -85,22 +103,19 @@ export class SetMemory {
   }
 
   #pteBit(va: number, pages: number, enc: boolean): void {
+    const clearPresent = this.#conversion === "clear-present";
     this.#memory.vmalloc.purge(); // vm_unmap_aliases
-    this.#memory.changePageAttr(va, pages, { present: false }); // hv_vtom_clear_present
+    if (clearPresent) this.#memory.changePageAttr(va, pages, { present: false }); // hv_vtom_clear_present
     this.#memory.changePageAttr(va, pages, { shared: !enc });
     try {
       this.#hostVisibility(va, pages, enc);
     } catch (e) {
-      this.counters.vmmFailures++;
-      const inner = e instanceof HypercallError ? e : undefined;
-      throw new HypercallError(
-        "EIO",
-        inner?.reason ?? "vmm-failure",
-        "CPA VMM failure to convert memory",
-        inner?.status,
-      );
+      if (!(e instanceof HypercallError)) throw e;
+      this.counters.vmmFailures++; // WARN_ONCE "CPA VMM failure to convert memory"
+      if (this.#errors === "callback") throw e;
+      throw new HypercallError("EIO", e.reason, `CPA VMM failure to convert memory: ${e.message}`, e.status);
     } finally {
-      this.#memory.changePageAttr(va, pages, { present: true }); // set_memory_p, always
+      if (clearPresent) this.#memory.changePageAttr(va, pages, { present: true }); // set_memory_p, always
     }
   }
 

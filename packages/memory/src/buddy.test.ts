@@ -149,6 +149,47 @@ describe("buddy allocator", () => {
     buddy.freePages(a, 0);
   });
 
+  it("freeHostVisible: a kernel-exact free of a visible block is done, marked and counted", () => {
+    const { phys, buddy } = buddyOf(64);
+    const a = buddy.allocPages(1, { tag: "t" })!;
+    phys.setHostVisible(a, true); // only the first page of the pair is visible
+    expect(buddy.freedWhileVisiblePages).toBe(0);
+    expect([...buddy.freedWhileVisible()]).toEqual([]);
+    buddy.freeHostVisible(a, 1, "test path");
+    expect(buddy.blockOf(a)?.free).toBe(true);
+    expect(buddy.freedWhileVisiblePages).toBe(1);
+    expect(buddy.isFreedWhileVisible(a)).toBe(true);
+    expect(buddy.isFreedWhileVisible(a + 1)).toBe(false);
+    expect([...buddy.freedWhileVisible()]).toEqual([a]);
+    expect(buddy.freedWhileVisibleLog).toEqual([{ pfn: a, order: 1, reason: "test path" }]);
+    checkConsistent(phys, buddy);
+    // every other free rule still holds
+    expect(() => buddy.freeHostVisible(a, 1, "again")).toThrowError(/already free/);
+    const b = buddy.allocPages(0, { tag: "t" })!;
+    buddy.leakPages(b, 1);
+    expect(() => buddy.freeHostVisible(b, 0, "leaked")).toThrowError(/leaked/);
+    // an unrelated visible page is still refused by the ordinary free
+    const c = buddy.allocPages(0, { tag: "t" })!;
+    phys.setHostVisible(c, true);
+    expect(() => buddy.freePages(c, 0)).toThrowError(/host-visible/);
+  });
+
+  it("a page freed while visible can be handed out again, and its new owner frees it normally", () => {
+    const { phys, buddy } = buddyOf(4);
+    const a = buddy.allocPages(0, { tag: "t" })!;
+    phys.setHostVisible(a, true);
+    buddy.freeHostVisible(a, 0, "test path");
+    // LIFO order-0 list: the next order-0 allocation is that page, still visible
+    expect(buddy.allocPages(0, { tag: "next" })).toBe(a);
+    expect(buddy.isFreedWhileVisible(a)).toBe(true);
+    buddy.freePages(a, 0);
+    // once private again the page is ordinary
+    phys.setHostVisible(a, false);
+    expect(buddy.isFreedWhileVisible(a)).toBe(false);
+    expect([...buddy.freedWhileVisible()]).toEqual([]);
+    expect(buddy.freedWhileVisiblePages).toBe(1); // cumulative
+  });
+
   it("takes an exact range out of the free lists (memblock-style) and gives it back", () => {
     const { phys, buddy } = buddyOf(2048);
     expect(buddy.allocRange(100, 1000, { tag: "swiotlb" })).toBe(true);

@@ -111,6 +111,41 @@ describe("memory invariants", () => {
       { invariant: "I1", pfn: freePfn, detail: "free page is host-visible" },
     ]);
   });
+
+  it("attributes a page a kernel freed while visible (freeHostVisible) to that kernel, not to I1", () => {
+    const mem = new GuestMemory({ bytes: 16 * MiB, sharedGpaBoundary: 2 ** 46 });
+    const pfn = mem.buddy.allocPages(0, { tag: "x" })!;
+    const other = mem.buddy.allocPages(0, { tag: "x" })!;
+    mem.phys.setHostVisible(pfn, true);
+    mem.buddy.freeHostVisible(pfn, 0, "test");
+    expect(mem.checkInvariants()).toEqual([]);
+    // a second visible free page that nobody freed that way is still a violation
+    mem.buddy.freePages(other, 0);
+    mem.phys.setHostVisible(other, true);
+    expect(mem.checkInvariants()).toEqual([
+      { invariant: "I1", pfn: other, detail: "free page is host-visible" },
+    ]);
+  });
+
+  it("freeingHostVisible: a vfree of a partly visible buffer frees it all, marking only the visible pages", () => {
+    const mem = new GuestMemory({ bytes: 16 * MiB, sharedGpaBoundary: 2 ** 46 });
+    const va = mem.vmalloc.vzalloc(4 * 4096, { tag: "buf" })!;
+    const pfns = [0, 1, 2, 3].map((i) => mem.virtToPfn(va + i * 4096));
+    mem.phys.setHostVisible(pfns[1]!, true);
+    mem.phys.setHostVisible(pfns[2]!, true);
+    expect(() => mem.vmalloc.vfree(va)).toThrowError(/host-visible/);
+    mem.buddy.freeingHostVisible("test vfree", () => mem.vmalloc.vfree(va));
+    expect(mem.buddy.pagesOwnedBy("buf")).toBe(0);
+    expect(mem.buddy.freedWhileVisiblePages).toBe(2);
+    expect([...mem.buddy.freedWhileVisible()].sort((a, b) => a - b)).toEqual(
+      [pfns[1], pfns[2]].sort((a, b) => a! - b!),
+    );
+    expect(mem.checkInvariants()).toEqual([]);
+    // the scope ends with the call: an ordinary free refuses a visible page again
+    const p = mem.buddy.allocPages(0, { tag: "x" })!;
+    mem.phys.setHostVisible(p, true);
+    expect(() => mem.buddy.freePages(p, 0)).toThrowError(/host-visible/);
+  });
 });
 
 describe("kmalloc totals", () => {

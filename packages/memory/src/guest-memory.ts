@@ -9,6 +9,7 @@ import { Mmu } from "./mmu.js";
 import { PageTables, pteFrame } from "./page-table.js";
 import { PageFlag, PhysicalMemory } from "./phys.js";
 import { Vmalloc } from "./vmalloc.js";
+import type { ZoneWatermarks } from "./watermark.js";
 
 /**
  * How the vTOM bit appears in page tables: as part of the physical address (Linux 5.16–6.3, a buffer needs a
@@ -24,6 +25,11 @@ export interface GuestMemoryOptions {
   readonly vtomMode?: VtomMode;
   /** Online CPUs (lazy_max_pages scales with them). */
   readonly cpus?: number;
+  /**
+   * Zone watermarks: "kernel" (the default) as __setup_per_zone_wmarks computes them for this size, or
+   * explicit marks in pages (all zero lets a test fill memory to the last page).
+   */
+  readonly watermarks?: ZoneWatermarks | "kernel";
 }
 
 /** Page attribute changes of __change_page_attr_set_clr that the model supports. */
@@ -65,7 +71,7 @@ export class GuestMemory {
     this.vtomPfn = boundary / PAGE_SIZE;
     this.vtomMode = options.vtomMode ?? "address-bit";
     this.phys = new PhysicalMemory(options.bytes);
-    this.buddy = new BuddyAllocator(this.phys, this.faults);
+    this.buddy = new BuddyAllocator(this.phys, this.faults, options.watermarks ?? "kernel");
     this.kmalloc = new Kmalloc(this.phys, this.buddy, this.faults);
     let mmu: Mmu | undefined;
     this.pageTables = new PageTables(this.buddy, (va, pages) => mmu?.invalidateRange(va, pages));

@@ -244,6 +244,16 @@ export class PhysicalMemory {
     }
   }
 
+  /**
+   * Moves page `src`'s contents to page `dst` (migrate_page_copy): the backing slot changes hands, so the
+   * bytes arrive intact without a copy; `src` then reads as zeros. O(1), allocation-free.
+   */
+  migratePage(dst: number, src: number): void {
+    this.#release(dst);
+    this.#setSlot(dst, this.#slot(src));
+    this.#setSlot(src, NO_BYTES);
+  }
+
   /** Copies between physical ranges (may overlap). */
   copy(dstPa: number, srcPa: number, len: number): void {
     const tmp = new Uint8Array(len);

@@ -118,6 +118,7 @@ export class Vmalloc {
       return this.#fail();
     }
     const frames = new Float64Array(nrPages);
+    // vm_area_alloc_pages: order-0 GFP_KERNEL pages (unmovable, not costly: the slow path reclaims and retries).
     const gfp = (options.gfp ?? 0) & Gfp.Zero;
     let got = 0;
     for (; got < nrPages; got++) {
@@ -288,7 +289,7 @@ export class Vmalloc {
           `vfree of a buffer whose page 0x${pfn.toString(16)} is leaked`,
         );
       }
-      if (this.#phys.hasFlag(pfn, PageFlag.HostVisible)) {
+      if (this.#phys.hasFlag(pfn, PageFlag.HostVisible) && !this.#buddy.visibleFreeAllowed(pfn)) {
         throw new MemoryError(
           "EBUSY",
           "free-host-visible",

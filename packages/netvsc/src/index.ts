@@ -2,13 +2,15 @@
 // swiotlb and an injected buffer strategy. The wire formats are in @ivm/netvsc-protocol; the host's
 // device is @ivm/netvsp, which this package never imports.
 
-export { RX_PRIVATE_TAG, SECTION_MAP_TAG } from "./init-buf.js";
+export { NETVSC_BUFFER_TAGS, NETVSC_FINDING, RX_PRIVATE_TAG, SECTION_MAP_TAG } from "./init-buf.js";
 export {
   NETVSC_MAX_PKT_SIZE,
+  NETVSC_MIN_IN_MSG_SIZE,
   NETVSC_MIN_OUT_MSG_SIZE,
   NETVSC_RING_BYTES_DEFAULT,
   NetvscDevice,
   type NetvscDeviceOptions,
+  netvscRqstorSize,
 } from "./netvsc-device.js";
 export type { NetvscServices } from "./nvdev.js";
 export { RECV_COMP_RING_TAG } from "./recv-comp-ring.js";

@@ -27,6 +27,8 @@ import type { NetvscBuffer, NetvscDev } from "./nvdev.js";
 import { RecvCompRing } from "./recv-comp-ring.js";
 import { SendSectionMap } from "./send-buffer.js";
 
+/** The purposes netvsc asks its strategy for, which the strategy uses as the buffers' owner tags. */
+export const NETVSC_BUFFER_TAGS = { rx: "netvsc-rx", tx: "netvsc-tx" } as const;
 export const RX_PRIVATE_TAG = "netvsc-rx-private";
 export const SECTION_MAP_TAG = "netvsc-send-section-map";
 
@@ -80,7 +82,7 @@ function initRecvBuf(nv: NetvscDev): NetvscResult<void> {
   const reply = shareBuffer(
     nv,
     bytes,
-    "netvsc-rx",
+    NETVSC_BUFFER_TAGS.rx,
     (x) => {
       nv.recv = x;
     },
@@ -122,7 +124,7 @@ function initSendBuf(nv: NetvscDev): NetvscResult<void> {
   const reply = shareBuffer(
     nv,
     bytes,
-    "netvsc-tx",
+    NETVSC_BUFFER_TAGS.tx,
     (x) => {
       nv.send = x;
     },
@@ -210,17 +212,41 @@ export function unmapBuffers(nv: NetvscDev): void {
   }
 }
 
+/** The findings the netvsc driver reports. */
+export const NETVSC_FINDING = {
+  /** free_netvsc_device vfree'd a buffer whose GPADL may still be decrypted (before bbf9ac34677b). */
+  bufferFreedVisible: "CVE-2024-36911",
+} as const;
+
 /**
  * free_netvsc_device: each buffer is freed unless its GPADL may still have it decrypted, in which case
  * it is leaked (CVE-2024-36911); then the private receive copies, the bitmap and the completion ring.
  * Returns how many buffers were leaked.
+ *
+ * A profile without "Don't free decrypted memory" vfrees such a buffer: that is reported as a finding
+ * and, kernel-exact, the strategy frees it as it is (BuddyAllocator.freeingHostVisible: its pages go back
+ * to the allocator still host-visible, where a later allocation may hand them out). A hardened profile
+ * leaks it through the strategy instead.
  */
 export function freeNetvscDevice(nv: NetvscDev): number {
-  const { strategy, memory } = nv.env;
+  const { strategy, memory, kernel } = nv.env;
   let leaked = 0;
   for (const b of [nv.recv, nv.send]) {
     if (b === undefined) continue;
     if (b.gpadl?.decrypted === true) {
+      if (!kernel.profile.netvsc.keepDecryptedBuffers.value) {
+        nv.env.stats.buffersFreedWhileVisible++;
+        kernel.report({
+          id: NETVSC_FINDING.bufferFreedVisible,
+          invariant: "I1",
+          what: `vfree of the ${b === nv.recv ? "receive" : "send"} buffer (${b.gpadl.pages} pages) while its GPADL may still be decrypted`,
+          where: "free_netvsc_device",
+        });
+        if (!kernel.profile.hardened) {
+          memory.buddy.freeingHostVisible("free_netvsc_device", () => strategy.free(b.buf));
+          continue;
+        }
+      }
       strategy.leak(b.buf);
       leaked++;
     } else {

@@ -15,6 +15,8 @@ import {
   ok,
   PAGE_SIZE,
   reject,
+  VMPACKET_DESCRIPTOR_SIZE,
+  VRSS_SEND_TAB_SIZE,
   xferHeaderSize,
 } from "@ivm/netvsc-protocol";
 import type { SharedBuffer } from "@ivm/shared-buffer";
@@ -40,10 +42,24 @@ import { type NetvscStats, newNetvscStats } from "./stats.js";
 
 /** VMBUS_RING_SIZE(128 * 4 KiB): netvsc's ring_size module parameter plus the header page. */
 export const NETVSC_RING_BYTES_DEFAULT: number = PAGE_SIZE + 128 * PAGE_SIZE;
-/** NETVSC_MAX_PKT_SIZE: a transfer-page header with NVSP_RSC_MAX ranges plus an NVSP message (computed). */
-export const NETVSC_MAX_PKT_SIZE: number = xferHeaderSize(NETVSC_MAX_XFER_PAGE_RANGES) + NVSP_MESSAGE_SIZE;
-/** NETVSC_MIN_OUT_MSG_SIZE: descriptor + nvsp_1_message_send_rndis_packet; netvsc_rqstor_size divides by it. */
-export const NETVSC_MIN_OUT_MSG_SIZE: number = 16 + 12;
+/**
+ * NETVSC_MAX_PKT_SIZE: a transfer-page header with NVSP_RSC_MAX ranges, an NVSP message and the
+ * VRSS send table (4 × VRSS_SEND_TAB_SIZE) — 24 + 562·8 + 40 + 64 = 4,624 (hyperv_net.h).
+ */
+export const NETVSC_MAX_PKT_SIZE: number =
+  xferHeaderSize(NETVSC_MAX_XFER_PAGE_RANGES) + NVSP_MESSAGE_SIZE + 4 * VRSS_SEND_TAB_SIZE;
+/** NETVSC_MIN_OUT_MSG_SIZE: sizeof(struct vmpacket_descriptor) + sizeof(struct nvsp_message) = 56. */
+export const NETVSC_MIN_OUT_MSG_SIZE: number = VMPACKET_DESCRIPTOR_SIZE + NVSP_MESSAGE_SIZE;
+/** NETVSC_MIN_IN_MSG_SIZE: sizeof(struct vmpacket_descriptor) = 16. */
+export const NETVSC_MIN_IN_MSG_SIZE: number = VMPACKET_DESCRIPTOR_SIZE;
+
+/**
+ * netvsc_rqstor_size: the request table netvsc asks vmbus_open for, ring/56 + ring/16 — 9,435 + 33,024
+ * = 42,459 entries for the default 528,384-byte ring.
+ */
+export function netvscRqstorSize(ringBytes: number): number {
+  return Math.floor(ringBytes / NETVSC_MIN_OUT_MSG_SIZE) + Math.floor(ringBytes / NETVSC_MIN_IN_MSG_SIZE);
+}
 
 export interface NetvscDeviceOptions extends NetvscServices {
   /** Default 9709 / 170 (NETVSC_DEFAULT_RX / _TX). */
@@ -133,6 +149,7 @@ export class NetvscDevice {
       dma: o.dma,
       isolated: o.isolated,
       ringBytes,
+      kernel: o.kernel ?? o.channel.kernel,
       stats: newNetvscStats(),
       onReceive: o.onReceive,
       txq: { stopped: false },
@@ -273,7 +290,7 @@ export class NetvscDevice {
         napiPoll(nv, NAPI_POLL_WEIGHT);
       },
       maxPktSize: NETVSC_MAX_PKT_SIZE,
-      requestTableSize: Math.floor(ringBytes / NETVSC_MIN_OUT_MSG_SIZE),
+      requestTableSize: netvscRqstorSize(ringBytes),
     });
     if (!opened.ok) {
       this.#leaked += freeNetvscDevice(nv);

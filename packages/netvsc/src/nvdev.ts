@@ -6,7 +6,7 @@ import type { GuestMemory } from "@ivm/memory";
 import type { NvspMessage, RndisMessage } from "@ivm/netvsc-protocol";
 import type { SharedBuffer, SharedBufferStrategy } from "@ivm/shared-buffer";
 import type { DmaDevice } from "@ivm/swiotlb";
-import type { Gpadl, HvPageBuffer, Scheduler, VmbusChannel } from "@ivm/vmbus";
+import type { Gpadl, HvPageBuffer, KernelContext, Scheduler, VmbusChannel } from "@ivm/vmbus";
 import type { RecvCompRing } from "./recv-comp-ring.js";
 import type { SendSectionMap } from "./send-buffer.js";
 import type { NetvscStats } from "./stats.js";
@@ -20,12 +20,18 @@ export interface NetvscServices {
   readonly dma: DmaDevice;
   /** hv_is_isolation_supported(): NVSP >= 6.1 required, page buffers bounced through swiotlb. */
   readonly isolated: boolean;
+  /**
+   * The booted kernel profile (its `netvsc` behaviours) and where findings go. Default: the channel's
+   * connection's (`channel.kernel`), so one boot has one profile.
+   */
+  readonly kernel?: KernelContext;
 }
 
 /** struct net_device_context, reduced: what the driver was given at probe and what survives a detach. */
 export interface DriverEnv extends NetvscServices {
   /** netvsc_ring_bytes: bytes of each ring, header page included. */
   readonly ringBytes: number;
+  readonly kernel: KernelContext;
   readonly stats: NetvscStats;
   readonly onReceive: ((frame: Uint8Array) => void) | undefined;
   /** The one transmit queue (netdev_get_tx_queue(ndev, 0)). */

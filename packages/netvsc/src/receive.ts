@@ -2,15 +2,19 @@
 // send_recv_completions (the completion ring), netvsc_receive_inband (drivers/net/hyperv/netvsc.c).
 //
 // Host bytes are parsed only from private copies (invariant I3): the transfer-page packet is the
-// channel's private copy, and each range is copied out of the shared receive buffer into the channel's
-// private buffer before anything in it is read ("Copy packets sent by Hyper-V out of the receive
-// buffer", 0ba35fe91ce3).
+// channel's private copy, and the RNDIS headers of each range are copied out of the shared receive
+// buffer into the channel's private buffer before anything in them is read ("Copy packets sent by
+// Hyper-V out of the receive buffer", 0ba35fe91ce3); a frame's payload goes from the shared buffer
+// into the skb once.
 
 import {
   decodeNvspMessage,
   encodeNvspRecvCompletion,
   NAPI_POLL_WEIGHT,
   NVSP_STATUS,
+  RNDIS_HEADER_SIZE,
+  RNDIS_MSG_TYPE,
+  RNDIS_PACKET_SIZE,
   validateXferPagePacket,
 } from "@ivm/netvsc-protocol";
 import { VM_PKT } from "@ivm/vmbus";
@@ -31,36 +35,75 @@ export function netvscReceive(nv: NetvscDev, bytes: Uint8Array): number {
     stats.rxDrops.count("rx-without-receive-buffer");
     return 0;
   }
-  const v = validateXferPagePacket(bytes, {
-    recvBufSize: nv.recvBufSize,
-    recvSectionSize: nv.recvSectionSize,
-  });
+  // The lower bound on offset8 << 3 is sizeof(struct vmtransfer_page_packet_header) of this kernel.
+  const v = validateXferPagePacket(
+    bytes,
+    { recvBufSize: nv.recvBufSize, recvSectionSize: nv.recvSectionSize },
+    env.kernel.profile.netvsc.xferPageHeaderSize.value,
+  );
   if (!v.ok) {
     stats.rxDrops.count(v.error.reason);
     return 0;
   }
   let status = v.value.status;
-  const priv = nv.rxPrivate[0]!;
-  const mmu = env.memory.mmu;
   for (const range of v.value.ranges) {
     if (!range.ok) {
       stats.rxDrops.count(range.reason);
       continue;
     }
-    // The one read of shared memory for this range: into chan_table[0].recv_buf.
-    mmu.copy(priv, recvVa + range.offset, range.length);
-    stats.rxRangeCopies++;
-    stats.rxRangeBytes += range.length;
-    // I3: what is parsed is read from the private copy, never through a shared alias (the MMU counts
-    // shared-alias reads); the parser itself only sees this JS copy.
-    const sharedBefore = mmu.sharedReads;
-    const copy = nv.rxScratch.subarray(0, range.length);
-    mmu.read(priv, copy);
-    stats.parsedFromShared += mmu.sharedReads - sharedBefore;
-    if (rndisFilterReceive(nv, copy) !== NVSP_STATUS.SUCCESS) status = NVSP_STATUS.FAIL;
+    const copy = copyRndisHeaders(nv, recvVa + range.offset, range.length);
+    if (rndisFilterReceive(nv, copy, recvVa + range.offset) !== NVSP_STATUS.SUCCESS)
+      status = NVSP_STATUS.FAIL;
   }
   enqReceiveComplete(nv, v.value.transactionId, status);
   return v.value.ranges.length;
+}
+
+/**
+ * The reads of shared memory rndis_filter_receive makes before it validates anything, each into the
+ * channel's private recv_buf at the offset it has in the message (0ba35fe91ce3): the RNDIS header; for
+ * a data message rndis_packet and then, if it lies inside the range, the per-packet-info area; for a
+ * control message the whole message (the kernel copies a response into its request). The frame itself
+ * is not copied here: rndisFilterReceive copies it from the shared buffer into the skb, once.
+ *
+ * Returns the JS image of the private buffer (`length` bytes, zero where nothing was copied) that the
+ * parser reads; every read behind it is of private memory (checked: I3).
+ */
+function copyRndisHeaders(nv: NetvscDev, shared: number, length: number): Uint8Array {
+  const { memory, stats } = nv.env;
+  const mmu = memory.mmu;
+  const priv = nv.rxPrivate[0]!;
+  const image = nv.rxScratch.subarray(0, length);
+  image.fill(0);
+  let copied = 0;
+  const take = (at: number, n: number): void => {
+    if (n <= 0) return;
+    mmu.copy(priv + at, shared + at, n);
+    copied += n;
+    const before = mmu.sharedReads;
+    mmu.read(priv + at, image.subarray(at, at + n));
+    stats.parsedFromShared += mmu.sharedReads - before;
+  };
+  take(0, Math.min(RNDIS_HEADER_SIZE, length));
+  const dv = new DataView(image.buffer, image.byteOffset, image.byteLength);
+  if (length >= RNDIS_HEADER_SIZE && dv.getUint32(0, true) === RNDIS_MSG_TYPE.PACKET) {
+    const pkt = Math.min(RNDIS_PACKET_SIZE, length - RNDIS_HEADER_SIZE);
+    take(RNDIS_HEADER_SIZE, pkt);
+    if (pkt === RNDIS_PACKET_SIZE) {
+      // per_pkt_info_offset / _len (rndis_packet words 5 and 6), relative to rndis_packet
+      const ppiOffset = dv.getUint32(RNDIS_HEADER_SIZE + 20, true);
+      const ppiLen = dv.getUint32(RNDIS_HEADER_SIZE + 24, true);
+      const room = length - RNDIS_HEADER_SIZE;
+      if (ppiOffset <= room && ppiLen <= room - ppiOffset) take(RNDIS_HEADER_SIZE + ppiOffset, ppiLen);
+    }
+  } else if (length >= RNDIS_HEADER_SIZE) {
+    // a control message: msg_len bytes, once rndis_filter_receive has checked msg_len <= buflen
+    const msgLen = dv.getUint32(4, true);
+    if (msgLen >= RNDIS_HEADER_SIZE && msgLen <= length) take(RNDIS_HEADER_SIZE, msgLen - RNDIS_HEADER_SIZE);
+  }
+  stats.rxRangeCopies++;
+  stats.rxRangeBytes += copied;
+  return image;
 }
 
 /**

@@ -301,11 +301,12 @@ export function netvscDeviceIdle(nv: NetvscDev): boolean {
 }
 
 /**
- * rndis_filter_receive for one range, from its private copy: data frames go up as a fresh copy (the
- * skb); responses complete their request; status indications update the link. Anything else, or a
- * malformed message, fails the range.
+ * rndis_filter_receive for one range, parsed from its private copy (`copy`): a data frame is copied
+ * from the shared receive buffer (`shared`, the range's address) into a fresh skb — the one copy of the
+ * payload (rsc_add_data → skb_put_data); responses complete their request; status indications update
+ * the link. Anything else, or a malformed message, fails the range.
  */
-export function rndisFilterReceive(nv: NetvscDev, copy: Uint8Array): number {
+export function rndisFilterReceive(nv: NetvscDev, copy: Uint8Array, shared: number): number {
   const { stats, onReceive } = nv.env;
   if (nv.rndis.state === "uninitialized") {
     stats.rxDrops.count("rndis-device-uninitialized");
@@ -322,8 +323,15 @@ export function rndisFilterReceive(nv: NetvscDev, copy: Uint8Array): number {
       // A malformed PPI area: the model delivers the frame without the PPIs after the bad entry.
       if (m.ppiIssue !== null) stats.rxDrops.count(m.ppiIssue.reason);
       stats.rxPackets++;
-      stats.rxBytes += m.data.length;
-      onReceive?.(m.data.slice());
+      stats.rxBytes += m.dataLen;
+      {
+        // Without a consumer the copy still happens (into the reused scratch: the parse is done with it).
+        const skb = onReceive === undefined ? nv.rxScratch.subarray(0, m.dataLen) : new Uint8Array(m.dataLen);
+        nv.env.memory.mmu.read(shared + m.dataStart, skb);
+        stats.rxSkbCopies++;
+        stats.rxSkbBytes += m.dataLen;
+        onReceive?.(skb);
+      }
       return NVSP_STATUS.SUCCESS;
     case "init-complete":
     case "query-complete":

@@ -388,7 +388,11 @@ export function sendPkt(nv: NetvscDev, packet: TxPacket): NetvscResult<void> {
     if (!dmaMap(nv, packet)) {
       ret = reject("EAGAIN", "dma-map-failed", "netvsc_dma_map failed");
     } else {
-      const r = ch.sendMpbDesc(mpbRangesFromPageBuffers(packet.pb), nvsp, ctx);
+      // vmbus_sendpacket_pagebuffer (one hv_page_buffer per entry) until the 2025 move to mpb ranges.
+      const r =
+        env.kernel.profile.netvsc.pageBufferSend.value === "pagebuffer"
+          ? ch.sendPageBuffer(packet.pb, nvsp, ctx)
+          : ch.sendMpbDesc(mpbRangesFromPageBuffers(packet.pb), nvsp, ctx);
       if (r.ok) {
         env.stats.pageBufferSends++;
         ret = ok(undefined);

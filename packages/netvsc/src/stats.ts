@@ -36,9 +36,21 @@ export interface NetvscStats {
   dmaMapErrors: number;
   /** Bytes the swiotlb bounced at map time (isolated guests: every page-buffer byte). */
   bytesBounced: number;
-  /** Transfer-page ranges copied out of the receive buffer into the private buffer, and their bytes. */
+  /**
+   * Transfer-page ranges whose RNDIS headers were copied out of the receive buffer into the private
+   * buffer, and the bytes copied: the RNDIS header, rndis_packet and the per-packet info of a data
+   * message (rndis_filter_receive_data, 0ba35fe91ce3), a whole control message.
+   */
   rxRangeCopies: number;
   rxRangeBytes: number;
+  /** Frame payloads copied from the receive buffer into the skb (one copy each), and their bytes. */
+  rxSkbCopies: number;
+  rxSkbBytes: number;
+  /**
+   * Buffers the profile's free_netvsc_device would vfree while possibly host-visible (a kernel without
+   * "Don't free decrypted memory"; reported as CVE-2024-36911, kept out of the allocator by the model).
+   */
+  buffersFreedWhileVisible: number;
   stopQueue: number;
   wakeQueue: number;
   /** Receive completions that went to the host, were lost (completion ring full), or met a full ring. */
@@ -81,6 +93,9 @@ export function newNetvscStats(): NetvscStats {
     bytesBounced: 0,
     rxRangeCopies: 0,
     rxRangeBytes: 0,
+    rxSkbCopies: 0,
+    rxSkbBytes: 0,
+    buffersFreedWhileVisible: 0,
     stopQueue: 0,
     wakeQueue: 0,
     rxCompletionsSent: 0,

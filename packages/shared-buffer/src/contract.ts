@@ -1,4 +1,5 @@
 import type { Era, HypervLayer } from "@ivm/hypercall";
+import type { KernelProfile, KernelRange } from "@ivm/kernel";
 import type { GuestMemory } from "@ivm/memory";
 
 /** Bumped on any breaking change to the interfaces below. */
@@ -102,11 +103,12 @@ export interface StrategyDescriptor<
   readonly summary: string;
   /** The npm package that implements it. */
   readonly packageName: string;
-  /**
-   * The eras this approach was written for; the conformance kit runs it in each. Kernel profiles derive
-   * from eras, so a `supports(profile)` predicate belongs beside this field.
-   */
+  /** The eras this approach was written for; the conformance kit runs it in each. */
   readonly eras: readonly Era[];
+  /** The kernels the approach was written for (release lines, and where that range comes from). */
+  readonly kernels: KernelRange;
+  /** Why the approach cannot run on `profile` (its kernel lies outside `kernels`), or null when it can. */
+  unsupportedOn(profile: KernelProfile): string | null;
   /** The DMA ops the approach installs on the device (the kernel's platform hooks), if any. */
   readonly dmaOps?: Ops;
   readonly create: StrategyFactory<S, O>;

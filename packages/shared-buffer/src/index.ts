@@ -1,5 +1,6 @@
 // @ivm/shared-buffer: the allocation-strategy contract (the seam the seed argues about). It names
-// only guest memory and the hypervisor layer; the conformance kit is @ivm/strategy-conformance.
+// only guest memory, the hypervisor layer and the kernels a strategy was written for; the
+// conformance kit is @ivm/strategy-conformance.
 
 export {
   type BufferPurpose,
@@ -20,4 +21,5 @@ export {
   vzallocBuffers,
 } from "./define-strategy.js";
 export { SharedBufferError } from "./errors.js";
+export { writtenFor } from "./kernels.js";
 export { leakPagesAt } from "./leak.js";

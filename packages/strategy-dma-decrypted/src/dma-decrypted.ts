@@ -5,7 +5,7 @@ import type {
   StrategyDescriptor,
   StrategyServices,
 } from "@ivm/shared-buffer";
-import { defineStrategy, leakPagesAt, SharedBufferError } from "@ivm/shared-buffer";
+import { defineStrategy, leakPagesAt, SharedBufferError, writtenFor } from "@ivm/shared-buffer";
 import { type DmaDevice, type DmaOps, dmaMapDecrypted, dmaUnmapEncrypted } from "@ivm/swiotlb";
 
 /** What approach (2) is built from: the guest's memory and hypervisor, and the netvsc DMA device. */
@@ -56,6 +56,11 @@ export const dmaDecrypted: StrategyDescriptor<
   summary: "the same two mappings through dma_map_decrypted (patch v3)",
   packageName: "@ivm/strategy-dma-decrypted",
   eras: ["address-bit"],
+  ...writtenFor("dma-decrypted", {
+    from: "5.17",
+    through: "5.17",
+    written: "approach (2): the dma_map_decrypted series was posted against 5.16/5.17 and never merged",
+  }),
   dmaOps: hypervDecryptedDmaOps,
   create: (services) => create(services),
 };

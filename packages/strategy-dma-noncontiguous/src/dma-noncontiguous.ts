@@ -5,7 +5,7 @@ import type {
   StrategyDescriptor,
   StrategyServices,
 } from "@ivm/shared-buffer";
-import { defineStrategy, leakPagesAt, SharedBufferError } from "@ivm/shared-buffer";
+import { defineStrategy, leakPagesAt, SharedBufferError, writtenFor } from "@ivm/shared-buffer";
 import {
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,
@@ -57,6 +57,11 @@ export const dmaNoncontiguous: StrategyDescriptor<
   summary: "dma_alloc_noncontiguous with Hyper-V ops (split-off v1/v2)",
   packageName: "@ivm/strategy-dma-noncontiguous",
   eras: ["address-bit"],
+  ...writtenFor("dma-noncontiguous", {
+    from: "5.17",
+    through: "5.17",
+    written: "approach (3): the dma_alloc_noncontiguous series was posted against 5.16/5.17 and never merged",
+  }),
   dmaOps: hypervNoncontiguousDmaOps,
   create: (services) => create(services),
 };

@@ -6,6 +6,7 @@ import {
   type SharedBufferStrategy,
   type StrategyDescriptor,
   type StrategyServices,
+  writtenFor,
 } from "@ivm/shared-buffer";
 
 /** How allocation falls back when a 4 MiB block is not available. */
@@ -52,6 +53,11 @@ export const pageBlocks: StrategyDescriptor<Pick<StrategyServices, "memory">, Pa
   summary: "alloc_pages in 4 MiB blocks, one vmap_pfn mapping (patch v5)",
   packageName: "@ivm/strategy-page-blocks",
   eras: ["address-bit"],
+  ...writtenFor("page-blocks", {
+    from: "5.17",
+    through: "5.17",
+    written: "approach (4): the alloc_pages/vmap_pfn series was posted against 5.16/5.17 and never merged",
+  }),
   create: (services, options) => create(services, options),
 };
 
@@ -72,6 +78,8 @@ function create(
     while (left > 0) {
       let order = maxOrder;
       while (2 ** order > left) order--;
+      // v5: GFP_KERNEL | __GFP_ZERO — at order 10 a costly request without __GFP_NORETRY: on an aged guest
+      // each attempt runs async compaction, direct reclaim and sync compaction before it fails (and warns).
       let pfn = memory.buddy.allocPages(order, { tag, gfp: Gfp.Zero });
       while (pfn === null && graded && order > 0) {
         order--;

@@ -6,6 +6,7 @@ import {
   type SharedBufferStrategy,
   type StrategyDescriptor,
   type StrategyServices,
+  writtenFor,
 } from "@ivm/shared-buffer";
 
 const FREE = 0;
@@ -120,6 +121,10 @@ export const sharedPool: StrategyDescriptor<StrategyServices, SharedPoolOptions>
   summary: "a pool made host-visible once at boot (OpenHCL)",
   packageName: "@ivm/strategy-shared-pool",
   eras: ["address-bit", "pte-bit"],
+  ...writtenFor("shared-pool", {
+    from: "5.17",
+    written: "approach (6): a pool made host-visible once at boot needs no kernel change",
+  }),
   create: (services, options) => sharedPoolStrategy(services, options),
 };
 

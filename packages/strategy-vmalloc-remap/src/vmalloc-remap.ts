@@ -5,6 +5,7 @@ import {
   type SharedBuffer,
   type StrategyDescriptor,
   type StrategyServices,
+  writtenFor,
 } from "@ivm/shared-buffer";
 
 interface VmallocRemapBuffer extends SharedBuffer {
@@ -26,6 +27,12 @@ export const vmallocRemap: StrategyDescriptor<Pick<StrategyServices, "memory">> 
   summary: "vmalloc + a second vmap_pfn mapping above vTOM (Linux 5.17)",
   packageName: "@ivm/strategy-vmalloc-remap",
   eras: ["address-bit"],
+  ...writtenFor("vmalloc-remap", {
+    from: "5.17",
+    through: "6.3",
+    written:
+      "approach (1): vzalloc + hv_map_memory landed with 846da38de0e8 in 5.17 and was removed by 25727aaed651 in 6.4",
+  }),
   create: ({ memory }) =>
     // netvsc_init_buf remaps only in an isolated guest (hv_isolation_type_snp()).
     defineStrategy<VmallocRemapBuffer>(vmallocRemap, memory, {

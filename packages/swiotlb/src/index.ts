@@ -31,7 +31,7 @@ export type {
   IoTlbStats,
   SearchTermination,
 } from "./io-tlb.js";
-export { INVALID_PHYS_ADDR, IoTlbMem } from "./io-tlb.js";
+export { INVALID_PHYS_ADDR, IoTlbMem, SLOT_SEARCH_FINDING } from "./io-tlb.js";
 export {
   DMA_NONCONTIG_TAG,
   DMA_VMAP_TAG,
@@ -81,6 +81,7 @@ export {
 } from "./scatterlist.js";
 export type { AreaSizing, AreaSizingRules, IvmSwiotlbSizingInput } from "./sizing.js";
 export {
+  IO_TLB_DEFAULT_NSLABS,
   IO_TLB_DEFAULT_SIZE,
   IO_TLB_MIN_SLABS,
   IO_TLB_SEGSIZE,
@@ -97,4 +98,4 @@ export {
   swiotlbAreaSizing,
   swiotlbParamSlabs,
 } from "./sizing.js";
-export { swiotlbDmaOps } from "./swiotlb-ops.js";
+export { noPoolDmaOps, swiotlbDmaOps } from "./swiotlb-ops.js";

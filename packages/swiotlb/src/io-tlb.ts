@@ -1,3 +1,4 @@
+import type { FindingLog, ProfileName } from "@ivm/kernel";
 import { DMA_ATTR_NO_WARN, type SwiotlbDevice } from "./bounce-types.js";
 import { badCaller, invariant, SwiotlbError } from "./errors.js";
 import { type Clock, monotonicCounterClock, RateLimit, type RateLimitOptions } from "./ratelimit.js";
@@ -35,7 +36,12 @@ export interface IoTlbMemOptions {
   readonly ratelimit?: RateLimitOptions;
   /** Fault knob: consulted once per search; true makes the search fail as if the pool were full. */
   readonly injectFailure?: () => boolean;
+  /** Where a search that the `wrap` rule would never end is reported (id 7c3940bf81e5), and for which kernel. */
+  readonly findings?: { readonly log: FindingLog; readonly profile: ProfileName };
 }
+
+/** The id of the finding a never-ending `wrap` search reports: the commit that fixed it. */
+export const SLOT_SEARCH_FINDING = "7c3940bf81e5" as const;
 
 export interface FindSlotsOptions {
   /** The 5.16+ alloc_align_mask argument (0 for streaming mappings). */
@@ -136,6 +142,7 @@ export class IoTlbMem {
   private readonly printk: ((line: string) => void) | undefined;
   private readonly fullLimit: RateLimit;
   private readonly injectFailure: (() => boolean) | undefined;
+  private readonly findings: IoTlbMemOptions["findings"];
 
   private usedTotal = 0;
   private peak = 0;
@@ -175,6 +182,7 @@ export class IoTlbMem {
     this.printk = options.printk;
     this.fullLimit = new RateLimit(options.ratelimit);
     this.injectFailure = options.injectFailure;
+    this.findings = options.findings;
 
     this.list = new Uint32Array(nslabs);
     this.origAddr = new Float64Array(nslabs).fill(INVALID_PHYS_ADDR);
@@ -367,6 +375,13 @@ export class IoTlbMem {
         // a cycle that excludes `wrap`, and the kernel would never leave this loop
         if (++steps >= areaNslabs) {
           this.lockups++;
+          this.findings?.log.record({
+            id: SLOT_SEARCH_FINDING,
+            profile: this.findings.profile,
+            invariant: "termination",
+            what: `a search for ${nslots} slots (stride ${stride}, orig 0x${origAddr.toString(16)}) cycles without returning to index ${wrap}: the CPU spins under the pool lock for ever`,
+            where: "swiotlb_do_find_slots",
+          });
           throw new SwiotlbError(
             "EDEADLK",
             "lockup",

@@ -1,11 +1,12 @@
 import { HypercallError, type HypervLayer } from "@ivm/hypercall";
+import { eraProfile, type FindingLog, type KernelProfile, withHardened } from "@ivm/kernel";
 import { type BuddyAllocator, type GuestMemory, PAGE_OFFSET, PAGE_SIZE } from "@ivm/memory";
 import { type BounceStats, SwiotlbBounce, type SyncForDeviceRule } from "./bounce.js";
 import type { PhysAccess } from "./bounce-types.js";
 import { SwiotlbError } from "./errors.js";
 import { IoTlbMem, type IoTlbStats, type SearchTermination } from "./io-tlb.js";
 import type { Clock, RateLimitOptions } from "./ratelimit.js";
-import { IO_TLB_SIZE, ivmSwiotlbNslabs } from "./sizing.js";
+import { IO_TLB_MIN_SLABS, IO_TLB_SEGSIZE, IO_TLB_SIZE, ivmSwiotlbNslabs } from "./sizing.js";
 
 /** sizeof(struct io_tlb_slot) in 5.15: orig_addr 8, alloc_size 8, list 4, padded to 24. */
 export const IO_TLB_SLOT_STRUCT_SIZE = 24 as const;
@@ -26,8 +27,17 @@ export interface SwiotlbBootOptions {
   /** Areas (6.0+); a power of two. Default 1 (the single-lock 5.15–5.19 pool). */
   readonly nareas?: number;
   /**
-   * Default "slots-checked" (7c3940bf81e5, 6.3 and stable): the 5.15–6.2 "wrap" rule can spin forever
-   * under the pool lock; the model then throws SwiotlbError EDEADLK instead of hanging.
+   * The kernel whose swiotlb behaviours boot runs (`profile.swiotlb`): the slot search's termination,
+   * where the pool comes from and what happens when memblock cannot hold it. Default: the hypercall
+   * layer's profile (`hyperv.profile`), or the memory's era's representative kernel.
+   */
+  readonly profile?: KernelProfile;
+  /** Where findings go (a `wrap` search that would never end). Default: `hyperv.findings`. */
+  readonly findings?: FindingLog;
+  /**
+   * Overrides the profile's rule: "wrap" (5.15–6.2) can spin for ever under the pool lock (the model
+   * then throws SwiotlbError EDEADLK and reports a finding instead of hanging); "slots-checked"
+   * (7c3940bf81e5, 6.3 and 6.1.y) cannot.
    */
   readonly searchTermination?: SearchTermination;
   readonly syncForDevice?: SyncForDeviceRule;
@@ -131,11 +141,14 @@ function viaMmu(memory: GuestMemory, base: number): PhysAccess {
 }
 
 /**
- * Boots the default pool as an IVM guest does: swiotlb_init (memblock_alloc_low of the pool, the slot
- * array), then for an isolated guest the Hyper-V setup (ms_hyperv_init_platform forcing bounce
+ * Boots the default pool as the profile's IVM kernel does: the pool from memblock (5.17
+ * hyperv_iommu_swiotlb_init: anywhere in RAM; 5.18 on swiotlb_init: below 4 GiB), the slot array, then
+ * for an isolated guest the Hyper-V setup (ms_hyperv_init_platform forcing bounce
  * buffering) and swiotlb_update_mem_attributes: set_memory_decrypted over the pool's direct map, and in
  * the address-bit era a second mapping of pool + vTOM (memremap, modelled with vmap_pfn) that becomes
- * mem->vaddr. Returns null for a VM that is not isolated unless `force` asks for a pool.
+ * mem->vaddr. Returns null for a VM that is not isolated unless `force` asks for a pool, and null when
+ * memblock cannot hold the pool: the kernel warns and boots without one (`no-pool`), or first halves the
+ * slot count down to IO_TLB_MIN_SLABS (`halve`, 8d58aa484920).
  *
  * A failed conversion is recorded, not thrown (the kernel ignores set_memory_decrypted's result); a
  * failed remap leaves mem->vaddr on the private direct map, as the kernel does, so the first bounce
@@ -156,28 +169,46 @@ export function bootSwiotlb(
       "an isolated guest needs the hypercall layer",
     );
   }
-  const nslabs =
+  const profile = options.profile ?? hyperv?.profile ?? withHardened(eraProfile(memory.vtomMode));
+  const findings = options.findings ?? hyperv?.findings;
+  const behaviour = profile.swiotlb;
+  let nslabs =
     options.nslabs ??
     ivmSwiotlbNslabs({
       guestMemBytes: memory.phys.bytes,
       ...(options.swiotlbParamSlabs === undefined ? {} : { swiotlbParamSlabs: options.swiotlbParamSlabs }),
     });
-  const bytes = nslabs * IO_TLB_SIZE;
-  const poolPages = Math.ceil(bytes / PAGE_SIZE);
   const printk = options.printk;
 
-  // swiotlb_init: memblock_alloc_low(PAGE_ALIGN(bytes), PAGE_SIZE)
-  const lowLimit = Math.min(memory.phys.pages, LOW_MEMORY_LIMIT / PAGE_SIZE);
-  const startPfn = lowestFreeRun(memory.buddy, poolPages, lowLimit);
-  if (startPfn === null || !memory.buddy.allocRange(startPfn, poolPages, { tag: SWIOTLB_TAG })) {
-    printk?.("software IO TLB: Cannot allocate buffer");
-    throw new SwiotlbError(
-      "ENOMEM",
-      "bad-caller",
-      "pool-alloc",
-      `no ${poolPages} free contiguous pages below 4 GiB for a ${nslabs}-slot pool`,
-    );
+  // 5.17 hyperv_iommu_swiotlb_init: memblock_alloc(size, PAGE_SIZE), anywhere in RAM; 5.18 on the
+  // generic swiotlb_init: memblock_alloc_low, below 4 GiB
+  const limitPfn =
+    behaviour.poolBoot.value === "hyperv-iommu"
+      ? memory.phys.pages
+      : Math.min(memory.phys.pages, LOW_MEMORY_LIMIT / PAGE_SIZE);
+  const requested = nslabs;
+  let startPfn: number | null;
+  let poolPages: number;
+  for (;;) {
+    poolPages = Math.ceil((nslabs * IO_TLB_SIZE) / PAGE_SIZE);
+    startPfn = lowestFreeRun(memory.buddy, poolPages, limitPfn);
+    if (startPfn !== null && memory.buddy.allocRange(startPfn, poolPages, { tag: SWIOTLB_TAG })) break;
+    startPfn = null;
+    if (behaviour.poolBoot.value === "hyperv-iommu") {
+      printk?.("Fail to allocate Hyper-V swiotlb buffer.");
+    } else {
+      printk?.(
+        `software IO TLB: swiotlb_init_remap: Failed to allocate ${poolPages * PAGE_SIZE} bytes tlb structure`,
+      );
+    }
+    // 8d58aa484920: halve (whole segments) and retry down to IO_TLB_MIN_SLABS; before it, give up
+    if (behaviour.poolAllocFailure.value === "no-pool" || nslabs <= IO_TLB_MIN_SLABS) return null;
+    nslabs = Math.ceil(nslabs / 2 / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
   }
+  if (nslabs !== requested) {
+    printk?.(`software IO TLB: SWIOTLB bounce buffer size adjusted ${requested} -> ${nslabs} slabs`);
+  }
+  const bytes = nslabs * IO_TLB_SIZE;
   // swiotlb_init_with_tbl: the io_tlb_slot array, memblock_alloc (anywhere); the kernel panics on failure
   const slotArrayPages = Math.ceil((nslabs * IO_TLB_SLOT_STRUCT_SIZE) / PAGE_SIZE);
   const slotArrayPfn = lowestFreeRun(memory.buddy, slotArrayPages, memory.phys.pages);
@@ -198,7 +229,8 @@ export function bootSwiotlb(
   const mem = new IoTlbMem({
     start,
     nslabs,
-    searchTermination: options.searchTermination ?? "slots-checked",
+    searchTermination: options.searchTermination ?? behaviour.searchTermination.value,
+    ...(findings === undefined ? {} : { findings: { log: findings, profile: profile.name } }),
     // the memory model's allocation fault knob, site "swiotlb"
     injectFailure: () => memory.faults.shouldFail("swiotlb"),
     ...(options.nareas === undefined ? {} : { nareas: options.nareas }),

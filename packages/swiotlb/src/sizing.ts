@@ -66,14 +66,16 @@ export function swiotlbAdjustSize(sizeBytes: number): number {
 }
 
 /**
- * Mirrors setup_io_tlb_npages for `swiotlb=<slabs>`: the count is aligned up to whole segments. A
- * value there also disables swiotlb_adjust_size (the kernel checks whether default_nslabs still holds
- * the 64 MiB default).
+ * Mirrors setup_io_tlb_npages for `swiotlb=<slabs>`: the count is aligned up to whole segments and
+ * becomes default_nslabs.
  */
 export function swiotlbParamSlabs(slabs: number): number {
   checkBytes("slabs", slabs);
   return alignUp(slabs, IO_TLB_SEGSIZE);
 }
+
+/** default_nslabs when nothing set it: IO_TLB_DEFAULT_SIZE in slots (32,768). */
+export const IO_TLB_DEFAULT_NSLABS: number = IO_TLB_DEFAULT_SIZE / IO_TLB_SIZE;
 
 export interface IvmSwiotlbSizingInput {
   /** memblock_phys_mem_size(): the guest's RAM in bytes. */
@@ -83,12 +85,16 @@ export interface IvmSwiotlbSizingInput {
 }
 
 /**
- * Slot count of the default pool of a 5.17-era SEV or Hyper-V Isolation VM guest: `swiotlb=` wins,
- * otherwise sev_setup_arch's 6 % rule through swiotlb_adjust_size. 1 GiB → 32,768; 8 GiB → 251,776;
- * 64 GiB → 524,288.
+ * Slot count of the default pool of a SEV or Hyper-V Isolation VM guest: sev_setup_arch's 6 % rule
+ * through swiotlb_adjust_size, unless `swiotlb=` changed default_nslabs. swiotlb_adjust_size only
+ * compares default_nslabs with the default, so a `swiotlb=` that aligns to 32,768 slots still gets the
+ * IVM sizing. 1 GiB → 32,768; 8 GiB → 251,776; 64 GiB → 524,288.
  */
 export function ivmSwiotlbNslabs(input: IvmSwiotlbSizingInput): number {
-  if (input.swiotlbParamSlabs !== undefined) return swiotlbParamSlabs(input.swiotlbParamSlabs);
+  if (input.swiotlbParamSlabs !== undefined) {
+    const slabs = swiotlbParamSlabs(input.swiotlbParamSlabs);
+    if (slabs !== IO_TLB_DEFAULT_NSLABS) return slabs;
+  }
   return swiotlbAdjustSize(sevSwiotlbBytes(input.guestMemBytes));
 }
 

@@ -47,3 +47,28 @@ export function swiotlbDmaOps(pool: SwiotlbPool): DmaOps {
     },
   };
 }
+
+/**
+ * What devices of an isolated guest get when boot could not allocate the bounce pool: bouncing is still
+ * forced, and swiotlb_tbl_map_single finds no pool ("Can not allocate SWIOTLB buffer earlier and can't
+ * now provide you with the DMA bounce buffer"): every streaming mapping is DMA_MAPPING_ERROR. No address
+ * can be unmapped or synced, since none was ever handed out.
+ */
+export function noPoolDmaOps(printk?: (line: string) => void): DmaOps {
+  const refuse = (what: string, dmaAddr: number): never => {
+    throw badCaller("outside-pool", `${what} of 0x${dmaAddr.toString(16)}: this guest has no swiotlb pool`);
+  };
+  return {
+    name: "swiotlb-no-pool",
+    mapPage: (_dev, _phys, _size, dir) => {
+      checkDmaDirection(dir);
+      printk?.(
+        "Can not allocate SWIOTLB buffer earlier and can't now provide you with the DMA bounce buffer",
+      );
+      return DMA_MAPPING_ERROR;
+    },
+    unmapPage: (_dev, dmaAddr) => refuse("unmap", dmaAddr),
+    syncSingleForCpu: (_dev, dmaAddr) => refuse("sync_for_cpu", dmaAddr),
+    syncSingleForDevice: (_dev, dmaAddr) => refuse("sync_for_device", dmaAddr),
+  };
+}

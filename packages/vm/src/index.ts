@@ -1,4 +1,12 @@
 export {
+  FAULT_NAMES,
+  type FaultName,
+  type FaultReport,
+  type FaultSpec,
+  isFaultName,
+  VM_FAULTS,
+} from "./faults.js";
+export {
   checkVmInvariants,
   type InvariantBaseline,
   type InvariantId,

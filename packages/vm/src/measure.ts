@@ -1,5 +1,5 @@
 import type { HypercallEvent } from "@ivm/hypercall";
-import type { GuestMemory, VmArea } from "@ivm/memory";
+import { type AllocatorWork, type GuestMemory, snapshotWork, type VmArea, workSince } from "@ivm/memory";
 import { CHANNELMSG, channelMessageName, type VmbusTraceEvent } from "@ivm/vmbus";
 import type { StrategyCallCost } from "./measured-strategy.js";
 import type { Nic, NicOptions, Vm } from "./vm.js";
@@ -41,6 +41,17 @@ export interface DeviceAddCost {
   readonly pageTablePagesAdded: number;
   /** Order-10 allocation failures during the add (strategy (4)'s fallback shows here). */
   readonly order10Failures: number;
+  /**
+   * The allocator work the whole add caused: compaction runs and their pages scanned, isolated and
+   * migrated, deferrals, direct reclaim stalls and pages reclaimed, kswapd, migratetype fallbacks.
+   */
+  readonly allocator: AllocatorWork;
+  /** The fragmentation indices (thousandths) of the ring's order 9 and the page-blocks order 10, before the add. */
+  readonly fragmentation: readonly {
+    readonly order: number;
+    readonly extfrag: number;
+    readonly unusable: number;
+  }[];
   readonly timeline: readonly TimelineEntry[];
 }
 
@@ -113,6 +124,8 @@ export function addNicMeasured(
   });
   const tables = vm.memory.pageTables.totalTablePages;
   const failures = vm.memory.buddy.failuresByOrder[10]!;
+  const workBefore = snapshotWork(vm.memory.buddy.work);
+  const fragmentation = vm.memory.fragmentation().filter((f) => f.order >= 9);
   const costsBefore = vm.strategyCosts.length;
   let added: ReturnType<Vm["addNic"]>;
   try {
@@ -159,6 +172,8 @@ export function addNicMeasured(
       channelMessages,
       pageTablePagesAdded: vm.memory.pageTables.totalTablePages - tables,
       order10Failures: vm.memory.buddy.failuresByOrder[10]! - failures,
+      allocator: workSince(vm.memory.buddy.work, workBefore),
+      fragmentation,
       timeline,
     },
   };

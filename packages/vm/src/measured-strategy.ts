@@ -1,4 +1,4 @@
-import type { GuestMemory } from "@ivm/memory";
+import { type AllocatorWork, type GuestMemory, snapshotWork, workSince } from "@ivm/memory";
 import type { BufferPurpose, SharedBuffer, SharedBufferStrategy } from "@ivm/shared-buffer";
 
 /** What one buffer cost the strategy itself, measured around its own calls (allocate and map). */
@@ -13,6 +13,11 @@ export interface StrategyCallCost {
   readonly transientPeakBytes: number;
   /** Page-table walks (vmalloc_to_pfn) the strategy made. */
   readonly pageWalks: number;
+  /**
+   * The allocator work the strategy's allocate call caused (compaction, reclaim, fallbacks): what its
+   * higher-order attempts cost, whether or not they succeeded.
+   */
+  readonly allocatorWork: AllocatorWork;
 }
 
 interface Snapshot {
@@ -23,6 +28,7 @@ interface Snapshot {
   readonly large: number;
   readonly data: number;
   readonly walks: number;
+  readonly work: AllocatorWork;
 }
 
 function snapshot(memory: GuestMemory, purpose: string): Snapshot {
@@ -34,6 +40,7 @@ function snapshot(memory: GuestMemory, purpose: string): Snapshot {
     large: memory.kmalloc.largePages,
     data: memory.buddy.pagesOwnedBy(purpose),
     walks: memory.vmalloc.pageWalks,
+    work: snapshotWork(memory.buddy.work),
   };
 }
 
@@ -50,11 +57,13 @@ function metadataDelta(b: Snapshot, a: Snapshot): number {
  * the calls pass through unchanged, and the memory model's counters are read before and after them, so
  * the costs are the model's, never the strategy's own claims. Metadata pages are whatever the calls took
  * beyond the buffer's own data pages, page tables, slab pages and kmalloc_large pages (the last two are
- * already in the kmalloc bytes).
+ * already in the kmalloc bytes). `onAllocated` runs after each successful allocate (the VM's named faults
+ * arm there).
  */
 export function measuredStrategy(
   strategy: SharedBufferStrategy,
   memory: GuestMemory,
+  onAllocated?: (purpose: BufferPurpose, pages: number) => void,
 ): SharedBufferStrategy & { readonly costs: readonly StrategyCallCost[] } {
   const costs: StrategyCallCost[] = [];
   // Only what happens inside the strategy's own calls counts: the driver's GPADL work between allocate
@@ -73,7 +82,10 @@ export function measuredStrategy(
     allocate(bytes, purpose) {
       const before = snapshot(memory, purpose);
       const { result, peak } = measure(purpose, () => strategy.allocate(bytes, purpose));
-      if (result) pending.set(result, { before, after: snapshot(memory, purpose), peak });
+      if (result) {
+        pending.set(result, { before, after: snapshot(memory, purpose), peak });
+        onAllocated?.(purpose, result.pages);
+      }
       return result;
     },
     map(buffer) {
@@ -94,6 +106,7 @@ export function measuredStrategy(
           // Peaks above what each call left behind: the temporaries it freed before returning.
           transientPeakBytes: Math.max(entry.peak - entry.after.kmallocLive, peak - mapAfter.kmallocLive),
           pageWalks: entry.after.walks - entry.before.walks + mapAfter.walks - mapBefore.walks,
+          allocatorWork: workSince(entry.after.work, entry.before.work),
         });
       }
       return result;

@@ -1,5 +1,13 @@
 import { cpuidFor, createHyperv, type Era, type HypervLayer, isolationFromCpuid } from "@ivm/hypercall";
 import {
+  eraProfile,
+  type Finding,
+  FindingLog,
+  getProfile,
+  type KernelProfile,
+  withHardened,
+} from "@ivm/kernel";
+import {
   ageMemory,
   GuestMemory,
   PageFlag,
@@ -13,6 +21,7 @@ import type { SharedBufferStrategy, StrategyDescriptor, StrategyServices } from 
 import { bootDma, type DmaDevice, type DmaLayer, type DmaOps } from "@ivm/swiotlb";
 import { HV_NIC_GUID, type MessageEvent, Scheduler, SynicLink, VmbusConnection } from "@ivm/vmbus";
 import { type HostChannel, HostVmbusServer } from "@ivm/vmbus/host";
+import { ArmedFault, type FaultName, type FaultReport } from "./faults.js";
 import {
   checkVmInvariants,
   type InvariantBaseline,
@@ -21,8 +30,31 @@ import {
 } from "./invariants.js";
 import { measuredStrategy, type StrategyCallCost } from "./measured-strategy.js";
 
+/**
+ * The profile `Vm.boot` runs: `kernel` by name or as given, else the era's representative kernel;
+ * `hardened` as asked (default: only for the era shorthand). Throws UnknownKernelError for a name the
+ * lab does not know, and a RangeError when `era` contradicts the kernel.
+ */
+function resolveKernel(options: VmOptions): KernelProfile {
+  const given = options.kernel;
+  const base =
+    given === undefined
+      ? eraProfile(options.era ?? "address-bit")
+      : typeof given === "string"
+        ? getProfile(given)
+        : given;
+  if (given !== undefined && options.era !== undefined && options.era !== base.era)
+    throw new RangeError(`kernel ${base.name} is a ${base.era} kernel, not ${options.era}`);
+  const hardened = options.hardened ?? given === undefined;
+  return hardened ? withHardened(base) : base.hardened ? { ...base, hardened: false } : base;
+}
+
 /** What the VM hands a strategy factory: the layers a strategy may use, built at boot. */
 export interface VmServices extends StrategyServices {
+  /** The booted kernel (a strategy may read the behaviours it depends on; `hyperv.profile` is the same). */
+  readonly kernel: KernelProfile;
+  /** The guest's one finding log (`hyperv.findings` is the same). */
+  readonly findings: FindingLog;
   readonly dmaLayer: DmaLayer;
   /** The synthetic NIC's DMA device (netvsc's streaming mappings and approaches (2) and (3) use it). */
   readonly dma: DmaDevice;
@@ -31,8 +63,25 @@ export interface VmServices extends StrategyServices {
 export interface VmOptions {
   /** Guest RAM in bytes. */
   readonly memory: number;
-  /** address-bit (Linux 5.16–6.3) or pte-bit (6.4+); default address-bit. */
+  /**
+   * The kernel to boot: a profile name ("5.17", "6.12", … — `PROFILE_NAMES` of @ivm/kernel) or a
+   * KernelProfile. Every layer runs its behaviours, and the era is the profile's. Without it, `era`
+   * picks the era's representative kernel (@ivm/kernel's ERA_PROFILES: 5.17, 6.9).
+   */
+  readonly kernel?: string | KernelProfile;
+  /**
+   * Keep the lab's stricter checks of host values where the kernel trusts them (ring indices, the rep
+   * count), reported as such. Default: false with `kernel` (the kernel's own logic, with findings),
+   * true without it (the `era` shorthand boots the lab as it was before kernel profiles).
+   */
+  readonly hardened?: boolean;
+  /**
+   * Shorthand for the era's representative kernel: address-bit (Linux 5.16–6.3) or pte-bit (6.4+);
+   * default address-bit. With `kernel` it must agree with the profile's era.
+   */
   readonly era?: Era;
+  /** A named fault (see VM_FAULTS) armed at boot; it fires at most once. */
+  readonly fault?: FaultName;
   /** An SNP guest with vTOM (default) or a VM without isolation. */
   readonly isolation?: boolean;
   /** swiotlb slots; default the 5.17 isolated-guest sizing (6 % of memory, [64 MiB, 1 GiB]). */
@@ -88,7 +137,12 @@ export interface Nic {
  */
 export class Vm {
   readonly options: VmOptions;
+  /** The booted kernel profile, handed to every layer at construction. */
+  readonly kernel: KernelProfile;
+  /** The profile's era. */
   readonly era: Era;
+  /** The one log every layer reports findings into. */
+  readonly findingLog: FindingLog;
   readonly memory: GuestMemory;
   readonly hyperv: HypervLayer;
   readonly dmaLayer: DmaLayer;
@@ -104,12 +158,16 @@ export class Vm {
   /** Every channel message, in order (for timelines). */
   readonly messages: MessageEvent[] = [];
   #nics = new Set<Nic>();
+  readonly #fault: ArmedFault | undefined;
   readonly #baseline: InvariantBaseline;
   readonly #retired: RetiredNicGuards = { parsedFromShared: 0, staleCompletions: 0, sectionDoubleFrees: 0 };
 
   private constructor(options: VmOptions) {
     this.options = options;
-    this.era = options.era ?? "address-bit";
+    this.kernel = resolveKernel(options);
+    this.era = this.kernel.era;
+    this.findingLog = new FindingLog();
+    const kernel = { profile: this.kernel, findings: this.findingLog };
     const isolated = options.isolation ?? true;
     const isolation = isolationFromCpuid(cpuidFor({ type: isolated ? "snp" : "none" }));
     this.memory = new GuestMemory({
@@ -118,13 +176,12 @@ export class Vm {
       vtomMode: this.era,
       cpus: options.cpus ?? 2,
     });
-    this.hyperv = createHyperv(this.memory, isolation);
+    this.hyperv = createHyperv(this.memory, isolation, kernel);
     // swiotlb is set up early in boot, from low memory (memblock), and made host-visible then.
-    this.dmaLayer = bootDma(
-      this.memory,
-      this.hyperv,
-      options.swiotlbSlots ? { nslabs: options.swiotlbSlots } : {},
-    );
+    this.dmaLayer = bootDma(this.memory, this.hyperv, {
+      ...kernel,
+      ...(options.swiotlbSlots ? { nslabs: options.swiotlbSlots } : {}),
+    });
     const descriptor = typeof options.strategy === "function" ? undefined : options.strategy;
     const install = options.dmaOps ?? descriptor?.dmaOps;
     const ops = install ? install(this.dmaLayer.ops, this.hyperv) : this.dmaLayer.ops;
@@ -138,6 +195,8 @@ export class Vm {
       hyperv: this.hyperv,
       scheduler: this.scheduler,
       synic: this.synic,
+      kernel: this.kernel,
+      findings: this.findingLog,
     });
     this.server = new HostVmbusServer({
       scheduler: this.scheduler,
@@ -147,17 +206,21 @@ export class Vm {
     this.conn.onMessage((e) => this.messages.push(e));
     const connected = this.conn.connect();
     if (!connected.ok) throw connected.error;
+    this.#fault = options.fault ? new ArmedFault(options.fault, this.hyperv, this.memory) : undefined;
     const services: VmServices = {
       memory: this.memory,
       hyperv: this.hyperv,
       dmaLayer: this.dmaLayer,
       dma: this.dma,
+      kernel: this.kernel,
+      findings: this.findingLog,
     };
     const measured = measuredStrategy(
       descriptor
         ? descriptor.create(services)
         : (options.strategy as (s: VmServices) => SharedBufferStrategy)(services),
       this.memory,
+      (purpose, pages) => this.#fault?.bufferAllocated(purpose, pages),
     );
     this.strategy = measured;
     this.strategyCosts = measured.costs;
@@ -168,6 +231,16 @@ export class Vm {
   /** Boots the guest; throws only for impossible configurations (e.g. a strategy refusing the era). */
   static boot(options: VmOptions): Vm {
     return new Vm(options);
+  }
+
+  /** Every finding the layers reported, in order (what the booted kernel would have done; not model failures). */
+  get findings(): readonly Finding[] {
+    return this.findingLog.list();
+  }
+
+  /** The armed named fault: whether it fired and where, or why not; undefined when none was armed. */
+  get fault(): FaultReport | undefined {
+    return this.#fault?.report;
   }
 
   get isolated(): boolean {
@@ -197,13 +270,17 @@ export class Vm {
       strategy: this.strategy,
       dma: this.dma,
       isolated: this.isolated,
+      // the connection's profile and finding log: one for every layer of this guest
+      kernel: this.conn.kernel,
       ...(options.rxSections !== undefined ? { rxSections: options.rxSections } : {}),
       ...(options.txSections !== undefined ? { txSections: options.txSections } : {}),
       ...(options.ringBytes !== undefined ? { ringBytes: options.ringBytes } : {}),
       onReceive: (frame) => nicRef?.onFrame?.(frame),
     };
     let nicRef: Nic | undefined;
+    this.#fault?.begin("add");
     const added = NetvscDevice.add(deviceOptions);
+    this.#fault?.end("add", added.ok ? undefined : added.error);
     if (!added.ok) return this.#abandon(hostChannel, added.error);
     const nic: Nic = {
       device: added.value,
@@ -229,7 +306,9 @@ export class Vm {
 
   /** Hot-removes a NIC: netvsc_remove in the guest, then the host rescinds the offer. */
   removeNic(nic: Nic): { leakedBuffers: number } {
+    this.#fault?.begin("remove");
     const out = nic.device.remove();
+    this.#fault?.end("remove");
     this.server.rescind(nic.relid);
     this.scheduler.runIdle();
     this.#nics.delete(nic);
@@ -248,12 +327,23 @@ export class Vm {
     return checkVmInvariants(this, this.#baseline, this.#retired);
   }
 
+  /**
+   * Both verdicts at once: the model's broken invariants (a bug of the lab: always a failure) and the
+   * findings (what the booted kernel would do: reported, never a failure). See `checkVmInvariants`.
+   */
+  audit(): { readonly violations: InvariantViolation[]; readonly findings: readonly Finding[] } {
+    return { violations: this.checkInvariants(), findings: this.findings };
+  }
+
   /** Lets guest and host run until neither has anything left to do. */
   runIdle(): number {
     return this.scheduler.runIdle();
   }
 
-  /** Pages host-visible outside the swiotlb pool (0 after every NIC is gone, for strategies (1)–(5)). */
+  /**
+   * Pages host-visible outside the swiotlb pool and the VMBus connection's monitor pages, which stay
+   * shared for the guest's life (0 after every NIC is gone, for strategies (1)–(5)).
+   */
   hostVisibleOutsideSwiotlb(): number {
     const pool = this.dmaLayer.pool;
     let inPool = 0;
@@ -262,6 +352,14 @@ export class Vm {
         if (this.memory.phys.hasFlag(p, PageFlag.HostVisible)) inPool++;
       }
     }
-    return this.memory.phys.hostVisiblePages - inPool;
+    return this.memory.phys.hostVisiblePages - inPool - this.#monitorPagesVisible();
+  }
+
+  /** vmbus_connection.monitor_pages that are host-visible (both, once connected in an isolated guest). */
+  #monitorPagesVisible(): number {
+    let n = 0;
+    for (const page of this.conn.monitorPages)
+      if (this.memory.phys.hasFlag(page.pfn, PageFlag.HostVisible)) n++;
+    return n;
   }
 }

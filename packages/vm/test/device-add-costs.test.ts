@@ -57,7 +57,7 @@ describe("device-add costs, read from the model's counters", () => {
 
     const aged = Vm.boot({
       memory: 512 * MiB,
-      uptime: "moderate",
+      uptime: "heavy",
       seed: 5,
       strategy: pageBlocks,
     });
@@ -66,6 +66,9 @@ describe("device-add costs, read from the model's counters", () => {
     expect(b.cost.order10Failures).toBeGreaterThan(0);
     expect(b.cost.buffers.rx!.strategy!.pagesByOrder[10]).toBe(0);
     expect(b.cost.buffers.rx!.strategy!.pagesByOrder[0]).toBe(4096);
+    // The failed order-10 attempt was not free: the allocator compacted (and stalled) for it.
+    expect(b.cost.buffers.rx!.strategy!.allocatorWork.compactionStalls).toBeGreaterThan(0);
+    expect(b.cost.buffers.rx!.strategy!.allocatorWork.allocStalls).toBeGreaterThan(0);
 
     const agedRemap = Vm.boot({
       memory: 512 * MiB,

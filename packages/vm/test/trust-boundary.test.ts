@@ -75,10 +75,10 @@ describe("the trust boundary is a package boundary", () => {
     expect(hits).toEqual([]);
   });
 
-  it("the strategy contract depends only on what it names: memory and hypercall", () => {
-    expect(manifestDeps("packages/shared-buffer")).toEqual(["@ivm/hypercall", "@ivm/memory"]);
+  it("the strategy contract depends only on what it names: memory, hypercall and the kernels", () => {
+    expect(manifestDeps("packages/shared-buffer")).toEqual(["@ivm/hypercall", "@ivm/kernel", "@ivm/memory"]);
     expect(importsMatching("packages/shared-buffer", /^(?!\.)/)).toEqual(
-      importsMatching("packages/shared-buffer", /^@ivm\/(memory|hypercall)$/),
+      importsMatching("packages/shared-buffer", /^@ivm\/(memory|hypercall|kernel)$/),
     );
   });
 });

@@ -1,6 +1,6 @@
 import { PAGE_SIZE } from "@ivm/memory";
 import { describe, expect, it } from "vitest";
-import type { VmbusChannel } from "./channel.js";
+import { REQUESTOR_TAG, type VmbusChannel } from "./channel.js";
 import type { HostDevice } from "./host/server.js";
 import { RING_TAGS } from "./ring/ring-buffer.js";
 import { sameBytes } from "./testing/pair.js";
@@ -49,7 +49,8 @@ describe.each(ERAS)("channel open/close (%s)", (era) => {
     expect(r.ok).toBe(true);
     expect(channel.state).toBe("opened");
     expect(w.memory.buddy.pagesOwnedBy(RING_TAGS.pages)).toBe(8);
-    expect(w.hyperv.hypervisor.counters.hypercalls - before).toBe(era === "none" ? 0 : 1);
+    // vmbus_connect makes the two monitor pages host-visible (one hypercall each), the ring GPADL one more.
+    expect(w.hyperv.hypervisor.counters.hypercalls - before).toBe(era === "none" ? 0 : 2 + 1);
     const maps = w.memory.vmalloc.areas().filter((a) => a.tag === RING_TAGS.mapping);
     expect(maps.map((a) => a.frames.length)).toEqual([5, 5]); // 2n − 1 pages each
     const shared = maps[0]!.frames[0]! >= w.memory.vtomPfn && w.memory.vtomPfn > 0;
@@ -68,10 +69,13 @@ describe.each(ERAS)("channel open/close (%s)", (era) => {
     const w = makeWorld(era);
     const { channel, host, device } = open(w);
     const free = w.memory.buddy.nrFreePages;
+    const slabs = w.memory.buddy.pagesOwnedBy("slab");
     const c = channel.close();
     expect(c).toEqual({ ok: true, value: { freed: true, leaked: false } });
     expect(w.memory.buddy.pagesOwnedBy(RING_TAGS.pages)).toBe(0);
-    expect(w.memory.buddy.nrFreePages - free).toBe(8);
+    expect(w.memory.kmalloc.statsFor(REQUESTOR_TAG).live).toBe(0);
+    // the 8 ring pages, plus the slab pages the request table's id array and bitmap emptied
+    expect(w.memory.buddy.nrFreePages - free).toBe(8 + slabs - w.memory.buddy.pagesOwnedBy("slab"));
     expect(w.memory.vmalloc.areas().filter((a) => a.tag === RING_TAGS.mapping)).toEqual([]);
     expect(w.memory.kmalloc.statsFor(RING_TAGS.pktBuffer).live).toBe(0);
     w.scheduler.runIdle();
@@ -318,6 +322,31 @@ describe.each(["address-bit", "pte-bit"] as const)("ring visibility failures (%s
     expect(r.ok === false && r.error.code).toBe(era === "address-bit" ? "EFAULT" : "EIO");
     expect(w.memory.leakedPages).toBe(8);
     expect(w.conn.posted(CHANNELMSG.OPENCHANNEL)).toBe(0);
+    expect(w.memory.checkInvariants()).toEqual([]);
+  });
+});
+
+describe("vmbus_alloc_requestor", () => {
+  it("kcallocs the id array and bitmap as kernel memory, freed at close", () => {
+    const w = makeWorld("address-bit");
+    const { channel } = connectNic(w);
+    const size = 42_459; // netvsc_rqstor_size of the default 528,384-byte ring
+    const r = channel.open({ sendRingSize: RING, recvRingSize: RING, requestTableSize: size });
+    if (!r.ok) throw r.error;
+    expect(w.memory.kmalloc.statsFor(REQUESTOR_TAG).live).toBe(size * 8 + Math.ceil(size / 64) * 8);
+    expect(channel.close().ok).toBe(true);
+    expect(w.memory.kmalloc.statsFor(REQUESTOR_TAG).live).toBe(0);
+  });
+
+  it("is -ENOMEM when the bitmap cannot be allocated; the id array is given back and nothing was sent", () => {
+    const w = makeWorld("address-bit");
+    const { channel } = connectNic(w);
+    w.memory.faults.failCall("kmalloc", 2);
+    const r = channel.open({ sendRingSize: RING, recvRingSize: RING, requestTableSize: 64 });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error.code).toBe("ENOMEM");
+    expect(w.memory.kmalloc.statsFor(REQUESTOR_TAG).live).toBe(0);
+    expect(w.conn.posted(CHANNELMSG.GPADL_HEADER)).toBe(0);
     expect(w.memory.checkInvariants()).toEqual([]);
   });
 });

@@ -4,6 +4,7 @@
  * (vmbus_sendpacket_getid, vmbus_sendpacket_pagebuffer, vmbus_sendpacket_mpb_desc), the receive side
  * (vmbus_recvpacket, foreach_vmbus_pkt over hv_pkt_iter_*) and the rescind state.
  */
+import { Gfp } from "@ivm/memory";
 import { err, ok, type Result, VmbusError } from "./errors.js";
 import {
   type EstablishGpadlOptions,
@@ -14,6 +15,7 @@ import {
   rebaseGpadl,
   teardownGpadl,
 } from "./gpadl.js";
+import type { KernelContext } from "./profile.js";
 import { RequestTable } from "./request-table.js";
 import { type IncomingPacket, IncomingRing, type IndexPolicy, type RecvResult } from "./ring/incoming.js";
 import { OutgoingRing, type RingWriteOk } from "./ring/outgoing.js";
@@ -49,6 +51,9 @@ import { RING_HEADER, VMBUS_DEFAULT_MAX_PKT_SIZE } from "./wire/ring-header.js";
  */
 export type ChannelState = "open-state" | "opening" | "opened";
 
+/** Owner tag of the request table's kernel memory (vmbus_alloc_requestor). */
+export const REQUESTOR_TAG = "vmbus-requestor";
+
 export interface ChannelOpenOptions {
   /** Bytes of the guest → host ring, header page included (a multiple of 4096, at least 8192). */
   readonly sendRingSize: number;
@@ -63,7 +68,10 @@ export interface ChannelOpenOptions {
   /** channel->rqstor_size: slots in the request table (0: none, trans_id is the caller's requestId). */
   readonly requestTableSize?: number;
   readonly targetVp?: number;
-  /** How the inbound reader treats a corrupt write index (see IncomingRing). */
+  /**
+   * How the inbound reader treats a corrupt write index (see IncomingRing). Default: from the
+   * connection's profile ("reject" when hardened, the kernel's "linux" arithmetic otherwise).
+   */
   readonly indexPolicy?: IndexPolicy;
 }
 
@@ -91,6 +99,11 @@ export interface CloseResult {
   readonly freed: boolean;
   /** The ring pages were marked leaked (re-encryption failed, visibility unknown). */
   readonly leaked: boolean;
+  /**
+   * The profile's vmbus_free_ring freed pages that may still be host-visible (before 30d18df6567b,
+   * reported as CVE-2024-36909); the model kept them out of the allocator (counted in `leaked`).
+   */
+  readonly freedWhileVisible?: boolean;
 }
 
 interface OpenRings {
@@ -116,6 +129,8 @@ export class VmbusChannel {
   private outRing: OutgoingRing<unknown> | undefined;
   private inRing: IncomingRing | undefined;
   private table: RequestTable<unknown> | undefined;
+  /** The requestor's kcalloc'd id array and bitmap (guest memory, tag vmbus-requestor). */
+  private requestorVas: readonly [number, number] | undefined;
   private callback: ((channel: VmbusChannel) => void) | undefined;
   private pendingInterrupt = false;
   private readonly rescindListeners: ((c: VmbusChannel) => void)[] = [];
@@ -129,6 +144,11 @@ export class VmbusChannel {
   /** The VMBus protocol version the connection negotiated (vmbus_proto_version). */
   get vmbusVersion(): number {
     return this.#conn.version();
+  }
+
+  /** The booted kernel's profile and findings log, the connection's (one boot has one profile). */
+  get kernel(): KernelContext {
+    return this.#conn.kernel;
   }
 
   /** The ring GPADL (channel->ringbuffer_gpadlhandle) while open. */
@@ -223,6 +243,19 @@ export class VmbusChannel {
       return err("EINVAL", "ring-size", "each ring needs a header page and a data page");
     }
     const tableSize = options.requestTableSize ?? 0;
+    // vmbus_alloc_requestor: kcalloc(size, 8) for the id array and bitmap_zalloc(size), kernel memory.
+    if (tableSize > 0) {
+      const ids = memory.kmalloc.kmalloc(tableSize * 8, { tag: REQUESTOR_TAG, gfp: Gfp.Zero });
+      const bitmap =
+        ids === null
+          ? null
+          : memory.kmalloc.kmalloc(Math.ceil(tableSize / 64) * 8, { tag: REQUESTOR_TAG, gfp: Gfp.Zero });
+      if (ids === null || bitmap === null) {
+        if (ids !== null) memory.kmalloc.kfree(ids);
+        return err("ENOMEM", "requestor", `no memory for a ${tableSize}-entry request table`);
+      }
+      this.requestorVas = [ids, bitmap];
+    }
     this.table = tableSize > 0 ? new RequestTable<unknown>(tableSize) : undefined;
     this.state = "opening";
     this.callback = options.onChannelCallback;
@@ -235,6 +268,7 @@ export class VmbusChannel {
       this.outRing = undefined;
       this.inRing = undefined;
       this.table = undefined;
+      this.freeRequestor();
       this.callback = undefined;
       this.state = "open-state";
       return { ok: false, error: e };
@@ -256,13 +290,17 @@ export class VmbusChannel {
     const inb = hvRingbufferInit(memory, firstPfn + sendPages, pageCount - sendPages, maxPkt);
     if (!inb.ok) return freeGpadl(inb.error);
     rings.inbound = inb.value;
-    this.outRing =
-      this.table === undefined
-        ? new OutgoingRing<unknown>(rings.outbound.mem)
-        : new OutgoingRing<unknown>(rings.outbound.mem, { requestTable: this.table });
+    const kernel = conn.kernel;
+    this.outRing = new OutgoingRing<unknown>(rings.outbound.mem, {
+      ...(this.table === undefined ? {} : { requestTable: this.table }),
+      kernel,
+      name: `outbound ring of channel ${this.relid}`,
+    });
     this.inRing = new IncomingRing(rings.inbound.mem, {
       pktBufferSize: maxPkt,
       ...(options.indexPolicy === undefined ? {} : { indexPolicy: options.indexPolicy }),
+      kernel,
+      name: `inbound ring of channel ${this.relid}`,
     });
 
     const openId = this.relid;
@@ -328,6 +366,8 @@ export class VmbusChannel {
       if (!t.ok) failure = t.error;
     }
     let result: CloseResult;
+    // vmbus_free_requestor: the table is private memory; the model releases it whatever the teardown did.
+    this.freeRequestor();
     if (failure === undefined) {
       this.table = undefined;
       result = this.freeRing(rings);
@@ -345,6 +385,11 @@ export class VmbusChannel {
     return failure === undefined ? ok(result) : { ok: false, error: failure };
   }
 
+  private freeRequestor(): void {
+    for (const va of this.requestorVas ?? []) this.#conn.memory.kmalloc.kfree(va);
+    this.requestorVas = undefined;
+  }
+
   /** vmbus_free_ring: hv_ringbuffer_cleanup on both rings, then the pages unless decrypted. */
   private freeRing(rings: OpenRings): CloseResult {
     const memory = this.#conn.memory;
@@ -353,11 +398,13 @@ export class VmbusChannel {
     rings.outbound = undefined;
     rings.inbound = undefined;
     const decrypted = rings.gpadl?.decrypted === true;
-    const freed = vmbusFreeRingPages(memory, rings.pages, decrypted);
+    const kernel = this.#conn.kernel;
+    const freed = vmbusFreeRingPages(memory, rings.pages, decrypted, kernel);
     this.rings = undefined;
     this.outRing = undefined;
     this.inRing = undefined;
-    return { freed, leaked: !freed };
+    const freedWhileVisible = decrypted && !kernel.profile.vmbus.ringFreeChecksDecrypted.value;
+    return freedWhileVisible ? { freed, leaked: !freed, freedWhileVisible } : { freed, leaked: !freed };
   }
 
   /* ---- sending ---------------------------------------------------------------------------- */

@@ -8,10 +8,18 @@
  * malformed, unknown, unexpected or unmatched is dropped and counted, never thrown.
  */
 import type { HypervLayer } from "@ivm/hypercall";
+import type { FindingLog, KernelProfile } from "@ivm/kernel";
 import type { GuestMemory } from "@ivm/memory";
 import { VmbusChannel } from "./channel.js";
 import { DEFAULT_VMBUS_DEVICES, isValidOffer, type VmbusDeviceEntry } from "./channel-offer.js";
 import { err, OK_VOID, ok, type Result } from "./errors.js";
+import {
+  type MonitorPage,
+  type MonitorPageCounters,
+  setupMonitorPages,
+  teardownMonitorPages,
+} from "./monitor-pages.js";
+import { KernelContext } from "./profile.js";
 import type { Scheduler } from "./scheduler.js";
 import { HV_POST_STATUS, type SynicLink } from "./synic.js";
 import type { MessageDirection, VmbusTraceEvent } from "./trace.js";
@@ -93,6 +101,8 @@ export interface VmbusConnectionCounters {
   gpadlHandles: number;
   /** vmbus_teardown_gpadl post errors the kernel overwrites with the re-encryption result. */
   teardownPostErrorsSwallowed: number;
+  /** The monitor pages' allocations, frees and leaks (monitor-pages.ts). */
+  readonly monitorPages: MonitorPageCounters;
 }
 
 export interface VmbusConnectionOptions {
@@ -102,6 +112,10 @@ export interface VmbusConnectionOptions {
   readonly synic: SynicLink;
   /** vmbus_devs[]: which device types exist and may load in an isolated VM. */
   readonly devices?: readonly VmbusDeviceEntry[];
+  /** The kernel whose VMBus behaviours run (`kernel.vmbus`); DEFAULT_KERNEL_PROFILE when absent. */
+  readonly kernel?: KernelProfile;
+  /** Where this guest's findings go; a fresh log when absent (read it back as `connection.kernel.findings`). */
+  readonly findings?: FindingLog;
 }
 
 export type ConnectionState = "disconnected" | "connecting" | "connected";
@@ -112,6 +126,8 @@ export class VmbusConnection {
   readonly scheduler: Scheduler;
   readonly synic: SynicLink;
   readonly devices: readonly VmbusDeviceEntry[];
+  /** The booted kernel profile and its findings log, shared by every channel of this connection. */
+  readonly kernel: KernelContext;
   readonly counters: VmbusConnectionCounters = {
     posted: new Map(),
     received: new Map(),
@@ -131,7 +147,10 @@ export class VmbusConnection {
     retryDelayUs: 0,
     gpadlHandles: 0,
     teardownPostErrorsSwallowed: 0,
+    monitorPages: { allocated: 0, freed: 0, leaked: 0, freedWhileVisible: 0 },
   };
+  /** vmbus_connection.monitor_pages while connected (or connecting), else empty. */
+  monitorPages: readonly MonitorPage[] = [];
   state: ConnectionState = "disconnected";
   /** The negotiated protocol version (vmbus_proto_version), 0 before connect. */
   version = 0;
@@ -151,9 +170,11 @@ export class VmbusConnection {
   constructor(options: VmbusConnectionOptions) {
     this.memory = options.memory;
     this.hyperv = options.hyperv;
+    this.kernel = new KernelContext(options.kernel, options.findings);
     this.#transport = {
       memory: this.memory,
       hyperv: this.hyperv,
+      kernel: this.kernel,
       version: () => this.version,
       postMessage: (bytes) => this.postMessage(bytes),
       addPending: (p) => this.#addPending(p),
@@ -240,31 +261,37 @@ export class VmbusConnection {
   }
 
   /**
-   * vmbus_connect: INITIATE_CONTACT for each version until the host accepts one, the isolated-VM
-   * floor of 5.2, then REQUESTOFFERS and a wait for ALLOFFERS_DELIVERED. Monitor pages are not modelled
-   * (the message carries 0 for both).
+   * vmbus_connect: the monitor pages (allocated, made host-visible and zeroed, monitor-pages.ts), then
+   * INITIATE_CONTACT for each version until the host accepts one, the isolated-VM floor of 5.2, then
+   * REQUESTOFFERS and a wait for ALLOFFERS_DELIVERED. A failure before the version is settled runs the
+   * kernel's cleanup (vmbus_disconnect's page half).
    */
   connect(): Result<number> {
     if (this.state !== "disconnected") return err("EINVAL", "already-connected", "connect twice");
+    this.state = "connecting";
+    const monitor = setupMonitorPages(this, this.counters.monitorPages);
+    if (!monitor.ok) {
+      this.state = "disconnected";
+      return monitor;
+    }
+    this.monitorPages = monitor.value;
+    const fail = <T>(r: Result<T>): Result<T> => {
+      this.state = "disconnected";
+      this.disconnect();
+      return r;
+    };
     let accepted = 0;
     for (const version of VMBUS_VERSIONS) {
       const r = this.negotiateVersion(version);
-      if (!r.ok) {
-        this.state = "disconnected";
-        return r;
-      }
+      if (!r.ok) return fail(r);
       if (r.value) {
         accepted = version;
         break;
       }
     }
-    if (accepted === 0) {
-      this.state = "disconnected";
-      return err("ENODEV", "no-common-version", "the host accepted no VMBus version");
-    }
+    if (accepted === 0) return fail(err("ENODEV", "no-common-version", "the host accepted no VMBus version"));
     if (this.isolated && accepted < VMBUS_VERSION.WIN10_V5_2) {
-      this.state = "disconnected";
-      return err("EINVAL", "version-too-old", `version 0x${accepted.toString(16)} in an isolated VM`);
+      return fail(err("EINVAL", "version-too-old", `version 0x${accepted.toString(16)} in an isolated VM`));
     }
     this.version = accepted;
     const posted = this.postMessage(encodeChannelMessage({ kind: "request-offers" }));
@@ -272,6 +299,18 @@ export class VmbusConnection {
     const w = this.scheduler.runUntil(() => this.allOffersDelivered, "ALLOFFERS_DELIVERED");
     if (!w.ok) return w;
     return ok(accepted);
+  }
+
+  /**
+   * vmbus_disconnect's page half: the monitor pages are re-encrypted and freed (or leaked, or freed
+   * while host-visible, as the profile's kernel does). UNLOAD is not modelled; channels are the
+   * drivers' to close first.
+   */
+  disconnect(): void {
+    const pages = this.monitorPages;
+    this.monitorPages = [];
+    this.state = "disconnected";
+    teardownMonitorPages(this, pages, this.counters.monitorPages);
   }
 
   /** vmbus_negotiate_version: true when the host supports `version`. */
@@ -286,8 +325,8 @@ export class VmbusConnection {
         msgSint: version >= VMBUS_VERSION.WIN10_V5 ? VMBUS_MESSAGE_SINT : 0,
         msgVtl: 0,
         featureFlags: 0,
-        monitorPage1: 0,
-        monitorPage2: 0,
+        monitorPage1: this.monitorPages[0]?.gpa ?? 0,
+        monitorPage2: this.monitorPages[1]?.gpa ?? 0,
       }),
     );
     if (!posted.ok) {

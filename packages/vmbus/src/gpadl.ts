@@ -1,21 +1,43 @@
 /**
- * GPADL establishment and teardown: mirrors __vmbus_establish_gpadl and vmbus_teardown_gpadl
- * (drivers/hv/channel.c) with the 2024 `decrypted` tracking (CVE-2024-36912/36913):
+ * GPADL establishment and teardown: mirrors __vmbus_establish_gpadl, create_gpadl_header and
+ * vmbus_teardown_gpadl (drivers/hv/channel.c) as the booted kernel profile has them
+ * (`profile.vmbus`):
  *
  * - the PFN list is built by walking the buffer's virtual address page by page (virt_to_hvpfn);
+ * - create_gpadl_header kzallocs one msginfo per message (header, then bodies): a failed allocation
+ *   frees what was allocated and is -ENOMEM, before anything is decrypted;
  * - decrypted = true BEFORE set_memory_decrypted, so a failure there leaves it true and the caller
- *   must leak the buffer; a pre-shared buffer (already host-visible) is neither decrypted nor
- *   re-encrypted, and its decrypted flag stays false;
+ *   must leak the buffer; the early return leaks the msginfo list until 510164539f16 (a finding);
  * - on any error after decryption the pages are re-encrypted, and only success clears the flag;
- * - teardown re-encrypts and sets decrypted = (re-encryption failed): such a buffer must be leaked.
+ * - teardown calls set_memory_encrypted (every teardown, or only a decrypted one from 0a4534bdf29a)
+ *   and sets decrypted = (re-encryption failed): such a buffer must be leaked.
+ *
+ * The model tracks `decrypted` in every profile, because it must know which pages it may hand out
+ * again. Whether the KERNEL knows is `gpadlDecryptedTracking` (CVE-2024-36912): without it, a lost
+ * visibility state is reported as a finding, and the callers (vmbus_free_ring, netvsc) free the buffer
+ * as that kernel does — see their own behaviours.
+ *
+ * A pre-shared buffer (already host-visible, the model's stand-in for a caller-decrypted pool) is
+ * neither decrypted nor re-encrypted, and its decrypted flag stays false.
  */
 import { HypercallError } from "@ivm/hypercall";
-import { MemoryError, PAGE_SIZE } from "@ivm/memory";
+import { Gfp, MemoryError, PAGE_SIZE } from "@ivm/memory";
 import type { VmbusChannel } from "./channel.js";
 import { err, invariant, ok, type Result, type VmbusErrno, VmbusError } from "./errors.js";
+import { VMBUS_FINDING } from "./profile.js";
 import type { ChannelTransport } from "./transport.js";
 import { CHANNELMSG, encodeChannelMessage, type GpadlCreatedMessage } from "./wire/channel-message.js";
 import { createGpadlMessages, GPADL_BODY_MAX_PFNS, GPADL_HEADER_MAX_PFNS } from "./wire/gpadl.js";
+
+/** Owner tag of the msginfo allocations create_gpadl_header makes (one per GPADL message). */
+export const MSGINFO_TAG = "vmbus-msginfo";
+
+/**
+ * sizeof(struct vmbus_channel_msginfo) in front of each message (computed): msglistentry 16,
+ * submsglist 16, waitevent (struct completion) 32, waiting_channel 8, the packed response union 20,
+ * msgsize 4 → msg[] at 96.
+ */
+export const MSGINFO_HEADER_SIZE = 96;
 
 /** enum hv_gpadl_type: a ring's pagecount subtracts 2·(PAGE_SIZE − 4096), which is 0 on x86. */
 export type GpadlType = "buffer" | "ring";
@@ -37,6 +59,7 @@ export interface Gpadl {
 
 interface GpadlRecord {
   handle: number;
+  readonly preShared: boolean;
   readonly size: number;
   buffer: number;
   decrypted: boolean;
@@ -110,6 +133,7 @@ export function establishGpadl(
 
   const rec: GpadlRecord = {
     handle: 0,
+    preShared: options.preShared === true,
     size,
     buffer: va,
     decrypted: options.preShared !== true,
@@ -125,13 +149,51 @@ export function establishGpadl(
     gpadl: rec,
     mustLeak: rec.decrypted,
   });
+  const kernel = conn.kernel;
+  const behaviour = kernel.profile.vmbus;
+
+  // create_gpadl_header: one kzalloc per message; -ENOMEM frees the ones already taken.
+  const all = [msgs.header, ...msgs.bodies];
+  const msginfo: number[] = [];
+  for (const m of all) {
+    const at = conn.memory.kmalloc.kmalloc(MSGINFO_HEADER_SIZE + m.length, {
+      tag: MSGINFO_TAG,
+      gfp: Gfp.Zero,
+    });
+    if (at === null) {
+      for (const p of msginfo) conn.memory.kmalloc.kfree(p);
+      rec.decrypted = false;
+      return fail(
+        new VmbusError(
+          "ENOMEM",
+          "msginfo",
+          `no memory for GPADL message ${msginfo.length + 1} of ${all.length}`,
+        ),
+      );
+    }
+    msginfo.push(at);
+  }
+  const freeMsginfo = (): void => {
+    for (const p of msginfo) conn.memory.kmalloc.kfree(p);
+  };
 
   if (rec.decrypted) {
     try {
       conn.hyperv.setMemory.decrypted(va, pages);
     } catch (e) {
       // "Failed to set host visibility for new GPADL": returned with decrypted still true.
-      return fail(fromHypercall(e));
+      const error = fromHypercall(e);
+      if (behaviour.msginfoFreedOnDecryptFailure.value) freeMsginfo();
+      else {
+        kernel.report({
+          id: VMBUS_FINDING.msginfoLeaked,
+          invariant: "kmalloc-leak",
+          what: `set_memory_decrypted failed (${error.code}); the early return leaks ${all.length} msginfo allocations (${all.reduce((n, m) => n + MSGINFO_HEADER_SIZE + m.length, 0)} bytes)`,
+          where: `__vmbus_establish_gpadl, GPADL 0x${handle.toString(16)} of channel ${channel.relid}`,
+        });
+      }
+      lostState(conn, rec, "__vmbus_establish_gpadl: set_memory_decrypted failed");
+      return fail(error);
     }
   }
 
@@ -188,6 +250,7 @@ export function establishGpadl(
     }
   }
   conn.removePending(req);
+  freeMsginfo();
 
   if (error === undefined) {
     rec.handle = handle;
@@ -199,9 +262,24 @@ export function establishGpadl(
       rec.decrypted = false;
     } catch (e) {
       fromHypercall(e); // decrypted stays true: the memory is leaked, not freed
+      lostState(conn, rec, "__vmbus_establish_gpadl: set_memory_encrypted failed after an error");
     }
   }
   return fail(error);
+}
+
+/**
+ * A kernel without vmbus_gpadl.decrypted cannot tell its caller that the buffer may be host-visible:
+ * report it (CVE-2024-36912). With the flag the caller learns it through `decrypted`.
+ */
+function lostState(conn: ChannelTransport, rec: GpadlRecord, where: string): void {
+  if (conn.kernel.profile.vmbus.gpadlDecryptedTracking.value) return;
+  conn.kernel.report({
+    id: VMBUS_FINDING.gpadlStateLost,
+    invariant: "I4",
+    what: `the visibility of ${rec.pages} pages is unknown and vmbus_gpadl has no decrypted flag: the caller frees them`,
+    where: `${where} (${rec.type} GPADL of channel ${rec.childRelid})`,
+  });
 }
 
 /**
@@ -251,12 +329,17 @@ export function teardownGpadl(
   }
   conn.removePending(req);
 
-  if (rec.decrypted) {
+  // set_memory_encrypted for every teardown (5.16 on), or only for a decrypted buffer (0a4534bdf29a).
+  const reencrypt =
+    !rec.preShared && (rec.decrypted || conn.kernel.profile.vmbus.teardownReencrypt.value === "always");
+  if (reencrypt) {
     try {
       conn.hyperv.setMemory.encrypted(rec.buffer, rec.pages);
       rec.decrypted = false;
     } catch (e) {
       // "Fail to set mem host visibility in GPADL teardown": decrypted stays true.
+      rec.decrypted = true;
+      lostState(conn, rec, "vmbus_teardown_gpadl: set_memory_encrypted failed");
       return { ok: false, error: fromHypercall(e), mustLeak: true };
     }
   }

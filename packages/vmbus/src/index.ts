@@ -2,6 +2,7 @@ export {
   type ChannelOpenOptions,
   type ChannelState,
   type CloseResult,
+  REQUESTOR_TAG,
   type SendPacketOptions,
   VmbusChannel,
   type VmbusChannelCounters,
@@ -29,13 +30,17 @@ export {
   VmbusError,
   VmbusInvariantError,
 } from "./errors.js";
-export type {
-  EstablishGpadlOptions,
-  Gpadl,
-  GpadlEstablishResult,
-  GpadlTeardownResult,
-  GpadlType,
+export {
+  type EstablishGpadlOptions,
+  type Gpadl,
+  type GpadlEstablishResult,
+  type GpadlTeardownResult,
+  type GpadlType,
+  MSGINFO_HEADER_SIZE,
+  MSGINFO_TAG,
 } from "./gpadl.js";
+export { MONITOR_TAGS, type MonitorPage, type MonitorPageCounters } from "./monitor-pages.js";
+export { DEFAULT_KERNEL_PROFILE, KernelContext, VMBUS_FINDING } from "./profile.js";
 export {
   type RequestRejectCounters,
   type RequestRejectReason,

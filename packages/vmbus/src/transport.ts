@@ -5,6 +5,7 @@
 import type { HypervLayer } from "@ivm/hypercall";
 import type { GuestMemory } from "@ivm/memory";
 import type { Result } from "./errors.js";
+import type { KernelContext } from "./profile.js";
 import type { VmbusTraceEvent } from "./trace.js";
 import type { ChannelMessage } from "./wire/channel-message.js";
 
@@ -23,6 +24,8 @@ export interface PendingRequest {
 export interface ChannelTransport {
   readonly memory: GuestMemory;
   readonly hyperv: HypervLayer;
+  /** The booted kernel's VMBus behaviours and the findings log, shared by every channel. */
+  readonly kernel: KernelContext;
   /** The negotiated VMBus protocol version. */
   readonly version: () => number;
   /** vmbus_post_msg. */

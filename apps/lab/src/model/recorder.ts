@@ -11,7 +11,7 @@
  */
 import { STRATEGIES } from "@ivm/catalog";
 import type { HypercallEvent } from "@ivm/hypercall";
-import { formatKernelVa, type GuestMemory, VMALLOC_START } from "@ivm/memory";
+import { type AllocatorWork, formatKernelVa, type GuestMemory, VMALLOC_START } from "@ivm/memory";
 import { sendSectionOffset } from "@ivm/netvsc";
 import { decodeNvspMessage } from "@ivm/netvsc-protocol";
 import { addNicMeasured, type BufferCost, type DeviceAddCost, runTraffic, Vm } from "@ivm/vm";
@@ -112,6 +112,8 @@ export interface BufferSummary {
   readonly liveMappings: number;
   readonly ptePages: number;
   readonly vmallocBytes: number;
+  /** The page allocator's work inside the strategy's allocate call (as the demo's JSON has it). */
+  readonly allocatorWork?: AllocatorWork;
 }
 
 export interface Recording {
@@ -194,7 +196,8 @@ function mappingRows(memory: GuestMemory): MappingRow[] {
 function bufferSummary(b: BufferCost | undefined): BufferSummary | null {
   if (!b) return null;
   const { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes } = b;
-  return { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes };
+  const out = { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes };
+  return b.strategy ? { ...out, allocatorWork: b.strategy.allocatorWork } : out;
 }
 
 function skippedRecording(config: LabConfig, strategy: string, era: string, reason: string): Recording {

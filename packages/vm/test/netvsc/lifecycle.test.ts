@@ -1,3 +1,4 @@
+import { PageFlag } from "@ivm/memory";
 import {
   DMA_RANGE_TAG,
   RECV_COMP_RING_TAG,
@@ -28,6 +29,11 @@ function traffic(w: World, dev: ReturnType<typeof mustAdd>, n: number): void {
 
 function expectNothingLeft(w: World): void {
   expect(hostVisibleOutsidePool(w)).toBe(0);
+  // what stays shared is the connection's: its two monitor pages (isolated guests only)
+  const monitorVisible = w.conn.monitorPages.filter((m) =>
+    w.memory.phys.hasFlag(m.pfn, PageFlag.HostVisible),
+  );
+  expect(monitorVisible.length).toBe(w.memory.isolated ? 2 : 0);
   expect(w.memory.leakedPages).toBe(0);
   for (const tag of ["netvsc-rx", "netvsc-tx"]) expect(w.memory.buddy.pagesOwnedBy(tag)).toBe(0);
   for (const tag of [RX_PRIVATE_TAG, SECTION_MAP_TAG, SKB_TAG, DMA_RANGE_TAG, RNDIS_REQUEST_TAG]) {

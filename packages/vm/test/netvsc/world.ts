@@ -2,6 +2,7 @@
 // VMBus connection, host server) with the simulated netvsp registered as the NIC. Not exported.
 
 import { cpuidFor, createHyperv, type HypervLayer, isolationFromCpuid } from "@ivm/hypercall";
+import type { KernelProfile } from "@ivm/kernel";
 import { GuestMemory, PageFlag } from "@ivm/memory";
 import { NetvscDevice, type NetvscDeviceOptions } from "@ivm/netvsc";
 import { encodeLabFrame, NETVSP_GUEST_MAC, NETVSP_HOST_MAC, type NetvscResult } from "@ivm/netvsc-protocol";
@@ -44,6 +45,7 @@ export function makeWorld(
   netvsp: NetvspOptions = {},
   bytes: number = 192 * 2 ** 20,
   maxRoundsPerWait = 20_000,
+  kernel?: KernelProfile,
 ): World {
   const isolation = isolationFromCpuid(cpuidFor({ type: kind === "isolated" ? "snp" : "none" }));
   const memory = new GuestMemory({
@@ -56,7 +58,13 @@ export function makeWorld(
   const dma = dmaLayer.createDevice({ name: "netvsc", minAlignMask: 0xfff });
   const scheduler = new Scheduler({ maxRoundsPerWait });
   const synic = new SynicLink();
-  const conn = new VmbusConnection({ memory, hyperv, scheduler, synic });
+  const conn = new VmbusConnection({
+    memory,
+    hyperv,
+    scheduler,
+    synic,
+    ...(kernel === undefined ? {} : { kernel }),
+  });
   const server = new HostVmbusServer({ scheduler, synic, hostView: hyperv.hostView });
   const host$ = new Netvsp({ isolated: kind === "isolated", ...netvsp });
   const device = netvspVmbusDevice(host$, hyperv.hostView);
@@ -117,10 +125,14 @@ export function txFrame(seq: number, length: number): Uint8Array {
   return encodeLabFrame({ seq, seed: TX_SEED, length, dstMac: NETVSP_HOST_MAC, srcMac: NETVSP_GUEST_MAC });
 }
 
-/** Pages host-visible outside the swiotlb pool. */
+/**
+ * Pages host-visible outside the swiotlb pool and the VMBus connection's two monitor pages (which
+ * vmbus_connect makes host-visible for as long as the guest is connected, whatever the devices do).
+ */
 export function hostVisibleOutsidePool(w: World): number {
   const pool = w.dmaLayer.pool;
   let inPool = 0;
+  for (const m of w.conn.monitorPages) if (w.memory.phys.hasFlag(m.pfn, PageFlag.HostVisible)) inPool++;
   if (pool !== null) {
     for (let p = pool.boot.startPfn; p < pool.boot.startPfn + pool.boot.poolPages; p++) {
       if (w.memory.phys.hasFlag(p, PageFlag.HostVisible)) inPool++;

@@ -6,6 +6,7 @@
  * parses it (invariant I3). The host may rewrite the ring between any two reads.
  */
 import { err, invariant, ok, type Result } from "../errors.js";
+import { type KernelContext, VMBUS_FINDING } from "../profile.js";
 import { type PacketDescriptor, readPacketDescriptor, VMPACKET_DESCRIPTOR_SIZE } from "../wire/packet.js";
 import {
   RING_FEAT_PENDING_SEND_SZ,
@@ -63,7 +64,15 @@ export interface IncomingRingCounters {
 export interface IncomingRingOptions {
   /** channel->max_pkt_size, the private pkt_buffer size; VMBUS_DEFAULT_MAX_PKT_SIZE by default. */
   readonly pktBufferSize?: number;
+  /**
+   * Default: "reject" when the profile is hardened (or none is given), "linux" — the kernel's
+   * unchecked arithmetic, with what it reads past the published data reported as a finding — otherwise.
+   */
   readonly indexPolicy?: IndexPolicy;
+  /** The guest's kernel profile and findings. */
+  readonly kernel?: KernelContext;
+  /** Names the ring in findings ("inbound ring of channel 3"). */
+  readonly name?: string;
 }
 
 export type RecvResult =
@@ -78,6 +87,8 @@ export class IncomingRing {
   readonly mem: RingMem;
   readonly pktBufferSize: number;
   readonly indexPolicy: IndexPolicy;
+  readonly kernel: KernelContext | undefined;
+  readonly name: string;
   readonly counters: IncomingRingCounters = {
     packets: 0,
     bytesCopied: 0,
@@ -104,7 +115,10 @@ export class IncomingRing {
     invariant(mem.dataSize >= VMPACKET_DESCRIPTOR_SIZE + VMBUS_PKT_TRAILER, "ring data area too small");
     this.mem = mem;
     this.pktBufferSize = size;
-    this.indexPolicy = options.indexPolicy ?? "reject";
+    this.kernel = options.kernel;
+    this.name = options.name ?? "inbound ring";
+    const kernelExact = this.kernel !== undefined && !this.kernel.profile.hardened;
+    this.indexPolicy = options.indexPolicy ?? (kernelExact ? "linux" : "reject");
     this.pktBuffer = new Uint8Array(size);
     this.pktView = new DataView(this.pktBuffer.buffer);
     // hv_ringbuffer_init starts from index 0; resync with the published read index if reused.
@@ -138,6 +152,7 @@ export class IncomingRing {
     }
     // Only reachable above dsize under the "linux" policy; the copy must stay inside the ring.
     const cap = Math.min(this.pktBufferSize, avail, dsize);
+    if (problem === "out-of-range") this.reportPastPublished(writeIndex, avail, cap);
 
     // READ_ONCE of len8 and offset8 from shared memory: exactly one read of each.
     const head = this.pktBuffer.subarray(0, VMPACKET_DESCRIPTOR_SIZE);
@@ -173,6 +188,20 @@ export class IncomingRing {
     // Payload length follows len8 (VMPACKET_DATA_LENGTH), which truncates an unaligned clamp.
     const data = bytes.subarray(pktOffset, (pktLen >>> 3) << 3);
     return { kind: "packet", packet: { desc, bytes, data } };
+  }
+
+  /**
+   * hv_pkt_iter_avail took a write_index the host set beyond the data area: the kernel believes `avail`
+   * bytes are there and copies up to `cap` of them from the private read index, bytes the host never
+   * published as a packet (stale ring contents). Reported when a profile runs the kernel's arithmetic.
+   */
+  private reportPastPublished(writeIndex: number, avail: number, cap: number): void {
+    this.kernel?.report({
+      id: VMBUS_FINDING.ringReadPastPublished,
+      invariant: "ring-index-bounds",
+      what: `write_index ${writeIndex} is past the ${this.mem.dataSize}-byte data area: ${avail} bytes taken as available, up to ${cap} read at offset ${this.privRead} beyond what was published`,
+      where: `hv_pkt_iter_first, ${this.name}`,
+    });
   }
 
   /** __hv_pkt_iter_next: step past the current packet (len8·8 + trailer) and return the next one. */

@@ -4,6 +4,7 @@
  * outbound ring with a RequestTable; the host endpoint uses the same code on the inbound ring.
  */
 import { err, invariant, ok, type Result } from "../errors.js";
+import { type KernelContext, VMBUS_FINDING } from "../profile.js";
 import type { RequestTable } from "../request-table.js";
 import { align8 } from "../wire/bytes.js";
 import {
@@ -33,13 +34,28 @@ export interface OutgoingRingCounters {
   requestTableFull: number;
   /** channel->intr_out_empty: signals raised. */
   signals: number;
-  /** Writes refused because a shared index was unusable (the kernel does not check; see checkRingIndex). */
+  /**
+   * Shared indices that were unusable (see checkRingIndex): writes refused when hardened; seen and
+   * used as the kernel uses them otherwise.
+   */
   corrupt: Record<RingIndexProblem, number>;
+  /** Kernel-exact mode: bytes the kernel would have copied outside the ring's double mapping (not done). */
+  outOfBoundsBytes: number;
+  /** Kernel-exact mode: writes in which write_index changed between the kernel's fetches of it. */
+  doubleFetches: number;
 }
 
 export interface OutgoingRingOptions<T> {
   /** The channel's vmbus_requestor; without it trans_id is the caller's requestId (VMBUS_NO_RQSTOR path). */
   readonly requestTable?: RequestTable<T>;
+  /**
+   * The guest's kernel profile and findings. Hardened (and when absent): a bad shared index refuses the
+   * write. Otherwise the kernel's hv_ringbuffer_write runs on whatever the host wrote, and what it would
+   * copy outside the ring, or a write_index that changed between its fetches, is reported as a finding.
+   */
+  readonly kernel?: KernelContext;
+  /** Names the ring in findings ("outbound ring of channel 3"). */
+  readonly name?: string;
 }
 
 export interface SendOptions<T> {
@@ -66,8 +82,15 @@ export class OutgoingRing<T = unknown> {
     requestTableFull: 0,
     signals: 0,
     corrupt: { "out-of-range": 0, misaligned: 0 },
+    outOfBoundsBytes: 0,
+    doubleFetches: 0,
   };
+  readonly kernel: KernelContext | undefined;
+  readonly name: string;
   private outFullFlag = false;
+  /** Kernel-exact write, per call: bytes that fell outside the mapping and the first such offset. */
+  private oobBytes = 0;
+  private oobFirst = 0;
   private readonly scratchDesc = new Uint8Array(VMPACKET_DESCRIPTOR_SIZE);
   private readonly scratchU64 = new Uint8Array(8);
   private readonly scratchU64View = new DataView(this.scratchU64.buffer);
@@ -75,6 +98,13 @@ export class OutgoingRing<T = unknown> {
   constructor(mem: RingMem, options: OutgoingRingOptions<T> = {}) {
     this.mem = mem;
     this.requestTable = options.requestTable;
+    this.kernel = options.kernel;
+    this.name = options.name ?? "outbound ring";
+  }
+
+  /** Whether this writer runs the kernel's unchecked index arithmetic (a profile that is not hardened). */
+  get kernelExact(): boolean {
+    return this.kernel !== undefined && !this.kernel.profile.hardened;
   }
 
   /**
@@ -106,12 +136,15 @@ export class OutgoingRing<T = unknown> {
     const problem = checkRingIndex(dsize, writeIndex) ?? checkRingIndex(dsize, readIndex);
     if (problem !== undefined) {
       this.counters.corrupt[problem]++;
-      return err(
-        "EIO",
-        "corrupt-ring",
-        `shared ring index ${problem} (write ${writeIndex}, read ${readIndex})`,
-      );
+      if (!this.kernelExact) {
+        return err(
+          "EIO",
+          "corrupt-ring",
+          `shared ring index ${problem} (write ${writeIndex}, read ${readIndex})`,
+        );
+      }
     }
+    if (this.kernelExact) return this.writeKernel(kv, total, writeIndex, readIndex, requestId, ...ctx);
 
     const avail = bytesToWrite(dsize, writeIndex, readIndex);
     if (avail <= total) {
@@ -165,6 +198,110 @@ export class OutgoingRing<T = unknown> {
     }
     if (signal) this.counters.signals++;
     return ok({ transId, signal });
+  }
+
+  /**
+   * hv_ringbuffer_write as the profile's kernel runs it, indices unchecked: the space check uses the
+   * first fetch of write_index (hv_get_bytes_to_write), the copy starts at a second fetch
+   * (hv_get_next_write_location), the trailer carries a third (hv_get_ring_bufferindices). Each copy
+   * lands at ring + offset through the double mapping, which covers data offsets [0, 2·dataSize): the
+   * model writes what falls inside it (at its alias) and reports what falls outside as an out-of-bounds
+   * write, without touching memory it does not own.
+   */
+  private writeKernel(
+    kv: readonly Uint8Array[],
+    total: number,
+    firstWrite: number,
+    readIndex: number,
+    requestId: bigint,
+    ...ctx: [] | [T]
+  ): Result<RingWriteOk> {
+    const mem = this.mem;
+    const first = kv[0]!;
+    const avail = bytesToWrite(mem.dataSize, firstWrite, readIndex);
+    if (avail <= total) {
+      this.counters.outFullTotal++;
+      if (!this.outFullFlag) {
+        this.counters.outFullFirst++;
+        this.outFullFlag = true;
+      }
+      return err("EAGAIN", "ring-full", `${total} bytes to write, ${avail} available`);
+    }
+    this.outFullFlag = false;
+    this.oobBytes = 0;
+    const oldWrite = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
+    let next = oldWrite;
+    for (const piece of kv) next = this.copyKernel(next, piece);
+
+    let transId = requestId;
+    const flags = first[6]! | (first[7]! << 8);
+    if (flags === VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED && this.requestTable !== undefined) {
+      const id = this.requestTable.allocate(ctx[0] as T);
+      if (id === undefined) {
+        this.counters.requestTableFull++;
+        this.reportOutOfBounds();
+        return err("EAGAIN", "request-table-full", "no free request id");
+      }
+      transId = BigInt(id);
+    }
+    this.scratchU64View.setBigUint64(0, transId, true);
+    this.copyKernel((oldWrite + 8) >>> 0, this.scratchU64);
+
+    const trailerWrite = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
+    writeTrailer(this.scratchU64, trailerWrite);
+    next = this.copyKernel(next, this.scratchU64);
+    if (oldWrite !== firstWrite || trailerWrite !== firstWrite) {
+      this.counters.doubleFetches++;
+      this.kernel!.report({
+        id: VMBUS_FINDING.ringWriteDoubleFetch,
+        invariant: "I3",
+        what: `write_index read as ${firstWrite} for the space check, ${oldWrite} for the copy and ${trailerWrite} for the trailer`,
+        where: `hv_ringbuffer_write, ${this.name}`,
+      });
+    }
+    this.reportOutOfBounds();
+
+    mem.writeHeaderU32(RING_HEADER.WRITE_INDEX, next);
+    this.counters.packets++;
+    this.counters.bytes += total;
+    let signal = false;
+    if (mem.readHeaderU32(RING_HEADER.INTERRUPT_MASK) === 0) {
+      signal = oldWrite === mem.readHeaderU32(RING_HEADER.READ_INDEX);
+    }
+    if (signal) this.counters.signals++;
+    return ok({ transId, signal });
+  }
+
+  /** hv_copyto_ringbuffer: memcpy at ring + offset, then offset += len, less dataSize once (u32). */
+  private copyKernel(offset: number, src: Uint8Array): number {
+    const dsize = this.mem.dataSize;
+    const mapped = 2 * dsize;
+    let done = 0;
+    while (done < src.length && offset + done < mapped) {
+      const at = offset + done;
+      const n = Math.min(src.length - done, mapped - at, dsize);
+      this.mem.write(at % dsize, src.subarray(done, done + n));
+      done += n;
+    }
+    if (done < src.length) {
+      if (this.oobBytes === 0) this.oobFirst = offset + done;
+      this.oobBytes += src.length - done;
+    }
+    let next = (offset + src.length) >>> 0;
+    if (next >= dsize) next -= dsize;
+    return next;
+  }
+
+  private reportOutOfBounds(): void {
+    if (this.oobBytes === 0) return;
+    this.counters.outOfBoundsBytes += this.oobBytes;
+    this.kernel!.report({
+      id: VMBUS_FINDING.ringWriteOutOfBounds,
+      invariant: "ring-index-bounds",
+      what: `out-of-bounds write of ${this.oobBytes} bytes at data offset ${this.oobFirst} (0x${this.oobFirst.toString(16)}); the ring's mapping ends at ${2 * this.mem.dataSize}`,
+      where: `hv_ringbuffer_write, ${this.name}`,
+    });
+    this.oobBytes = 0;
   }
 
   /**

@@ -8,6 +8,7 @@
  */
 import { Gfp, type GuestMemory, getOrder, PAGE_SIZE } from "@ivm/memory";
 import { err, invariant, ok, type Result } from "../errors.js";
+import { type KernelContext, VMBUS_FINDING } from "../profile.js";
 import { RING_FEAT_PENDING_SEND_SZ, RING_HEADER } from "../wire/ring-header.js";
 import { GuestRingMem } from "./guest-ring-mem.js";
 
@@ -38,7 +39,7 @@ export function vmbusAllocRing(memory: GuestMemory, sendSize: number, recvSize: 
   }
   if (sendSize + recvSize > 0xffff_ffff) return err("EINVAL", "ring-size", "send + recv overflows a u32");
   const order = getOrder(sendSize + recvSize);
-  const firstPfn = memory.buddy.allocPages(order, { tag: RING_TAGS.pages, gfp: Gfp.Zero });
+  const firstPfn = memory.buddy.allocPages(order, { tag: RING_TAGS.pages, gfp: Gfp.Zero }); // GFP_KERNEL|__GFP_ZERO: reclaim + compaction, no retry (costly)
   if (firstPfn === null) return err("ENOMEM", "ring-pages", `no order-${order} block for the rings`);
   return ok({
     firstPfn,
@@ -121,9 +122,31 @@ export function hvRingbufferCleanup(memory: GuestMemory, ring: GuestRingBuffer):
  * The page half of vmbus_free_ring: __free_pages only when the ring GPADL's pages were re-encrypted
  * (2024, CVE-2024-36909). Otherwise the block is leaked: marked so it is never handed out again (I4).
  * Returns whether the pages were freed.
+ *
+ * With `kernel` given and a profile whose vmbus_free_ring does not check (before 30d18df6567b), the
+ * kernel frees pages that may still be host-visible: that is reported as a finding and, kernel-exact,
+ * the block goes back to the allocator as it is (BuddyAllocator.freeHostVisible: a later allocation may
+ * hand out a page the host still sees). A hardened profile keeps them out of the allocator (leaked).
  */
-export function vmbusFreeRingPages(memory: GuestMemory, pages: RingPages, decrypted: boolean): boolean {
+export function vmbusFreeRingPages(
+  memory: GuestMemory,
+  pages: RingPages,
+  decrypted: boolean,
+  kernel?: KernelContext,
+): boolean {
   if (decrypted) {
+    if (kernel !== undefined && !kernel.profile.vmbus.ringFreeChecksDecrypted.value) {
+      kernel.report({
+        id: VMBUS_FINDING.ringFreedVisible,
+        invariant: "I1",
+        what: `__free_pages of ${2 ** pages.order} ring pages (pfn 0x${pages.firstPfn.toString(16)}) that may still be host-visible`,
+        where: "vmbus_free_ring",
+      });
+      if (!kernel.profile.hardened) {
+        memory.buddy.freeHostVisible(pages.firstPfn, pages.order, "vmbus_free_ring");
+        return true;
+      }
+    }
     memory.buddy.leakPages(pages.firstPfn, 2 ** pages.order);
     return false;
   }

@@ -1,4 +1,5 @@
 import { cpuidFor, createHyperv, type HypervLayer, isolationFromCpuid } from "@ivm/hypercall";
+import type { KernelProfile } from "@ivm/kernel";
 import { GuestMemory } from "@ivm/memory";
 import type { VmbusChannel } from "../channel.js";
 import { HV_NIC_GUID } from "../channel-offer.js";
@@ -28,6 +29,7 @@ export function makeWorld(
     readonly bytes?: number;
     readonly maxRoundsPerWait?: number;
     readonly hostMaxVersion?: number;
+    readonly kernel?: KernelProfile;
   } = {},
 ): World {
   const bytes = options.bytes ?? 64 * 2 ** 20;
@@ -41,7 +43,13 @@ export function makeWorld(
   const scheduler = new Scheduler({ maxRoundsPerWait: options.maxRoundsPerWait ?? 10_000 });
   const synic = new SynicLink();
   // The guest's pollers are registered first: a round is guest DPC, guest channels, host server, host devices.
-  const conn = new VmbusConnection({ memory, hyperv, scheduler, synic });
+  const conn = new VmbusConnection({
+    memory,
+    hyperv,
+    scheduler,
+    synic,
+    ...(options.kernel === undefined ? {} : { kernel: options.kernel }),
+  });
   const server = new HostVmbusServer({
     scheduler,
     synic,
