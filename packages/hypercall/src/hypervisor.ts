@@ -186,10 +186,11 @@ export class Hypervisor {
       return encodeStatus(HvStatus.InvalidParameter, repStart);
     }
     this.#memory.phys.read(inputPa, this.#page);
-    const input = readVisibilityInput(this.#view, repStart, repCount - repStart);
-    if (input.partitionId !== HV_PARTITION_ID_SELF)
+    // The header and the PFNs are read from the input page in place (no PFN array per call).
+    const view = this.#view;
+    if (view.getBigUint64(0, true) !== HV_PARTITION_ID_SELF)
       return encodeStatus(HvStatus.InvalidPartitionId, repStart);
-    const vis = input.hostVisibility;
+    const vis = view.getUint32(8, true) & 0x3;
     if (
       vis !== HostVisibility.NotVisible &&
       vis !== HostVisibility.ReadWrite &&
@@ -199,18 +200,27 @@ export class Hypervisor {
     }
     let end = repCount;
     if (fault?.kind === "partial") end = Math.min(repCount, repStart + fault.reps);
+    const phys = this.#memory.phys;
+    const buddy = this.#memory.buddy;
+    const visible = vis !== HostVisibility.NotVisible;
+    // Consecutive PFNs mostly share an owner: its entry is looked up once per run of them.
+    let lastOwner: string | undefined;
+    let entry: { visible: number; private: number } | undefined;
     let done = repStart;
-    for (const pfn of input.pfns.slice(0, end - repStart)) {
+    for (let i = repStart; i < end; i++) {
+      const pfn = view.getUint32(16 + i * 8, true) + view.getUint32(20 + i * 8, true) * 2 ** 32;
       const refusal = this.faults.refusal(pfn);
       if (refusal !== undefined) return encodeStatus(refusal, done);
-      if (!this.#memory.phys.pfnValid(pfn)) return encodeStatus(HvStatus.InvalidParameter, done);
-      const visible = vis !== HostVisibility.NotVisible;
-      this.#memory.phys.setHostVisible(pfn, visible);
-      const owner = this.#memory.buddy.ownerOf(pfn);
-      let entry = this.byOwner.get(owner);
-      if (!entry) {
-        entry = { visible: 0, private: 0 };
-        this.byOwner.set(owner, entry);
+      if (!phys.pfnValid(pfn)) return encodeStatus(HvStatus.InvalidParameter, done);
+      phys.setHostVisible(pfn, visible);
+      const owner = buddy.ownerOf(pfn);
+      if (owner !== lastOwner || entry === undefined) {
+        lastOwner = owner;
+        entry = this.byOwner.get(owner);
+        if (!entry) {
+          entry = { visible: 0, private: 0 };
+          this.byOwner.set(owner, entry);
+        }
       }
       if (visible) {
         this.counters.pagesMadeVisible++;

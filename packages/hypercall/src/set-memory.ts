@@ -40,6 +40,8 @@ export interface SetMemoryCounters {
 export class SetMemory {
   readonly #memory: GuestMemory;
   readonly #calls: GuestHypercalls;
+  /** The PFN list of one hypercall batch, reused (the kernel's one-page hv_pfn array). */
+  readonly #batch = new Float64Array(HV_MAX_MODIFY_GPA_REP_COUNT);
   readonly era: Era;
   readonly #conversion: ConversionSequence;
   readonly #errors: ConversionErrors;
@@ -127,13 +129,13 @@ export class SetMemory {
     const arrayVa = this.#memory.kmalloc.kmalloc(HV_HYP_PAGE_SIZE, { tag: "hv-pfn-array" });
     if (arrayVa === null) throw new HypercallError("ENOMEM", "pfn-array", "no memory for the PFN array");
     try {
-      const batch: number[] = [];
-      for (let i = 0; i < pages; i++) {
-        batch.push(this.#memory.virtToPfn(va + i * PAGE_SIZE));
-        if (batch.length === HV_MAX_MODIFY_GPA_REP_COUNT || i === pages - 1) {
-          this.#calls.markGpaVisibility(batch, visibility);
-          batch.length = 0;
-        }
+      // The PFNs of each 510-page batch in one range walk (one page-table walk per PTE table, the
+      // same walk count and first error as virt_to_hvpfn page by page), into a reused array.
+      const batch = this.#batch;
+      for (let done = 0; done < pages; done += HV_MAX_MODIFY_GPA_REP_COUNT) {
+        const n = Math.min(HV_MAX_MODIFY_GPA_REP_COUNT, pages - done);
+        this.#memory.virtToPfns(va + done * PAGE_SIZE, n, batch);
+        this.#calls.markGpaVisibility(n === batch.length ? batch : batch.subarray(0, n), visibility);
       }
     } finally {
       this.#memory.kmalloc.kfree(arrayVa);

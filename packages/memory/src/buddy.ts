@@ -961,10 +961,12 @@ export class BuddyAllocator {
 
   /** Owner tag of the page (the tag of its block), "free" for free pages. */
   ownerOf(pfn: number): string {
-    const block = this.blockOf(pfn);
-    if (!block) return "reserved";
-    if (block.free) return "free";
-    return this.#phys.tags.name(this.#phys.owner[block.head]!);
+    // blockOf's answer without its object: the hypervisor asks once per converted page.
+    if (!this.#phys.pfnValid(pfn)) return "reserved";
+    const head = this.#headOf(pfn);
+    if (head === NIL) return "reserved";
+    if ((this.#flags[head]! & PageFlag.Free) !== 0) return "free";
+    return this.#phys.tags.name(this.#phys.owner[head]!);
   }
 
   /** Calls `visit` for every block in pfn order (free and allocated): a walk of the whole zone. */

@@ -98,7 +98,7 @@ export class Mmu {
       const n = Math.min(PAGE_SIZE - off, dst.length - done);
       const resolved = this.#resolve(addr);
       shared |= resolved & 1;
-      this.#phys.read(Math.floor(resolved / 2) * PAGE_SIZE + off, dst.subarray(done, done + n));
+      this.#phys.readInto(Math.floor(resolved / 2) * PAGE_SIZE + off, dst, done, n);
       done += n;
     }
     this.bytesRead += dst.length;
@@ -112,7 +112,7 @@ export class Mmu {
       const off = addr - Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, src.length - done);
       const pfn = Math.floor(this.#resolve(addr) / 2);
-      this.#phys.write(pfn * PAGE_SIZE + off, src.subarray(done, done + n));
+      this.#phys.writeFrom(pfn * PAGE_SIZE + off, src, done, n);
       done += n;
     }
     this.bytesWritten += src.length;

@@ -20,7 +20,8 @@ export const PageFlag = {
   Reserved: 64,
 } as const;
 
-const SLAB_PAGES = 1024; // backing bytes come in 4 MiB slabs, handed out page by page
+const SLAB_SHIFT = 10;
+const SLAB_PAGES = 1 << SLAB_SHIFT; // backing bytes come in 4 MiB slabs, handed out page by page
 const NO_BYTES = -1; // the page reads as zeros
 const GARBAGE = -2; // the page reads as deterministic garbage (contents destroyed by a conversion)
 /** Byte-slot numbers are kept in chunks of 2^16 pages, stored + 1 so that a fresh chunk reads NO_BYTES. */
@@ -40,9 +41,27 @@ const GARBAGE_POOL: Uint8Array = (() => {
   return bytes;
 })();
 
+function garbageStart(pfn: number): number {
+  return (Math.imul(pfn, 0x9e3779b1) >>> 20) & (PAGE_SIZE - 1);
+}
+
 function garbageFor(pfn: number): Uint8Array {
-  const start = (Math.imul(pfn, 0x9e3779b1) >>> 20) & (PAGE_SIZE - 1);
+  const start = garbageStart(pfn);
   return GARBAGE_POOL.subarray(start, start + PAGE_SIZE);
+}
+
+/**
+ * memcpy of `n` bytes between two buffers: a loop for the short pieces (packet headers, ring indices)
+ * where a view for Uint8Array.set would cost more than the copy, set() for the rest.
+ */
+function copyBytes(dst: Uint8Array, d: number, src: Uint8Array, s: number, n: number): void {
+  if (n <= 64) {
+    for (let i = 0; i < n; i++) dst[d + i] = src[s + i]!;
+  } else if (s === 0 && n === src.length) {
+    dst.set(src, d);
+  } else {
+    dst.set(src.subarray(s, s + n), d);
+  }
 }
 
 /**
@@ -155,32 +174,57 @@ export class PhysicalMemory {
 
   /** Copies `dst.length` bytes from physical address `pa` into `dst`. */
   read(pa: number, dst: Uint8Array): void {
-    this.#checkRange(pa, dst.length);
+    this.readInto(pa, dst, 0, dst.length);
+  }
+
+  /**
+   * Copies `len` bytes from physical address `pa` into `dst[at..]`: read() without a view of `dst` per
+   * call (the MMU's per-page pieces land here).
+   */
+  readInto(pa: number, dst: Uint8Array, at: number, len: number): void {
+    this.#checkRange(pa, len);
+    if (at < 0 || at + len > dst.length) throw invalid("phys-range", `read of ${len} bytes past its buffer`);
     let done = 0;
-    while (done < dst.length) {
+    while (done < len) {
       const addr = pa + done;
       const pfn = Math.floor(addr / PAGE_SIZE);
       const off = addr - pfn * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - off, dst.length - done);
+      const n = Math.min(PAGE_SIZE - off, len - done);
       const slot = this.#slot(pfn);
-      if (slot === NO_BYTES) dst.fill(0, done, done + n);
-      else if (slot === GARBAGE) dst.set(garbageFor(pfn).subarray(off, off + n), done);
-      else dst.set(this.#slotBytes(slot).subarray(off, off + n), done);
+      const d = at + done;
+      if (slot === NO_BYTES) dst.fill(0, d, d + n);
+      else {
+        const src = slot === GARBAGE ? GARBAGE_POOL : this.#slabs[slot >>> SLAB_SHIFT]!;
+        const from = (slot === GARBAGE ? garbageStart(pfn) : (slot & (SLAB_PAGES - 1)) * PAGE_SIZE) + off;
+        copyBytes(dst, d, src, from, n);
+      }
       done += n;
     }
   }
 
   /** Copies `src` to physical address `pa`. */
   write(pa: number, src: Uint8Array): void {
-    this.#checkRange(pa, src.length);
+    this.writeFrom(pa, src, 0, src.length);
+  }
+
+  /** Copies `src[at..at + len)` to physical address `pa`: write() without a view of `src` per call. */
+  writeFrom(pa: number, src: Uint8Array, at: number, len: number): void {
+    this.#checkRange(pa, len);
+    if (at < 0 || at + len > src.length) throw invalid("phys-range", `write of ${len} bytes past its buffer`);
     let done = 0;
-    while (done < src.length) {
+    while (done < len) {
       const addr = pa + done;
       const pfn = Math.floor(addr / PAGE_SIZE);
       const off = addr - pfn * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - off, src.length - done);
-      const page = this.#materialise(pfn);
-      page.set(n === src.length && done === 0 ? src : src.subarray(done, done + n), off);
+      const n = Math.min(PAGE_SIZE - off, len - done);
+      const slot = this.#materialiseSlot(pfn);
+      copyBytes(
+        this.#slabs[slot >>> SLAB_SHIFT]!,
+        (slot & (SLAB_PAGES - 1)) * PAGE_SIZE + off,
+        src,
+        at + done,
+        n,
+      );
       done += n;
     }
   }
@@ -251,15 +295,20 @@ export class PhysicalMemory {
   }
 
   #materialise(pfn: number): Uint8Array {
+    return this.#slotBytes(this.#materialiseSlot(pfn));
+  }
+
+  /** The page's byte slot, given bytes (zeros, or its garbage) first if it has none. */
+  #materialiseSlot(pfn: number): number {
     const slot = this.#slot(pfn);
-    if (slot >= 0) return this.#slotBytes(slot);
+    if (slot >= 0) return slot;
     const fresh = this.#freeSlots.pop() ?? this.#nextSlot++;
     if (fresh >= this.#slabs.length * SLAB_PAGES) this.#slabs.push(new Uint8Array(SLAB_PAGES * PAGE_SIZE));
     this.#setSlot(pfn, fresh);
     const bytes = this.#slotBytes(fresh);
     if (slot === GARBAGE) bytes.set(garbageFor(pfn));
     else bytes.fill(0);
-    return bytes;
+    return fresh;
   }
 
   #release(pfn: number): void {

@@ -452,10 +452,14 @@ export function encodeNvspMessage(msg: NvspMessage): Uint8Array {
 
 /** The 8-byte RNDIS-packet completion the guest queues per transfer-page packet (send_recv_completions). */
 export function encodeNvspRecvCompletion(status: number): Uint8Array {
+  // Written byte by byte: a DataView for 8 bytes costs more than the message (one per received packet).
   const buf = new Uint8Array(NVSP_RECV_COMPLETION_SIZE);
-  const dv = view(buf);
-  dv.setUint32(0, NVSP_MSG_TYPE.SEND_RNDIS_PKT_COMPLETE, true);
-  dv.setUint32(4, checkU32("status", status), true);
+  const type = NVSP_MSG_TYPE.SEND_RNDIS_PKT_COMPLETE;
+  const st = checkU32("status", status);
+  for (let i = 0; i < 4; i++) {
+    buf[i] = (type >>> (8 * i)) & 0xff;
+    buf[4 + i] = (st >>> (8 * i)) & 0xff;
+  }
   return buf;
 }
 

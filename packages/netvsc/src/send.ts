@@ -72,13 +72,20 @@ function freeSkb(env: DriverEnv, skb: Skb | null): void {
 
 /** The RNDIS data header netvsc_xmit writes at skb->head: per_pkt_info_offset is set even without PPIs. */
 function rndisDataHeader(frameLen: number): Uint8Array {
-  const h = encodeRndisPacket({ data: new Uint8Array(0) });
-  const dv = new DataView(h.buffer);
+  // One header reused for every frame (the caller copies it into the skb at once): only the lengths change.
+  const dv = DATA_HEADER_VIEW;
   dv.setUint32(4, RNDIS_DATA_HEADER_SIZE + frameLen, true); // msg_len
   dv.setUint32(12, frameLen, true); // data_len
   dv.setUint32(28, RNDIS_PACKET_SIZE, true); // per_pkt_info_offset
-  return h;
+  return DATA_HEADER;
 }
+
+const DATA_HEADER: Uint8Array = encodeRndisPacket({ data: new Uint8Array(0) });
+const DATA_HEADER_VIEW: DataView = new DataView(
+  DATA_HEADER.buffer,
+  DATA_HEADER.byteOffset,
+  DATA_HEADER.byteLength,
+);
 
 /**
  * netvsc_xmit for one linear frame: the skb is a kmalloc'd buffer (the slab up to 8 KiB, whole pages

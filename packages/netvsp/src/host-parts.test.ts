@@ -2,6 +2,7 @@ import { fc, test } from "@fast-check/vitest";
 import {
   encodeLabFrame,
   LAB_FRAME_HEADER_SIZE,
+  LAB_FRAME_STREAM_BYTES,
   NETVSC_INVALID_INDEX,
   verifyLabFrame,
   writeLabFrame,
@@ -44,6 +45,21 @@ describe("lab frames", () => {
       expect(verifyLabFrame(bad).ok).toBe(false);
     }
     expect(verifyLabFrame(f.subarray(0, 300))).toEqual({ ok: false, reason: "frame-length-mismatch" });
+  });
+
+  it("rejects a payload of another seed or another frame, and checks frames longer than the stream", () => {
+    const f = encodeLabFrame({ seq: 5, seed: 9, length: 1500 });
+    const otherSeq = encodeLabFrame({ seq: 6, seed: 9, length: 1500 });
+    const spliced = f.slice();
+    spliced.set(otherSeq.subarray(LAB_FRAME_HEADER_SIZE), LAB_FRAME_HEADER_SIZE);
+    expect(verifyLabFrame(spliced)).toEqual({ ok: false, reason: "frame-checksum-mismatch" });
+    const reseeded = f.slice();
+    reseeded[22]! ^= 0x80; // the seed field: the payload no longer matches that seed's stream
+    expect(verifyLabFrame(reseeded).ok).toBe(false);
+    const long = encodeLabFrame({ seq: 1, seed: 2, length: LAB_FRAME_STREAM_BYTES * 2 + 100 });
+    expect(verifyLabFrame(long)).toEqual({ ok: true, seq: 1 });
+    long[LAB_FRAME_STREAM_BYTES + 7]! ^= 1;
+    expect(verifyLabFrame(long).ok).toBe(false);
   });
 
   test.prop([fc.nat(), fc.integer(), fc.integer({ min: LAB_FRAME_HEADER_SIZE, max: 2000 }), fc.nat(7)])(

@@ -60,7 +60,10 @@ export interface NetvspOptions {
   readonly rxSeed?: number;
   /** Frames (one section each) per transfer-page packet. Default 1. */
   readonly rxFramesPerPacket?: number;
-  /** Verdict on every frame the guest sends; default: a valid lab frame (verifyLabFrame). */
+  /**
+   * Verdict on every frame the guest sends; default: a valid lab frame (verifyLabFrame). The frame is
+   * a view of the host's gather buffer, valid during the call: copy it to keep it.
+   */
   readonly verifyTxFrame?: (frame: Uint8Array) => boolean;
   /** Cap on the bytes one SEND_RNDIS_PKT may describe. Default 256 KiB. */
   readonly maxTxMessageBytes?: number;
@@ -164,6 +167,8 @@ export class Netvsp {
   adversary: NetvspAdversary | undefined;
 
   readonly #verify: (frame: Uint8Array) => boolean;
+  /** The gather buffer every SEND_RNDIS_PKT is copied into, reused (no buffer per message). */
+  readonly #gather: { buffer: Uint8Array } = { buffer: new Uint8Array(0) };
   readonly #maxTxBytes: number;
   readonly #readBudget: number;
   readonly #rndis: RndisDevice;
@@ -630,6 +635,7 @@ export class Netvsp {
         sendSectionSize: this.sendSectionSize,
         guestMemory: this.#ports?.guestMemory,
         maxBytes: this.#maxTxBytes,
+        scratch: this.#gather,
       });
       if (!gathered.ok) {
         this.#count(gathered.error.reason);

@@ -28,10 +28,15 @@ export interface TxSources {
   readonly guestMemory: HostGuestMemory | undefined;
   /** Cap on the gathered bytes (a guest can describe far more than it could ever mean). */
   readonly maxBytes: number;
+  /**
+   * A host-owned gather buffer reused between messages (grown when a message needs more): the result
+   * is then a view of it, valid until the next gather. Without it every message gets a fresh buffer.
+   */
+  readonly scratch?: { buffer: Uint8Array };
 }
 
 /**
- * Copy the bytes of one SEND_RNDIS_PKT into a fresh host-private buffer. Nothing the guest supplied
+ * Copy the bytes of one SEND_RNDIS_PKT into a host-private buffer (fresh, or `src.scratch`). Nothing the guest supplied
  * (section index and size, range lengths, PFNs) is used before it is bounds-checked, and a refused
  * access (a page the host may not see) becomes a typed rejection, never a throw.
  */
@@ -64,7 +69,14 @@ export function gatherTxBytes(
   if (total > src.maxBytes) {
     return reject("EINVAL", "tx-message-too-long", `${total} bytes described, at most ${src.maxBytes}`);
   }
-  const out = new Uint8Array(total);
+  let out: Uint8Array;
+  if (src.scratch === undefined) out = new Uint8Array(total);
+  else {
+    if (src.scratch.buffer.length < total) {
+      src.scratch.buffer = new Uint8Array(Math.max(total, 2 * src.scratch.buffer.length));
+    }
+    out = src.scratch.buffer.subarray(0, total);
+  }
   if (sectionLen > 0) {
     try {
       src.sendBuffer!.read(sectionOffset, out.subarray(0, sectionLen));

@@ -457,7 +457,8 @@ export class IoTlbMem {
     const { index, nslots } = this.mappingAt(dev, tlbAddr);
     const area = Math.floor(index / this.areaNslabs);
     const areaUsed = this.areaUsed[area] ?? 0;
-    invariant(area < this.nareas && areaUsed >= nslots, "area-used", `area ${area} would underflow`);
+    if (!(area < this.nareas && areaUsed >= nslots))
+      invariant(false, "area-used", `area ${area} would underflow`);
     const list = this.list;
 
     const after = index + nslots;

@@ -1,4 +1,4 @@
-import { encodeLabFrame, NETVSP_GUEST_MAC, NETVSP_HOST_MAC, verifyLabFrame } from "@ivm/netvsc-protocol";
+import { NETVSP_GUEST_MAC, NETVSP_HOST_MAC, verifyLabFrame, writeLabFrame } from "@ivm/netvsc-protocol";
 import { RX_RNDIS_OVERHEAD } from "@ivm/netvsp";
 import type { Nic, Vm } from "./vm.js";
 
@@ -94,6 +94,7 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
   // announced with xmit_more without a final one that flushes the batch.
   const toGuest = Array.from({ length: options.packets }, () => rand() < rxShare);
   const lastTx = toGuest.lastIndexOf(false);
+  let txScratch = new Uint8Array(0);
   try {
     for (let i = 0; i < options.packets; i++) {
       if (toGuest[i]) {
@@ -102,10 +103,12 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
         continue;
       }
       const len = Math.min(pick(6091, maxTx), maxTx);
-      const frame = encodeLabFrame({
+      // netvsc_xmit copies the frame into its skb before it returns, so one buffer serves every frame.
+      if (len > txScratch.length) txScratch = new Uint8Array(len);
+      const frame = txScratch.subarray(0, len);
+      writeLabFrame(frame, {
         seq: txFrames,
         seed: TX_SEED,
-        length: len,
         dstMac: NETVSP_HOST_MAC,
         srcMac: NETVSP_GUEST_MAC,
       });

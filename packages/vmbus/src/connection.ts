@@ -12,7 +12,7 @@ import type { FindingLog, KernelProfile } from "@ivm/kernel";
 import type { GuestMemory } from "@ivm/memory";
 import { VmbusChannel } from "./channel.js";
 import { DEFAULT_VMBUS_DEVICES, isValidOffer, type VmbusDeviceEntry } from "./channel-offer.js";
-import { err, ok, type Result } from "./errors.js";
+import { err, OK_VOID, ok, type Result } from "./errors.js";
 import {
   type MonitorPage,
   type MonitorPageCounters,
@@ -24,6 +24,7 @@ import type { Scheduler } from "./scheduler.js";
 import { HV_POST_STATUS, type SynicLink } from "./synic.js";
 import type { MessageDirection, VmbusTraceEvent } from "./trace.js";
 import type { ChannelTransport, PendingRequest } from "./transport.js";
+import { readU32 } from "./wire/bytes.js";
 import {
   CHANNELMSG,
   type ChannelMessage,
@@ -348,33 +349,38 @@ export class VmbusConnection {
    * delay of 1 µs doubling for the first 22 retries; any other status is -EINVAL at once.
    */
   postMessage(bytes: Uint8Array): Result<void> {
-    const type = bytes.length >= 4 ? new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true) : -1;
+    const type = bytes.length >= 4 ? readU32(bytes, 0) : -1;
     let usec = 1;
-    let last: Result<void> = err("EINVAL", "post-failed", "not posted");
+    // The last retryable failure, kept as its errno and status: the error (with its stack trace) is
+    // built only if every attempt fails, never on the posts that succeed.
+    let lastCode: "EAGAIN" | "ENOBUFS" | undefined;
+    let lastStatus = 0;
     for (let attempt = 1; attempt <= POST_MSG_MAX_TRIES; attempt++) {
       const status = this.synic.postMessage(bytes, attempt);
       if (status === HV_POST_STATUS.SUCCESS) {
         this.counters.posted.set(type, (this.counters.posted.get(type) ?? 0) + 1);
         this.emit("guest-to-host", type, bytes);
-        return ok(undefined);
+        return OK_VOID;
       }
       if (status === HV_POST_STATUS.INVALID_CONNECTION_ID) {
         if (type === CHANNELMSG.INITIATE_CONTACT) return this.postFailed("EINVAL", status);
-        last = err("EAGAIN", "post-retry-exhausted", `HvPostMessage status 0x${status.toString(16)}`);
+        lastCode = "EAGAIN";
       } else if (
         status === HV_POST_STATUS.INSUFFICIENT_MEMORY ||
         status === HV_POST_STATUS.INSUFFICIENT_BUFFERS
       ) {
-        last = err("ENOBUFS", "post-retry-exhausted", `HvPostMessage status 0x${status.toString(16)}`);
+        lastCode = "ENOBUFS";
       } else {
         return this.postFailed("EINVAL", status);
       }
+      lastStatus = status;
       this.counters.postRetries++;
       this.counters.retryDelayUs += usec;
       if (attempt < 22) usec *= 2;
     }
     this.counters.postFailures++;
-    return last;
+    if (lastCode === undefined) return err("EINVAL", "post-failed", "not posted");
+    return err(lastCode, "post-retry-exhausted", `HvPostMessage status 0x${lastStatus.toString(16)}`);
   }
 
   private postFailed(code: "EINVAL", status: number): Result<void> {

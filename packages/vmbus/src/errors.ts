@@ -53,6 +53,9 @@ export function ok<T>(value: T): Result<T> {
   return { ok: true, value };
 }
 
+/** The one success value of a void operation, shared so that a hot path allocates nothing. */
+export const OK_VOID: Result<void> = Object.freeze({ ok: true, value: undefined });
+
 export function err<T = never>(code: VmbusErrno, reason: string, message: string): Result<T> {
   return { ok: false, error: new VmbusError(code, reason, message) };
 }

@@ -94,7 +94,8 @@ export class Scheduler {
    * result naming `what`: where the kernel would sleep forever, the model reports the stall.
    */
   runUntil(done: () => boolean, what: string): Result<number> {
-    invariant(this.depth < this.maxNesting, `waits nested deeper than ${this.maxNesting} (${what})`);
+    if (this.depth >= this.maxNesting)
+      invariant(false, `waits nested deeper than ${this.maxNesting} (${what})`);
     this.counters.waits++;
     this.depth++;
     try {

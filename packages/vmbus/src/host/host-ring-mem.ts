@@ -41,14 +41,15 @@ export class HostRingMem implements RingMem {
   read(dataOffset: number, dst: Uint8Array): void {
     checkRingAccess(this.dataSize, dataOffset, dst.length);
     const first = Math.min(dst.length, this.dataSize - dataOffset);
-    this.span(dataOffset, dst.subarray(0, first), false);
+    // Views only for the pieces of a wrapping access (most accesses are one piece).
+    this.span(dataOffset, first === dst.length ? dst : dst.subarray(0, first), false);
     if (first < dst.length) this.span(0, dst.subarray(first), false);
   }
 
   write(dataOffset: number, src: Uint8Array): void {
     checkRingAccess(this.dataSize, dataOffset, src.length);
     const first = Math.min(src.length, this.dataSize - dataOffset);
-    this.span(dataOffset, src.subarray(0, first), true);
+    this.span(dataOffset, first === src.length ? src : src.subarray(0, first), true);
     if (first < src.length) this.span(0, src.subarray(first), true);
   }
 
@@ -67,7 +68,7 @@ export class HostRingMem implements RingMem {
       }
       const n = Math.min(end, offset + buf.length) - at;
       const gpa = startPfn * HV_HYP_PAGE_SIZE + (at % HV_HYP_PAGE_SIZE);
-      const part = buf.subarray(done, done + n);
+      const part = done === 0 && n === buf.length ? buf : buf.subarray(done, done + n);
       if (write) this.view.write(gpa, part);
       else this.view.read(gpa, part);
       done += n;

@@ -128,7 +128,7 @@ export class OutgoingRing<T = unknown> {
       first !== undefined && first.length >= VMPACKET_DESCRIPTOR_SIZE,
       "a packet starts with its descriptor",
     );
-    invariant(total % 8 === 0, `packet plus trailer is ${total} bytes, not a multiple of 8`);
+    if (total % 8 !== 0) invariant(false, `packet plus trailer is ${total} bytes, not a multiple of 8`);
 
     // Both indices live in the shared header page; a hostile host can rewrite either.
     const writeIndex = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);

@@ -11,10 +11,10 @@ export const MAX_SAFE_U64_NUMBER: number = Number.MAX_SAFE_INTEGER;
  * produces, so a value outside [0, 2^53) is a model bug and throws.
  */
 export function writeU64Number(view: DataView, offset: number, value: number): void {
-  invariant(
-    Number.isSafeInteger(value) && value >= 0,
-    `u64 value ${value} is not a safe non-negative integer`,
-  );
+  // The message is built only on failure: this runs once per PFN of every GPADL.
+  if (!(Number.isSafeInteger(value) && value >= 0)) {
+    invariant(false, `u64 value ${value} is not a safe non-negative integer`);
+  }
   view.setUint32(offset, value % TWO_POW_32, true);
   view.setUint32(offset + 4, Math.floor(value / TWO_POW_32), true);
 }
@@ -29,6 +29,31 @@ export function readU64Number(view: DataView, offset: number): number {
   // hi < 2^21 keeps hi * 2^32 + lo below 2^53.
   if (hi >= 0x20_0000) return -1;
   return hi * TWO_POW_32 + lo;
+}
+
+/** A little-endian u32 read straight from the bytes, without a DataView per call (hot paths). */
+export function readU32(bytes: Uint8Array, offset: number): number {
+  return (
+    (bytes[offset]! | (bytes[offset + 1]! << 8) | (bytes[offset + 2]! << 16) | (bytes[offset + 3]! << 24)) >>>
+    0
+  );
+}
+
+let boundBuffer: ArrayBufferLike | undefined;
+let boundView: DataView | undefined;
+
+/**
+ * A DataView over the whole ArrayBuffer behind `bytes` (index it with `bytes.byteOffset + offset`),
+ * kept for the last buffer asked about: the ring and packet codecs read and write the same ring buffer
+ * over and over, so they get one view per buffer instead of one per packet.
+ */
+export function bufferView(bytes: Uint8Array): DataView {
+  const buffer = bytes.buffer;
+  if (buffer !== boundBuffer || boundView === undefined) {
+    boundBuffer = buffer;
+    boundView = new DataView(buffer);
+  }
+  return boundView;
 }
 
 export function viewOf(bytes: Uint8Array): DataView {

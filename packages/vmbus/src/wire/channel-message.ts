@@ -328,7 +328,7 @@ const KIND_TO_TYPE: Readonly<Record<Exclude<ChannelMessageKind, "unknown">, numb
 };
 
 function putBytes(dst: Uint8Array, offset: number, src: Uint8Array, max: number, what: string): void {
-  invariant(src.length <= max, `${what} is ${src.length} bytes, at most ${max}`);
+  if (src.length > max) invariant(false, `${what} is ${src.length} bytes, at most ${max}`);
   dst.set(src, offset);
 }
 
@@ -339,7 +339,7 @@ function putBytes(dst: Uint8Array, offset: number, src: Uint8Array, max: number,
  */
 export function encodeChannelMessage(msg: ChannelMessage): Uint8Array {
   const size = fixedSizeOf(msg);
-  invariant(size <= MAX_SIZE_CHANNEL_MESSAGE, `channel message of ${size} bytes exceeds 240`);
+  if (size > MAX_SIZE_CHANNEL_MESSAGE) invariant(false, `channel message of ${size} bytes exceeds 240`);
   invariant(size >= CHANNEL_MESSAGE_HEADER_SIZE, "channel message shorter than its header");
   const out = new Uint8Array(size);
   const v = viewOf(out);

@@ -5,7 +5,7 @@
  * transfer-page packets (the host's receive path) and completions.
  */
 import { err, invariant, ok, type Result } from "../errors.js";
-import { align8, readU64Number, viewOf, writeU64Number } from "./bytes.js";
+import { align8, bufferView, readU64Number, viewOf, writeU64Number } from "./bytes.js";
 import { HV_HYP_PAGE_SIZE } from "./gpadl.js";
 
 /** enum vmbus_packet_type. Other values stay representable as plain numbers. */
@@ -54,23 +54,29 @@ export interface PacketDescriptor {
 
 export function readPacketDescriptor(bytes: Uint8Array, offset = 0): PacketDescriptor {
   invariant(offset + VMPACKET_DESCRIPTOR_SIZE <= bytes.length, "descriptor past the end of the buffer");
-  const v = viewOf(bytes);
+  const v = bufferView(bytes);
+  const at = bytes.byteOffset + offset;
   return {
-    type: v.getUint16(offset, true),
-    offset8: v.getUint16(offset + 2, true),
-    len8: v.getUint16(offset + 4, true),
-    flags: v.getUint16(offset + 6, true),
-    transId: v.getBigUint64(offset + 8, true),
+    type: v.getUint16(at, true),
+    offset8: v.getUint16(at + 2, true),
+    len8: v.getUint16(at + 4, true),
+    flags: v.getUint16(at + 6, true),
+    transId: v.getBigUint64(at + 8, true),
   };
 }
 
 export function writePacketDescriptor(bytes: Uint8Array, offset: number, d: PacketDescriptor): void {
-  const v = viewOf(bytes);
-  v.setUint16(offset, d.type, true);
-  v.setUint16(offset + 2, d.offset8, true);
-  v.setUint16(offset + 4, d.len8, true);
-  v.setUint16(offset + 6, d.flags, true);
-  v.setBigUint64(offset + 8, d.transId, true);
+  invariant(
+    offset >= 0 && offset + VMPACKET_DESCRIPTOR_SIZE <= bytes.length,
+    "descriptor past the end of the buffer",
+  );
+  const v = bufferView(bytes);
+  const at = bytes.byteOffset + offset;
+  v.setUint16(at, d.type, true);
+  v.setUint16(at + 2, d.offset8, true);
+  v.setUint16(at + 4, d.len8, true);
+  v.setUint16(at + 6, d.flags, true);
+  v.setBigUint64(at + 8, d.transId, true);
 }
 
 /** Largest packet a u16 len8 can describe. */
@@ -87,7 +93,7 @@ export function encodeInbandPacket(
   payload: Uint8Array,
 ): Uint8Array {
   const len = align8(VMPACKET_DESCRIPTOR_SIZE + payload.length);
-  invariant(len <= MAX_PACKET_LEN, `packet of ${len} bytes does not fit len8`);
+  if (len > MAX_PACKET_LEN) invariant(false, `packet of ${len} bytes does not fit len8`);
   const out = new Uint8Array(len);
   writePacketDescriptor(out, 0, {
     type,
