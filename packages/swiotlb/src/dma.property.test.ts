@@ -115,7 +115,7 @@ describe("random map/unmap through memory, hypercall and swiotlb", () => {
           expect(memory.mmu.totalFaults).toBe(0);
         },
       ),
-      // A fixed seed: 1the closing check (the pool fills at least once) is about these sequences, and an
+      // A fixed seed: the closing check (the pool fills at least once) is about these sequences, and an
       // unlucky random draw of 40 runs sometimes never fills it.
       { numRuns: 40, seed: 1 },
     );
