@@ -1,8 +1,9 @@
 import {
   configFromQuery,
   configToQuery,
-  ERAS,
+  eraOf,
   isGpadlMessage,
+  KERNELS,
   type LabConfig,
   type Recording,
   recordOffThread,
@@ -43,17 +44,16 @@ fillSelect("compare", [
   ...strategies.map((s) => ({ value: s.name, label: `(${s.approach}) ${s.name}` })),
 ]);
 fillSelect(
-  "era",
-  ERAS.map((e) => ({
-    value: e,
-    label:
-      e === "auto"
-        ? "each strategy's own"
-        : e === "address-bit"
-          ? "address-bit (Linux 5.16–6.3)"
-          : "pte-bit (Linux 6.4+)",
-  })),
+  "kernel",
+  KERNELS.map((k) => ({ value: k, label: `Linux ${k}` })),
 );
+/** The era beside the kernel select: a derived property of the profile, never chosen on its own. */
+function showEra(): void {
+  const kernel = $<HTMLSelectElement>("kernel").value;
+  const el = $<HTMLElement>("era");
+  el.textContent = `${eraOf({ kernel: kernel as LabConfig["kernel"] })} era`;
+}
+$<HTMLSelectElement>("kernel").addEventListener("change", showEra);
 fillSelect(
   "uptime",
   UPTIMES.map((u) => ({ value: u, label: u })),
@@ -65,7 +65,8 @@ function toForm(c: LabConfig): void {
   };
   set("strategy", c.strategy);
   set("compare", c.compare);
-  set("era", c.era);
+  set("kernel", c.kernel);
+  showEra();
   set("mem", `${c.memory / 2 ** 20}MiB`);
   set("rx", String(c.rxSections));
   set("tx", String(c.txSections));
@@ -74,16 +75,18 @@ function toForm(c: LabConfig): void {
   set("seed", String(c.seed));
   set("failhc", String(c.failHypercall));
   $<HTMLInputElement>("iso").checked = c.isolation;
+  $<HTMLInputElement>("hard").checked = c.hardened;
   $<HTMLInputElement>("failre").checked = c.failReencrypt;
 }
 
 function fromForm(): { config: LabConfig; problems: string[] } {
   const data = new FormData(form);
   const q = new URLSearchParams();
-  for (const key of ["s", "b", "era", "mem", "rx", "tx", "uptime", "packets", "seed", "failhc"]) {
+  for (const key of ["s", "b", "kernel", "mem", "rx", "tx", "uptime", "packets", "seed", "failhc"]) {
     q.set(key, String(data.get(key) ?? "").trim());
   }
   q.set("iso", data.get("iso") ? "1" : "0");
+  q.set("hard", data.get("hard") ? "1" : "0");
   q.set("failre", data.get("failre") ? "1" : "0");
   const { config, problems } = configFromQuery(q.toString());
   return { config, problems };

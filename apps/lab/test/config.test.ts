@@ -6,7 +6,8 @@ describe("the URL holds the configuration and the step", () => {
     const c: LabConfig = {
       strategy: "page-blocks",
       compare: "shared-pool",
-      era: "pte-bit",
+      kernel: "6.6.31",
+      hardened: false,
       memory: 768 * 2 ** 20,
       rxSections: 1000,
       txSections: 200,
@@ -31,6 +32,20 @@ describe("the URL holds the configuration and the step", () => {
       "uptime=forever is not valid; using the default",
       "seed=-1 is not valid; using the default",
       "iso=2 is not valid; using the default",
+    ]);
+  });
+
+  it("maps an old link's era= to the era's representative kernel, and names a bad kernel", () => {
+    expect(configFromQuery("era=pte-bit").config).toMatchObject({ kernel: "6.9", hardened: true });
+    expect(configFromQuery("era=address-bit").config.kernel).toBe("5.17");
+    expect(configFromQuery("era=auto").config).toEqual(DEFAULT_CONFIG);
+    // kernel= wins over era= when a link has both.
+    expect(configFromQuery("era=pte-bit&kernel=6.1").config.kernel).toBe("6.1");
+    const bad = configFromQuery("kernel=4.19&era=bronze");
+    expect(bad.config.kernel).toBe(DEFAULT_CONFIG.kernel);
+    expect(bad.problems).toEqual([
+      "era=bronze is not valid; using the default",
+      "kernel=4.19 is not valid (5.17, 6.1, 6.1.91, 6.4, 6.6, 6.6.31, 6.9, 6.12, 6.18); using the default",
     ]);
   });
 });

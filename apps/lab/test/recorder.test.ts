@@ -1,7 +1,8 @@
 import { STRATEGIES } from "@ivm/catalog";
+import { eraProfile, getProfile } from "@ivm/kernel";
 import { describe, expect, it } from "vitest";
 import { runOne } from "../../demo/src/run.js";
-import { DEFAULT_CONFIG, eraFor, type LabConfig } from "../src/model/config.js";
+import { DEFAULT_CONFIG, eraOf, type LabConfig } from "../src/model/config.js";
 import { HOST_VISIBLE, LEAKED, PageState, pageFlags } from "../src/model/page-state.js";
 import { type Recording, record, STEP_COUNTERS } from "../src/model/recorder.js";
 
@@ -9,9 +10,11 @@ const small: LabConfig = { ...DEFAULT_CONFIG, memory: 256 * 2 ** 20, uptime: "li
 
 function demo(config: LabConfig, name: string) {
   const entry = STRATEGIES.find((s) => s.name === name)!;
-  return runOne(entry, eraFor(config, name), {
+  return runOne(entry, eraOf(config), {
     strategies: [entry],
-    era: eraFor(config, name),
+    era: eraOf(config),
+    kernel: config.kernel,
+    hardened: config.hardened,
     memory: config.memory,
     uptime: config.uptime,
     packets: config.packets,
@@ -46,9 +49,14 @@ describe("the recorder runs the demo's scenario on the real packages", () => {
   it.each(STRATEGIES.map((s) => s.name))(
     "%s: the demo's numbers, and the diffs replay to the model's state",
     (name) => {
-      const rec = record(small, name);
+      // Each strategy on its first era's representative kernel, as the lab ran it before profiles.
+      const config: LabConfig = {
+        ...small,
+        kernel: eraProfile(STRATEGIES.find((s) => s.name === name)!.eras[0]!).name,
+      };
+      const rec = record(config, name);
       expect(rec.skipped).toBeUndefined();
-      expectSameAsDemo(rec, small);
+      expectSameAsDemo(rec, config);
       expect(new Set(rec.events.map((e) => e.kind))).toEqual(new Set(["hypercall", "message", "packet"]));
       expect(rec.phaseStart.add).toBeLessThan(rec.phaseStart.traffic);
       expect(rec.phaseStart.traffic).toBeLessThan(rec.phaseStart.remove);
@@ -128,5 +136,60 @@ describe("faults from the UI", () => {
       expect(rec.counters[rec.events.length * n + STEP_COUNTERS.indexOf("failed hypercalls")]).toBe(1);
     }
     expect(leaks.some((n) => n > 0)).toBe(true);
+  });
+});
+
+describe("kernel profiles", () => {
+  /** The same run straight on @ivm/vm: add, traffic, and a remove whose first hypercall fails. */
+  async function direct(config: LabConfig, name: string) {
+    const { Vm, addNicMeasured, runTraffic } = await import("@ivm/vm");
+
+    const entry = STRATEGIES.find((s) => s.name === name)!;
+    const vm = Vm.boot({
+      memory: config.memory,
+      kernel: { ...getProfile(config.kernel), hardened: config.hardened },
+      uptime: config.uptime,
+      seed: config.seed,
+      strategy: entry,
+    });
+    const { nic } = addNicMeasured(vm);
+    runTraffic(vm, nic!, { packets: config.packets, seed: config.seed });
+    vm.hyperv.hypervisor.faults.failCall(1);
+    vm.removeNic(nic!);
+    return vm;
+  }
+
+  it("5.17 with re-encryption failing: the kernel's finding, at the step of the remove that reported it", async () => {
+    const config: LabConfig = { ...small, kernel: "5.17", hardened: false, failReencrypt: true };
+    const rec = record(config, "vmalloc-remap");
+    const vm = await direct(config, "vmalloc-remap");
+    expect(rec.kernel).toBe("5.17");
+    expect(rec.findings.map(({ step: _, ...f }) => f)).toEqual(vm.findings);
+    expect(rec.findings.length).toBeGreaterThan(0);
+    expect(rec.findings[0]!.id).toMatch(/^CVE-2024-369\d\d$/);
+    const n = STEP_COUNTERS.length;
+    const at = rec.findings[0]!.step;
+    expect(at).toBeGreaterThanOrEqual(rec.phaseStart.remove);
+    const count = (step: number) => rec.counters[step * n + STEP_COUNTERS.indexOf("findings")];
+    expect(count(at - 1)).toBe(0);
+    expect(count(at)).toBeGreaterThan(0);
+    expect(count(rec.events.length)).toBe(vm.findingLog.count());
+  });
+
+  it("6.12 with vtom-pte: no finding, and the pages that could not be re-encrypted leak", async () => {
+    const config: LabConfig = { ...small, kernel: "6.12", hardened: false, failReencrypt: true };
+    const rec = record(config, "vtom-pte");
+    const vm = await direct(config, "vtom-pte");
+    expect(rec.findings).toEqual([]);
+    expect(rec.summary.leakedPages).toBe(vm.memory.leakedPages);
+    expect(rec.summary.leakedPages).toBeGreaterThan(0);
+  });
+
+  it("a strategy not written for the kernel is not booted, and says why in the descriptor's words", () => {
+    const entry = STRATEGIES.find((s) => s.name === "vmalloc-remap")!;
+    const rec = record({ ...small, kernel: "6.12" }, "vmalloc-remap");
+    expect(rec.skipped).toBe(entry.unsupportedOn({ ...getProfile("6.12"), hardened: true }));
+    expect(rec.skipped).toMatch(/^vmalloc-remap was written for Linux 5\.17–6\.3 .*not 6\.12$/);
+    expect(rec.events).toHaveLength(0);
   });
 });

@@ -1,5 +1,13 @@
 import { parseSize, STRATEGIES } from "@ivm/catalog";
 import type { Era } from "@ivm/hypercall";
+import {
+  ERA_PROFILES,
+  eraProfile,
+  getProfile,
+  isProfileName,
+  PROFILE_NAMES,
+  type ProfileName,
+} from "@ivm/kernel";
 import type { UptimeLevel } from "@ivm/memory";
 
 /**
@@ -11,12 +19,10 @@ export interface LabConfig {
   readonly strategy: string;
   /** A second strategy stepped in lockstep beside the first, or "" for none. */
   readonly compare: string;
-  /**
-   * The kernel the guest boots. Until kernel profiles exist (`@ivm/kernel`), only the era can be chosen:
-   * "auto" runs each strategy in the first era it was written for, as the demo does by default.
-   * PROFILES: replace this field's choices with profile names once the profiles land.
-   */
-  readonly era: Era | "auto";
+  /** The kernel profile every side boots (@ivm/kernel); its era is derived from it. */
+  readonly kernel: ProfileName;
+  /** Keep the lab's stricter checks of host values the kernel trusts (withHardened), reported as such. */
+  readonly hardened: boolean;
   readonly memory: number;
   /** Receive and send sections; 0 = netvsc's defaults. */
   readonly rxSections: number;
@@ -38,13 +44,17 @@ export interface LabConfig {
 export const MAX_MEMORY = 16 * 2 ** 30;
 
 export const UPTIMES: readonly UptimeLevel[] = ["none", "light", "moderate", "heavy"];
-export const ERAS: readonly (Era | "auto")[] = ["auto", "address-bit", "pte-bit"];
+export const KERNELS: readonly ProfileName[] = PROFILE_NAMES;
 
-/** The demo's defaults, so that a default lab run and a default `ivm-demo --json` run agree. */
+/**
+ * The demo's defaults, so that a default lab run and a default `ivm-demo --json` run agree. The kernel is
+ * 5.17 hardened: what the default strategy's era ("address-bit") boots through the era shorthand.
+ */
 export const DEFAULT_CONFIG: LabConfig = {
   strategy: "vmalloc-remap",
   compare: "",
-  era: "auto",
+  kernel: ERA_PROFILES["address-bit"],
+  hardened: true,
   memory: 2 * 2 ** 30,
   rxSections: 0,
   txSections: 0,
@@ -56,10 +66,9 @@ export const DEFAULT_CONFIG: LabConfig = {
   failReencrypt: false,
 };
 
-/** The era a strategy runs in under this configuration. */
-export function eraFor(config: LabConfig, strategy: string): Era {
-  if (config.era !== "auto") return config.era;
-  return STRATEGIES.find((s) => s.name === strategy)?.eras[0] ?? "address-bit";
+/** The era a configuration's guest runs in: its kernel profile's. */
+export function eraOf(config: Pick<LabConfig, "kernel">): Era {
+  return getProfile(config.kernel).era;
 }
 
 function int(v: string | null, min: number, max: number): number | undefined {
@@ -111,11 +120,24 @@ export function configFromQuery(query: string): { config: LabConfig; step: numbe
   const config: LabConfig = {
     strategy: pick("s", (v) => names.includes(v), String, d.strategy),
     compare: pick("b", (v) => v === "" || names.includes(v), String, d.compare),
-    era: pick(
-      "era",
-      (v) => (ERAS as readonly string[]).includes(v),
-      (v) => v as Era | "auto",
-      d.era,
+    // `era=` from links made before kernel profiles: the era's representative kernel (eraProfile).
+    kernel: pick(
+      "kernel",
+      isProfileName,
+      (v) => v as ProfileName,
+      pick(
+        "era",
+        (v) => v === "auto" || Object.hasOwn(ERA_PROFILES, v),
+        (v) => (v === "auto" ? d.kernel : eraProfile(v as Era).name),
+        d.kernel,
+      ),
+      ` (${KERNELS.join(", ")})`,
+    ),
+    hardened: pick(
+      "hard",
+      (v) => v === "0" || v === "1",
+      (v) => v === "1",
+      d.hardened,
     ),
     memory,
     rxSections: num("rx", 0, 1 << 20, d.rxSections),
@@ -151,7 +173,8 @@ export function configToQuery(config: LabConfig, step: number): string {
   const q = new URLSearchParams({
     s: config.strategy,
     b: config.compare,
-    era: config.era,
+    kernel: config.kernel,
+    hard: config.hardened ? "1" : "0",
     mem: `${config.memory / 2 ** 20}MiB`,
     rx: String(config.rxSections),
     tx: String(config.txSections),

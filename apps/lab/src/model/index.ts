@@ -4,8 +4,8 @@ export {
   configFromQuery,
   configToQuery,
   DEFAULT_CONFIG,
-  ERAS,
-  eraFor,
+  eraOf,
+  KERNELS,
   type LabConfig,
   UPTIMES,
 } from "./config.js";
@@ -31,6 +31,7 @@ export {
 } from "./page-state.js";
 export {
   type LabEvent,
+  type LabFinding,
   type MappingRow,
   PHASES,
   type Phase,

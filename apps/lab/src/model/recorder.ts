@@ -11,6 +11,7 @@
  */
 import { STRATEGIES } from "@ivm/catalog";
 import type { HypercallEvent } from "@ivm/hypercall";
+import { type Finding, getProfile } from "@ivm/kernel";
 import { type AllocatorWork, formatKernelVa, type GuestMemory, VMALLOC_START } from "@ivm/memory";
 import { sendSectionOffset } from "@ivm/netvsc";
 import { decodeNvspMessage } from "@ivm/netvsc-protocol";
@@ -25,7 +26,7 @@ import {
   VM_PKT,
   type VmbusChannel,
 } from "@ivm/vmbus";
-import { eraFor, type LabConfig } from "./config.js";
+import type { LabConfig } from "./config.js";
 import { type PageDiff, PageTracker } from "./page-state.js";
 
 export type Phase = "add" | "traffic" | "remove";
@@ -83,7 +84,13 @@ export const STEP_COUNTERS = [
   "host-visible pages",
   "leaked pages",
   "MMU faults",
+  "findings",
 ] as const;
+
+/** A finding of the booted kernel (vm.findings) and the step whose event reported it. */
+export interface LabFinding extends Finding {
+  readonly step: number;
+}
 
 /** The demo's `--json` numbers for this run (same names and meaning as apps/demo's StrategyResult). */
 export interface RunSummary {
@@ -120,8 +127,13 @@ export interface Recording {
   readonly strategy: string;
   readonly approach: number;
   readonly era: string;
-  /** Why the strategy did not run (an era it was not written for), or undefined. */
+  /** The kernel profile the guest booted, and whether hardened. */
+  readonly kernel: string;
+  readonly hardened: boolean;
+  /** Why the strategy did not run (the descriptor's unsupportedOn text for this kernel), or undefined. */
   readonly skipped?: string;
+  /** Every finding the guest reported, in order, each with the step it appeared at. */
+  readonly findings: readonly LabFinding[];
   readonly pages: number;
   readonly vtomPfn: number;
   /** Owner tag names by id (ids are stable for a run; the list only grows). */
@@ -207,7 +219,10 @@ function skippedRecording(config: LabConfig, strategy: string, era: string, reas
     strategy,
     approach: entry?.approach ?? 0,
     era,
+    kernel: config.kernel,
+    hardened: config.hardened,
     skipped: reason,
+    findings: [],
     pages: config.memory / PAGE,
     vtomPfn: 0,
     tags: ["none"],
@@ -237,20 +252,19 @@ function skippedRecording(config: LabConfig, strategy: string, era: string, reas
 /** Boots one guest with `strategy` and records its device add, traffic and remove, event by event. */
 export function record(config: LabConfig, strategy: string): Recording {
   const entry = STRATEGIES.find((s) => s.name === strategy);
-  const era = eraFor(config, strategy);
+  // As the demo boots `--kernel` (apps/demo runKernel): the profile, hardened or the kernel's own logic.
+  const kernel = { ...getProfile(config.kernel), hardened: config.hardened };
+  const era = kernel.era;
   if (!entry) return skippedRecording(config, strategy, era, `no strategy named ${strategy}`);
-  if (!entry.eras.includes(era)) {
-    return skippedRecording(
-      config,
-      strategy,
-      era,
-      `${entry.name} was written for the ${entry.eras.join(" and ")} era, not ${era}`,
-    );
-  }
+  // The strategy's own declaration of the kernels it was written for decides, never a version test here.
+  const unsupported = entry.unsupportedOn(kernel);
+  if (unsupported !== null) return skippedRecording(config, strategy, era, unsupported);
   const t0 = performance.now();
   const vm = Vm.boot({
     memory: config.memory,
-    era,
+    kernel,
+    // Vm.boot's own default for a given kernel is the kernel's logic; say which, every time.
+    hardened: kernel.hardened,
     isolation: config.isolation,
     uptime: config.uptime,
     seed: config.seed,
@@ -282,7 +296,14 @@ export function record(config: LabConfig, strategy: string): Recording {
       memory.phys.hostVisiblePages,
       memory.leakedPages,
       memory.mmu.totalFaults,
+      vm.findingLog.count(),
     );
+  };
+  const findings: LabFinding[] = [];
+  /** Takes the findings reported since the last call, as of `step` (stepping back before it hides them). */
+  const takeFindings = (step: number): void => {
+    const all = vm.findings;
+    for (let i = findings.length; i < all.length; i++) findings.push({ ...all[i]!, step });
   };
   pushCounters();
 
@@ -314,6 +335,7 @@ export function record(config: LabConfig, strategy: string): Recording {
     }
     counterRows.length -= STEP_COUNTERS.length;
     pushCounters();
+    takeFindings(last);
   };
   const push = (e: Omit<LabEvent, "step" | "phase">): void => {
     const step = events.length + 1;
@@ -321,6 +343,7 @@ export function record(config: LabConfig, strategy: string): Recording {
     diffs.push(settle(false));
     mappings.push(rows);
     pushCounters();
+    takeFindings(step);
   };
 
   // GPADL PFNs by handle, from the guest's own header and body messages; rings and buffers by handle.
@@ -551,6 +574,9 @@ export function record(config: LabConfig, strategy: string): Recording {
     strategy,
     approach: entry.approach,
     era,
+    kernel: kernel.name,
+    hardened: kernel.hardened,
+    findings,
     pages: memory.phys.pages,
     vtomPfn: memory.vtomPfn,
     tags: [...memory.phys.tags.names],

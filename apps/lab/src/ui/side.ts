@@ -76,7 +76,7 @@ export class SidePanel {
     this.el.className = "side";
     this.el.dataset.strategy = rec.strategy;
     parent.append(this.el);
-    const head = `<h2>(${rec.approach}) ${esc(rec.strategy)} <small>${esc(rec.era)} era</small></h2>`;
+    const head = `<h2>(${rec.approach}) ${esc(rec.strategy)} <small data-kernel="${esc(rec.kernel)}">Linux ${esc(rec.kernel)}${rec.hardened ? " hardened" : ""} · ${esc(rec.era)} era</small></h2>`;
     if (rec.skipped) {
       this.el.innerHTML = `${head}<p class="skip" data-skipped>${esc(rec.skipped)}</p>`;
       this.map = undefined;
@@ -98,6 +98,7 @@ export class SidePanel {
       <p class="counts map-counts"></p>
       <h3>What the host can read now</h3><p class="counts host-read"></p>
       <h3>Counters at this step</h3><table class="counters"></table>
+      <h3>Findings of the booted kernel (as of this step)</h3><div class="findings" aria-live="polite"></div>
       <div class="summary"></div>
       <h3>Buffer and ring mappings (vmalloc range)</h3><table class="mappings"></table>
       <h3>Event in hand</h3><div class="decoded"></div>
@@ -200,6 +201,7 @@ export class SidePanel {
       (name, i) =>
         `<tr><td>${name}</td><td class="num" data-counter="${name}">${rec.counters[step * n + i]!.toLocaleString("en-US")}</td></tr>`,
     ).join("");
+    this.#renderFindings(step);
     this.#renderSummary(step);
     this.#renderMappings(step);
     const decoded = this.el.querySelector(".decoded")!;
@@ -211,6 +213,21 @@ export class SidePanel {
         decoded.setAttribute(`data-fact-${k.toLowerCase()}`, String(v));
     }
     this.#renderEvents(step);
+  }
+
+  /** vm.findings reported at or before this step (a finding carries the step whose event reported it). */
+  #renderFindings(step: number): void {
+    const shown = this.rec.findings.filter((f) => f.step <= step);
+    const el = this.el.querySelector<HTMLElement>(".findings")!;
+    el.dataset.count = String(shown.length);
+    el.innerHTML = shown.length
+      ? `<table><thead><tr><th>id</th><th>invariant</th><th>what</th><th>where</th><th class="num">step</th></tr></thead><tbody>${shown
+          .map(
+            (f) =>
+              `<tr data-finding="${esc(f.id)}"><td class="mono">${esc(f.id)}</td><td>${esc(f.invariant)}</td><td>${esc(f.what)}</td><td class="mono">${esc(f.where)}</td><td class="num">${f.step}</td></tr>`,
+          )
+          .join("")}</tbody></table>`
+      : `<p class="none">none: nothing Linux ${esc(this.rec.kernel)} did so far differs from its fixed successors.</p>`;
   }
 
   #renderSummary(step: number): void {
