@@ -15,6 +15,10 @@ const CHROMIUM = "/usr/bin/chromium";
 const LAB = join(import.meta.dirname, "..");
 const DIST = join(LAB, "dist");
 const ROOT = join(LAB, "../..");
+// Screenshots go to reports/ on every run; `UPDATE_SCREENSHOTS=1` writes the README's copies in docs/ instead,
+// so a plain test run leaves the tracked tree untouched.
+const SHOTS = join(ROOT, process.env.UPDATE_SCREENSHOTS === "1" ? "docs" : "reports");
+mkdirSync(SHOTS, { recursive: true });
 const MIME: Record<string, string> = {
   ".html": "text/html",
   ".js": "text/javascript",
@@ -172,7 +176,7 @@ describe.skipIf(!existsSync(CHROMIUM))("the lab in a real browser", () => {
     await ready(page);
     await side.locator('[data-zoom="rx"]').click();
     mkdirSync(join(ROOT, "docs"), { recursive: true });
-    await page.screenshot({ path: join(ROOT, "docs/lab.png"), fullPage: true });
+    await page.screenshot({ path: join(SHOTS, "lab.png"), fullPage: true });
 
     // How long a step takes to draw at 2 GiB (recorded for the README, never asserted: timing is bench's).
     const renders: number[] = [];
@@ -327,6 +331,6 @@ describe.skipIf(!existsSync(CHROMIUM))("the lab in a real browser", () => {
     expect(titles.some((t) => t.includes("hypercall"))).toBe(true);
     const pool = page.locator('section.side[data-strategy="shared-pool"]');
     expect(await pool.locator("[data-counter=hypercalls]").textContent()).not.toBe("0");
-    await page.screenshot({ path: join(ROOT, "docs/lab-side-by-side.png"), fullPage: true });
+    await page.screenshot({ path: join(SHOTS, "lab-side-by-side.png"), fullPage: true });
   }, 240_000);
 });
