@@ -2,6 +2,7 @@ import type { FaultName } from "@ivm/vm";
 import fc from "fast-check";
 import type { Action, DuringAdd, ForgedMessage, Knobs, Mutation, SessionInput } from "./actions.js";
 import { ALL_TARGETS, type Target } from "./targets.js";
+import { MAX_DELAY_ROUNDS } from "./world.js";
 
 /** Receive sections (1,728 B each) whose buffer exceeds one 510-page visibility batch: 1,216 → 513 pages. */
 export const RX_SECTIONS_FOR_TWO_BATCHES = 1216;
@@ -58,7 +59,7 @@ const during: fc.Arbitrary<DuringAdd> = fc.oneof(
       a: fc.constant("intercept" as const),
       nth: fc.integer({ min: 1, max: 24 }),
       action: fc.constantFrom("drop", "delay", "mutate", "twice"),
-      rounds: fc.integer({ min: 1, max: 6 }),
+      rounds: fc.integer({ min: 1, max: MAX_DELAY_ROUNDS }),
       mutations,
     }),
   },
