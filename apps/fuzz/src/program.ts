@@ -20,7 +20,14 @@ import cliProgress from "cli-progress";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import pkg from "../package.json" with { type: "json" };
 import type { SessionInput } from "./actions.js";
-import { planCampaign, runTask, summarise, type TaskResult } from "./campaign.js";
+import {
+  DEFAULT_SESSION_LENGTH,
+  planCampaign,
+  runTask,
+  SESSIONS_PER_TASK,
+  summarise,
+  type TaskResult,
+} from "./campaign.js";
 import { runChurn } from "./churn.js";
 import { enumerateFaults } from "./faults.js";
 import { parseSessionInput } from "./replay.js";
@@ -174,7 +181,7 @@ export function buildProgram(io: Io = processIo): Command {
       "--session-length <n>",
       "actions per session (one VM boot each)",
       int("session-length", 1, 100_000),
-      200,
+      DEFAULT_SESSION_LENGTH,
     )
     .option("--faults", "also enumerate every single-fault point of every selected strategy", false)
     .option(
@@ -211,7 +218,7 @@ export function buildProgram(io: Io = processIo): Command {
 }
 
 async function campaign(o: Options, targets: readonly Target[], io: Io): Promise<FuzzSummary> {
-  const plan = planCampaign(o.iterations, o.seed, targets, o.sessionLength, 4, o.fault);
+  const plan = planCampaign(o.iterations, o.seed, targets, o.sessionLength, SESSIONS_PER_TASK, o.fault);
   const tasks = shardOf(plan.tasks, o.shard);
   const bar = io.progress
     ? new cliProgress.SingleBar(
