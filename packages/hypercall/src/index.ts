@@ -37,4 +37,5 @@ export {
   isolationFromCpuid,
 } from "./isolation.js";
 export { hvMapMemory, hvUnmapMemory, vmapSharedAlias } from "./ivm-map.js";
+export { bootPlatform, type Platform, type PlatformOptions } from "./platform.js";
 export { type Era, SetMemory, type SetMemoryCounters } from "./set-memory.js";

@@ -38,7 +38,9 @@ describe("kernel ranges", () => {
     const d = writtenFor("vmalloc-remap", remap);
     expect(d.kernels).toBe(remap);
     expect(d.unsupportedOn(getProfile("6.1.91"))).toBeNull();
-    expect(d.unsupportedOn(getProfile("6.12"))).toBe(kernelRangeReason("vmalloc-remap", remap, getProfile("6.12")));
+    expect(d.unsupportedOn(getProfile("6.12"))).toBe(
+      kernelRangeReason("vmalloc-remap", remap, getProfile("6.12")),
+    );
     // only the release line is read: a bare { name } is enough
     expect(d.unsupportedOn({ name: "6.4" })).toBe(
       "vmalloc-remap was written for Linux 5.17–6.3 (846da38de0e8), not 6.4",

@@ -2,6 +2,7 @@
 // GPADLs and serves the rings through the visibility-gated host view). The guest side (`@ivm/vmbus`)
 // never imports this entry; host devices (such as @ivm/netvsp) do.
 
+export { bootVmbus, type VmbusBootOptions, type VmbusBus } from "./bus.js";
 export {
   type AssembledGpadl,
   GpadlAssembler,
