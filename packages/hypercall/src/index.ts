@@ -1,4 +1,4 @@
-export { HypercallError, type HypercallErrorCode } from "./errors.js";
+export { HypercallError, type HypercallErrorCode, type HypercallErrorReason } from "./errors.js";
 export {
   GuestHypercalls,
   type GuestHypercallsOptions,

@@ -23,5 +23,5 @@ export {
   type StrategyImpl,
   vzallocBuffers,
 } from "./define-strategy.js";
-export { SharedBufferError } from "./errors.js";
+export { SharedBufferError, type SharedBufferErrorReason } from "./errors.js";
 export { leakPagesAt } from "./leak.js";

@@ -25,9 +25,11 @@ export {
   type VmbusConnectionOptions,
 } from "./connection.js";
 export {
+  type GpadlRejectReason,
   type Result,
   type VmbusErrno,
   VmbusError,
+  type VmbusErrorReason,
   VmbusInvariantError,
 } from "./errors.js";
 export {
