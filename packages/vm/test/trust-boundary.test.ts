@@ -86,6 +86,22 @@ describe("the trust boundary is a package boundary", () => {
   });
 });
 
+describe("test worlds are testing entries, never production code", () => {
+  it("no production module outside a src/testing/ folder imports one", () => {
+    // @ivm/strategy-conformance is itself a test kit (built on @ivm/vmbus/testing's NIC), not production code
+    const production = productionModules().filter(
+      (f) => !/\/src\/testing\//.test(f) && packageOf(f) !== "packages/strategy-conformance",
+    );
+    expect(production.length).toBeGreaterThan(150);
+    const hits = production.flatMap((f) =>
+      importsOf(f)
+        .filter((i) => /^@ivm\/[a-z-]+\/testing$/.test(i.spec) || i.target?.includes("/src/testing/"))
+        .map((i) => `${f} -> ${i.spec}`),
+    );
+    expect(hits).toEqual([]);
+  });
+});
+
 describe("no import cycle among production modules", () => {
   it("finds a cycle when there is one (the checker can fail)", () => {
     const g = new Map([
