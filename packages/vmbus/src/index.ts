@@ -46,7 +46,6 @@ export {
   type RequestRejectReason,
   RequestTable,
 } from "./request-table.js";
-
 export {
   type ClampReason,
   type IncomingPacket,
@@ -79,6 +78,7 @@ export {
   type SchedulerCounters,
   type SchedulerOptions,
 } from "./scheduler.js";
+export { closeSubChannels, type OfferPlacement, placeOffer, sameDevice } from "./subchannel.js";
 export {
   HV_POST_STATUS,
   type SynicCounters,

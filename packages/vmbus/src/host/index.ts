@@ -32,3 +32,4 @@ export {
   type HostServerOptions,
   HostVmbusServer,
 } from "./server.js";
+export { offerSubChannel, rescindSubChannels } from "./subchannel.js";
