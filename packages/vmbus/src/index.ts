@@ -36,6 +36,7 @@ export {
   type GpadlEstablishResult,
   type GpadlTeardownResult,
   type GpadlType,
+  gpadlPfns,
   MSGINFO_HEADER_SIZE,
   MSGINFO_TAG,
 } from "./gpadl.js";

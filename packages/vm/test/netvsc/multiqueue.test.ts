@@ -1,6 +1,7 @@
 import { labFlowHash } from "@ivm/netvsc-protocol";
 import { CHANNELMSG, RING_TAGS } from "@ivm/vmbus";
 import { describe, expect, it } from "vitest";
+import { trackChannels } from "../../src/channels.js";
 import { runTraffic } from "../../src/traffic.js";
 import { Vm } from "../../src/vm.js";
 import { CASES } from "../cases.js";
@@ -16,10 +17,17 @@ describe("multi-queue netvsc (vRSS sub-channels)", () => {
   it("8 CPUs, 8 queues: 8 channels, each with its own rings, traffic on every queue, clean remove", () => {
     const vm = boot(8);
     const visibleAtBoot = vm.hostVisibleOutsideSwiotlb();
+    const tracker = trackChannels(vm);
     const added = vm.addNic({ queues: 8 });
     if (!added.ok) throw added.error;
     const nic = added.nic;
     expect(nic.device.channelCount).toEqual({ combined: 8, max: 8 });
+    const cost = tracker.report(nic);
+    // 258 PFNs: a header with 26, then nine bodies of up to 28 (vmbus_establish_gpadl's split).
+    expect(cost.channels.map((c) => c.ringGpadlMessages)).toEqual(Array(8).fill(10));
+    expect(cost.channels.every((c) => c.ringBlockPages === 512)).toBe(true);
+    expect(cost.totals.ringBlockPages).toBe(8 * 512);
+    expect(cost.totals.pages).toBe(8 * 512 + cost.totals.bufferPages);
     const chans = nic.device.channels;
     expect(chans.map((c) => c.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(new Set(chans.map((c) => c.relid)).size).toBe(8);
