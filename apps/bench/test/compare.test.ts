@@ -60,20 +60,14 @@ describe("ivm-bench compare", () => {
   });
 
   it("--cpus 4 --queues 4: a multi-queue NIC, its channels and rings + buffers per NIC", async () => {
+    const multiQueue = ["--cpus", "4", "--queues", "4"];
     const { code, out } = await run(
       "compare",
       "--strategy",
       "vmalloc-remap",
-      "--cpus",
-      "4",
-      "--queues",
-      "4",
+      ...multiQueue,
       "--json",
       "--no-out",
-      "--jobs",
-      "1",
-      "--packets",
-      "200",
     );
     expect(code).toBe(0);
     const [r] = (JSON.parse(out) as { records: ResultRecord[] }).records;

@@ -420,25 +420,7 @@ export class Netvsp {
     // Rewrites wait for the guest's turn (the host went idle since the frames went out).
     if (this.#idle && this.#rewriteQueue.length > 0) this.#applyRewrites();
     if (this.#flushPending()) progress = true;
-    if (this.#pending.length === 0) {
-      let read = 0;
-      while (read < this.#readBudget) {
-        const r = ports.ring.readPacket();
-        if (r.kind === "empty") break;
-        if (r.kind === "corrupt") {
-          this.#count(`ring-corrupt-${r.problem}`);
-          break;
-        }
-        read++;
-        this.#handlePacket(r.packet);
-        // A completion could not be written: stop reading until the guest drains its inbound ring.
-        if (this.#pending.length > 0) break;
-      }
-      if (read > 0) {
-        progress = true;
-        if (ports.ring.commitRead().signal) ports.signalGuest?.();
-      }
-    }
+    if (this.#pending.length === 0 && this.#readRing(ports)) progress = true;
     if (this.#pending.length === 0 && this.#pollQueues()) progress = true;
     if (this.#flushControl()) progress = true;
     if (this.#flushRx()) progress = true;
@@ -446,34 +428,40 @@ export class Netvsp {
     return progress;
   }
 
+  /**
+   * Reads and handles guest packets of one ring (up to the read budget), then publishes the read index.
+   * Stops early when a completion could not be written, until the guest drains its inbound ring.
+   */
+  #readRing(ports: NetvspPorts): boolean {
+    let read = 0;
+    while (read < this.#readBudget) {
+      const r = ports.ring.readPacket();
+      if (r.kind === "empty") break;
+      if (r.kind === "corrupt") {
+        this.#count(`ring-corrupt-${r.problem}`);
+        break;
+      }
+      read++;
+      this.#handlePacket(r.packet);
+      if (this.#pending.length > 0) break;
+    }
+    if (read === 0) return false;
+    if (ports.ring.commitRead().signal) ports.signalGuest?.();
+    return true;
+  }
+
   /** The sub-channels' rings: data packets and receive completions, each answered on its own queue. */
   #pollQueues(): boolean {
     let progress = false;
-    for (let q = 1; q < this.#queuePorts.length; q++) {
+    for (let q = 1; q < this.#queuePorts.length && this.#pending.length === 0; q++) {
       const ports = this.#queuePorts[q];
       if (ports === undefined) continue;
       this.#q = q;
-      let read = 0;
       try {
-        while (read < this.#readBudget) {
-          const r = ports.ring.readPacket();
-          if (r.kind === "empty") break;
-          if (r.kind === "corrupt") {
-            this.#count(`ring-corrupt-${r.problem}`);
-            break;
-          }
-          read++;
-          this.#handlePacket(r.packet);
-          if (this.#pending.length > 0) break;
-        }
+        if (this.#readRing(ports)) progress = true;
       } finally {
         this.#q = 0;
       }
-      if (read > 0) {
-        progress = true;
-        if (ports.ring.commitRead().signal) ports.signalGuest?.();
-      }
-      if (this.#pending.length > 0) break;
     }
     return progress;
   }
