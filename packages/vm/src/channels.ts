@@ -4,7 +4,9 @@
 // the host's. Each channel is one vmbus_open: its own order-9 block (for netvsc's default rings), its
 // own ring GPADL, its own OPENCHANNEL.
 
-import { gpadlPfns, type VmbusTraceEvent } from "@ivm/vmbus";
+import { PageFlag } from "@ivm/memory";
+import { gpadlPfns, RING_TAGS, type VmbusTraceEvent } from "@ivm/vmbus";
+import type { InvariantViolation } from "./invariants.js";
 import type { Nic, Vm } from "./vm.js";
 
 export interface ChannelCost {
@@ -90,4 +92,37 @@ export function trackChannels(vm: Vm): {
       };
     },
   };
+}
+
+/**
+ * The invariants per channel, cheap enough for every fuzz step (a few reads per channel): every open
+ * channel of every NIC, sub-channels included, has its own ring GPADL whose pages are ring pages, host
+ * visible in an isolated guest (I8: shared only on purpose, and the host can reach what it was given);
+ * a sub-channel belongs to its NIC's primary. Pushes what is broken onto `out`.
+ */
+export function checkChannels(vm: Vm, out: InvariantViolation[]): void {
+  const handles = new Set<number>();
+  for (const nic of vm.nics) {
+    const primary = vm.conn.channels.get(nic.relid);
+    for (const c of nic.device.channels) {
+      const ch = vm.conn.channels.get(c.relid);
+      if (ch === undefined || ch.state !== "opened") continue;
+      if (c.index > 0 && ch.primaryChannel !== primary)
+        out.push({ invariant: "I8", detail: `channel ${c.relid} is not a sub-channel of NIC ${nic.relid}` });
+      const g = ch.ringGpadl;
+      if (g === undefined || handles.has(g.handle)) {
+        out.push({ invariant: "I8", detail: `channel ${c.relid} has no ring GPADL of its own` });
+        continue;
+      }
+      handles.add(g.handle);
+      const pfns = gpadlPfns(g);
+      for (const pfn of [pfns[0]!, pfns[pfns.length - 1]!]) {
+        const owner = vm.memory.buddy.ownerOf(pfn);
+        if (owner !== RING_TAGS.pages)
+          out.push({ invariant: "I8", detail: `channel ${c.relid}'s ring page is owned by "${owner}"`, pfn });
+        else if (vm.isolated && !vm.memory.phys.hasFlag(pfn, PageFlag.HostVisible))
+          out.push({ invariant: "I8", detail: `channel ${c.relid}'s open ring is not host-visible`, pfn });
+      }
+    }
+  }
 }

@@ -1,5 +1,5 @@
 import { labFlowHash } from "@ivm/netvsc-protocol";
-import { CHANNELMSG, RING_TAGS } from "@ivm/vmbus";
+import { CHANNELMSG, gpadlPfns, RING_TAGS } from "@ivm/vmbus";
 import { describe, expect, it } from "vitest";
 import { trackChannels } from "../../src/channels.js";
 import { runTraffic } from "../../src/traffic.js";
@@ -140,5 +140,17 @@ describe("multi-queue netvsc (vRSS sub-channels)", () => {
     expect(vm.memory.buddy.pagesOwnedBy(RING_TAGS.pages)).toBe(0);
     expect(vm.hostVisibleOutsideSwiotlb()).toBe(visibleAtBoot);
     expect(vm.checkInvariants()).toEqual([]);
+  });
+
+  it("the invariants cover every channel: a sub-channel's ring made private behind its back is I8", () => {
+    const vm = boot(4);
+    const added = vm.addNic({ queues: 4 });
+    if (!added.ok) throw added.error;
+    expect(vm.checkInvariants()).toEqual([]);
+    const sub = vm.conn.channels.get(added.nic.device.channels[2]!.relid)!;
+    const pfn = gpadlPfns(sub.ringGpadl!)[0]!;
+    vm.hyperv.hypercalls.markGpaVisibility([pfn], 0);
+    const v = vm.checkInvariants().filter((x) => x.pfn === pfn);
+    expect(v.map((x) => x.detail)).toEqual([`channel ${sub.relid}'s open ring is not host-visible`]);
   });
 });
