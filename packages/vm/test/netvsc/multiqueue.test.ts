@@ -153,4 +153,23 @@ describe("multi-queue netvsc (vRSS sub-channels)", () => {
     const v = vm.checkInvariants().filter((x) => x.pfn === pfn);
     expect(v.map((x) => x.detail)).toEqual([`channel ${sub.relid}'s open ring is not host-visible`]);
   });
+
+  it("a host that grants sub-channels but never offers them: the wait ends, one channel, clean remove", () => {
+    const vm = boot(4);
+    // Drop every sub-channel offer (sub_channel_index at byte 180 of OFFERCHANNEL is non-zero).
+    vm.server.hooks.intercept = (bytes) =>
+      new DataView(bytes.buffer).getUint32(0, true) === CHANNELMSG.OFFERCHANNEL &&
+      new DataView(bytes.buffer).getUint16(180, true) !== 0
+        ? { kind: "drop" }
+        : undefined;
+    const added = vm.addNic({ queues: 4 });
+    if (!added.ok) throw added.error;
+    const dev = added.nic.device;
+    expect(dev.stats.errors.get("subchannel-open-timed-out")).toBe(1);
+    expect(dev.channelCount?.combined).toBe(1);
+    expect(runTraffic(vm, added.nic, { packets: 200, seed: 9 }).rxCorrupt).toBe(0);
+    vm.removeNic(added.nic);
+    expect(vm.memory.buddy.pagesOwnedBy(RING_TAGS.pages)).toBe(0);
+    expect(vm.checkInvariants()).toEqual([]);
+  });
 });
