@@ -56,7 +56,9 @@ describe("the URL holds the configuration and the step", () => {
     const over = configFromQuery("cpus=4&q=6");
     expect(over.config).toMatchObject({ cpus: 4, queues: 0 });
     expect(over.problems).toEqual(["q=6 is more than the guest's 4 CPUs; using the default"]);
-    expect(configFromQuery("q=3").problems).toEqual(["q=3 is more than the guest's 2 CPUs; using the default"]);
+    expect(configFromQuery("q=3").problems).toEqual([
+      "q=3 is more than the guest's 2 CPUs; using the default",
+    ]);
     expect(configFromQuery("cpus=65").problems).toEqual(["cpus=65 is not valid; using the default"]);
   });
 });
