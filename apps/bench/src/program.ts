@@ -174,6 +174,18 @@ ${EXIT_CODES}`,
       )
       .addOption(new Option("--memory <size>", "guest memory").default(2 * GiB, "2GiB").argParser(memorySize))
       .addOption(
+        new Option(
+          "--cpus <n>",
+          "guest vCPUs (1..64): the NIC is multi-queue, the kernel's default count",
+        ).argParser(intIn(1, 64, "--cpus")),
+      )
+      .addOption(
+        new Option(
+          "--queues <n>",
+          "channels the NIC asks for (ethtool -L combined, 1..64, at most --cpus)",
+        ).argParser(intIn(1, 64, "--queues")),
+      )
+      .addOption(
         new Option("--uptime <level>", "aging before the device is added").choices(UPTIMES).default("none"),
       )
       .addOption(seedOption("seed of aging and traffic"))
@@ -209,9 +221,17 @@ ${EXIT_CODES}`,
         uptime: UptimeLevel;
         seed: number;
         packets: number;
+        cpus?: number;
+        queues?: number;
       },
     ) => {
       let records: ResultRecord[];
+      if (o.queues !== undefined && o.queues > (o.cpus ?? 2))
+        throw new CommanderError(
+          2,
+          "bench.empty",
+          `--queues ${o.queues} is more than the guest's ${o.cpus ?? 2} CPUs (netvsc caps channels at the CPU count)`,
+        );
       if (o.merge) records = loadMerged(o.merge, compareRank);
       else {
         const sizes = [{ rxSections: NETVSC_DEFAULT_RX, txSections: NETVSC_DEFAULT_TX }];
@@ -231,6 +251,8 @@ ${EXIT_CODES}`,
           uptime: o.uptime,
           seed: o.seed,
           packets: o.packets,
+          ...(o.cpus !== undefined ? { cpus: o.cpus } : {}),
+          ...(o.queues !== undefined ? { queues: o.queues } : {}),
         });
         // a strategy asked to run on a kernel it was not written for: one line saying why
         const skipped: string[] = [];

@@ -44,6 +44,9 @@ export interface Violation {
   readonly step: string;
 }
 
+/** vCPUs of every fuzzed guest: its NICs open a primary and FUZZ_CPUS - 1 sub-channels. */
+export const FUZZ_CPUS = 2;
+
 /** Owners whose pages a NIC holds while it exists; after removal only leaked ones may remain. */
 const NIC_OWNERS = ["netvsc-rx", "netvsc-tx", "vmbus-ring"] as const;
 
@@ -82,6 +85,8 @@ export class FuzzWorld {
       swiotlbSlots: SWIOTLB_SLOTS,
       maxRoundsPerWait: FUZZ_ROUNDS,
       strategy: entry,
+      // Two vCPUs: every NIC is multi-queue (the primary and one vRSS sub-channel, up to ethtool -L).
+      cpus: FUZZ_CPUS,
     });
     this.#kmallocBase = this.vm.memory.kmalloc.totalLive;
   }
@@ -227,9 +232,18 @@ export class FuzzWorld {
         dstMac: NETVSP_HOST_MAC,
         srcMac: NETVSP_GUEST_MAC,
       });
+      // xmit_more holds only within one transmit queue: the next frame must hash to the same one.
+      const next = encodeLabFrame({
+        seq: i + 1,
+        seed: seed >>> 0,
+        length: 64,
+        dstMac: NETVSP_HOST_MAC,
+        srcMac: NETVSP_GUEST_MAC,
+      });
+      const sameQueue = nic.device.queueFor(next) === nic.device.queueFor(frame);
       let tries = 0;
       for (;;) {
-        const v = nic.device.send(frame, { xmitMore: i !== tx - 1 && (i & 3) !== 3 });
+        const v = nic.device.send(frame, { xmitMore: i !== tx - 1 && (i & 3) !== 3 && sameQueue });
         if (v === "sent") break;
         if (v === "dropped" || ++tries > 4) {
           bump(this.tally, v === "dropped" ? "outcome:tx-dropped" : "outcome:tx-busy-gave-up");

@@ -7,7 +7,7 @@ export {
   type MapMemoryPgprot,
   type RepCountHandling,
 } from "./behaviours/hypercall.js";
-export { type NetvscBehaviour, netvscBehaviours } from "./behaviours/netvsc.js";
+export { type DefaultChannels, type NetvscBehaviour, netvscBehaviours } from "./behaviours/netvsc.js";
 export {
   type IvmPoolBoot,
   type PoolAllocFailure,

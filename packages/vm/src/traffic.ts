@@ -1,4 +1,10 @@
-import { NETVSP_GUEST_MAC, NETVSP_HOST_MAC, verifyLabFrame, writeLabFrame } from "@ivm/netvsc-protocol";
+import {
+  LAB_FRAME_HEADER_SIZE,
+  NETVSP_GUEST_MAC,
+  NETVSP_HOST_MAC,
+  verifyLabFrame,
+  writeLabFrame,
+} from "@ivm/netvsc-protocol";
 import { RX_RNDIS_OVERHEAD } from "@ivm/netvsp";
 import type { Nic, Vm } from "./vm.js";
 
@@ -63,24 +69,26 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
   let rxCorrupt = 0;
   let busyRetries = 0;
   let txDropped = 0;
-  let expectedSeq = -1; // the host numbers its frames; the first one seen sets the base
-  const expectedLengths: number[] = [];
+  // Frames the host was asked to send, by the sequence number it gives them: with several queues they
+  // arrive in the order the channels are polled, so each is matched by its own number (once).
+  const expected = new Map<number, number>();
   const previous = nic.onFrame;
   nic.onFrame = (frame) => {
     rxFrames++;
     rxBytes += frame.length;
     const check = verifyLabFrame(frame);
-    const want = expectedLengths.shift();
-    if (check.ok && expectedSeq < 0) expectedSeq = check.seq;
-    if (check.ok && check.seq === expectedSeq && frame.length === want) rxVerified++;
-    else rxCorrupt++;
-    expectedSeq++;
+    const want = check.ok ? expected.get(check.seq) : undefined;
+    if (check.ok && want === frame.length) {
+      expected.delete(check.seq);
+      rxVerified++;
+    } else rxCorrupt++;
   };
   const pending: number[] = [];
   const flushRx = (): void => {
     if (pending.length === 0) return;
+    const base = nic.host.rxNextSeq;
+    for (let k = 0; k < pending.length; k++) expected.set(base + k, pending[k]!);
     nic.host.queueRx(pending);
-    expectedLengths.push(...pending);
     rxQueued += pending.length;
     pending.length = 0;
   };
@@ -95,6 +103,19 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
   const toGuest = Array.from({ length: options.packets }, () => rand() < rxShare);
   const lastTx = toGuest.lastIndexOf(false);
   let txScratch = new Uint8Array(0);
+  // xmit_more is per transmit queue (the qdisc hands a batch of one queue to ndo_start_xmit): a frame
+  // announces more only if the next guest → host frame goes to the same queue. Lab frames hash on
+  // their MACs and sequence number, so the next frame's header tells its queue.
+  const nextHeader = new Uint8Array(LAB_FRAME_HEADER_SIZE);
+  const nextOnSameQueue = (frame: Uint8Array): boolean => {
+    writeLabFrame(nextHeader, {
+      seq: txFrames + 1,
+      seed: TX_SEED,
+      dstMac: NETVSP_HOST_MAC,
+      srcMac: NETVSP_GUEST_MAC,
+    });
+    return nic.device.queueFor(nextHeader) === nic.device.queueFor(frame);
+  };
   try {
     for (let i = 0; i < options.packets; i++) {
       if (toGuest[i]) {
@@ -113,7 +134,8 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
         srcMac: NETVSP_GUEST_MAC,
       });
       for (;;) {
-        const verdict = nic.device.send(frame, { xmitMore: (i & 7) !== 7 && i !== lastTx });
+        const xmitMore = (i & 7) !== 7 && i !== lastTx && nextOnSameQueue(frame);
+        const verdict = nic.device.send(frame, { xmitMore });
         if (verdict === "sent") break;
         if (verdict === "dropped") {
           txDropped++;

@@ -103,6 +103,11 @@ export interface VmOptions {
    * out); campaigns lower this so such an input costs milliseconds, not minutes.
    */
   readonly maxRoundsPerWait?: number;
+  /**
+   * vCPUs (num_online_cpus): they cap a NIC's channels (max_chn) and set the kernel's default count.
+   * Default 2. Given explicitly, NICs are multi-queue: the host offers one receive queue per vCPU, as
+   * Hyper-V does; without it the host offers one queue, so NICs stay single-channel.
+   */
   readonly cpus?: number;
   /**
    * The allocation strategy for netvsc's buffers, built at boot (before aging), as the composition root
@@ -126,6 +131,12 @@ export interface NicOptions {
   readonly ringBytes?: number;
   readonly netvsp?: Omit<NetvspOptions, "isolated">;
   readonly onReceive?: (frame: Uint8Array) => void;
+  /**
+   * Channels to ask for (dev_info->num_chn, as `ethtool -L combined` sets it): the primary plus
+   * queues - 1 vRSS sub-channels, capped by max_chn = min(64, cpus, host queues). Default: the booted
+   * kernel's default for the VM's cpus. Giving it makes the host offer one queue per vCPU.
+   */
+  readonly queues?: number;
 }
 
 /** A synthetic NIC: the guest's driver and the host's device. */
@@ -259,7 +270,13 @@ export class Vm {
    * Returns the typed error netvsc returned when the add failed (everything it allocated is undone).
    */
   addNic(options: NicOptions = {}): { ok: true; nic: Nic } | { ok: false; error: Error } {
-    const host = new Netvsp({ ...(options.netvsp ?? {}), isolated: this.isolated });
+    const cpus = this.options.cpus ?? 2;
+    const multiQueue = this.options.cpus !== undefined || options.queues !== undefined;
+    const host = new Netvsp({
+      ...(multiQueue ? { rssQueues: Math.min(64, cpus) } : {}),
+      ...(options.netvsp ?? {}),
+      isolated: this.isolated,
+    });
     const hostChannel = this.server.registerDevice(
       { interfaceType: HV_NIC_GUID },
       netvspVmbusDevice(host, this.hyperv.hostView),
@@ -278,6 +295,8 @@ export class Vm {
       ...(options.rxSections !== undefined ? { rxSections: options.rxSections } : {}),
       ...(options.txSections !== undefined ? { txSections: options.txSections } : {}),
       ...(options.ringBytes !== undefined ? { ringBytes: options.ringBytes } : {}),
+      cpus,
+      ...(options.queues !== undefined ? { channels: options.queues } : {}),
       onReceive: (frame) => nicRef?.onFrame?.(frame),
     };
     let nicRef: Nic | undefined;

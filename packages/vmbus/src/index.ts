@@ -44,6 +44,7 @@ export {
   type GpadlEstablishResult,
   type GpadlTeardownResult,
   type GpadlType,
+  gpadlPfns,
   MSGINFO_TAG,
 } from "./gpadl.js";
 export {
@@ -60,7 +61,6 @@ export {
   type RequestRejectReason,
   RequestTable,
 } from "./request-table.js";
-
 export {
   type IncomingPacket,
   type IncomingResult,
@@ -86,6 +86,7 @@ export {
   type SchedulerCounters,
   type SchedulerOptions,
 } from "./scheduler.js";
+export { closeSubChannels, type OfferPlacement, placeOffer, sameDevice } from "./subchannel.js";
 export {
   HV_POST_STATUS,
   type SynicCounters,

@@ -30,3 +30,4 @@ export {
   type HostServerOptions,
   HostVmbusServer,
 } from "./server.js";
+export { offerSubChannel, rescindSubChannels } from "./subchannel.js";
