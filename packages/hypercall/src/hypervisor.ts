@@ -25,6 +25,8 @@ export interface HypercallEvent {
   readonly owner: string;
 }
 
+const TWO_POW_32 = 0x1_0000_0000;
+
 type CallFault =
   | { readonly kind: "fail"; readonly status: number }
   | { readonly kind: "partial"; readonly reps: number }
@@ -85,7 +87,7 @@ export class HypervisorFaults {
 
   /** @internal */
   refusal(pfn: number): number | undefined {
-    return this.#refused.get(pfn);
+    return this.#refused.size === 0 ? undefined : this.#refused.get(pfn);
   }
 
   /** Hypercalls seen since the hypervisor started (to enumerate every failure point of a scenario). */
@@ -208,7 +210,7 @@ export class Hypervisor {
     let entry: { visible: number; private: number } | undefined;
     let done = repStart;
     for (let i = repStart; i < end; i++) {
-      const pfn = view.getUint32(16 + i * 8, true) + view.getUint32(20 + i * 8, true) * 2 ** 32;
+      const pfn = view.getUint32(16 + i * 8, true) + view.getUint32(20 + i * 8, true) * TWO_POW_32;
       const refusal = this.faults.refusal(pfn);
       if (refusal !== undefined) return encodeStatus(refusal, done);
       if (!phys.pfnValid(pfn)) return encodeStatus(HvStatus.InvalidParameter, done);
