@@ -244,6 +244,33 @@ export class BuddyAllocator {
     return pfn;
   }
 
+  /**
+   * `count` order-0 pages into `out[at..]`, exactly as that many allocPages(0, options) calls one after the
+   * other would take them (same pages, counters, faults and zeroing), stopping at the first that fails;
+   * returns how many it got. What vm_area_alloc_pages asks for, without an options object per page.
+   */
+  allocPagesBulk(count: number, options: PageAllocOptions, out: Float64Array | number[], at = 0): number {
+    const gfp = options.gfp ?? 0;
+    const mt = gfpMigratetype(gfp);
+    const tag = this.#tagId(options.tag);
+    for (let i = 0; i < count; i++) {
+      let pfn = NIL;
+      if (!this.#faults?.shouldFail()) {
+        pfn = this.#getPageFromFreelist(0, mt, WMARK_LOW);
+        if (pfn === NIL) pfn = this.#slowpathEntries(0, mt, gfp);
+      }
+      if (pfn === NIL) {
+        this.failuresByOrder[0]!++;
+        if ((gfp & Gfp.NoWarn) === 0) this.warnings++;
+        return i;
+      }
+      this.#markAllocated(pfn, 0, tag, mt);
+      if (gfp & Gfp.Zero) this.#phys.zeroPage(pfn);
+      out[at + i] = pfn;
+    }
+    return count;
+  }
+
   /** The migratetype of the pageblock holding `pfn` (get_pageblock_migratetype). */
   pageblockType(pfn: number): Migratetype {
     return this.#pbType[pfn >>> PAGEBLOCK_ORDER]! as Migratetype;
@@ -967,6 +994,16 @@ export class BuddyAllocator {
     if (head === NIL) return "reserved";
     if ((this.#flags[head]! & PageFlag.Free) !== 0) return "free";
     return this.#phys.tags.name(this.#phys.owner[head]!);
+  }
+
+  /**
+   * The first pfn after the block holding `pfn` (pfn + 1 when it is in none): every page before it has
+   * `ownerOf(pfn)`'s answer, so a caller counting pages by owner over a run asks once per block.
+   */
+  ownerRunEnd(pfn: number): number {
+    if (!this.#phys.pfnValid(pfn)) return pfn + 1;
+    const head = this.#headOf(pfn);
+    return head === NIL ? pfn + 1 : head + (1 << this.#order[head]!);
   }
 
   /** Calls `visit` for every block in pfn order (free and allocated): a walk of the whole zone. */

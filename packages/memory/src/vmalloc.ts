@@ -120,12 +120,7 @@ export class Vmalloc {
     const frames = new Float64Array(nrPages);
     // vm_area_alloc_pages: order-0 GFP_KERNEL pages (unmovable, not costly: the slow path reclaims and retries).
     const gfp = (options.gfp ?? 0) & Gfp.Zero;
-    let got = 0;
-    for (; got < nrPages; got++) {
-      const pfn = this.#buddy.allocPages(0, { tag: options.tag, gfp });
-      if (pfn === null) break;
-      frames[got] = pfn;
-    }
+    const got = this.#buddy.allocPagesBulk(nrPages, { tag: options.tag, gfp }, frames);
     const mapped = got === nrPages && this.#mapFrames(start, frames, Pte.Present | Pte.Rw);
     if (!mapped) {
       for (let i = 0; i < got; i++) this.#buddy.freePages(frames[i]!, 0);
