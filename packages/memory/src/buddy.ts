@@ -208,6 +208,13 @@ export class BuddyAllocator {
     return out;
   }
 
+  /** blocksByOwner().get(tag) for one tag (allocated blocks per order 0..10), or undefined if never seen. */
+  blocksOwnedBy(tag: string): number[] | undefined {
+    const id = this.#phys.tags.lookup(tag);
+    if (id === undefined || id >= this.#tagSeen.length || this.#tagSeen[id] === 0) return undefined;
+    return Array.from(this.#tagCounts.subarray(id * MAX_ORDER, (id + 1) * MAX_ORDER));
+  }
+
   /** Pages currently held by an owner tag. */
   pagesOwnedBy(tag: string): number {
     const id = this.#tagId(tag);

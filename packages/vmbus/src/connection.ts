@@ -21,7 +21,7 @@ import {
 } from "./monitor-pages.js";
 import { KernelContext } from "./profile.js";
 import type { Scheduler } from "./scheduler.js";
-import { HV_POST_STATUS, type SynicLink } from "./synic.js";
+import { HV_POST_STATUS, MessageCopies, type SynicLink } from "./synic.js";
 import type { MessageDirection, VmbusTraceEvent } from "./trace.js";
 import type { ChannelTransport, PendingRequest } from "./transport.js";
 import { readU32 } from "./wire/bytes.js";
@@ -161,6 +161,8 @@ export class VmbusConnection {
   private readonly pending: PendingRequest[] = [];
   private readonly messageListeners: ((e: MessageEvent) => void)[] = [];
   readonly #traceListeners: ((e: VmbusTraceEvent) => void)[] = [];
+  /** The copies of each message handed to listeners and traces (theirs to keep). */
+  readonly #copies = new MessageCopies();
   private readonly offerListeners: ((c: VmbusChannel) => void)[] = [];
   private nextGpadl = GPADL_HANDLE_START;
   private readonly removePollers: (() => void)[];
@@ -586,9 +588,9 @@ export class VmbusConnection {
 
   private emit(direction: MessageDirection, type: number, bytes: Uint8Array): void {
     if (this.#traceListeners.length > 0)
-      this.#trace({ kind: "message", direction, type, name: channelMessageName(type), bytes: bytes.slice() });
+      this.#trace({ kind: "message", direction, type, name: channelMessageName(type), bytes: this.#copies.copy(bytes) });
     if (this.messageListeners.length === 0) return;
-    const e: MessageEvent = { direction, type, bytes: bytes.slice() };
+    const e: MessageEvent = { direction, type, bytes: this.#copies.copy(bytes) };
     for (const l of this.messageListeners) l(e);
   }
 }
