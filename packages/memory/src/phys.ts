@@ -253,7 +253,10 @@ export class PhysicalMemory {
     }
   }
 
-  /** Fills `len` bytes at `pa` with `value`; zero-filling whole pages releases their bytes instead. */
+  /**
+   * Fills `len` bytes at `pa` with `value`; zero-filling whole pages releases their bytes instead, and
+   * zero-filling part of a page that holds no bytes leaves it so.
+   */
   fill(pa: number, len: number, value: number): void {
     this.#checkRange(pa, len);
     let done = 0;
@@ -263,7 +266,8 @@ export class PhysicalMemory {
       const off = addr - pfn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, len - done);
       if (value === 0 && n === PAGE_SIZE) this.zeroPage(pfn);
-      else this.#materialise(pfn).fill(value, off, off + n);
+      // zeros into a page without bytes (it reads as zeros already) change nothing: no bytes are made
+      else if (value !== 0 || this.#slot(pfn) !== NO_BYTES) this.#materialise(pfn).fill(value, off, off + n);
       done += n;
     }
   }

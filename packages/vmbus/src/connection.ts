@@ -21,7 +21,7 @@ import {
 } from "./monitor-pages.js";
 import { KernelContext } from "./profile.js";
 import type { Scheduler } from "./scheduler.js";
-import { HV_POST_STATUS, MessageCopies, type SynicLink } from "./synic.js";
+import { HV_POST_STATUS, type SynicLink } from "./synic.js";
 import type { MessageDirection, VmbusTraceEvent } from "./trace.js";
 import type { ChannelTransport, PendingRequest } from "./transport.js";
 import { readU32 } from "./wire/bytes.js";
@@ -161,8 +161,6 @@ export class VmbusConnection {
   private readonly pending: PendingRequest[] = [];
   private readonly messageListeners: ((e: MessageEvent) => void)[] = [];
   readonly #traceListeners: ((e: VmbusTraceEvent) => void)[] = [];
-  /** The copies of each message handed to listeners and traces (theirs to keep). */
-  readonly #copies = new MessageCopies();
   private readonly offerListeners: ((c: VmbusChannel) => void)[] = [];
   private nextGpadl = GPADL_HANDLE_START;
   private readonly removePollers: (() => void)[];
@@ -588,9 +586,10 @@ export class VmbusConnection {
 
   private emit(direction: MessageDirection, type: number, bytes: Uint8Array): void {
     if (this.#traceListeners.length > 0)
-      this.#trace({ kind: "message", direction, type, name: channelMessageName(type), bytes: this.#copies.copy(bytes) });
+      this.#trace({ kind: "message", direction, type, name: channelMessageName(type), bytes: bytes.slice() });
     if (this.messageListeners.length === 0) return;
-    const e: MessageEvent = { direction, type, bytes: this.#copies.copy(bytes) };
+    // Each listener's copy is an array of its own (callers may read `bytes.buffer` from offset 0).
+    const e: MessageEvent = { direction, type, bytes: bytes.slice() };
     for (const l of this.messageListeners) l(e);
   }
 }
