@@ -110,13 +110,19 @@ describe("set_memory_decrypted / encrypted", () => {
     expect(hv.hypervisor.byOwner.get("a")).toEqual({ visible: 5, private: 0 });
     expect(hv.hypervisor.byOwner.get("b")).toEqual({ visible: 4, private: 0 });
     for (let p = 0; p < 8; p++) {
-      for (const [base, block] of [[a, "a"], [b, "b"]] as const) {
+      for (const [base, block] of [
+        [a, "a"],
+        [b, "b"],
+      ] as const) {
         const visible = pfns.includes(base + p);
         expect(mem.phys.hasFlag(base + p, PageFlag.HostVisible), `${block}+${p}`).toBe(visible);
         // a converted page's contents are destroyed; the others keep theirs
         const out = new Uint8Array(PAGE_SIZE);
         mem.phys.read((base + p) * PAGE_SIZE, out);
-        expect(out.every((x) => x === 0x5a), `${block}+${p}`).toBe(!visible);
+        expect(
+          out.every((x) => x === 0x5a),
+          `${block}+${p}`,
+        ).toBe(!visible);
       }
     }
     // Making visible again changes nothing; the counts still grow by the reps.
@@ -130,8 +136,15 @@ describe("set_memory_decrypted / encrypted", () => {
     const { mem, hv } = boot(64 * MiB);
     const base = mem.buddy.allocPages(2, { tag: "r" })!;
     hv.hypervisor.faults.refusePfn(base + 2);
-    expect(() => hv.hypercalls.markGpaVisibility([base, base + 1, base + 2, base + 3], 3)).toThrowError(HypercallError);
-    expect([0, 1, 2, 3].map((i) => mem.phys.hasFlag(base + i, PageFlag.HostVisible))).toEqual([true, true, false, false]);
+    expect(() => hv.hypercalls.markGpaVisibility([base, base + 1, base + 2, base + 3], 3)).toThrowError(
+      HypercallError,
+    );
+    expect([0, 1, 2, 3].map((i) => mem.phys.hasFlag(base + i, PageFlag.HostVisible))).toEqual([
+      true,
+      true,
+      false,
+      false,
+    ]);
     hv.hypervisor.faults.clear();
     const last = mem.phys.pages - 2;
     expect(() => hv.hypercalls.markGpaVisibility([last, last + 1, last + 2], 3)).toThrowError(HypercallError);

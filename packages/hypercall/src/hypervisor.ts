@@ -253,7 +253,8 @@ export class Hypervisor {
     let n = 1;
     if (LITTLE_ENDIAN && pfn + end - from < TWO_POW_32) {
       const words = this.#words;
-      for (let w = 4 + 2 * (from + 1); from + n < end && words[w] === pfn + n && words[w + 1] === 0; w += 2) n++;
+      for (let w = 4 + 2 * (from + 1); from + n < end && words[w] === pfn + n && words[w + 1] === 0; w += 2)
+        n++;
       return n;
     }
     const view = this.#view;

@@ -41,7 +41,9 @@ describe("guest memory", () => {
     expect(range.phys.setHostVisibleRange(100, 8, true)).toBe(7);
     for (const mem of [one, range]) expect(mem.phys.hostVisiblePages).toBe(8);
     expect(range.phys.visibilityChanges).toBe(one.phys.visibilityChanges);
-    expect(Array.from(range.phys.flags.subarray(99, 109))).toEqual(Array.from(one.phys.flags.subarray(99, 109)));
+    expect(Array.from(range.phys.flags.subarray(99, 109))).toEqual(
+      Array.from(one.phys.flags.subarray(99, 109)),
+    );
     const a = new Uint8Array(10 * PAGE_SIZE);
     const b = new Uint8Array(10 * PAGE_SIZE);
     one.phys.read(99 * PAGE_SIZE, a);

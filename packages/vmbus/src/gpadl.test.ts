@@ -99,7 +99,9 @@ describe.each(ERAS)("GPADL establish/teardown (%s)", (era) => {
         w.memory.vmalloc.vfree(prev.va);
       }
     }
-    expect(w.server.gpadls.rejected).toEqual(Object.fromEntries(Object.keys(w.server.gpadls.rejected).map((k) => [k, 0])));
+    expect(w.server.gpadls.rejected).toEqual(
+      Object.fromEntries(Object.keys(w.server.gpadls.rejected).map((k) => [k, 0])),
+    );
   });
 
   it("hands out handles from 0xE1E10 upwards and never reuses one, even after a failure", () => {

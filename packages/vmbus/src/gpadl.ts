@@ -55,7 +55,10 @@ export const MSGINFO_HEADER_SIZE = 96;
 
 /** The length of GPADL message `m` (0: the header, then the bodies) of an N-page GPADL. */
 function gpadlMessageLength(pages: number, m: number): number {
-  if (m === 0) return CHANNEL_MESSAGE_SIZE.GPADL_HEADER + GPA_RANGE_HEADER_SIZE + 8 * Math.min(pages, GPADL_HEADER_MAX_PFNS);
+  if (m === 0)
+    return (
+      CHANNEL_MESSAGE_SIZE.GPADL_HEADER + GPA_RANGE_HEADER_SIZE + 8 * Math.min(pages, GPADL_HEADER_MAX_PFNS)
+    );
   const first = GPADL_HEADER_MAX_PFNS + (m - 1) * GPADL_BODY_MAX_PFNS;
   return CHANNEL_MESSAGE_SIZE.GPADL_BODY + 8 * Math.min(GPADL_BODY_MAX_PFNS, pages - first);
 }
@@ -63,7 +66,8 @@ function gpadlMessageLength(pages: number, m: number): number {
 /** The bytes of every msginfo create_gpadl_header allocates for an N-page GPADL. */
 function msginfoBytes(pages: number): number {
   let bytes = 0;
-  for (let m = 0; m < gpadlMessageCount(pages); m++) bytes += MSGINFO_HEADER_SIZE + gpadlMessageLength(pages, m);
+  for (let m = 0; m < gpadlMessageCount(pages); m++)
+    bytes += MSGINFO_HEADER_SIZE + gpadlMessageLength(pages, m);
   return bytes;
 }
 
@@ -208,7 +212,11 @@ export function establishGpadl(
       for (const p of msginfo) conn.memory.kmalloc.kfree(p);
       rec.decrypted = false;
       return fail(
-        new VmbusError("ENOMEM", "msginfo", `no memory for GPADL message ${msginfo.length + 1} of ${messages}`),
+        new VmbusError(
+          "ENOMEM",
+          "msginfo",
+          `no memory for GPADL message ${msginfo.length + 1} of ${messages}`,
+        ),
       );
     }
     msginfo.push(at);
@@ -243,7 +251,9 @@ export function establishGpadl(
     error = new VmbusError("ENODEV", "rescinded", "channel rescinded before the GPADL was posted");
   } else {
     const out = scratch();
-    let posted = conn.postMessage(out.bytes.subarray(0, encodeGpadlHeader(out.view, channel.relid, handle, size, pfns)));
+    let posted = conn.postMessage(
+      out.bytes.subarray(0, encodeGpadlHeader(out.view, channel.relid, handle, size, pfns)),
+    );
     const inHeader = Math.min(pages, GPADL_HEADER_MAX_PFNS);
     if (posted.ok && conn.tracing()) {
       const relid = channel.relid;
@@ -256,7 +266,7 @@ export function establishGpadl(
         bytes: out.bytes.slice(0, gpadlMessageLength(pages, 0)),
       });
     }
-    for (let first = inHeader, m = 1; posted.ok && first < pages; first += GPADL_BODY_MAX_PFNS, m++) {
+    for (let first = inHeader; posted.ok && first < pages; first += GPADL_BODY_MAX_PFNS) {
       const length = encodeGpadlBody(out.view, handle, pfns, first);
       posted = conn.postMessage(out.bytes.subarray(0, length));
       if (posted.ok && conn.tracing()) {

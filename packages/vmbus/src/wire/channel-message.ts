@@ -465,7 +465,10 @@ export interface DecodeChannelMessageOptions {
  * "unknown" variant; a payload shorter than its struct, or longer than 240 bytes, is an EPROTO
  * result (the kernel drops such messages in vmbus_on_msg_dpc). Never throws.
  */
-export function decodeChannelMessage(input: Uint8Array, options: DecodeChannelMessageOptions = {}): Result<ChannelMessage> {
+export function decodeChannelMessage(
+  input: Uint8Array,
+  options: DecodeChannelMessageOptions = {},
+): Result<ChannelMessage> {
   if (input.length > MAX_SIZE_CHANNEL_MESSAGE) {
     return err("EPROTO", "oversize-message", `channel message of ${input.length} bytes exceeds 240`);
   }

@@ -115,7 +115,12 @@ export function encodeGpadlHeader(
  * The CHANNELMSG_GPADL_BODY carrying PFNs [first, first + 28) of `pfns` (fewer for the last one), msgnumber
  * left 0 as the kernel does, written at offset 0 of `out`. Returns its length, 16 + 8·k.
  */
-export function encodeGpadlBody(out: DataView, gpadl: number, pfns: ArrayLike<number>, first: number): number {
+export function encodeGpadlBody(
+  out: DataView,
+  gpadl: number,
+  pfns: ArrayLike<number>,
+  first: number,
+): number {
   const n = Math.min(GPADL_BODY_MAX_PFNS, pfns.length - first);
   if (!(n > 0)) invariant(false, `no PFNs left for a GPADL body from PFN ${first}`);
   out.setUint32(0, CHANNELMSG.GPADL_BODY, true);
