@@ -3,21 +3,24 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { STRATEGIES } from "@ivm/catalog";
 import {
+  type CliIo,
   EXIT,
   each,
   parseFault,
   parseKernel,
   parseShard,
+  processIo as processStreams,
   readInput,
   type Shard,
   shardName,
   shardOf,
+  toolCommand,
   writableOutput,
 } from "@ivm/catalog/cli";
 import { PROFILE_NAMES, type ProfileName } from "@ivm/kernel";
 import { FAULT_NAMES, type FaultName } from "@ivm/vm";
 import cliProgress from "cli-progress";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { type Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import pkg from "../package.json" with { type: "json" };
 import type { SessionInput } from "./actions.js";
 import { planCampaign, runTask, summarise, type TaskResult } from "./campaign.js";
@@ -39,18 +42,12 @@ import { mergeInto, type Tally } from "./tally.js";
 import { selectTargets, type Target, targetName } from "./targets.js";
 
 /** Where the tool writes; tests pass their own. */
-export interface Io {
-  readonly out: (text: string) => void;
-  readonly err: (text: string) => void;
+export interface Io extends CliIo {
   /** Draw a progress bar on stderr (only when stderr is a terminal). */
   readonly progress: boolean;
 }
 
-const processIo: Io = {
-  out: (t) => process.stdout.write(t),
-  err: (t) => process.stderr.write(t),
-  progress: process.stderr.isTTY === true,
-};
+const processIo: Io = { ...processStreams, progress: process.stderr.isTTY === true };
 
 function int(name: string, min: number, max: number) {
   return (text: string): number => {
@@ -123,12 +120,12 @@ Exit codes:
      stderr, before anything runs)`;
 
 export function buildProgram(io: Io = processIo): Command {
-  return new Command()
-    .name("ivm-fuzz")
-    .version(pkg.version, "-V, --version", "print the version and exit")
-    .description(
-      "Adversarial-host campaign against the isolated-guest model: fuzzed host inputs, every single-fault point, hot add/remove churn. Exits 1 on any invariant violation.",
-    )
+  return toolCommand(
+    "ivm-fuzz",
+    pkg.version,
+    "Adversarial-host campaign against the isolated-guest model: fuzzed host inputs, every single-fault point, hot add/remove churn. Exits 1 on any invariant violation.",
+    io,
+  )
     .option(
       "-n, --iterations <n>",
       "adversarial inputs (actions) to try",
@@ -205,9 +202,7 @@ export function buildProgram(io: Io = processIo): Command {
         .argParser(each(summaryArg))
         .conflicts(["shard"]),
     )
-    .addHelpText("after", HELP)
-    .exitOverride()
-    .configureOutput({ writeOut: io.out, writeErr: io.err, outputError: (s, w) => w(s) });
+    .addHelpText("after", HELP);
 }
 
 async function campaign(o: Options, targets: readonly Target[], io: Io): Promise<FuzzSummary> {

@@ -1,5 +1,6 @@
 import { PageFlag } from "@ivm/memory";
 import { NETVSC_BUFFER_TAGS } from "@ivm/netvsc";
+import { SHARED_POOL_TAG } from "@ivm/shared-buffer";
 import { SWIOTLB_TAG } from "@ivm/swiotlb";
 import { MONITOR_TAGS, RING_TAGS } from "@ivm/vmbus";
 import type { Vm } from "./vm.js";
@@ -44,9 +45,8 @@ const SHARED_OWNERS: ReadonlySet<string> = new Set<string>([
   MONITOR_TAGS.pages,
   NETVSC_BUFFER_TAGS.rx,
   NETVSC_BUFFER_TAGS.tx,
-  // @ivm/strategy-shared-pool's boot-time pool; the VM does not depend on any one strategy package,
-  // so this owner is named here (the owner tag the pool's allocRange uses).
-  "shared-pool",
+  // a boot-time pool (@ivm/strategy-shared-pool's); the tag is the contract's, not a strategy package's
+  SHARED_POOL_TAG,
 ]);
 
 /**

@@ -1,4 +1,4 @@
-import { cpuidFor, createHyperv, type Era, type HypervLayer, isolationFromCpuid } from "@ivm/hypercall";
+import { bootPlatform, type Era, type HypervLayer } from "@ivm/hypercall";
 import {
   eraProfile,
   type Finding,
@@ -9,7 +9,7 @@ import {
 } from "@ivm/kernel";
 import {
   ageMemory,
-  GuestMemory,
+  type GuestMemory,
   PageFlag,
   type UptimeLevel,
   type UptimeParams,
@@ -19,8 +19,14 @@ import { NetvscDevice, type NetvscDeviceOptions } from "@ivm/netvsc";
 import { Netvsp, type NetvspOptions, netvspVmbusDevice } from "@ivm/netvsp";
 import type { SharedBufferStrategy, StrategyDescriptor, StrategyServices } from "@ivm/shared-buffer";
 import { bootDma, type DmaDevice, type DmaLayer, type DmaOps } from "@ivm/swiotlb";
-import { HV_NIC_GUID, type MessageEvent, Scheduler, SynicLink, VmbusConnection } from "@ivm/vmbus";
-import { type HostChannel, HostVmbusServer } from "@ivm/vmbus/host";
+import {
+  HV_NIC_GUID,
+  type MessageEvent,
+  type Scheduler,
+  type SynicLink,
+  type VmbusConnection,
+} from "@ivm/vmbus";
+import { bootVmbus, type HostChannel, type HostVmbusServer } from "@ivm/vmbus/host";
 import { ArmedFault, type FaultName, type FaultReport } from "./faults.js";
 import {
   checkVmInvariants,
@@ -170,15 +176,16 @@ export class Vm {
     this.era = this.kernel.era;
     this.findingLog = new FindingLog();
     const kernel = { profile: this.kernel, findings: this.findingLog };
-    const isolated = options.isolation ?? true;
-    const isolation = isolationFromCpuid(cpuidFor({ type: isolated ? "snp" : "none" }));
-    this.memory = new GuestMemory({
+    // The same steps every layer's `testing` world boots with: platform, swiotlb, then the bus.
+    const platform = bootPlatform({
       bytes: options.memory,
-      sharedGpaBoundary: isolation.sharedGpaBoundary,
-      vtomMode: this.era,
+      isolation: (options.isolation ?? true) ? "snp" : "none",
+      era: this.era,
       cpus: options.cpus ?? 2,
+      kernel,
     });
-    this.hyperv = createHyperv(this.memory, isolation, kernel);
+    this.memory = platform.memory;
+    this.hyperv = platform.hyperv;
     // swiotlb is set up early in boot, from low memory (memblock), and made host-visible then.
     this.dmaLayer = bootDma(this.memory, this.hyperv, {
       ...kernel,
@@ -188,23 +195,17 @@ export class Vm {
     const install = options.dmaOps ?? descriptor?.dmaOps;
     const ops = install ? install(this.dmaLayer.ops, this.hyperv) : this.dmaLayer.ops;
     this.dma = this.dmaLayer.createDevice({ name: "netvsc", minAlignMask: 0xfff, ops });
-    this.scheduler = new Scheduler(
-      options.maxRoundsPerWait !== undefined ? { maxRoundsPerWait: options.maxRoundsPerWait } : {},
-    );
-    this.synic = new SynicLink();
-    this.conn = new VmbusConnection({
+    const bus = bootVmbus({
       memory: this.memory,
       hyperv: this.hyperv,
-      scheduler: this.scheduler,
-      synic: this.synic,
       kernel: this.kernel,
       findings: this.findingLog,
+      ...(options.maxRoundsPerWait !== undefined ? { maxRoundsPerWait: options.maxRoundsPerWait } : {}),
     });
-    this.server = new HostVmbusServer({
-      scheduler: this.scheduler,
-      synic: this.synic,
-      hostView: this.hyperv.hostView,
-    });
+    this.scheduler = bus.scheduler;
+    this.synic = bus.synic;
+    this.conn = bus.conn;
+    this.server = bus.server;
     this.conn.onMessage((e) => this.messages.push(e));
     const connected = this.conn.connect();
     if (!connected.ok) throw connected.error;

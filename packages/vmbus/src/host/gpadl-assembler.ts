@@ -4,24 +4,12 @@
  * stream of range_buflen bytes holding `rangecount` gpa_range structs. Malformed input is rejected
  * with a typed reason, counted, and the half-built state dropped so the handle can be reused.
  */
-import { err, ok, type Result, VmbusError } from "../errors.js";
+import { err, type GpadlRejectReason, ok, type Result, VmbusError } from "../errors.js";
 import { readU64Number, viewOf } from "../wire/bytes.js";
 import type { GpadlBodyMessage, GpadlHeaderMessage } from "../wire/channel-message.js";
 import { GPA_RANGE_HEADER_SIZE, HV_HYP_PAGE_SIZE } from "../wire/gpadl.js";
 
-export type GpadlRejectReason =
-  /** More PFN bytes arrived than range_buflen announced. */
-  | "count-mismatch"
-  /** range_buflen is not a whole number of u64s, too small for the ranges, or shorter than the header's data. */
-  | "range-buflen-inconsistent"
-  /** A range's byte_offset/byte_count do not match the PFNs it carries (or byte_offset ≥ 4096, byte_count 0). */
-  | "range-inconsistent"
-  | "no-ranges"
-  | "malformed"
-  | "pfn-out-of-range"
-  | "unknown-handle"
-  | "duplicate-handle"
-  | "body-for-no-header";
+export type { GpadlRejectReason };
 
 export interface GpadlRange {
   readonly byteCount: number;
