@@ -13,6 +13,8 @@
 // is written out here (rather than taken from pure-rand) because it is part of the format: anything that
 // wants to reproduce a payload byte for byte needs exactly this stream.
 
+import { readU32, writeU32 } from "./wire.js";
+
 export const LAB_FRAME_ETHERTYPE = 0x88b5;
 export const LAB_FRAME_HEADER_SIZE = 26;
 
@@ -110,17 +112,6 @@ export function labFrameChecksum(bytes: Uint8Array): number {
   for (let i = 0; i < words; i += 4) h = Math.imul(h ^ dv.getUint32(i, true), 0x0100_0193);
   for (let i = words; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x0100_0193);
   return h >>> 0;
-}
-
-function writeU32(dst: Uint8Array, at: number, v: number): void {
-  dst[at] = v & 0xff;
-  dst[at + 1] = (v >>> 8) & 0xff;
-  dst[at + 2] = (v >>> 16) & 0xff;
-  dst[at + 3] = v >>> 24;
-}
-
-function readU32(src: Uint8Array, at: number): number {
-  return (src[at]! | (src[at + 1]! << 8) | (src[at + 2]! << 16) | (src[at + 3]! << 24)) >>> 0;
 }
 
 /** Fill all of `dst` with the lab frame (seq, seed); dst.length is the frame length (>= 26). */
