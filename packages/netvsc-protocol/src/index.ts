@@ -21,6 +21,7 @@ export {
   type LabFrameInput,
   type LabFrameRejectReason,
   labFrameChecksum,
+  labFrameSeq,
   labFrameStream,
   NETVSP_GUEST_MAC,
   NETVSP_HOST_MAC,
@@ -59,6 +60,8 @@ export {
   type RecvBufSection,
   type SendTableRejectReason,
   VRSS_SEND_TAB_SIZE,
+  writeNvspRecvCompletion,
+  writeNvspRndisPacket,
 } from "./nvsp.js";
 export {
   decodeRndisMessage,
@@ -86,6 +89,7 @@ export {
   RNDIS_MINOR_VERSION,
   RNDIS_MSG_TYPE,
   RNDIS_OID,
+  RNDIS_PACKET_AT,
   RNDIS_PACKET_SIZE,
   RNDIS_PKTINFO_ID,
   RNDIS_PPI_HEADER_SIZE,
@@ -100,6 +104,7 @@ export {
   type RndisPpiIssueReason,
   type RndisRejectReason,
   rndisPacketHeaderSize,
+  writeRndisDataHeader,
 } from "./rndis.js";
 export {
   type BufferLayout,

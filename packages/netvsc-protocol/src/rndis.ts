@@ -265,6 +265,22 @@ const PKT_PPI_OFFSET = rndisFieldAt(LAYOUT.packet, "perPktInfoOffset");
 const PKT_PPI_LEN = rndisFieldAt(LAYOUT.packet, "perPktInfoLen");
 const PKT_VC_HANDLE = rndisFieldAt(LAYOUT.packet, "vcHandle");
 
+/**
+ * Offsets (from the start of the message) of the rndis_packet fields a receiver reads before it
+ * validates anything: the data and per-packet-info bounds.
+ */
+export const RNDIS_PACKET_AT: {
+  readonly dataOffset: number;
+  readonly dataLen: number;
+  readonly perPktInfoOffset: number;
+  readonly perPktInfoLen: number;
+} = {
+  dataOffset: PKT_DATA_OFFSET,
+  dataLen: PKT_DATA_LEN,
+  perPktInfoOffset: PKT_PPI_OFFSET,
+  perPktInfoLen: PKT_PPI_LEN,
+};
+
 /** Reads a layout's fields into `out` (at 8 + 4 i); `clamp` reads a field past it as zero. */
 function readFields(
   buf: Uint8Array,
@@ -756,17 +772,22 @@ export function encodeRndisPacket(input: {
 }
 
 /**
- * The PPI-less data header netvsc_xmit writes in front of a frame, into `buf` (44 bytes at `at`):
- * msg_len and data_len for `frameLen`, data_offset 36, and per_pkt_info_offset 36 although there are no
- * PPIs, as the driver sets it. The other fields are zeroed. For callers that reuse one buffer.
+ * A PPI-less data header (44 bytes) written into `buf` at `at` for a frame of `frameLen` bytes that
+ * follows it: msg_len, data_offset 36, data_len, and `perPktInfoOffset` (netvsc_xmit sets 36 although it
+ * adds no PPIs; a host leaves 0). Every other field is zeroed. For callers that reuse one buffer.
  */
-export function writeRndisDataHeader(buf: Uint8Array, at: number, frameLen: number): void {
+export function writeRndisDataHeader(
+  buf: Uint8Array,
+  at: number,
+  frameLen: number,
+  perPktInfoOffset = 0,
+): void {
   buf.fill(0, at, at + RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE);
   writeU32(buf, at, RNDIS_MSG_TYPE.PACKET);
   writeU32(buf, at + 4, checkU32("msg_len", RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE + frameLen));
   writeU32(buf, at + PKT_DATA_OFFSET, RNDIS_PACKET_SIZE);
   writeU32(buf, at + PKT_DATA_LEN, frameLen);
-  writeU32(buf, at + PKT_PPI_OFFSET, RNDIS_PACKET_SIZE);
+  writeU32(buf, at + PKT_PPI_OFFSET, perPktInfoOffset);
 }
 
 /** rndis_filter_init_device's INIT: version 1.0, max_xfer_size 0x4000 unless given. */

@@ -6,17 +6,18 @@
 
 import { type GuestMemory, PAGE_SIZE } from "@ivm/memory";
 import {
-  encodeNvspMessage,
-  encodeRndisPacket,
   NETVSC_INVALID_INDEX,
   type NetvscResult,
   NVSP_CHANNEL_TYPE,
+  NVSP_MESSAGE_SIZE,
   ok,
   RNDIS_HEADER_SIZE,
   RNDIS_PACKET_SIZE,
   reject,
   shouldStopQueue,
   shouldWakeQueue,
+  writeNvspRndisPacket,
+  writeRndisDataHeader,
 } from "@ivm/netvsc-protocol";
 import { DMA_MAPPING_ERROR, DMA_TO_DEVICE, dmaMapSingle, dmaUnmapSingle } from "@ivm/swiotlb";
 import {
@@ -70,22 +71,18 @@ function freeSkb(env: DriverEnv, skb: Skb | null): void {
   if (skb !== null) env.memory.kmalloc.kfree(skb.va);
 }
 
-/** The RNDIS data header netvsc_xmit writes at skb->head: per_pkt_info_offset is set even without PPIs. */
+/**
+ * The RNDIS data header netvsc_xmit writes at skb->head (per_pkt_info_offset is set even without PPIs),
+ * in one buffer reused for every frame: the caller copies it into the skb at once.
+ */
+const DATA_HEADER = new Uint8Array(RNDIS_DATA_HEADER_SIZE);
 function rndisDataHeader(frameLen: number): Uint8Array {
-  // One header reused for every frame (the caller copies it into the skb at once): only the lengths change.
-  const dv = DATA_HEADER_VIEW;
-  dv.setUint32(4, RNDIS_DATA_HEADER_SIZE + frameLen, true); // msg_len
-  dv.setUint32(12, frameLen, true); // data_len
-  dv.setUint32(28, RNDIS_PACKET_SIZE, true); // per_pkt_info_offset
+  writeRndisDataHeader(DATA_HEADER, 0, frameLen, RNDIS_PACKET_SIZE);
   return DATA_HEADER;
 }
 
-const DATA_HEADER: Uint8Array = encodeRndisPacket({ data: new Uint8Array(0) });
-const DATA_HEADER_VIEW: DataView = new DataView(
-  DATA_HEADER.buffer,
-  DATA_HEADER.byteOffset,
-  DATA_HEADER.byteLength,
-);
+/** SEND_RNDIS_PKT of the packet being sent: copied into the ring before sendPkt returns. */
+const NVSP_SCRATCH = new Uint8Array(NVSP_MESSAGE_SIZE);
 
 /**
  * netvsc_xmit for one linear frame: the skb is a kmalloc'd buffer (the slab up to 8 KiB, whole pages
@@ -277,8 +274,8 @@ function copyToSendBuf(
   const pageCount = packet.cpPartial ? packet.rmsgPgcnt : packet.pageBufCnt;
   const padding = sendPadding(packet.totalDataBuflen, nv.pktAlign, xmitMore);
   if (padding > 0) {
-    const skbVa = packet.skb!.va;
-    memory.mmu.writeU32(skbVa + 4, memory.mmu.readU32(skbVa + 4) + padding);
+    // rndis_msg->msg_len += padding; the header in the (guest-private) skb holds total_data_buflen.
+    memory.mmu.writeU32(packet.skb!.va + 4, packet.totalDataBuflen + padding);
     packet.totalDataBuflen += padding;
   }
   for (let i = 0; i < pageCount; i++) {
@@ -374,12 +371,12 @@ export function sendPkt(nv: NetvscDev, packet: TxPacket): NetvscResult<void> {
   const { env } = nv;
   const ch = env.channel;
   const ringAvail = ringAvailPercent(env);
-  const nvsp = encodeNvspMessage({
-    kind: "send-rndis-pkt",
-    channelType: packet.rndisReq === null ? NVSP_CHANNEL_TYPE.DATA : NVSP_CHANNEL_TYPE.CONTROL,
-    sendBufSectionIndex: packet.sendBufIndex,
-    sendBufSectionSize: packet.sendBufIndex === NETVSC_INVALID_INDEX ? 0 : packet.totalDataBuflen,
-  });
+  const nvsp = writeNvspRndisPacket(
+    NVSP_SCRATCH,
+    packet.rndisReq === null ? NVSP_CHANNEL_TYPE.DATA : NVSP_CHANNEL_TYPE.CONTROL,
+    packet.sendBufIndex,
+    packet.sendBufIndex === NETVSC_INVALID_INDEX ? 0 : packet.totalDataBuflen,
+  );
   if (ch.rescinded) return reject("ENODEV", "channel-rescinded", "the channel was rescinded");
   const ctx: RequestCtx = { kind: "tx", pkt: packet };
   packet.dmaRange = null;

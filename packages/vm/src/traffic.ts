@@ -1,4 +1,4 @@
-import { NETVSP_GUEST_MAC, NETVSP_HOST_MAC, verifyLabFrame, writeLabFrame } from "@ivm/netvsc-protocol";
+import { labFrameSeq, NETVSP_GUEST_MAC, NETVSP_HOST_MAC, writeLabFrame } from "@ivm/netvsc-protocol";
 import { RX_RNDIS_OVERHEAD } from "@ivm/netvsp";
 import type { Nic, Vm } from "./vm.js";
 
@@ -64,15 +64,16 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
   let busyRetries = 0;
   let txDropped = 0;
   let expectedSeq = -1; // the host numbers its frames; the first one seen sets the base
+  // The lengths queued host → guest, in order; rxFrames indexes the next one expected.
   const expectedLengths: number[] = [];
   const previous = nic.onFrame;
   nic.onFrame = (frame) => {
+    const want = rxFrames < expectedLengths.length ? expectedLengths[rxFrames] : undefined;
     rxFrames++;
     rxBytes += frame.length;
-    const check = verifyLabFrame(frame);
-    const want = expectedLengths.shift();
-    if (check.ok && expectedSeq < 0) expectedSeq = check.seq;
-    if (check.ok && check.seq === expectedSeq && frame.length === want) rxVerified++;
+    const seq = labFrameSeq(frame);
+    if (seq >= 0 && expectedSeq < 0) expectedSeq = seq;
+    if (seq >= 0 && seq === expectedSeq && frame.length === want) rxVerified++;
     else rxCorrupt++;
     expectedSeq++;
   };
@@ -80,7 +81,7 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
   const flushRx = (): void => {
     if (pending.length === 0) return;
     nic.host.queueRx(pending);
-    expectedLengths.push(...pending);
+    for (const p of pending) expectedLengths.push(p);
     rxQueued += pending.length;
     pending.length = 0;
   };
@@ -95,6 +96,10 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
   const toGuest = Array.from({ length: options.packets }, () => rand() < rxShare);
   const lastTx = toGuest.lastIndexOf(false);
   let txScratch = new Uint8Array(0);
+  // One lab-frame input and one send option per xmitMore value, reused for every frame.
+  const frameInput = { seq: 0, seed: TX_SEED, dstMac: NETVSP_HOST_MAC, srcMac: NETVSP_GUEST_MAC };
+  const MORE = { xmitMore: true } as const;
+  const LAST = { xmitMore: false } as const;
   try {
     for (let i = 0; i < options.packets; i++) {
       if (toGuest[i]) {
@@ -106,14 +111,11 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
       // netvsc_xmit copies the frame into its skb before it returns, so one buffer serves every frame.
       if (len > txScratch.length) txScratch = new Uint8Array(len);
       const frame = txScratch.subarray(0, len);
-      writeLabFrame(frame, {
-        seq: txFrames,
-        seed: TX_SEED,
-        dstMac: NETVSP_HOST_MAC,
-        srcMac: NETVSP_GUEST_MAC,
-      });
+      frameInput.seq = txFrames;
+      writeLabFrame(frame, frameInput);
+      const sendOptions = (i & 7) !== 7 && i !== lastTx ? MORE : LAST;
       for (;;) {
-        const verdict = nic.device.send(frame, { xmitMore: (i & 7) !== 7 && i !== lastTx });
+        const verdict = nic.device.send(frame, sendOptions);
         if (verdict === "sent") break;
         if (verdict === "dropped") {
           txDropped++;

@@ -103,6 +103,8 @@ export class IncomingRing {
   /** rbi->pkt_buffer: guest-private memory the packet is copied into. */
   private readonly pktBuffer: Uint8Array;
   private readonly pktView: DataView;
+  /** pkt_buffer's first 16 bytes: where the descriptor is peeked. */
+  private readonly pktHead: Uint8Array;
   private currentLen8 = -1;
 
   constructor(mem: RingMem, options: IncomingRingOptions = {}) {
@@ -121,6 +123,7 @@ export class IncomingRing {
     this.indexPolicy = options.indexPolicy ?? (kernelExact ? "linux" : "reject");
     this.pktBuffer = new Uint8Array(size);
     this.pktView = new DataView(this.pktBuffer.buffer);
+    this.pktHead = this.pktBuffer.subarray(0, VMPACKET_DESCRIPTOR_SIZE);
     // hv_ringbuffer_init starts from index 0; resync with the published read index if reused.
     const published = mem.readHeaderU32(RING_HEADER.READ_INDEX);
     this.privRead = checkRingIndex(mem.dataSize, published) === undefined ? published : 0;
@@ -155,8 +158,7 @@ export class IncomingRing {
     if (problem === "out-of-range") this.reportPastPublished(writeIndex, avail, cap);
 
     // READ_ONCE of len8 and offset8 from shared memory: exactly one read of each.
-    const head = this.pktBuffer.subarray(0, VMPACKET_DESCRIPTOR_SIZE);
-    mem.read(this.privRead, head);
+    mem.read(this.privRead, this.pktHead);
     let pktLen = this.pktView.getUint16(4, true) << 3;
     let pktOffset = this.pktView.getUint16(2, true) << 3;
     if (pktLen < VMPACKET_DESCRIPTOR_SIZE) {

@@ -112,6 +112,14 @@ export class OutgoingRing<T = unknown> {
    * descriptor. The total (plus the 8-byte trailer) must be strictly less than the free space, so
    * the ring never becomes exactly full (read == write would then mean empty). The request id is
    * allocated after the copy, and only for COMPLETION_REQUESTED packets, as in the kernel.
+   *
+   * One path for both modes. Hardened (and without a profile): a bad shared index refuses the write,
+   * and the write_index read for the space check is the one used throughout. Kernel-exact: the indices
+   * are used unchecked, the copy starts at a second fetch of write_index (hv_get_next_write_location)
+   * and the trailer carries a third (hv_get_ring_bufferindices); each copy lands at ring + offset
+   * through the double mapping, which covers data offsets [0, 2·dataSize): the model writes what falls
+   * inside it (at its alias) and reports what falls outside as an out-of-bounds write, without touching
+   * memory it does not own, and a write_index that moved between the fetches as a double fetch.
    */
   write(
     kv: readonly Uint8Array[],
@@ -131,22 +139,22 @@ export class OutgoingRing<T = unknown> {
     if (total % 8 !== 0) invariant(false, `packet plus trailer is ${total} bytes, not a multiple of 8`);
 
     // Both indices live in the shared header page; a hostile host can rewrite either.
-    const writeIndex = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
+    const exact = this.kernelExact;
+    const firstWrite = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
     const readIndex = mem.readHeaderU32(RING_HEADER.READ_INDEX);
-    const problem = checkRingIndex(dsize, writeIndex) ?? checkRingIndex(dsize, readIndex);
+    const problem = checkRingIndex(dsize, firstWrite) ?? checkRingIndex(dsize, readIndex);
     if (problem !== undefined) {
       this.counters.corrupt[problem]++;
-      if (!this.kernelExact) {
+      if (!exact) {
         return err(
           "EIO",
           "corrupt-ring",
-          `shared ring index ${problem} (write ${writeIndex}, read ${readIndex})`,
+          `shared ring index ${problem} (write ${firstWrite}, read ${readIndex})`,
         );
       }
     }
-    if (this.kernelExact) return this.writeKernel(kv, total, writeIndex, readIndex, requestId, ...ctx);
 
-    const avail = bytesToWrite(dsize, writeIndex, readIndex);
+    const avail = bytesToWrite(dsize, firstWrite, readIndex);
     if (avail <= total) {
       this.counters.outFullTotal++;
       if (!this.outFullFlag) {
@@ -156,15 +164,11 @@ export class OutgoingRing<T = unknown> {
       return err("EAGAIN", "ring-full", `${total} bytes to write, ${avail} available`);
     }
     this.outFullFlag = false;
+    this.oobBytes = 0;
 
-    const oldWrite = writeIndex;
-    let next = writeIndex;
-    for (const piece of kv) {
-      if (piece.length === 0) continue;
-      mem.write(next, piece);
-      next += piece.length;
-      if (next >= dsize) next -= dsize;
-    }
+    const oldWrite = exact ? mem.readHeaderU32(RING_HEADER.WRITE_INDEX) : firstWrite;
+    let next = oldWrite;
+    for (const piece of kv) next = this.copy(next, piece, exact);
 
     let transId = requestId;
     const flags = first[6]! | (first[7]! << 8);
@@ -173,18 +177,30 @@ export class OutgoingRing<T = unknown> {
       if (id === undefined) {
         // Nothing was published: the copied bytes sit beyond write_index and are overwritten later.
         this.counters.requestTableFull++;
+        if (exact) this.reportOutOfBounds();
         return err("EAGAIN", "request-table-full", "no free request id");
       }
       transId = BigInt(id);
     }
     // WRITE_ONCE(desc->trans_id) into the ring copy, 8 bytes into the packet just written.
     this.scratchU64View.setBigUint64(0, transId, true);
-    mem.write((oldWrite + 8) % dsize, this.scratchU64);
+    this.copy(exact ? (oldWrite + 8) >>> 0 : (oldWrite + 8) % dsize, this.scratchU64, exact);
 
-    writeTrailer(this.scratchU64, oldWrite);
-    mem.write(next, this.scratchU64);
-    next += VMBUS_PKT_TRAILER;
-    if (next >= dsize) next -= dsize;
+    const trailerWrite = exact ? mem.readHeaderU32(RING_HEADER.WRITE_INDEX) : oldWrite;
+    writeTrailer(this.scratchU64, trailerWrite);
+    next = this.copy(next, this.scratchU64, exact);
+    if (exact) {
+      if (oldWrite !== firstWrite || trailerWrite !== firstWrite) {
+        this.counters.doubleFetches++;
+        this.kernel!.report({
+          id: VMBUS_FINDING.ringWriteDoubleFetch,
+          invariant: "I3",
+          what: `write_index read as ${firstWrite} for the space check, ${oldWrite} for the copy and ${trailerWrite} for the trailer`,
+          where: `hv_ringbuffer_write, ${this.name}`,
+        });
+      }
+      this.reportOutOfBounds();
+    }
 
     // virt_mb(), then publish.
     mem.writeHeaderU32(RING_HEADER.WRITE_INDEX, next);
@@ -200,76 +216,13 @@ export class OutgoingRing<T = unknown> {
     return ok({ transId, signal });
   }
 
-  /**
-   * hv_ringbuffer_write as the profile's kernel runs it, indices unchecked: the space check uses the
-   * first fetch of write_index (hv_get_bytes_to_write), the copy starts at a second fetch
-   * (hv_get_next_write_location), the trailer carries a third (hv_get_ring_bufferindices). Each copy
-   * lands at ring + offset through the double mapping, which covers data offsets [0, 2·dataSize): the
-   * model writes what falls inside it (at its alias) and reports what falls outside as an out-of-bounds
-   * write, without touching memory it does not own.
-   */
-  private writeKernel(
-    kv: readonly Uint8Array[],
-    total: number,
-    firstWrite: number,
-    readIndex: number,
-    requestId: bigint,
-    ...ctx: [] | [T]
-  ): Result<RingWriteOk> {
-    const mem = this.mem;
-    const first = kv[0]!;
-    const avail = bytesToWrite(mem.dataSize, firstWrite, readIndex);
-    if (avail <= total) {
-      this.counters.outFullTotal++;
-      if (!this.outFullFlag) {
-        this.counters.outFullFirst++;
-        this.outFullFlag = true;
-      }
-      return err("EAGAIN", "ring-full", `${total} bytes to write, ${avail} available`);
-    }
-    this.outFullFlag = false;
-    this.oobBytes = 0;
-    const oldWrite = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
-    let next = oldWrite;
-    for (const piece of kv) next = this.copyKernel(next, piece);
-
-    let transId = requestId;
-    const flags = first[6]! | (first[7]! << 8);
-    if (flags === VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED && this.requestTable !== undefined) {
-      const id = this.requestTable.allocate(ctx[0] as T);
-      if (id === undefined) {
-        this.counters.requestTableFull++;
-        this.reportOutOfBounds();
-        return err("EAGAIN", "request-table-full", "no free request id");
-      }
-      transId = BigInt(id);
-    }
-    this.scratchU64View.setBigUint64(0, transId, true);
-    this.copyKernel((oldWrite + 8) >>> 0, this.scratchU64);
-
-    const trailerWrite = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
-    writeTrailer(this.scratchU64, trailerWrite);
-    next = this.copyKernel(next, this.scratchU64);
-    if (oldWrite !== firstWrite || trailerWrite !== firstWrite) {
-      this.counters.doubleFetches++;
-      this.kernel!.report({
-        id: VMBUS_FINDING.ringWriteDoubleFetch,
-        invariant: "I3",
-        what: `write_index read as ${firstWrite} for the space check, ${oldWrite} for the copy and ${trailerWrite} for the trailer`,
-        where: `hv_ringbuffer_write, ${this.name}`,
-      });
-    }
-    this.reportOutOfBounds();
-
-    mem.writeHeaderU32(RING_HEADER.WRITE_INDEX, next);
-    this.counters.packets++;
-    this.counters.bytes += total;
-    let signal = false;
-    if (mem.readHeaderU32(RING_HEADER.INTERRUPT_MASK) === 0) {
-      signal = oldWrite === mem.readHeaderU32(RING_HEADER.READ_INDEX);
-    }
-    if (signal) this.counters.signals++;
-    return ok({ transId, signal });
+  /** One piece at data offset `offset`; returns the offset after it (wrapped once, u32). */
+  private copy(offset: number, src: Uint8Array, exact: boolean): number {
+    if (exact) return this.copyKernel(offset, src);
+    if (src.length === 0) return offset;
+    this.mem.write(offset, src);
+    const next = offset + src.length;
+    return next >= this.mem.dataSize ? next - this.mem.dataSize : next;
   }
 
   /** hv_copyto_ringbuffer: memcpy at ring + offset, then offset += len, less dataSize once (u32). */
