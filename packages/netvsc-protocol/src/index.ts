@@ -64,6 +64,7 @@ export {
   writeNvspRndisPacket,
 } from "./nvsp.js";
 export {
+  checkRndisPacket,
   decodeRndisMessage,
   encodeRndisHalt,
   encodeRndisIndicateStatus,
@@ -103,6 +104,7 @@ export {
   type RndisPpiIssue,
   type RndisPpiIssueReason,
   type RndisRejectReason,
+  rndisPacketField,
   rndisPacketHeaderSize,
   writeRndisDataHeader,
 } from "./rndis.js";

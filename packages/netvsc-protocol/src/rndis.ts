@@ -272,14 +272,27 @@ const PKT_VC_HANDLE = rndisFieldAt(LAYOUT.packet, "vcHandle");
 export const RNDIS_PACKET_AT: {
   readonly dataOffset: number;
   readonly dataLen: number;
+  readonly oobDataOffset: number;
+  readonly oobDataLen: number;
+  readonly numOobDataElements: number;
   readonly perPktInfoOffset: number;
   readonly perPktInfoLen: number;
+  readonly vcHandle: number;
 } = {
   dataOffset: PKT_DATA_OFFSET,
   dataLen: PKT_DATA_LEN,
+  oobDataOffset: PKT_OOB_DATA_OFFSET,
+  oobDataLen: PKT_OOB_DATA_LEN,
+  numOobDataElements: PKT_NUM_OOB,
   perPktInfoOffset: PKT_PPI_OFFSET,
   perPktInfoLen: PKT_PPI_LEN,
+  vcHandle: PKT_VC_HANDLE,
 };
+
+/** A u32 field of the rndis_packet in `buf` (a message that {@link checkRndisPacket} accepted). */
+export function rndisPacketField(buf: Uint8Array, field: keyof typeof RNDIS_PACKET_AT): number {
+  return readU32(buf, RNDIS_PACKET_AT[field]);
+}
 
 /** Reads a layout's fields into `out` (at 8 + 4 i); `clamp` reads a field past it as zero. */
 function readFields(
@@ -595,24 +608,48 @@ export function parseRndisFromHost(buf: Uint8Array): NetvscResult<RndisMessage, 
   return r;
 }
 
-function decodePacket(buf: Uint8Array, msgLen: number): NetvscResult<RndisMessage, RndisRejectReason> {
+/**
+ * The checks decodeRndisMessage makes of a PACKET (the header rule, then the data bounds against buflen
+ * as rndis_filter_receive_data does), without building the message: null when it would decode, else
+ * the reason. For a receiver that then reads what it needs with {@link rndisPacketField}; the data is
+ * buf[8 + dataOffset, + dataLen).
+ */
+export function checkRndisPacket(buf: Uint8Array): RndisRejectReason | null {
   const buflen = buf.length;
-  if (buflen < RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE) {
-    return reject("EINVAL", "rndis-packet-too-small", `invalid rndis pkt, data_buflen too small: ${buflen}`);
-  }
+  if (buflen < RNDIS_HEADER_SIZE) return "rndis-buflen-too-small";
+  const msgLen = readU32(buf, 4);
+  if (msgLen < RNDIS_HEADER_SIZE || buflen < msgLen) return "rndis-msg-len-invalid";
+  if (readU32(buf, 0) !== RNDIS_MSG_TYPE.PACKET) return "rndis-unhandled-type";
+  return packetBoundsProblem(buf);
+}
+
+function packetBoundsProblem(buf: Uint8Array): RndisRejectReason | null {
+  const buflen = buf.length;
+  if (buflen < RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE) return "rndis-packet-too-small";
   const dataOffset = readU32(buf, PKT_DATA_OFFSET);
-  const dataLen = readU32(buf, PKT_DATA_LEN);
   // rpkt_len: the bytes from the start of struct rndis_packet to the end of the range.
   const rpktLen = buflen - RNDIS_HEADER_SIZE;
-  if (dataOffset >= rpktLen) {
-    return reject("EINVAL", "rndis-data-offset-invalid", `invalid rndis packet offset: ${dataOffset}`);
-  }
-  const room = rpktLen - dataOffset;
-  if (room < dataLen) {
+  if (dataOffset >= rpktLen) return "rndis-data-offset-invalid";
+  if (rpktLen - dataOffset < readU32(buf, PKT_DATA_LEN)) return "rndis-data-overflow";
+  return null;
+}
+
+function decodePacket(buf: Uint8Array, msgLen: number): NetvscResult<RndisMessage, RndisRejectReason> {
+  const buflen = buf.length;
+  const dataOffset = readU32(buf, PKT_DATA_OFFSET);
+  const dataLen = readU32(buf, PKT_DATA_LEN);
+  const rpktLen = buflen - RNDIS_HEADER_SIZE;
+  const problem = packetBoundsProblem(buf);
+  // The kernel's messages, built only on failure.
+  if (problem === "rndis-packet-too-small")
+    return reject("EINVAL", problem, `invalid rndis pkt, data_buflen too small: ${buflen}`);
+  if (problem === "rndis-data-offset-invalid")
+    return reject("EINVAL", problem, `invalid rndis packet offset: ${dataOffset}`);
+  if (problem !== null) {
     return reject(
       "EINVAL",
       "rndis-data-overflow",
-      `rndis message buffer overflow detected (got ${room}, min ${dataLen})`,
+      `rndis message buffer overflow detected (got ${rpktLen - dataOffset}, min ${dataLen})`,
     );
   }
   const perPktInfoOffset = readU32(buf, PKT_PPI_OFFSET);
@@ -637,21 +674,25 @@ function decodePacket(buf: Uint8Array, msgLen: number): NetvscResult<RndisMessag
   });
 }
 
+type PpiWalk = { readonly ppis: readonly RndisPpi[]; readonly issue: RndisPpiIssue | null };
+
+const NO_PPIS: PpiWalk = Object.freeze({ ppis: Object.freeze([]), issue: null });
+const PPI_OFFSET_INVALID: PpiWalk = Object.freeze({
+  ppis: Object.freeze([]),
+  issue: Object.freeze({ reason: "ppi-offset-invalid", at: PKT_PPI_OFFSET, kernelHangs: false }),
+});
+const PPI_LEN_INVALID: PpiWalk = Object.freeze({
+  ppis: Object.freeze([]),
+  issue: Object.freeze({ reason: "ppi-len-invalid", at: PKT_PPI_LEN, kernelHangs: false }),
+});
+
 /** Mirrors the checks of rndis_get_ppi, done once over the whole area instead of once per type. */
-function walkPpis(
-  buf: Uint8Array,
-  rpktLen: number,
-  offset: number,
-  len: number,
-): { ppis: readonly RndisPpi[]; issue: RndisPpiIssue | null } {
+function walkPpis(buf: Uint8Array, rpktLen: number, offset: number, len: number): PpiWalk {
+  // The area-level outcomes are the same objects every time (a packet without PPIs is the common case).
+  if (offset === 0) return NO_PPIS;
+  if (offset < RNDIS_PACKET_SIZE || offset > rpktLen) return PPI_OFFSET_INVALID;
+  if (len < RNDIS_PPI_HEADER_SIZE || len > rpktLen - offset) return PPI_LEN_INVALID;
   const ppis: RndisPpi[] = [];
-  if (offset === 0) return { ppis, issue: null };
-  if (offset < RNDIS_PACKET_SIZE || offset > rpktLen) {
-    return { ppis, issue: { reason: "ppi-offset-invalid", at: PKT_PPI_OFFSET, kernelHangs: false } };
-  }
-  if (len < RNDIS_PPI_HEADER_SIZE || len > rpktLen - offset) {
-    return { ppis, issue: { reason: "ppi-len-invalid", at: PKT_PPI_LEN, kernelHangs: false } };
-  }
   let pos = RNDIS_HEADER_SIZE + offset;
   let remaining = len;
   while (remaining > 0) {

@@ -31,7 +31,7 @@ import {
 } from "@ivm/vmbus";
 import { fromVmbus } from "./control.js";
 import type { DriverEnv, NetvscDev, RequestCtx, Skb, TxPacket } from "./nvdev.js";
-import { sendCopyDecision, sendPadding } from "./send-buffer.js";
+import { type SendCopyInput, sendCopyDecision, sendPadding } from "./send-buffer.js";
 
 /** RNDIS_MESSAGE_SIZE(struct rndis_packet): the header netvsc_xmit puts in front of a frame (no PPIs). */
 export const RNDIS_DATA_HEADER_SIZE: number = RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE;
@@ -47,21 +47,61 @@ export const HV_DMA_RANGE_SIZE = 16;
 
 export type XmitVerdict = "sent" | "busy" | "dropped";
 
-/** fill_pg_buf: one page-buffer entry per page a direct-map range touches. */
-export function fillPgBuf(memory: GuestMemory, va: number, len: number, out: HvPageBuffer[]): number {
+/**
+ * fill_pg_buf: one page-buffer entry per page a direct-map range touches, appended to `out`. With a
+ * `pool`, the entries are the pool's objects at the same index (reused from frame to frame) instead of
+ * new ones.
+ */
+export function fillPgBuf(
+  memory: GuestMemory,
+  va: number,
+  len: number,
+  out: HvPageBuffer[],
+  pool?: MutablePageBuffer[],
+): number {
   let n = 0;
   let at = va;
   let left = len;
   while (left > 0) {
     const offset = at % PAGE_SIZE;
     const chunk = Math.min(PAGE_SIZE - offset, left);
-    out.push({ pfn: memory.virtToPfn(at - offset), offset, len: chunk });
+    const pfn = memory.virtToPfn(at - offset);
+    if (pool === undefined) out.push({ pfn, offset, len: chunk });
+    else out.push(pooledPageBuffer(pool, out.length, pfn, offset, chunk));
     at += chunk;
     left -= chunk;
     n++;
   }
   return n;
 }
+
+function pooledPageBuffer(pool: MutablePageBuffer[], i: number, pfn: number, offset: number, len: number) {
+  let e = pool[i];
+  if (e === undefined) {
+    e = { pfn, offset, len };
+    pool.push(e);
+  } else {
+    e.pfn = pfn;
+    e.offset = offset;
+    e.len = len;
+  }
+  return e;
+}
+
+interface MutablePageBuffer {
+  pfn: number;
+  offset: number;
+  len: number;
+}
+
+/**
+ * netvsc_xmit's pb array lives on its stack: the entries are read (copied into a section, or mapped and
+ * put in the ring) before netvsc_xmit returns, so one array and one set of entries serve every frame.
+ */
+const XMIT_PB: HvPageBuffer[] = [];
+const XMIT_PB_POOL: MutablePageBuffer[] = [];
+/** What a packet's pb becomes once its entries are consumed. */
+const NO_PAGE_BUFFERS: HvPageBuffer[] = Object.freeze([]) as unknown as HvPageBuffer[];
 
 function directVa(memory: GuestMemory, pb: HvPageBuffer): number {
   return memory.pageToVirt(pb.pfn) + pb.offset;
@@ -116,9 +156,12 @@ export function netvscXmit(
   const skb: Skb = { va: skbVa, len };
   memory.mmu.write(skbVa + SKB_RNDIS_HEADROOM, frame);
   memory.mmu.write(skbVa, rndisDataHeader(len));
-  const pb: HvPageBuffer[] = [];
-  const rmsgPgcnt = fillPgBuf(memory, skbVa, RNDIS_DATA_HEADER_SIZE, pb);
-  fillPgBuf(memory, skbVa + SKB_RNDIS_HEADROOM, len, pb);
+  const pb = XMIT_PB;
+  // Truncated to one entry, not to none: an array emptied by length = 0 gives up its backing store.
+  pb.length = Math.min(pb.length, 1);
+  pb.pop();
+  const rmsgPgcnt = fillPgBuf(memory, skbVa, RNDIS_DATA_HEADER_SIZE, pb, XMIT_PB_POOL);
+  fillPgBuf(memory, skbVa + SKB_RNDIS_HEADROOM, len, pb, XMIT_PB_POOL);
   // Two entries are reserved for the RNDIS header; the frame is linear already, so no skb_linearize.
   if (pb.length - rmsgPgcnt + 2 > MAX_PAGE_BUFFER_COUNT) {
     freeSkb(env, skb);
@@ -140,6 +183,8 @@ export function netvscXmit(
     dmaRange: null,
   };
   const r = netvscSend(nv, packet, xmitMore);
+  // The entries were consumed (copied, or mapped and written into the ring): none outlives the call.
+  packet.pb = NO_PAGE_BUFFERS;
   if (r.ok) return "sent";
   freeSkb(env, skb);
   // Frames batched into this packet's section earlier were reported "sent"; they are lost with it.
@@ -160,6 +205,17 @@ function moveMsd(nv: NetvscDev): TxPacket | null {
   return pkt;
 }
 
+/** sendCopyDecision's input, one object refilled for every packet. */
+const COPY_INPUT: { -readonly [K in keyof SendCopyInput]-?: NonNullable<SendCopyInput[K]> } = {
+  pktLen: 0,
+  rmsgSize: 0,
+  msdLen: 0,
+  msdCount: 0,
+  sectionSize: 0,
+  maxPkt: 0,
+  pktAlign: 0,
+};
+
 /**
  * netvsc_send. Control messages go straight out. A data packet is copied into the pending section when
  * it fits behind the batch, else only its RNDIS header (cp_partial), else into a fresh section when it
@@ -176,15 +232,15 @@ export function netvscSend(nv: NetvscDev, packet: TxPacket, xmitMoreIn: boolean)
   let msdLen = msd.pkt?.totalDataBuflen ?? 0;
   let sectionIndex = NETVSC_INVALID_INDEX;
   let msdSend: TxPacket | null = null;
-  const decision = sendCopyDecision({
-    pktLen: packet.totalDataBuflen,
-    rmsgSize: packet.rmsgSize,
-    msdLen,
-    msdCount: msd.count,
-    sectionSize: nv.sendSectionSize,
-    maxPkt: nv.maxPkt,
-    pktAlign: nv.pktAlign,
-  });
+  const input = COPY_INPUT;
+  input.pktLen = packet.totalDataBuflen;
+  input.rmsgSize = packet.rmsgSize;
+  input.msdLen = msdLen;
+  input.msdCount = msd.count;
+  input.sectionSize = nv.sendSectionSize;
+  input.maxPkt = nv.maxPkt;
+  input.pktAlign = nv.pktAlign;
+  const decision = sendCopyDecision(input);
   if (decision === "batch") {
     sectionIndex = msd.pkt!.sendBufIndex;
   } else if (decision === "batch-partial") {
@@ -211,7 +267,7 @@ export function netvscSend(nv: NetvscDev, packet: TxPacket, xmitMoreIn: boolean)
       packet.pageBufCnt -= packet.rmsgPgcnt;
       packet.totalDataBuflen = msdLen + packet.rmsgSize;
     } else {
-      packet.pb = [];
+      packet.pb = NO_PAGE_BUFFERS;
       packet.pageBufCnt = 0;
       packet.totalDataBuflen += msdLen;
     }
@@ -283,10 +339,22 @@ function copyToSendBuf(
     memory.mmu.copy(dest, directVa(memory, pb), pb.len);
     dest += pb.len;
   }
-  if (padding > 0) memory.mmu.fill(dest, padding, 0);
+  // The pad is zeroed (memset in the kernel), from one zero view per pad length.
+  if (padding > 0) memory.mmu.write(dest, zeroPad(padding));
   stats.sendSectionCopies++;
   if (packet.cpPartial) stats.partialCopies++;
   stats.sendSectionBytes += dest + padding - start;
+}
+
+const ZERO_PADS: Uint8Array[] = [];
+
+function zeroPad(n: number): Uint8Array {
+  let z = ZERO_PADS[n];
+  if (z === undefined) {
+    z = new Uint8Array(n);
+    ZERO_PADS[n] = z;
+  }
+  return z;
 }
 
 /**

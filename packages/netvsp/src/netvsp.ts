@@ -9,8 +9,8 @@
 // trusted: bad input is a typed rejection, counted in `counters.rejections`, and the device stays usable.
 
 import {
+  checkRndisPacket,
   decodeNvspMessage,
-  decodeRndisMessage,
   encodeNvspMessage,
   encodeXferPagePacket,
   labFrameSeq,
@@ -26,7 +26,9 @@ import {
   NVSP_VERSION_LIST,
   type NvspMessage,
   RejectionCounter,
+  RNDIS_HEADER_SIZE,
   RNDIS_MSG_TYPE,
+  rndisPacketField,
   VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
 } from "@ivm/netvsc-protocol";
 import { decodeGpaDirectPacket, encodeCompletionPacket, type GpaDirectRange, VM_PKT } from "@ivm/vmbus";
@@ -618,6 +620,15 @@ export class Netvsp {
     if (configOk && this.#ndisVersion !== null && this.#recv !== null) this.#phase = "ready";
   }
 
+  /** Whether every message of the SEND_RNDIS_PKT being walked was good. */
+  #walkGood = true;
+  /** The walk's visitor, made once: a data frame or a control request. */
+  readonly #visitRndis = (type: number, msg: Uint8Array): boolean => {
+    const ok = type === RNDIS_MSG_TYPE.PACKET ? this.#txFrame(msg) : this.#control(msg);
+    if (!ok) this.#walkGood = false;
+    return ok;
+  };
+
   /** SEND_RNDIS_PKT: data frames (verified and counted) and RNDIS control requests (answered). */
   #handleRndisPacket(
     sectionIndex: number,
@@ -641,11 +652,9 @@ export class Netvsp {
         this.#count(gathered.error.reason);
         good = false;
       } else {
-        const walked = walkRndisMessages(gathered.value, (type, msg) => {
-          const ok = type === RNDIS_MSG_TYPE.PACKET ? this.#txFrame(msg) : this.#control(msg);
-          if (!ok) good = false;
-          return ok;
-        });
+        this.#walkGood = true;
+        const walked = walkRndisMessages(gathered.value, this.#visitRndis);
+        if (!this.#walkGood) good = false;
         if (!walked.ok) {
           this.#count(walked.error.reason);
           good = false;
@@ -664,26 +673,34 @@ export class Netvsp {
     }
   }
 
-  /** One RNDIS PACKET: the checks of handle_rndis_packet_message, then the frame verdict. */
+  /**
+   * One RNDIS PACKET: the checks of handle_rndis_packet_message, then the frame verdict. The message is
+   * checked as decodeRndisMessage checks it and only the fields the host looks at are read.
+   */
   #txFrame(msg: Uint8Array): boolean {
-    const d = decodeRndisMessage(msg);
-    if (!d.ok) {
-      this.#count(d.error.reason);
+    const bad = checkRndisPacket(msg);
+    if (bad !== null) {
+      this.#count(bad);
       return false;
     }
-    const p = d.value;
-    if (p.kind !== "packet") return false;
-    if (p.numOobDataElements !== 0 || p.oobDataLen !== 0 || p.oobDataOffset !== 0 || p.vcHandle !== 0) {
+    if (
+      rndisPacketField(msg, "numOobDataElements") !== 0 ||
+      rndisPacketField(msg, "oobDataLen") !== 0 ||
+      rndisPacketField(msg, "oobDataOffset") !== 0 ||
+      rndisPacketField(msg, "vcHandle") !== 0
+    ) {
       this.#count("rndis-unsupported-behavior");
       return false;
     }
-    if (p.dataLen === 0) {
+    const dataLen = rndisPacketField(msg, "dataLen");
+    if (dataLen === 0) {
       this.#count("rndis-packet-empty");
       return false;
     }
     this.counters.txFrames++;
-    this.counters.txBytes += p.dataLen;
-    if (this.#verify(p.data)) {
+    this.counters.txBytes += dataLen;
+    const start = RNDIS_HEADER_SIZE + rndisPacketField(msg, "dataOffset");
+    if (this.#verify(msg.subarray(start, start + dataLen))) {
       this.counters.txFramesVerified++;
       return true;
     }
