@@ -2,7 +2,7 @@
 // and its unions in drivers/net/hyperv/hyperv_net.h (all __packed, little-endian).
 
 import { type NetvscResult, ok, reject } from "./errors.js";
-import { checkU16, checkU32, checkU64, readU16, readU32, writeU16, writeU32 } from "./wire.js";
+import { checkU16, checkU32, checkU64, readU16, readU32, readU64, writeU16, writeU32 } from "./wire.js";
 
 /** NVSP protocol versions (NVSP_PROTOCOL_VERSION_*): major in the high 16 bits. */
 export const NVSP_PROTOCOL_VERSION: {
@@ -393,7 +393,7 @@ function writeField(buf: Uint8Array, f: NvspField, v: unknown): void {
 
 function readField(bytes: Uint8Array, f: NvspField): number | bigint {
   const at = NVSP_HEADER_SIZE + f.at;
-  if (f.width === 8) return (BigInt(readU32(bytes, at + 4)) << 32n) | BigInt(readU32(bytes, at));
+  if (f.width === 8) return readU64(bytes, at);
   return f.width === 4 ? readU32(bytes, at) : readU16(bytes, at);
 }
 

@@ -1,9 +1,5 @@
 // Little-endian field access for the wire formats. Internal: not exported from the package index.
 
-export function view(buf: Uint8Array): DataView {
-  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-}
-
 // Little-endian fields straight from the bytes: no DataView per message (these run once per packet).
 
 export function readU32(b: Uint8Array, off: number): number {
@@ -12,6 +8,15 @@ export function readU32(b: Uint8Array, off: number): number {
 
 export function readU16(b: Uint8Array, off: number): number {
   return b[off]! | (b[off + 1]! << 8);
+}
+
+// A u64 as a bigint through one bound 8-byte scratch, not a DataView over each message.
+const U64_SCRATCH = new Uint8Array(8);
+const U64_VIEW = new DataView(U64_SCRATCH.buffer);
+
+export function readU64(b: Uint8Array, off: number): bigint {
+  for (let i = 0; i < 8; i++) U64_SCRATCH[i] = b[off + i]!;
+  return U64_VIEW.getBigUint64(0, true);
 }
 
 export function writeU32(b: Uint8Array, off: number, v: number): void {

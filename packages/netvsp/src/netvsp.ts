@@ -14,6 +14,7 @@ import {
   encodeNvspMessage,
   encodeXferPagePacket,
   labFrameSeq,
+  NETVSC_INVALID_INDEX,
   NETVSC_RECV_SECTION_SIZE,
   NETVSC_SEND_SECTION_SIZE,
   NETVSP_HOST_MAC,
@@ -30,6 +31,7 @@ import {
   RNDIS_MSG_TYPE,
   rndisPacketField,
   VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+  writeNvspRndisPacket,
 } from "@ivm/netvsc-protocol";
 import { decodeGpaDirectPacket, encodeCompletionPacket, type GpaDirectRange, VM_PKT } from "@ivm/vmbus";
 import type { HostPacket } from "@ivm/vmbus/host";
@@ -620,6 +622,7 @@ export class Netvsp {
     if (configOk && this.#ndisVersion !== null && this.#recv !== null) this.#phase = "ready";
   }
 
+  readonly #nvspScratch = new Uint8Array(NVSP_MESSAGE_SIZE);
   /** Whether every message of the SEND_RNDIS_PKT being walked was good. */
   #walkGood = true;
   /** The walk's visitor, made once: a data frame or a control request. */
@@ -866,13 +869,14 @@ export class Netvsp {
     pagesetId: number,
     ranges: readonly { offset: number; length: number }[],
   ): Uint8Array {
-    const nvsp = this.#nvsp({
-      kind: "send-rndis-pkt",
-      channelType,
-      sendBufSectionIndex: 0xffff_ffff,
-      sendBufSectionSize: 0,
+    // The NVSP part is copied into the packet at once: one scratch serves every packet.
+    const nvsp = writeNvspRndisPacket(this.#nvspScratch, channelType, NETVSC_INVALID_INDEX, 0);
+    return encodeXferPagePacket({
+      transactionId: tid,
+      ranges,
+      pagesetId,
+      nvsp: nvsp.subarray(0, this.#packetSize),
     });
-    return encodeXferPagePacket({ transactionId: tid, ranges, pagesetId, nvsp });
   }
 
   #writeRecv(view: HostGpadlView, offset: number, bytes: Uint8Array): boolean {

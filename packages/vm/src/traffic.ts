@@ -96,6 +96,7 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
   const toGuest = Array.from({ length: options.packets }, () => rand() < rxShare);
   const lastTx = toGuest.lastIndexOf(false);
   let txScratch = new Uint8Array(0);
+  let frame = txScratch;
   // One lab-frame input and one send option per xmitMore value, reused for every frame.
   const frameInput = { seq: 0, seed: TX_SEED, dstMac: NETVSP_HOST_MAC, srcMac: NETVSP_GUEST_MAC };
   const MORE = { xmitMore: true } as const;
@@ -110,7 +111,8 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
       const len = Math.min(pick(6091, maxTx), maxTx);
       // netvsc_xmit copies the frame into its skb before it returns, so one buffer serves every frame.
       if (len > txScratch.length) txScratch = new Uint8Array(len);
-      const frame = txScratch.subarray(0, len);
+      // A new view only when the size changes (fixed-size runs reuse one).
+      if (frame.length !== len || frame.buffer !== txScratch.buffer) frame = txScratch.subarray(0, len);
       frameInput.seq = txFrames;
       writeLabFrame(frame, frameInput);
       const sendOptions = (i & 7) !== 7 && i !== lastTx ? MORE : LAST;
