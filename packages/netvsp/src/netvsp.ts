@@ -30,10 +30,15 @@ import {
   RNDIS_HEADER_SIZE,
   RNDIS_MSG_TYPE,
   rndisPacketField,
-  VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
   writeNvspRndisPacket,
 } from "@ivm/netvsc-protocol";
-import { decodeGpaDirectPacket, encodeCompletionPacket, type GpaDirectRange, VM_PKT } from "@ivm/vmbus";
+import {
+  decodeGpaDirectPacket,
+  encodeCompletionPacket,
+  type GpaDirectRange,
+  VM_PKT,
+  VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+} from "@ivm/vmbus";
 import type { HostPacket } from "@ivm/vmbus/host";
 import type { NetvspAdversary, NetvspOutgoingKind } from "./adversary.js";
 import { RecvSections } from "./host-buffer.js";
