@@ -100,7 +100,10 @@ function copyRndisHeaders(nv: NetvscDev, shared: number, length: number): Uint8A
   return image;
 }
 
-/** One read of shared memory into the private buffer at `at`, mirrored into the parser's image. */
+/**
+ * One copy of shared memory into the private buffer at `at` (the kernel's memcpy: a read of the shared
+ * bytes, a write of them to private memory), then the parser's read of the private copy into the image.
+ */
 function takeShared(
   nv: NetvscDev,
   priv: number,
@@ -111,11 +114,33 @@ function takeShared(
 ): number {
   if (n <= 0) return 0;
   const mmu = nv.env.memory.mmu;
-  mmu.copy(priv + at, shared + at, n);
+  const part = imagePart(image, at, n);
+  mmu.read(shared + at, part);
+  mmu.write(priv + at, part);
   const before = mmu.sharedReads;
-  mmu.read(priv + at, image.subarray(at, at + n));
+  mmu.read(priv + at, part);
   nv.env.stats.parsedFromShared += mmu.sharedReads - before;
   return n;
+}
+
+// The two fixed reads of every range (RNDIS header, rndis_packet) get views made once per scratch.
+let partsOf: ArrayBufferLike | undefined;
+let headerPart: Uint8Array | undefined;
+let packetPart: Uint8Array | undefined;
+
+function imagePart(image: Uint8Array, at: number, n: number): Uint8Array {
+  if (at === 0 && n === image.length) return image;
+  if (partsOf !== image.buffer || headerPart === undefined || packetPart === undefined) {
+    const base = new Uint8Array(image.buffer, image.byteOffset);
+    partsOf = image.buffer;
+    headerPart = base.subarray(0, RNDIS_HEADER_SIZE);
+    packetPart = base.subarray(RNDIS_HEADER_SIZE, RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE);
+  }
+  if (headerPart.byteOffset === image.byteOffset) {
+    if (at === 0 && n === headerPart.length) return headerPart;
+    if (at === RNDIS_HEADER_SIZE && n === packetPart.length) return packetPart;
+  }
+  return image.subarray(at, at + n);
 }
 
 let boundImage: ArrayBufferLike | undefined;

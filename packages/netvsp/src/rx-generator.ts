@@ -23,6 +23,8 @@ export class RxGenerator {
   #head = 0;
   #seq = 0;
   readonly #scratch: Uint8Array;
+  #message: Uint8Array = new Uint8Array(0);
+  #payload: Uint8Array = new Uint8Array(0);
   /** The lab-frame input of the frame being built (one object, its seq advanced per frame). */
   readonly #frame: {
     seq: number;
@@ -74,8 +76,13 @@ export class RxGenerator {
     writeRndisDataHeader(this.#scratch, 0, size);
     const frame = this.#frame;
     frame.seq = this.#seq + k;
-    writeLabFrame(this.#scratch.subarray(RX_RNDIS_OVERHEAD, msgLen), frame);
-    return this.#scratch.subarray(0, msgLen);
+    // Views of the scratch made again only when the size changes.
+    if (this.#message.length !== msgLen) {
+      this.#message = this.#scratch.subarray(0, msgLen);
+      this.#payload = this.#scratch.subarray(RX_RNDIS_OVERHEAD, msgLen);
+    }
+    writeLabFrame(this.#payload, frame);
+    return this.#message;
   }
 
   /** Consume `n` frames once they are in the ring. */

@@ -67,7 +67,9 @@ export interface SendOptions<T> {
   readonly ctx?: T;
 }
 
+/** The zero padding to 8 bytes, one view per length 0..7. */
 const ZERO_PAD = new Uint8Array(8);
+const ZERO_PADS: readonly Uint8Array[] = Array.from({ length: 8 }, (_, n) => ZERO_PAD.subarray(0, n));
 
 export class OutgoingRing<T = unknown> {
   readonly mem: RingMem;
@@ -92,6 +94,7 @@ export class OutgoingRing<T = unknown> {
   private oobBytes = 0;
   private oobFirst = 0;
   private readonly scratchDesc = new Uint8Array(VMPACKET_DESCRIPTOR_SIZE);
+  private readonly scratchKv: Uint8Array[] = [this.scratchDesc, ZERO_PAD, ZERO_PAD];
   private readonly scratchU64 = new Uint8Array(8);
   private readonly scratchU64View = new DataView(this.scratchU64.buffer);
 
@@ -272,11 +275,14 @@ export class OutgoingRing<T = unknown> {
       flags: opts.flags,
       transId: VMBUS_RQST_ERROR,
     });
-    return this.writeWithCtx(
-      [this.scratchDesc, payload, ZERO_PAD.subarray(0, aligned - packetLen)],
-      opts.requestId ?? VMBUS_RQST_ERROR,
-      opts,
-    );
+    // The pieces go into the ring before write returns: one array serves every packet.
+    const kv = this.scratchKv;
+    kv[0] = this.scratchDesc;
+    kv[1] = payload;
+    kv[2] = ZERO_PADS[aligned - packetLen]!;
+    const r = this.writeWithCtx(kv, opts.requestId ?? VMBUS_RQST_ERROR, opts);
+    kv[1] = ZERO_PADS[0]!;
+    return r;
   }
 
   /**
@@ -292,7 +298,7 @@ export class OutgoingRing<T = unknown> {
   ): Result<RingWriteOk> {
     const packetLen = desc.length + data.length;
     const aligned = align8(packetLen);
-    const kv = [desc, data, ZERO_PAD.subarray(0, aligned - packetLen)];
+    const kv = [desc, data, ZERO_PADS[aligned - packetLen]!];
     return ctx.length === 1 ? this.write(kv, requestId, ctx[0]) : this.write(kv, requestId);
   }
 
