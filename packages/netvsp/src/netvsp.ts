@@ -30,6 +30,7 @@ import {
   RNDIS_HEADER_SIZE,
   RNDIS_MSG_TYPE,
   rndisPacketField,
+  writeNvspRecvCompletion,
   writeNvspRndisPacket,
 } from "@ivm/netvsc-protocol";
 import {
@@ -628,6 +629,8 @@ export class Netvsp {
   }
 
   readonly #nvspScratch = new Uint8Array(NVSP_MESSAGE_SIZE);
+  /** Only its first 8 bytes (type, status) are ever written: the rest stays the struct's zero padding. */
+  readonly #completionScratch = new Uint8Array(NVSP_MESSAGE_SIZE);
   /** Whether every message of the SEND_RNDIS_PKT being walked was good. */
   #walkGood = true;
   /** The walk's visitor, made once: a data frame or a control request. */
@@ -671,10 +674,10 @@ export class Netvsp {
     }
     if (!good) this.counters.txPacketsFailed++;
     if (wantsCompletion) {
-      const reply = this.#nvsp({
-        kind: "send-rndis-pkt-complete",
-        status: good ? NVSP_STATUS.SUCCESS : NVSP_STATUS.FAIL,
-      });
+      // The same bytes as #nvsp({ kind: "send-rndis-pkt-complete", status }), written into a zeroed
+      // scratch; #complete copies them into the completion packet at once.
+      const status = good ? NVSP_STATUS.SUCCESS : NVSP_STATUS.FAIL;
+      const reply = writeNvspRecvCompletion(this.#completionScratch, status).subarray(0, this.#packetSize);
       this.#complete("send-rndis-pkt-complete", tid, reply);
       if (this.adversary?.duplicateTxCompletions === true)
         this.#complete("send-rndis-pkt-complete", tid, reply);
