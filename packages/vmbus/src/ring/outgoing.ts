@@ -95,6 +95,9 @@ export class OutgoingRing<T = unknown> {
   private oobFirst = 0;
   private readonly scratchDesc = new Uint8Array(VMPACKET_DESCRIPTOR_SIZE);
   private readonly scratchKv: Uint8Array[] = [this.scratchDesc, ZERO_PAD, ZERO_PAD];
+  /** A packet gathered for its one copy into the ring, and the view of its current length. */
+  private packetScratch = new Uint8Array(256);
+  private packetView = this.packetScratch.subarray(0, 0);
   private readonly scratchU64 = new Uint8Array(8);
   private readonly scratchU64View = new DataView(this.scratchU64.buffer);
 
@@ -171,7 +174,8 @@ export class OutgoingRing<T = unknown> {
 
     const oldWrite = exact ? mem.readHeaderU32(RING_HEADER.WRITE_INDEX) : firstWrite;
     let next = oldWrite;
-    for (const piece of kv) next = this.copy(next, piece, exact);
+    if (exact) for (const piece of kv) next = this.copy(next, piece, true);
+    else next = this.copyPacket(oldWrite, kv, total);
 
     let transId = requestId;
     const flags = first[6]! | (first[7]! << 8);
@@ -189,10 +193,10 @@ export class OutgoingRing<T = unknown> {
     this.scratchU64View.setBigUint64(0, transId, true);
     this.copy(exact ? (oldWrite + 8) >>> 0 : (oldWrite + 8) % dsize, this.scratchU64, exact);
 
-    const trailerWrite = exact ? mem.readHeaderU32(RING_HEADER.WRITE_INDEX) : oldWrite;
-    writeTrailer(this.scratchU64, trailerWrite);
-    next = this.copy(next, this.scratchU64, exact);
     if (exact) {
+      const trailerWrite = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
+      writeTrailer(this.scratchU64, trailerWrite);
+      next = this.copy(next, this.scratchU64, true);
       if (oldWrite !== firstWrite || trailerWrite !== firstWrite) {
         this.counters.doubleFetches++;
         this.kernel!.report({
@@ -217,6 +221,33 @@ export class OutgoingRing<T = unknown> {
     }
     if (signal) this.counters.signals++;
     return ok({ transId, signal });
+  }
+
+  /**
+   * The hardened copy: the pieces and the trailer (which carries oldWrite, this mode's only fetch of
+   * write_index) gathered into one scratch and written with one ring access. Nothing is visible to the
+   * reader before write_index moves, so it reads the same bytes as after piece-by-piece copies; the
+   * trans_id still goes in afterwards, once the request id is allocated. Returns the offset after it.
+   */
+  private copyPacket(oldWrite: number, kv: readonly Uint8Array[], total: number): number {
+    let buf = this.packetScratch;
+    if (buf.length < total) {
+      buf = new Uint8Array(Math.max(total, 2 * buf.length));
+      this.packetScratch = buf;
+    }
+    let at = 0;
+    for (const piece of kv) {
+      buf.set(piece, at);
+      at += piece.length;
+    }
+    writeTrailer(this.scratchU64, oldWrite);
+    buf.set(this.scratchU64, at);
+    if (this.packetView.length !== total || this.packetView.buffer !== buf.buffer) {
+      this.packetView = buf.subarray(0, total);
+    }
+    this.mem.write(oldWrite, this.packetView);
+    const next = oldWrite + total;
+    return next >= this.mem.dataSize ? next - this.mem.dataSize : next;
   }
 
   /** One piece at data offset `offset`; returns the offset after it (wrapped once, u32). */
