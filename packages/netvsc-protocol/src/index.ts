@@ -86,6 +86,7 @@ export {
   type RndisMessage,
   type RndisMessageKind,
   type RndisMsgType,
+  type RndisPacketField,
   type RndisPpi,
   type RndisPpiInput,
   type RndisPpiIssue,

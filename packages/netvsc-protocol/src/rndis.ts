@@ -173,26 +173,36 @@ export const RNDIS_INIT_MAX_XFER_SIZE = 0x4000;
  * of u32s after the 8-byte header (msg_type, msg_len), so field i sits at byte 8 + 4 * i; the decoder and
  * the encoders both read these lists, and the per-packet PACKET fields are resolved to constants below.
  */
+/** The u32 fields of struct rndis_packet (its trailing reserved word aside). */
+export type RndisPacketField =
+  | "dataOffset"
+  | "dataLen"
+  | "oobDataOffset"
+  | "oobDataLen"
+  | "numOobDataElements"
+  | "perPktInfoOffset"
+  | "perPktInfoLen"
+  | "vcHandle";
+
 interface RndisLayout {
   readonly type: number;
   readonly fields: readonly string[];
 }
 
+const PACKET_FIELDS: readonly (RndisPacketField | "reserved")[] = [
+  "dataOffset",
+  "dataLen",
+  "oobDataOffset",
+  "oobDataLen",
+  "numOobDataElements",
+  "perPktInfoOffset",
+  "perPktInfoLen",
+  "vcHandle",
+  "reserved",
+];
+
 const LAYOUT = {
-  packet: {
-    type: RNDIS_MSG_TYPE.PACKET,
-    fields: [
-      "dataOffset",
-      "dataLen",
-      "oobDataOffset",
-      "oobDataLen",
-      "numOobDataElements",
-      "perPktInfoOffset",
-      "perPktInfoLen",
-      "vcHandle",
-      "reserved",
-    ],
-  },
+  packet: { type: RNDIS_MSG_TYPE.PACKET, fields: PACKET_FIELDS },
   init: {
     type: RNDIS_MSG_TYPE.INIT,
     fields: ["requestId", "majorVersion", "minorVersion", "maxTransferSize"],
@@ -255,42 +265,28 @@ const BODY = {
   indicate: bodySize(LAYOUT.indicate),
 } as const;
 
-// PACKET, once per frame both ways: its fields as constant offsets.
-const PKT_DATA_OFFSET = rndisFieldAt(LAYOUT.packet, "dataOffset");
-const PKT_DATA_LEN = rndisFieldAt(LAYOUT.packet, "dataLen");
-const PKT_OOB_DATA_OFFSET = rndisFieldAt(LAYOUT.packet, "oobDataOffset");
-const PKT_OOB_DATA_LEN = rndisFieldAt(LAYOUT.packet, "oobDataLen");
-const PKT_NUM_OOB = rndisFieldAt(LAYOUT.packet, "numOobDataElements");
-const PKT_PPI_OFFSET = rndisFieldAt(LAYOUT.packet, "perPktInfoOffset");
-const PKT_PPI_LEN = rndisFieldAt(LAYOUT.packet, "perPktInfoLen");
-const PKT_VC_HANDLE = rndisFieldAt(LAYOUT.packet, "vcHandle");
-
 /**
- * Offsets (from the start of the message) of the rndis_packet fields a receiver reads before it
- * validates anything: the data and per-packet-info bounds.
+ * Offsets (from the start of the message) of the rndis_packet fields, from the layout: what a receiver
+ * reads before (and after) it validates a PACKET with {@link checkRndisPacket}.
  */
-export const RNDIS_PACKET_AT: {
-  readonly dataOffset: number;
-  readonly dataLen: number;
-  readonly oobDataOffset: number;
-  readonly oobDataLen: number;
-  readonly numOobDataElements: number;
-  readonly perPktInfoOffset: number;
-  readonly perPktInfoLen: number;
-  readonly vcHandle: number;
-} = {
-  dataOffset: PKT_DATA_OFFSET,
-  dataLen: PKT_DATA_LEN,
-  oobDataOffset: PKT_OOB_DATA_OFFSET,
-  oobDataLen: PKT_OOB_DATA_LEN,
-  numOobDataElements: PKT_NUM_OOB,
-  perPktInfoOffset: PKT_PPI_OFFSET,
-  perPktInfoLen: PKT_PPI_LEN,
-  vcHandle: PKT_VC_HANDLE,
-};
+export const RNDIS_PACKET_AT: { readonly [K in RndisPacketField]: number } = Object.freeze(
+  Object.fromEntries(
+    PACKET_FIELDS.filter((f) => f !== "reserved").map((f) => [f, rndisFieldAt(LAYOUT.packet, f)]),
+  ) as { [K in RndisPacketField]: number },
+);
+
+// PACKET, once per frame both ways: its fields as constant offsets.
+const PKT_DATA_OFFSET = RNDIS_PACKET_AT.dataOffset;
+const PKT_DATA_LEN = RNDIS_PACKET_AT.dataLen;
+const PKT_OOB_DATA_OFFSET = RNDIS_PACKET_AT.oobDataOffset;
+const PKT_OOB_DATA_LEN = RNDIS_PACKET_AT.oobDataLen;
+const PKT_NUM_OOB = RNDIS_PACKET_AT.numOobDataElements;
+const PKT_PPI_OFFSET = RNDIS_PACKET_AT.perPktInfoOffset;
+const PKT_PPI_LEN = RNDIS_PACKET_AT.perPktInfoLen;
+const PKT_VC_HANDLE = RNDIS_PACKET_AT.vcHandle;
 
 /** A u32 field of the rndis_packet in `buf` (a message that {@link checkRndisPacket} accepted). */
-export function rndisPacketField(buf: Uint8Array, field: keyof typeof RNDIS_PACKET_AT): number {
+export function rndisPacketField(buf: Uint8Array, field: RndisPacketField): number {
   return readU32(buf, RNDIS_PACKET_AT[field]);
 }
 
