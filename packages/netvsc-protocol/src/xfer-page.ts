@@ -167,6 +167,8 @@ export function encodeXferPagePacket(input: {
   readonly pagesetId?: number;
   readonly flags?: number;
   readonly nvsp?: Uint8Array;
+  /** Write into this buffer (when it is large enough) instead of a new one; the result is a view of it. */
+  readonly into?: Uint8Array;
 }): Uint8Array {
   const nvsp =
     input.nvsp ??
@@ -188,5 +190,6 @@ export function encodeXferPagePacket(input: {
     transId: checkU64("transactionId", input.transactionId),
     flags: checkU16("flags", input.flags ?? VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED),
     payload: nvsp,
+    ...(input.into === undefined ? {} : { into: input.into }),
   });
 }

@@ -39,6 +39,7 @@ import {
   type GpaDirectRange,
   VM_PKT,
   VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+  XFER_PAGE_HEADER_SIZE,
 } from "@ivm/vmbus";
 import type { HostPacket } from "@ivm/vmbus/host";
 import type { NetvspAdversary, NetvspOutgoingKind } from "./adversary.js";
@@ -629,6 +630,8 @@ export class Netvsp {
   }
 
   readonly #nvspScratch = new Uint8Array(NVSP_MESSAGE_SIZE);
+  /** Transfer-page packets of up to 32 ranges are built here (larger ones get their own buffer). */
+  readonly #xferScratch = new Uint8Array(XFER_PAGE_HEADER_SIZE + 8 * 32 + NVSP_MESSAGE_SIZE);
   /** Only its first 8 bytes (type, status) are ever written: the rest stays the struct's zero padding. */
   readonly #completionScratch = new Uint8Array(NVSP_MESSAGE_SIZE);
   /** Whether every message of the SEND_RNDIS_PKT being walked was good. */
@@ -879,11 +882,15 @@ export class Netvsp {
   ): Uint8Array {
     // The NVSP part is copied into the packet at once: one scratch serves every packet.
     const nvsp = writeNvspRndisPacket(this.#nvspScratch, channelType, NETVSC_INVALID_INDEX, 0);
+    // The packet itself goes into a reused buffer too (the ring copies it at once), unless an
+    // interceptor is installed: what it is handed may be kept.
+    const intercepted = this.adversary?.interceptor !== undefined;
     return encodeXferPagePacket({
       transactionId: tid,
       ranges,
       pagesetId,
       nvsp: nvsp.subarray(0, this.#packetSize),
+      ...(intercepted ? {} : { into: this.#xferScratch }),
     });
   }
 

@@ -326,11 +326,20 @@ export function encodeTransferPagePacket(p: {
   readonly transId: bigint;
   readonly flags: number;
   readonly payload?: Uint8Array;
+  /**
+   * Where to write the packet (its first `size` bytes, zeroed first) instead of a new buffer: for a
+   * sender that copies it into the ring at once. The result is then a view of it.
+   */
+  readonly into?: Uint8Array;
 }): Uint8Array {
   const header = XFER_PAGE_HEADER_SIZE + 8 * p.ranges.length;
   const size = Math.ceil((header + (p.payload?.length ?? 0)) / 8) * 8;
   invariant(size <= MAX_PACKET_LEN, "transfer page packet too large");
-  const out = new Uint8Array(size);
+  let out: Uint8Array;
+  if (p.into !== undefined && p.into.length >= size) {
+    out = p.into.length === size ? p.into : p.into.subarray(0, size);
+    out.fill(0);
+  } else out = new Uint8Array(size);
   if (p.payload) out.set(p.payload, header);
   writePacketDescriptor(out, 0, {
     type: VM_PKT.DATA_USING_XFER_PAGES,
