@@ -117,7 +117,8 @@ export class OutgoingRing<T = unknown> {
    * hv_ringbuffer_write: `kv` are the pieces of one packet, the first starting with its 16-byte
    * descriptor. The total (plus the 8-byte trailer) must be strictly less than the free space, so
    * the ring never becomes exactly full (read == write would then mean empty). The request id is
-   * allocated after the copy, and only for COMPLETION_REQUESTED packets, as in the kernel.
+   * allocated only for COMPLETION_REQUESTED packets, after the copy as in the kernel (the hardened
+   * copy takes it just before its single ring access, with the same result).
    *
    * One path for both modes. Hardened (and without a profile): a bad shared index refuses the write,
    * and the write_index read for the space check is the one used throughout. Kernel-exact: the indices
@@ -173,30 +174,39 @@ export class OutgoingRing<T = unknown> {
     this.oobBytes = 0;
 
     const oldWrite = exact ? mem.readHeaderU32(RING_HEADER.WRITE_INDEX) : firstWrite;
-    let next = oldWrite;
-    if (exact) for (const piece of kv) next = this.copy(next, piece, true);
-    else next = this.copyPacket(oldWrite, kv, total);
-
-    let transId = requestId;
     const flags = first[6]! | (first[7]! << 8);
-    if (flags === VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED && this.requestTable !== undefined) {
-      const id = this.requestTable.allocate(ctx[0] as T);
-      if (id === undefined) {
-        // Nothing was published: the copied bytes sit beyond write_index and are overwritten later.
-        this.counters.requestTableFull++;
-        if (exact) this.reportOutOfBounds();
-        return err("EAGAIN", "request-table-full", "no free request id");
+    const allocates =
+      flags === VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED && this.requestTable !== undefined;
+    let next = oldWrite;
+    let transId = requestId;
+    if (exact) {
+      for (const piece of kv) next = this.copyKernel(next, piece);
+      if (allocates) {
+        const id = this.requestTable!.allocate(ctx[0] as T);
+        if (id === undefined) return this.requestTableFull();
+        transId = BigInt(id);
       }
-      transId = BigInt(id);
+      // WRITE_ONCE(desc->trans_id) into the ring copy, 8 bytes into the packet just written.
+      this.scratchU64View.setBigUint64(0, transId, true);
+      this.copyKernel((oldWrite + 8) >>> 0, this.scratchU64);
+    } else {
+      // The id the kernel allocates after its copy is taken first here, so that the packet, its
+      // trans_id and its trailer go into the ring as one access; nothing is visible to the reader before
+      // write_index moves, and a full table still leaves the copied bytes (placeholder trans_id) beyond
+      // write_index, as the kernel's order does.
+      const id = allocates ? this.requestTable!.allocate(ctx[0] as T) : undefined;
+      if (allocates && id === undefined) {
+        this.copyPacket(oldWrite, kv, total, undefined);
+        return this.requestTableFull();
+      }
+      if (id !== undefined) transId = BigInt(id);
+      next = this.copyPacket(oldWrite, kv, total, transId);
     }
-    // WRITE_ONCE(desc->trans_id) into the ring copy, 8 bytes into the packet just written.
-    this.scratchU64View.setBigUint64(0, transId, true);
-    this.copy(exact ? (oldWrite + 8) >>> 0 : (oldWrite + 8) % dsize, this.scratchU64, exact);
 
     if (exact) {
       const trailerWrite = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
       writeTrailer(this.scratchU64, trailerWrite);
-      next = this.copy(next, this.scratchU64, true);
+      next = this.copyKernel(next, this.scratchU64);
       if (oldWrite !== firstWrite || trailerWrite !== firstWrite) {
         this.counters.doubleFetches++;
         this.kernel!.report({
@@ -224,12 +234,17 @@ export class OutgoingRing<T = unknown> {
   }
 
   /**
-   * The hardened copy: the pieces and the trailer (which carries oldWrite, this mode's only fetch of
-   * write_index) gathered into one scratch and written with one ring access. Nothing is visible to the
-   * reader before write_index moves, so it reads the same bytes as after piece-by-piece copies; the
-   * trans_id still goes in afterwards, once the request id is allocated. Returns the offset after it.
+   * The hardened copy: the pieces, the trans_id (when given) and the trailer (which carries oldWrite,
+   * this mode's only fetch of write_index) gathered into one scratch and written with one ring access.
+   * Nothing is visible to the reader before write_index moves, so it reads the same bytes as after the
+   * kernel's piece-by-piece copies. Returns the offset after it.
    */
-  private copyPacket(oldWrite: number, kv: readonly Uint8Array[], total: number): number {
+  private copyPacket(
+    oldWrite: number,
+    kv: readonly Uint8Array[],
+    total: number,
+    transId: bigint | undefined,
+  ): number {
     let buf = this.packetScratch;
     if (buf.length < total) {
       buf = new Uint8Array(Math.max(total, 2 * buf.length));
@@ -239,6 +254,10 @@ export class OutgoingRing<T = unknown> {
     for (const piece of kv) {
       buf.set(piece, at);
       at += piece.length;
+    }
+    if (transId !== undefined) {
+      this.scratchU64View.setBigUint64(0, transId, true);
+      buf.set(this.scratchU64, 8);
     }
     writeTrailer(this.scratchU64, oldWrite);
     buf.set(this.scratchU64, at);
@@ -250,13 +269,11 @@ export class OutgoingRing<T = unknown> {
     return next >= this.mem.dataSize ? next - this.mem.dataSize : next;
   }
 
-  /** One piece at data offset `offset`; returns the offset after it (wrapped once, u32). */
-  private copy(offset: number, src: Uint8Array, exact: boolean): number {
-    if (exact) return this.copyKernel(offset, src);
-    if (src.length === 0) return offset;
-    this.mem.write(offset, src);
-    const next = offset + src.length;
-    return next >= this.mem.dataSize ? next - this.mem.dataSize : next;
+  /** Nothing was published: the copied bytes sit beyond write_index and are overwritten later. */
+  private requestTableFull(): Result<RingWriteOk> {
+    this.counters.requestTableFull++;
+    if (this.kernelExact) this.reportOutOfBounds();
+    return err("EAGAIN", "request-table-full", "no free request id");
   }
 
   /** hv_copyto_ringbuffer: memcpy at ring + offset, then offset += len, less dataSize once (u32). */
