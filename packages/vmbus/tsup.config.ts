@@ -1,4 +1,6 @@
 import { defineConfig } from "tsup";
 import { packageConfig } from "../../tsup.config.base.ts";
 
-export default defineConfig(packageConfig({ index: "src/index.ts", host: "src/host/index.ts" }));
+export default defineConfig(
+  packageConfig({ index: "src/index.ts", testing: "src/testing/index.ts", host: "src/host/index.ts" }),
+);

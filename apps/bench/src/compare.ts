@@ -3,7 +3,7 @@ import type { Era } from "@ivm/hypercall";
 import { getProfile, PROFILE_NAMES, type ProfileName } from "@ivm/kernel";
 import type { UptimeLevel } from "@ivm/memory";
 import { NETVSC_DEFAULT_RX, NETVSC_DEFAULT_TX } from "@ivm/netvsc-protocol";
-import { addNicMeasured, type BufferCost, type FaultName, runTraffic, Vm } from "@ivm/vm";
+import { addNicMeasured, type BufferCost, type FaultName, runTraffic, trackChannels, Vm } from "@ivm/vm";
 import { packageLoc } from "./loc.js";
 import { eraOrder, strategyOrder, uptimeOrder } from "./order.js";
 import { type MetricValue, type Rank, type ResultRecord, runInfo, sortByRank } from "./records.js";
@@ -25,6 +25,10 @@ export interface CompareCase {
   readonly kernel?: ProfileName;
   /** A named fault armed in the guest (@ivm/vm's VM_FAULTS). */
   readonly fault?: FaultName;
+  /** vCPUs: with it the NIC is multi-queue (the kernel's default channel count for them). */
+  readonly cpus?: number;
+  /** Channels the NIC asks for (ethtool -L combined). */
+  readonly queues?: number;
 }
 
 type Metrics = Record<string, MetricValue>;
@@ -64,8 +68,16 @@ export function measureCompare(c: CompareCase): ResultRecord {
     uptime: c.uptime,
     seed: c.seed,
     strategy: entry,
+    ...(c.cpus !== undefined ? { cpus: c.cpus } : {}),
   });
-  const { nic, cost } = addNicMeasured(vm, { rxSections: c.rxSections, txSections: c.txSections });
+  const tracker = trackChannels(vm);
+  const { nic, cost } = addNicMeasured(vm, {
+    rxSections: c.rxSections,
+    txSections: c.txSections,
+    ...(c.queues !== undefined ? { queues: c.queues } : {}),
+  });
+  const totals = nic ? tracker.report(nic).totals : undefined;
+  tracker.stop();
   const metrics: Metrics = { ok: cost.ok, error: cost.error ?? null };
   bufferMetrics("rx", cost.buffers.rx, metrics);
   bufferMetrics("tx", cost.buffers.tx, metrics);
@@ -75,6 +87,12 @@ export function measureCompare(c: CompareCase): ResultRecord {
     "add.channelMessages": cost.channelMessages,
     "add.pageTablePages": cost.pageTablePagesAdded,
     "add.order10Failures": cost.order10Failures,
+    // the NIC's shared-memory footprint: every channel's ring block plus the two buffers
+    "nic.channels": totals?.channels ?? null,
+    "nic.ringPages": totals?.ringBlockPages ?? null,
+    "nic.bufferPages": totals?.bufferPages ?? null,
+    "nic.pages": totals?.pages ?? null,
+    "nic.ringGpadlMessages": totals?.ringGpadlMessages ?? null,
   });
   if (nic) {
     const stats = nic.device.stats;
@@ -125,6 +143,8 @@ export function measureCompare(c: CompareCase): ResultRecord {
       // only when given, so that records of the era shorthand keep their keys (and baselines match)
       ...(c.kernel !== undefined ? { kernel: c.kernel } : {}),
       ...(c.fault !== undefined ? { fault: c.fault } : {}),
+      ...(c.cpus !== undefined ? { cpus: c.cpus } : {}),
+      ...(c.queues !== undefined ? { queues: c.queues } : {}),
     },
     metrics,
     run: runInfo(),
@@ -163,9 +183,15 @@ export function compareCases(o: {
   readonly uptime: UptimeLevel;
   readonly seed: number;
   readonly packets: number;
+  readonly cpus?: number;
+  readonly queues?: number;
 }): CompareCase[] {
   const { memory, uptime, seed, packets } = o;
-  const fault = o.fault !== undefined ? { fault: o.fault } : {};
+  const fault = {
+    ...(o.fault !== undefined ? { fault: o.fault } : {}),
+    ...(o.cpus !== undefined ? { cpus: o.cpus } : {}),
+    ...(o.queues !== undefined ? { queues: o.queues } : {}),
+  };
   const pairs: { name: string; era: Era; kernel?: ProfileName }[] =
     o.kernels !== undefined
       ? o.kernels.flatMap((kernel) => {
@@ -255,6 +281,8 @@ export function compareTable(records: readonly ResultRecord[]): TableData {
         `${formatOrders(m["rx.pagesByOrder"])} + ${formatOrders(m["tx.pagesByOrder"])}`,
         pair(m, "hypercalls"),
         pair(m, "gpadlMessages"),
+        num(n(m["nic.channels"])),
+        n(m["nic.pages"]) === null ? "–" : `${num(n(m["nic.ringPages"]))} + ${num(n(m["nic.bufferPages"]))}`,
         pair(m, "pageWalks"),
         num(n(m["copy.txSection.bytesPerPacket"])),
         num(n(m["copy.txBounce.bytesPerPacket"])),
@@ -281,6 +309,8 @@ export function compareTable(records: readonly ResultRecord[]): TableData {
       "pages by order",
       "hypercalls",
       "GPADL msgs",
+      "channels",
+      "NIC pages rings + buffers",
       "page walks",
       "TX section B/pkt",
       "TX bounce B/pkt",
@@ -292,6 +322,7 @@ export function compareTable(records: readonly ResultRecord[]): TableData {
     notes: [
       "Each cell is RX buffer + TX buffer, measured by the model after device add (packages/vm addNicMeasured).",
       `Bytes copied per packet: a fixed seeded mix (${traffic}) through the driver; the driver's and the swiotlb pool's counters divided by the packets on each path (section copy, swiotlb bounce of page-buffer sends, receive-buffer copy-out).`,
+      "channels: the NIC's VMBus channels (the primary and its vRSS sub-channels; --cpus/--queues); NIC pages: every channel's ring block (order 9 each at netvsc's default ring size) plus the RX and TX buffers.",
       "LOC: non-blank, non-comment lines of packages/<strategy>/src/**/*.ts without tests, read from this repository at run time.",
     ],
   };

@@ -2,15 +2,18 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { STRATEGIES } from "@ivm/catalog";
 import {
+  type CliIo,
   EXIT,
   each,
   parseFault,
   parseKernel,
   parseShard,
+  processIo,
   readInput,
   type Shard,
   shardName,
   shardOf,
+  toolCommand,
   writableOutput,
 } from "@ivm/catalog/cli";
 import type { Era } from "@ivm/hypercall";
@@ -23,7 +26,7 @@ import {
   ringParamMax,
 } from "@ivm/netvsc-protocol";
 import { FAULT_NAMES, type FaultName } from "@ivm/vm";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { type Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import pkg from "../package.json" with { type: "json" };
 import { fragmentationChart, renderSvg } from "./chart.js";
 import { compareCases, compareRank, compareTable } from "./compare.js";
@@ -42,15 +45,7 @@ const NAMES = STRATEGIES.map((s) => s.name);
 const MAX = ringParamMax(NVSP_PROTOCOL_VERSION.V61, 1728, 6144);
 const GiB = 2 ** 30;
 
-export interface Io {
-  readonly out: (text: string) => void;
-  readonly err: (text: string) => void;
-}
-
-const processIo: Io = {
-  out: (t) => process.stdout.write(t),
-  err: (t) => process.stderr.write(t),
-};
+export type Io = CliIo;
 
 const EXIT_CODES = `
 Exit codes: 0 ok, 1 regression against --baseline, 2 bad arguments or an unreadable input file
@@ -126,17 +121,14 @@ function slice<T>(cases: readonly T[], shard: Shard | undefined, io: Io): T[] {
 
 export function buildProgram(io: Io, setCode: (code: number) => void): Command {
   const write = (t: string) => io.out(`${t}\n`);
-  const program = new Command()
-    .name("ivm-bench")
-    .version(pkg.version, "-V, --version", "print the version and exit")
-    .description(
-      "Measures the seed's netvsc buffer strategies against each other on the modelled Hyper-V isolated guest, and the simulator's own speed.",
-    )
-    .exitOverride()
-    .configureOutput({ writeOut: io.out, writeErr: io.err, outputError: (s, w) => w(s) })
-    .addHelpText(
-      "after",
-      `
+  const program = toolCommand(
+    "ivm-bench",
+    pkg.version,
+    "Measures the seed's netvsc buffer strategies against each other on the modelled Hyper-V isolated guest, and the simulator's own speed.",
+    io,
+  ).addHelpText(
+    "after",
+    `
 Examples:
   pnpm bench compare                          every strategy in each era, default buffers
   pnpm bench compare --rx-sections 2000 --tx-sections 64 --memory 8GiB --uptime moderate
@@ -149,7 +141,7 @@ Examples:
   pnpm bench fragmentation --seeds 1-100 --shard 3/8 --out shard-3.jsonl   one of 8 batch jobs
   pnpm bench fragmentation --merge shard-*.jsonl                          the 8 shards' table and chart
 ${EXIT_CODES}`,
-    );
+  );
 
   common(
     program
@@ -181,6 +173,18 @@ ${EXIT_CODES}`,
         ),
       )
       .addOption(new Option("--memory <size>", "guest memory").default(2 * GiB, "2GiB").argParser(memorySize))
+      .addOption(
+        new Option(
+          "--cpus <n>",
+          "guest vCPUs (1..64): the NIC is multi-queue, the kernel's default count",
+        ).argParser(intIn(1, 64, "--cpus")),
+      )
+      .addOption(
+        new Option(
+          "--queues <n>",
+          "channels the NIC asks for (ethtool -L combined, 1..64, at most --cpus)",
+        ).argParser(intIn(1, 64, "--queues")),
+      )
       .addOption(
         new Option("--uptime <level>", "aging before the device is added").choices(UPTIMES).default("none"),
       )
@@ -217,9 +221,17 @@ ${EXIT_CODES}`,
         uptime: UptimeLevel;
         seed: number;
         packets: number;
+        cpus?: number;
+        queues?: number;
       },
     ) => {
       let records: ResultRecord[];
+      if (o.queues !== undefined && o.queues > (o.cpus ?? 2))
+        throw new CommanderError(
+          2,
+          "bench.empty",
+          `--queues ${o.queues} is more than the guest's ${o.cpus ?? 2} CPUs (netvsc caps channels at the CPU count)`,
+        );
       if (o.merge) records = loadMerged(o.merge, compareRank);
       else {
         const sizes = [{ rxSections: NETVSC_DEFAULT_RX, txSections: NETVSC_DEFAULT_TX }];
@@ -239,6 +251,8 @@ ${EXIT_CODES}`,
           uptime: o.uptime,
           seed: o.seed,
           packets: o.packets,
+          ...(o.cpus !== undefined ? { cpus: o.cpus } : {}),
+          ...(o.queues !== undefined ? { queues: o.queues } : {}),
         });
         // a strategy asked to run on a kernel it was not written for: one line saying why
         const skipped: string[] = [];

@@ -58,4 +58,34 @@ describe("ivm-bench compare", () => {
     expect(md).toContain("| (5) vtom-pte | pte-bit | 9,709 / 170 | 1 + 1 |");
     expect(md).toContain("| 9 + 1 | 147 + 10 |");
   });
+
+  it("--cpus 4 --queues 4: a multi-queue NIC, its channels and rings + buffers per NIC", async () => {
+    const multiQueue = ["--cpus", "4", "--queues", "4"];
+    const { code, out } = await run(
+      "compare",
+      "--strategy",
+      "vmalloc-remap",
+      ...multiQueue,
+      "--json",
+      "--no-out",
+    );
+    expect(code).toBe(0);
+    const [r] = (JSON.parse(out) as { records: ResultRecord[] }).records;
+    expect(r!.key).toMatchObject({ cpus: 4, queues: 4 });
+    const m = r!.metrics;
+    expect([m["nic.channels"], m["nic.ringPages"], m["nic.bufferPages"]]).toEqual([4, 4 * 512, 4096 + 255]);
+    expect(m["nic.pages"]).toBe(4 * 512 + 4096 + 255);
+    expect(m["nic.ringGpadlMessages"]).toBe(40);
+    expect(m["traffic.verified"]).toBe(true);
+    const md = toMarkdown(compareTable([r!]));
+    expect(md).toContain("| 147 + 10 | 4 | 2,048 + 4,351 |");
+  });
+
+  it("refuses --queues above --cpus before running (exit 2, one line)", async () => {
+    const r = await run("compare", "--queues", "8", "--cpus", "4", "--no-out");
+    expect(r.code).toBe(2);
+    expect(r.err.trimEnd().split("\n")).toHaveLength(1);
+    expect(r.err).toMatch(/--queues 8 is more than the guest's 4 CPUs/);
+    expect((await run("compare", "--cpus", "0", "--no-out")).code).toBe(2);
+  });
 });

@@ -8,11 +8,38 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from "node:
 import { dirname, resolve } from "node:path";
 import { isProfileName, PROFILE_NAMES, type ProfileName } from "@ivm/kernel";
 import { FAULT_NAMES, type FaultName, isFaultName } from "@ivm/vm";
-import { InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import wrapAnsi from "wrap-ansi";
 
 /** The exit codes every tool documents: 1 means "what you asked about was found" (a violation, a regression). */
 export const EXIT = { ok: 0, found: 1, usage: 2 } as const;
+
+/** Where a tool writes; tests pass their own. */
+export interface CliIo {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+}
+
+/** The process's stdout and stderr. */
+export const processIo: CliIo = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+};
+
+/**
+ * The root command every tool starts from: its name, `-V, --version`, a description, and commander set
+ * to throw instead of exiting (the tool's `main` turns a CommanderError into exit 2) while writing help
+ * and errors through `io` — as one line, the error itself. Set before any subcommand is added, so the
+ * subcommands inherit it.
+ */
+export function toolCommand(name: string, version: string, description: string, io: CliIo): Command {
+  return new Command()
+    .name(name)
+    .version(version, "-V, --version", "print the version and exit")
+    .description(description)
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err, outputError: (s, w) => w(s) });
+}
 
 /** One shard of a sweep: `index` of `count`, 1-based as `--shard 2/4` spells it. */
 export interface Shard {

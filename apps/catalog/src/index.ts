@@ -25,6 +25,7 @@ export function strategyByName(name: string): StrategyEntry | undefined {
   return STRATEGIES.find((s) => s.name === name);
 }
 
+export { PAGE_PALETTE } from "./palette.js";
 export { formatBytes, parseSize } from "./units.js";
 
 /** The profiles a strategy was written for, oldest first (its declared range over the lab's kernels). */

@@ -26,6 +26,8 @@ Examples:
                                              the fixed kernel leaks those pages instead: no finding
   ivm-demo --memory 8GiB --packets 20000 --seed 7 --report /tmp/ivm.html
   ivm-demo --isolation off --json             one JSON document on stdout (see below)
+  ivm-demo --queues 8 --cpus 8 --strategy vmalloc-remap --json
+                                             a multi-queue NIC: 8 channels, each with its own rings
   ivm-demo --wide | less -S                   the full table, one row per strategy (about 230 columns)
   ivm-demo --uptime heavy --pagetypeinfo      also /proc/buddyinfo and /proc/pagetypeinfo of the aged guest
   COLUMNS=80 ivm-demo --no-report > out.txt   fit 80 columns when stdout is not a terminal
@@ -80,6 +82,8 @@ interface CliOptions {
   wide?: boolean;
   pagetypeinfo?: boolean;
   report: string | false;
+  cpus?: number;
+  queues?: number;
 }
 
 /** Where the demo writes, and how wide its terminal is (tests pass their own). */
@@ -152,6 +156,18 @@ export function buildProgram(io: Pick<Io, "out" | "err"> = processIo()): Command
       ).argParser(parseCount(1, 100_000)),
     )
     .addOption(
+      new Option(
+        "--cpus <n>",
+        "guest vCPUs (1..64); the NIC becomes multi-queue: the host offers one queue per vCPU",
+      ).argParser(parseCount(1, 64)),
+    )
+    .addOption(
+      new Option(
+        "--queues <n>",
+        "channels the NIC asks for (ethtool -L combined, 1..64), capped by --cpus (default 2); default the kernel's count",
+      ).argParser(parseCount(1, 64)),
+    )
+    .addOption(
       new Option("--uptime <level>", "how long Linux has been running before the NIC is added")
         .choices(Object.keys(UPTIME_LEVELS))
         .default("moderate"),
@@ -210,6 +226,12 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
     io.err("error: --hardened needs --kernel (the --era shorthand's kernels are hardened already)\n");
     return EXIT.usage;
   }
+  if (o.queues !== undefined && o.queues > (o.cpus ?? 2)) {
+    io.err(
+      `error: --queues ${o.queues} is more than the guest's ${o.cpus ?? 2} CPUs (netvsc caps channels at the CPU count)\n`,
+    );
+    return EXIT.usage;
+  }
   const demo: DemoOptions = {
     strategies: o.strategy,
     era: kernelEra ?? o.era ?? "each",
@@ -223,6 +245,8 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
     seed: o.seed,
     isolation: o.isolation,
     picture: o.report !== false,
+    ...(o.cpus !== undefined ? { cpus: o.cpus } : {}),
+    ...(o.queues !== undefined ? { queues: o.queues } : {}),
   };
   const steps = plan(demo);
   const bar = io.progress
@@ -264,6 +288,8 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
         seed: o.seed,
         isolation: o.isolation,
         fault: o.fault ?? null,
+        ...(o.cpus !== undefined ? { cpus: o.cpus } : {}),
+        ...(o.queues !== undefined ? { queues: o.queues } : {}),
       },
       kernel,
       strategies: results,

@@ -1,3 +1,4 @@
+import { PAGE_PALETTE } from "@ivm/catalog";
 import type {
   FindingView,
   MemoryPicture,
@@ -6,20 +7,8 @@ import type {
   TimelineEvent,
 } from "./report-model.js";
 
-/** Okabe–Ito: distinguishable with the common colour-vision deficiencies. */
-const PALETTE: Record<string, string> = {
-  free: "#ffffff",
-  kernel: "#bbbbbb",
-  uptime: "#999999",
-  pagetable: "#E69F00",
-  swiotlb: "#56B4E9",
-  "netvsc-rx": "#009E73",
-  "netvsc-tx": "#000000",
-  metadata: "#CC79A7",
-  ring: "#F0E442",
-  leaked: "#D55E00",
-  pool: "#7FDBFF",
-};
+/** The page colours the web lab uses too (Okabe–Ito, @ivm/catalog). */
+const PALETTE: Readonly<Record<string, string>> = PAGE_PALETTE;
 const EVENT_COLOUR: Record<TimelineEvent["kind"], string> = {
   hypercall: "#D55E00",
   gpadl: "#0072B2",

@@ -8,7 +8,9 @@ import {
   type DeviceAddCost,
   type FaultName,
   type FaultReport,
+  type NicChannelReport,
   runTraffic,
+  trackChannels,
   Vm,
 } from "@ivm/vm";
 import type { StrategyReport, TimelineEvent } from "./report-model.js";
@@ -34,6 +36,23 @@ export interface DemoOptions {
   readonly hardened?: boolean;
   /** A named fault armed in every strategy's guest (@ivm/vm's VM_FAULTS). */
   readonly fault?: FaultName;
+  /** vCPUs of the guest; with it (or `queues`) the NIC is multi-queue, one host queue per vCPU. */
+  readonly cpus?: number;
+  /** Channels the NIC asks for (ethtool -L combined); default the kernel's count for `cpus`. */
+  readonly queues?: number;
+}
+
+/** One VMBus channel of the NIC (the primary is index 0): its own rings, GPADL and traffic. */
+export interface ChannelJson {
+  readonly index: number;
+  readonly relid: number;
+  readonly ringPages: number;
+  readonly ringBlockPages: number;
+  readonly ringGpadlMessages: number;
+  readonly txFrames: number;
+  readonly rxFrames: number;
+  /** Every frame sent on this queue was verified by the host and every frame the host sent on it arrived. */
+  readonly trafficVerified: boolean;
 }
 
 /** One finding in the JSON document: the kernel's record plus the strategy (and era) whose run found it. */
@@ -105,6 +124,16 @@ export interface StrategyResult {
     readonly verified: number;
     readonly dropped: Readonly<Record<string, number>>;
   };
+  /** The NIC's channels (one without multi-queue), measured after the traffic, before the remove. */
+  readonly channels: readonly ChannelJson[];
+  /** Per-NIC totals: rings (one order-9 block per channel by default) plus the two buffers, in pages. */
+  readonly nic: {
+    readonly channels: number;
+    readonly ringPages: number;
+    readonly bufferPages: number;
+    readonly pages: number;
+    readonly ringGpadlMessages: number;
+  };
 }
 
 export interface DemoRun {
@@ -151,6 +180,8 @@ function skipped(
       leakedPages: 0,
       faults: 0,
       packets: { sent: 0, received: 0, verified: 0, dropped: {} },
+      channels: [],
+      nic: { channels: 0, ringPages: 0, bufferPages: 0, pages: 0, ringGpadlMessages: 0 },
     },
     report: {
       strategy: entry.name,
@@ -176,7 +207,21 @@ export function bootGuest(entry: StrategyEntry, kernel: KernelProfile, o: DemoOp
     uptime: o.uptime,
     seed: o.seed,
     strategy: entry,
+    ...(o.cpus !== undefined ? { cpus: o.cpus } : {}),
   });
+}
+
+function channelJson(report: NicChannelReport | undefined): readonly ChannelJson[] {
+  return (report?.channels ?? []).map((c) => ({
+    index: c.index,
+    relid: c.relid,
+    ringPages: c.ringPages,
+    ringBlockPages: c.ringBlockPages,
+    ringGpadlMessages: c.ringGpadlMessages,
+    txFrames: c.txFrames,
+    rxFrames: c.rxFrames,
+    trafficVerified: c.opened && c.txVerified === c.txFrames && c.rxFrames === c.rxSent,
+  }));
 }
 
 /** Boots one guest per strategy (same seed, same aged memory), adds a NIC, moves traffic, removes it. */
@@ -192,9 +237,11 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
         : `${entry.name} was written for the ${entry.eras.join(" and ")} era, not ${era}`;
   if (unsupported !== null) return skipped(entry, era, kernel.name, o.isolation, unsupported);
   const vm = bootGuest(entry, kernel, o);
+  const tracker = trackChannels(vm);
   const { nic, cost } = addNicMeasured(vm, {
     ...(o.rxSections !== undefined ? { rxSections: o.rxSections } : {}),
     ...(o.txSections !== undefined ? { txSections: o.txSections } : {}),
+    ...(o.queues !== undefined ? { queues: o.queues } : {}),
   });
   const picture = o.picture ? memoryPicture(vm.memory) : undefined;
   const mappings = o.picture
@@ -207,6 +254,8 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
   const dropped: Record<string, number> = nic
     ? { ...nic.device.stats.txDrops.snapshot(), ...nic.device.stats.rxDrops.snapshot() }
     : {};
+  const channels = nic ? tracker.report(nic) : undefined;
+  tracker.stop();
   if (nic) vm.removeNic(nic);
   const rx = cost.buffers.rx;
   const tx = cost.buffers.tx;
@@ -261,6 +310,14 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
       verified: (traffic?.rxVerified ?? 0) + (nic?.host.counters.txFramesVerified ?? 0),
       dropped,
     },
+    channels: channelJson(channels),
+    nic: {
+      channels: channels?.totals.channels ?? 0,
+      ringPages: channels?.totals.ringBlockPages ?? 0,
+      bufferPages: channels?.totals.bufferPages ?? 0,
+      pages: channels?.totals.pages ?? 0,
+      ringGpadlMessages: channels?.totals.ringGpadlMessages ?? 0,
+    },
   };
   const timeline: TimelineEvent[] = cost.timeline.map((t) => ({
     kind: t.kind,
@@ -278,6 +335,8 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
     "order-10 fallbacks": result.fallbacks,
     "device-add hypercalls (all)": cost.hypercalls,
     "swiotlb slots": result.swiotlb.slots,
+    "channels (queues)": result.nic.channels,
+    "NIC pages (rings + buffers)": `${result.nic.ringPages} + ${result.nic.bufferPages}`,
     "packets sent / received / verified": `${result.packets.sent} / ${result.packets.received} / ${result.packets.verified}`,
     "host-visible pages after remove": result.hostVisiblePagesAfterRemove,
     "leaked pages": result.leakedPages,
@@ -339,6 +398,9 @@ export interface DemoDocument {
     readonly seed: number;
     readonly isolation: boolean;
     readonly fault: FaultName | null;
+    /** Present with --cpus / --queues. */
+    readonly cpus?: number;
+    readonly queues?: number;
   };
   readonly kernel: { readonly name: ProfileName; readonly era: Era; readonly hardened: boolean } | null;
   readonly strategies: readonly StrategyResult[];

@@ -46,6 +46,8 @@ const METRICS: readonly (readonly [string, (r: StrategyResult) => string])[] = [
   ["leaked", (r) => String(r.leakedPages)],
   ["findings", (r) => String(r.findingCount)],
   ["packets ok", (r) => `${r.packets.verified}/${r.packets.sent + r.packets.received}`],
+  ["channels", (r) => String(r.nic.channels)],
+  ["NIC pages r+b", (r) => `${r.nic.ringPages} + ${r.nic.bufferPages}`],
 ];
 
 const label = (r: StrategyResult): string => `(${r.approach}) ${r.strategy}`;

@@ -248,3 +248,68 @@ describe("ivm-demo --kernel and --fault", () => {
     }
   });
 });
+
+describe("ivm-demo --cpus and --queues (multi-queue netvsc)", () => {
+  it("--queues 8 --cpus 8: 8 channels, each with its ring block and GPADL messages, traffic verified on each", () => {
+    const r = demo([
+      ...small,
+      "--packets",
+      "2000",
+      "--json",
+      "--queues",
+      "8",
+      "--cpus",
+      "8",
+      "--strategy",
+      "vmalloc-remap",
+    ]);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.out) as DemoDocument;
+    expect(doc.config).toMatchObject({ cpus: 8, queues: 8 });
+    const run = doc.strategies[0]!;
+    expect(run.channels.map((c) => c.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    for (const c of run.channels) {
+      expect(c).toMatchObject({
+        ringPages: 258,
+        ringBlockPages: 512,
+        ringGpadlMessages: 10,
+        trafficVerified: true,
+      });
+      expect(c.txFrames).toBeGreaterThan(0);
+      expect(c.rxFrames).toBeGreaterThan(0);
+    }
+    expect(run.nic).toEqual({
+      channels: 8,
+      ringPages: 8 * 512,
+      bufferPages: 4096 + 255,
+      pages: 8 * 512 + 4096 + 255,
+      ringGpadlMessages: 80,
+    });
+    expect(run.packets.verified).toBe(2000);
+    expect(run.hostVisiblePagesAfterRemove).toBe(0);
+    expect(run.leakedPages).toBe(0);
+  }, 60_000);
+
+  it("without them the NIC has one channel, and the table shows channels and NIC pages", () => {
+    const r = demo([...small, "--strategy", "vmalloc-remap"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/\| channels +\| 1 /);
+    expect(r.out).toMatch(/\| NIC pages r\+b +\| 512 \+ 4351 /);
+  }, 60_000);
+
+  it("refuses bad counts before anything runs (exit 2, one line)", () => {
+    for (const [argv, message] of [
+      [["--cpus", "0"], /expected an integer from 1/],
+      [["--cpus", "65"], /expected an integer from 1 to 64/],
+      [["--queues", "two"], /expected an integer/],
+      [["--queues", "8"], /--queues 8 is more than the guest's 2 CPUs/],
+      [["--queues", "4", "--cpus", "3"], /--queues 4 is more than the guest's 3 CPUs/],
+    ] as const) {
+      const r = demo([...small, ...argv]);
+      expect(r.code, argv.join(" ")).toBe(2);
+      expect(r.out).toBe("");
+      expect(r.err.trimEnd().split("\n"), argv.join(" ")).toHaveLength(1);
+      expect(r.err).toMatch(message);
+    }
+  });
+});

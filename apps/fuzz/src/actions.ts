@@ -79,6 +79,16 @@ export interface Knobs {
   };
 }
 
+/**
+ * vRSS sub-channels of the (multi-queue) NIC: the host rescinds one of them, offers one it was not asked
+ * for (any sub_channel_index), or the guest changes its channel count (ethtool -L) while the host's
+ * SUBCHANNEL completion claims `grant` sub-channels (absent: what it really offered).
+ */
+export type SubchannelOp =
+  | { readonly o: "rescind"; readonly nth: number }
+  | { readonly o: "offer"; readonly index: number }
+  | { readonly o: "queues"; readonly count: number; readonly grant?: number };
+
 /** One campaign input step. JSON-friendly (bytes print as hex) so a reproducer can be pasted back. */
 export type Action =
   | { readonly k: "traffic"; readonly tx: number; readonly rx: number; readonly seed: number }
@@ -94,6 +104,7 @@ export type Action =
   | { readonly k: "forge-completion"; readonly tid: number; readonly status: number }
   | { readonly k: "knobs"; readonly knobs: Knobs }
   | { readonly k: "rescind" }
+  | { readonly k: "subchannel"; readonly op: SubchannelOp }
   | { readonly k: "honest" }
   /**
    * Hot-remove the NIC with the n-th visibility hypercall of the removal refused (a buffer's or the

@@ -1,7 +1,16 @@
 import type { FaultName } from "@ivm/vm";
 import fc from "fast-check";
-import type { Action, DuringAdd, ForgedMessage, Knobs, Mutation, SessionInput } from "./actions.js";
+import type {
+  Action,
+  DuringAdd,
+  ForgedMessage,
+  Knobs,
+  Mutation,
+  SessionInput,
+  SubchannelOp,
+} from "./actions.js";
 import { ALL_TARGETS, type Target } from "./targets.js";
+import { MAX_DELAY_ROUNDS } from "./world.js";
 
 /** Receive sections (1,728 B each) whose buffer exceeds one 510-page visibility batch: 1,216 → 513 pages. */
 export const RX_SECTIONS_FOR_TWO_BATCHES = 1216;
@@ -58,7 +67,7 @@ const during: fc.Arbitrary<DuringAdd> = fc.oneof(
       a: fc.constant("intercept" as const),
       nth: fc.integer({ min: 1, max: 24 }),
       action: fc.constantFrom("drop", "delay", "mutate", "twice"),
-      rounds: fc.integer({ min: 1, max: 6 }),
+      rounds: fc.integer({ min: 1, max: MAX_DELAY_ROUNDS }),
       mutations,
     }),
   },
@@ -133,6 +142,28 @@ const knobs: fc.Arbitrary<Knobs> = fc.record(
 );
 
 /** The action mix: cheap message- and ring-level attacks dominate; a re-add under attack is rarer. */
+const subchannelOp: fc.Arbitrary<SubchannelOp> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ o: fc.constant("rescind" as const), nth: fc.nat({ max: 7 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      o: fc.constant("offer" as const),
+      index: fc.oneof(fc.constantFrom(1, 2, 3, 63, 64, 65, 0xffff), fc.integer({ min: 1, max: 0xffff })),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record(
+      {
+        o: fc.constant("queues" as const),
+        count: fc.integer({ min: 1, max: 3 }),
+        grant: fc.constantFrom(0, 1, 2, 3, 64, 0xffff_ffff),
+      },
+      { requiredKeys: ["o", "count"] },
+    ),
+  },
+);
+
 export const actionArb: fc.Arbitrary<Action> = fc.oneof(
   {
     weight: 6,
@@ -186,6 +217,7 @@ export const actionArb: fc.Arbitrary<Action> = fc.oneof(
   },
   { weight: 3, arbitrary: fc.record({ k: fc.constant("knobs" as const), knobs }) },
   { weight: 1, arbitrary: fc.constant({ k: "rescind" as const }) },
+  { weight: 3, arbitrary: fc.record({ k: fc.constant("subchannel" as const), op: subchannelOp }) },
   { weight: 2, arbitrary: fc.constant({ k: "honest" as const }) },
   {
     weight: 1,

@@ -77,6 +77,12 @@ export function runTask(task: CampaignTask): TaskResult {
   return { inputs, sessions, tally: Object.fromEntries(tally), failure };
 }
 
+/** Actions per session (one VM boot each) unless `--session-length` says otherwise. */
+export const DEFAULT_SESSION_LENGTH = 200;
+
+/** Sessions per task: the unit a worker runs and a shard takes (a task's seed fixes its sessions). */
+export const SESSIONS_PER_TASK = 4;
+
 /** Task seeds derived from the campaign seed, so a campaign is reproducible whatever the worker count. */
 export function taskSeed(seed: number, index: number): number {
   return (Math.imul(seed ^ 0x5bd1e995, 0x9e3779b1) + Math.imul(index + 1, 0x85ebca6b)) >>> 0;

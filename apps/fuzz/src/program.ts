@@ -3,24 +3,34 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { STRATEGIES } from "@ivm/catalog";
 import {
+  type CliIo,
   EXIT,
   each,
   parseFault,
   parseKernel,
   parseShard,
+  processIo as processStreams,
   readInput,
   type Shard,
   shardName,
   shardOf,
+  toolCommand,
   writableOutput,
 } from "@ivm/catalog/cli";
 import { PROFILE_NAMES, type ProfileName } from "@ivm/kernel";
 import { FAULT_NAMES, type FaultName } from "@ivm/vm";
 import cliProgress from "cli-progress";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { type Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import pkg from "../package.json" with { type: "json" };
 import type { SessionInput } from "./actions.js";
-import { planCampaign, runTask, summarise, type TaskResult } from "./campaign.js";
+import {
+  DEFAULT_SESSION_LENGTH,
+  planCampaign,
+  runTask,
+  SESSIONS_PER_TASK,
+  summarise,
+  type TaskResult,
+} from "./campaign.js";
 import { runChurn } from "./churn.js";
 import { enumerateFaults } from "./faults.js";
 import { parseSessionInput } from "./replay.js";
@@ -39,18 +49,12 @@ import { mergeInto, type Tally } from "./tally.js";
 import { selectTargets, type Target, targetName } from "./targets.js";
 
 /** Where the tool writes; tests pass their own. */
-export interface Io {
-  readonly out: (text: string) => void;
-  readonly err: (text: string) => void;
+export interface Io extends CliIo {
   /** Draw a progress bar on stderr (only when stderr is a terminal). */
   readonly progress: boolean;
 }
 
-const processIo: Io = {
-  out: (t) => process.stdout.write(t),
-  err: (t) => process.stderr.write(t),
-  progress: process.stderr.isTTY === true,
-};
+const processIo: Io = { ...processStreams, progress: process.stderr.isTTY === true };
 
 function int(name: string, min: number, max: number) {
   return (text: string): number => {
@@ -123,12 +127,12 @@ Exit codes:
      stderr, before anything runs)`;
 
 export function buildProgram(io: Io = processIo): Command {
-  return new Command()
-    .name("ivm-fuzz")
-    .version(pkg.version, "-V, --version", "print the version and exit")
-    .description(
-      "Adversarial-host campaign against the isolated-guest model: fuzzed host inputs, every single-fault point, hot add/remove churn. Exits 1 on any invariant violation.",
-    )
+  return toolCommand(
+    "ivm-fuzz",
+    pkg.version,
+    "Adversarial-host campaign against the isolated-guest model: fuzzed host inputs, every single-fault point, hot add/remove churn. Exits 1 on any invariant violation.",
+    io,
+  )
     .option(
       "-n, --iterations <n>",
       "adversarial inputs (actions) to try",
@@ -174,7 +178,7 @@ export function buildProgram(io: Io = processIo): Command {
       "--session-length <n>",
       "actions per session (one VM boot each)",
       int("session-length", 1, 100_000),
-      200,
+      DEFAULT_SESSION_LENGTH,
     )
     .option("--faults", "also enumerate every single-fault point of every selected strategy", false)
     .option(
@@ -205,13 +209,11 @@ export function buildProgram(io: Io = processIo): Command {
         .argParser(each(summaryArg))
         .conflicts(["shard"]),
     )
-    .addHelpText("after", HELP)
-    .exitOverride()
-    .configureOutput({ writeOut: io.out, writeErr: io.err, outputError: (s, w) => w(s) });
+    .addHelpText("after", HELP);
 }
 
 async function campaign(o: Options, targets: readonly Target[], io: Io): Promise<FuzzSummary> {
-  const plan = planCampaign(o.iterations, o.seed, targets, o.sessionLength, 4, o.fault);
+  const plan = planCampaign(o.iterations, o.seed, targets, o.sessionLength, SESSIONS_PER_TASK, o.fault);
   const tasks = shardOf(plan.tasks, o.shard);
   const bar = io.progress
     ? new cliProgress.SingleBar(

@@ -16,6 +16,7 @@ const ACTION_KINDS = [
   "forge-completion",
   "knobs",
   "rescind",
+  "subchannel",
   "honest",
   "lifecycle",
   "remove-fault",

@@ -16,6 +16,7 @@ import {
   type RewriteArea,
   type SessionInput,
 } from "./actions.js";
+import { applySubchannel } from "./subchannels.js";
 import { bump, type Tally } from "./tally.js";
 import { FuzzWorld, type Violation } from "./world.js";
 
@@ -194,6 +195,9 @@ function apply(world: FuzzWorld, rec: Recording, a: Action): void {
       return;
     case "rescind":
       if (nic !== undefined) vm.server.rescind(nic.relid);
+      return;
+    case "subchannel":
+      applySubchannel(world, a.op);
       return;
     case "honest":
       disarm(world);

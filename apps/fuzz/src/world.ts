@@ -10,10 +10,16 @@ const MiB = 2 ** 20;
 /** A small swiotlb pool (2 MiB): enough for the small NICs here, and cheap to boot and scan. */
 const SWIOTLB_SLOTS = 1024;
 /**
- * Scheduler rounds per wait. An honest add and the small traffic bursts here need a few dozen; a host
- * that keeps the guest busy for ever (a DoS, outside the threat model) is cut off after this many.
+ * Scheduler rounds per wait (and per runIdle). Every honest wait here ends within 8 rounds, a message
+ * the host delays by MAX_DELAY_ROUNDS included (test/rounds.test.ts); a host that keeps the guest
+ * busy for ever (a DoS, outside the threat model) is cut off after this many. Twice the longest honest
+ * wait: the limit is where nearly all of a campaign's time goes (a livelocked ring is re-read 64 packets
+ * a round until the cut, once for the wait that noticed it and again in each wait of the removal that
+ * follows), so a larger one only re-reads the same bytes longer.
  */
-export const FUZZ_ROUNDS = 64;
+export const FUZZ_ROUNDS = 16;
+/** The longest a `lifecycle` action's host delays one channel message, in scheduler rounds. */
+export const MAX_DELAY_ROUNDS = 6;
 
 /** A NIC's sizes: small section counts and rings keep every step cheap. */
 export interface NicShape {
@@ -37,6 +43,9 @@ export interface Violation {
   /** The step that was running (an action index and kind, or a phase name). */
   readonly step: string;
 }
+
+/** vCPUs of every fuzzed guest: its NICs open a primary and FUZZ_CPUS - 1 sub-channels. */
+export const FUZZ_CPUS = 2;
 
 /** Owners whose pages a NIC holds while it exists; after removal only leaked ones may remain. */
 const NIC_OWNERS = ["netvsc-rx", "netvsc-tx", "vmbus-ring"] as const;
@@ -76,6 +85,8 @@ export class FuzzWorld {
       swiotlbSlots: SWIOTLB_SLOTS,
       maxRoundsPerWait: FUZZ_ROUNDS,
       strategy: entry,
+      // Two vCPUs: every NIC is multi-queue (the primary and one vRSS sub-channel, up to ethtool -L).
+      cpus: FUZZ_CPUS,
     });
     this.#kmallocBase = this.vm.memory.kmalloc.totalLive;
   }
@@ -221,9 +232,18 @@ export class FuzzWorld {
         dstMac: NETVSP_HOST_MAC,
         srcMac: NETVSP_GUEST_MAC,
       });
+      // xmit_more holds only within one transmit queue: the next frame must hash to the same one.
+      const next = encodeLabFrame({
+        seq: i + 1,
+        seed: seed >>> 0,
+        length: 64,
+        dstMac: NETVSP_HOST_MAC,
+        srcMac: NETVSP_GUEST_MAC,
+      });
+      const sameQueue = nic.device.queueFor(next) === nic.device.queueFor(frame);
       let tries = 0;
       for (;;) {
-        const v = nic.device.send(frame, { xmitMore: i !== tx - 1 && (i & 3) !== 3 });
+        const v = nic.device.send(frame, { xmitMore: i !== tx - 1 && (i & 3) !== 3 && sameQueue });
         if (v === "sent") break;
         if (v === "dropped" || ++tries > 4) {
           bump(this.tally, v === "dropped" ? "outcome:tx-dropped" : "outcome:tx-busy-gave-up");

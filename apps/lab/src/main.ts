@@ -74,6 +74,8 @@ function toForm(c: LabConfig): void {
   set("packets", String(c.packets));
   set("seed", String(c.seed));
   set("failhc", String(c.failHypercall));
+  set("cpus", String(c.cpus));
+  set("q", String(c.queues));
   $<HTMLInputElement>("iso").checked = c.isolation;
   $<HTMLInputElement>("hard").checked = c.hardened;
   $<HTMLInputElement>("failre").checked = c.failReencrypt;
@@ -82,7 +84,20 @@ function toForm(c: LabConfig): void {
 function fromForm(): { config: LabConfig; problems: string[] } {
   const data = new FormData(form);
   const q = new URLSearchParams();
-  for (const key of ["s", "b", "kernel", "mem", "rx", "tx", "uptime", "packets", "seed", "failhc"]) {
+  for (const key of [
+    "s",
+    "b",
+    "kernel",
+    "mem",
+    "rx",
+    "tx",
+    "uptime",
+    "packets",
+    "seed",
+    "failhc",
+    "cpus",
+    "q",
+  ]) {
     q.set(key, String(data.get(key) ?? "").trim());
   }
   q.set("iso", data.get("iso") ? "1" : "0");

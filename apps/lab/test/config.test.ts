@@ -17,6 +17,8 @@ describe("the URL holds the configuration and the step", () => {
       isolation: false,
       failHypercall: 7,
       failReencrypt: true,
+      cpus: 8,
+      queues: 4,
     };
     const back = configFromQuery(configToQuery(c, 321));
     expect(back).toEqual({ config: c, step: 321, problems: [] });
@@ -47,5 +49,16 @@ describe("the URL holds the configuration and the step", () => {
       "era=bronze is not valid; using the default",
       "kernel=4.19 is not valid (5.17, 6.1, 6.1.91, 6.4, 6.6, 6.6.31, 6.9, 6.12, 6.18); using the default",
     ]);
+  });
+
+  it("takes CPUs and queues, and refuses more queues than CPUs", () => {
+    expect(configFromQuery("cpus=8&q=8").config).toMatchObject({ cpus: 8, queues: 8 });
+    const over = configFromQuery("cpus=4&q=6");
+    expect(over.config).toMatchObject({ cpus: 4, queues: 0 });
+    expect(over.problems).toEqual(["q=6 is more than the guest's 4 CPUs; using the default"]);
+    expect(configFromQuery("q=3").problems).toEqual([
+      "q=3 is more than the guest's 2 CPUs; using the default",
+    ]);
+    expect(configFromQuery("cpus=65").problems).toEqual(["cpus=65 is not valid; using the default"]);
   });
 });

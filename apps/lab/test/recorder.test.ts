@@ -21,6 +21,8 @@ function demo(config: LabConfig, name: string) {
     seed: config.seed,
     isolation: config.isolation,
     picture: false,
+    ...(config.cpus > 0 ? { cpus: config.cpus } : {}),
+    ...(config.queues > 0 ? { queues: config.queues } : {}),
   }).result;
 }
 
@@ -188,8 +190,17 @@ describe("kernel profiles", () => {
   it("a strategy not written for the kernel is not booted, and says why in the descriptor's words", () => {
     const entry = STRATEGIES.find((s) => s.name === "vmalloc-remap")!;
     const rec = record({ ...small, kernel: "6.12" }, "vmalloc-remap");
-    expect(rec.skipped).toBe(entry.unsupportedOn({ ...getProfile("6.12"), hardened: true }));
+    const booted = { ...getProfile("6.12"), hardened: true };
+    expect(rec.skipped).toBe(entry.unsupportedOn(booted));
     expect(rec.skipped).toMatch(/^vmalloc-remap was written for Linux 5\.17–6\.3 .*not 6\.12$/);
     expect(rec.events).toHaveLength(0);
+  });
+
+  it("records a multi-queue NIC (CPUs 4, queues 4) as the demo runs it: 4 channels, the same add costs", () => {
+    const config: LabConfig = { ...small, cpus: 4, queues: 4 };
+    const rec = record(config, "vmalloc-remap");
+    expect(rec.summary.channels).toBe(4);
+    expect(demo(config, "vmalloc-remap").nic.channels).toBe(4);
+    expectSameAsDemo(rec, config);
   });
 });

@@ -1,4 +1,4 @@
-export { HypercallError, type HypercallErrorCode } from "./errors.js";
+export { HypercallError, type HypercallErrorCode, type HypercallErrorReason } from "./errors.js";
 export {
   GuestHypercalls,
   type GuestHypercallsOptions,
@@ -37,4 +37,5 @@ export {
   isolationFromCpuid,
 } from "./isolation.js";
 export { hvMapMemory, hvUnmapMemory, vmapSharedAlias } from "./ivm-map.js";
+export { bootPlatform, type Platform, type PlatformOptions } from "./platform.js";
 export { type Era, SetMemory, type SetMemoryCounters } from "./set-memory.js";

@@ -87,6 +87,22 @@ describe.each(profiles)("kernel $name: hypercall layer", (profile) => {
       callback: ["EFAULT", "ENOMEM"],
     }[h.conversionErrors.value];
     expect([onHypercall, onArray]).toEqual(expected);
+    if (h.conversionErrors.value === "eio") {
+      // the -EIO keeps the hypercall's own error (and its reason) as its cause
+      const again = boot(profile);
+      const b3 = again.mem.vmalloc.vzalloc(4 * PAGE_SIZE, { tag: "buf" })!;
+      again.hv.hypervisor.faults.failCall(1);
+      let thrown: unknown;
+      try {
+        again.hv.setMemory.decrypted(b3, 4);
+      } catch (e) {
+        thrown = e;
+      }
+      expect(thrown).toBeInstanceOf(HypercallError);
+      const cause = (thrown as HypercallError).cause as HypercallError;
+      expect(cause).toBeInstanceOf(HypercallError);
+      expect([cause.code, (thrown as HypercallError).reason]).toEqual(["EFAULT", cause.reason]);
+    }
     // the pte-bit kernels WARN "CPA VMM failure"; the address-bit wrapper returns quietly
     expect(failed.hv.setMemory.counters.vmmFailures).toBe(profile.era === "pte-bit" ? 1 : 0);
     // no rollback: the PTEs keep the shared bit, and a clear-present kernel makes them present again

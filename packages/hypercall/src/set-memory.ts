@@ -113,7 +113,9 @@ export class SetMemory {
       if (!(e instanceof HypercallError)) throw e;
       this.counters.vmmFailures++; // WARN_ONCE "CPA VMM failure to convert memory"
       if (this.#errors === "callback") throw e;
-      throw new HypercallError("EIO", e.reason, `CPA VMM failure to convert memory: ${e.message}`, e.status);
+      throw new HypercallError("EIO", e.reason, `CPA VMM failure to convert memory: ${e.message}`, e.status, {
+        cause: e,
+      });
     } finally {
       if (clearPresent) this.#memory.changePageAttr(va, pages, { present: true }); // set_memory_p, always
     }

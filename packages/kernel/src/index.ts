@@ -7,7 +7,7 @@ export {
   type MapMemoryPgprot,
   type RepCountHandling,
 } from "./behaviours/hypercall.js";
-export { type NetvscBehaviour, netvscBehaviours } from "./behaviours/netvsc.js";
+export { type DefaultChannels, type NetvscBehaviour, netvscBehaviours } from "./behaviours/netvsc.js";
 export {
   type IvmPoolBoot,
   type PoolAllocFailure,
@@ -27,6 +27,13 @@ export {
   UnknownKernelError,
   withHardened,
 } from "./profile.js";
-export { formatKernelRange, inKernelRange, type KernelRange, kernelRangeReason } from "./range.js";
+export {
+  formatKernelRange,
+  inKernelRange,
+  type KernelLine,
+  type KernelRange,
+  kernelRangeReason,
+  writtenFor,
+} from "./range.js";
 export { type Sourced, sourced } from "./sourced.js";
 export { profileTable } from "./table.js";

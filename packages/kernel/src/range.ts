@@ -23,8 +23,11 @@ function compareLines(a: string, b: string): number {
   return am !== bm ? am - bm : an - bn;
 }
 
+/** What a range check reads of a profile: its release line (every KernelProfile is one). */
+export type KernelLine = Pick<KernelProfile, "name">;
+
 /** Whether `profile`'s release line lies inside `range`. */
-export function inKernelRange(range: KernelRange, profile: KernelProfile): boolean {
+export function inKernelRange(range: KernelRange, profile: KernelLine): boolean {
   if (compareLines(profile.name, range.from) < 0) return false;
   return range.through === undefined || compareLines(profile.name, range.through) <= 0;
 }
@@ -39,7 +42,18 @@ export function formatKernelRange(range: KernelRange): string {
  * Why `name` cannot run on `profile`, in one sentence, or null when it can (the profile's kernel is in
  * the range the code was written for).
  */
-export function kernelRangeReason(name: string, range: KernelRange, profile: KernelProfile): string | null {
+export function kernelRangeReason(name: string, range: KernelRange, profile: KernelLine): string | null {
   if (inKernelRange(range, profile)) return null;
   return `${name} was written for Linux ${formatKernelRange(range)} (${range.written}), not ${profile.name}`;
+}
+
+/**
+ * `kernels` and `unsupportedOn` from the one range `name` was written for (what a strategy descriptor
+ * of @ivm/shared-buffer declares), so the range is stated once and every refusal reads the same.
+ */
+export function writtenFor(
+  name: string,
+  kernels: KernelRange,
+): { readonly kernels: KernelRange; unsupportedOn(profile: KernelLine): string | null } {
+  return { kernels, unsupportedOn: (profile) => kernelRangeReason(name, kernels, profile) };
 }

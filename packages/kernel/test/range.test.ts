@@ -5,6 +5,7 @@ import {
   inKernelRange,
   type KernelRange,
   kernelRangeReason,
+  writtenFor,
 } from "../src/index.js";
 
 const remap: KernelRange = { from: "5.17", through: "6.3", written: "846da38de0e8" };
@@ -31,5 +32,18 @@ describe("kernel ranges", () => {
       "vmalloc-remap was written for Linux 5.17–6.3 (846da38de0e8), not 6.12",
     );
     expect(() => inKernelRange({ from: "x", written: "" }, getProfile("6.1"))).toThrow(RangeError);
+  });
+
+  it("writtenFor states a range once: the range itself and the refusal built from it", () => {
+    const d = writtenFor("vmalloc-remap", remap);
+    expect(d.kernels).toBe(remap);
+    expect(d.unsupportedOn(getProfile("6.1.91"))).toBeNull();
+    expect(d.unsupportedOn(getProfile("6.12"))).toBe(
+      kernelRangeReason("vmalloc-remap", remap, getProfile("6.12")),
+    );
+    // only the release line is read: a bare { name } is enough
+    expect(d.unsupportedOn({ name: "6.4" })).toBe(
+      "vmalloc-remap was written for Linux 5.17–6.3 (846da38de0e8), not 6.4",
+    );
   });
 });

@@ -24,7 +24,13 @@ export {
   VMALLOC_END,
   VMALLOC_START,
 } from "./constants.js";
-export { type FaultKind, MemoryError, type MemoryErrorCode, MemoryFault } from "./errors.js";
+export {
+  type FaultKind,
+  MemoryError,
+  type MemoryErrorCode,
+  type MemoryErrorReason,
+  MemoryFault,
+} from "./errors.js";
 export { type AllocSite, FaultInjector } from "./fault-injector.js";
 export { extfragIndex, unusableIndex } from "./fragmentation.js";
 export { GuestMemory, type GuestMemoryOptions, type PageAttrChange, type VtomMode } from "./guest-memory.js";

@@ -12,6 +12,7 @@ export {
   RejectionCounter,
   reject,
 } from "./errors.js";
+export { ITAB_NUM, labFlowHash, rxfhIndirDefault } from "./flow-hash.js";
 export {
   encodeLabFrame,
   LAB_FRAME_ETHERTYPE,

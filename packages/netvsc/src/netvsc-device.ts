@@ -1,6 +1,7 @@
 // The device: netvsc_probe / netvsc_remove / netvsc_set_ringparam (netvsc_drv.c) over
 // netvsc_device_add / netvsc_device_remove (netvsc.c) and rndis_filter_device_add / _remove
-// (rndis_filter.c). One channel (no subchannels), one transmit queue.
+// (rndis_filter.c), with netvsc_set_channels (ethtool -L). Multi-queue: the primary channel and the
+// vRSS sub-channels of subchannel.ts, one transmit queue each, picked by select-queue.ts.
 
 import {
   NAPI_POLL_WEIGHT,
@@ -12,9 +13,11 @@ import {
   NETVSC_SEND_SECTION_SIZE,
   type NetvscResult,
   NVSP_MESSAGE_SIZE,
+  NVSP_PROTOCOL_VERSION,
   ok,
   PAGE_SIZE,
   reject,
+  VRSS_CHANNEL_MAX,
   VRSS_SEND_TAB_SIZE,
   xferHeaderSize,
 } from "@ivm/netvsc-protocol";
@@ -33,11 +36,25 @@ import {
 } from "./init-buf.js";
 import { napiPoll } from "./napi.js";
 import type { DeviceInfo, DriverEnv, NetvscDev, NetvscServices } from "./nvdev.js";
+import {
+  defaultNumChannels,
+  type NetvscChannel,
+  type NetvscChannelCounters,
+  newChannelCounters,
+} from "./queues.js";
 import { sendRecvCompletions } from "./receive.js";
 import { getRingParam, type RingParamState, ringParamPlan } from "./ringparam.js";
 import { rndisFilterClose, rndisFilterDeviceAdd, rndisFilterHalt, rndisFilterOpen } from "./rndis-filter.js";
+import { defaultTxTable, netvscPickTx } from "./select-queue.js";
 import { dmaUnmap, netvscXmit, type XmitVerdict } from "./send.js";
 import { type NetvscStats, newNetvscStats } from "./stats.js";
+import {
+  type ChannelOpenParams,
+  channelCallback,
+  fallBackToPrimary,
+  prepareSubChannels,
+  rndisSetSubchannel,
+} from "./subchannel.js";
 
 /** VMBUS_RING_SIZE(128 * 4 KiB): netvsc's ring_size module parameter plus the header page. */
 export const NETVSC_RING_BYTES_DEFAULT: number = PAGE_SIZE + 128 * PAGE_SIZE;
@@ -68,6 +85,24 @@ export interface NetvscDeviceOptions extends NetvscServices {
   readonly ringBytes?: number;
   /** A private copy of each delivered frame (the skb). */
   readonly onReceive?: (frame: Uint8Array) => void;
+  /** num_online_cpus(): max_chn never exceeds it. Default 1. */
+  readonly cpus?: number;
+  /**
+   * dev_info->num_chn at probe (what `ethtool -L combined N` would have set); default the profile's
+   * rule for `cpus` (defaultNumChannels). The NIC opens min(this, max_chn) channels.
+   */
+  readonly channels?: number;
+}
+
+/** One channel of the NIC as `channels` reports it. */
+export interface NetvscChannelInfo {
+  readonly index: number;
+  readonly relid: number;
+  readonly opened: boolean;
+  /** The ring GPADL's handle and pages (both rings, header pages included) while open. */
+  readonly ringGpadl: number;
+  readonly ringPages: number;
+  readonly counters: Readonly<NetvscChannelCounters>;
 }
 
 function newNetvscDev(env: DriverEnv, info: DeviceInfo): NetvscDev {
@@ -95,6 +130,12 @@ function newNetvscDev(env: DriverEnv, info: DeviceInfo): NetvscDev {
     msd: { pkt: null, count: 0 },
     queueSends: 0,
     inflight: new Set(),
+    maxChn: 1,
+    numChn: 1,
+    openChn: 1,
+    chanTable: [],
+    subMrc: [],
+    txTable: defaultTxTable(1),
     rndis: {
       state: "uninitialized",
       nextRequestId: 1,
@@ -140,6 +181,12 @@ export class NetvscDevice {
     if (!Number.isInteger(ringBytes) || ringBytes % PAGE_SIZE !== 0 || ringBytes < 2 * PAGE_SIZE) {
       return reject("EINVAL", "bad-option", `ringBytes ${ringBytes}`);
     }
+    const kernel = o.kernel ?? o.channel.kernel;
+    const cpus = o.cpus ?? 1;
+    if (!Number.isInteger(cpus) || cpus < 1) return reject("EINVAL", "bad-option", `cpus ${cpus}`);
+    const numChn = o.channels ?? defaultNumChannels(kernel.profile.netvsc.defaultChannels.value, cpus);
+    if (!Number.isInteger(numChn) || numChn < 1 || numChn > VRSS_CHANNEL_MAX)
+      return reject("EINVAL", "bad-option", `channels ${numChn} outside 1..${VRSS_CHANNEL_MAX}`);
     const env: DriverEnv = {
       channel: o.channel,
       scheduler: o.scheduler,
@@ -148,10 +195,11 @@ export class NetvscDevice {
       dma: o.dma,
       isolated: o.isolated,
       ringBytes,
-      kernel: o.kernel ?? o.channel.kernel,
+      kernel,
       stats: newNetvscStats(),
       onReceive: o.onReceive,
       txq: { stopped: false },
+      cpus,
     };
     const dev = new NetvscDevice(env);
     const r = dev.#attach({
@@ -159,6 +207,7 @@ export class NetvscDevice {
       txSections: tx,
       recvSectionSize: NETVSC_RECV_SECTION_SIZE,
       sendSectionSize: NETVSC_SEND_SECTION_SIZE,
+      numChn,
     });
     if (!r.ok) return r;
     return ok(dev);
@@ -166,7 +215,78 @@ export class NetvscDevice {
 
   /** ndo_start_xmit. "busy": the queue is stopped or the ring was full; the caller retries the frame. */
   send(frame: Uint8Array, opts?: { readonly xmitMore?: boolean }): XmitVerdict {
-    return netvscXmit(this.#nv, this.#env, frame, opts?.xmitMore ?? false);
+    const nv = this.#nv;
+    const xmitMore = opts?.xmitMore ?? false;
+    if (nv === undefined || nv.numChn < 2) return netvscXmit(nv, this.#env, frame, xmitMore);
+    const q = nv.chanTable[netvscPickTx(frame, nv.txTable, nv.numChn)] ?? nv.chanTable[0]!;
+    const verdict = netvscXmit(q.dev, q.dev.env, frame, xmitMore);
+    if (verdict === "sent") q.counters.txFrames++;
+    else if (verdict === "busy") q.counters.txBusy++;
+    else q.counters.txDropped++;
+    return verdict;
+  }
+
+  /** The queue netvsc_select_queue gives `frame` now (0 with one channel or while detached). */
+  queueFor(frame: Uint8Array): number {
+    const nv = this.#nv;
+    return nv === undefined || nv.numChn < 2 ? 0 : netvscPickTx(frame, nv.txTable, nv.numChn);
+  }
+
+  /**
+   * ethtool -L combined `count` (netvsc_set_channels): 1..max_chn on NVSP 5+, else EINVAL; the same
+   * count is a no-op. Detach (every channel closed, sub-channels first), then attach with the new
+   * count; if that fails, attach again with the old one.
+   */
+  setChannels(count: number): NetvscResult<void> {
+    const nv = this.#nv;
+    if (!Number.isInteger(count) || count < 1)
+      return reject("EINVAL", "bad-channel-count", `channels ${count}`);
+    if (nv === undefined || nv.destroy) return reject("ENODEV", "no-device", "the device is not attached");
+    if (nv.nvspVersion < NVSP_PROTOCOL_VERSION.V5)
+      return reject("EINVAL", "bad-channel-count", "multi-queue needs NVSP 5");
+    if (count > nv.maxChn)
+      return reject("EINVAL", "bad-channel-count", `channels ${count} > max ${nv.maxChn}`);
+    if (count === nv.numChn) return ok(undefined);
+    const orig: DeviceInfo = {
+      rxSections: nv.recvSectionCnt,
+      txSections: nv.sendSectionCnt,
+      recvSectionSize: nv.recvSectionSize,
+      sendSectionSize: nv.sendSectionSize,
+      numChn: nv.numChn,
+    };
+    const d = this.#detach();
+    if (!d.ok) return d;
+    const a = this.#attach({ ...orig, numChn: count });
+    if (a.ok) return a;
+    const restored = this.#attach(orig);
+    if (!restored.ok) this.stats.errors.count("restoring-channels-failed");
+    return a;
+  }
+
+  /** ethtool -l: channels in use and the maximum (max_chn), or undefined while detached. */
+  get channelCount(): { readonly combined: number; readonly max: number } | undefined {
+    const nv = this.#nv;
+    return nv === undefined ? undefined : { combined: nv.numChn, max: nv.maxChn };
+  }
+
+  /** chan_table: every channel the NIC has (opened or not), the primary first. */
+  get channels(): readonly NetvscChannelInfo[] {
+    const nv = this.#nv;
+    if (nv === undefined) return [];
+    const out: NetvscChannelInfo[] = [];
+    for (const q of nv.chanTable) {
+      if (q === undefined) continue;
+      const g = q.channel.ringGpadl;
+      out.push({
+        index: q.index,
+        relid: q.channel.relid,
+        opened: q.channel.state === "opened",
+        ringGpadl: g?.handle ?? 0,
+        ringPages: g?.pages ?? 0,
+        counters: { ...q.counters },
+      });
+    }
+    return out;
   }
 
   /** NAPI: inbound packets (completions, receives), then the receive completions. Returns the work done. */
@@ -263,6 +383,7 @@ export class NetvscDevice {
     if (!added.ok) return added;
     this.#nv = nv;
     let r = rndisFilterDeviceAdd(nv);
+    if (r.ok && nv.numChn > 1) this.#openSubChannels(nv);
     if (r.ok) {
       nv.txDisable = false;
       // netif_device_attach wakes the queue.
@@ -276,29 +397,51 @@ export class NetvscDevice {
     return r;
   }
 
+  /** The channel parameters netvsc_device_add and netvsc_sc_open both use. */
+  #openParams(): ChannelOpenParams {
+    const ringBytes = this.#env.ringBytes;
+    return { ringBytes, maxPktSize: NETVSC_MAX_PKT_SIZE, requestTableSize: netvscRqstorSize(ringBytes) };
+  }
+
+  /** The probe's subchan_work / netvsc_attach: request the sub-channels, or fall back to one channel. */
+  #openSubChannels(nv: NetvscDev): void {
+    const r = prepareSubChannels(nv, this.#openParams(), NAPI_POLL_WEIGHT)
+      ? rndisSetSubchannel(nv)
+      : undefined;
+    if (r?.ok === true) return;
+    if (r !== undefined) this.stats.errors.count(r.error.reason);
+    fallBackToPrimary(nv);
+  }
+
   /**
    * netvsc_device_add: open the channel (rings, request table, max packet size as netvsc sets them),
    * connect to the VSP (NVSP, buffers). On failure: close, unmap, then free or leak each buffer.
    */
   #deviceAdd(nv: NetvscDev): NetvscResult<void> {
-    const { channel, scheduler, ringBytes } = this.#env;
+    const { channel, scheduler } = this.#env;
+    const params = this.#openParams();
+    const primary: NetvscChannel = { index: 0, channel, dev: nv, counters: newChannelCounters() };
+    nv.chanTable[0] = primary;
     const opened = channel.open({
-      sendRingSize: ringBytes,
-      recvRingSize: ringBytes,
-      onChannelCallback: () => {
-        napiPoll(nv, NAPI_POLL_WEIGHT);
-      },
-      maxPktSize: NETVSC_MAX_PKT_SIZE,
-      requestTableSize: netvscRqstorSize(ringBytes),
+      sendRingSize: params.ringBytes,
+      recvRingSize: params.ringBytes,
+      onChannelCallback: channelCallback(primary, NAPI_POLL_WEIGHT),
+      maxPktSize: params.maxPktSize,
+      requestTableSize: params.requestTableSize,
     });
     if (!opened.ok) {
       this.#leaked += freeNetvscDevice(nv);
       return fromVmbus(opened.error, "channel-open-failed");
     }
     // NAPI reschedules itself while receive completions could not be sent; the model polls for them.
-    this.#stopPoller = scheduler.addPoller("netvsc-recv-completions", () =>
-      nv.mrc !== undefined && nv.mrc.pending > 0 ? sendRecvCompletions(nv) > 0 : false,
-    );
+    this.#stopPoller = scheduler.addPoller("netvsc-recv-completions", () => {
+      let sent = false;
+      for (const q of nv.chanTable) {
+        const d = q?.dev;
+        if (d?.mrc !== undefined && d.mrc.pending > 0 && sendRecvCompletions(d) > 0) sent = true;
+      }
+      return sent;
+    });
     const c = connectVsp(nv);
     if (!c.ok) {
       this.#stopPollerNow();
@@ -327,8 +470,14 @@ export class NetvscDevice {
     const c = rndisFilterClose(nv);
     if (!c.ok && !force) return c;
     const { channel, scheduler } = this.#env;
+    // netvsc_wait_until_empty: every channel's rings.
     const w = scheduler.runUntil(
-      () => ringEmpty(channel.inbound?.mem) && ringEmpty(channel.outbound?.mem),
+      () =>
+        ringEmpty(channel.inbound?.mem) &&
+        ringEmpty(channel.outbound?.mem) &&
+        nv.chanTable.every(
+          (q) => q === undefined || (ringEmpty(q.channel.inbound?.mem) && ringEmpty(q.channel.outbound?.mem)),
+        ),
       "netvsc-wait-until-empty",
     );
     if (!w.ok) {
@@ -355,14 +504,19 @@ export class NetvscDevice {
     if (!afterClose) teardownSendGpadl(nv);
     if (this.#nv === nv) this.#nv = undefined;
     this.#stopPollerNow();
-    const closed = this.#env.channel.close();
+    // vmbus_close of the primary closes every open sub-channel first (vmbus_disconnect_ring).
+    const channel = this.#env.channel;
+    channel.scCreationCallback = undefined;
+    const closed = channel.close();
     if (!closed.ok) this.stats.errors.count("channel-close-failed");
     if (afterClose) {
       teardownRecvGpadl(nv);
       teardownSendGpadl(nv);
     }
     unmapBuffers(nv);
-    this.#releaseLeftovers(nv);
+    for (const q of nv.chanTable) if (q !== undefined) this.#releaseLeftovers(q.dev);
+    for (const m of nv.subMrc) m.free(this.#env.memory);
+    nv.subMrc.length = 0;
     this.#leaked += freeNetvscDevice(nv);
   }
 
@@ -383,6 +537,7 @@ export class NetvscDevice {
       pkt.sendBufIndex = NETVSC_INVALID_INDEX;
     }
     nv.inflight.clear();
+    if (nv.env.channel !== this.#env.channel) return; // a sub-channel's view: the rest is the NIC's
     for (const req of nv.rndis.requests.values()) {
       if (req.pkt !== undefined) dmaUnmap(nv, req.pkt);
       memory.kmalloc.kfree(req.va);

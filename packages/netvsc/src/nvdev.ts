@@ -7,6 +7,7 @@ import type { NvspMessage, RndisMessage } from "@ivm/netvsc-protocol";
 import type { SharedBuffer, SharedBufferStrategy } from "@ivm/shared-buffer";
 import type { DmaDevice } from "@ivm/swiotlb";
 import type { Gpadl, HvPageBuffer, KernelContext, Scheduler, VmbusChannel } from "@ivm/vmbus";
+import type { NetvscChannel } from "./queues.js";
 import type { RecvCompRing } from "./recv-comp-ring.js";
 import type { SendSectionMap } from "./send-buffer.js";
 import type { NetvscStats } from "./stats.js";
@@ -34,8 +35,10 @@ export interface DriverEnv extends NetvscServices {
   readonly kernel: KernelContext;
   readonly stats: NetvscStats;
   readonly onReceive: ((frame: Uint8Array) => void) | undefined;
-  /** The one transmit queue (netdev_get_tx_queue(ndev, 0)). */
+  /** The primary channel's transmit queue (netdev_get_tx_queue(ndev, 0)); sub-channels have their own. */
   readonly txq: { stopped: boolean };
+  /** num_online_cpus(): caps max_chn (rndis_filter_device_add). */
+  readonly cpus: number;
 }
 
 /** struct netvsc_device_info: the sizes one attach uses (netvsc_devinfo_get). */
@@ -44,6 +47,8 @@ export interface DeviceInfo {
   readonly txSections: number;
   readonly recvSectionSize: number;
   readonly sendSectionSize: number;
+  /** dev_info->num_chn: the channels asked for (the profile's default, or `ethtool -L`). */
+  readonly numChn: number;
 }
 
 /** One of the two shared buffers, from strategy.allocate to free or leak. */
@@ -151,4 +156,16 @@ export interface NetvscDev {
   /** Packets sent and not yet completed (the requestor's contexts), released at remove if the host never answers. */
   readonly inflight: Set<TxPacket>;
   readonly rndis: RndisState;
+  /** max_chn: min(VRSS_CHANNEL_MAX, CPUs, the host's num_recv_que); 1 until the RSS query. */
+  maxChn: number;
+  /** num_chn: channels in use (the primary and its opened sub-channels). */
+  numChn: number;
+  /** open_chn: channels netvsc_sc_open has handled, the primary included. */
+  openChn: number;
+  /** chan_table[1..]: the sub-channels (index 0 is the device itself, never stored here). */
+  readonly chanTable: (NetvscChannel | undefined)[];
+  /** chan_table[i].mrc for i >= 1, allocated before the sub-channel request. */
+  readonly subMrc: RecvCompRing[];
+  /** ndev_ctx->tx_table (VRSS_SEND_TAB_SIZE entries). */
+  txTable: Uint16Array;
 }

@@ -47,6 +47,7 @@ export function ringParamPlan(
     txSections: cur.txPending,
     recvSectionSize: nv.recvSectionSize,
     sendSectionSize: nv.sendSectionSize,
+    numChn: nv.numChn,
   };
   return ok({ orig, next: { ...orig, rxSections: newRx, txSections: newTx } });
 }

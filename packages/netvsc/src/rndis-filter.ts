@@ -29,6 +29,7 @@ import {
 } from "@ivm/netvsc-protocol";
 import { fromVmbus } from "./control.js";
 import type { NetvscDev, RndisRequest, TxPacket } from "./nvdev.js";
+import { maxChannels } from "./queues.js";
 import { dmaUnmap, fillPgBuf, netvscSend } from "./send.js";
 
 export const RNDIS_REQUEST_TAG = "rndis-request";
@@ -224,8 +225,9 @@ function setHwcaps(nv: NetvscDev): NetvscResult<void> {
 
 /**
  * The RNDIS half of rndis_filter_device_add, after netvsc_device_add: INIT, MTU, MAC, offloads, link
- * state, link speed (NVSP >= 5) and the RSS capabilities (a single queue here: no subchannels).
- * Skipped: the friendly-name query (only without an ifalias) and subchannel setup.
+ * state, link speed (NVSP >= 5) and the RSS capabilities, which set max_chn and num_chn (queues.ts;
+ * the sub-channels themselves are subchannel.ts's). Skipped: the friendly-name query (only without an
+ * ifalias) and the indirection table size (the host's ITAB_NUM is used as is).
  */
 export function rndisFilterDeviceAdd(nv: NetvscDev): NetvscResult<void> {
   const init = initDevice(nv);
@@ -254,14 +256,13 @@ export function rndisFilterDeviceAdd(nv: NetvscDev): NetvscResult<void> {
     NDIS_RSS_CAPS_SIZE,
     objectHeader(NDIS_RSS_CAPS_SIZE, NDIS_OBJECT_TYPE.RSS_CAPABILITIES, NDIS_RSS_CAPS_REVISION_2),
   );
-  // num_recv_que >= 2 would open subchannels; the model has one channel either way.
-  if (
-    rss.ok &&
-    rss.value.length >= 16 &&
-    new DataView(rss.value.buffer, rss.value.byteOffset).getUint32(12, true) >= 2
-  ) {
-    nv.env.stats.errors.count("vrss-subchannels-not-modelled");
-  }
+  // rndis_query_hwcaps failing or num_recv_que < 2 leaves one channel; otherwise max_chn and num_chn.
+  const queues =
+    rss.ok && rss.value.length >= 16
+      ? new DataView(rss.value.buffer, rss.value.byteOffset).getUint32(12, true)
+      : 0;
+  nv.maxChn = maxChannels(nv.env.cpus, queues);
+  nv.numChn = Math.min(nv.maxChn, nv.info.numChn);
   return ok(undefined);
 }
 
@@ -295,8 +296,12 @@ export function rndisFilterHalt(nv: NetvscDev): void {
   if (r.ok) putRequest(nv, r.value);
 }
 
-/** netvsc_device_idle: no receive completion queued and no send outstanding. */
+/** netvsc_device_idle: on every channel, no receive completion queued and no send outstanding. */
 export function netvscDeviceIdle(nv: NetvscDev): boolean {
+  for (const q of nv.chanTable) {
+    if (q === undefined) continue;
+    if ((q.dev.mrc !== undefined && q.dev.mrc.pending > 0) || q.dev.queueSends > 0) return false;
+  }
   return (nv.mrc === undefined || nv.mrc.pending === 0) && nv.queueSends <= 0;
 }
 

@@ -14,6 +14,8 @@ export type NetvspOutgoingKind =
   | "rx-data"
   /** A transfer-page packet carrying an RNDIS control response. */
   | "rx-control"
+  /** The NVSP 5 SUBCHANNEL completion (status and the number of sub-channels granted). */
+  | "subchannel-complete"
   | "forged-completion";
 
 export interface NetvspOutgoing {
@@ -61,4 +63,9 @@ export interface NetvspAdversary {
    * sees the change; one that reads the shared bytes twice does.
    */
   readonly rxRewrite?: { readonly offset: number; readonly bytes: Uint8Array };
+  /**
+   * The sub-channel count the SUBCHANNEL completion claims, whatever was offered (more than the guest
+   * asked for is refused by rndis_set_subchannel; 0 leaves the NIC on its primary).
+   */
+  readonly subchannelGrant?: number;
 }

@@ -46,6 +46,7 @@ import type { NetvspAdversary, NetvspOutgoingKind } from "./adversary.js";
 import { RecvSections } from "./host-buffer.js";
 import type { HostGpadlView, NetvspPorts } from "./ports.js";
 import { RndisDevice, type RndisDeviceState } from "./rndis-device.js";
+import { RssTable } from "./rss.js";
 import { RX_RNDIS_OVERHEAD, RxGenerator } from "./rx-generator.js";
 import { gatherTxBytes, walkRndisMessages } from "./tx-verifier.js";
 
@@ -81,6 +82,20 @@ export interface NetvspOptions {
   /** Guest packets read per poll. Default 64. */
   readonly readBudget?: number;
   readonly adversary?: NetvspAdversary;
+  /**
+   * Receive queues the host offers (num_recv_que of the RSS capabilities; Hyper-V offers one per vCPU).
+   * At most this many channels: the primary and rssQueues - 1 sub-channels. Default 1.
+   */
+  readonly rssQueues?: number;
+}
+
+/** What one queue (VMBus channel) carried. */
+export interface NetvspQueueCounters {
+  txPackets: number;
+  txFramesVerified: number;
+  rxPacketsSent: number;
+  rxFramesSent: number;
+  rxFramesCompleted: number;
 }
 
 /** Where the NVSP handshake is (OpenVMM's WorkerState: Init(None), Init(Some), Ready). */
@@ -109,6 +124,11 @@ export interface NetvspCounters {
   intercepted: number;
   /** Typed rejections by stable reason. */
   readonly rejections: RejectionCounter;
+  /** NVSP 5 SUBCHANNEL requests answered, and the sub-channels granted in all. */
+  subchannelRequests: number;
+  subchannelsGranted: number;
+  /** Per queue (index 0 the primary), for as long as the queue has been open since the last reset. */
+  readonly queues: NetvspQueueCounters[];
 }
 
 interface MappedBuffer {
@@ -118,12 +138,15 @@ interface MappedBuffer {
 }
 
 interface RxTransaction {
+  /** The queue the transfer-page packet went out on (its completion must come back on it). */
+  readonly queue: number;
   readonly sections: readonly number[];
   readonly frames: number;
   readonly bytes: number;
 }
 
 interface PendingOut {
+  readonly queue: number;
   readonly kind: NetvspOutgoingKind;
   readonly transId: bigint;
   readonly bytes: Uint8Array;
@@ -158,7 +181,14 @@ function newCounters(): NetvspCounters {
     ringFullRetries: 0,
     intercepted: 0,
     rejections: new RejectionCounter(),
+    subchannelRequests: 0,
+    subchannelsGranted: 0,
+    queues: [newQueueCounters()],
   };
+}
+
+function newQueueCounters(): NetvspQueueCounters {
+  return { txPackets: 0, txFramesVerified: 0, rxPacketsSent: 0, rxFramesSent: 0, rxFramesCompleted: 0 };
 }
 
 function defaultVerify(frame: Uint8Array): boolean {
@@ -173,6 +203,7 @@ export class Netvsp {
   readonly sendSectionSize: number;
   readonly controlSections: number;
   readonly rxFramesPerPacket: number;
+  readonly rssQueues: number;
   readonly counters: NetvspCounters = newCounters();
   /** Adversarial knobs; undefined is an honest host. May be changed between polls. */
   adversary: NetvspAdversary | undefined;
@@ -186,6 +217,11 @@ export class Netvsp {
   readonly #rx: RxGenerator;
 
   #ports: NetvspPorts | undefined;
+  /** Sub-channel queues by index (1..), while open; index 0 is #ports. */
+  readonly #queuePorts: (NetvspPorts | undefined)[] = [];
+  /** The queue whose packets are being handled (replies go out on it). */
+  #q = 0;
+  readonly #rss = new RssTable();
   #phase: NetvspPhase = "closed";
   #version = 0;
   /** Bytes every NVSP message is padded to: v1's 28 until 6.1 is negotiated, then 40 (OpenVMM). */
@@ -214,6 +250,10 @@ export class Netvsp {
     this.sendSectionSize = options.sendSectionSize ?? NETVSC_SEND_SECTION_SIZE;
     this.controlSections = options.controlSections ?? 16;
     this.rxFramesPerPacket = options.rxFramesPerPacket ?? 1;
+    this.rssQueues = options.rssQueues ?? 1;
+    if (!Number.isInteger(this.rssQueues) || this.rssQueues < 1 || this.rssQueues > 64) {
+      throw new RangeError(`rss queues ${this.rssQueues}`);
+    }
     if (!Number.isInteger(this.recvSectionSize) || this.recvSectionSize < RX_RNDIS_OVERHEAD + 64) {
       throw new RangeError(`receive section size ${this.recvSectionSize}`);
     }
@@ -233,6 +273,7 @@ export class Netvsp {
       maxPacketsPerMessage: options.rndisMaxPacketsPerMessage ?? 8,
       packetAlignmentFactor: options.rndisPacketAlignmentFactor ?? 3,
       maxTransferSize: 0xefff_ffff,
+      rssQueues: this.rssQueues,
     });
     this.#rx = new RxGenerator(options.rxSeed ?? 1, this.recvSectionSize);
   }
@@ -245,6 +286,35 @@ export class Netvsp {
     this.#reset();
     this.#ports = ports;
     this.#phase = "version";
+  }
+
+  /**
+   * A sub-channel opened (OPENCHANNEL on the sub-channel this host offered): its ring carries data
+   * packets and receive completions from now on.
+   */
+  openQueue(index: number, ports: NetvspPorts): void {
+    if (!Number.isInteger(index) || index < 1) throw new RangeError(`netvsp: queue ${index}`);
+    if (this.#queuePorts[index] !== undefined) throw new Error(`netvsp: queue ${index} already open`);
+    this.#queuePorts[index] = ports;
+    this.counters.queues[index] = newQueueCounters();
+    this.#rss.spread(this.#openQueueCount());
+  }
+
+  /** A sub-channel closed (or was rescinded): frames in flight on it are completed by nobody. */
+  closeQueue(index: number): void {
+    if (this.#queuePorts[index] === undefined) return;
+    this.#queuePorts[index] = undefined;
+    for (const p of this.#pending) if (p.queue === index) this.#count("queue-closed-with-pending");
+    for (let i = this.#pending.length - 1; i >= 0; i--)
+      if (this.#pending[i]!.queue === index) this.#pending.splice(i, 1);
+    this.#rss.spread(this.#openQueueCount());
+  }
+
+  /** Queues open now, the primary included (the indirection table spreads over 0..n-1). */
+  #openQueueCount(): number {
+    let n = 1;
+    while (this.#queuePorts[n] !== undefined) n++;
+    return n;
   }
 
   /** The channel closed: forget buffers, transactions and queues (frames queued for RX are kept). */
@@ -268,6 +338,9 @@ export class Netvsp {
     this.#rewriteQueue = [];
     this.#idle = false;
     this.#rndis.reset();
+    this.#queuePorts.length = 0;
+    this.#q = 0;
+    this.#rss.spread(1);
   }
 
   // ---- inspection ----------------------------------------------------------------------------
@@ -319,6 +392,16 @@ export class Netvsp {
     return this.#outstanding.size;
   }
 
+  /** Queues open (the primary and the open sub-channels). */
+  get openQueues(): number {
+    return this.#ports === undefined ? 0 : this.#openQueueCount();
+  }
+
+  /** The sequence number the next frame passed to queueRx will carry. */
+  get rxNextSeq(): number {
+    return this.#rx.nextSeq + this.#rx.pending;
+  }
+
   /** Frames queued for the receive path and not yet in the ring. */
   get rxPending(): number {
     return this.#rx.pending;
@@ -348,28 +431,49 @@ export class Netvsp {
     // Rewrites wait for the guest's turn (the host went idle since the frames went out).
     if (this.#idle && this.#rewriteQueue.length > 0) this.#applyRewrites();
     if (this.#flushPending()) progress = true;
-    if (this.#pending.length === 0) {
-      let read = 0;
-      while (read < this.#readBudget) {
-        const r = ports.ring.readPacket();
-        if (r.kind === "empty") break;
-        if (r.kind === "corrupt") {
-          this.#count(`ring-corrupt-${r.problem}`);
-          break;
-        }
-        read++;
-        this.#handlePacket(r.packet);
-        // A completion could not be written: stop reading until the guest drains its inbound ring.
-        if (this.#pending.length > 0) break;
-      }
-      if (read > 0) {
-        progress = true;
-        if (ports.ring.commitRead().signal) ports.signalGuest?.();
-      }
-    }
+    if (this.#pending.length === 0 && this.#readRing(ports)) progress = true;
+    if (this.#pending.length === 0 && this.#pollQueues()) progress = true;
     if (this.#flushControl()) progress = true;
     if (this.#flushRx()) progress = true;
     this.#idle = !progress;
+    return progress;
+  }
+
+  /**
+   * Reads and handles guest packets of one ring (up to the read budget), then publishes the read index.
+   * Stops early when a completion could not be written, until the guest drains its inbound ring.
+   */
+  #readRing(ports: NetvspPorts): boolean {
+    let read = 0;
+    while (read < this.#readBudget) {
+      const r = ports.ring.readPacket();
+      if (r.kind === "empty") break;
+      if (r.kind === "corrupt") {
+        this.#count(`ring-corrupt-${r.problem}`);
+        break;
+      }
+      read++;
+      this.#handlePacket(r.packet);
+      if (this.#pending.length > 0) break;
+    }
+    if (read === 0) return false;
+    if (ports.ring.commitRead().signal) ports.signalGuest?.();
+    return true;
+  }
+
+  /** The sub-channels' rings: data packets and receive completions, each answered on its own queue. */
+  #pollQueues(): boolean {
+    let progress = false;
+    for (let q = 1; q < this.#queuePorts.length && this.#pending.length === 0; q++) {
+      const ports = this.#queuePorts[q];
+      if (ports === undefined) continue;
+      this.#q = q;
+      try {
+        if (this.#readRing(ports)) progress = true;
+      } finally {
+        this.#q = 0;
+      }
+    }
     return progress;
   }
 
@@ -430,6 +534,11 @@ export class Netvsp {
     const tid = pkt.desc.transId;
     const wantsCompletion = (pkt.desc.flags & VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED) !== 0;
     if (msg.kind !== "send-rndis-pkt") this.#countControl(msg.kind);
+    if (this.#q !== 0 && msg.kind !== "send-rndis-pkt") {
+      // A sub-channel carries data only (OpenVMM's sub-channel queues run no control state machine).
+      this.#count("nvsp-control-on-subchannel");
+      return;
+    }
     if (msg.kind === "init") {
       this.#handleInit(msg.minProtocolVersion, msg.maxProtocolVersion, tid, wantsCompletion);
       return;
@@ -479,8 +588,11 @@ export class Netvsp {
           wantsCompletion,
         );
         return;
+      case "subchannel-request":
+        this.#handleSubchannelRequest(msg.operation, msg.numSubchannels, tid, wantsCompletion);
+        return;
       default:
-        // Subchannels, VF association, data-path switch, chimney...: not offered by this host.
+        // VF association, data-path switch, chimney...: not offered by this host.
         this.#count("nvsp-type-unsupported");
     }
   }
@@ -518,6 +630,37 @@ export class Netvsp {
       // From here on messages are padded to the v6.1 size (OpenVMM's PACKET_SIZE_V61).
       if (chosen >= V.V61) this.#packetSize = NVSP_MESSAGE_SIZE;
     }
+  }
+
+  /**
+   * NVSP 5 SUBCHANNEL, ALLOCATE: grant min(asked, rssQueues - 1) and offer that many sub-channels
+   * through the VMBus server (ports.offerSubChannels), then complete with the number offered. Needs
+   * NVSP 5 and the receive buffer (OpenVMM answers only once the primary is ready). An adversary may
+   * claim any count in the completion.
+   */
+  #handleSubchannelRequest(operation: number, asked: number, tid: bigint, wantsCompletion: boolean): void {
+    this.counters.subchannelRequests++;
+    let status: number = NVSP_STATUS.SUCCESS;
+    let granted = 0;
+    if (operation !== 1) {
+      this.#count("subchannel-operation-unknown");
+      status = NVSP_STATUS.FAIL;
+    } else if (this.#version < V.V5 || this.#phase !== "ready") {
+      this.#count("subchannel-request-too-early");
+      status = NVSP_STATUS.FAIL;
+    } else {
+      const want = Math.min(asked, this.rssQueues - 1);
+      const offer = this.#ports?.offerSubChannels;
+      granted = want > 0 && offer !== undefined ? offer(want) : 0;
+      this.counters.subchannelsGranted += granted;
+    }
+    const claimed = this.adversary?.subchannelGrant ?? granted;
+    if (wantsCompletion)
+      this.#complete(
+        "subchannel-complete",
+        tid,
+        this.#nvsp({ kind: "subchannel-complete", status, numSubchannels: claimed }),
+      );
   }
 
   #handleSendRecvBuf(gpadl: number, id: number, tid: bigint, wantsCompletion: boolean): void {
@@ -676,6 +819,8 @@ export class Netvsp {
       }
     }
     if (!good) this.counters.txPacketsFailed++;
+    const qc = this.counters.queues[this.#q];
+    if (qc !== undefined) qc.txPackets++;
     if (wantsCompletion) {
       // The same bytes as #nvsp({ kind: "send-rndis-pkt-complete", status }), written into a zeroed
       // scratch; #complete copies them into the completion packet at once.
@@ -716,6 +861,8 @@ export class Netvsp {
     const start = RNDIS_HEADER_SIZE + rndisPacketField(msg, "dataOffset");
     if (this.#verify(msg.subarray(start, start + dataLen))) {
       this.counters.txFramesVerified++;
+      const qc = this.counters.queues[this.#q];
+      if (qc !== undefined) qc.txFramesVerified++;
       return true;
     }
     this.counters.txBadFrames++;
@@ -762,6 +909,10 @@ export class Netvsp {
       return;
     }
     this.#outstanding.delete(tid);
+    // The guest completes a receive on the channel it came in on (netvsc_send_recv_completion on nvchan).
+    if (t.queue !== this.#q) this.#count("rx-completion-wrong-queue");
+    const qc = this.counters.queues[t.queue];
+    if (qc !== undefined) qc.rxFramesCompleted += t.frames;
     const sections = this.#recv!.sections;
     for (const s of t.sections) {
       const r = sections.release(s);
@@ -805,7 +956,7 @@ export class Netvsp {
         recv.sections.release(section);
         continue;
       }
-      this.#outstanding.set(tid, { sections: [section], frames: 0, bytes: 0 });
+      this.#outstanding.set(tid, { queue: 0, sections: [section], frames: 0, bytes: 0 });
       this.counters.controlResponsesSent++;
       progress = true;
     }
@@ -822,10 +973,16 @@ export class Netvsp {
       const sections: number[] = [];
       const ranges: { offset: number; length: number }[] = [];
       let bytes = 0;
+      let queue = 0;
       for (let k = 0; k < want; k++) {
         const s = recv.sections.allocateData();
         if (s < 0) break;
         const msg = this.#rx.build(k);
+        // RSS: the packet goes out on its first frame's queue (a closed queue falls back to the primary).
+        if (k === 0 && this.#rss.queues > 1) {
+          const q = this.#rss.queueOf(msg.subarray(RX_RNDIS_OVERHEAD));
+          queue = this.#queuePorts[q] === undefined ? 0 : q;
+        }
         if (!this.#writeRecv(recv.view, s * sectionSize, msg)) {
           recv.sections.release(s);
           break;
@@ -844,14 +1001,21 @@ export class Netvsp {
             ? { offset: recv.view.size + 8, length: r0.length }
             : { offset: r0.offset, length: sectionSize + 1 };
       }
+      this.#q = queue;
       const r = this.#emit("rx-data", tid, this.#xferPacket(tid, NVSP_CHANNEL_TYPE.DATA, recv.id, ranges));
+      this.#q = 0;
       if (r === "full" || r === "failed") {
         for (const s of sections) recv.sections.release(s);
         break;
       }
       this.#nextTid++;
       this.#rx.commit(sections.length);
-      this.#outstanding.set(tid, { sections, frames: sections.length, bytes });
+      this.#outstanding.set(tid, { queue, sections, frames: sections.length, bytes });
+      const qc = this.counters.queues[queue];
+      if (qc !== undefined) {
+        qc.rxPacketsSent++;
+        qc.rxFramesSent += sections.length;
+      }
       this.counters.rxPacketsSent++;
       this.counters.rxFramesSent += sections.length;
       this.counters.rxBytesSent += bytes;
@@ -907,18 +1071,22 @@ export class Netvsp {
   /** A completion, queued behind earlier ones that met a full ring. */
   #complete(kind: NetvspOutgoingKind, tid: bigint, payload: Uint8Array): void {
     const bytes = encodeCompletionPacket(tid, payload);
+    const queue = this.#q;
     if (this.#pending.length > 0) {
-      this.#pending.push({ kind, transId: tid, bytes });
+      this.#pending.push({ queue, kind, transId: tid, bytes });
       return;
     }
-    if (this.#emit(kind, tid, bytes) === "full") this.#pending.push({ kind, transId: tid, bytes });
+    if (this.#emit(kind, tid, bytes) === "full") this.#pending.push({ queue, kind, transId: tid, bytes });
   }
 
   #flushPending(): boolean {
     let progress = false;
     while (this.#pending.length > 0) {
       const p = this.#pending[0]!;
-      if (this.#emit(p.kind, p.transId, p.bytes) === "full") break;
+      this.#q = p.queue;
+      const r = this.#emit(p.kind, p.transId, p.bytes);
+      this.#q = 0;
+      if (r === "full") break;
       this.#pending.shift();
       progress = true;
     }
@@ -927,7 +1095,7 @@ export class Netvsp {
 
   /** Every outgoing packet goes through here: the interceptor, the ring, the full-ring accounting. */
   #emit(kind: NetvspOutgoingKind, transId: bigint, bytes: Uint8Array): EmitResult {
-    const ports = this.#ports;
+    const ports = this.#q === 0 ? this.#ports : this.#queuePorts[this.#q];
     if (ports === undefined) return "failed";
     let out = bytes;
     const intercept = this.adversary?.interceptor;

@@ -49,4 +49,9 @@ export interface NetvspPorts {
   readonly guestMemory?: HostGuestMemory;
   /** Called when a write or a read commit says the guest must be interrupted. */
   readonly signalGuest?: () => void;
+  /**
+   * The primary's only: offer `count` sub-channels (indices 1..count) through the VMBus server; returns
+   * how many were offered. Absent: the host offers none (the request is completed with 0).
+   */
+  readonly offerSubChannels?: (count: number) => number;
 }

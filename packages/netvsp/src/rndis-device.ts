@@ -43,6 +43,8 @@ export interface RndisDeviceConfig {
   readonly packetAlignmentFactor: number;
   /** INIT_CMPLT max_transfer_size (OpenVMM: 0xefffffff). */
   readonly maxTransferSize: number;
+  /** num_recv_que of OID_GEN_RECEIVE_SCALE_CAPABILITIES (the guest opens at most this many channels). */
+  readonly rssQueues: number;
 }
 
 export type RndisControlRejectReason =
@@ -190,7 +192,7 @@ export class RndisDevice {
       case O.TCP_OFFLOAD_HARDWARE_CAPABILITIES:
         return offloadCapabilities();
       case O.GEN_RECEIVE_SCALE_CAPABILITIES:
-        return rssCapabilities();
+        return rssCapabilities(this.config.rssQueues);
       default:
         return null;
     }
@@ -229,8 +231,8 @@ function offloadCapabilities(): Uint8Array {
   return b;
 }
 
-/** struct ndis_recv_scale_cap: one receive queue, so rndis_filter_device_add opens no subchannel. */
-function rssCapabilities(): Uint8Array {
+/** struct ndis_recv_scale_cap: `queues` receive queues (with one, rndis_filter_device_add opens no sub-channel). */
+function rssCapabilities(queues: number): Uint8Array {
   const b = new Uint8Array(NDIS_RSS_CAPS_SIZE);
   const dv = new DataView(b.buffer);
   dv.setUint8(0, NDIS_OBJECT_TYPE_RSS_CAPABILITIES);
@@ -238,7 +240,7 @@ function rssCapabilities(): Uint8Array {
   dv.setUint16(2, NDIS_RSS_CAPS_SIZE, true);
   dv.setUint32(4, 0, true); // cap_flag
   dv.setUint32(8, 1, true); // num_int_msg
-  dv.setUint32(12, 1, true); // num_recv_que
+  dv.setUint32(12, queues, true); // num_recv_que
   dv.setUint16(16, 128, true); // num_indirect_tabent (ITAB_NUM)
   return b;
 }

@@ -1,9 +1,15 @@
 import type { Era, HypervLayer } from "@ivm/hypercall";
-import type { KernelProfile, KernelRange } from "@ivm/kernel";
 import type { GuestMemory } from "@ivm/memory";
 
 /** Bumped on any breaking change to the interfaces below. */
 export const SHARED_BUFFER_CONTRACT_VERSION = 1 as const;
+
+/**
+ * The owner tag of a boot-time pool's pages: made host-visible once and handed out as `preShared`
+ * buffers, they stay allocated to the pool (never free while visible). A strategy that keeps such a
+ * pool tags it with this, so a checker knows the owner without depending on the strategy's package.
+ */
+export const SHARED_POOL_TAG = "shared-pool" as const;
 
 /** What a buffer is for; strategies use it as the owner tag of the pages they allocate. */
 export type BufferPurpose = "netvsc-rx" | "netvsc-tx" | (string & {});
@@ -87,6 +93,22 @@ export type StrategyFactory<S extends Pick<StrategyServices, "memory"> = Strateg
 ) => SharedBufferStrategy;
 
 /**
+ * The kernels an approach was written for: release lines `from` through `through` (none: every later
+ * kernel) and where the range comes from. It is @ivm/kernel's `KernelRange` by shape (its `writtenFor`
+ * builds one), declared here so the contract depends only on memory and the hypervisor layer.
+ */
+export interface StrategyKernelRange {
+  readonly from: string;
+  readonly through?: string;
+  readonly written: string;
+}
+
+/** What `unsupportedOn` reads of a kernel profile: its release line (every @ivm/kernel profile is one). */
+export interface StrategyKernel {
+  readonly name: string;
+}
+
+/**
  * What each strategy package exports, once: everything a composition root needs to know about the
  * approach, so nothing about a strategy is declared twice (apps/catalog is a plain list of these).
  * `Ops` is the DMA-ops installer type of the layer that runs it (the contract does not name swiotlb).
@@ -106,9 +128,9 @@ export interface StrategyDescriptor<
   /** The eras this approach was written for; the conformance kit runs it in each. */
   readonly eras: readonly Era[];
   /** The kernels the approach was written for (release lines, and where that range comes from). */
-  readonly kernels: KernelRange;
+  readonly kernels: StrategyKernelRange;
   /** Why the approach cannot run on `profile` (its kernel lies outside `kernels`), or null when it can. */
-  unsupportedOn(profile: KernelProfile): string | null;
+  unsupportedOn(profile: StrategyKernel): string | null;
   /** The DMA ops the approach installs on the device (the kernel's platform hooks), if any. */
   readonly dmaOps?: Ops;
   readonly create: StrategyFactory<S, O>;

@@ -1,5 +1,5 @@
-import { cpuidFor, createHyperv, isolationFromCpuid } from "@ivm/hypercall";
-import { type AllocSite, GuestMemory, PAGE_SIZE } from "@ivm/memory";
+import { bootPlatform } from "@ivm/hypercall";
+import { type AllocSite, PAGE_SIZE } from "@ivm/memory";
 import { bootDma, DMA_TO_DEVICE, dmaMapSingle, dmaUnmapSingle } from "@ivm/swiotlb";
 import { describe, expect, it } from "vitest";
 import { dmaDecrypted, hypervDecryptedDmaOps } from "./dma-decrypted.js";
@@ -7,9 +7,7 @@ import { dmaDecrypted, hypervDecryptedDmaOps } from "./dma-decrypted.js";
 const MiB = 2 ** 20;
 
 function boot(type: "snp" | "none" = "snp") {
-  const isolation = isolationFromCpuid(cpuidFor({ type }));
-  const memory = new GuestMemory({ bytes: 256 * MiB, sharedGpaBoundary: isolation.sharedGpaBoundary });
-  const hyperv = createHyperv(memory, isolation);
+  const { memory, hyperv } = bootPlatform({ bytes: 256 * MiB, isolation: type });
   const layer = bootDma(memory, hyperv, { nslabs: 1024 });
   const ops = hypervDecryptedDmaOps(layer.ops, hyperv);
   const dma = layer.createDevice({ name: "netvsc", minAlignMask: 0xfff, ops });

@@ -1,11 +1,12 @@
 import { type HypervLayer, hvMapMemory, hvUnmapMemory } from "@ivm/hypercall";
+import { writtenFor } from "@ivm/kernel";
 import type {
   SharedBuffer,
   SharedBufferStrategy,
   StrategyDescriptor,
   StrategyServices,
 } from "@ivm/shared-buffer";
-import { defineStrategy, leakPagesAt, SharedBufferError, writtenFor } from "@ivm/shared-buffer";
+import { defineStrategy, leakPagesAt, SharedBufferError } from "@ivm/shared-buffer";
 import { type DmaDevice, type DmaOps, dmaMapDecrypted, dmaUnmapEncrypted } from "@ivm/swiotlb";
 
 /** What approach (2) is built from: the guest's memory and hypervisor, and the netvsc DMA device. */

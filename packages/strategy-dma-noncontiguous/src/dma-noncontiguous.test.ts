@@ -1,5 +1,5 @@
-import { cpuidFor, createHyperv, isolationFromCpuid } from "@ivm/hypercall";
-import { type AllocSite, ageMemory, GuestMemory, PAGE_SIZE } from "@ivm/memory";
+import { bootPlatform } from "@ivm/hypercall";
+import { type AllocSite, ageMemory, type GuestMemory, PAGE_SIZE } from "@ivm/memory";
 import {
   bootDma,
   DMA_FROM_DEVICE,
@@ -17,9 +17,7 @@ import { hypervNoncontiguousDmaOps, HV_NONCONTIG_TAGS as TAGS } from "./hyperv-i
 const MiB = 2 ** 20;
 
 function boot(type: "snp" | "vbs" = "snp") {
-  const isolation = isolationFromCpuid(cpuidFor({ type }));
-  const memory = new GuestMemory({ bytes: 256 * MiB, sharedGpaBoundary: isolation.sharedGpaBoundary });
-  const hyperv = createHyperv(memory, isolation);
+  const { memory, hyperv } = bootPlatform({ bytes: 256 * MiB, isolation: type });
   const layer = bootDma(memory, hyperv, { nslabs: 1024 });
   const ops = hypervNoncontiguousDmaOps(layer.ops, hyperv);
   const dma = layer.createDevice({ name: "netvsc", minAlignMask: 0xfff, ops });

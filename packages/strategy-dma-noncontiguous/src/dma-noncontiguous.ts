@@ -1,11 +1,12 @@
 import type { HypervLayer } from "@ivm/hypercall";
+import { writtenFor } from "@ivm/kernel";
 import type {
   SharedBuffer,
   SharedBufferStrategy,
   StrategyDescriptor,
   StrategyServices,
 } from "@ivm/shared-buffer";
-import { defineStrategy, leakPagesAt, SharedBufferError, writtenFor } from "@ivm/shared-buffer";
+import { defineStrategy, leakPagesAt, SharedBufferError } from "@ivm/shared-buffer";
 import {
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,

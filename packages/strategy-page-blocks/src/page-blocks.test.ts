@@ -1,14 +1,12 @@
-import { cpuidFor, createHyperv, isolationFromCpuid } from "@ivm/hypercall";
-import { ageMemory, GuestMemory, PAGE_SIZE } from "@ivm/memory";
+import { bootPlatform } from "@ivm/hypercall";
+import { ageMemory, PAGE_SIZE } from "@ivm/memory";
 import { describe, expect, it } from "vitest";
 import { pageBlocks } from "./page-blocks.js";
 
 const MiB = 2 ** 20;
 
 function boot(bytes = 256 * MiB) {
-  const isolation = isolationFromCpuid(cpuidFor({ type: "snp" }));
-  const memory = new GuestMemory({ bytes, sharedGpaBoundary: isolation.sharedGpaBoundary });
-  return { memory, hyperv: createHyperv(memory, isolation) };
+  return bootPlatform({ bytes });
 }
 
 describe("strategy (4): page blocks", () => {

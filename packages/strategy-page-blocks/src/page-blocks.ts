@@ -1,4 +1,5 @@
 import { vmapSharedAlias } from "@ivm/hypercall";
+import { writtenFor } from "@ivm/kernel";
 import { Gfp, MAX_ORDER, PAGE_SIZE } from "@ivm/memory";
 import {
   defineStrategy,
@@ -6,7 +7,6 @@ import {
   type SharedBufferStrategy,
   type StrategyDescriptor,
   type StrategyServices,
-  writtenFor,
 } from "@ivm/shared-buffer";
 
 /** How allocation falls back when a 4 MiB block is not available. */

@@ -1,18 +1,12 @@
-import { cpuidFor, createHyperv, isolationFromCpuid } from "@ivm/hypercall";
-import { GuestMemory, PAGE_SIZE, type VtomMode } from "@ivm/memory";
+import { bootPlatform } from "@ivm/hypercall";
+import { PAGE_SIZE, type VtomMode } from "@ivm/memory";
 import { describe, expect, it } from "vitest";
 import { sharedPoolStrategy } from "./shared-pool.js";
 
 const MiB = 2 ** 20;
 
 function boot(era: VtomMode) {
-  const isolation = isolationFromCpuid(cpuidFor({ type: "snp" }));
-  const memory = new GuestMemory({
-    bytes: 256 * MiB,
-    sharedGpaBoundary: isolation.sharedGpaBoundary,
-    vtomMode: era,
-  });
-  return { memory, hyperv: createHyperv(memory, isolation) };
+  return bootPlatform({ bytes: 256 * MiB, era });
 }
 
 describe("strategy (6): shared pool", () => {

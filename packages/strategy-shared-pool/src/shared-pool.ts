@@ -1,12 +1,13 @@
 import { type HypervLayer, vmapSharedAlias } from "@ivm/hypercall";
+import { writtenFor } from "@ivm/kernel";
 import { type GuestMemory, PAGE_SIZE } from "@ivm/memory";
 import {
   defineStrategy,
+  SHARED_POOL_TAG,
   type SharedBuffer,
   type SharedBufferStrategy,
   type StrategyDescriptor,
   type StrategyServices,
-  writtenFor,
 } from "@ivm/shared-buffer";
 
 const FREE = 0;
@@ -16,7 +17,7 @@ const LEAKED = 2;
 /**
  * A pool of pages made host-visible once, at boot, and handed out first-fit by page (OpenVMM's
  * page_pool_alloc: slots Free, Allocated, Leaked). The pool's pages stay allocated to the pool (tag
- * "shared-pool") for the guest's whole life, so no free page is ever host-visible.
+ * SHARED_POOL_TAG) for the guest's whole life, so no free page is ever host-visible.
  */
 export class SharedPool {
   readonly pages: number;
@@ -37,7 +38,7 @@ export class SharedPool {
     // Reserve a contiguous range at boot, lowest free address first (as memblock would).
     let start = -1;
     for (let pfn = 0; pfn + this.pages <= memory.phys.pages; pfn += 1024) {
-      if (memory.buddy.allocRange(pfn, this.pages, { tag: "shared-pool" })) {
+      if (memory.buddy.allocRange(pfn, this.pages, { tag: SHARED_POOL_TAG })) {
         start = pfn;
         break;
       }

@@ -1,14 +1,12 @@
-import { cpuidFor, createHyperv, isolationFromCpuid } from "@ivm/hypercall";
-import { GuestMemory, PAGE_SIZE } from "@ivm/memory";
+import { bootPlatform } from "@ivm/hypercall";
+import { PAGE_SIZE } from "@ivm/memory";
 import { describe, expect, it } from "vitest";
 import { vmallocRemap } from "./vmalloc-remap.js";
 
 const MiB = 2 ** 20;
 
 function boot() {
-  const isolation = isolationFromCpuid(cpuidFor({ type: "snp" }));
-  const memory = new GuestMemory({ bytes: 256 * MiB, sharedGpaBoundary: isolation.sharedGpaBoundary });
-  const hyperv = createHyperv(memory, isolation);
+  const { memory, hyperv } = bootPlatform({ bytes: 256 * MiB });
   return { memory, hyperv, strategy: vmallocRemap.create({ memory }) };
 }
 

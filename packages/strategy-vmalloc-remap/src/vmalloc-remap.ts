@@ -1,11 +1,11 @@
 import { hvMapMemory, hvUnmapMemory } from "@ivm/hypercall";
+import { writtenFor } from "@ivm/kernel";
 import {
   defineStrategy,
   leakPagesAt,
   type SharedBuffer,
   type StrategyDescriptor,
   type StrategyServices,
-  writtenFor,
 } from "@ivm/shared-buffer";
 
 interface VmallocRemapBuffer extends SharedBuffer {

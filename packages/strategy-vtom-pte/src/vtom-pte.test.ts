@@ -1,17 +1,11 @@
-import { cpuidFor, createHyperv, isolationFromCpuid } from "@ivm/hypercall";
-import { GuestMemory, PAGE_SIZE } from "@ivm/memory";
+import { bootPlatform } from "@ivm/hypercall";
+import { PAGE_SIZE } from "@ivm/memory";
 import { describe, expect, it } from "vitest";
 import { vtomPte } from "./vtom-pte.js";
 
 describe("strategy (5): vTOM as a PTE bit", () => {
   it("serves the guest through the one vmalloc mapping after set_memory_decrypted", () => {
-    const isolation = isolationFromCpuid(cpuidFor({ type: "snp" }));
-    const memory = new GuestMemory({
-      bytes: 64 * 2 ** 20,
-      sharedGpaBoundary: isolation.sharedGpaBoundary,
-      vtomMode: "pte-bit",
-    });
-    const hyperv = createHyperv(memory, isolation);
+    const { memory, hyperv } = bootPlatform({ bytes: 64 * 2 ** 20, era: "pte-bit" });
     const s = vtomPte.create({ memory });
     const buf = s.allocate(255 * PAGE_SIZE, "netvsc-tx")!;
     hyperv.setMemory.decrypted(buf.gpadlVa, buf.pages);

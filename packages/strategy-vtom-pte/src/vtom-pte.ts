@@ -1,9 +1,5 @@
-import {
-  type StrategyDescriptor,
-  type StrategyServices,
-  vzallocBuffers,
-  writtenFor,
-} from "@ivm/shared-buffer";
+import { writtenFor } from "@ivm/kernel";
+import { type StrategyDescriptor, type StrategyServices, vzallocBuffers } from "@ivm/shared-buffer";
 
 /**
  * Approach (5), Linux 6.4+ ("hv_netvsc: Remove second mapping of send and recv buffers", 25727aaed651):

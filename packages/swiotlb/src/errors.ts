@@ -23,24 +23,50 @@ export type SwiotlbErrorCode = "EINVAL" | "ENOMEM" | "EFAULT" | "EDEADLK";
  */
 export type SwiotlbFault = "bad-caller" | "invariant" | "lockup";
 
+/** Every reason a SwiotlbError carries. */
+export type SwiotlbErrorReason =
+  | "address-mismatch"
+  | "area-used"
+  | "bad-address"
+  | "bad-count"
+  | "bad-direction"
+  | "bad-mask"
+  | "bad-nents"
+  | "bad-offset"
+  | "bad-pages"
+  | "bad-pool"
+  | "bad-segment"
+  | "bad-sgt"
+  | "bad-size"
+  | "no-hyperv"
+  | "outside-pool"
+  | "search-never-wraps"
+  | "sg-double-free"
+  | "slot-count"
+  | "slot-free"
+  | "not-mapping-start"
+  | "slots-alloc"
+  | "unmap-unknown"
+  | "zero-size";
+
 /**
  * The swiotlb layer's one error family. `reason` is a stable machine-readable tag (for counting and
  * tests); the message is for people.
  */
-export class SwiotlbError extends IvmError<string, SwiotlbErrorCode> {
+export class SwiotlbError extends IvmError<SwiotlbErrorReason, SwiotlbErrorCode> {
   override readonly name: string = "SwiotlbError";
   readonly fault: SwiotlbFault;
-  constructor(code: SwiotlbErrorCode, fault: SwiotlbFault, reason: string, message: string) {
+  constructor(code: SwiotlbErrorCode, fault: SwiotlbFault, reason: SwiotlbErrorReason, message: string) {
     super("swiotlb", code, reason, message);
     this.fault = fault;
   }
 }
 
-export function badCaller(reason: string, message: string): SwiotlbError {
+export function badCaller(reason: SwiotlbErrorReason, message: string): SwiotlbError {
   return new SwiotlbError("EINVAL", "bad-caller", reason, message);
 }
 
 /** Throws when `cond` is false; for the model's own bugs only. */
-export function invariant(cond: boolean, reason: string, message: string): asserts cond {
+export function invariant(cond: boolean, reason: SwiotlbErrorReason, message: string): asserts cond {
   if (!cond) throw new SwiotlbError("EFAULT", "invariant", reason, message);
 }

@@ -22,7 +22,7 @@ export {
   type DmaDeviceOptions,
   type DmaOps,
 } from "./dma-ops.js";
-export type { SwiotlbErrorCode, SwiotlbFault } from "./errors.js";
+export type { SwiotlbErrorCode, SwiotlbErrorReason, SwiotlbFault } from "./errors.js";
 export { SWIOTLB_ERRNO, SwiotlbError } from "./errors.js";
 export type {
   FindSlotsOptions,

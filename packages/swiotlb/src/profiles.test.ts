@@ -1,6 +1,6 @@
-import { cpuidFor, createHyperv, type HypervLayer, isolationFromCpuid } from "@ivm/hypercall";
+import { bootPlatform, type HypervLayer } from "@ivm/hypercall";
 import { FindingLog, getProfile, type KernelProfile, PROFILE_NAMES } from "@ivm/kernel";
-import { GuestMemory } from "@ivm/memory";
+import type { GuestMemory } from "@ivm/memory";
 import { describe, expect, it } from "vitest";
 import { DMA_MAPPING_ERROR, DMA_TO_DEVICE, type SwiotlbDevice } from "./bounce-types.js";
 import { bootDma, type DmaLayer } from "./dma-layer.js";
@@ -29,14 +29,8 @@ function boot(
   options: SwiotlbBootOptions,
   beforeBoot?: (memory: GuestMemory) => void,
 ): Booted {
-  const isolation = isolationFromCpuid(cpuidFor({ type: "snp" }));
-  const memory = new GuestMemory({
-    bytes,
-    sharedGpaBoundary: isolation.sharedGpaBoundary,
-    vtomMode: profile.era,
-  });
   const findings = new FindingLog();
-  const hv = createHyperv(memory, isolation, { profile, findings });
+  const { memory, hyperv: hv } = bootPlatform({ bytes, era: profile.era, kernel: { profile, findings } });
   beforeBoot?.(memory);
   const lines: string[] = [];
   const dma = bootDma(memory, hv, { ...options, printk: (l) => lines.push(l) });

@@ -1,3 +1,4 @@
+export { type ChannelCost, type NicChannelReport, trackChannels } from "./channels.js";
 export {
   FAULT_NAMES,
   type FaultName,

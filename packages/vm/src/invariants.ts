@@ -1,7 +1,9 @@
 import { PageFlag } from "@ivm/memory";
 import { NETVSC_BUFFER_TAGS } from "@ivm/netvsc";
+import { SHARED_POOL_TAG } from "@ivm/shared-buffer";
 import { SWIOTLB_TAG } from "@ivm/swiotlb";
 import { MONITOR_TAGS, RING_TAGS } from "@ivm/vmbus";
+import { checkChannels } from "./channels.js";
 import type { Vm } from "./vm.js";
 
 /** The design's invariants (docs/design.md). */
@@ -44,9 +46,8 @@ const SHARED_OWNERS: ReadonlySet<string> = new Set<string>([
   MONITOR_TAGS.pages,
   NETVSC_BUFFER_TAGS.rx,
   NETVSC_BUFFER_TAGS.tx,
-  // @ivm/strategy-shared-pool's boot-time pool; the VM does not depend on any one strategy package,
-  // so this owner is named here (the owner tag the pool's allocRange uses).
-  "shared-pool",
+  // a boot-time pool (@ivm/strategy-shared-pool's); the tag is the contract's, not a strategy package's
+  SHARED_POOL_TAG,
 ]);
 
 /**
@@ -76,7 +77,8 @@ const SHARED_OWNERS: ReadonlySet<string> = new Set<string>([
  * - I6: no completion acted on twice (stale completions, send sections released twice).
  * - I7: no guest access faulted since boot (honest or attacked, the guest never uses a wrong alias).
  * - I8: host-visible pages belong only to shared owners (or are leaked); the swiotlb pool holds no
- *   strategy page and no page outside the pool is owned by it.
+ *   strategy page and no page outside the pool is owned by it; every open channel (sub-channels too)
+ *   has its own host-visible ring (checkChannels).
  */
 export function checkVmInvariants(
   vm: Vm,
@@ -133,6 +135,8 @@ export function checkVmInvariants(
   const faults = mmu.totalFaults - base.mmuFaults - excused;
   if (faults > 0) out.push({ invariant: "I7", detail: `${faults} guest accesses faulted since boot` });
 
+  // Every channel of every NIC, sub-channels included (channels.ts).
+  checkChannels(vm, out);
   return out;
 }
 

@@ -1,4 +1,10 @@
-import { labFrameSeq, NETVSP_GUEST_MAC, NETVSP_HOST_MAC, writeLabFrame } from "@ivm/netvsc-protocol";
+import {
+  LAB_FRAME_HEADER_SIZE,
+  labFrameSeq,
+  NETVSP_GUEST_MAC,
+  NETVSP_HOST_MAC,
+  writeLabFrame,
+} from "@ivm/netvsc-protocol";
 import { RX_RNDIS_OVERHEAD } from "@ivm/netvsp";
 import type { Nic, Vm } from "./vm.js";
 
@@ -63,25 +69,26 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
   let rxCorrupt = 0;
   let busyRetries = 0;
   let txDropped = 0;
-  let expectedSeq = -1; // the host numbers its frames; the first one seen sets the base
-  // The lengths queued host → guest, in order; rxFrames indexes the next one expected.
-  const expectedLengths: number[] = [];
+  // Frames the host was asked to send, by the sequence number it gives them: with several queues they
+  // arrive in the order the channels are polled, so each is matched by its own number (once).
+  const expected = new Map<number, number>();
   const previous = nic.onFrame;
   nic.onFrame = (frame) => {
-    const want = rxFrames < expectedLengths.length ? expectedLengths[rxFrames] : undefined;
     rxFrames++;
     rxBytes += frame.length;
     const seq = labFrameSeq(frame);
-    if (seq >= 0 && expectedSeq < 0) expectedSeq = seq;
-    if (seq >= 0 && seq === expectedSeq && frame.length === want) rxVerified++;
-    else rxCorrupt++;
-    expectedSeq++;
+    const want = seq >= 0 ? expected.get(seq) : undefined;
+    if (seq >= 0 && want === frame.length) {
+      expected.delete(seq);
+      rxVerified++;
+    } else rxCorrupt++;
   };
   const pending: number[] = [];
   const flushRx = (): void => {
     if (pending.length === 0) return;
+    const base = nic.host.rxNextSeq;
+    for (let k = 0; k < pending.length; k++) expected.set(base + k, pending[k]!);
     nic.host.queueRx(pending);
-    for (const p of pending) expectedLengths.push(p);
     rxQueued += pending.length;
     pending.length = 0;
   };
@@ -97,10 +104,20 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
   const lastTx = toGuest.lastIndexOf(false);
   let txScratch = new Uint8Array(0);
   let frame = txScratch;
-  // One lab-frame input and one send option per xmitMore value, reused for every frame.
+  // One lab-frame input per use and one send option per xmitMore value, reused for every frame.
   const frameInput = { seq: 0, seed: TX_SEED, dstMac: NETVSP_HOST_MAC, srcMac: NETVSP_GUEST_MAC };
+  const nextInput = { seq: 0, seed: TX_SEED, dstMac: NETVSP_HOST_MAC, srcMac: NETVSP_GUEST_MAC };
   const MORE = { xmitMore: true } as const;
   const LAST = { xmitMore: false } as const;
+  // xmit_more is per transmit queue (the qdisc hands a batch of one queue to ndo_start_xmit): a frame
+  // announces more only if the next guest → host frame goes to the same queue. Lab frames hash on
+  // their MACs and sequence number, so the next frame's header tells its queue.
+  const nextHeader = new Uint8Array(LAB_FRAME_HEADER_SIZE);
+  const nextOnSameQueue = (frame: Uint8Array): boolean => {
+    nextInput.seq = txFrames + 1;
+    writeLabFrame(nextHeader, nextInput);
+    return nic.device.queueFor(nextHeader) === nic.device.queueFor(frame);
+  };
   try {
     for (let i = 0; i < options.packets; i++) {
       if (toGuest[i]) {
@@ -115,9 +132,9 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
       if (frame.length !== len || frame.buffer !== txScratch.buffer) frame = txScratch.subarray(0, len);
       frameInput.seq = txFrames;
       writeLabFrame(frame, frameInput);
-      const sendOptions = (i & 7) !== 7 && i !== lastTx ? MORE : LAST;
       for (;;) {
-        const verdict = nic.device.send(frame, sendOptions);
+        const xmitMore = (i & 7) !== 7 && i !== lastTx && nextOnSameQueue(frame);
+        const verdict = nic.device.send(frame, xmitMore ? MORE : LAST);
         if (verdict === "sent") break;
         if (verdict === "dropped") {
           txDropped++;

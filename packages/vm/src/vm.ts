@@ -1,4 +1,4 @@
-import { cpuidFor, createHyperv, type Era, type HypervLayer, isolationFromCpuid } from "@ivm/hypercall";
+import { bootPlatform, type Era, type HypervLayer } from "@ivm/hypercall";
 import {
   eraProfile,
   type Finding,
@@ -9,7 +9,7 @@ import {
 } from "@ivm/kernel";
 import {
   ageMemory,
-  GuestMemory,
+  type GuestMemory,
   PageFlag,
   type UptimeLevel,
   type UptimeParams,
@@ -19,8 +19,14 @@ import { NetvscDevice, type NetvscDeviceOptions } from "@ivm/netvsc";
 import { Netvsp, type NetvspOptions, netvspVmbusDevice } from "@ivm/netvsp";
 import type { SharedBufferStrategy, StrategyDescriptor, StrategyServices } from "@ivm/shared-buffer";
 import { bootDma, type DmaDevice, type DmaLayer, type DmaOps } from "@ivm/swiotlb";
-import { HV_NIC_GUID, type MessageEvent, Scheduler, SynicLink, VmbusConnection } from "@ivm/vmbus";
-import { type HostChannel, HostVmbusServer } from "@ivm/vmbus/host";
+import {
+  HV_NIC_GUID,
+  type MessageEvent,
+  type Scheduler,
+  type SynicLink,
+  type VmbusConnection,
+} from "@ivm/vmbus";
+import { bootVmbus, type HostChannel, type HostVmbusServer } from "@ivm/vmbus/host";
 import { ArmedFault, type FaultName, type FaultReport } from "./faults.js";
 import {
   checkVmInvariants,
@@ -97,6 +103,11 @@ export interface VmOptions {
    * out); campaigns lower this so such an input costs milliseconds, not minutes.
    */
   readonly maxRoundsPerWait?: number;
+  /**
+   * vCPUs (num_online_cpus): they cap a NIC's channels (max_chn) and set the kernel's default count.
+   * Default 2. Given explicitly, NICs are multi-queue: the host offers one receive queue per vCPU, as
+   * Hyper-V does; without it the host offers one queue, so NICs stay single-channel.
+   */
   readonly cpus?: number;
   /**
    * The allocation strategy for netvsc's buffers, built at boot (before aging), as the composition root
@@ -120,6 +131,12 @@ export interface NicOptions {
   readonly ringBytes?: number;
   readonly netvsp?: Omit<NetvspOptions, "isolated">;
   readonly onReceive?: (frame: Uint8Array) => void;
+  /**
+   * Channels to ask for (dev_info->num_chn, as `ethtool -L combined` sets it): the primary plus
+   * queues - 1 vRSS sub-channels, capped by max_chn = min(64, cpus, host queues). Default: the booted
+   * kernel's default for the VM's cpus. Giving it makes the host offer one queue per vCPU.
+   */
+  readonly queues?: number;
 }
 
 /** A synthetic NIC: the guest's driver and the host's device. */
@@ -170,15 +187,16 @@ export class Vm {
     this.era = this.kernel.era;
     this.findingLog = new FindingLog();
     const kernel = { profile: this.kernel, findings: this.findingLog };
-    const isolated = options.isolation ?? true;
-    const isolation = isolationFromCpuid(cpuidFor({ type: isolated ? "snp" : "none" }));
-    this.memory = new GuestMemory({
+    // The same steps every layer's `testing` world boots with: platform, swiotlb, then the bus.
+    const platform = bootPlatform({
       bytes: options.memory,
-      sharedGpaBoundary: isolation.sharedGpaBoundary,
-      vtomMode: this.era,
+      isolation: (options.isolation ?? true) ? "snp" : "none",
+      era: this.era,
       cpus: options.cpus ?? 2,
+      kernel,
     });
-    this.hyperv = createHyperv(this.memory, isolation, kernel);
+    this.memory = platform.memory;
+    this.hyperv = platform.hyperv;
     // swiotlb is set up early in boot, from low memory (memblock), and made host-visible then.
     this.dmaLayer = bootDma(this.memory, this.hyperv, {
       ...kernel,
@@ -188,23 +206,17 @@ export class Vm {
     const install = options.dmaOps ?? descriptor?.dmaOps;
     const ops = install ? install(this.dmaLayer.ops, this.hyperv) : this.dmaLayer.ops;
     this.dma = this.dmaLayer.createDevice({ name: "netvsc", minAlignMask: 0xfff, ops });
-    this.scheduler = new Scheduler(
-      options.maxRoundsPerWait !== undefined ? { maxRoundsPerWait: options.maxRoundsPerWait } : {},
-    );
-    this.synic = new SynicLink();
-    this.conn = new VmbusConnection({
+    const bus = bootVmbus({
       memory: this.memory,
       hyperv: this.hyperv,
-      scheduler: this.scheduler,
-      synic: this.synic,
       kernel: this.kernel,
       findings: this.findingLog,
+      ...(options.maxRoundsPerWait !== undefined ? { maxRoundsPerWait: options.maxRoundsPerWait } : {}),
     });
-    this.server = new HostVmbusServer({
-      scheduler: this.scheduler,
-      synic: this.synic,
-      hostView: this.hyperv.hostView,
-    });
+    this.scheduler = bus.scheduler;
+    this.synic = bus.synic;
+    this.conn = bus.conn;
+    this.server = bus.server;
     this.conn.onMessage((e) => this.messages.push(e));
     const connected = this.conn.connect();
     if (!connected.ok) throw connected.error;
@@ -258,7 +270,13 @@ export class Vm {
    * Returns the typed error netvsc returned when the add failed (everything it allocated is undone).
    */
   addNic(options: NicOptions = {}): { ok: true; nic: Nic } | { ok: false; error: Error } {
-    const host = new Netvsp({ ...(options.netvsp ?? {}), isolated: this.isolated });
+    const cpus = this.options.cpus ?? 2;
+    const multiQueue = this.options.cpus !== undefined || options.queues !== undefined;
+    const host = new Netvsp({
+      ...(multiQueue ? { rssQueues: Math.min(64, cpus) } : {}),
+      ...(options.netvsp ?? {}),
+      isolated: this.isolated,
+    });
     const hostChannel = this.server.registerDevice(
       { interfaceType: HV_NIC_GUID },
       netvspVmbusDevice(host, this.hyperv.hostView),
@@ -277,6 +295,8 @@ export class Vm {
       ...(options.rxSections !== undefined ? { rxSections: options.rxSections } : {}),
       ...(options.txSections !== undefined ? { txSections: options.txSections } : {}),
       ...(options.ringBytes !== undefined ? { ringBytes: options.ringBytes } : {}),
+      cpus,
+      ...(options.queues !== undefined ? { channels: options.queues } : {}),
       onReceive: (frame) => nicRef?.onFrame?.(frame),
     };
     let nicRef: Nic | undefined;

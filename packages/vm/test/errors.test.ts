@@ -9,8 +9,8 @@ import { describe, expect, it } from "vitest";
 describe("one error type for every layer", () => {
   it("each layer's error is an IvmError naming its layer, with the kernel's negative errno", () => {
     const errors = [
-      new MemoryError("ENOMEM", "oom", "x"),
-      new HypercallError("EIO", "hv-status", "x", 5),
+      new MemoryError("ENOMEM", "vmalloc-size", "x"),
+      new HypercallError("EIO", "hypercall-failed", "x", 5),
       new SwiotlbError("EINVAL", "bad-caller", "bad-offset", "x"),
       new VmbusError("EDQUOT", "gpadl-creation-failed", "x"),
       new SharedBufferError("EINVAL", "lifecycle", "x"),

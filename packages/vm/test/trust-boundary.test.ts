@@ -75,11 +75,30 @@ describe("the trust boundary is a package boundary", () => {
     expect(hits).toEqual([]);
   });
 
-  it("the strategy contract depends only on what it names: memory, hypercall and the kernels", () => {
-    expect(manifestDeps("packages/shared-buffer")).toEqual(["@ivm/hypercall", "@ivm/kernel", "@ivm/memory"]);
-    expect(importsMatching("packages/shared-buffer", /^(?!\.)/)).toEqual(
-      importsMatching("packages/shared-buffer", /^@ivm\/(memory|hypercall|kernel)$/),
+  it("the strategy contract depends only on what it names: memory and hypercall", () => {
+    expect(manifestDeps("packages/shared-buffer")).toEqual(["@ivm/hypercall", "@ivm/memory"]);
+    // every bare specifier of its code (tests included; the build config's tsup aside) is one of the two
+    const bare = importsMatching("packages/shared-buffer", /^(?!\.)/, true).filter((hit) =>
+      /^packages\/shared-buffer\/(src|test)\//.test(hit),
     );
+    expect(bare.length).toBeGreaterThan(0);
+    expect(bare.filter((hit) => !/ -> @ivm\/(memory|hypercall)$/.test(hit))).toEqual([]);
+  });
+});
+
+describe("test worlds are testing entries, never production code", () => {
+  it("no production module outside a src/testing/ folder imports one", () => {
+    // @ivm/strategy-conformance is itself a test kit (built on @ivm/vmbus/testing's NIC), not production code
+    const production = productionModules().filter(
+      (f) => !/\/src\/testing\//.test(f) && packageOf(f) !== "packages/strategy-conformance",
+    );
+    expect(production.length).toBeGreaterThan(150);
+    const hits = production.flatMap((f) =>
+      importsOf(f)
+        .filter((i) => /^@ivm\/[a-z-]+\/testing$/.test(i.spec) || i.target?.includes("/src/testing/"))
+        .map((i) => `${f} -> ${i.spec}`),
+    );
+    expect(hits).toEqual([]);
   });
 });
 

@@ -27,6 +27,7 @@ import {
   vmbusAllocRing,
   vmbusFreeRingPages,
 } from "./ring/ring-buffer.js";
+import { closeSubChannels } from "./subchannel.js";
 import type { ChannelTransport } from "./transport.js";
 import {
   CHANNELMSG,
@@ -134,6 +135,12 @@ export class VmbusChannel {
   private callback: ((channel: VmbusChannel) => void) | undefined;
   private pendingInterrupt = false;
   private readonly rescindListeners: ((c: VmbusChannel) => void)[] = [];
+  /** channel->primary_channel: set on a sub-channel (subchannel.ts), undefined on a primary. */
+  primaryChannel: VmbusChannel | undefined;
+  /** channel->sc_list of a primary: its sub-channels in offer order, until each is released. */
+  readonly subChannels: VmbusChannel[] = [];
+  /** channel->sc_creation_callback (vmbus_set_sc_create_callback): the driver's netvsc_sc_open. */
+  scCreationCallback: ((subChannel: VmbusChannel) => void) | undefined;
 
   constructor(transport: ChannelTransport, offer: OfferChannelMessage) {
     this.#conn = transport;
@@ -350,6 +357,8 @@ export class VmbusChannel {
     if (this.state !== "opened" || rings === undefined) {
       return err("EINVAL", "not-open", `close in state ${this.state}`);
     }
+    // vmbus_disconnect_ring: a primary's open sub-channels are closed first, each on its own.
+    if (this.primaryChannel === undefined && this.subChannels.length > 0) closeSubChannels(this);
     const conn = this.#conn;
     this.callback = undefined; // vmbus_reset_channel_cb
     this.pendingInterrupt = false;
@@ -550,6 +559,9 @@ export class VmbusChannel {
   releaseIfIdle(): void {
     if (!this.rescinded || this.released || this.state !== "open-state") return;
     this.released = true;
+    // hv_process_channel_removal: a sub-channel leaves its primary's sc_list.
+    const sc = this.primaryChannel?.subChannels;
+    if (sc !== undefined && sc.indexOf(this) >= 0) sc.splice(sc.indexOf(this), 1);
     this.#conn.releaseRelid(this);
   }
 }

@@ -21,6 +21,7 @@ import {
 } from "./monitor-pages.js";
 import { KernelContext } from "./profile.js";
 import type { Scheduler } from "./scheduler.js";
+import { placeOffer } from "./subchannel.js";
 import { HV_POST_STATUS, type SynicLink } from "./synic.js";
 import type { MessageDirection, VmbusTraceEvent } from "./trace.js";
 import type { ChannelTransport, PendingRequest } from "./transport.js";
@@ -80,6 +81,8 @@ export type DropReason =
   | "invalid-offer"
   | "relid-out-of-range"
   | "duplicate-offer"
+  /** A second offer with index 0 for a device already offered (vmbus_process_offer's WARN_ON_ONCE). */
+  | "duplicate-primary"
   | "rescind-unknown-channel"
   | "duplicate-rescind"
   /** A reply that matches no outstanding request (GPADL_CREATED for an unknown handle, …). */
@@ -103,6 +106,10 @@ export interface VmbusConnectionCounters {
   teardownPostErrorsSwallowed: number;
   /** The monitor pages' allocations, frees and leaks (monitor-pages.ts). */
   readonly monitorPages: MonitorPageCounters;
+  /** Sub-channel offers attached to their primary (vmbus_process_offer, subchannel.ts). */
+  subChannelOffers: number;
+  /** Offers with a non-zero sub_channel_index whose primary is unknown: made a device, as the kernel does. */
+  orphanSubChannelOffers: number;
 }
 
 export interface VmbusConnectionOptions {
@@ -138,6 +145,7 @@ export class VmbusConnection {
       "invalid-offer": 0,
       "relid-out-of-range": 0,
       "duplicate-offer": 0,
+      "duplicate-primary": 0,
       "rescind-unknown-channel": 0,
       "duplicate-rescind": 0,
       "unmatched-reply": 0,
@@ -148,6 +156,8 @@ export class VmbusConnection {
     gpadlHandles: 0,
     teardownPostErrorsSwallowed: 0,
     monitorPages: { allocated: 0, freed: 0, leaked: 0, freedWhileVisible: 0 },
+    subChannelOffers: 0,
+    orphanSubChannelOffers: 0,
   };
   /** vmbus_connection.monitor_pages while connected (or connecting), else empty. */
   monitorPages: readonly MonitorPage[] = [];
@@ -163,6 +173,8 @@ export class VmbusConnection {
   readonly #traceListeners: ((e: VmbusTraceEvent) => void)[] = [];
   private readonly offerListeners: ((c: VmbusChannel) => void)[] = [];
   private nextGpadl = GPADL_HANDLE_START;
+  /** handle_sub_chan_wq: sub-channels whose sc_creation_callback is still to run. */
+  readonly #subChannelWork: VmbusChannel[] = [];
   private readonly removePollers: (() => void)[];
   /** What channels and GPADLs get of the connection: its message path, nothing else. */
   readonly #transport: ChannelTransport;
@@ -195,6 +207,7 @@ export class VmbusConnection {
     this.removePollers = [
       this.scheduler.addPoller("guest vmbus_on_msg_dpc", () => this.pollMessages()),
       this.scheduler.addPoller("guest channel callbacks", () => this.pollChannels()),
+      this.scheduler.addPoller("guest vmbus sub-channel work", () => this.#runSubChannelWork()),
     ];
   }
 
@@ -448,6 +461,21 @@ export class VmbusConnection {
     return progress;
   }
 
+  /**
+   * vmbus_add_channel_work for a sub-channel: the primary's sc_creation_callback, if the driver set
+   * one (without it the sub-channel stays offered and unopened). Rescinded ones are skipped.
+   */
+  #runSubChannelWork(): boolean {
+    let progress = false;
+    while (this.#subChannelWork.length > 0) {
+      const sc = this.#subChannelWork.shift()!;
+      progress = true;
+      if (sc.rescinded || sc.released) continue;
+      sc.primaryChannel?.scCreationCallback?.(sc);
+    }
+    return progress;
+  }
+
   private pollChannels(): boolean {
     let progress = false;
     for (const relid of this.synic.takeGuestEvents()) {
@@ -461,8 +489,9 @@ export class VmbusConnection {
 
   /** vmbus_on_msg_dpc: decode from a private copy, then dispatch by type. */
   private handleMessage(bytes: Uint8Array): void {
-    const decoded = decodeChannelMessage(bytes);
-    const type = bytes.length >= 4 ? new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true) : -1;
+    // The SynIC's copy of the host's message, the guest's own: decoded in place (one fetch of each field).
+    const decoded = decodeChannelMessage(bytes, { owned: true });
+    const type = bytes.length >= 4 ? readU32(bytes, 0) : -1;
     this.counters.received.set(type, (this.counters.received.get(type) ?? 0) + 1);
     this.emit("host-to-guest", type, bytes);
     if (!decoded.ok) {
@@ -555,8 +584,23 @@ export class VmbusConnection {
       this.drop("duplicate-offer");
       return;
     }
+    // vmbus_process_offer: a sub-channel joins its primary and goes to the driver's callback only.
+    const place = placeOffer(offer, this.channelsByRelid.values());
+    if (place.kind === "duplicate-primary") {
+      this.drop("duplicate-primary");
+      return;
+    }
     const channel = new VmbusChannel(this.#transport, offer);
     this.channelsByRelid.set(offer.childRelid, channel);
+    if (place.kind === "sub-channel") {
+      channel.primaryChannel = place.primary;
+      place.primary.subChannels.push(channel);
+      this.counters.subChannelOffers++;
+      // vmbus_add_channel_work runs on a workqueue, not in the DPC: the callback may wait (vmbus_open).
+      this.#subChannelWork.push(channel);
+      return;
+    }
+    if (offer.subChannelIndex !== 0) this.counters.orphanSubChannelOffers++;
     for (const l of this.offerListeners.slice()) l(channel);
   }
 
@@ -587,6 +631,7 @@ export class VmbusConnection {
     if (this.#traceListeners.length > 0)
       this.#trace({ kind: "message", direction, type, name: channelMessageName(type), bytes: bytes.slice() });
     if (this.messageListeners.length === 0) return;
+    // Each listener's copy is an array of its own (callers may read `bytes.buffer` from offset 0).
     const e: MessageEvent = { direction, type, bytes: bytes.slice() };
     for (const l of this.messageListeners) l(e);
   }

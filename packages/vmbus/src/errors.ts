@@ -1,4 +1,6 @@
 import { IvmError } from "@ivm/errors";
+import type { HypercallErrorReason } from "@ivm/hypercall";
+import type { RequestRejectReason } from "./request-table.js";
 
 /**
  * Errno-like codes the VMBus layer reports, named after what the kernel's drivers/hv code returns
@@ -24,14 +26,85 @@ export type VmbusErrno =
    */
   | "ETIMEDOUT";
 
+/** Why the host server refused a GPADL's messages (host/gpadl-assembler.ts counts each). */
+export type GpadlRejectReason =
+  /** More PFN bytes arrived than range_buflen announced. */
+  | "count-mismatch"
+  /** range_buflen is not a whole number of u64s, too small for the ranges, or shorter than the header's data. */
+  | "range-buflen-inconsistent"
+  /** A range's byte_offset/byte_count do not match the PFNs it carries (or byte_offset ≥ 4096, byte_count 0). */
+  | "range-inconsistent"
+  | "no-ranges"
+  | "malformed"
+  | "pfn-out-of-range"
+  | "unknown-handle"
+  | "duplicate-handle"
+  | "body-for-no-header";
+
+/** Every reason a VmbusError carries; a refused visibility change is `set-memory:` and the HypercallError's reason (kept as `cause`). */
+export type VmbusErrorReason =
+  | "already-connected"
+  | "bad-offsets"
+  | "bad-range"
+  | "bad-state"
+  | "corrupt-ring"
+  | "gpadl-creation-failed"
+  | "host-never-answered"
+  | "malformed"
+  | "monitor-pages"
+  | "monitor-pages-decrypt"
+  | "monitor-pages-memremap"
+  | "msginfo"
+  | "no-common-version"
+  | "no-gpadl"
+  | "no-ranges"
+  | "no-request-table"
+  | "not-open"
+  | "open-refused"
+  | "oversize-message"
+  | "pfn-out-of-range"
+  | "pkt-buffer"
+  | "post-failed"
+  | "post-retry-exhausted"
+  | "ranges-overflow"
+  | "rebase-pfn-mismatch"
+  | "rebase-unmapped"
+  | "request-table-full"
+  | "requestor"
+  | "rescinded"
+  | "ring-full"
+  | "ring-map"
+  | "ring-pages"
+  | "ring-size"
+  | "ring-wraparound"
+  | "round-limit"
+  | "short-message"
+  | "short-packet"
+  | "too-many-page-buffers"
+  | "u64-out-of-range"
+  | "unknown-handle"
+  | "userdata-too-long"
+  | "version-too-old"
+  | "zero-range-count"
+  | `set-memory:${HypercallErrorReason}`
+  /** The host server's refusals of a GPADL (host/gpadl-assembler.ts; declared here, which both sides import). */
+  | GpadlRejectReason
+  /** A completion that matches no outstanding request (request-table.ts). */
+  | RequestRejectReason;
+
 /**
  * The VMBus layer's one error family. `reason` is a stable machine-readable tag (for counting and
  * tests); the message is for people. Bad host input is reported with this type, never thrown as
  * anything else.
  */
-export class VmbusError extends IvmError<string, VmbusErrno> {
+export class VmbusError extends IvmError<VmbusErrorReason, VmbusErrno> {
   override readonly name: string = "VmbusError";
-  constructor(code: VmbusErrno, reason: string, message: string, options?: { readonly cause?: unknown }) {
+  constructor(
+    code: VmbusErrno,
+    reason: VmbusErrorReason,
+    message: string,
+    options?: { readonly cause?: unknown },
+  ) {
     super("vmbus", code, reason, message, options);
   }
 }
@@ -56,7 +129,7 @@ export function ok<T>(value: T): Result<T> {
 /** The one success value of a void operation, shared so that a hot path allocates nothing. */
 export const OK_VOID: Result<void> = Object.freeze({ ok: true, value: undefined });
 
-export function err<T = never>(code: VmbusErrno, reason: string, message: string): Result<T> {
+export function err<T = never>(code: VmbusErrno, reason: VmbusErrorReason, message: string): Result<T> {
   return { ok: false, error: new VmbusError(code, reason, message) };
 }
 

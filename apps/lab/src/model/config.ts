@@ -35,6 +35,10 @@ export interface LabConfig {
   readonly failHypercall: number;
   /** Fault: the first hypercall of device remove (re-encryption) fails. */
   readonly failReencrypt: boolean;
+  /** vCPUs (1..64); 0 = Vm.boot's default with a single-queue host. Given, the NIC is multi-queue. */
+  readonly cpus: number;
+  /** Channels the NIC asks for (ethtool -L combined, 1..cpus); 0 = the kernel's count. */
+  readonly queues: number;
 }
 
 /**
@@ -64,6 +68,8 @@ export const DEFAULT_CONFIG: LabConfig = {
   isolation: true,
   failHypercall: 0,
   failReencrypt: false,
+  cpus: 0,
+  queues: 0,
 };
 
 /** The era a configuration's guest runs in: its kernel profile's. */
@@ -117,7 +123,7 @@ export function configFromQuery(query: string): { config: LabConfig; step: numbe
       (v) => Number(v),
       fallback,
     );
-  const config: LabConfig = {
+  let config: LabConfig = {
     strategy: pick("s", (v) => names.includes(v), String, d.strategy),
     compare: pick("b", (v) => v === "" || names.includes(v), String, d.compare),
     // `era=` from links made before kernel profiles: the era's representative kernel (eraProfile).
@@ -163,7 +169,15 @@ export function configFromQuery(query: string): { config: LabConfig; step: numbe
       (v) => v === "1",
       d.failReencrypt,
     ),
+    cpus: num("cpus", 0, 64, d.cpus),
+    queues: num("q", 0, 64, d.queues),
   };
+  // netvsc never opens more channels than CPUs (max_chn): a count above them is refused, not clamped.
+  const cpus = config.cpus === 0 ? 2 : config.cpus;
+  if (config.queues > cpus) {
+    problems.push(`q=${config.queues} is more than the guest's ${cpus} CPUs; using the default`);
+    config = { ...config, queues: d.queues };
+  }
   const step = int(q.get("step"), 0, Number.MAX_SAFE_INTEGER) ?? 0;
   return { config, step, problems };
 }
@@ -184,6 +198,8 @@ export function configToQuery(config: LabConfig, step: number): string {
     iso: config.isolation ? "1" : "0",
     failhc: String(config.failHypercall),
     failre: config.failReencrypt ? "1" : "0",
+    cpus: String(config.cpus),
+    q: String(config.queues),
     step: String(step),
   });
   return q.toString();

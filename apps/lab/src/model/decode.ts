@@ -281,77 +281,75 @@ function decodeMessage(e: LabEvent): DecodedEvent {
 const DESCRIPTOR: Layout = { type: [0, 2], offset8: [2, 2], len8: [4, 2], flags: [6, 2], transId: [8, 8] };
 const PACKET_TYPE = new Map<number, string>(Object.entries(VM_PKT).map(([k, v]) => [v, `VM_PKT_${k}`]));
 
+/** Consecutive little-endian u32 fields from `offset` on, in the struct's order. */
+function u32s(offset: number, ...names: readonly string[]): Layout {
+  return Object.fromEntries(names.map((n, i) => [n, [offset + 4 * i, 4] as const]));
+}
+
+// One layout per struct, shared by the message kinds that carry the same one.
+const NVSP_BUF: Layout = { gpadlHandle: [4, 4], id: [8, 2] }; // nvsp_1_message_send_{receive,send}_buffer
+const NVSP_REVOKE: Layout = { id: [4, 2] }; // nvsp_1_message_revoke_{receive,send}_buffer
 const NVSP_LAYOUT: Readonly<Record<string, Layout>> = {
-  init: { minProtocolVersion: [4, 4], maxProtocolVersion: [8, 4] },
-  "init-complete": { negotiatedProtocolVersion: [4, 4], maxMdlChainLength: [8, 4], status: [12, 4] },
-  "send-ndis-version": { ndisMajor: [4, 4], ndisMinor: [8, 4] },
-  "send-recv-buf": { gpadlHandle: [4, 4], id: [8, 2] },
-  "send-send-buf": { gpadlHandle: [4, 4], id: [8, 2] },
+  init: u32s(4, "minProtocolVersion", "maxProtocolVersion"),
+  "init-complete": u32s(4, "negotiatedProtocolVersion", "maxMdlChainLength", "status"),
+  "send-ndis-version": u32s(4, "ndisMajor", "ndisMinor"),
+  "send-recv-buf": NVSP_BUF,
+  "send-send-buf": NVSP_BUF,
   "send-recv-buf-complete": {
-    status: [4, 4],
-    numSections: [8, 4],
-    "section.offset": [12, 4],
-    "section.subAllocSize": [16, 4],
-    "section.numSubAllocs": [20, 4],
-    "section.endOffset": [24, 4],
+    ...u32s(4, "status", "numSections"),
+    ...u32s(12, "section.offset", "section.subAllocSize", "section.numSubAllocs", "section.endOffset"),
   },
-  "revoke-recv-buf": { id: [4, 2] },
-  "revoke-send-buf": { id: [4, 2] },
-  "send-send-buf-complete": { status: [4, 4], sectionSize: [8, 4] },
-  "send-rndis-pkt": { channelType: [4, 4], sendBufSectionIndex: [8, 4], sendBufSectionSize: [12, 4] },
-  "send-rndis-pkt-complete": { status: [4, 4] },
+  "revoke-recv-buf": NVSP_REVOKE,
+  "revoke-send-buf": NVSP_REVOKE,
+  "send-send-buf-complete": u32s(4, "status", "sectionSize"),
+  "send-rndis-pkt": u32s(4, "channelType", "sendBufSectionIndex", "sendBufSectionSize"),
+  "send-rndis-pkt-complete": u32s(4, "status"),
   "send-ndis-config": { mtu: [4, 4], capabilities: [12, 8] },
-  other: { msgType: [0, 4] },
+  other: u32s(0, "msgType"),
 };
 
-const RNDIS_COMMON: Layout = { msgLen: [4, 4], requestId: [8, 4], status: [12, 4] };
+// Every RNDIS message starts msg_type, msg_len; requests and completions then carry request_id.
+const RNDIS_COMMON: Layout = u32s(4, "msgLen", "requestId", "status");
+const RNDIS_OID_REQUEST: Layout = u32s(
+  4,
+  "msgLen",
+  "requestId",
+  "oid",
+  "infoBufLen",
+  "infoBufOffset",
+  "deviceVcHandle",
+);
 const RNDIS_LAYOUT: Readonly<Record<string, Layout>> = {
-  packet: {
-    msgLen: [4, 4],
-    dataOffset: [8, 4],
-    dataLen: [12, 4],
-    oobDataOffset: [16, 4],
-    oobDataLen: [20, 4],
-    numOobDataElements: [24, 4],
-    perPktInfoOffset: [28, 4],
-    perPktInfoLen: [32, 4],
-    vcHandle: [36, 4],
-  },
-  init: {
-    msgLen: [4, 4],
-    requestId: [8, 4],
-    majorVersion: [12, 4],
-    minorVersion: [16, 4],
-    maxTransferSize: [20, 4],
-  },
+  packet: u32s(
+    4,
+    "msgLen",
+    "dataOffset",
+    "dataLen",
+    "oobDataOffset",
+    "oobDataLen",
+    "numOobDataElements",
+    "perPktInfoOffset",
+    "perPktInfoLen",
+    "vcHandle",
+  ),
+  init: u32s(4, "msgLen", "requestId", "majorVersion", "minorVersion", "maxTransferSize"),
   "init-complete": {
     ...RNDIS_COMMON,
-    majorVersion: [16, 4],
-    minorVersion: [20, 4],
-    deviceFlags: [24, 4],
-    medium: [28, 4],
-    maxPacketsPerMessage: [32, 4],
-    maxTransferSize: [36, 4],
-    packetAlignmentFactor: [40, 4],
-    afListOffset: [44, 4],
-    afListSize: [48, 4],
+    ...u32s(
+      16,
+      "majorVersion",
+      "minorVersion",
+      "deviceFlags",
+      "medium",
+      "maxPacketsPerMessage",
+      "maxTransferSize",
+      "packetAlignmentFactor",
+      "afListOffset",
+      "afListSize",
+    ),
   },
-  query: {
-    msgLen: [4, 4],
-    requestId: [8, 4],
-    oid: [12, 4],
-    infoBufLen: [16, 4],
-    infoBufOffset: [20, 4],
-    deviceVcHandle: [24, 4],
-  },
-  set: {
-    msgLen: [4, 4],
-    requestId: [8, 4],
-    oid: [12, 4],
-    infoBufLen: [16, 4],
-    infoBufOffset: [20, 4],
-    deviceVcHandle: [24, 4],
-  },
+  query: RNDIS_OID_REQUEST,
+  set: RNDIS_OID_REQUEST,
 };
 
 const RNDIS_NAME = new Map<number, string>(Object.entries(RNDIS_MSG_TYPE).map(([k, v]) => [v as number, k]));

@@ -109,6 +109,8 @@ export interface RunSummary {
   readonly faults: number;
   readonly packets: { readonly sent: number; readonly received: number; readonly verified: number };
   readonly swiotlbSlots: number;
+  /** The NIC's VMBus channels (the primary and its vRSS sub-channels), 0 when no NIC came up. */
+  readonly channels: number;
 }
 
 export interface BufferSummary {
@@ -242,6 +244,7 @@ function skippedRecording(config: LabConfig, strategy: string, era: string, reas
       faults: 0,
       packets: { sent: 0, received: 0, verified: 0 },
       swiotlbSlots: 0,
+      channels: 0,
     },
     missedPages: 0,
     bootMs: 0,
@@ -269,6 +272,7 @@ export function record(config: LabConfig, strategy: string): Recording {
     uptime: config.uptime,
     seed: config.seed,
     strategy: entry,
+    ...(config.cpus > 0 ? { cpus: config.cpus } : {}),
   });
   const bootMs = performance.now() - t0;
   const memory = vm.memory;
@@ -529,8 +533,10 @@ export function record(config: LabConfig, strategy: string): Recording {
     const added = addNicMeasured(vm, {
       ...(config.rxSections > 0 ? { rxSections: config.rxSections } : {}),
       ...(config.txSections > 0 ? { txSections: config.txSections } : {}),
+      ...(config.queues > 0 ? { queues: config.queues } : {}),
     });
     cost = added.cost;
+    const channels = added.nic?.device.channelCount?.combined ?? 0;
     const nic = added.nic;
     settlePhase();
     phase = "traffic";
@@ -564,6 +570,7 @@ export function record(config: LabConfig, strategy: string): Recording {
         verified: (traffic?.rxVerified ?? 0) + (nic?.host.counters.txFramesVerified ?? 0),
       },
       swiotlbSlots: pool?.nslabs ?? 0,
+      channels,
     };
   } finally {
     offHv();

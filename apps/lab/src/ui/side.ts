@@ -253,6 +253,7 @@ export class SidePanel {
       ["device-add channel messages", String(s.deviceAdd.channelMessages)],
       ["page-table pages added", String(s.deviceAdd.pageTablePagesAdded)],
       ["swiotlb slots", String(s.swiotlbSlots)],
+      ["NIC channels (queues)", String(s.channels)],
     ];
     if (end) {
       rows.push(

@@ -10,6 +10,15 @@ import { type Sourced, sourced } from "../sourced.js";
  */
 export type PageBufferSend = "pagebuffer" | "mpb";
 
+/**
+ * dev_info->num_chn before any `ethtool -L` (netvsc_devinfo_get without a device):
+ * - `vrss-8`: VRSS_CHANNEL_DEFAULT, 8 channels whatever the vCPU count;
+ * - `max-16-rss`: max(VRSS_CHANNEL_DEFAULT = 16, netif_get_num_default_rss_queues()) (646f071d315b).
+ * Either way rndis_filter_device_add caps it by max_chn = min(VRSS_CHANNEL_MAX, online CPUs, the
+ * host's num_recv_que).
+ */
+export type DefaultChannels = "vrss-8" | "max-16-rss";
+
 /** What the netvsc driver (drivers/net/hyperv: netvsc.c, rndis_filter.c, hyperv_net.h) reads from a profile. */
 export interface NetvscBehaviour {
   /**
@@ -24,6 +33,8 @@ export interface NetvscBehaviour {
    * against: 32 while `ranges` was declared [1], 24 once it became a flexible array (bb9b0e46b84c).
    */
   readonly xferPageHeaderSize: Sourced<number>;
+  /** The default channel count rule (multi-queue: one VMBus sub-channel per extra queue). */
+  readonly defaultChannels: Sourced<DefaultChannels>;
 }
 
 const FREES: Sourced<boolean> = sourced(
@@ -64,10 +75,26 @@ const XFER_HEADER_24 = sourced(
   "6.6",
 );
 
+// vRSS came with 5b54dac856cb (3.15, eight channels by default); the 2024 change to 16 and the
+// CPU-based count landed in 6.12.
+const CHANNELS_8 = sourced<DefaultChannels>(
+  "vrss-8",
+  "5b54dac856cb",
+  "hyperv: Add support for virtual Receive Side Scaling (vRSS)",
+  "3.15",
+);
+const CHANNELS_16 = sourced<DefaultChannels>(
+  "max-16-rss",
+  "646f071d315b",
+  "net: netvsc: Update default VMBus channels",
+  "6.12",
+);
+
 const BASE: NetvscBehaviour = {
   keepDecryptedBuffers: FREES,
   pageBufferSend: PAGEBUFFER,
   xferPageHeaderSize: XFER_HEADER_32,
+  defaultChannels: CHANNELS_8,
 };
 
 /** The netvsc table. "6.6" is the 6.6 release; the 2024 fixes reached 6.6.y in 6.6.31. */
@@ -83,9 +110,15 @@ export const netvscBehaviours: PerProfile<NetvscBehaviour> = {
     xferPageHeaderSize: XFER_HEADER_24,
   },
   "6.9": { ...BASE, keepDecryptedBuffers: KEEPS, xferPageHeaderSize: XFER_HEADER_24 },
-  "6.12": { ...BASE, keepDecryptedBuffers: KEEPS, xferPageHeaderSize: XFER_HEADER_24 },
+  "6.12": {
+    ...BASE,
+    keepDecryptedBuffers: KEEPS,
+    xferPageHeaderSize: XFER_HEADER_24,
+    defaultChannels: CHANNELS_16,
+  },
   "6.18": {
     keepDecryptedBuffers: KEEPS,
+    defaultChannels: CHANNELS_16,
     pageBufferSend: sourced<PageBufferSend>(
       "mpb",
       "4f98616b855c",

@@ -1,33 +1,34 @@
-import { cpuidFor, createHyperv, type HypervLayer, isolationFromCpuid } from "@ivm/hypercall";
-import { GuestMemory, type VtomMode } from "@ivm/memory";
+import { bootPlatform, type HypervLayer } from "@ivm/hypercall";
+import type { GuestMemory, VtomMode } from "@ivm/memory";
 import { bootDma, type DmaLayer } from "../dma-layer.js";
 import type { SwiotlbBootOptions } from "../pool.js";
 
-/** A booted guest for the wired-layer tests (test-only; not exported from the package). */
+/** A booted guest with its DMA layer: @ivm/hypercall's bootPlatform, then bootDma (as @ivm/vm boots). */
 export interface TestGuest {
   readonly memory: GuestMemory;
   readonly hv: HypervLayer;
   readonly dma: DmaLayer;
 }
 
+/**
+ * An SNP guest with vTOM in `era` (1 GiB unless told) and its swiotlb pool; `beforeBoot` runs between
+ * the platform and swiotlb (to arm a fault the pool's setup should meet).
+ */
 export function bootIsolatedGuest(
   era: VtomMode,
   bytes: number = 2 ** 30,
   options: SwiotlbBootOptions = {},
   beforeBoot?: (memory: GuestMemory, hv: HypervLayer) => void,
 ): TestGuest {
-  const isolation = isolationFromCpuid(cpuidFor({ type: "snp" }));
-  const memory = new GuestMemory({ bytes, sharedGpaBoundary: isolation.sharedGpaBoundary, vtomMode: era });
-  const hv = createHyperv(memory, isolation);
-  beforeBoot?.(memory, hv);
-  return { memory, hv, dma: bootDma(memory, hv, options) };
+  const { memory, hyperv } = bootPlatform({ bytes, era });
+  beforeBoot?.(memory, hyperv);
+  return { memory, hv: hyperv, dma: bootDma(memory, hyperv, options) };
 }
 
+/** A guest without isolation (dma-direct; no pool unless `options` asks for one). */
 export function bootPlainGuest(bytes: number = 2 ** 30, options: SwiotlbBootOptions = {}): TestGuest {
-  const isolation = isolationFromCpuid(cpuidFor({ type: "none" }));
-  const memory = new GuestMemory({ bytes });
-  const hv = createHyperv(memory, isolation);
-  return { memory, hv, dma: bootDma(memory, hv, options) };
+  const { memory, hyperv } = bootPlatform({ bytes, isolation: "none" });
+  return { memory, hv: hyperv, dma: bootDma(memory, hyperv, options) };
 }
 
 /** A kmalloc'd buffer filled with `bytes`, and its kernel address. */

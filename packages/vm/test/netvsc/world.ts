@@ -1,9 +1,9 @@
 // Test-only: a small guest + host world for the driver (memory, hypervisor, swiotlb, scheduler, SynIC,
 // VMBus connection, host server) with the simulated netvsp registered as the NIC. Not exported.
 
-import { cpuidFor, createHyperv, type HypervLayer, isolationFromCpuid } from "@ivm/hypercall";
+import { bootPlatform, type HypervLayer } from "@ivm/hypercall";
 import type { KernelProfile } from "@ivm/kernel";
-import { GuestMemory, PageFlag } from "@ivm/memory";
+import { type GuestMemory, PageFlag } from "@ivm/memory";
 import { NetvscDevice, type NetvscDeviceOptions } from "@ivm/netvsc";
 import { encodeLabFrame, NETVSP_GUEST_MAC, NETVSP_HOST_MAC, type NetvscResult } from "@ivm/netvsc-protocol";
 import { Netvsp, type NetvspOptions, netvspVmbusDevice } from "@ivm/netvsp";
@@ -11,8 +11,9 @@ import type { SharedBufferStrategy } from "@ivm/shared-buffer";
 import { vmallocRemap } from "@ivm/strategy-vmalloc-remap";
 import { vtomPte } from "@ivm/strategy-vtom-pte";
 import { bootDma, type DmaDevice, type DmaLayer } from "@ivm/swiotlb";
-import { HV_NIC_GUID, Scheduler, SynicLink, type VmbusChannel, VmbusConnection } from "@ivm/vmbus";
-import { type HostChannel, HostVmbusServer } from "@ivm/vmbus/host";
+import type { Scheduler, VmbusChannel, VmbusConnection } from "@ivm/vmbus";
+import { bootVmbus, type HostChannel, type HostDevice, type HostVmbusServer } from "@ivm/vmbus/host";
+import { connectNic } from "@ivm/vmbus/testing";
 
 export type GuestKind = "isolated" | "plain";
 
@@ -47,36 +48,23 @@ export function makeWorld(
   maxRoundsPerWait = 20_000,
   kernel?: KernelProfile,
 ): World {
-  const isolation = isolationFromCpuid(cpuidFor({ type: kind === "isolated" ? "snp" : "none" }));
-  const memory = new GuestMemory({
-    bytes,
-    sharedGpaBoundary: isolation.sharedGpaBoundary,
-    vtomMode: "address-bit",
-  });
-  const hyperv = createHyperv(memory, isolation);
+  // @ivm/vm's boot steps (platform, swiotlb, bus), with the netvsp registered as the NIC.
+  const { memory, hyperv } = bootPlatform({ bytes, isolation: kind === "isolated" ? "snp" : "none" });
   const dmaLayer = bootDma(memory, hyperv, { nslabs: 8192 });
   const dma = dmaLayer.createDevice({ name: "netvsc", minAlignMask: 0xfff });
-  const scheduler = new Scheduler({ maxRoundsPerWait });
-  const synic = new SynicLink();
-  const conn = new VmbusConnection({
+  const { scheduler, conn, server } = bootVmbus({
     memory,
     hyperv,
-    scheduler,
-    synic,
+    maxRoundsPerWait,
     ...(kernel === undefined ? {} : { kernel }),
   });
-  const server = new HostVmbusServer({ scheduler, synic, hostView: hyperv.hostView });
   const host$ = new Netvsp({ isolated: kind === "isolated", ...netvsp });
   const device = netvspVmbusDevice(host$, hyperv.hostView);
   let world: World | undefined;
-  const host = server.registerDevice(
-    { interfaceType: HV_NIC_GUID },
+  const { channel, host } = connectNic<HostDevice>(
+    { conn, server },
     { ...device, poll: (ch) => (world?.hostPaused === true ? false : device.poll!(ch)) },
   );
-  const connected = conn.connect();
-  if (!connected.ok) throw connected.error;
-  const channel = conn.channels.get(host.relid);
-  if (channel === undefined) throw new Error("NIC not offered");
   const strategy = kind === "isolated" ? vmallocRemap.create({ memory }) : vtomPte.create({ memory });
   world = {
     kind,

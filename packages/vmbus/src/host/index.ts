@@ -3,21 +3,19 @@
 // never imports this entry; host devices (such as @ivm/netvsp) do.
 
 export {
-  type AssembledGpadl,
-  GpadlAssembler,
-  type GpadlRange,
-  type GpadlRejectCounters,
-  type GpadlRejectReason,
-  type GpadlStep,
+  bootVmbus,
+  type VmbusBootOptions,
+  type VmbusBus,
+} from "./bus.js";
+export type {
+  GpadlRejectCounters,
+  GpadlRejectReason,
 } from "./gpadl-assembler.js";
-export { type HostMemoryAccess, HostRingMem } from "./host-ring-mem.js";
+export type { HostMemoryAccess } from "./host-ring-mem.js";
 export {
   type HostPacket,
   type HostReadResult,
   HostRingEndpoint,
-  type HostRingEndpointCounters,
-  type HostRingEndpointOptions,
-  type HostRingProblem,
 } from "./ring-endpoint.js";
 export {
   HOST_STATUS_UNSUCCESSFUL,
@@ -32,3 +30,4 @@ export {
   type HostServerOptions,
   HostVmbusServer,
 } from "./server.js";
+export { offerSubChannel, rescindSubChannels } from "./subchannel.js";

@@ -1,13 +1,14 @@
-import { cpuidFor, createHyperv, type HypervLayer, isolationFromCpuid } from "@ivm/hypercall";
+import { bootPlatform, type HypervLayer } from "@ivm/hypercall";
 import type { KernelProfile } from "@ivm/kernel";
-import { GuestMemory } from "@ivm/memory";
+import type { GuestMemory } from "@ivm/memory";
 import type { VmbusChannel } from "../channel.js";
 import { HV_NIC_GUID } from "../channel-offer.js";
-import { VmbusConnection } from "../connection.js";
+import type { VmbusConnection } from "../connection.js";
+import { bootVmbus } from "../host/bus.js";
 import type { HostPacket } from "../host/ring-endpoint.js";
-import { type HostChannel, type HostDevice, HostVmbusServer } from "../host/server.js";
-import { Scheduler } from "../scheduler.js";
-import { SynicLink } from "../synic.js";
+import type { HostChannel, HostDevice, HostVmbusServer } from "../host/server.js";
+import type { Scheduler } from "../scheduler.js";
+import type { SynicLink } from "../synic.js";
 
 export type WorldEra = "address-bit" | "pte-bit" | "none";
 export const ERAS: readonly WorldEra[] = ["address-bit", "pte-bit", "none"];
@@ -22,41 +23,33 @@ export interface World {
   readonly conn: VmbusConnection;
 }
 
-/** A guest and an honest host over one memory (tests only). 64 MiB of RAM unless told otherwise. */
-export function makeWorld(
-  era: WorldEra,
-  options: {
-    readonly bytes?: number;
-    readonly maxRoundsPerWait?: number;
-    readonly hostMaxVersion?: number;
-    readonly kernel?: KernelProfile;
-  } = {},
-): World {
-  const bytes = options.bytes ?? 64 * 2 ** 20;
-  const isolation = isolationFromCpuid(cpuidFor({ type: era === "none" ? "none" : "snp" }));
-  const memory = new GuestMemory({
-    bytes,
-    sharedGpaBoundary: isolation.sharedGpaBoundary,
-    vtomMode: era === "pte-bit" ? "pte-bit" : "address-bit",
+export interface WorldOptions {
+  /** Guest RAM; 64 MiB unless told otherwise. */
+  readonly bytes?: number;
+  /** Default 10,000 (a test that loops fails fast). */
+  readonly maxRoundsPerWait?: number;
+  readonly hostMaxVersion?: number;
+  readonly kernel?: KernelProfile;
+}
+
+/**
+ * A guest and an honest host over one memory, not yet connected: @ivm/hypercall's bootPlatform then
+ * bootVmbus, the two steps @ivm/vm boots with. "none" is a guest without isolation.
+ */
+export function makeWorld(era: WorldEra, options: WorldOptions = {}): World {
+  const { memory, hyperv } = bootPlatform({
+    bytes: options.bytes ?? 64 * 2 ** 20,
+    isolation: era === "none" ? "none" : "snp",
+    era: era === "pte-bit" ? "pte-bit" : "address-bit",
   });
-  const hyperv = createHyperv(memory, isolation);
-  const scheduler = new Scheduler({ maxRoundsPerWait: options.maxRoundsPerWait ?? 10_000 });
-  const synic = new SynicLink();
-  // The guest's pollers are registered first: a round is guest DPC, guest channels, host server, host devices.
-  const conn = new VmbusConnection({
+  const bus = bootVmbus({
     memory,
     hyperv,
-    scheduler,
-    synic,
+    maxRoundsPerWait: options.maxRoundsPerWait ?? 10_000,
     ...(options.kernel === undefined ? {} : { kernel: options.kernel }),
+    ...(options.hostMaxVersion === undefined ? {} : { hostMaxVersion: options.hostMaxVersion }),
   });
-  const server = new HostVmbusServer({
-    scheduler,
-    synic,
-    hostView: hyperv.hostView,
-    ...(options.hostMaxVersion === undefined ? {} : { maxVersion: options.hostMaxVersion }),
-  });
-  return { era, memory, hyperv, scheduler, synic, server, conn };
+  return { era, memory, hyperv, ...bus };
 }
 
 /** A host device that keeps every guest packet it reads (host-owned copies). */
@@ -99,9 +92,12 @@ export class RecordingDevice implements HostDevice {
   }
 }
 
-/** Registers a NIC device on the host and connects the guest; returns the guest channel and the host's. */
+/**
+ * Registers a NIC device on the host (a RecordingDevice unless given) and connects the guest; returns
+ * the guest's channel and the host's. Throws when the connection fails or the offer does not arrive.
+ */
 export function connectNic<D extends HostDevice = RecordingDevice>(
-  w: World,
+  w: Pick<World, "server" | "conn">,
   device: D = new RecordingDevice() as unknown as D,
 ): { readonly channel: VmbusChannel; readonly host: HostChannel; readonly device: D } {
   const host = w.server.registerDevice({ interfaceType: HV_NIC_GUID }, device);
