@@ -31,6 +31,7 @@ export {
   decodeNvspMessage,
   encodeNvspMessage,
   encodeNvspRecvCompletion,
+  type FieldPlace,
   NETVSC_INVALID_INDEX,
   NVSP_CAPABILITY,
   NVSP_CHANNEL_TYPE,
@@ -53,6 +54,7 @@ export {
   type NvspStatus,
   ndisConfigFor,
   ndisVersionFor,
+  nvspFieldLayout,
   type RecvBufSection,
   VRSS_SEND_TAB_SIZE,
   writeNvspRecvCompletion,
@@ -93,6 +95,7 @@ export {
   type RndisPpiIssue,
   type RndisPpiIssueReason,
   type RndisRejectReason,
+  rndisFieldLayout,
   rndisPacketField,
   writeRndisDataHeader,
 } from "./rndis.js";

@@ -354,6 +354,21 @@ const RNDIS_PKT_SECTION_INDEX = fieldAt("send-rndis-pkt", "sendBufSectionIndex")
 const RNDIS_PKT_SECTION_SIZE = fieldAt("send-rndis-pkt", "sendBufSectionSize");
 const RNDIS_PKT_COMPLETE_STATUS = fieldAt("send-rndis-pkt-complete", "status");
 
+/** Where a field sits in a message: byte offset from the start of the message and width. */
+export type FieldPlace = readonly [offset: number, width: number];
+
+/**
+ * Where each field of a message kind sits (header included), read from the layout the codecs use: for
+ * tools that show a message's bytes beside its decoded fields. Grouped fields are named "section.offset".
+ * "other" has none.
+ */
+export function nvspFieldLayout(kind: NvspMessageKind): Readonly<Record<string, FieldPlace>> {
+  if (kind === "other") return {};
+  return Object.fromEntries(
+    LAYOUT[kind].fields.map((f) => [fieldName(f), [NVSP_HEADER_SIZE + f.at, f.width] as const]),
+  );
+}
+
 /** The wire type number of a message. */
 export function nvspMsgType(msg: NvspMessage): number {
   return msg.kind === "other" ? msg.msgType : LAYOUT[msg.kind].type;

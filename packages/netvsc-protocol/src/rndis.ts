@@ -4,6 +4,7 @@
 // netvsc_linkstatus_callback after the 2020-21 hardening (44144185951a, 0ba35fe91ce3 and follow-ups).
 
 import { type NetvscError, type NetvscResult, ok, reject } from "./errors.js";
+import type { FieldPlace } from "./nvsp.js";
 import { checkU32, readU32, u32OrZero, writeU32 } from "./wire.js";
 
 /** RNDIS_MSG_* (completions are the request type | 0x80000000). */
@@ -254,6 +255,37 @@ function rndisFieldAt(layout: RndisLayout, name: string): number {
   const i = layout.fields.indexOf(name);
   if (i < 0) throw new Error(`rndis layout ${layout.type} has no field ${name}`);
   return RNDIS_HEADER_SIZE + i * 4;
+}
+
+const LAYOUT_OF_KIND: { readonly [K in RndisMessageKind]: RndisLayout | null } = {
+  packet: LAYOUT.packet,
+  init: LAYOUT.init,
+  "init-complete": LAYOUT.initComplete,
+  halt: LAYOUT.halt,
+  query: LAYOUT.query,
+  set: LAYOUT.set,
+  "query-complete": LAYOUT.queryComplete,
+  "set-complete": LAYOUT.setComplete,
+  reset: LAYOUT.reset,
+  "reset-complete": LAYOUT.resetComplete,
+  "indicate-status": LAYOUT.indicate,
+  keepalive: LAYOUT.keepalive,
+  "keepalive-complete": LAYOUT.keepaliveComplete,
+  unknown: null,
+};
+
+/**
+ * Where each field of a message kind sits (msg_len and the struct's fields, offsets from the start of
+ * the message, 4 bytes each), read from the layout the codecs use: for tools that show a message's
+ * bytes beside its decoded fields.
+ */
+export function rndisFieldLayout(kind: RndisMessageKind): Readonly<Record<string, FieldPlace>> {
+  const layout = LAYOUT_OF_KIND[kind];
+  const places: Record<string, FieldPlace> = { msgLen: [4, 4] };
+  if (layout !== null) {
+    for (let i = 0; i < layout.fields.length; i++) places[layout.fields[i]!] = [RNDIS_HEADER_SIZE + 4 * i, 4];
+  }
+  return places;
 }
 
 /** Body sizes of the structs (from the layouts). */
