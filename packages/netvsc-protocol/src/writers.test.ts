@@ -5,6 +5,7 @@ import {
   decodeNvspMessage,
   encodeNvspMessage,
   encodeNvspRecvCompletion,
+  nvspFieldLayout,
   writeNvspRecvCompletion,
   writeNvspRndisPacket,
 } from "./nvsp.js";
@@ -12,7 +13,9 @@ import {
   checkRndisPacket,
   decodeRndisMessage,
   encodeRndisPacket,
+  encodeRndisQuery,
   RNDIS_PACKET_AT,
+  rndisFieldLayout,
   rndisPacketField,
   writeRndisDataHeader,
 } from "./rndis.js";
@@ -99,3 +102,36 @@ describe("checkers without a result object", () => {
 });
 
 const PKT_LEN_AT = RNDIS_PACKET_AT.dataLen;
+
+describe("field layouts for tools", () => {
+  const le = (b: Uint8Array, at: number, width: number): number => {
+    let v = 0;
+    for (let i = width - 1; i >= 0; i--) v = v * 256 + b[at + i]!;
+    return v;
+  };
+
+  it("nvspFieldLayout places every decoded field where the encoder wrote it", () => {
+    const msg = {
+      kind: "send-recv-buf-complete",
+      status: 1,
+      numSections: 1,
+      section: { offset: 0, subAllocSize: 1728, numSubAllocs: 9709, endOffset: 9709 * 1728 },
+    } as const;
+    const bytes = encodeNvspMessage(msg);
+    const places = nvspFieldLayout("send-recv-buf-complete");
+    expect(Object.keys(places)).toHaveLength(6);
+    expect(le(bytes, ...places["section.endOffset"]!)).toBe(9709 * 1728);
+    expect(le(bytes, ...places.status!)).toBe(1);
+    expect(nvspFieldLayout("revoke-recv-buf")).toEqual({ id: [4, 2] });
+  });
+
+  it("rndisFieldLayout places msg_len and each field of the struct", () => {
+    const bytes = encodeRndisQuery({ requestId: 7, oid: 0x10202 });
+    const places = rndisFieldLayout("query");
+    expect(le(bytes, ...places.msgLen!)).toBe(28);
+    expect(le(bytes, ...places.requestId!)).toBe(7);
+    expect(le(bytes, ...places.oid!)).toBe(0x10202);
+    expect(le(bytes, ...places.infoBufOffset!)).toBe(20);
+    expect(rndisFieldLayout("unknown")).toEqual({ msgLen: [4, 4] });
+  });
+});
