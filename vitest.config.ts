@@ -15,8 +15,6 @@ const alias = [
   // They live under apps/, not packages/.
   { find: /^@ivm\/(catalog|fuzz)$/, replacement: `${root}apps/$1/src/index.ts` },
   { find: /^@ivm\/catalog\/cli$/, replacement: `${root}apps/catalog/src/cli.ts` },
-  // apps/fuzz's campaign runner, which the bench times (fuzz throughput).
-  { find: /^@ivm\/fuzz$/, replacement: `${root}apps/fuzz/src/index.ts` },
   { find: /^@ivm\/([a-z-]+)\/([a-z-]+)$/, replacement: `${root}packages/$1/src/$2/index.ts` },
   { find: /^@ivm\/([a-z-]+)$/, replacement: `${root}packages/$1/src/index.ts` },
 ];
