@@ -36,6 +36,54 @@ describe("MMU", () => {
     expect([...out]).toEqual([9, 8, 7]);
   });
 
+  it("reads and writes u32 words with read()'s bytes, counters and faults, inside a page and across one", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM });
+    const va = mem.vmalloc.vzalloc(2 * PAGE_SIZE, { tag: "buf" })!;
+    const pfn = mem.virtToPfn(va);
+    const alias = mem.vmalloc.vmapPfn([pfn + mem.vtomPfn, mem.virtToPfn(va + PAGE_SIZE) + mem.vtomPfn], {
+      tag: "alias",
+    })!;
+    expect(() => mem.mmu.readU32(alias + 8)).toThrowError(/shared-alias-to-private-page/);
+    expect(() => mem.mmu.writeU32(alias + 8, 1)).toThrowError(/shared-alias-to-private-page/);
+    expect(mem.mmu.faults["shared-alias-to-private-page"]).toBe(2);
+    mem.phys.setHostVisibleRange(pfn, 2, true);
+    // a converted page reads as its destroyed contents, the same through u32 and byte reads
+    const bytes = new Uint8Array(4);
+    mem.mmu.read(alias + 8, bytes);
+    expect(mem.mmu.readU32(alias + 8)).toBe(new DataView(bytes.buffer).getUint32(0, true));
+    const before = { r: mem.mmu.bytesRead, w: mem.mmu.bytesWritten, s: mem.mmu.sharedReads };
+    mem.mmu.writeU32(alias + 8, 0x8badf00d);
+    mem.mmu.writeU32(alias + PAGE_SIZE - 2, 0x11223344); // crosses into the second page
+    expect(mem.mmu.readU32(alias + 8)).toBe(0x8badf00d);
+    expect(mem.mmu.readU32(alias + PAGE_SIZE - 2)).toBe(0x11223344);
+    mem.phys.read(pfn * PAGE_SIZE + PAGE_SIZE - 2, bytes);
+    expect([...bytes]).toEqual([0x44, 0x33, 0x22, 0x11]);
+    expect(mem.phys.readU32(pfn * PAGE_SIZE + 8)).toBe(0x8badf00d);
+    expect(() => mem.phys.readU32(pfn * PAGE_SIZE + PAGE_SIZE - 2)).toThrowError(/crosses a page/);
+    expect([
+      mem.mmu.bytesRead - before.r,
+      mem.mmu.bytesWritten - before.w,
+      mem.mmu.sharedReads - before.s,
+    ]).toEqual([8, 8, 2]);
+    // revoked: the word faults exactly as a byte access does
+    mem.phys.setHostVisibleRange(pfn, 2, false);
+    expect(() => mem.mmu.readU32(alias + 8)).toThrowError(/shared-alias-to-private-page/);
+    expect(() => mem.mmu.writeU32(alias + PAGE_SIZE - 2, 0)).toThrowError(/shared-alias-to-private-page/);
+  });
+
+  it("gives a recycled byte slot the zeros of a fresh page", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM });
+    const pfnA = 100;
+    const pfnB = 200;
+    mem.phys.fill(pfnA * PAGE_SIZE, PAGE_SIZE, 0xab);
+    mem.phys.zeroPage(pfnA); // its slot goes back to the free list with 0xab in it
+    mem.phys.write(pfnB * PAGE_SIZE + 10, new Uint8Array([1]));
+    const out = new Uint8Array(PAGE_SIZE);
+    mem.phys.read(pfnB * PAGE_SIZE, out);
+    expect(out.filter((b) => b !== 0)).toEqual(new Uint8Array([1]));
+    expect(out[10]).toBe(1);
+  });
+
   it("counts reads that fetched through a shared alias, once per call (for I3 double-fetch checks)", () => {
     const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM });
     const va = mem.vmalloc.vzalloc(2 * PAGE_SIZE, { tag: "buf" })!;

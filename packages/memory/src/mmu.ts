@@ -145,19 +145,38 @@ export class Mmu {
     this.write(dstVa, tmp);
   }
 
+  /**
+   * The u32 at `va`: read() of 4 bytes (same translation, alias checks, faults and counters). A word
+   * inside one page (every ring header field) is one translation and no copy.
+   */
   readU32(va: number): number {
-    const b = this.#word;
-    this.read(va, b);
-    return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+    const off = va - Math.floor(va / PAGE_SIZE) * PAGE_SIZE;
+    if (off > PAGE_SIZE - 4) {
+      const b = this.#word;
+      this.read(va, b);
+      return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+    }
+    const resolved = this.#resolve(va);
+    const value = this.#phys.readU32(Math.floor(resolved / 2) * PAGE_SIZE + off);
+    this.bytesRead += 4;
+    this.sharedReads += resolved & 1;
+    return value;
   }
 
+  /** write() of a little-endian u32; a word inside one page is one translation and no copy. */
   writeU32(va: number, value: number): void {
-    const b = this.#word;
-    b[0] = value & 0xff;
-    b[1] = (value >>> 8) & 0xff;
-    b[2] = (value >>> 16) & 0xff;
-    b[3] = (value >>> 24) & 0xff;
-    this.write(va, b);
+    const off = va - Math.floor(va / PAGE_SIZE) * PAGE_SIZE;
+    if (off > PAGE_SIZE - 4) {
+      const b = this.#word;
+      b[0] = value & 0xff;
+      b[1] = (value >>> 8) & 0xff;
+      b[2] = (value >>> 16) & 0xff;
+      b[3] = (value >>> 24) & 0xff;
+      this.write(va, b);
+      return;
+    }
+    this.#phys.writeU32(Math.floor(this.#resolve(va) / 2) * PAGE_SIZE + off, value);
+    this.bytesWritten += 4;
   }
 
   /** Returns pfn × 2 + (shared ? 1 : 0), or throws the fault. Kept numeric: this is the hot path. */

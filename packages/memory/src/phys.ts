@@ -226,6 +226,37 @@ export class PhysicalMemory {
     }
   }
 
+  /**
+   * The little-endian u32 at `pa`, which must not cross a page (ring indices, header words): read()
+   * without a destination buffer. Same bounds rule and same bytes as read().
+   */
+  readU32(pa: number): number {
+    this.#checkRange(pa, 4);
+    const pfn = Math.floor(pa / PAGE_SIZE);
+    const off = pa - pfn * PAGE_SIZE;
+    if (off > PAGE_SIZE - 4) throw invalid("phys-range", `u32 at 0x${pa.toString(16)} crosses a page`);
+    const slot = this.#slot(pfn);
+    if (slot === NO_BYTES) return 0;
+    const src = slot === GARBAGE ? GARBAGE_POOL : this.#slabs[slot >>> SLAB_SHIFT]!;
+    const at = (slot === GARBAGE ? garbageStart(pfn) : (slot & (SLAB_PAGES - 1)) * PAGE_SIZE) + off;
+    return (src[at]! | (src[at + 1]! << 8) | (src[at + 2]! << 16) | (src[at + 3]! << 24)) >>> 0;
+  }
+
+  /** Stores `value` as a little-endian u32 at `pa`, which must not cross a page: write() of 4 bytes. */
+  writeU32(pa: number, value: number): void {
+    this.#checkRange(pa, 4);
+    const pfn = Math.floor(pa / PAGE_SIZE);
+    const off = pa - pfn * PAGE_SIZE;
+    if (off > PAGE_SIZE - 4) throw invalid("phys-range", `u32 at 0x${pa.toString(16)} crosses a page`);
+    const slot = this.#materialiseSlot(pfn);
+    const dst = this.#slabs[slot >>> SLAB_SHIFT]!;
+    const at = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE + off;
+    dst[at] = value & 0xff;
+    dst[at + 1] = (value >>> 8) & 0xff;
+    dst[at + 2] = (value >>> 16) & 0xff;
+    dst[at + 3] = (value >>> 24) & 0xff;
+  }
+
   /** Copies `src` to physical address `pa`. */
   write(pa: number, src: Uint8Array): void {
     this.writeFrom(pa, src, 0, src.length);
@@ -330,12 +361,17 @@ export class PhysicalMemory {
   #materialiseSlot(pfn: number): number {
     const slot = this.#slot(pfn);
     if (slot >= 0) return slot;
-    const fresh = this.#freeSlots.pop() ?? this.#nextSlot++;
+    // A slot never handed out before lies in a slab fresh from the allocator, which is zeros already:
+    // filling it again would only fault its memory in twice. A recycled slot holds its last page's bytes.
+    const recycled = this.#freeSlots.length > 0;
+    const fresh = recycled ? this.#freeSlots.pop()! : this.#nextSlot++;
     if (fresh >= this.#slabs.length * SLAB_PAGES) this.#slabs.push(new Uint8Array(SLAB_PAGES * PAGE_SIZE));
     this.#setSlot(pfn, fresh);
-    const bytes = this.#slotBytes(fresh);
-    if (slot === GARBAGE) bytes.set(garbageFor(pfn));
-    else bytes.fill(0);
+    // Into the slab by offset: a view per materialised page would cost more than the fill.
+    const slab = this.#slabs[fresh >>> SLAB_SHIFT]!;
+    const start = (fresh & (SLAB_PAGES - 1)) * PAGE_SIZE;
+    if (slot === GARBAGE) slab.set(garbageFor(pfn), start);
+    else if (recycled) slab.fill(0, start, start + PAGE_SIZE);
     return fresh;
   }
 

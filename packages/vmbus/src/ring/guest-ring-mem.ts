@@ -14,8 +14,6 @@ export class GuestRingMem implements RingMem {
   /** Start of the 2n−1 page mapping (the header page). */
   readonly va: number;
   private readonly mmu: Mmu;
-  private readonly u32 = new Uint8Array(4);
-  private readonly u32View = new DataView(this.u32.buffer);
 
   /** `pages` is n, the ring's size in pages including the header page. */
   constructor(mmu: Mmu, va: number, pages: number) {
@@ -25,14 +23,13 @@ export class GuestRingMem implements RingMem {
     this.dataSize = (pages - 1) * RING_HEADER.SIZE;
   }
 
+  // One translation and no copy per header word (the MMU's u32 access; same alias rules and faults).
   readHeaderU32(field: RingHeaderField): number {
-    this.mmu.read(this.va + field, this.u32);
-    return this.u32View.getUint32(0, true);
+    return this.mmu.readU32(this.va + field);
   }
 
   writeHeaderU32(field: RingHeaderField, value: number): void {
-    this.u32View.setUint32(0, value >>> 0, true);
-    this.mmu.write(this.va + field, this.u32);
+    this.mmu.writeU32(this.va + field, value >>> 0);
   }
 
   read(dataOffset: number, dst: Uint8Array): void {
