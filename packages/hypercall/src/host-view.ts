@@ -8,6 +8,7 @@ import { HypercallError } from "./errors.js";
  */
 export class HostView {
   readonly #memory: GuestMemory;
+  readonly #word = new Uint8Array(4);
   refused = 0;
   bytesRead = 0;
   bytesWritten = 0;
@@ -48,6 +49,41 @@ export class HostView {
     this.#memory.phys.write(this.#private(gpa), src);
     this.#assertVisible(gpa, src.length);
     this.bytesWritten += src.length;
+  }
+
+  /**
+   * The little-endian u32 at `gpa`: read() of four bytes (the same gate, refusal, I2 re-check and
+   * counters) without a buffer, for a word inside one page (a ring header field); a word that crosses
+   * a page goes through read().
+   */
+  readU32(gpa: number): number {
+    if (gpa % PAGE_SIZE > PAGE_SIZE - 4) {
+      this.read(gpa, this.#word);
+      const b = this.#word;
+      return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+    }
+    this.#check(gpa, 4);
+    const value = this.#memory.phys.readU32(this.#private(gpa));
+    this.#assertVisible(gpa, 4);
+    this.bytesRead += 4;
+    return value;
+  }
+
+  /** write() of a little-endian u32 (same gate and counters), without a buffer inside one page. */
+  writeU32(gpa: number, value: number): void {
+    if (gpa % PAGE_SIZE > PAGE_SIZE - 4) {
+      const b = this.#word;
+      b[0] = value & 0xff;
+      b[1] = (value >>> 8) & 0xff;
+      b[2] = (value >>> 16) & 0xff;
+      b[3] = (value >>> 24) & 0xff;
+      this.write(gpa, b);
+      return;
+    }
+    this.#check(gpa, 4);
+    this.#memory.phys.writeU32(this.#private(gpa), value);
+    this.#assertVisible(gpa, 4);
+    this.bytesWritten += 4;
   }
 
   /** I2 post-condition: every page the copy touched is host-visible (a model bug otherwise). */

@@ -293,6 +293,29 @@ describe("host view", () => {
     expect(hv.hostView.refused).toBe(3);
   });
 
+  it("reads and writes u32 words under the same gate and counters as four-byte accesses (I2)", () => {
+    const { mem, hv } = boot(64 * MiB);
+    const buf = mem.vmalloc.vzalloc(2 * PAGE_SIZE, { tag: "buf" })!;
+    const gpa = mem.virtToPfn(buf) * PAGE_SIZE;
+    const view = hv.hostView;
+    expect(() => view.readU32(gpa + 8)).toThrowError(/host-access-refused/);
+    expect(() => view.writeU32(gpa + 8, 1)).toThrowError(/host-access-refused/);
+    expect(view.refused).toBe(2);
+    hv.setMemory.decrypted(buf, 1);
+    view.writeU32(gpa + 8 + mem.vtomPfn * PAGE_SIZE, 0xcafe_f00d); // the shared alias
+    expect(view.readU32(gpa + 8)).toBe(0xcafe_f00d);
+    const four = new Uint8Array(4);
+    view.read(gpa + 8, four);
+    expect([...four]).toEqual([0x0d, 0xf0, 0xfe, 0xca]);
+    // the second page is still private: a word crossing into it is refused before a byte moves
+    expect(() => view.writeU32(gpa + PAGE_SIZE - 2, 7)).toThrowError(/host-access-refused/);
+    expect(view.refused).toBe(3);
+    expect([view.bytesRead, view.bytesWritten]).toEqual([8, 4]);
+    hv.setMemory.encrypted(buf, 1); // revoked: the word faults exactly as a read does
+    expect(() => view.readU32(gpa + 8)).toThrowError(/host-access-refused/);
+    expect(view.refused).toBe(4);
+  });
+
   it("lets an access through only when every page it touches is visible, through either alias (I2)", () => {
     const { mem, hv } = boot(64 * MiB);
     const buf = mem.vmalloc.vzalloc(8 * PAGE_SIZE, { tag: "buf" })!;

@@ -10,8 +10,12 @@ import { checkRingAccess, type RingMem } from "../ring/ring-mem.js";
 import { HV_HYP_PAGE_SIZE } from "../wire/gpadl.js";
 import type { RingHeaderField } from "../wire/ring-header.js";
 
-/** What the host needs of its view of guest memory (HostView, or a wrapper an adversarial host adds). */
-export type HostMemoryAccess = Pick<HostView, "read" | "write">;
+/**
+ * What the host needs of its view of guest memory (HostView, or a wrapper an adversarial host adds).
+ * The word accessors are optional: without them a header field is a read or write of four bytes.
+ */
+export type HostMemoryAccess = Pick<HostView, "read" | "write"> &
+  Partial<Pick<HostView, "readU32" | "writeU32">>;
 
 export class HostRingMem implements RingMem {
   readonly dataSize: number;
@@ -29,11 +33,16 @@ export class HostRingMem implements RingMem {
   }
 
   readHeaderU32(field: RingHeaderField): number {
+    if (this.view.readU32 !== undefined) return this.view.readU32(this.pfns[0]! * HV_HYP_PAGE_SIZE + field);
     this.view.read(this.pfns[0]! * HV_HYP_PAGE_SIZE + field, this.u32);
     return this.u32View.getUint32(0, true);
   }
 
   writeHeaderU32(field: RingHeaderField, value: number): void {
+    if (this.view.writeU32 !== undefined) {
+      this.view.writeU32(this.pfns[0]! * HV_HYP_PAGE_SIZE + field, value >>> 0);
+      return;
+    }
     this.u32View.setUint32(0, value >>> 0, true);
     this.view.write(this.pfns[0]! * HV_HYP_PAGE_SIZE + field, this.u32);
   }
