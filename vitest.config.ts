@@ -14,6 +14,8 @@ const alias = [
   // apps/catalog is the one app other apps import (the strategy list): it lives under apps/, not packages/.
   { find: /^@ivm\/catalog$/, replacement: `${root}apps/catalog/src/index.ts` },
   { find: /^@ivm\/catalog\/cli$/, replacement: `${root}apps/catalog/src/cli.ts` },
+  // apps/fuzz's library entry: the bench runs its campaign for the fuzz-throughput case.
+  { find: /^@ivm\/fuzz$/, replacement: `${root}apps/fuzz/src/index.ts` },
   { find: /^@ivm\/([a-z-]+)\/([a-z-]+)$/, replacement: `${root}packages/$1/src/$2/index.ts` },
   { find: /^@ivm\/([a-z-]+)$/, replacement: `${root}packages/$1/src/index.ts` },
 ];
