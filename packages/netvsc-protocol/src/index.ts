@@ -60,6 +60,7 @@ export {
   writeNvspRecvCompletion,
   writeNvspRndisPacket,
 } from "./nvsp.js";
+export type { NetvscProtocolErrorReason } from "./reasons.js";
 export {
   checkRndisPacket,
   decodeRndisMessage,

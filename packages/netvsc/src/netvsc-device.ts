@@ -16,7 +16,6 @@ import {
   NVSP_PROTOCOL_VERSION,
   ok,
   PAGE_SIZE,
-  reject,
   VRSS_CHANNEL_MAX,
   VRSS_SEND_TAB_SIZE,
   xferHeaderSize,
@@ -42,6 +41,7 @@ import {
   type NetvscChannelCounters,
   newChannelCounters,
 } from "./queues.js";
+import { reject } from "./reasons.js";
 import { sendRecvCompletions } from "./receive.js";
 import { getRingParam, type RingParamState, ringParamPlan } from "./ringparam.js";
 import { rndisFilterClose, rndisFilterDeviceAdd, rndisFilterHalt, rndisFilterOpen } from "./rndis-filter.js";

@@ -25,11 +25,12 @@ import {
   RNDIS_OID,
   RNDIS_STATUS,
   type RndisMessage,
-  reject,
 } from "@ivm/netvsc-protocol";
 import { fromVmbus } from "./control.js";
 import type { NetvscDev, RndisRequest, TxPacket } from "./nvdev.js";
 import { maxChannels } from "./queues.js";
+import type { RndisRequestStep } from "./reasons.js";
+import { reject } from "./reasons.js";
 import { dmaUnmap, fillPgBuf, netvscSend } from "./send.js";
 
 export const RNDIS_REQUEST_TAG = "rndis-request";
@@ -107,7 +108,7 @@ function putRequest(nv: NetvscDev, req: RndisRequest): void {
 function request(
   nv: NetvscDev,
   build: (requestId: number) => Uint8Array,
-  what: string,
+  what: RndisRequestStep,
 ): NetvscResult<RndisMessage> {
   const r = sendRequest(nv, build, true);
   if (!r.ok) return r;

@@ -8,12 +8,13 @@
 // sub-channels", Andrea Parri, Nov 2020: lore 20201118153310.112404-1-parri.andrea@gmail.com), a
 // failed status is EIO; either way the NIC keeps its primary only.
 
-import { type NetvscResult, NVSP_STATUS, ok, reject } from "@ivm/netvsc-protocol";
+import { type NetvscResult, NVSP_STATUS, ok } from "@ivm/netvsc-protocol";
 import type { VmbusChannel } from "@ivm/vmbus";
 import { nvspRequest } from "./control.js";
 import { napiPoll } from "./napi.js";
 import type { NetvscDev } from "./nvdev.js";
 import { type NetvscChannel, newChannelCounters, subChannelView } from "./queues.js";
+import { reject } from "./reasons.js";
 import { RecvCompRing } from "./recv-comp-ring.js";
 import { defaultTxTable } from "./select-queue.js";
 

@@ -25,6 +25,7 @@ export type {
   NetvspPorts,
   NetvspRing,
 } from "./ports.js";
+export type { NetvspErrorReason } from "./reasons.js";
 export type { RndisControlRejectReason, RndisDeviceState } from "./rndis-device.js";
 export { RssTable } from "./rss.js";
 export { RX_RNDIS_OVERHEAD } from "./rx-generator.js";

@@ -19,8 +19,8 @@ import {
   RNDIS_OID,
   RNDIS_STATUS,
   type RndisRejectReason,
-  reject,
 } from "@ivm/netvsc-protocol";
+import { reject } from "./reasons.js";
 
 /** DF_CONNECTIONLESS, the device_flags OpenVMM reports. */
 const RNDIS_DF_CONNECTIONLESS = 1;
