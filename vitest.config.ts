@@ -11,8 +11,9 @@ const dirs = ["packages", "apps"].flatMap((group) =>
 
 // Tests run against sources: `@ivm/x` and `@ivm/x/sub` resolve to packages/x/src, so no build is needed first.
 const alias = [
-  // apps/catalog is the one app other apps import (the strategy list): it lives under apps/, not packages/.
-  { find: /^@ivm\/catalog$/, replacement: `${root}apps/catalog/src/index.ts` },
+  // Two apps are imported by other apps: catalog (the strategy list) and fuzz (bench's throughput case).
+  // They live under apps/, not packages/.
+  { find: /^@ivm\/(catalog|fuzz)$/, replacement: `${root}apps/$1/src/index.ts` },
   { find: /^@ivm\/catalog\/cli$/, replacement: `${root}apps/catalog/src/cli.ts` },
   { find: /^@ivm\/([a-z-]+)\/([a-z-]+)$/, replacement: `${root}packages/$1/src/$2/index.ts` },
   { find: /^@ivm\/([a-z-]+)$/, replacement: `${root}packages/$1/src/index.ts` },

@@ -83,8 +83,10 @@ export function writeVisibilityInput(
   page.setUint32(12, 0, true);
   for (let i = 0; i < pfns.length; i++) {
     const pfn = pfns[i]!;
-    page.setUint32(16 + i * 8, pfn % 2 ** 32, true);
-    page.setUint32(20 + i * 8, Math.floor(pfn / 2 ** 32), true);
+    // The low half is ToUint32 (exact for any PFN below 2^53), the high half what is left.
+    const low = pfn >>> 0;
+    page.setUint32(16 + i * 8, low, true);
+    page.setUint32(20 + i * 8, (pfn - low) / 0x1_0000_0000, true);
   }
 }
 

@@ -97,6 +97,61 @@ describe("set_memory_decrypted / encrypted", () => {
     expect(hv.hypervisor.byOwner.get("rx")).toEqual({ visible: 4096, private: 0 });
   });
 
+  it("converts scattered PFNs and runs crossing owners exactly as page by page: counters, owners, contents", () => {
+    const { mem, hv } = boot(256 * MiB);
+    // Two owners' blocks side by side, then the PFNs interleaved and out of order in one batch.
+    const a = mem.buddy.allocPages(3, { tag: "a" })!;
+    const b = mem.buddy.allocPages(3, { tag: "b" })!;
+    for (const pfn of [a, b]) mem.phys.write(pfn * PAGE_SIZE, new Uint8Array(8 * PAGE_SIZE).fill(0x5a));
+    const pfns = [a + 2, a + 3, a + 4, b, b + 1, a, a + 7, b + 7, b + 6];
+    hv.hypercalls.markGpaVisibility(pfns, 3);
+    expect(hv.hypervisor.counters.reps).toBe(pfns.length);
+    expect(hv.hypervisor.counters.pagesMadeVisible).toBe(pfns.length);
+    expect(hv.hypervisor.byOwner.get("a")).toEqual({ visible: 5, private: 0 });
+    expect(hv.hypervisor.byOwner.get("b")).toEqual({ visible: 4, private: 0 });
+    for (let p = 0; p < 8; p++) {
+      for (const [base, block] of [
+        [a, "a"],
+        [b, "b"],
+      ] as const) {
+        const visible = pfns.includes(base + p);
+        expect(mem.phys.hasFlag(base + p, PageFlag.HostVisible), `${block}+${p}`).toBe(visible);
+        // a converted page's contents are destroyed; the others keep theirs
+        const out = new Uint8Array(PAGE_SIZE);
+        mem.phys.read((base + p) * PAGE_SIZE, out);
+        expect(
+          out.every((x) => x === 0x5a),
+          `${block}+${p}`,
+        ).toBe(!visible);
+      }
+    }
+    // Making visible again changes nothing; the counts still grow by the reps.
+    const changes = mem.phys.visibilityChanges;
+    hv.hypercalls.markGpaVisibility([a + 2, a + 3], 3);
+    expect(mem.phys.visibilityChanges).toBe(changes);
+    expect(hv.hypervisor.byOwner.get("a")).toEqual({ visible: 7, private: 0 });
+  });
+
+  it("stops a run at a refused PFN and at a PFN past RAM, reporting the reps done before it", () => {
+    const { mem, hv } = boot(64 * MiB);
+    const base = mem.buddy.allocPages(2, { tag: "r" })!;
+    hv.hypervisor.faults.refusePfn(base + 2);
+    expect(() => hv.hypercalls.markGpaVisibility([base, base + 1, base + 2, base + 3], 3)).toThrowError(
+      HypercallError,
+    );
+    expect([0, 1, 2, 3].map((i) => mem.phys.hasFlag(base + i, PageFlag.HostVisible))).toEqual([
+      true,
+      true,
+      false,
+      false,
+    ]);
+    hv.hypervisor.faults.clear();
+    const last = mem.phys.pages - 2;
+    expect(() => hv.hypercalls.markGpaVisibility([last, last + 1, last + 2], 3)).toThrowError(HypercallError);
+    expect(mem.phys.hasFlag(last + 1, PageFlag.HostVisible)).toBe(true);
+    expect(hv.hypervisor.counters.reps).toBe(2 + 2);
+  });
+
   it("a failure at batch k leaves exactly the first k·510 pages visible and rolls nothing back", () => {
     for (const k of [1, 3, 8]) {
       const { mem, hv } = boot(256 * MiB);

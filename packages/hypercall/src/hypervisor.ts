@@ -25,6 +25,9 @@ export interface HypercallEvent {
   readonly owner: string;
 }
 
+const TWO_POW_32 = 0x1_0000_0000;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 type CallFault =
   | { readonly kind: "fail"; readonly status: number }
   | { readonly kind: "partial"; readonly reps: number }
@@ -88,6 +91,11 @@ export class HypervisorFaults {
     return this.#refused.get(pfn);
   }
 
+  /** @internal whether any PFN is refused (the hypervisor then looks at every PFN on its own). */
+  get refusesAny(): boolean {
+    return this.#refused.size > 0;
+  }
+
   /** Hypercalls seen since the hypervisor started (to enumerate every failure point of a scenario). */
   get calls(): number {
     return this.#seen;
@@ -123,6 +131,10 @@ export class Hypervisor {
   readonly #listeners: ((e: HypercallEvent) => void)[] = [];
   readonly #page = new Uint8Array(HV_HYP_PAGE_SIZE);
   readonly #view = new DataView(this.#page.buffer);
+  /** The input page as u32 words, for scanning runs of PFNs on a little-endian host (see #runLength). */
+  readonly #words = new Uint32Array(this.#page.buffer);
+  #lastOwner: string | undefined;
+  #lastEntry: { visible: number; private: number } | undefined;
 
   constructor(memory: GuestMemory, isolation: IsolationConfig) {
     this.#memory = memory;
@@ -203,37 +215,69 @@ export class Hypervisor {
     const phys = this.#memory.phys;
     const buddy = this.#memory.buddy;
     const visible = vis !== HostVisibility.NotVisible;
-    // Consecutive PFNs mostly share an owner: its entry is looked up once per run of them.
-    let lastOwner: string | undefined;
-    let entry: { visible: number; private: number } | undefined;
+    // The input is read as runs of consecutive PFNs (a buffer's pages mostly are): each run is converted
+    // with one range call and counted by owner once per buddy block, with the same result, counters and
+    // reps-completed as a page-by-page loop. A refused PFN (a fault knob) makes every run one page long.
+    const perPage = this.faults.refusesAny;
+    this.#lastEntry = undefined;
     let done = repStart;
-    for (let i = repStart; i < end; i++) {
-      const pfn = view.getUint32(16 + i * 8, true) + view.getUint32(20 + i * 8, true) * 2 ** 32;
-      const refusal = this.faults.refusal(pfn);
-      if (refusal !== undefined) return encodeStatus(refusal, done);
+    while (done < end) {
+      const pfn = view.getUint32(16 + done * 8, true) + view.getUint32(20 + done * 8, true) * TWO_POW_32;
+      if (perPage) {
+        const refusal = this.faults.refusal(pfn);
+        if (refusal !== undefined) return encodeStatus(refusal, done);
+      }
       if (!phys.pfnValid(pfn)) return encodeStatus(HvStatus.InvalidParameter, done);
-      phys.setHostVisible(pfn, visible);
-      const owner = buddy.ownerOf(pfn);
-      if (owner !== lastOwner || entry === undefined) {
-        lastOwner = owner;
-        entry = this.byOwner.get(owner);
-        if (!entry) {
-          entry = { visible: 0, private: 0 };
-          this.byOwner.set(owner, entry);
-        }
+      const n = perPage ? 1 : this.#runLength(pfn, done, Math.min(end, done + phys.pages - pfn));
+      phys.setHostVisibleRange(pfn, n, visible);
+      for (let p = pfn; p < pfn + n; ) {
+        const runEnd = Math.min(pfn + n, buddy.ownerRunEnd(p));
+        this.#countOwner(buddy.ownerOf(p), runEnd - p, visible);
+        p = runEnd;
       }
-      if (visible) {
-        this.counters.pagesMadeVisible++;
-        entry.visible++;
-      } else {
-        this.counters.pagesMadePrivate++;
-        entry.private++;
-      }
-      this.counters.reps++;
-      done++;
+      if (visible) this.counters.pagesMadeVisible += n;
+      else this.counters.pagesMadePrivate += n;
+      this.counters.reps += n;
+      done += n;
     }
     if (fault?.kind === "too-many") return encodeStatus(HvStatus.Success, repCount + 1);
     if (fault?.kind === "no-progress") return encodeStatus(HvStatus.Success, repStart);
     return encodeStatus(HvStatus.Success, done);
+  }
+
+  /**
+   * How many PFNs from rep `from` (whose PFN is `pfn`) go on consecutively, up to rep `end`. The words
+   * are compared as u32s in place where the host is little-endian like the ABI; elsewhere through the view.
+   */
+  #runLength(pfn: number, from: number, end: number): number {
+    let n = 1;
+    if (LITTLE_ENDIAN && pfn + end - from < TWO_POW_32) {
+      const words = this.#words;
+      for (let w = 4 + 2 * (from + 1); from + n < end && words[w] === pfn + n && words[w + 1] === 0; w += 2)
+        n++;
+      return n;
+    }
+    const view = this.#view;
+    while (from + n < end) {
+      const at = 16 + (from + n) * 8;
+      if (view.getUint32(at, true) + view.getUint32(at + 4, true) * TWO_POW_32 !== pfn + n) break;
+      n++;
+    }
+    return n;
+  }
+
+  /** Adds `pages` converted pages to `owner`'s entry of byOwner (looked up once per run of them). */
+  #countOwner(owner: string, pages: number, visible: boolean): void {
+    if (owner !== this.#lastOwner || this.#lastEntry === undefined) {
+      let entry = this.byOwner.get(owner);
+      if (entry === undefined) {
+        entry = { visible: 0, private: 0 };
+        this.byOwner.set(owner, entry);
+      }
+      this.#lastOwner = owner;
+      this.#lastEntry = entry;
+    }
+    if (visible) this.#lastEntry.visible += pages;
+    else this.#lastEntry.private += pages;
   }
 }

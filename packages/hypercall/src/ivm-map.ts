@@ -53,9 +53,8 @@ export function hvMapMemory(
   return vmapSharedAlias(
     memory,
     pages,
-    (pfns) => {
-      for (let i = 0; i < pages; i++) pfns[i] = memory.vmalloc.vmallocToPfn(va + i * PAGE_SIZE);
-    },
+    // vmalloc_to_pfn page by page, read with one walk per PTE table (the same pfns, walk count and error)
+    (pfns) => memory.vmalloc.vmallocToPfns(va, pages, pfns),
     { tag },
   );
 }

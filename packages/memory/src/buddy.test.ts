@@ -83,6 +83,52 @@ describe("buddy allocator", () => {
     checkConsistent(phys, buddy);
   });
 
+  it("allocPagesBulk takes the pages a loop of allocPages(0) would, with the same counters and failure", () => {
+    const run = (bulk: boolean) => {
+      const { phys, buddy } = buddyOf(64);
+      phys.write(5 * PAGE_SIZE, new Uint8Array(PAGE_SIZE).fill(9));
+      buddy.allocPages(2, { tag: "pin" });
+      const out = new Float64Array(70).fill(-1);
+      let got = 0;
+      if (bulk) got = buddy.allocPagesBulk(70, { tag: "bulk", gfp: Gfp.Zero }, out, 3);
+      else {
+        for (; got < 70; got++) {
+          const pfn = buddy.allocPages(0, { tag: "bulk", gfp: Gfp.Zero });
+          if (pfn === null) break;
+          out[3 + got] = pfn;
+        }
+      }
+      const page5 = new Uint8Array(PAGE_SIZE);
+      phys.read(5 * PAGE_SIZE, page5);
+      return {
+        got,
+        out: Array.from(out),
+        owned: buddy.pagesOwnedBy("bulk"),
+        failures: Array.from(buddy.failuresByOrder),
+        warnings: buddy.warnings,
+        free: buddy.nrFreePages,
+        zeroed: page5.every((b) => b === 0),
+        blocks: buddy.blocksOwnedBy("bulk"),
+      };
+    };
+    const loop = run(false);
+    expect(run(true)).toEqual(loop);
+    expect(loop.got).toBe(60);
+    expect(loop.failures[0]).toBe(1);
+    expect(loop.zeroed).toBe(true);
+    expect(loop.blocks?.[0]).toBe(60);
+  });
+
+  it("blocksOwnedBy answers blocksByOwner for one tag without registering an unknown one", () => {
+    const { phys, buddy } = buddyOf(64);
+    buddy.allocPages(1, { tag: "x" });
+    buddy.allocPages(0, { tag: "x" });
+    expect(buddy.blocksOwnedBy("x")).toEqual(buddy.blocksByOwner().get("x"));
+    const names = phys.tags.names.length;
+    expect(buddy.blocksOwnedBy("never")).toBeUndefined();
+    expect(phys.tags.names.length).toBe(names);
+  });
+
   it("fails without hidden compaction when no block is large enough", () => {
     const { buddy } = buddyOf(1024);
     const pinned: number[] = [];

@@ -208,6 +208,13 @@ export class BuddyAllocator {
     return out;
   }
 
+  /** blocksByOwner().get(tag) for one tag (allocated blocks per order 0..10), or undefined if never seen. */
+  blocksOwnedBy(tag: string): number[] | undefined {
+    const id = this.#phys.tags.lookup(tag);
+    if (id === undefined || id >= this.#tagSeen.length || this.#tagSeen[id] === 0) return undefined;
+    return Array.from(this.#tagCounts.subarray(id * MAX_ORDER, (id + 1) * MAX_ORDER));
+  }
+
   /** Pages currently held by an owner tag. */
   pagesOwnedBy(tag: string): number {
     const id = this.#tagId(tag);
@@ -242,6 +249,33 @@ export class BuddyAllocator {
     this.#markAllocated(pfn, order, this.#tagId(options.tag), mt);
     if (gfp & Gfp.Zero) this.#phys.zeroPages(pfn, 1 << order);
     return pfn;
+  }
+
+  /**
+   * `count` order-0 pages into `out[at..]`, exactly as that many allocPages(0, options) calls one after the
+   * other would take them (same pages, counters, faults and zeroing), stopping at the first that fails;
+   * returns how many it got. What vm_area_alloc_pages asks for, without an options object per page.
+   */
+  allocPagesBulk(count: number, options: PageAllocOptions, out: Float64Array | number[], at = 0): number {
+    const gfp = options.gfp ?? 0;
+    const mt = gfpMigratetype(gfp);
+    const tag = this.#tagId(options.tag);
+    for (let i = 0; i < count; i++) {
+      let pfn = NIL;
+      if (!this.#faults?.shouldFail()) {
+        pfn = this.#getPageFromFreelist(0, mt, WMARK_LOW);
+        if (pfn === NIL) pfn = this.#slowpathEntries(0, mt, gfp);
+      }
+      if (pfn === NIL) {
+        this.failuresByOrder[0]!++;
+        if ((gfp & Gfp.NoWarn) === 0) this.warnings++;
+        return i;
+      }
+      this.#markAllocated(pfn, 0, tag, mt);
+      if (gfp & Gfp.Zero) this.#phys.zeroPage(pfn);
+      out[at + i] = pfn;
+    }
+    return count;
   }
 
   /** The migratetype of the pageblock holding `pfn` (get_pageblock_migratetype). */
@@ -967,6 +1001,16 @@ export class BuddyAllocator {
     if (head === NIL) return "reserved";
     if ((this.#flags[head]! & PageFlag.Free) !== 0) return "free";
     return this.#phys.tags.name(this.#phys.owner[head]!);
+  }
+
+  /**
+   * The first pfn after the block holding `pfn` (pfn + 1 when it is in none): every page before it has
+   * `ownerOf(pfn)`'s answer, so a caller counting pages by owner over a run asks once per block.
+   */
+  ownerRunEnd(pfn: number): number {
+    if (!this.#phys.pfnValid(pfn)) return pfn + 1;
+    const head = this.#headOf(pfn);
+    return head === NIL ? pfn + 1 : head + (1 << this.#order[head]!);
   }
 
   /** Calls `visit` for every block in pfn order (free and allocated): a walk of the whole zone. */

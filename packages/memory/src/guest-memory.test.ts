@@ -30,6 +30,44 @@ describe("guest memory", () => {
     expect(mem.phys.hostVisiblePages).toBe(0);
   });
 
+  it("setHostVisibleRange flips a range as setHostVisible page by page does: flags, counts, contents", () => {
+    const one = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: 2 ** 46 });
+    const range = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: 2 ** 46 });
+    for (const mem of [one, range]) {
+      mem.phys.write(100 * PAGE_SIZE, new Uint8Array(8 * PAGE_SIZE).fill(3));
+      mem.phys.setHostVisible(102, true);
+    }
+    for (let p = 100; p < 108; p++) one.phys.setHostVisible(p, true);
+    expect(range.phys.setHostVisibleRange(100, 8, true)).toBe(7);
+    for (const mem of [one, range]) expect(mem.phys.hostVisiblePages).toBe(8);
+    expect(range.phys.visibilityChanges).toBe(one.phys.visibilityChanges);
+    expect(Array.from(range.phys.flags.subarray(99, 109))).toEqual(
+      Array.from(one.phys.flags.subarray(99, 109)),
+    );
+    const a = new Uint8Array(10 * PAGE_SIZE);
+    const b = new Uint8Array(10 * PAGE_SIZE);
+    one.phys.read(99 * PAGE_SIZE, a);
+    range.phys.read(99 * PAGE_SIZE, b);
+    expect(b).toEqual(a);
+    expect(() => range.phys.setHostVisibleRange(range.phys.pages - 1, 2, true)).toThrowError();
+  });
+
+  it("zeroing part of a page that holds no bytes makes none; other values and backed pages are written", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB });
+    mem.phys.fill(10 * PAGE_SIZE + 100, 200, 0);
+    expect(mem.phys.backedPages).toBe(0);
+    mem.phys.fill(11 * PAGE_SIZE + 100, 200, 7);
+    expect(mem.phys.backedPages).toBe(1);
+    mem.phys.fill(11 * PAGE_SIZE + 150, 50, 0);
+    const out = new Uint8Array(300);
+    mem.phys.read(11 * PAGE_SIZE, out);
+    expect(Array.from(out.subarray(99, 102))).toEqual([0, 7, 7]);
+    expect(Array.from(out.subarray(149, 151))).toEqual([7, 0]);
+    expect(out[200]).toBe(7);
+    mem.phys.read(10 * PAGE_SIZE, out);
+    expect(out.every((x) => x === 0)).toBe(true);
+  });
+
   it("kvmalloc of 32 KiB takes an order-3 block and falls back to vmalloc when none is free", () => {
     const mem = new GuestMemory({ bytes: 64 * MiB });
     const va = mem.kvmalloc(32768, { tag: "pfns" })!;

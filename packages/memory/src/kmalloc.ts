@@ -100,7 +100,8 @@ export class Kmalloc {
       va = PAGE_OFFSET + pfn * PAGE_SIZE;
       alloc = { size, classSize: PAGE_SIZE * 2 ** order, tag: options.tag, slab: null, order };
     } else {
-      const cache = KMALLOC_SIZES.findIndex((s) => size <= s);
+      let cache = 0;
+      while (size > KMALLOC_SIZES[cache]!) cache++;
       const slab = this.#slabWithRoom(cache);
       if (!slab) return this.#fail();
       const index = slab.used.indexOf(0);

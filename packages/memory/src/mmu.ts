@@ -209,7 +209,10 @@ export class Mmu {
   }
 }
 
-/** The translation-cache slot of a virtual page number (vpn mod 4096, without a float modulus). */
+/**
+ * The translation-cache slot of a virtual page number: vpn mod 4096, as its low 12 bits (`>>> 0` keeps the
+ * low 32 bits of any vpn below 2^53 exactly), without a float division.
+ */
 function tlbSlot(vpn: number): number {
-  return vpn - Math.floor(vpn / TLB_ENTRIES) * TLB_ENTRIES;
+  return (vpn >>> 0) & (TLB_ENTRIES - 1);
 }

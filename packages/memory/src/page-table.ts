@@ -146,7 +146,9 @@ export class PageTables {
    */
   read(va: number, pages: number, out: Float64Array | number[], at = 0): void {
     this.#walk(va, pages, false, (leaf, first, n, done) => {
-      for (let i = 0; i < n; i++) out[at + done + i] = leaf === null ? 0 : leaf[first + i]!;
+      if (leaf === null) for (let i = 0; i < n; i++) out[at + done + i] = 0;
+      else if (out instanceof Float64Array) out.set(leaf.subarray(first, first + n), at + done);
+      else for (let i = 0; i < n; i++) out[at + done + i] = leaf[first + i]!;
       return true;
     });
   }

@@ -146,6 +146,30 @@ export class PhysicalMemory {
     return true;
   }
 
+  /**
+   * setHostVisible for the `count` pages from `pfn` (the hypervisor's loop over a run of consecutive PFNs
+   * in its input page): the same flags, counters and destroyed contents, without a call per page.
+   * Returns how many pages changed. The caller checks the range first.
+   */
+  setHostVisibleRange(pfn: number, count: number, visible: boolean): number {
+    if (!(this.pfnValid(pfn) && count >= 0 && pfn + count <= this.pages)) {
+      throw invalid("visibility-pfn", `pfns ${pfn}+${count} are not guest RAM`);
+    }
+    const flags = this.flags;
+    let changed = 0;
+    for (let p = pfn; p < pfn + count; p++) {
+      const f = flags[p]!;
+      if (((f & PageFlag.HostVisible) !== 0) === visible) continue;
+      flags[p] = visible ? f | PageFlag.HostVisible : f & ~PageFlag.HostVisible;
+      changed++;
+      this.#release(p);
+      this.#setSlot(p, GARBAGE);
+    }
+    this.#hostVisible += visible ? changed : -changed;
+    this.#visibilityChanges += changed;
+    return changed;
+  }
+
   /** Pages that currently hold backing bytes (the rest cost nothing). */
   get backedPages(): number {
     return this.#nextSlot - this.#freeSlots.length;
@@ -229,7 +253,10 @@ export class PhysicalMemory {
     }
   }
 
-  /** Fills `len` bytes at `pa` with `value`; zero-filling whole pages releases their bytes instead. */
+  /**
+   * Fills `len` bytes at `pa` with `value`; zero-filling whole pages releases their bytes instead, and
+   * zero-filling part of a page that holds no bytes leaves it so.
+   */
   fill(pa: number, len: number, value: number): void {
     this.#checkRange(pa, len);
     let done = 0;
@@ -239,7 +266,8 @@ export class PhysicalMemory {
       const off = addr - pfn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, len - done);
       if (value === 0 && n === PAGE_SIZE) this.zeroPage(pfn);
-      else this.#materialise(pfn).fill(value, off, off + n);
+      // zeros into a page without bytes (it reads as zeros already) change nothing: no bytes are made
+      else if (value !== 0 || this.#slot(pfn) !== NO_BYTES) this.#materialise(pfn).fill(value, off, off + n);
       done += n;
     }
   }

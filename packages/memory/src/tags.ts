@@ -21,6 +21,11 @@ export class TagRegistry {
     return id;
   }
 
+  /** The id of a tag already interned, without interning it. */
+  lookup(name: string): number | undefined {
+    return this.#ids.get(name);
+  }
+
   name(id: number): string {
     return this.#names[id] ?? "none";
   }

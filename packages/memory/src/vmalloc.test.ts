@@ -109,6 +109,19 @@ describe("vmalloc range", () => {
     expect(mem.buddy.pagesOwnedBy("buf")).toBe(4);
   });
 
+  it("names the first refused page: a visible page before a leaked one is the host-visible refusal", () => {
+    const mem = guest();
+    const va = mem.vmalloc.vzalloc(4 * PAGE_SIZE, { tag: "buf" })!;
+    mem.phys.setHostVisible(mem.virtToPfn(va + PAGE_SIZE), true);
+    mem.buddy.leakPages(mem.virtToPfn(va + 3 * PAGE_SIZE), 1);
+    expect(() => mem.vmalloc.vfree(va)).toThrowError(/free-host-visible/);
+    const other = mem.vmalloc.vzalloc(4 * PAGE_SIZE, { tag: "buf2" })!;
+    mem.buddy.leakPages(mem.virtToPfn(other), 1);
+    mem.phys.setHostVisible(mem.virtToPfn(other + 2 * PAGE_SIZE), true);
+    expect(() => mem.vmalloc.vfree(other)).toThrowError(/free-leaked/);
+    expect(mem.buddy.pagesOwnedBy("buf") + mem.buddy.pagesOwnedBy("buf2")).toBe(8);
+  });
+
   it("purges lazily freed address space past lazy_max_pages", () => {
     const mem = guest(512 * MiB);
     expect(mem.vmalloc.lazyMaxPages).toBe(16384); // fls(2) × 32 MiB

@@ -120,12 +120,7 @@ export class Vmalloc {
     const frames = new Float64Array(nrPages);
     // vm_area_alloc_pages: order-0 GFP_KERNEL pages (unmovable, not costly: the slow path reclaims and retries).
     const gfp = (options.gfp ?? 0) & Gfp.Zero;
-    let got = 0;
-    for (; got < nrPages; got++) {
-      const pfn = this.#buddy.allocPages(0, { tag: options.tag, gfp });
-      if (pfn === null) break;
-      frames[got] = pfn;
-    }
+    const got = this.#buddy.allocPagesBulk(nrPages, { tag: options.tag, gfp }, frames);
     const mapped = got === nrPages && this.#mapFrames(start, frames, Pte.Present | Pte.Rw);
     if (!mapped) {
       for (let i = 0; i < got; i++) this.#buddy.freePages(frames[i]!, 0);
@@ -210,11 +205,6 @@ export class Vmalloc {
     const area = this.#live.get(va);
     if (!area) throw invalid("vfree-unknown", `vfree of 0x${va.toString(16)}, which vmalloc did not return`);
     if (area.kind !== "vmalloc") throw invalid("vfree-not-vmalloc", `vfree of a ${area.kind} area`);
-    for (let i = 0; i < area.frames.length; i++) {
-      if (!this.#buddy.isAllocated(area.frames[i]!)) {
-        throw new Error(`vmalloc area page ${area.frames[i]} is not allocated`);
-      }
-    }
     this.#checkFreeable(area.frames);
     this.vunmap(va);
     for (let i = 0; i < area.frames.length; i++) this.#buddy.freePages(area.frames[i]!, 0);
@@ -279,24 +269,34 @@ export class Vmalloc {
     this.purges++;
   }
 
+  /**
+   * One pass over the pages vfree will free: a page that is not allocated is a model bug (thrown first,
+   * wherever it is); otherwise the first leaked or still host-visible page refuses the free (EBUSY).
+   */
   #checkFreeable(frames: Float64Array): void {
+    const flags = this.#phys.flags;
+    let refused = -1;
     for (let i = 0; i < frames.length; i++) {
       const pfn = frames[i]!;
-      if (this.#phys.hasFlag(pfn, PageFlag.Leaked)) {
-        throw new MemoryError(
-          "EBUSY",
-          "free-leaked",
-          `vfree of a buffer whose page 0x${pfn.toString(16)} is leaked`,
-        );
-      }
-      if (this.#phys.hasFlag(pfn, PageFlag.HostVisible) && !this.#buddy.visibleFreeAllowed(pfn)) {
-        throw new MemoryError(
-          "EBUSY",
-          "free-host-visible",
-          `vfree of a buffer whose page 0x${pfn.toString(16)} is host-visible`,
-        );
+      if (!this.#buddy.isAllocated(pfn)) throw new Error(`vmalloc area page ${pfn} is not allocated`);
+      if (refused < 0 && (flags[pfn]! & (PageFlag.Leaked | PageFlag.HostVisible)) !== 0) {
+        if ((flags[pfn]! & PageFlag.Leaked) !== 0 || !this.#buddy.visibleFreeAllowed(pfn)) refused = i;
       }
     }
+    if (refused < 0) return;
+    const pfn = frames[refused]!;
+    if (this.#phys.hasFlag(pfn, PageFlag.Leaked)) {
+      throw new MemoryError(
+        "EBUSY",
+        "free-leaked",
+        `vfree of a buffer whose page 0x${pfn.toString(16)} is leaked`,
+      );
+    }
+    throw new MemoryError(
+      "EBUSY",
+      "free-host-visible",
+      `vfree of a buffer whose page 0x${pfn.toString(16)} is host-visible`,
+    );
   }
 
   #mapArea(frames: Float64Array, kind: VmAreaKind, align: number, flags: number, tag: string): number | null {

@@ -13,6 +13,8 @@
 // is written out here (rather than taken from pure-rand) because it is part of the format: anything that
 // wants to reproduce a payload byte for byte needs exactly this stream.
 
+import { readU32, writeU32 } from "./wire.js";
+
 export const LAB_FRAME_ETHERTYPE = 0x88b5;
 export const LAB_FRAME_HEADER_SIZE = 26;
 
@@ -52,7 +54,12 @@ const MAX_STREAMS = 8;
 /** The seed's payload stream: xorshift32 from payloadState(seed, -1), little-endian words. */
 export function labFrameStream(seed: number): Uint8Array {
   const key = seed >>> 0;
+  if (key === lastSeed && lastStream !== undefined) return lastStream;
   const hit = streams.get(key);
+  if (hit !== undefined) {
+    lastSeed = key;
+    lastStream = hit;
+  }
   if (hit !== undefined) return hit;
   const bytes = new Uint8Array(LAB_FRAME_STREAM_BYTES);
   const dv = new DataView(bytes.buffer);
@@ -65,8 +72,14 @@ export function labFrameStream(seed: number): Uint8Array {
   }
   if (streams.size >= MAX_STREAMS) streams.delete(streams.keys().next().value!);
   streams.set(key, bytes);
+  lastSeed = key;
+  lastStream = bytes;
   return bytes;
 }
+
+/** The stream asked for last: one frame after another uses the same seed. */
+let lastSeed = -1;
+let lastStream: Uint8Array | undefined;
 
 /** Where frame `seq`'s payload starts in the seed's stream. */
 function streamOffset(seed: number, seq: number): number {
@@ -75,8 +88,14 @@ function streamOffset(seed: number, seq: number): number {
   return (payloadState(seed >>> 0, seq >>> 0) & (LAB_FRAME_STREAM_BYTES - 1) & ~3) | 2;
 }
 
-/** The stream's 32-bit words, for the word-by-word compare. */
-const streamWords = new WeakMap<Uint8Array, Int32Array>();
+/** The 32-bit words of the buffers compared last (a stream, a receiver's scratch): views made once. */
+let wordsOfStream: Int32Array | undefined;
+let wordsOfFrame: Int32Array | undefined;
+
+function wordsOf(cached: Int32Array | undefined, bytes: Uint8Array): Int32Array {
+  if (cached !== undefined && cached.buffer === bytes.buffer) return cached;
+  return new Int32Array(bytes.buffer, 0, bytes.buffer.byteLength >>> 2);
+}
 
 /** Whether frame[at, at + n) equals stream[from, from + n) (from + n within the stream). */
 function sameBytes(frame: Uint8Array, at: number, stream: Uint8Array, from: number, n: number): boolean {
@@ -87,15 +106,14 @@ function sameBytes(frame: Uint8Array, at: number, stream: Uint8Array, from: numb
     i++;
   }
   const words = (n - i) >>> 2;
-  if (words > 4 && ((from + i) & 3) === 0) {
-    let sw = streamWords.get(stream);
-    if (sw === undefined) {
-      sw = new Int32Array(stream.buffer, stream.byteOffset, stream.length >>> 2);
-      streamWords.set(stream, sw);
-    }
-    const fw = new Int32Array(frame.buffer, frame.byteOffset + at + i, words);
-    const s0 = (from + i) >>> 2;
-    for (let w = 0; w < words; w++) if (fw[w] !== sw[s0 + w]) return false;
+  if (words > 4 && ((stream.byteOffset + from + i) & 3) === 0) {
+    const sw = wordsOf(wordsOfStream, stream);
+    const fw = wordsOf(wordsOfFrame, frame);
+    wordsOfStream = sw;
+    wordsOfFrame = fw;
+    const f0 = (frame.byteOffset + at + i) >>> 2;
+    const s0 = (stream.byteOffset + from + i) >>> 2;
+    for (let w = 0; w < words; w++) if (fw[f0 + w] !== sw[s0 + w]) return false;
     i += words * 4;
   }
   for (; i < n; i++) if (frame[at + i] !== stream[from + i]) return false;
@@ -110,17 +128,6 @@ export function labFrameChecksum(bytes: Uint8Array): number {
   for (let i = 0; i < words; i += 4) h = Math.imul(h ^ dv.getUint32(i, true), 0x0100_0193);
   for (let i = words; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x0100_0193);
   return h >>> 0;
-}
-
-function writeU32(dst: Uint8Array, at: number, v: number): void {
-  dst[at] = v & 0xff;
-  dst[at + 1] = (v >>> 8) & 0xff;
-  dst[at + 2] = (v >>> 16) & 0xff;
-  dst[at + 3] = v >>> 24;
-}
-
-function readU32(src: Uint8Array, at: number): number {
-  return (src[at]! | (src[at + 1]! << 8) | (src[at + 2]! << 16) | (src[at + 3]! << 24)) >>> 0;
 }
 
 /** Fill all of `dst` with the lab frame (seq, seed); dst.length is the frame length (>= 26). */
@@ -141,7 +148,8 @@ export function writeLabFrame(dst: Uint8Array, input: LabFrameInput): void {
   // One copy out of the stream per wrap (a frame longer than the stream wraps more than once).
   for (let at = LAB_FRAME_HEADER_SIZE; at < length; ) {
     const n = Math.min(length - at, LAB_FRAME_STREAM_BYTES - from);
-    dst.set(stream.subarray(from, from + n), at);
+    if (n <= 64) for (let i = 0; i < n; i++) dst[at + i] = stream[from + i]!;
+    else dst.set(stream.subarray(from, from + n), at);
     at += n;
     from = 0;
   }
@@ -163,19 +171,36 @@ const PAYLOAD_MISMATCH: LabFrameCheck = Object.freeze({ ok: false, reason: "fram
  * against the stream of the seed in its header (a mismatch is reported as "frame-checksum-mismatch").
  */
 export function verifyLabFrame(frame: Uint8Array): LabFrameCheck {
+  const r = checkFrame(frame);
+  return r >= 0 ? { ok: true, seq: r } : FAILURES[-1 - r]!;
+}
+
+/**
+ * The sequence number of a valid lab frame (the checks of {@link verifyLabFrame}), or -1: for
+ * receivers that check every frame and need no reason, without a result object per frame.
+ */
+export function labFrameSeq(frame: Uint8Array): number {
+  const r = checkFrame(frame);
+  return r >= 0 ? r : -1;
+}
+
+const FAILURES: readonly LabFrameCheck[] = [TOO_SHORT, ETHERTYPE_WRONG, LENGTH_MISMATCH, PAYLOAD_MISMATCH];
+
+/** seq (>= 0), or -1 - the index of the failure in FAILURES. */
+function checkFrame(frame: Uint8Array): number {
   const length = frame.length;
-  if (length < LAB_FRAME_HEADER_SIZE) return TOO_SHORT;
-  if (((frame[12]! << 8) | frame[13]!) !== LAB_FRAME_ETHERTYPE) return ETHERTYPE_WRONG;
-  if (readU32(frame, 18) !== length) return LENGTH_MISMATCH;
+  if (length < LAB_FRAME_HEADER_SIZE) return -1;
+  if (((frame[12]! << 8) | frame[13]!) !== LAB_FRAME_ETHERTYPE) return -2;
+  if (readU32(frame, 18) !== length) return -3;
   const seq = readU32(frame, 14);
   const seed = readU32(frame, 22);
   const stream = labFrameStream(seed);
   let from = streamOffset(seed, seq);
   for (let at = LAB_FRAME_HEADER_SIZE; at < length; ) {
     const n = Math.min(length - at, LAB_FRAME_STREAM_BYTES - from);
-    if (!sameBytes(frame, at, stream, from, n)) return PAYLOAD_MISMATCH;
+    if (!sameBytes(frame, at, stream, from, n)) return -4;
     at += n;
     from = 0;
   }
-  return { ok: true, seq };
+  return seq;
 }

@@ -2,7 +2,7 @@
 // and its unions in drivers/net/hyperv/hyperv_net.h (all __packed, little-endian).
 
 import { type NetvscResult, ok, reject } from "./errors.js";
-import { checkU16, checkU32, checkU64, view } from "./wire.js";
+import { checkU16, checkU32, checkU64, readU16, readU32, readU64, writeU16, writeU32 } from "./wire.js";
 
 /** NVSP protocol versions (NVSP_PROTOCOL_VERSION_*): major in the high 16 bits. */
 export const NVSP_PROTOCOL_VERSION: {
@@ -254,89 +254,124 @@ export type NvspRejectReason = "nvsp-header-too-short" | "nvsp-message-too-short
 
 const T = NVSP_MSG_TYPE;
 
-/** Packed body sizes of the structs each kind maps onto (after the 4-byte header). */
-const BODY_SIZE: { readonly [K in Exclude<NvspMessageKind, "other">]: number } = {
-  init: 8,
-  "init-complete": 12,
-  "send-ndis-version": 8,
-  "send-recv-buf": 6,
-  "send-recv-buf-complete": 24,
-  "revoke-recv-buf": 2,
-  "send-send-buf": 6,
-  "send-send-buf-complete": 8,
-  "revoke-send-buf": 2,
-  "send-rndis-pkt": 12,
-  "send-rndis-pkt-complete": 4,
-  "send-ndis-config": 16,
-  "send-vf-association": 8,
-  "switch-data-path": 4,
-  "subchannel-request": 8,
-  "subchannel-complete": 8,
-  "send-indirection-table": 8,
-};
+type KnownKind = Exclude<NvspMessageKind, "other">;
 
-function kindOf(msgType: number, direction: NvspDirection): Exclude<NvspMessageKind, "other"> | null {
-  switch (msgType) {
-    case T.INIT:
-      return "init";
-    case T.INIT_COMPLETE:
-      return "init-complete";
-    case T.SEND_NDIS_VER:
-      return "send-ndis-version";
-    case T.SEND_RECV_BUF:
-      return "send-recv-buf";
-    case T.SEND_RECV_BUF_COMPLETE:
-      return "send-recv-buf-complete";
-    case T.REVOKE_RECV_BUF:
-      return "revoke-recv-buf";
-    case T.SEND_SEND_BUF:
-      return "send-send-buf";
-    case T.SEND_SEND_BUF_COMPLETE:
-      return "send-send-buf-complete";
-    case T.REVOKE_SEND_BUF:
-      return "revoke-send-buf";
-    case T.SEND_RNDIS_PKT:
-      return "send-rndis-pkt";
-    case T.SEND_RNDIS_PKT_COMPLETE:
-      return "send-rndis-pkt-complete";
-    case T.SEND_NDIS_CONFIG:
-      return "send-ndis-config";
-    case T.SEND_VF_ASSOCIATION:
-      return "send-vf-association";
-    case T.SWITCH_DATA_PATH:
-      return "switch-data-path";
-    case T.SUBCHANNEL:
-      return direction === "guest-to-host" ? "subchannel-request" : "subchannel-complete";
-    case T.SEND_INDIRECTION_TABLE:
-      return "send-indirection-table";
-    default:
-      return null;
-  }
+/**
+ * One field of a message body: its byte offset after the 4-byte header, its width (u16, u32 or the u64
+ * of nvsp_2_vsc_capability), its name in the decoded message and, for the receive-buffer section, the
+ * nested object it lives in.
+ */
+interface NvspField {
+  readonly name: string;
+  readonly at: number;
+  readonly width: 2 | 4 | 8;
+  readonly group?: "section";
 }
 
-const TYPE_OF: { readonly [K in Exclude<NvspMessageKind, "other">]: number } = {
-  init: T.INIT,
-  "init-complete": T.INIT_COMPLETE,
-  "send-ndis-version": T.SEND_NDIS_VER,
-  "send-recv-buf": T.SEND_RECV_BUF,
-  "send-recv-buf-complete": T.SEND_RECV_BUF_COMPLETE,
-  "revoke-recv-buf": T.REVOKE_RECV_BUF,
-  "send-send-buf": T.SEND_SEND_BUF,
-  "send-send-buf-complete": T.SEND_SEND_BUF_COMPLETE,
-  "revoke-send-buf": T.REVOKE_SEND_BUF,
-  "send-rndis-pkt": T.SEND_RNDIS_PKT,
-  "send-rndis-pkt-complete": T.SEND_RNDIS_PKT_COMPLETE,
-  "send-ndis-config": T.SEND_NDIS_CONFIG,
-  "send-vf-association": T.SEND_VF_ASSOCIATION,
-  "switch-data-path": T.SWITCH_DATA_PATH,
-  "subchannel-request": T.SUBCHANNEL,
-  "subchannel-complete": T.SUBCHANNEL,
-  "send-indirection-table": T.SEND_INDIRECTION_TABLE,
+/** A message: its wire type, the packed size of its struct (after the header) and its fields. */
+interface NvspLayout {
+  readonly type: number;
+  readonly body: number;
+  readonly fields: readonly NvspField[];
+}
+
+const u16 = (name: string, at: number): NvspField => ({ name, at, width: 2 });
+const u32 = (name: string, at: number, group?: "section"): NvspField =>
+  group === undefined ? { name, at, width: 4 } : { name, at, width: 4, group };
+const u64 = (name: string, at: number): NvspField => ({ name, at, width: 8 });
+const layout = (type: number, body: number, ...fields: NvspField[]): NvspLayout => ({ type, body, fields });
+
+/**
+ * Every message kind the model interprets, said once: encodeNvspMessage writes these fields and
+ * decodeNvspMessage reads them (the structs of hyperv_net.h, packed). Reserved words are not listed and
+ * stay zero.
+ */
+const LAYOUT: { readonly [K in KnownKind]: NvspLayout } = {
+  init: layout(T.INIT, 8, u32("minProtocolVersion", 0), u32("maxProtocolVersion", 4)),
+  "init-complete": layout(
+    T.INIT_COMPLETE,
+    12,
+    u32("negotiatedProtocolVersion", 0),
+    u32("maxMdlChainLength", 4),
+    u32("status", 8),
+  ),
+  "send-ndis-version": layout(T.SEND_NDIS_VER, 8, u32("ndisMajor", 0), u32("ndisMinor", 4)),
+  "send-recv-buf": layout(T.SEND_RECV_BUF, 6, u32("gpadlHandle", 0), u16("id", 4)),
+  "send-recv-buf-complete": layout(
+    T.SEND_RECV_BUF_COMPLETE,
+    24,
+    u32("status", 0),
+    u32("numSections", 4),
+    u32("offset", 8, "section"),
+    u32("subAllocSize", 12, "section"),
+    u32("numSubAllocs", 16, "section"),
+    u32("endOffset", 20, "section"),
+  ),
+  "revoke-recv-buf": layout(T.REVOKE_RECV_BUF, 2, u16("id", 0)),
+  "send-send-buf": layout(T.SEND_SEND_BUF, 6, u32("gpadlHandle", 0), u16("id", 4)),
+  "send-send-buf-complete": layout(T.SEND_SEND_BUF_COMPLETE, 8, u32("status", 0), u32("sectionSize", 4)),
+  "revoke-send-buf": layout(T.REVOKE_SEND_BUF, 2, u16("id", 0)),
+  "send-rndis-pkt": layout(
+    T.SEND_RNDIS_PKT,
+    12,
+    u32("channelType", 0),
+    u32("sendBufSectionIndex", 4),
+    u32("sendBufSectionSize", 8),
+  ),
+  "send-rndis-pkt-complete": layout(T.SEND_RNDIS_PKT_COMPLETE, 4, u32("status", 0)),
+  // mtu, a reserved u32, then the u64 capability bitfield.
+  "send-ndis-config": layout(T.SEND_NDIS_CONFIG, 16, u32("mtu", 0), u64("capabilities", 8)),
+  "send-vf-association": layout(T.SEND_VF_ASSOCIATION, 8, u32("allocated", 0), u32("serial", 4)),
+  "switch-data-path": layout(T.SWITCH_DATA_PATH, 4, u32("activeDatapath", 0)),
+  "subchannel-request": layout(T.SUBCHANNEL, 8, u32("operation", 0), u32("numSubchannels", 4)),
+  "subchannel-complete": layout(T.SUBCHANNEL, 8, u32("status", 0), u32("numSubchannels", 4)),
+  "send-indirection-table": layout(T.SEND_INDIRECTION_TABLE, 8, u32("count", 0), u32("offset", 4)),
 };
+
+/** Wire type -> kind; SUBCHANNEL (the one type laid out per direction) is resolved in kindOf. */
+const KIND_OF_TYPE: ReadonlyMap<number, KnownKind> = new Map(
+  (Object.keys(LAYOUT) as KnownKind[])
+    .filter((k) => LAYOUT[k].type !== T.SUBCHANNEL)
+    .map((k) => [LAYOUT[k].type, k] as const),
+);
+
+function kindOf(msgType: number, direction: NvspDirection): KnownKind | null {
+  if (msgType === T.SUBCHANNEL)
+    return direction === "guest-to-host" ? "subchannel-request" : "subchannel-complete";
+  return KIND_OF_TYPE.get(msgType) ?? null;
+}
+
+/** Absolute offset (header included) of a field of a layout: the hot paths' constants come from here. */
+function fieldAt(kind: KnownKind, name: string): number {
+  const field = LAYOUT[kind].fields.find((f) => f.name === name);
+  if (field === undefined) throw new Error(`nvsp layout ${kind} has no field ${name}`);
+  return NVSP_HEADER_SIZE + field.at;
+}
+
+// The per-packet messages, resolved to constant offsets once (SEND_RNDIS_PKT and its completion).
+const RNDIS_PKT_CHANNEL_TYPE = fieldAt("send-rndis-pkt", "channelType");
+const RNDIS_PKT_SECTION_INDEX = fieldAt("send-rndis-pkt", "sendBufSectionIndex");
+const RNDIS_PKT_SECTION_SIZE = fieldAt("send-rndis-pkt", "sendBufSectionSize");
+const RNDIS_PKT_COMPLETE_STATUS = fieldAt("send-rndis-pkt-complete", "status");
+
+/** Where a field sits in a message: byte offset from the start of the message and width. */
+export type FieldPlace = readonly [offset: number, width: number];
+
+/**
+ * Where each field of a message kind sits (header included), read from the layout the codecs use: for
+ * tools that show a message's bytes beside its decoded fields. Grouped fields are named "section.offset".
+ * "other" has none.
+ */
+export function nvspFieldLayout(kind: NvspMessageKind): Readonly<Record<string, FieldPlace>> {
+  if (kind === "other") return {};
+  return Object.fromEntries(
+    LAYOUT[kind].fields.map((f) => [fieldName(f), [NVSP_HEADER_SIZE + f.at, f.width] as const]),
+  );
+}
 
 /** The wire type number of a message. */
 export function nvspMsgType(msg: NvspMessage): number {
-  return msg.kind === "other" ? msg.msgType : TYPE_OF[msg.kind];
+  return msg.kind === "other" ? msg.msgType : LAYOUT[msg.kind].type;
 }
 
 /**
@@ -346,20 +381,35 @@ export function nvspMsgType(msg: NvspMessage): number {
  * SEND_RNDIS_PKT_COMPLETE is only checked for the header. Types the kernel does not read from the host
  * need their full struct here (the model's choice: it decodes every field it reports).
  */
-function hostMinLength(kind: Exclude<NvspMessageKind, "other">): number {
+function hostMinLength(kind: KnownKind): number {
   switch (kind) {
     case "init-complete":
-    case "send-recv-buf-complete":
-      return NVSP_HEADER_SIZE + 24;
-    case "send-send-buf-complete":
-      return NVSP_HEADER_SIZE + 8;
-    case "subchannel-complete":
-      return NVSP_HEADER_SIZE + 8;
+      return NVSP_HEADER_SIZE + LAYOUT["send-recv-buf-complete"].body;
     case "send-rndis-pkt-complete":
       return NVSP_HEADER_SIZE;
     default:
-      return NVSP_HEADER_SIZE + BODY_SIZE[kind];
+      return NVSP_HEADER_SIZE + LAYOUT[kind].body;
   }
+}
+
+function fieldName(f: NvspField): string {
+  return f.group === undefined ? f.name : `${f.group}.${f.name}`;
+}
+
+function writeField(buf: Uint8Array, f: NvspField, v: unknown): void {
+  const at = NVSP_HEADER_SIZE + f.at;
+  if (f.width === 8) {
+    const big = checkU64(fieldName(f), v as bigint);
+    writeU32(buf, at, Number(big & 0xffff_ffffn));
+    writeU32(buf, at + 4, Number(big >> 32n));
+  } else if (f.width === 4) writeU32(buf, at, checkU32(fieldName(f), v as number));
+  else writeU16(buf, at, checkU16(fieldName(f), v as number));
+}
+
+function readField(bytes: Uint8Array, f: NvspField): number | bigint {
+  const at = NVSP_HEADER_SIZE + f.at;
+  if (f.width === 8) return readU64(bytes, at);
+  return f.width === 4 ? readU32(bytes, at) : readU16(bytes, at);
 }
 
 /**
@@ -369,97 +419,55 @@ function hostMinLength(kind: Exclude<NvspMessageKind, "other">): number {
  */
 export function encodeNvspMessage(msg: NvspMessage): Uint8Array {
   const buf = new Uint8Array(NVSP_MESSAGE_SIZE);
-  const dv = view(buf);
-  dv.setUint32(0, checkU32("msgType", nvspMsgType(msg)), true);
-  const w32 = (off: number, name: string, v: number): void => dv.setUint32(4 + off, checkU32(name, v), true);
-  const w16 = (off: number, name: string, v: number): void => dv.setUint16(4 + off, checkU16(name, v), true);
-  switch (msg.kind) {
-    case "init":
-      w32(0, "minProtocolVersion", msg.minProtocolVersion);
-      w32(4, "maxProtocolVersion", msg.maxProtocolVersion);
-      break;
-    case "init-complete":
-      w32(0, "negotiatedProtocolVersion", msg.negotiatedProtocolVersion);
-      w32(4, "maxMdlChainLength", msg.maxMdlChainLength);
-      w32(8, "status", msg.status);
-      break;
-    case "send-ndis-version":
-      w32(0, "ndisMajor", msg.ndisMajor);
-      w32(4, "ndisMinor", msg.ndisMinor);
-      break;
-    case "send-recv-buf":
-    case "send-send-buf":
-      w32(0, "gpadlHandle", msg.gpadlHandle);
-      w16(4, "id", msg.id);
-      break;
-    case "send-recv-buf-complete":
-      w32(0, "status", msg.status);
-      w32(4, "numSections", msg.numSections);
-      w32(8, "section.offset", msg.section.offset);
-      w32(12, "section.subAllocSize", msg.section.subAllocSize);
-      w32(16, "section.numSubAllocs", msg.section.numSubAllocs);
-      w32(20, "section.endOffset", msg.section.endOffset);
-      break;
-    case "revoke-recv-buf":
-    case "revoke-send-buf":
-      w16(0, "id", msg.id);
-      break;
-    case "send-send-buf-complete":
-      w32(0, "status", msg.status);
-      w32(4, "sectionSize", msg.sectionSize);
-      break;
-    case "send-rndis-pkt":
-      w32(0, "channelType", msg.channelType);
-      w32(4, "sendBufSectionIndex", msg.sendBufSectionIndex);
-      w32(8, "sendBufSectionSize", msg.sendBufSectionSize);
-      break;
-    case "send-rndis-pkt-complete":
-      w32(0, "status", msg.status ?? 0);
-      break;
-    case "send-ndis-config":
-      w32(0, "mtu", msg.mtu);
-      // reserved u32 at +4 stays zero
-      dv.setBigUint64(4 + 8, checkU64("capabilities", msg.capabilities), true);
-      break;
-    case "send-vf-association":
-      w32(0, "allocated", msg.allocated);
-      w32(4, "serial", msg.serial);
-      break;
-    case "switch-data-path":
-      w32(0, "activeDatapath", msg.activeDatapath);
-      break;
-    case "subchannel-request":
-      w32(0, "operation", msg.operation);
-      w32(4, "numSubchannels", msg.numSubchannels);
-      break;
-    case "subchannel-complete":
-      w32(0, "status", msg.status);
-      w32(4, "numSubchannels", msg.numSubchannels);
-      break;
-    case "send-indirection-table":
-      w32(0, "count", msg.count);
-      w32(4, "offset", msg.offset);
-      break;
-    case "other":
-      if (msg.body.length > NVSP_MESSAGE_SIZE - NVSP_HEADER_SIZE) {
-        throw new RangeError(`NVSP body of ${msg.body.length} bytes does not fit struct nvsp_message`);
-      }
-      buf.set(msg.body, NVSP_HEADER_SIZE);
-      break;
+  writeU32(buf, 0, checkU32("msgType", nvspMsgType(msg)));
+  if (msg.kind === "other") {
+    if (msg.body.length > NVSP_MESSAGE_SIZE - NVSP_HEADER_SIZE) {
+      throw new RangeError(`NVSP body of ${msg.body.length} bytes does not fit struct nvsp_message`);
+    }
+    buf.set(msg.body, NVSP_HEADER_SIZE);
+    return buf;
   }
+  // A bare completion (status null) goes out as status 0 in the zeroed struct.
+  const bare = msg.kind === "send-rndis-pkt-complete";
+  const fields = msg as unknown as Readonly<Record<string, unknown>>;
+  for (const f of LAYOUT[msg.kind].fields) {
+    const holder = f.group === undefined ? fields : (fields[f.group] as Readonly<Record<string, unknown>>);
+    const v = holder[f.name];
+    writeField(buf, f, bare ? (v ?? 0) : v);
+  }
+  return buf;
+}
+
+/**
+ * SEND_RNDIS_PKT written into `buf` (at least 40 bytes, the union padding zeroed): the per-packet message
+ * of both sides, encoded without a message object or a fresh buffer. Same bytes as
+ * encodeNvspMessage({ kind: "send-rndis-pkt", ... }).
+ */
+export function writeNvspRndisPacket(
+  buf: Uint8Array,
+  channelType: number,
+  sendBufSectionIndex: number,
+  sendBufSectionSize: number,
+): Uint8Array {
+  if (buf.length < NVSP_MESSAGE_SIZE)
+    throw new RangeError(`an nvsp_message needs ${NVSP_MESSAGE_SIZE} bytes`);
+  buf.fill(0, 0, NVSP_MESSAGE_SIZE);
+  writeU32(buf, 0, T.SEND_RNDIS_PKT);
+  writeU32(buf, RNDIS_PKT_CHANNEL_TYPE, checkU32("channelType", channelType));
+  writeU32(buf, RNDIS_PKT_SECTION_INDEX, checkU32("sendBufSectionIndex", sendBufSectionIndex));
+  writeU32(buf, RNDIS_PKT_SECTION_SIZE, checkU32("sendBufSectionSize", sendBufSectionSize));
   return buf;
 }
 
 /** The 8-byte RNDIS-packet completion the guest queues per transfer-page packet (send_recv_completions). */
 export function encodeNvspRecvCompletion(status: number): Uint8Array {
-  // Written byte by byte: a DataView for 8 bytes costs more than the message (one per received packet).
-  const buf = new Uint8Array(NVSP_RECV_COMPLETION_SIZE);
-  const type = NVSP_MSG_TYPE.SEND_RNDIS_PKT_COMPLETE;
-  const st = checkU32("status", status);
-  for (let i = 0; i < 4; i++) {
-    buf[i] = (type >>> (8 * i)) & 0xff;
-    buf[4 + i] = (st >>> (8 * i)) & 0xff;
-  }
+  return writeNvspRecvCompletion(new Uint8Array(NVSP_RECV_COMPLETION_SIZE), status);
+}
+
+/** encodeNvspRecvCompletion into `buf` (8 bytes or more), for a caller that keeps one buffer. */
+export function writeNvspRecvCompletion(buf: Uint8Array, status: number): Uint8Array {
+  writeU32(buf, 0, T.SEND_RNDIS_PKT_COMPLETE);
+  writeU32(buf, RNDIS_PKT_COMPLETE_STATUS, checkU32("status", status));
   return buf;
 }
 
@@ -475,57 +483,37 @@ export function decodeNvspMessage(
   if (bytes.length < NVSP_HEADER_SIZE) {
     return reject("EINVAL", "nvsp-header-too-short", `nvsp_message length too small: ${bytes.length}`);
   }
-  const dv = view(bytes);
-  const msgType = dv.getUint32(0, true);
+  const msgType = readU32(bytes, 0);
   const kind = kindOf(msgType, direction);
   if (kind === null) {
     return ok({ kind: "other", msgType, body: bytes.slice(NVSP_HEADER_SIZE) });
   }
-  const min = direction === "host-to-guest" ? hostMinLength(kind) : NVSP_HEADER_SIZE + BODY_SIZE[kind];
+  const min = direction === "host-to-guest" ? hostMinLength(kind) : NVSP_HEADER_SIZE + LAYOUT[kind].body;
   if (bytes.length < min) {
     return reject("EINVAL", "nvsp-message-too-short", `nvsp type ${msgType} length ${bytes.length} < ${min}`);
   }
-  const r32 = (off: number): number => dv.getUint32(4 + off, true);
-  const r16 = (off: number): number => dv.getUint16(4 + off, true);
-  switch (kind) {
-    case "init":
-      return ok({ kind, minProtocolVersion: r32(0), maxProtocolVersion: r32(4) });
-    case "init-complete":
-      return ok({ kind, negotiatedProtocolVersion: r32(0), maxMdlChainLength: r32(4), status: r32(8) });
-    case "send-ndis-version":
-      return ok({ kind, ndisMajor: r32(0), ndisMinor: r32(4) });
-    case "send-recv-buf":
-    case "send-send-buf":
-      return ok({ kind, gpadlHandle: r32(0), id: r16(4) });
-    case "send-recv-buf-complete":
-      return ok({
-        kind,
-        status: r32(0),
-        numSections: r32(4),
-        section: { offset: r32(8), subAllocSize: r32(12), numSubAllocs: r32(16), endOffset: r32(20) },
-      });
-    case "revoke-recv-buf":
-    case "revoke-send-buf":
-      return ok({ kind, id: r16(0) });
-    case "send-send-buf-complete":
-      return ok({ kind, status: r32(0), sectionSize: r32(4) });
-    case "send-rndis-pkt":
-      return ok({ kind, channelType: r32(0), sendBufSectionIndex: r32(4), sendBufSectionSize: r32(8) });
-    case "send-rndis-pkt-complete":
-      return ok({ kind, status: bytes.length >= NVSP_HEADER_SIZE + 4 ? r32(0) : null });
-    case "send-ndis-config":
-      return ok({ kind, mtu: r32(0), capabilities: dv.getBigUint64(4 + 8, true) });
-    case "send-vf-association":
-      return ok({ kind, allocated: r32(0), serial: r32(4) });
-    case "switch-data-path":
-      return ok({ kind, activeDatapath: r32(0) });
-    case "subchannel-request":
-      return ok({ kind, operation: r32(0), numSubchannels: r32(4) });
-    case "subchannel-complete":
-      return ok({ kind, status: r32(0), numSubchannels: r32(4) });
-    case "send-indirection-table":
-      return ok({ kind, count: r32(0), offset: r32(4) });
+  // The two per-packet kinds as fixed-shape literals over the layout's constant offsets.
+  if (kind === "send-rndis-pkt") {
+    return ok({
+      kind,
+      channelType: readU32(bytes, RNDIS_PKT_CHANNEL_TYPE),
+      sendBufSectionIndex: readU32(bytes, RNDIS_PKT_SECTION_INDEX),
+      sendBufSectionSize: readU32(bytes, RNDIS_PKT_SECTION_SIZE),
+    });
   }
+  if (kind === "send-rndis-pkt-complete") {
+    const status =
+      bytes.length >= RNDIS_PKT_COMPLETE_STATUS + 4 ? readU32(bytes, RNDIS_PKT_COMPLETE_STATUS) : null;
+    return ok({ kind, status });
+  }
+  const out: Record<string, unknown> = { kind };
+  for (const f of LAYOUT[kind].fields) {
+    const holder =
+      f.group === undefined ? out : ((out[f.group] as Record<string, unknown> | undefined) ?? {});
+    if (f.group !== undefined) out[f.group] = holder;
+    holder[f.name] = readField(bytes, f);
+  }
+  return ok(out as unknown as NvspMessage);
 }
 
 /** The NDIS version netvsc_connect_vsp announces: 6.1 up to NVSP v4, 6.30 (0x1e) from v5. */
@@ -571,9 +559,8 @@ export function parseSendIndirectionTable(
   if (msglen < NVSP_HEADER_SIZE + 8) {
     return reject("EINVAL", "nvsp-message-too-short", `nvsp_v5_msg length too small: ${msglen}`);
   }
-  const dv = view(bytes);
-  const count = dv.getUint32(4, true);
-  let offset = dv.getUint32(8, true);
+  const count = readU32(bytes, fieldAt("send-indirection-table", "count"));
+  let offset = readU32(bytes, fieldAt("send-indirection-table", "offset"));
   if (count !== VRSS_SEND_TAB_SIZE) {
     return reject("EINVAL", "send-table-size-wrong", `wrong send-table size: ${count}`);
   }
@@ -588,6 +575,6 @@ export function parseSendIndirectionTable(
     return reject("EINVAL", "send-table-offset-too-big", `send-table offset too big: ${offset}`);
   }
   const table = new Uint32Array(count);
-  for (let i = 0; i < count; i++) table[i] = dv.getUint32(offset + i * 4, true);
+  for (let i = 0; i < count; i++) table[i] = readU32(bytes, offset + i * 4);
   return ok(table);
 }

@@ -4,7 +4,8 @@
 // netvsc_linkstatus_callback after the 2020-21 hardening (44144185951a, 0ba35fe91ce3 and follow-ups).
 
 import { type NetvscError, type NetvscResult, ok, reject } from "./errors.js";
-import { checkU32, u32OrZero, view } from "./wire.js";
+import type { FieldPlace } from "./nvsp.js";
+import { checkU32, readU32, u32OrZero, writeU32 } from "./wire.js";
 
 /** RNDIS_MSG_* (completions are the request type | 0x80000000). */
 export const RNDIS_MSG_TYPE: {
@@ -168,21 +169,184 @@ export const RNDIS_MAJOR_VERSION = 1;
 export const RNDIS_MINOR_VERSION = 0;
 export const RNDIS_INIT_MAX_XFER_SIZE = 0x4000;
 
-/** Body sizes (after the 8-byte header) of the request/response structs. */
+/**
+ * One message's body, said once: its type and its u32 fields in wire order. Every RNDIS struct is a run
+ * of u32s after the 8-byte header (msg_type, msg_len), so field i sits at byte 8 + 4 * i; the decoder and
+ * the encoders both read these lists, and the per-packet PACKET fields are resolved to constants below.
+ */
+/** The u32 fields of struct rndis_packet (its trailing reserved word aside). */
+export type RndisPacketField =
+  | "dataOffset"
+  | "dataLen"
+  | "oobDataOffset"
+  | "oobDataLen"
+  | "numOobDataElements"
+  | "perPktInfoOffset"
+  | "perPktInfoLen"
+  | "vcHandle";
+
+interface RndisLayout {
+  readonly type: number;
+  readonly fields: readonly string[];
+}
+
+const PACKET_FIELDS: readonly (RndisPacketField | "reserved")[] = [
+  "dataOffset",
+  "dataLen",
+  "oobDataOffset",
+  "oobDataLen",
+  "numOobDataElements",
+  "perPktInfoOffset",
+  "perPktInfoLen",
+  "vcHandle",
+  "reserved",
+];
+
+const LAYOUT = {
+  packet: { type: RNDIS_MSG_TYPE.PACKET, fields: PACKET_FIELDS },
+  init: {
+    type: RNDIS_MSG_TYPE.INIT,
+    fields: ["requestId", "majorVersion", "minorVersion", "maxTransferSize"],
+  },
+  initComplete: {
+    type: RNDIS_MSG_TYPE.INIT_C,
+    fields: [
+      "requestId",
+      "status",
+      "majorVersion",
+      "minorVersion",
+      "deviceFlags",
+      "medium",
+      "maxPacketsPerMessage",
+      "maxTransferSize",
+      "packetAlignmentFactor",
+      "afListOffset",
+      "afListSize",
+    ],
+  },
+  halt: { type: RNDIS_MSG_TYPE.HALT, fields: ["requestId"] },
+  query: {
+    type: RNDIS_MSG_TYPE.QUERY,
+    fields: ["requestId", "oid", "infoBufLen", "infoBufOffset", "deviceVcHandle"],
+  },
+  queryComplete: {
+    type: RNDIS_MSG_TYPE.QUERY_C,
+    fields: ["requestId", "status", "infoBufLen", "infoBufOffset"],
+  },
+  set: {
+    type: RNDIS_MSG_TYPE.SET,
+    fields: ["requestId", "oid", "infoBufLen", "infoBufOffset", "deviceVcHandle"],
+  },
+  setComplete: { type: RNDIS_MSG_TYPE.SET_C, fields: ["requestId", "status"] },
+  reset: { type: RNDIS_MSG_TYPE.RESET, fields: ["reserved"] },
+  resetComplete: { type: RNDIS_MSG_TYPE.RESET_C, fields: ["status", "addressingReset"] },
+  indicate: { type: RNDIS_MSG_TYPE.INDICATE, fields: ["status", "statusBufLen", "statusBufOffset"] },
+  keepalive: { type: RNDIS_MSG_TYPE.KEEPALIVE, fields: ["requestId"] },
+  keepaliveComplete: { type: RNDIS_MSG_TYPE.KEEPALIVE_C, fields: ["requestId", "status"] },
+} as const satisfies Record<string, RndisLayout>;
+
+/** Packed size of a message's struct after the header. */
+function bodySize(layout: RndisLayout): number {
+  return layout.fields.length * 4;
+}
+
+/** Byte offset of a field from the start of the message (header included). */
+function rndisFieldAt(layout: RndisLayout, name: string): number {
+  const i = layout.fields.indexOf(name);
+  if (i < 0) throw new Error(`rndis layout ${layout.type} has no field ${name}`);
+  return RNDIS_HEADER_SIZE + i * 4;
+}
+
+const LAYOUT_OF_KIND: { readonly [K in RndisMessageKind]: RndisLayout | null } = {
+  packet: LAYOUT.packet,
+  init: LAYOUT.init,
+  "init-complete": LAYOUT.initComplete,
+  halt: LAYOUT.halt,
+  query: LAYOUT.query,
+  set: LAYOUT.set,
+  "query-complete": LAYOUT.queryComplete,
+  "set-complete": LAYOUT.setComplete,
+  reset: LAYOUT.reset,
+  "reset-complete": LAYOUT.resetComplete,
+  "indicate-status": LAYOUT.indicate,
+  keepalive: LAYOUT.keepalive,
+  "keepalive-complete": LAYOUT.keepaliveComplete,
+  unknown: null,
+};
+
+/**
+ * Where each field of a message kind sits (msg_len and the struct's fields, offsets from the start of
+ * the message, 4 bytes each), read from the layout the codecs use: for tools that show a message's
+ * bytes beside its decoded fields.
+ */
+export function rndisFieldLayout(kind: RndisMessageKind): Readonly<Record<string, FieldPlace>> {
+  const layout = LAYOUT_OF_KIND[kind];
+  const places: Record<string, FieldPlace> = { msgLen: [4, 4] };
+  if (layout !== null) {
+    for (let i = 0; i < layout.fields.length; i++) places[layout.fields[i]!] = [RNDIS_HEADER_SIZE + 4 * i, 4];
+  }
+  return places;
+}
+
+/** Body sizes of the structs (from the layouts). */
 const BODY = {
-  init: 16,
-  initComplete: 44,
-  halt: 4,
-  query: 20,
-  queryComplete: 16,
-  set: 20,
-  setComplete: 8,
-  reset: 4,
-  resetComplete: 8,
-  indicate: 12,
-  keepalive: 4,
-  keepaliveComplete: 8,
+  init: bodySize(LAYOUT.init),
+  initComplete: bodySize(LAYOUT.initComplete),
+  query: bodySize(LAYOUT.query),
+  queryComplete: bodySize(LAYOUT.queryComplete),
+  indicate: bodySize(LAYOUT.indicate),
 } as const;
+
+/**
+ * Offsets (from the start of the message) of the rndis_packet fields, from the layout: what a receiver
+ * reads before (and after) it validates a PACKET with {@link checkRndisPacket}.
+ */
+export const RNDIS_PACKET_AT: { readonly [K in RndisPacketField]: number } = Object.freeze(
+  Object.fromEntries(
+    PACKET_FIELDS.filter((f) => f !== "reserved").map((f) => [f, rndisFieldAt(LAYOUT.packet, f)]),
+  ) as { [K in RndisPacketField]: number },
+);
+
+// PACKET, once per frame both ways: its fields as constant offsets.
+const PKT_DATA_OFFSET = RNDIS_PACKET_AT.dataOffset;
+const PKT_DATA_LEN = RNDIS_PACKET_AT.dataLen;
+const PKT_OOB_DATA_OFFSET = RNDIS_PACKET_AT.oobDataOffset;
+const PKT_OOB_DATA_LEN = RNDIS_PACKET_AT.oobDataLen;
+const PKT_NUM_OOB = RNDIS_PACKET_AT.numOobDataElements;
+const PKT_PPI_OFFSET = RNDIS_PACKET_AT.perPktInfoOffset;
+const PKT_PPI_LEN = RNDIS_PACKET_AT.perPktInfoLen;
+const PKT_VC_HANDLE = RNDIS_PACKET_AT.vcHandle;
+
+/** A u32 field of the rndis_packet in `buf` (a message that {@link checkRndisPacket} accepted). */
+export function rndisPacketField(buf: Uint8Array, field: RndisPacketField): number {
+  return readU32(buf, RNDIS_PACKET_AT[field]);
+}
+
+/** Reads a layout's fields into `out` (at 8 + 4 i); `clamp` reads a field past it as zero. */
+function readFields(
+  buf: Uint8Array,
+  layout: RndisLayout,
+  out: Record<string, unknown>,
+  clamp: number = buf.length,
+): Record<string, unknown> {
+  for (let i = 0; i < layout.fields.length; i++) {
+    const at = RNDIS_HEADER_SIZE + i * 4;
+    out[layout.fields[i]!] = at + 4 > clamp ? 0 : u32OrZero(buf, at);
+  }
+  return out;
+}
+
+/** A message of `layout` with `values` (missing fields zero) and `extra` zeroed bytes after the struct. */
+function encodeFixed(layout: RndisLayout, values: Readonly<Record<string, number>>, extra = 0): Uint8Array {
+  const buf = new Uint8Array(RNDIS_HEADER_SIZE + bodySize(layout) + extra);
+  writeU32(buf, 0, layout.type);
+  writeU32(buf, 4, buf.length);
+  for (let i = 0; i < layout.fields.length; i++) {
+    const name = layout.fields[i]!;
+    writeU32(buf, RNDIS_HEADER_SIZE + i * 4, checkU32(name, values[name] ?? 0));
+  }
+  return buf;
+}
 
 /** The PPI types rndis_filter_receive_data looks up, with the payload size each needs (all 4 bytes). */
 const LOOKED_UP_PPIS: readonly {
@@ -359,9 +523,8 @@ export function decodeRndisMessage(buf: Uint8Array): NetvscResult<RndisMessage, 
   if (buflen < RNDIS_HEADER_SIZE) {
     return reject("EINVAL", "rndis-buflen-too-small", `Invalid rndis_msg (buflen: ${buflen})`);
   }
-  const dv = view(buf);
-  const msgType = dv.getUint32(0, true);
-  const msgLen = dv.getUint32(4, true);
+  const msgType = readU32(buf, 0);
+  const msgLen = readU32(buf, 4);
   if (msgLen < RNDIS_HEADER_SIZE || buflen < msgLen) {
     return reject(
       "EINVAL",
@@ -373,7 +536,7 @@ export function decodeRndisMessage(buf: Uint8Array): NetvscResult<RndisMessage, 
   const T = RNDIS_MSG_TYPE;
   switch (msgType) {
     case T.PACKET:
-      return decodePacket(buf, dv, msgLen);
+      return decodePacket(buf, msgLen);
     case T.INIT_C:
     case T.QUERY_C:
     case T.SET_C: {
@@ -381,7 +544,7 @@ export function decodeRndisMessage(buf: Uint8Array): NetvscResult<RndisMessage, 
       if (body < 4) {
         return reject("EINVAL", "rndis-response-too-small", `rndis msg_len too small: ${msgLen}`);
       }
-      return ok(decodeResponse(buf, dv, msgType, msgLen));
+      return ok(decodeResponse(buf, msgType, msgLen));
     }
     case T.INDICATE: {
       if (body < BODY.indicate) {
@@ -391,81 +554,64 @@ export function decodeRndisMessage(buf: Uint8Array): NetvscResult<RndisMessage, 
           `invalid rndis_indicate_status packet, len: ${msgLen}`,
         );
       }
-      const status = dv.getUint32(8, true);
-      const statusBufLen = dv.getUint32(12, true);
-      const statusBufOffset = dv.getUint32(16, true);
+      const m = readFields(buf, LAYOUT.indicate, { kind: "indicate-status", msgLen });
+      const statusBufLen = m.statusBufLen as number;
+      const statusBufOffset = m.statusBufOffset as number;
       const room = buflen - RNDIS_HEADER_SIZE;
       const fits =
         statusBufOffset >= BODY.indicate && room >= statusBufOffset && room - statusBufOffset >= statusBufLen;
       const start = RNDIS_HEADER_SIZE + statusBufOffset;
-      return ok({
-        kind: "indicate-status",
-        msgLen,
-        status,
-        statusBufLen,
-        statusBufOffset,
-        statusBuffer: fits ? buf.subarray(start, start + statusBufLen) : null,
-      });
+      m.statusBuffer = fits ? buf.subarray(start, start + statusBufLen) : null;
+      return ok(m as RndisMessage);
     }
     case T.INIT:
-      if (body < BODY.init) return tooShort("init", msgLen, RNDIS_HEADER_SIZE + BODY.init);
-      return ok({
-        kind: "init",
-        msgLen,
-        requestId: dv.getUint32(8, true),
-        majorVersion: dv.getUint32(12, true),
-        minorVersion: dv.getUint32(16, true),
-        maxTransferSize: dv.getUint32(20, true),
-      });
+      return fixedRequest(buf, msgLen, "init", LAYOUT.init, "init");
     case T.HALT:
+      return fixedRequest(buf, msgLen, "halt", LAYOUT.halt, "request");
     case T.KEEPALIVE:
-      if (body < 4) return tooShort("request", msgLen, RNDIS_HEADER_SIZE + 4);
-      return ok({
-        kind: msgType === T.HALT ? "halt" : "keepalive",
-        msgLen,
-        requestId: dv.getUint32(8, true),
-      });
+      return fixedRequest(buf, msgLen, "keepalive", LAYOUT.keepalive, "request");
     case T.RESET:
-      if (body < BODY.reset) return tooShort("reset", msgLen, RNDIS_HEADER_SIZE + BODY.reset);
-      return ok({ kind: "reset", msgLen, reserved: dv.getUint32(8, true) });
+      return fixedRequest(buf, msgLen, "reset", LAYOUT.reset, "reset");
     case T.RESET_C:
-      if (body < BODY.resetComplete) return tooShort("reset-complete", msgLen, RNDIS_HEADER_SIZE + 8);
-      return ok({
-        kind: "reset-complete",
-        msgLen,
-        status: dv.getUint32(8, true),
-        addressingReset: dv.getUint32(12, true),
-      });
+      return fixedRequest(buf, msgLen, "reset-complete", LAYOUT.resetComplete, "reset-complete");
     case T.KEEPALIVE_C:
-      if (body < BODY.keepaliveComplete) return tooShort("keepalive-complete", msgLen, RNDIS_HEADER_SIZE + 8);
-      return ok({
-        kind: "keepalive-complete",
-        msgLen,
-        requestId: dv.getUint32(8, true),
-        status: dv.getUint32(12, true),
-      });
+      return fixedRequest(buf, msgLen, "keepalive-complete", LAYOUT.keepaliveComplete, "keepalive-complete");
     case T.QUERY:
     case T.SET: {
-      if (body < BODY.query) return tooShort("query/set", msgLen, RNDIS_HEADER_SIZE + BODY.query);
-      const infoBufLen = dv.getUint32(16, true);
-      const infoBufOffset = dv.getUint32(20, true);
+      const isQuery = msgType === T.QUERY;
+      const r = fixedRequest(
+        buf,
+        msgLen,
+        isQuery ? "query" : "set",
+        isQuery ? LAYOUT.query : LAYOUT.set,
+        "query/set",
+      );
+      if (!r.ok) return r;
+      const m = r.value as unknown as Record<string, unknown>;
+      const infoBufLen = m.infoBufLen as number;
+      const infoBufOffset = m.infoBufOffset as number;
       // The host side applies the same shape of check the guest applies to a query completion.
       const fits = infoBufOffset >= BODY.query && body >= infoBufOffset && body - infoBufOffset >= infoBufLen;
       const start = RNDIS_HEADER_SIZE + infoBufOffset;
-      return ok({
-        kind: msgType === T.QUERY ? "query" : "set",
-        msgLen,
-        requestId: dv.getUint32(8, true),
-        oid: dv.getUint32(12, true),
-        infoBufLen,
-        infoBufOffset,
-        deviceVcHandle: dv.getUint32(24, true),
-        info: fits ? buf.subarray(start, start + infoBufLen) : null,
-      });
+      m.info = fits ? buf.subarray(start, start + infoBufLen) : null;
+      return r;
     }
     default:
       return ok({ kind: "unknown", msgType, msgLen });
   }
+}
+
+/** A request (or non-response completion) whose whole struct must lie inside msg_len. */
+function fixedRequest(
+  buf: Uint8Array,
+  msgLen: number,
+  kind: RndisMessageKind,
+  layout: RndisLayout,
+  label: string,
+): NetvscResult<RndisMessage, RndisRejectReason> {
+  const need = bodySize(layout);
+  if (msgLen - RNDIS_HEADER_SIZE < need) return tooShort(label, msgLen, RNDIS_HEADER_SIZE + need);
+  return ok(readFields(buf, layout, { kind, msgLen }) as RndisMessage);
 }
 
 /** The kinds rndis_filter_receive dispatches; everything else is "unhandled rndis message" -> FAIL. */
@@ -481,56 +627,74 @@ const HOST_TO_GUEST_KINDS: ReadonlySet<RndisMessageKind> = new Set<RndisMessageK
 export function parseRndisFromHost(buf: Uint8Array): NetvscResult<RndisMessage, RndisRejectReason> {
   const r = decodeRndisMessage(buf);
   if (r.ok && !HOST_TO_GUEST_KINDS.has(r.value.kind)) {
-    const dv = view(buf);
     return reject(
       "EINVAL",
       "rndis-unhandled-type",
-      `unhandled rndis message (type ${dv.getUint32(0, true)} len ${r.value.msgLen})`,
+      `unhandled rndis message (type ${readU32(buf, 0)} len ${r.value.msgLen})`,
     );
   }
   return r;
 }
 
-function decodePacket(
-  buf: Uint8Array,
-  dv: DataView,
-  msgLen: number,
-): NetvscResult<RndisMessage, RndisRejectReason> {
+/**
+ * The checks decodeRndisMessage makes of a PACKET (the header rule, then the data bounds against buflen
+ * as rndis_filter_receive_data does), without building the message: null when it would decode, else
+ * the reason. For a receiver that then reads what it needs with {@link rndisPacketField}; the data is
+ * buf[8 + dataOffset, + dataLen).
+ */
+export function checkRndisPacket(buf: Uint8Array): RndisRejectReason | null {
   const buflen = buf.length;
-  if (buflen < RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE) {
-    return reject("EINVAL", "rndis-packet-too-small", `invalid rndis pkt, data_buflen too small: ${buflen}`);
-  }
-  const r = (i: number): number => dv.getUint32(RNDIS_HEADER_SIZE + i * 4, true);
-  const dataOffset = r(0);
-  const dataLen = r(1);
+  if (buflen < RNDIS_HEADER_SIZE) return "rndis-buflen-too-small";
+  const msgLen = readU32(buf, 4);
+  if (msgLen < RNDIS_HEADER_SIZE || buflen < msgLen) return "rndis-msg-len-invalid";
+  if (readU32(buf, 0) !== RNDIS_MSG_TYPE.PACKET) return "rndis-unhandled-type";
+  return packetBoundsProblem(buf);
+}
+
+function packetBoundsProblem(buf: Uint8Array): RndisRejectReason | null {
+  const buflen = buf.length;
+  if (buflen < RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE) return "rndis-packet-too-small";
+  const dataOffset = readU32(buf, PKT_DATA_OFFSET);
   // rpkt_len: the bytes from the start of struct rndis_packet to the end of the range.
   const rpktLen = buflen - RNDIS_HEADER_SIZE;
-  if (dataOffset >= rpktLen) {
-    return reject("EINVAL", "rndis-data-offset-invalid", `invalid rndis packet offset: ${dataOffset}`);
-  }
-  const room = rpktLen - dataOffset;
-  if (room < dataLen) {
+  if (dataOffset >= rpktLen) return "rndis-data-offset-invalid";
+  if (rpktLen - dataOffset < readU32(buf, PKT_DATA_LEN)) return "rndis-data-overflow";
+  return null;
+}
+
+function decodePacket(buf: Uint8Array, msgLen: number): NetvscResult<RndisMessage, RndisRejectReason> {
+  const buflen = buf.length;
+  const dataOffset = readU32(buf, PKT_DATA_OFFSET);
+  const dataLen = readU32(buf, PKT_DATA_LEN);
+  const rpktLen = buflen - RNDIS_HEADER_SIZE;
+  const problem = packetBoundsProblem(buf);
+  // The kernel's messages, built only on failure.
+  if (problem === "rndis-packet-too-small")
+    return reject("EINVAL", problem, `invalid rndis pkt, data_buflen too small: ${buflen}`);
+  if (problem === "rndis-data-offset-invalid")
+    return reject("EINVAL", problem, `invalid rndis packet offset: ${dataOffset}`);
+  if (problem !== null) {
     return reject(
       "EINVAL",
       "rndis-data-overflow",
-      `rndis message buffer overflow detected (got ${room}, min ${dataLen})`,
+      `rndis message buffer overflow detected (got ${rpktLen - dataOffset}, min ${dataLen})`,
     );
   }
-  const perPktInfoOffset = r(5);
-  const perPktInfoLen = r(6);
-  const { ppis, issue } = walkPpis(buf, dv, rpktLen, perPktInfoOffset, perPktInfoLen);
+  const perPktInfoOffset = readU32(buf, PKT_PPI_OFFSET);
+  const perPktInfoLen = readU32(buf, PKT_PPI_LEN);
+  const { ppis, issue } = walkPpis(buf, rpktLen, perPktInfoOffset, perPktInfoLen);
   const dataStart = RNDIS_HEADER_SIZE + dataOffset;
   return ok({
     kind: "packet",
     msgLen,
     dataOffset,
     dataLen,
-    oobDataOffset: r(2),
-    oobDataLen: r(3),
-    numOobDataElements: r(4),
+    oobDataOffset: readU32(buf, PKT_OOB_DATA_OFFSET),
+    oobDataLen: readU32(buf, PKT_OOB_DATA_LEN),
+    numOobDataElements: readU32(buf, PKT_NUM_OOB),
     perPktInfoOffset,
     perPktInfoLen,
-    vcHandle: r(7),
+    vcHandle: readU32(buf, PKT_VC_HANDLE),
     dataStart,
     data: buf.subarray(dataStart, dataStart + dataLen),
     ppis,
@@ -538,31 +702,34 @@ function decodePacket(
   });
 }
 
+type PpiWalk = { readonly ppis: readonly RndisPpi[]; readonly issue: RndisPpiIssue | null };
+
+const NO_PPIS: PpiWalk = Object.freeze({ ppis: Object.freeze([]), issue: null });
+const PPI_OFFSET_INVALID: PpiWalk = Object.freeze({
+  ppis: Object.freeze([]),
+  issue: Object.freeze({ reason: "ppi-offset-invalid", at: PKT_PPI_OFFSET, kernelHangs: false }),
+});
+const PPI_LEN_INVALID: PpiWalk = Object.freeze({
+  ppis: Object.freeze([]),
+  issue: Object.freeze({ reason: "ppi-len-invalid", at: PKT_PPI_LEN, kernelHangs: false }),
+});
+
 /** Mirrors the checks of rndis_get_ppi, done once over the whole area instead of once per type. */
-function walkPpis(
-  buf: Uint8Array,
-  dv: DataView,
-  rpktLen: number,
-  offset: number,
-  len: number,
-): { ppis: readonly RndisPpi[]; issue: RndisPpiIssue | null } {
+function walkPpis(buf: Uint8Array, rpktLen: number, offset: number, len: number): PpiWalk {
+  // The area-level outcomes are the same objects every time (a packet without PPIs is the common case).
+  if (offset === 0) return NO_PPIS;
+  if (offset < RNDIS_PACKET_SIZE || offset > rpktLen) return PPI_OFFSET_INVALID;
+  if (len < RNDIS_PPI_HEADER_SIZE || len > rpktLen - offset) return PPI_LEN_INVALID;
   const ppis: RndisPpi[] = [];
-  if (offset === 0) return { ppis, issue: null };
-  if (offset < RNDIS_PACKET_SIZE || offset > rpktLen) {
-    return { ppis, issue: { reason: "ppi-offset-invalid", at: RNDIS_HEADER_SIZE + 20, kernelHangs: false } };
-  }
-  if (len < RNDIS_PPI_HEADER_SIZE || len > rpktLen - offset) {
-    return { ppis, issue: { reason: "ppi-len-invalid", at: RNDIS_HEADER_SIZE + 24, kernelHangs: false } };
-  }
   let pos = RNDIS_HEADER_SIZE + offset;
   let remaining = len;
   while (remaining > 0) {
     if (remaining < RNDIS_PPI_HEADER_SIZE) {
       return { ppis, issue: { reason: "ppi-entry-truncated", at: pos, kernelHangs: false } };
     }
-    const size = dv.getUint32(pos, true);
-    const typeWord = dv.getUint32(pos + 4, true);
-    const ppiOffset = dv.getUint32(pos + 8, true);
+    const size = readU32(buf, pos);
+    const typeWord = readU32(buf, pos + 4);
+    const ppiOffset = readU32(buf, pos + 8);
     if (size > remaining) {
       return { ppis, issue: { reason: "ppi-entry-size-invalid", at: pos, kernelHangs: true } };
     }
@@ -589,19 +756,25 @@ export function findPpi(ppis: readonly RndisPpi[], type: number, internal = fals
   return ppis.find((p) => p.type === type && p.internal === internal);
 }
 
-function decodeResponse(buf: Uint8Array, dv: DataView, msgType: number, msgLen: number): RndisMessage {
+/** The three completions rndis_filter_receive_response copies into a waiting request. */
+const RESPONSE_LAYOUT: ReadonlyMap<number, readonly [RndisMessageKind, RndisLayout]> = new Map([
+  [RNDIS_MSG_TYPE.INIT_C, ["init-complete", LAYOUT.initComplete]],
+  [RNDIS_MSG_TYPE.QUERY_C, ["query-complete", LAYOUT.queryComplete]],
+  [RNDIS_MSG_TYPE.SET_C, ["set-complete", LAYOUT.setComplete]],
+] as const);
+
+function decodeResponse(buf: Uint8Array, msgType: number, msgLen: number): RndisMessage {
   // The kernel copies msg_len bytes into a zeroed response_msg; fields past msg_len read as zero.
-  // A response longer than the request's buffer is not copied at all: only status is set.
-  const requestId = dv.getUint32(8, true);
+  // A response longer than the request's buffer is not copied at all: only status is set (the request
+  // id, read before the copy, is still the host's).
   const overflow = msgLen > RNDIS_MAX_RESPONSE_LEN;
-  const f = (off: number): number => (overflow || off + 4 > msgLen ? 0 : u32OrZero(dv, off));
-  const status = overflow ? RNDIS_STATUS.BUFFER_OVERFLOW : f(12);
-  if (msgType === RNDIS_MSG_TYPE.SET_C) {
-    return { kind: "set-complete", msgLen, requestId, status, responseOverflow: overflow };
-  }
-  if (msgType === RNDIS_MSG_TYPE.QUERY_C) {
-    const infoBufLen = f(16);
-    const infoBufOffset = f(20);
+  const [kind, layout] = RESPONSE_LAYOUT.get(msgType) ?? ["init-complete", LAYOUT.initComplete];
+  const m = readFields(buf, layout, { kind, msgLen }, overflow ? 0 : msgLen);
+  m.requestId = readU32(buf, rndisFieldAt(layout, "requestId"));
+  if (overflow) m.status = RNDIS_STATUS.BUFFER_OVERFLOW;
+  if (kind === "query-complete") {
+    const infoBufLen = m.infoBufLen as number;
+    const infoBufOffset = m.infoBufOffset as number;
     const body = msgLen - RNDIS_HEADER_SIZE;
     // rndis_filter_query_device: whole struct present, offset past the struct, buffer inside msg_len.
     const fits =
@@ -611,33 +784,10 @@ function decodeResponse(buf: Uint8Array, dv: DataView, msgType: number, msgLen: 
       body >= infoBufOffset &&
       body - infoBufOffset >= infoBufLen;
     const start = RNDIS_HEADER_SIZE + infoBufOffset;
-    return {
-      kind: "query-complete",
-      msgLen,
-      requestId,
-      status,
-      infoBufLen,
-      infoBufOffset,
-      info: fits ? buf.subarray(start, start + infoBufLen) : null,
-      responseOverflow: overflow,
-    };
+    m.info = fits ? buf.subarray(start, start + infoBufLen) : null;
   }
-  return {
-    kind: "init-complete",
-    msgLen,
-    requestId,
-    status,
-    majorVersion: f(16),
-    minorVersion: f(20),
-    deviceFlags: f(24),
-    medium: f(28),
-    maxPacketsPerMessage: f(32),
-    maxTransferSize: f(36),
-    packetAlignmentFactor: f(40),
-    afListOffset: f(44),
-    afListSize: f(48),
-    responseOverflow: overflow,
-  };
+  m.responseOverflow = overflow;
+  return m as RndisMessage;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -668,22 +818,21 @@ export function encodeRndisPacket(input: {
   const headerSize = rndisPacketHeaderSize(ppis);
   const ppiLen = headerSize - RNDIS_HEADER_SIZE - RNDIS_PACKET_SIZE;
   const buf = new Uint8Array(headerSize + input.data.length);
-  const dv = view(buf);
-  dv.setUint32(0, RNDIS_MSG_TYPE.PACKET, true);
-  dv.setUint32(4, checkU32("msg_len", buf.length), true);
-  dv.setUint32(8, RNDIS_PACKET_SIZE + ppiLen, true); // data_offset
-  dv.setUint32(12, input.data.length, true); // data_len
+  writeU32(buf, 0, RNDIS_MSG_TYPE.PACKET);
+  writeU32(buf, 4, checkU32("msg_len", buf.length));
+  writeU32(buf, PKT_DATA_OFFSET, RNDIS_PACKET_SIZE + ppiLen);
+  writeU32(buf, PKT_DATA_LEN, input.data.length);
   if (ppis.length > 0) {
-    dv.setUint32(28, RNDIS_PACKET_SIZE, true); // per_pkt_info_offset
-    dv.setUint32(32, ppiLen, true); // per_pkt_info_len
+    writeU32(buf, PKT_PPI_OFFSET, RNDIS_PACKET_SIZE);
+    writeU32(buf, PKT_PPI_LEN, ppiLen);
   }
   let pos = RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE;
   for (const p of ppis) {
     if (!Number.isInteger(p.type) || p.type < 0 || p.type > 0x7fff_ffff)
       throw new RangeError(`PPI type ${p.type}`);
-    dv.setUint32(pos, RNDIS_PPI_HEADER_SIZE + p.data.length, true);
-    dv.setUint32(pos + 4, (p.type | (p.internal === true ? 0x8000_0000 : 0)) >>> 0, true);
-    dv.setUint32(pos + 8, RNDIS_PPI_HEADER_SIZE, true);
+    writeU32(buf, pos, RNDIS_PPI_HEADER_SIZE + p.data.length);
+    writeU32(buf, pos + 4, (p.type | (p.internal === true ? 0x8000_0000 : 0)) >>> 0);
+    writeU32(buf, pos + 8, RNDIS_PPI_HEADER_SIZE);
     buf.set(p.data, pos + RNDIS_PPI_HEADER_SIZE);
     pos += RNDIS_PPI_HEADER_SIZE + p.data.length;
   }
@@ -691,12 +840,23 @@ export function encodeRndisPacket(input: {
   return buf;
 }
 
-function fixed(msgType: number, body: number, extra = 0): { buf: Uint8Array; dv: DataView } {
-  const buf = new Uint8Array(RNDIS_HEADER_SIZE + body + extra);
-  const dv = view(buf);
-  dv.setUint32(0, msgType, true);
-  dv.setUint32(4, buf.length, true);
-  return { buf, dv };
+/**
+ * A PPI-less data header (44 bytes) written into `buf` at `at` for a frame of `frameLen` bytes that
+ * follows it: msg_len, data_offset 36, data_len, and `perPktInfoOffset` (netvsc_xmit sets 36 although it
+ * adds no PPIs; a host leaves 0). Every other field is zeroed. For callers that reuse one buffer.
+ */
+export function writeRndisDataHeader(
+  buf: Uint8Array,
+  at: number,
+  frameLen: number,
+  perPktInfoOffset = 0,
+): void {
+  buf.fill(0, at, at + RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE);
+  writeU32(buf, at, RNDIS_MSG_TYPE.PACKET);
+  writeU32(buf, at + 4, checkU32("msg_len", RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE + frameLen));
+  writeU32(buf, at + PKT_DATA_OFFSET, RNDIS_PACKET_SIZE);
+  writeU32(buf, at + PKT_DATA_LEN, frameLen);
+  writeU32(buf, at + PKT_PPI_OFFSET, perPktInfoOffset);
 }
 
 /** rndis_filter_init_device's INIT: version 1.0, max_xfer_size 0x4000 unless given. */
@@ -706,12 +866,12 @@ export function encodeRndisInit(input: {
   readonly minorVersion?: number;
   readonly maxTransferSize?: number;
 }): Uint8Array {
-  const { buf, dv } = fixed(RNDIS_MSG_TYPE.INIT, BODY.init);
-  dv.setUint32(8, checkU32("requestId", input.requestId), true);
-  dv.setUint32(12, checkU32("majorVersion", input.majorVersion ?? RNDIS_MAJOR_VERSION), true);
-  dv.setUint32(16, checkU32("minorVersion", input.minorVersion ?? RNDIS_MINOR_VERSION), true);
-  dv.setUint32(20, checkU32("maxTransferSize", input.maxTransferSize ?? RNDIS_INIT_MAX_XFER_SIZE), true);
-  return buf;
+  return encodeFixed(LAYOUT.init, {
+    requestId: input.requestId,
+    majorVersion: input.majorVersion ?? RNDIS_MAJOR_VERSION,
+    minorVersion: input.minorVersion ?? RNDIS_MINOR_VERSION,
+    maxTransferSize: input.maxTransferSize ?? RNDIS_INIT_MAX_XFER_SIZE,
+  });
 }
 
 export interface RndisInitCompleteInput {
@@ -730,37 +890,26 @@ export interface RndisInitCompleteInput {
 
 /** The host's INIT_CMPLT (for the simulated netvsp and tests). */
 export function encodeRndisInitComplete(input: RndisInitCompleteInput): Uint8Array {
-  const { buf, dv } = fixed(RNDIS_MSG_TYPE.INIT_C, BODY.initComplete);
-  const fields = [
-    input.requestId,
-    input.status,
-    input.majorVersion ?? RNDIS_MAJOR_VERSION,
-    input.minorVersion ?? RNDIS_MINOR_VERSION,
-    input.deviceFlags ?? 0,
-    input.medium ?? 0,
-    input.maxPacketsPerMessage,
-    input.maxTransferSize,
-    input.packetAlignmentFactor,
-    input.afListOffset ?? 0,
-    input.afListSize ?? 0,
-  ];
-  for (const [i, v] of fields.entries()) dv.setUint32(8 + i * 4, checkU32("init_complete field", v), true);
-  return buf;
+  return encodeFixed(LAYOUT.initComplete, {
+    ...input,
+    majorVersion: input.majorVersion ?? RNDIS_MAJOR_VERSION,
+    minorVersion: input.minorVersion ?? RNDIS_MINOR_VERSION,
+  });
 }
 
 function encodeRequestWithInfo(
-  msgType: number,
+  layout: RndisLayout,
   input: { readonly requestId: number; readonly oid: number; readonly info?: Uint8Array },
 ): Uint8Array {
   const info = input.info ?? new Uint8Array(0);
-  const { buf, dv } = fixed(msgType, BODY.query, info.length);
-  dv.setUint32(8, checkU32("requestId", input.requestId), true);
-  dv.setUint32(12, checkU32("oid", input.oid), true);
-  dv.setUint32(16, info.length, true);
   // info_buf_offset = sizeof(struct rndis_query_request) / sizeof(struct rndis_set_request) = 20,
   // set even when there is no buffer, as rndis_filter_query_device does.
-  dv.setUint32(20, BODY.query, true);
-  buf.set(info, RNDIS_HEADER_SIZE + BODY.query);
+  const buf = encodeFixed(
+    layout,
+    { requestId: input.requestId, oid: input.oid, infoBufLen: info.length, infoBufOffset: bodySize(layout) },
+    info.length,
+  );
+  buf.set(info, RNDIS_HEADER_SIZE + bodySize(layout));
   return buf;
 }
 
@@ -770,7 +919,7 @@ export function encodeRndisQuery(input: {
   readonly oid: number;
   readonly info?: Uint8Array;
 }): Uint8Array {
-  return encodeRequestWithInfo(RNDIS_MSG_TYPE.QUERY, input);
+  return encodeRequestWithInfo(LAYOUT.query, input);
 }
 
 /** A SET request (rndis_filter_set_packet_filter and friends). */
@@ -779,7 +928,25 @@ export function encodeRndisSet(input: {
   readonly oid: number;
   readonly info: Uint8Array;
 }): Uint8Array {
-  return encodeRequestWithInfo(RNDIS_MSG_TYPE.SET, input);
+  return encodeRequestWithInfo(LAYOUT.set, input);
+}
+
+/** A message whose optional trailing buffer follows its struct (offset = struct size, or 0 when empty). */
+function encodeWithBuffer(
+  layout: RndisLayout,
+  values: Readonly<Record<string, number>>,
+  lenField: string,
+  offsetField: string,
+  extra: Uint8Array,
+): Uint8Array {
+  const body = bodySize(layout);
+  const buf = encodeFixed(
+    layout,
+    { ...values, [lenField]: extra.length, [offsetField]: extra.length > 0 ? body : 0 },
+    extra.length,
+  );
+  buf.set(extra, RNDIS_HEADER_SIZE + body);
+  return buf;
 }
 
 /** The host's QUERY_CMPLT; the information buffer follows the 16-byte struct (offset 16). */
@@ -788,14 +955,13 @@ export function encodeRndisQueryComplete(input: {
   readonly status: number;
   readonly info?: Uint8Array;
 }): Uint8Array {
-  const info = input.info ?? new Uint8Array(0);
-  const { buf, dv } = fixed(RNDIS_MSG_TYPE.QUERY_C, BODY.queryComplete, info.length);
-  dv.setUint32(8, checkU32("requestId", input.requestId), true);
-  dv.setUint32(12, checkU32("status", input.status), true);
-  dv.setUint32(16, info.length, true);
-  dv.setUint32(20, info.length > 0 ? BODY.queryComplete : 0, true);
-  buf.set(info, RNDIS_HEADER_SIZE + BODY.queryComplete);
-  return buf;
+  return encodeWithBuffer(
+    LAYOUT.queryComplete,
+    { requestId: input.requestId, status: input.status },
+    "infoBufLen",
+    "infoBufOffset",
+    input.info ?? new Uint8Array(0),
+  );
 }
 
 /** The host's SET_CMPLT. */
@@ -803,10 +969,7 @@ export function encodeRndisSetComplete(input: {
   readonly requestId: number;
   readonly status: number;
 }): Uint8Array {
-  const { buf, dv } = fixed(RNDIS_MSG_TYPE.SET_C, BODY.setComplete);
-  dv.setUint32(8, checkU32("requestId", input.requestId), true);
-  dv.setUint32(12, checkU32("status", input.status), true);
-  return buf;
+  return encodeFixed(LAYOUT.setComplete, { requestId: input.requestId, status: input.status });
 }
 
 /** The host's INDICATE_STATUS; a status buffer, if any, follows the 12-byte struct (offset 12). */
@@ -814,18 +977,16 @@ export function encodeRndisIndicateStatus(input: {
   readonly status: number;
   readonly statusBuffer?: Uint8Array;
 }): Uint8Array {
-  const sb = input.statusBuffer ?? new Uint8Array(0);
-  const { buf, dv } = fixed(RNDIS_MSG_TYPE.INDICATE, BODY.indicate, sb.length);
-  dv.setUint32(8, checkU32("status", input.status), true);
-  dv.setUint32(12, sb.length, true);
-  dv.setUint32(16, sb.length > 0 ? BODY.indicate : 0, true);
-  buf.set(sb, RNDIS_HEADER_SIZE + BODY.indicate);
-  return buf;
+  return encodeWithBuffer(
+    LAYOUT.indicate,
+    { status: input.status },
+    "statusBufLen",
+    "statusBufOffset",
+    input.statusBuffer ?? new Uint8Array(0),
+  );
 }
 
 /** rndis_filter_halt_device's HALT. */
 export function encodeRndisHalt(input: { readonly requestId: number }): Uint8Array {
-  const { buf, dv } = fixed(RNDIS_MSG_TYPE.HALT, BODY.halt);
-  dv.setUint32(8, checkU32("requestId", input.requestId), true);
-  return buf;
+  return encodeFixed(LAYOUT.halt, { requestId: input.requestId });
 }

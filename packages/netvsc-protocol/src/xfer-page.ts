@@ -13,7 +13,7 @@ import {
 } from "@ivm/vmbus";
 import { type NetvscResult, ok, reject } from "./errors.js";
 import { encodeNvspMessage, NVSP_HEADER_SIZE, NVSP_MSG_TYPE, NVSP_STATUS } from "./nvsp.js";
-import { checkU16, checkU32, checkU64, view } from "./wire.js";
+import { checkU16, checkU32, checkU64, readU16, readU32, readU64 } from "./wire.js";
 
 export { VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, VMPACKET_DESCRIPTOR_SIZE, XFER_PAGE_HEADER_SIZE };
 /**
@@ -93,9 +93,8 @@ export function validateXferPagePacket(
   if (pkt.length < VMPACKET_DESCRIPTOR_SIZE) {
     return reject("EINVAL", "xfer-descriptor-invalid", `packet of ${pkt.length} bytes has no descriptor`);
   }
-  const dv = view(pkt);
-  const dataOffset = dv.getUint16(2, true) * 8;
-  const pktLen = dv.getUint16(4, true) * 8;
+  const dataOffset = readU16(pkt, 2) * 8;
+  const pktLen = readU16(pkt, 4) * 8;
   if (dataOffset > pktLen || pktLen > pkt.length) {
     return reject(
       "EINVAL",
@@ -107,7 +106,7 @@ export function validateXferPagePacket(
   if (msglen < NVSP_HEADER_SIZE) {
     return reject("EINVAL", "nvsp-header-too-short", `invalid nvsp header, length too small: ${msglen}`);
   }
-  const msgType = dv.getUint32(dataOffset, true);
+  const msgType = readU32(pkt, dataOffset);
   if (msgType !== NVSP_MSG_TYPE.SEND_RNDIS_PKT) {
     return reject("EINVAL", "nvsp-not-rndis-pkt", `Unknown nvsp packet type received ${msgType}`);
   }
@@ -118,7 +117,7 @@ export function validateXferPagePacket(
       `Invalid xfer page pkt, offset too small: ${dataOffset}`,
     );
   }
-  const pagesetId = dv.getUint16(16, true);
+  const pagesetId = readU16(pkt, 16);
   if (pagesetId !== XFER_PAGESET_ID) {
     return reject(
       "EINVAL",
@@ -126,7 +125,7 @@ export function validateXferPagePacket(
       `Invalid xfer page set id - expecting cafe got ${pagesetId}`,
     );
   }
-  const count = dv.getUint32(20, true);
+  const count = readU32(pkt, 20);
   if (xferHeaderSize(count) > dataOffset) {
     return reject("EINVAL", "xfer-range-count-invalid", `Range count is not valid: ${count}`);
   }
@@ -135,8 +134,8 @@ export function validateXferPagePacket(
   let status: number = NVSP_STATUS.SUCCESS;
   for (let i = 0; i < count; i++) {
     const at = XFER_PAGE_HEADER_SIZE + i * XFER_PAGE_RANGE_SIZE;
-    const length = dv.getUint32(at, true);
-    const offset = dv.getUint32(at + 4, true);
+    const length = readU32(pkt, at);
+    const offset = readU32(pkt, at + 4);
     // Written as the kernel writes it so the subtraction cannot wrap: offset first, then the rest.
     if (offset > recvBufSize || length > recvBufSize - offset) {
       ranges.push({ index: i, ok: false, offset, length, reason: "xfer-range-outside-buffer" });
@@ -149,8 +148,8 @@ export function validateXferPagePacket(
     }
   }
   return ok({
-    transactionId: dv.getBigUint64(8, true),
-    flags: dv.getUint16(6, true),
+    transactionId: readU64(pkt, 8),
+    flags: readU16(pkt, 6),
     pagesetId,
     senderOwnsSet: pkt[18] ?? 0,
     ranges,
@@ -168,6 +167,8 @@ export function encodeXferPagePacket(input: {
   readonly pagesetId?: number;
   readonly flags?: number;
   readonly nvsp?: Uint8Array;
+  /** Write into this buffer (when it is large enough) instead of a new one; the result is a view of it. */
+  readonly into?: Uint8Array;
 }): Uint8Array {
   const nvsp =
     input.nvsp ??
@@ -189,5 +190,6 @@ export function encodeXferPagePacket(input: {
     transId: checkU64("transactionId", input.transactionId),
     flags: checkU16("flags", input.flags ?? VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED),
     payload: nvsp,
+    ...(input.into === undefined ? {} : { into: input.into }),
   });
 }

@@ -19,13 +19,12 @@ import {
   ok,
   PAGE_SIZE,
   reject,
-  VMPACKET_DESCRIPTOR_SIZE,
   VRSS_CHANNEL_MAX,
   VRSS_SEND_TAB_SIZE,
   xferHeaderSize,
 } from "@ivm/netvsc-protocol";
 import type { SharedBuffer } from "@ivm/shared-buffer";
-import { bytesToRead, RING_HEADER, type RingMem } from "@ivm/vmbus";
+import { bytesToRead, RING_HEADER, type RingMem, VMPACKET_DESCRIPTOR_SIZE } from "@ivm/vmbus";
 import { connectVsp } from "./connect-vsp.js";
 import { fromVmbus } from "./control.js";
 import {

@@ -9,13 +9,15 @@
 
 import {
   decodeNvspMessage,
-  encodeNvspRecvCompletion,
   NAPI_POLL_WEIGHT,
+  NVSP_RECV_COMPLETION_SIZE,
   NVSP_STATUS,
   RNDIS_HEADER_SIZE,
   RNDIS_MSG_TYPE,
+  RNDIS_PACKET_AT,
   RNDIS_PACKET_SIZE,
   validateXferPagePacket,
+  writeNvspRecvCompletion,
 } from "@ivm/netvsc-protocol";
 import { VM_PKT } from "@ivm/vmbus";
 import type { NetvscDev } from "./nvdev.js";
@@ -70,40 +72,87 @@ export function netvscReceive(nv: NetvscDev, bytes: Uint8Array): number {
  * parser reads; every read behind it is of private memory (checked: I3).
  */
 function copyRndisHeaders(nv: NetvscDev, shared: number, length: number): Uint8Array {
-  const { memory, stats } = nv.env;
-  const mmu = memory.mmu;
   const priv = nv.rxPrivate[0]!;
   const image = nv.rxScratch.subarray(0, length);
   image.fill(0);
-  let copied = 0;
-  const take = (at: number, n: number): void => {
-    if (n <= 0) return;
-    mmu.copy(priv + at, shared + at, n);
-    copied += n;
-    const before = mmu.sharedReads;
-    mmu.read(priv + at, image.subarray(at, at + n));
-    stats.parsedFromShared += mmu.sharedReads - before;
-  };
-  take(0, Math.min(RNDIS_HEADER_SIZE, length));
-  const dv = new DataView(image.buffer, image.byteOffset, image.byteLength);
-  if (length >= RNDIS_HEADER_SIZE && dv.getUint32(0, true) === RNDIS_MSG_TYPE.PACKET) {
+  let copied = takeShared(nv, priv, shared, image, 0, Math.min(RNDIS_HEADER_SIZE, length));
+  const dv = imageView(image);
+  const base = image.byteOffset;
+  if (length >= RNDIS_HEADER_SIZE && dv.getUint32(base, true) === RNDIS_MSG_TYPE.PACKET) {
     const pkt = Math.min(RNDIS_PACKET_SIZE, length - RNDIS_HEADER_SIZE);
-    take(RNDIS_HEADER_SIZE, pkt);
+    copied += takeShared(nv, priv, shared, image, RNDIS_HEADER_SIZE, pkt);
     if (pkt === RNDIS_PACKET_SIZE) {
-      // per_pkt_info_offset / _len (rndis_packet words 5 and 6), relative to rndis_packet
-      const ppiOffset = dv.getUint32(RNDIS_HEADER_SIZE + 20, true);
-      const ppiLen = dv.getUint32(RNDIS_HEADER_SIZE + 24, true);
+      const ppiOffset = dv.getUint32(base + RNDIS_PACKET_AT.perPktInfoOffset, true);
+      const ppiLen = dv.getUint32(base + RNDIS_PACKET_AT.perPktInfoLen, true);
       const room = length - RNDIS_HEADER_SIZE;
-      if (ppiOffset <= room && ppiLen <= room - ppiOffset) take(RNDIS_HEADER_SIZE + ppiOffset, ppiLen);
+      if (ppiOffset <= room && ppiLen <= room - ppiOffset)
+        copied += takeShared(nv, priv, shared, image, RNDIS_HEADER_SIZE + ppiOffset, ppiLen);
     }
   } else if (length >= RNDIS_HEADER_SIZE) {
     // a control message: msg_len bytes, once rndis_filter_receive has checked msg_len <= buflen
-    const msgLen = dv.getUint32(4, true);
-    if (msgLen >= RNDIS_HEADER_SIZE && msgLen <= length) take(RNDIS_HEADER_SIZE, msgLen - RNDIS_HEADER_SIZE);
+    const msgLen = dv.getUint32(base + 4, true);
+    if (msgLen >= RNDIS_HEADER_SIZE && msgLen <= length)
+      copied += takeShared(nv, priv, shared, image, RNDIS_HEADER_SIZE, msgLen - RNDIS_HEADER_SIZE);
   }
+  const stats = nv.env.stats;
   stats.rxRangeCopies++;
   stats.rxRangeBytes += copied;
   return image;
+}
+
+/**
+ * One copy of shared memory into the private buffer at `at` (the kernel's memcpy: a read of the shared
+ * bytes, a write of them to private memory), then the parser's read of the private copy into the image.
+ */
+function takeShared(
+  nv: NetvscDev,
+  priv: number,
+  shared: number,
+  image: Uint8Array,
+  at: number,
+  n: number,
+): number {
+  if (n <= 0) return 0;
+  const mmu = nv.env.memory.mmu;
+  const part = imagePart(image, at, n);
+  mmu.read(shared + at, part);
+  mmu.write(priv + at, part);
+  const before = mmu.sharedReads;
+  mmu.read(priv + at, part);
+  nv.env.stats.parsedFromShared += mmu.sharedReads - before;
+  return n;
+}
+
+// The two fixed reads of every range (RNDIS header, rndis_packet) get views made once per scratch.
+let partsOf: ArrayBufferLike | undefined;
+let headerPart: Uint8Array | undefined;
+let packetPart: Uint8Array | undefined;
+
+function imagePart(image: Uint8Array, at: number, n: number): Uint8Array {
+  if (at === 0 && n === image.length) return image;
+  if (partsOf !== image.buffer || headerPart === undefined || packetPart === undefined) {
+    const base = new Uint8Array(image.buffer, image.byteOffset);
+    partsOf = image.buffer;
+    headerPart = base.subarray(0, RNDIS_HEADER_SIZE);
+    packetPart = base.subarray(RNDIS_HEADER_SIZE, RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE);
+  }
+  if (headerPart.byteOffset === image.byteOffset) {
+    if (at === 0 && n === headerPart.length) return headerPart;
+    if (at === RNDIS_HEADER_SIZE && n === packetPart.length) return packetPart;
+  }
+  return image.subarray(at, at + n);
+}
+
+let boundImage: ArrayBufferLike | undefined;
+let boundImageView: DataView | undefined;
+
+/** A DataView over the scratch's whole buffer, made once per buffer (index it with byteOffset). */
+function imageView(image: Uint8Array): DataView {
+  if (image.buffer !== boundImage || boundImageView === undefined) {
+    boundImage = image.buffer;
+    boundImageView = new DataView(image.buffer);
+  }
+  return boundImageView;
 }
 
 /**
@@ -124,6 +173,9 @@ export function enqReceiveComplete(nv: NetvscDev, tid: bigint, status: number): 
   mrc.push(tid, status);
 }
 
+/** The completion being sent: copied into the ring before sendPacket returns. */
+const RECV_COMPLETION = new Uint8Array(NVSP_RECV_COMPLETION_SIZE);
+
 /**
  * send_recv_completions: the 8-byte RNDIS_PKT_COMPLETE as VM_PKT_COMP with the host's trans_id, oldest
  * first. A full ring stops the flush (rx_comp_busy); the rest go on the next poll. Returns how many went.
@@ -134,7 +186,7 @@ export function sendRecvCompletions(nv: NetvscDev): number {
   const { channel, stats } = nv.env;
   let sent = 0;
   for (let c = mrc.peek(); c !== undefined; c = mrc.peek()) {
-    const r = channel.sendPacket(encodeNvspRecvCompletion(c.status), {
+    const r = channel.sendPacket(writeNvspRecvCompletion(RECV_COMPLETION, c.status), {
       type: VM_PKT.COMP,
       flags: 0,
       requestId: c.tid,

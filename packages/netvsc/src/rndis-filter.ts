@@ -312,6 +312,26 @@ export function netvscDeviceIdle(nv: NetvscDev): boolean {
   return (nv.mrc === undefined || nv.mrc.pending === 0) && nv.queueSends <= 0;
 }
 
+/** Bytes of each block the handed-up skbs are cut from. */
+const SKB_BLOCK = 64 * 1024;
+let skbBlock = new ArrayBuffer(0);
+let skbBlockAt = 0;
+
+/**
+ * The skb handed to onReceive (napi_alloc_skb): bytes of its own, which the consumer may keep. Frames up
+ * to 8 KiB are cut from a shared 64 KiB block, so a small frame costs a view rather than a fresh buffer.
+ */
+function allocSkb(len: number): Uint8Array {
+  if (len > SKB_BLOCK / 8) return new Uint8Array(len);
+  if (skbBlockAt + len > skbBlock.byteLength) {
+    skbBlock = new ArrayBuffer(SKB_BLOCK);
+    skbBlockAt = 0;
+  }
+  const skb = new Uint8Array(skbBlock, skbBlockAt, len);
+  skbBlockAt = (skbBlockAt + len + 7) & ~7;
+  return skb;
+}
+
 /**
  * rndis_filter_receive for one range, parsed from its private copy (`copy`): a data frame is copied
  * from the shared receive buffer (`shared`, the range's address) into a fresh skb — the one copy of the
@@ -338,7 +358,7 @@ export function rndisFilterReceive(nv: NetvscDev, copy: Uint8Array, shared: numb
       stats.rxBytes += m.dataLen;
       {
         // Without a consumer the copy still happens (into the reused scratch: the parse is done with it).
-        const skb = onReceive === undefined ? nv.rxScratch.subarray(0, m.dataLen) : new Uint8Array(m.dataLen);
+        const skb = onReceive === undefined ? nv.rxScratch.subarray(0, m.dataLen) : allocSkb(m.dataLen);
         nv.env.memory.mmu.read(shared + m.dataStart, skb);
         stats.rxSkbCopies++;
         stats.rxSkbBytes += m.dataLen;

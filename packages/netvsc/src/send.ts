@@ -6,17 +6,18 @@
 
 import { type GuestMemory, PAGE_SIZE } from "@ivm/memory";
 import {
-  encodeNvspMessage,
-  encodeRndisPacket,
   NETVSC_INVALID_INDEX,
   type NetvscResult,
   NVSP_CHANNEL_TYPE,
+  NVSP_MESSAGE_SIZE,
   ok,
   RNDIS_HEADER_SIZE,
   RNDIS_PACKET_SIZE,
   reject,
   shouldStopQueue,
   shouldWakeQueue,
+  writeNvspRndisPacket,
+  writeRndisDataHeader,
 } from "@ivm/netvsc-protocol";
 import { DMA_MAPPING_ERROR, DMA_TO_DEVICE, dmaMapSingle, dmaUnmapSingle } from "@ivm/swiotlb";
 import {
@@ -30,7 +31,7 @@ import {
 } from "@ivm/vmbus";
 import { fromVmbus } from "./control.js";
 import type { DriverEnv, NetvscDev, RequestCtx, Skb, TxPacket } from "./nvdev.js";
-import { sendCopyDecision, sendPadding } from "./send-buffer.js";
+import { type SendCopyInput, sendCopyDecision, sendPadding } from "./send-buffer.js";
 
 /** RNDIS_MESSAGE_SIZE(struct rndis_packet): the header netvsc_xmit puts in front of a frame (no PPIs). */
 export const RNDIS_DATA_HEADER_SIZE: number = RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE;
@@ -46,21 +47,61 @@ export const HV_DMA_RANGE_SIZE = 16;
 
 export type XmitVerdict = "sent" | "busy" | "dropped";
 
-/** fill_pg_buf: one page-buffer entry per page a direct-map range touches. */
-export function fillPgBuf(memory: GuestMemory, va: number, len: number, out: HvPageBuffer[]): number {
+/**
+ * fill_pg_buf: one page-buffer entry per page a direct-map range touches, appended to `out`. With a
+ * `pool`, the entries are the pool's objects at the same index (reused from frame to frame) instead of
+ * new ones.
+ */
+export function fillPgBuf(
+  memory: GuestMemory,
+  va: number,
+  len: number,
+  out: HvPageBuffer[],
+  pool?: MutablePageBuffer[],
+): number {
   let n = 0;
   let at = va;
   let left = len;
   while (left > 0) {
     const offset = at % PAGE_SIZE;
     const chunk = Math.min(PAGE_SIZE - offset, left);
-    out.push({ pfn: memory.virtToPfn(at - offset), offset, len: chunk });
+    const pfn = memory.virtToPfn(at - offset);
+    if (pool === undefined) out.push({ pfn, offset, len: chunk });
+    else out.push(pooledPageBuffer(pool, out.length, pfn, offset, chunk));
     at += chunk;
     left -= chunk;
     n++;
   }
   return n;
 }
+
+function pooledPageBuffer(pool: MutablePageBuffer[], i: number, pfn: number, offset: number, len: number) {
+  let e = pool[i];
+  if (e === undefined) {
+    e = { pfn, offset, len };
+    pool.push(e);
+  } else {
+    e.pfn = pfn;
+    e.offset = offset;
+    e.len = len;
+  }
+  return e;
+}
+
+interface MutablePageBuffer {
+  pfn: number;
+  offset: number;
+  len: number;
+}
+
+/**
+ * netvsc_xmit's pb array lives on its stack: the entries are read (copied into a section, or mapped and
+ * put in the ring) before netvsc_xmit returns, so one array and one set of entries serve every frame.
+ */
+const XMIT_PB: HvPageBuffer[] = [];
+const XMIT_PB_POOL: MutablePageBuffer[] = [];
+/** What a packet's pb becomes once its entries are consumed. */
+const NO_PAGE_BUFFERS: HvPageBuffer[] = Object.freeze([]) as unknown as HvPageBuffer[];
 
 function directVa(memory: GuestMemory, pb: HvPageBuffer): number {
   return memory.pageToVirt(pb.pfn) + pb.offset;
@@ -70,22 +111,18 @@ function freeSkb(env: DriverEnv, skb: Skb | null): void {
   if (skb !== null) env.memory.kmalloc.kfree(skb.va);
 }
 
-/** The RNDIS data header netvsc_xmit writes at skb->head: per_pkt_info_offset is set even without PPIs. */
+/**
+ * The RNDIS data header netvsc_xmit writes at skb->head (per_pkt_info_offset is set even without PPIs),
+ * in one buffer reused for every frame: the caller copies it into the skb at once.
+ */
+const DATA_HEADER = new Uint8Array(RNDIS_DATA_HEADER_SIZE);
 function rndisDataHeader(frameLen: number): Uint8Array {
-  // One header reused for every frame (the caller copies it into the skb at once): only the lengths change.
-  const dv = DATA_HEADER_VIEW;
-  dv.setUint32(4, RNDIS_DATA_HEADER_SIZE + frameLen, true); // msg_len
-  dv.setUint32(12, frameLen, true); // data_len
-  dv.setUint32(28, RNDIS_PACKET_SIZE, true); // per_pkt_info_offset
+  writeRndisDataHeader(DATA_HEADER, 0, frameLen, RNDIS_PACKET_SIZE);
   return DATA_HEADER;
 }
 
-const DATA_HEADER: Uint8Array = encodeRndisPacket({ data: new Uint8Array(0) });
-const DATA_HEADER_VIEW: DataView = new DataView(
-  DATA_HEADER.buffer,
-  DATA_HEADER.byteOffset,
-  DATA_HEADER.byteLength,
-);
+/** SEND_RNDIS_PKT of the packet being sent: copied into the ring before sendPkt returns. */
+const NVSP_SCRATCH = new Uint8Array(NVSP_MESSAGE_SIZE);
 
 /**
  * netvsc_xmit for one linear frame: the skb is a kmalloc'd buffer (the slab up to 8 KiB, whole pages
@@ -119,9 +156,12 @@ export function netvscXmit(
   const skb: Skb = { va: skbVa, len };
   memory.mmu.write(skbVa + SKB_RNDIS_HEADROOM, frame);
   memory.mmu.write(skbVa, rndisDataHeader(len));
-  const pb: HvPageBuffer[] = [];
-  const rmsgPgcnt = fillPgBuf(memory, skbVa, RNDIS_DATA_HEADER_SIZE, pb);
-  fillPgBuf(memory, skbVa + SKB_RNDIS_HEADROOM, len, pb);
+  const pb = XMIT_PB;
+  // Truncated to one entry, not to none: an array emptied by length = 0 gives up its backing store.
+  pb.length = Math.min(pb.length, 1);
+  pb.pop();
+  const rmsgPgcnt = fillPgBuf(memory, skbVa, RNDIS_DATA_HEADER_SIZE, pb, XMIT_PB_POOL);
+  fillPgBuf(memory, skbVa + SKB_RNDIS_HEADROOM, len, pb, XMIT_PB_POOL);
   // Two entries are reserved for the RNDIS header; the frame is linear already, so no skb_linearize.
   if (pb.length - rmsgPgcnt + 2 > MAX_PAGE_BUFFER_COUNT) {
     freeSkb(env, skb);
@@ -143,6 +183,8 @@ export function netvscXmit(
     dmaRange: null,
   };
   const r = netvscSend(nv, packet, xmitMore);
+  // The entries were consumed (copied, or mapped and written into the ring): none outlives the call.
+  packet.pb = NO_PAGE_BUFFERS;
   if (r.ok) return "sent";
   freeSkb(env, skb);
   // Frames batched into this packet's section earlier were reported "sent"; they are lost with it.
@@ -163,6 +205,17 @@ function moveMsd(nv: NetvscDev): TxPacket | null {
   return pkt;
 }
 
+/** sendCopyDecision's input, one object refilled for every packet. */
+const COPY_INPUT: { -readonly [K in keyof SendCopyInput]-?: NonNullable<SendCopyInput[K]> } = {
+  pktLen: 0,
+  rmsgSize: 0,
+  msdLen: 0,
+  msdCount: 0,
+  sectionSize: 0,
+  maxPkt: 0,
+  pktAlign: 0,
+};
+
 /**
  * netvsc_send. Control messages go straight out. A data packet is copied into the pending section when
  * it fits behind the batch, else only its RNDIS header (cp_partial), else into a fresh section when it
@@ -179,15 +232,15 @@ export function netvscSend(nv: NetvscDev, packet: TxPacket, xmitMoreIn: boolean)
   let msdLen = msd.pkt?.totalDataBuflen ?? 0;
   let sectionIndex = NETVSC_INVALID_INDEX;
   let msdSend: TxPacket | null = null;
-  const decision = sendCopyDecision({
-    pktLen: packet.totalDataBuflen,
-    rmsgSize: packet.rmsgSize,
-    msdLen,
-    msdCount: msd.count,
-    sectionSize: nv.sendSectionSize,
-    maxPkt: nv.maxPkt,
-    pktAlign: nv.pktAlign,
-  });
+  const input = COPY_INPUT;
+  input.pktLen = packet.totalDataBuflen;
+  input.rmsgSize = packet.rmsgSize;
+  input.msdLen = msdLen;
+  input.msdCount = msd.count;
+  input.sectionSize = nv.sendSectionSize;
+  input.maxPkt = nv.maxPkt;
+  input.pktAlign = nv.pktAlign;
+  const decision = sendCopyDecision(input);
   if (decision === "batch") {
     sectionIndex = msd.pkt!.sendBufIndex;
   } else if (decision === "batch-partial") {
@@ -214,7 +267,7 @@ export function netvscSend(nv: NetvscDev, packet: TxPacket, xmitMoreIn: boolean)
       packet.pageBufCnt -= packet.rmsgPgcnt;
       packet.totalDataBuflen = msdLen + packet.rmsgSize;
     } else {
-      packet.pb = [];
+      packet.pb = NO_PAGE_BUFFERS;
       packet.pageBufCnt = 0;
       packet.totalDataBuflen += msdLen;
     }
@@ -277,8 +330,8 @@ function copyToSendBuf(
   const pageCount = packet.cpPartial ? packet.rmsgPgcnt : packet.pageBufCnt;
   const padding = sendPadding(packet.totalDataBuflen, nv.pktAlign, xmitMore);
   if (padding > 0) {
-    const skbVa = packet.skb!.va;
-    memory.mmu.writeU32(skbVa + 4, memory.mmu.readU32(skbVa + 4) + padding);
+    // rndis_msg->msg_len += padding; the header in the (guest-private) skb holds total_data_buflen.
+    memory.mmu.writeU32(packet.skb!.va + 4, packet.totalDataBuflen + padding);
     packet.totalDataBuflen += padding;
   }
   for (let i = 0; i < pageCount; i++) {
@@ -286,10 +339,22 @@ function copyToSendBuf(
     memory.mmu.copy(dest, directVa(memory, pb), pb.len);
     dest += pb.len;
   }
-  if (padding > 0) memory.mmu.fill(dest, padding, 0);
+  // The pad is zeroed (memset in the kernel), from one zero view per pad length.
+  if (padding > 0) memory.mmu.write(dest, zeroPad(padding));
   stats.sendSectionCopies++;
   if (packet.cpPartial) stats.partialCopies++;
   stats.sendSectionBytes += dest + padding - start;
+}
+
+const ZERO_PADS: Uint8Array[] = [];
+
+function zeroPad(n: number): Uint8Array {
+  let z = ZERO_PADS[n];
+  if (z === undefined) {
+    z = new Uint8Array(n);
+    ZERO_PADS[n] = z;
+  }
+  return z;
 }
 
 /**
@@ -374,12 +439,12 @@ export function sendPkt(nv: NetvscDev, packet: TxPacket): NetvscResult<void> {
   const { env } = nv;
   const ch = env.channel;
   const ringAvail = ringAvailPercent(env);
-  const nvsp = encodeNvspMessage({
-    kind: "send-rndis-pkt",
-    channelType: packet.rndisReq === null ? NVSP_CHANNEL_TYPE.DATA : NVSP_CHANNEL_TYPE.CONTROL,
-    sendBufSectionIndex: packet.sendBufIndex,
-    sendBufSectionSize: packet.sendBufIndex === NETVSC_INVALID_INDEX ? 0 : packet.totalDataBuflen,
-  });
+  const nvsp = writeNvspRndisPacket(
+    NVSP_SCRATCH,
+    packet.rndisReq === null ? NVSP_CHANNEL_TYPE.DATA : NVSP_CHANNEL_TYPE.CONTROL,
+    packet.sendBufIndex,
+    packet.sendBufIndex === NETVSC_INVALID_INDEX ? 0 : packet.totalDataBuflen,
+  );
   if (ch.rescinded) return reject("ENODEV", "channel-rescinded", "the channel was rescinded");
   const ctx: RequestCtx = { kind: "tx", pkt: packet };
   packet.dmaRange = null;

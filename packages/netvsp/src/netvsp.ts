@@ -9,10 +9,12 @@
 // trusted: bad input is a typed rejection, counted in `counters.rejections`, and the device stays usable.
 
 import {
+  checkRndisPacket,
   decodeNvspMessage,
-  decodeRndisMessage,
   encodeNvspMessage,
   encodeXferPagePacket,
+  labFrameSeq,
+  NETVSC_INVALID_INDEX,
   NETVSC_RECV_SECTION_SIZE,
   NETVSC_SEND_SECTION_SIZE,
   NETVSP_HOST_MAC,
@@ -25,11 +27,20 @@ import {
   NVSP_VERSION_LIST,
   type NvspMessage,
   RejectionCounter,
+  RNDIS_HEADER_SIZE,
   RNDIS_MSG_TYPE,
-  VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
-  verifyLabFrame,
+  rndisPacketField,
+  writeNvspRecvCompletion,
+  writeNvspRndisPacket,
 } from "@ivm/netvsc-protocol";
-import { decodeGpaDirectPacket, encodeCompletionPacket, type GpaDirectRange, VM_PKT } from "@ivm/vmbus";
+import {
+  decodeGpaDirectPacket,
+  encodeCompletionPacket,
+  type GpaDirectRange,
+  VM_PKT,
+  VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+  XFER_PAGE_HEADER_SIZE,
+} from "@ivm/vmbus";
 import type { HostPacket } from "@ivm/vmbus/host";
 import type { NetvspAdversary, NetvspOutgoingKind } from "./adversary.js";
 import { RecvSections } from "./host-buffer.js";
@@ -181,7 +192,7 @@ function newQueueCounters(): NetvspQueueCounters {
 }
 
 function defaultVerify(frame: Uint8Array): boolean {
-  return verifyLabFrame(frame).ok;
+  return labFrameSeq(frame) >= 0;
 }
 
 export class Netvsp {
@@ -782,6 +793,20 @@ export class Netvsp {
     if (configOk && this.#ndisVersion !== null && this.#recv !== null) this.#phase = "ready";
   }
 
+  readonly #nvspScratch = new Uint8Array(NVSP_MESSAGE_SIZE);
+  /** Transfer-page packets of up to 32 ranges are built here (larger ones get their own buffer). */
+  readonly #xferScratch = new Uint8Array(XFER_PAGE_HEADER_SIZE + 8 * 32 + NVSP_MESSAGE_SIZE);
+  /** Only its first 8 bytes (type, status) are ever written: the rest stays the struct's zero padding. */
+  readonly #completionScratch = new Uint8Array(NVSP_MESSAGE_SIZE);
+  /** Whether every message of the SEND_RNDIS_PKT being walked was good. */
+  #walkGood = true;
+  /** The walk's visitor, made once: a data frame or a control request. */
+  readonly #visitRndis = (type: number, msg: Uint8Array): boolean => {
+    const ok = type === RNDIS_MSG_TYPE.PACKET ? this.#txFrame(msg) : this.#control(msg);
+    if (!ok) this.#walkGood = false;
+    return ok;
+  };
+
   /** SEND_RNDIS_PKT: data frames (verified and counted) and RNDIS control requests (answered). */
   #handleRndisPacket(
     sectionIndex: number,
@@ -805,11 +830,9 @@ export class Netvsp {
         this.#count(gathered.error.reason);
         good = false;
       } else {
-        const walked = walkRndisMessages(gathered.value, (type, msg) => {
-          const ok = type === RNDIS_MSG_TYPE.PACKET ? this.#txFrame(msg) : this.#control(msg);
-          if (!ok) good = false;
-          return ok;
-        });
+        this.#walkGood = true;
+        const walked = walkRndisMessages(gathered.value, this.#visitRndis);
+        if (!this.#walkGood) good = false;
         if (!walked.ok) {
           this.#count(walked.error.reason);
           good = false;
@@ -820,36 +843,44 @@ export class Netvsp {
     const qc = this.counters.queues[this.#q];
     if (qc !== undefined) qc.txPackets++;
     if (wantsCompletion) {
-      const reply = this.#nvsp({
-        kind: "send-rndis-pkt-complete",
-        status: good ? NVSP_STATUS.SUCCESS : NVSP_STATUS.FAIL,
-      });
+      // The same bytes as #nvsp({ kind: "send-rndis-pkt-complete", status }), written into a zeroed
+      // scratch; #complete copies them into the completion packet at once.
+      const status = good ? NVSP_STATUS.SUCCESS : NVSP_STATUS.FAIL;
+      const reply = writeNvspRecvCompletion(this.#completionScratch, status).subarray(0, this.#packetSize);
       this.#complete("send-rndis-pkt-complete", tid, reply);
       if (this.adversary?.duplicateTxCompletions === true)
         this.#complete("send-rndis-pkt-complete", tid, reply);
     }
   }
 
-  /** One RNDIS PACKET: the checks of handle_rndis_packet_message, then the frame verdict. */
+  /**
+   * One RNDIS PACKET: the checks of handle_rndis_packet_message, then the frame verdict. The message is
+   * checked as decodeRndisMessage checks it and only the fields the host looks at are read.
+   */
   #txFrame(msg: Uint8Array): boolean {
-    const d = decodeRndisMessage(msg);
-    if (!d.ok) {
-      this.#count(d.error.reason);
+    const bad = checkRndisPacket(msg);
+    if (bad !== null) {
+      this.#count(bad);
       return false;
     }
-    const p = d.value;
-    if (p.kind !== "packet") return false;
-    if (p.numOobDataElements !== 0 || p.oobDataLen !== 0 || p.oobDataOffset !== 0 || p.vcHandle !== 0) {
+    if (
+      rndisPacketField(msg, "numOobDataElements") !== 0 ||
+      rndisPacketField(msg, "oobDataLen") !== 0 ||
+      rndisPacketField(msg, "oobDataOffset") !== 0 ||
+      rndisPacketField(msg, "vcHandle") !== 0
+    ) {
       this.#count("rndis-unsupported-behavior");
       return false;
     }
-    if (p.dataLen === 0) {
+    const dataLen = rndisPacketField(msg, "dataLen");
+    if (dataLen === 0) {
       this.#count("rndis-packet-empty");
       return false;
     }
     this.counters.txFrames++;
-    this.counters.txBytes += p.dataLen;
-    if (this.#verify(p.data)) {
+    this.counters.txBytes += dataLen;
+    const start = RNDIS_HEADER_SIZE + rndisPacketField(msg, "dataOffset");
+    if (this.#verify(msg.subarray(start, start + dataLen))) {
       this.counters.txFramesVerified++;
       const qc = this.counters.queues[this.#q];
       if (qc !== undefined) qc.txFramesVerified++;
@@ -1034,13 +1065,18 @@ export class Netvsp {
     pagesetId: number,
     ranges: readonly { offset: number; length: number }[],
   ): Uint8Array {
-    const nvsp = this.#nvsp({
-      kind: "send-rndis-pkt",
-      channelType,
-      sendBufSectionIndex: 0xffff_ffff,
-      sendBufSectionSize: 0,
+    // The NVSP part is copied into the packet at once: one scratch serves every packet.
+    const nvsp = writeNvspRndisPacket(this.#nvspScratch, channelType, NETVSC_INVALID_INDEX, 0);
+    // The packet itself goes into a reused buffer too (the ring copies it at once), unless an
+    // interceptor is installed: what it is handed may be kept.
+    const intercepted = this.adversary?.interceptor !== undefined;
+    return encodeXferPagePacket({
+      transactionId: tid,
+      ranges,
+      pagesetId,
+      nvsp: nvsp.subarray(0, this.#packetSize),
+      ...(intercepted ? {} : { into: this.#xferScratch }),
     });
-    return encodeXferPagePacket({ transactionId: tid, ranges, pagesetId, nvsp });
   }
 
   #writeRecv(view: HostGpadlView, offset: number, bytes: Uint8Array): boolean {

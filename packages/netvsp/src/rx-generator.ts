@@ -7,9 +7,9 @@ import {
   NETVSP_GUEST_MAC,
   NETVSP_HOST_MAC,
   RNDIS_HEADER_SIZE,
-  RNDIS_MSG_TYPE,
   RNDIS_PACKET_SIZE,
   writeLabFrame,
+  writeRndisDataHeader,
 } from "@ivm/netvsc-protocol";
 
 /** Bytes of RNDIS framing in front of each received frame (8 + 36). */
@@ -23,7 +23,15 @@ export class RxGenerator {
   #head = 0;
   #seq = 0;
   readonly #scratch: Uint8Array;
-  readonly #view: DataView;
+  #message: Uint8Array = new Uint8Array(0);
+  #payload: Uint8Array = new Uint8Array(0);
+  /** The lab-frame input of the frame being built (one object, its seq advanced per frame). */
+  readonly #frame: {
+    seq: number;
+    readonly seed: number;
+    readonly dstMac: Uint8Array;
+    readonly srcMac: Uint8Array;
+  };
 
   constructor(seed: number, sectionSize: number) {
     this.seed = seed >>> 0;
@@ -31,7 +39,7 @@ export class RxGenerator {
     if (this.maxFrame < LAB_FRAME_HEADER_SIZE)
       throw new RangeError(`section of ${sectionSize} bytes holds no frame`);
     this.#scratch = new Uint8Array(sectionSize);
-    this.#view = new DataView(this.#scratch.buffer);
+    this.#frame = { seq: 0, seed: this.seed, dstMac: NETVSP_GUEST_MAC, srcMac: NETVSP_HOST_MAC };
   }
 
   /** Frames queued and not yet sent. */
@@ -65,19 +73,16 @@ export class RxGenerator {
   build(k: number): Uint8Array {
     const size = this.sizeAt(k);
     const msgLen = RX_RNDIS_OVERHEAD + size;
-    const dv = this.#view;
-    this.#scratch.fill(0, 0, RX_RNDIS_OVERHEAD);
-    dv.setUint32(0, RNDIS_MSG_TYPE.PACKET, true);
-    dv.setUint32(4, msgLen, true);
-    dv.setUint32(8, RNDIS_PACKET_SIZE, true); // data_offset, from the start of struct rndis_packet
-    dv.setUint32(12, size, true); // data_len
-    writeLabFrame(this.#scratch.subarray(RX_RNDIS_OVERHEAD, msgLen), {
-      seq: this.#seq + k,
-      seed: this.seed,
-      dstMac: NETVSP_GUEST_MAC,
-      srcMac: NETVSP_HOST_MAC,
-    });
-    return this.#scratch.subarray(0, msgLen);
+    writeRndisDataHeader(this.#scratch, 0, size);
+    const frame = this.#frame;
+    frame.seq = this.#seq + k;
+    // Views of the scratch made again only when the size changes.
+    if (this.#message.length !== msgLen) {
+      this.#message = this.#scratch.subarray(0, msgLen);
+      this.#payload = this.#scratch.subarray(RX_RNDIS_OVERHEAD, msgLen);
+    }
+    writeLabFrame(this.#payload, frame);
+    return this.#message;
   }
 
   /** Consume `n` frames once they are in the ring. */

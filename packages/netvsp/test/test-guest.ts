@@ -17,7 +17,6 @@ import {
   parseRndisFromHost,
   RNDIS_OID,
   type RndisMessage,
-  VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
   validateXferPagePacket,
 } from "@ivm/netvsc-protocol";
 import {
@@ -29,6 +28,7 @@ import {
   initRingHeader,
   OutgoingRing,
   VM_PKT,
+  VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
 } from "@ivm/vmbus";
 import { HostRingEndpoint } from "@ivm/vmbus/host";
 import { Netvsp, type NetvspOptions } from "../src/netvsp.js";

@@ -145,7 +145,8 @@ export class SwiotlbBounce {
       }
       return DMA_MAPPING_ERROR;
     }
-    const index = this.mem.findSlots(dev, origAddr, allocSize, { ...options, attrs });
+    // attrs beside the caller's options rather than merged into a new object per mapping
+    const index = this.mem.findSlots(dev, origAddr, allocSize, options, attrs);
     if (index < 0) {
       this.counters.mapErrors++;
       return DMA_MAPPING_ERROR;

@@ -258,8 +258,15 @@ export class IoTlbMem {
    * the search works on `allocSize + offset`, where offset is the original address's position inside a
    * slot under min_align_mask (the kernel passes that padded size in). Returns the first slot index, or
    * −1 when nothing fits (counted, and warned about through the ratelimit unless DMA_ATTR_NO_WARN).
+   * `attrs` (default `options.attrs`) lets a caller pass its DMA attrs without building an options object.
    */
-  findSlots(dev: SwiotlbDevice, origAddr: number, allocSize: number, options: FindSlotsOptions = {}): number {
+  findSlots(
+    dev: SwiotlbDevice,
+    origAddr: number,
+    allocSize: number,
+    options: FindSlotsOptions = {},
+    attrs: number = options.attrs ?? 0,
+  ): number {
     const minAlignMask = dev.minAlignMask;
     checkMask32("minAlignMask", minAlignMask);
     const allocAlignMask = options.allocAlignMask ?? 0;
@@ -293,7 +300,7 @@ export class IoTlbMem {
     }
 
     this.failures++;
-    if (((options.attrs ?? 0) & DMA_ATTR_NO_WARN) !== 0) {
+    if ((attrs & DMA_ATTR_NO_WARN) !== 0) {
       this.noWarn++;
     } else {
       // printed from swiotlb_tbl_map_single in the kernel; one ratelimit state per call site

@@ -97,7 +97,7 @@ export function measuredStrategy(
         const mapAfter = snapshot(memory, buffer.purpose);
         const allocDelta = metadataDelta(entry.before, entry.after);
         const mapDelta = metadataDelta(mapBefore, mapAfter);
-        const blocks = memory.buddy.blocksByOwner().get(buffer.purpose) ?? [];
+        const blocks = memory.buddy.blocksOwnedBy(buffer.purpose) ?? [];
         costs.push({
           purpose: buffer.purpose,
           pages: buffer.pages,

@@ -1,8 +1,8 @@
 import {
   LAB_FRAME_HEADER_SIZE,
+  labFrameSeq,
   NETVSP_GUEST_MAC,
   NETVSP_HOST_MAC,
-  verifyLabFrame,
   writeLabFrame,
 } from "@ivm/netvsc-protocol";
 import { RX_RNDIS_OVERHEAD } from "@ivm/netvsp";
@@ -76,10 +76,10 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
   nic.onFrame = (frame) => {
     rxFrames++;
     rxBytes += frame.length;
-    const check = verifyLabFrame(frame);
-    const want = check.ok ? expected.get(check.seq) : undefined;
-    if (check.ok && want === frame.length) {
-      expected.delete(check.seq);
+    const seq = labFrameSeq(frame);
+    const want = seq >= 0 ? expected.get(seq) : undefined;
+    if (seq >= 0 && want === frame.length) {
+      expected.delete(seq);
       rxVerified++;
     } else rxCorrupt++;
   };
@@ -103,17 +103,19 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
   const toGuest = Array.from({ length: options.packets }, () => rand() < rxShare);
   const lastTx = toGuest.lastIndexOf(false);
   let txScratch = new Uint8Array(0);
+  let frame = txScratch;
+  // One lab-frame input per use and one send option per xmitMore value, reused for every frame.
+  const frameInput = { seq: 0, seed: TX_SEED, dstMac: NETVSP_HOST_MAC, srcMac: NETVSP_GUEST_MAC };
+  const nextInput = { seq: 0, seed: TX_SEED, dstMac: NETVSP_HOST_MAC, srcMac: NETVSP_GUEST_MAC };
+  const MORE = { xmitMore: true } as const;
+  const LAST = { xmitMore: false } as const;
   // xmit_more is per transmit queue (the qdisc hands a batch of one queue to ndo_start_xmit): a frame
   // announces more only if the next guest → host frame goes to the same queue. Lab frames hash on
   // their MACs and sequence number, so the next frame's header tells its queue.
   const nextHeader = new Uint8Array(LAB_FRAME_HEADER_SIZE);
   const nextOnSameQueue = (frame: Uint8Array): boolean => {
-    writeLabFrame(nextHeader, {
-      seq: txFrames + 1,
-      seed: TX_SEED,
-      dstMac: NETVSP_HOST_MAC,
-      srcMac: NETVSP_GUEST_MAC,
-    });
+    nextInput.seq = txFrames + 1;
+    writeLabFrame(nextHeader, nextInput);
     return nic.device.queueFor(nextHeader) === nic.device.queueFor(frame);
   };
   try {
@@ -126,16 +128,13 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
       const len = Math.min(pick(6091, maxTx), maxTx);
       // netvsc_xmit copies the frame into its skb before it returns, so one buffer serves every frame.
       if (len > txScratch.length) txScratch = new Uint8Array(len);
-      const frame = txScratch.subarray(0, len);
-      writeLabFrame(frame, {
-        seq: txFrames,
-        seed: TX_SEED,
-        dstMac: NETVSP_HOST_MAC,
-        srcMac: NETVSP_GUEST_MAC,
-      });
+      // A new view only when the size changes (fixed-size runs reuse one).
+      if (frame.length !== len || frame.buffer !== txScratch.buffer) frame = txScratch.subarray(0, len);
+      frameInput.seq = txFrames;
+      writeLabFrame(frame, frameInput);
       for (;;) {
         const xmitMore = (i & 7) !== 7 && i !== lastTx && nextOnSameQueue(frame);
-        const verdict = nic.device.send(frame, { xmitMore });
+        const verdict = nic.device.send(frame, xmitMore ? MORE : LAST);
         if (verdict === "sent") break;
         if (verdict === "dropped") {
           txDropped++;

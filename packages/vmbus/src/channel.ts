@@ -448,12 +448,17 @@ export class VmbusChannel {
     const w = this.writable();
     if (!w.ok) return w;
     return this.afterWrite(
-      w.value.sendPacket(payload, {
-        type: options.type,
-        flags: options.flags,
-        requestId: options.requestId ?? VMBUS_RQST_ERROR,
-        ...(options.flags === VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED ? { ctx: options.requestCtx } : {}),
-      }),
+      w.value.sendPacket(
+        payload,
+        options.flags === VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED
+          ? {
+              type: options.type,
+              flags: options.flags,
+              requestId: options.requestId ?? VMBUS_RQST_ERROR,
+              ctx: options.requestCtx,
+            }
+          : { type: options.type, flags: options.flags, requestId: options.requestId ?? VMBUS_RQST_ERROR },
+      ),
     );
   }
 

@@ -503,8 +503,9 @@ export class VmbusConnection {
 
   /** vmbus_on_msg_dpc: decode from a private copy, then dispatch by type. */
   private handleMessage(bytes: Uint8Array): void {
-    const decoded = decodeChannelMessage(bytes);
-    const type = bytes.length >= 4 ? new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true) : -1;
+    // The SynIC's copy of the host's message, the guest's own: decoded in place (one fetch of each field).
+    const decoded = decodeChannelMessage(bytes, { owned: true });
+    const type = bytes.length >= 4 ? readU32(bytes, 0) : -1;
     this.counters.received.set(type, (this.counters.received.get(type) ?? 0) + 1);
     this.emit("host-to-guest", type, bytes);
     if (!decoded.ok) {
@@ -644,6 +645,7 @@ export class VmbusConnection {
     if (this.#traceListeners.length > 0)
       this.#trace({ kind: "message", direction, type, name: channelMessageName(type), bytes: bytes.slice() });
     if (this.messageListeners.length === 0) return;
+    // Each listener's copy is an array of its own (callers may read `bytes.buffer` from offset 0).
     const e: MessageEvent = { direction, type, bytes: bytes.slice() };
     for (const l of this.messageListeners) l(e);
   }

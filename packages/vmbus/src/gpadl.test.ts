@@ -1,7 +1,7 @@
 import { PAGE_SIZE } from "@ivm/memory";
 import { describe, expect, it } from "vitest";
 import type { VmbusChannel } from "./channel.js";
-import { gpadlPfns } from "./gpadl.js";
+import { type Gpadl, gpadlPfns } from "./gpadl.js";
 import { HV_POST_STATUS } from "./synic.js";
 import { connectNic, ERAS, makeWorld, type World } from "./testing/world.js";
 import { CHANNELMSG, encodeChannelMessage } from "./wire/channel-message.js";
@@ -77,6 +77,32 @@ describe.each(ERAS)("GPADL establish/teardown (%s)", (era) => {
       expect(w.memory.mmu.totalFaults).toBe(0);
     },
   );
+
+  it("GPADLs of different sizes one after another (and two at once) reach the host with their own PFNs", () => {
+    const w = makeWorld(era);
+    const { channel } = connectNic(w);
+    const sizes = [4096, 255, 4096, 30, 1];
+    const live: { va: number; g: Gpadl }[] = [];
+    for (const pages of sizes) {
+      const va = buffer(w, pages);
+      const r = channel.establishGpadl(va, pages * PAGE_SIZE);
+      expect(r.ok).toBe(true);
+      if (!r.ok) return;
+      live.push({ va, g: r.value });
+      const walked = Array.from({ length: pages }, (_, i) => w.memory.virtToPfn(va + i * PAGE_SIZE));
+      expect(Array.from(w.server.gpadls.get(r.value.handle)!.pfns)).toEqual(walked);
+      if (live.length > 1) {
+        // the one before keeps its PFNs while the next is assembled
+        const prev = live[live.length - 2]!;
+        expect(Array.from(w.server.gpadls.get(prev.g.handle)!.pfns)).toEqual(Array.from(gpadlPfns(prev.g)));
+        expect(channel.teardownGpadl(prev.g)).toEqual({ ok: true, mustLeak: false });
+        w.memory.vmalloc.vfree(prev.va);
+      }
+    }
+    expect(w.server.gpadls.rejected).toEqual(
+      Object.fromEntries(Object.keys(w.server.gpadls.rejected).map((k) => [k, 0])),
+    );
+  });
 
   it("hands out handles from 0xE1E10 upwards and never reuses one, even after a failure", () => {
     const w = makeWorld(era);

@@ -26,8 +26,22 @@ import type { VmbusChannel } from "./channel.js";
 import { err, invariant, ok, type Result, type VmbusErrno, VmbusError } from "./errors.js";
 import { VMBUS_FINDING } from "./profile.js";
 import type { ChannelTransport } from "./transport.js";
-import { CHANNELMSG, encodeChannelMessage, type GpadlCreatedMessage } from "./wire/channel-message.js";
-import { createGpadlMessages, GPADL_BODY_MAX_PFNS, GPADL_HEADER_MAX_PFNS } from "./wire/gpadl.js";
+import {
+  CHANNEL_MESSAGE_SIZE,
+  CHANNELMSG,
+  encodeChannelMessage,
+  type GpadlCreatedMessage,
+  MAX_SIZE_CHANNEL_MESSAGE,
+} from "./wire/channel-message.js";
+import {
+  encodeGpadlBody,
+  encodeGpadlHeader,
+  GPA_RANGE_HEADER_SIZE,
+  GPADL_BODY_MAX_PFNS,
+  GPADL_HEADER_MAX_PFNS,
+  gpadlMessageCount,
+  gpadlPageCount,
+} from "./wire/gpadl.js";
 
 /** Owner tag of the msginfo allocations create_gpadl_header makes (one per GPADL message). */
 export const MSGINFO_TAG = "vmbus-msginfo";
@@ -38,6 +52,38 @@ export const MSGINFO_TAG = "vmbus-msginfo";
  * msgsize 4 → msg[] at 96.
  */
 export const MSGINFO_HEADER_SIZE = 96;
+
+/** The length of GPADL message `m` (0: the header, then the bodies) of an N-page GPADL. */
+function gpadlMessageLength(pages: number, m: number): number {
+  if (m === 0)
+    return (
+      CHANNEL_MESSAGE_SIZE.GPADL_HEADER + GPA_RANGE_HEADER_SIZE + 8 * Math.min(pages, GPADL_HEADER_MAX_PFNS)
+    );
+  const first = GPADL_HEADER_MAX_PFNS + (m - 1) * GPADL_BODY_MAX_PFNS;
+  return CHANNEL_MESSAGE_SIZE.GPADL_BODY + 8 * Math.min(GPADL_BODY_MAX_PFNS, pages - first);
+}
+
+/** The bytes of every msginfo create_gpadl_header allocates for an N-page GPADL. */
+function msginfoBytes(pages: number): number {
+  let bytes = 0;
+  for (let m = 0; m < gpadlMessageCount(pages); m++)
+    bytes += MSGINFO_HEADER_SIZE + gpadlMessageLength(pages, m);
+  return bytes;
+}
+
+let scratchBuffer: { readonly bytes: Uint8Array; readonly view: DataView } | undefined;
+
+/**
+ * One message-sized buffer the GPADL messages are encoded into, one after the other: vmbus_post_msg
+ * copies each message into the SynIC (hv_post_message), so nothing keeps a reference to it.
+ */
+function scratch(): { readonly bytes: Uint8Array; readonly view: DataView } {
+  if (scratchBuffer === undefined) {
+    const bytes = new Uint8Array(MAX_SIZE_CHANNEL_MESSAGE);
+    scratchBuffer = { bytes, view: new DataView(bytes.buffer) };
+  }
+  return scratchBuffer;
+}
 
 /** enum hv_gpadl_type: a ring's pagecount subtracts 2·(PAGE_SIZE − 4096), which is 0 on x86. */
 export type GpadlType = "buffer" | "ring";
@@ -126,10 +172,11 @@ export function establishGpadl(
     `GPADL size ${size} must be a positive multiple of 4096 (u32)`,
   );
   const pages = size / PAGE_SIZE;
-  // create_gpadl_header: virt_to_hvpfn per page (a page-table walk for vmalloc addresses).
+  // create_gpadl_header: virt_to_hvpfn per page (a page-table walk for vmalloc addresses), read with
+  // one walk per PTE table and counted as the per-page walks.
   const pfns = new Float64Array(pages);
-  for (let i = 0; i < pages; i++) pfns[i] = conn.memory.virtToPfn(va + i * PAGE_SIZE);
-  const msgs = createGpadlMessages({ childRelid: channel.relid, gpadl: handle, sizeBytes: size, pfns });
+  conn.memory.virtToPfns(va, pages, pfns);
+  gpadlPageCount(size, pfns);
 
   const rec: GpadlRecord = {
     handle: 0,
@@ -152,11 +199,12 @@ export function establishGpadl(
   const kernel = conn.kernel;
   const behaviour = kernel.profile.vmbus;
 
-  // create_gpadl_header: one kzalloc per message; -ENOMEM frees the ones already taken.
-  const all = [msgs.header, ...msgs.bodies];
+  // create_gpadl_header: one kzalloc per message (header, then bodies); -ENOMEM frees the ones
+  // already taken. The messages themselves are encoded one at a time into `scratch` when posted.
+  const messages = gpadlMessageCount(pages);
   const msginfo: number[] = [];
-  for (const m of all) {
-    const at = conn.memory.kmalloc.kmalloc(MSGINFO_HEADER_SIZE + m.length, {
+  for (let m = 0; m < messages; m++) {
+    const at = conn.memory.kmalloc.kmalloc(MSGINFO_HEADER_SIZE + gpadlMessageLength(pages, m), {
       tag: MSGINFO_TAG,
       gfp: Gfp.Zero,
     });
@@ -167,7 +215,7 @@ export function establishGpadl(
         new VmbusError(
           "ENOMEM",
           "msginfo",
-          `no memory for GPADL message ${msginfo.length + 1} of ${all.length}`,
+          `no memory for GPADL message ${msginfo.length + 1} of ${messages}`,
         ),
       );
     }
@@ -188,7 +236,7 @@ export function establishGpadl(
         kernel.report({
           id: VMBUS_FINDING.msginfoLeaked,
           invariant: "kmalloc-leak",
-          what: `set_memory_decrypted failed (${error.code}); the early return leaks ${all.length} msginfo allocations (${all.reduce((n, m) => n + MSGINFO_HEADER_SIZE + m.length, 0)} bytes)`,
+          what: `set_memory_decrypted failed (${error.code}); the early return leaks ${messages} msginfo allocations (${msginfoBytes(pages)} bytes)`,
           where: `__vmbus_establish_gpadl, GPADL 0x${handle.toString(16)} of channel ${channel.relid}`,
         });
       }
@@ -202,7 +250,10 @@ export function establishGpadl(
   if (channel.rescinded) {
     error = new VmbusError("ENODEV", "rescinded", "channel rescinded before the GPADL was posted");
   } else {
-    let posted = conn.postMessage(msgs.header);
+    const out = scratch();
+    let posted = conn.postMessage(
+      out.bytes.subarray(0, encodeGpadlHeader(out.view, channel.relid, handle, size, pfns)),
+    );
     const inHeader = Math.min(pages, GPADL_HEADER_MAX_PFNS);
     if (posted.ok && conn.tracing()) {
       const relid = channel.relid;
@@ -212,26 +263,23 @@ export function establishGpadl(
         handle,
         totalPfns: pages,
         pfns: pfns.subarray(0, inHeader),
-        bytes: msgs.header,
+        bytes: out.bytes.slice(0, gpadlMessageLength(pages, 0)),
       });
     }
-    let first = inHeader;
-    for (let i = 0; posted.ok && i < msgs.bodies.length; i++) {
-      const body = msgs.bodies[i]!;
-      posted = conn.postMessage(body);
-      const n = Math.min(GPADL_BODY_MAX_PFNS, pages - first);
+    for (let first = inHeader; posted.ok && first < pages; first += GPADL_BODY_MAX_PFNS) {
+      const length = encodeGpadlBody(out.view, handle, pfns, first);
+      posted = conn.postMessage(out.bytes.subarray(0, length));
       if (posted.ok && conn.tracing()) {
-        const pfnsHere = pfns.subarray(first, first + n);
+        const n = Math.min(GPADL_BODY_MAX_PFNS, pages - first);
         conn.trace({
           kind: "establish-gpadl-body",
           relid: channel.relid,
           handle,
           firstPfnIndex: first,
-          pfns: pfnsHere,
-          bytes: body,
+          pfns: pfns.subarray(first, first + n),
+          bytes: out.bytes.slice(0, length),
         });
       }
-      first += n;
     }
     if (!posted.ok) error = posted.error;
   }

@@ -12,6 +12,16 @@ describe("RequestTable (vmbus_requestor)", () => {
     expect(t.outstanding).toBe(3);
   });
 
+  it("a large table hands out ids in order from its first slot and reuses the last freed first", () => {
+    const t = new RequestTable<number>(42_459);
+    const ids = Array.from({ length: 1000 }, (_, i) => t.allocate(i));
+    expect(ids).toEqual(Array.from({ length: 1000 }, (_, i) => i + 1));
+    for (const id of [500, 7, 999]) expect(t.complete(BigInt(id))).toEqual({ ok: true, value: id - 1 });
+    expect([t.allocate(-1), t.allocate(-2), t.allocate(-3), t.allocate(-4)]).toEqual([999, 7, 500, 1001]);
+    expect(t.complete(7n)).toEqual({ ok: true, value: -2 });
+    expect(t.outstanding).toBe(1000);
+  });
+
   it("rejects forged, duplicate, unknown and mismatched completions and counts them", () => {
     const t = new RequestTable<object>(4);
     const ctx = {};

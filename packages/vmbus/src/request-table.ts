@@ -30,9 +30,14 @@ export class RequestTable<T> {
   };
   /** Allocation attempts refused because every slot was in use. */
   fullCount = 0;
+  /**
+   * req_arr, stored as `next ^ (slot + 1)`: a zero-filled array reads as the kernel's initial chain
+   * (slot i → i + 1), so opening a channel with a 42k-entry table costs no loop over it.
+   */
   private readonly nextFree: Uint32Array;
   private readonly inUse: Uint8Array;
-  private readonly contexts: (T | undefined)[];
+  /** Grows as slots are first used (ids are handed out lowest first), so it stays a packed array. */
+  private readonly contexts: (T | undefined)[] = [];
   private head = 0;
   private live = 0;
 
@@ -42,11 +47,9 @@ export class RequestTable<T> {
       "request table size must be a positive u32",
     );
     this.size = size;
-    // vmbus_alloc_requestor: req_arr[i] = i + 1, the last pointing past the end (= full).
+    // vmbus_alloc_requestor: req_arr[i] = i + 1, the last pointing past the end (= full); see nextFree.
     this.nextFree = new Uint32Array(size);
-    for (let i = 0; i < size; i++) this.nextFree[i] = i + 1;
     this.inUse = new Uint8Array(size);
-    this.contexts = new Array<T | undefined>(size).fill(undefined);
   }
 
   get outstanding(): number {
@@ -60,7 +63,7 @@ export class RequestTable<T> {
       this.fullCount++;
       return undefined;
     }
-    this.head = this.nextFree[slot]!;
+    this.head = (this.nextFree[slot]! ^ (slot + 1)) >>> 0;
     this.inUse[slot] = 1;
     this.contexts[slot] = ctx;
     this.live++;
@@ -80,7 +83,7 @@ export class RequestTable<T> {
     if (expected.length === 1 && expected[0] !== ctx) return this.reject("mismatch", transId);
     this.inUse[slot] = 0;
     this.contexts[slot] = undefined;
-    this.nextFree[slot] = this.head;
+    this.nextFree[slot] = this.head ^ (slot + 1);
     this.head = slot;
     this.live--;
     return ok(ctx);

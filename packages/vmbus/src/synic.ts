@@ -40,6 +40,33 @@ export interface SynicLinkOptions {
   readonly guestQueueLimit?: number;
 }
 
+/** Bytes of the chunks message copies are cut from (a few hundred 240-byte messages each). */
+const COPY_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Copies of channel messages (at most 240 bytes each) cut one after the other from shared 64 KiB chunks:
+ * each copy is a view nobody else writes, as a fresh array would be, without an ArrayBuffer (and its
+ * backing store) per message. A chunk lives as long as any copy cut from it.
+ */
+export class MessageCopies {
+  #chunk = new Uint8Array(COPY_CHUNK_BYTES);
+  #used = 0;
+
+  /** A private copy of `bytes[0..length)`. */
+  copy(bytes: Uint8Array, length: number = bytes.length): Uint8Array {
+    if (this.#used + length > COPY_CHUNK_BYTES) {
+      this.#chunk = new Uint8Array(COPY_CHUNK_BYTES);
+      this.#used = 0;
+    }
+    const at = this.#used;
+    const chunk = this.#chunk;
+    for (let i = 0; i < length; i++) chunk[at + i] = bytes[i]!;
+    // 8-byte aligned, so a copy's u64 fields sit as they did in the original
+    this.#used = (at + length + 7) & ~7;
+    return chunk.subarray(at, at + length);
+  }
+}
+
 export class SynicLink {
   readonly counters: SynicCounters = {
     postCalls: 0,
@@ -53,6 +80,7 @@ export class SynicLink {
   readonly guestQueueLimit: number;
   private readonly toHost: Uint8Array[] = [];
   private readonly toGuest: Uint8Array[] = [];
+  private readonly copies = new MessageCopies();
   private readonly hostEvents = new Set<number>();
   private readonly guestEvents = new Set<number>();
 
@@ -70,7 +98,7 @@ export class SynicLink {
       this.counters.postRefused++;
       return status;
     }
-    this.toHost.push(bytes.slice());
+    this.toHost.push(this.copies.copy(bytes));
     return status;
   }
 
@@ -81,7 +109,7 @@ export class SynicLink {
       return false;
     }
     // The SynIC payload is at most 240 bytes whatever the host claims; longer input is cut there.
-    this.toGuest.push(bytes.slice(0, MAX_SIZE_CHANNEL_MESSAGE));
+    this.toGuest.push(this.copies.copy(bytes, Math.min(bytes.length, MAX_SIZE_CHANNEL_MESSAGE)));
     return true;
   }
 

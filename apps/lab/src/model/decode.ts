@@ -6,7 +6,13 @@
  * offset and flagged when it disagrees with the decoder, so a wrong offset here cannot go unnoticed.
  */
 import { HVCALL_MODIFY_SPARSE_GPA_PAGE_HOST_VISIBILITY, HvStatus, readVisibilityInput } from "@ivm/hypercall";
-import { decodeNvspMessage, decodeRndisMessage, RNDIS_MSG_TYPE } from "@ivm/netvsc-protocol";
+import {
+  decodeNvspMessage,
+  decodeRndisMessage,
+  nvspFieldLayout,
+  RNDIS_MSG_TYPE,
+  rndisFieldLayout,
+} from "@ivm/netvsc-protocol";
 import {
   CHANNELMSG,
   decodeChannelMessage,
@@ -281,76 +287,8 @@ function decodeMessage(e: LabEvent): DecodedEvent {
 const DESCRIPTOR: Layout = { type: [0, 2], offset8: [2, 2], len8: [4, 2], flags: [6, 2], transId: [8, 8] };
 const PACKET_TYPE = new Map<number, string>(Object.entries(VM_PKT).map(([k, v]) => [v, `VM_PKT_${k}`]));
 
-/** Consecutive little-endian u32 fields from `offset` on, in the struct's order. */
-function u32s(offset: number, ...names: readonly string[]): Layout {
-  return Object.fromEntries(names.map((n, i) => [n, [offset + 4 * i, 4] as const]));
-}
-
-// One layout per struct, shared by the message kinds that carry the same one.
-const NVSP_BUF: Layout = { gpadlHandle: [4, 4], id: [8, 2] }; // nvsp_1_message_send_{receive,send}_buffer
-const NVSP_REVOKE: Layout = { id: [4, 2] }; // nvsp_1_message_revoke_{receive,send}_buffer
-const NVSP_LAYOUT: Readonly<Record<string, Layout>> = {
-  init: u32s(4, "minProtocolVersion", "maxProtocolVersion"),
-  "init-complete": u32s(4, "negotiatedProtocolVersion", "maxMdlChainLength", "status"),
-  "send-ndis-version": u32s(4, "ndisMajor", "ndisMinor"),
-  "send-recv-buf": NVSP_BUF,
-  "send-send-buf": NVSP_BUF,
-  "send-recv-buf-complete": {
-    ...u32s(4, "status", "numSections"),
-    ...u32s(12, "section.offset", "section.subAllocSize", "section.numSubAllocs", "section.endOffset"),
-  },
-  "revoke-recv-buf": NVSP_REVOKE,
-  "revoke-send-buf": NVSP_REVOKE,
-  "send-send-buf-complete": u32s(4, "status", "sectionSize"),
-  "send-rndis-pkt": u32s(4, "channelType", "sendBufSectionIndex", "sendBufSectionSize"),
-  "send-rndis-pkt-complete": u32s(4, "status"),
-  "send-ndis-config": { mtu: [4, 4], capabilities: [12, 8] },
-  other: u32s(0, "msgType"),
-};
-
-// Every RNDIS message starts msg_type, msg_len; requests and completions then carry request_id.
-const RNDIS_COMMON: Layout = u32s(4, "msgLen", "requestId", "status");
-const RNDIS_OID_REQUEST: Layout = u32s(
-  4,
-  "msgLen",
-  "requestId",
-  "oid",
-  "infoBufLen",
-  "infoBufOffset",
-  "deviceVcHandle",
-);
-const RNDIS_LAYOUT: Readonly<Record<string, Layout>> = {
-  packet: u32s(
-    4,
-    "msgLen",
-    "dataOffset",
-    "dataLen",
-    "oobDataOffset",
-    "oobDataLen",
-    "numOobDataElements",
-    "perPktInfoOffset",
-    "perPktInfoLen",
-    "vcHandle",
-  ),
-  init: u32s(4, "msgLen", "requestId", "majorVersion", "minorVersion", "maxTransferSize"),
-  "init-complete": {
-    ...RNDIS_COMMON,
-    ...u32s(
-      16,
-      "majorVersion",
-      "minorVersion",
-      "deviceFlags",
-      "medium",
-      "maxPacketsPerMessage",
-      "maxTransferSize",
-      "packetAlignmentFactor",
-      "afListOffset",
-      "afListSize",
-    ),
-  },
-  query: RNDIS_OID_REQUEST,
-  set: RNDIS_OID_REQUEST,
-};
+// Where NVSP and RNDIS fields sit comes from @ivm/netvsc-protocol's layouts (the ones its codecs use).
+const NVSP_OTHER: Layout = { msgType: [0, 4] };
 
 const RNDIS_NAME = new Map<number, string>(Object.entries(RNDIS_MSG_TYPE).map(([k, v]) => [v as number, k]));
 
@@ -418,7 +356,12 @@ function decodePacket(e: LabEvent): DecodedEvent {
     if (nvsp.ok) {
       const m = nvsp.value;
       facts.nvsp = m.kind;
-      const fields = fieldsOf(m, NVSP_LAYOUT[m.kind] ?? {}, e.bytes, start).filter((f) => f.name !== "kind");
+      const fields = fieldsOf(
+        m,
+        m.kind === "other" ? NVSP_OTHER : nvspFieldLayout(m.kind),
+        e.bytes,
+        start,
+      ).filter((f) => f.name !== "kind");
       const msgType = Number(readLe(e.bytes, start, 4) ?? 0n);
       parts.push({
         title: `NVSP message: ${m.kind}`,
@@ -444,7 +387,7 @@ function decodePacket(e: LabEvent): DecodedEvent {
     const msgType = Number(readLe(e.rndis, 0, 4) ?? 0n);
     if (r.ok) {
       facts.rndis = r.value.kind;
-      const fields = fieldsOf(r.value, RNDIS_LAYOUT[r.value.kind] ?? RNDIS_COMMON, e.rndis, 0).filter(
+      const fields = fieldsOf(r.value, rndisFieldLayout(r.value.kind), e.rndis, 0).filter(
         (f) => f.name !== "kind",
       );
       parts.push({

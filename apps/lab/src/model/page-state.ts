@@ -53,7 +53,7 @@ const CHUNK_SHIFT = 10;
 
 /**
  * Watches the model's per-page arrays and reports what changed since the last scan. The calls that
- * change page state (the buddy allocator's alloc/free/range/leak, the hypervisor's per-page visibility,
+ * change page state (the buddy allocator's alloc/bulk alloc/free/range/leak, the hypervisor's per-page and range visibility,
  * change_page_attr) are wrapped on their instances — they pass through unchanged — to note which
  * 1024-page chunks they touched, and a scan compares only those. A full scan (at each phase end) compares
  * every page and counts what the noted chunks missed, so a mutator this list forgot shows up as
@@ -110,6 +110,12 @@ export class PageTracker {
       mark(start, pages);
       freeRange(start, pages);
     };
+    const allocPagesBulk = buddy.allocPagesBulk.bind(buddy);
+    buddy.allocPagesBulk = (count, options, out, at = 0) => {
+      const got = allocPagesBulk(count, options, out, at);
+      for (let i = 0; i < got; i++) mark(out[at + i]!);
+      return got;
+    };
     const leakPages = buddy.leakPages.bind(buddy);
     buddy.leakPages = (pfn, count) => {
       mark(pfn, count);
@@ -119,6 +125,11 @@ export class PageTracker {
     m.phys.setHostVisible = (pfn, visible) => {
       if (Number.isInteger(pfn) && pfn >= 0) mark(pfn);
       return setHostVisible(pfn, visible);
+    };
+    const setHostVisibleRange = m.phys.setHostVisibleRange.bind(m.phys);
+    m.phys.setHostVisibleRange = (pfn, count, visible) => {
+      if (Number.isInteger(pfn) && pfn >= 0 && count > 0) mark(pfn, count);
+      return setHostVisibleRange(pfn, count, visible);
     };
     const changePageAttr = m.changePageAttr.bind(m);
     m.changePageAttr = (va, pages, change) => {

@@ -62,6 +62,24 @@ export class GpadlAssembler {
   readonly rejected: GpadlRejectCounters = zeroCounters();
   private readonly inProgress = new Map<number, InProgress>();
   private readonly established = new Map<number, AssembledGpadl>();
+  /**
+   * The stream of the last GPADL finished (or dropped), kept for the next header: a 4096-page GPADL's
+   * stream is 32 KiB, and a fresh one per GPADL costs more than the whole assembly. Every byte of a
+   * stream is written before it is parsed, so a reused one needs no clearing.
+   */
+  private spare: Uint8Array | undefined;
+
+  private takeStream(len: number): Uint8Array {
+    const spare = this.spare;
+    if (spare === undefined || spare.length < len) return new Uint8Array(len);
+    this.spare = undefined;
+    return spare.subarray(0, len);
+  }
+
+  private releaseStream(entry: InProgress): void {
+    const whole = new Uint8Array(entry.stream.buffer, 0, entry.stream.buffer.byteLength);
+    if (this.spare === undefined || whole.length > this.spare.length) this.spare = whole;
+  }
 
   /** Established GPADLs by handle (the host's table). */
   get(gpadl: number): AssembledGpadl | undefined {
@@ -97,7 +115,7 @@ export class GpadlAssembler {
     const entry: InProgress = {
       childRelid: msg.childRelid,
       rangeCount: msg.rangeCount,
-      stream: new Uint8Array(len),
+      stream: this.takeStream(len),
       filled: msg.rangeData.length,
     };
     entry.stream.set(msg.rangeData);
@@ -133,7 +151,12 @@ export class GpadlAssembler {
       this.established.delete(gpadl);
       return ok(done);
     }
-    if (this.inProgress.delete(gpadl)) return ok(undefined);
+    const half = this.inProgress.get(gpadl);
+    if (half !== undefined) {
+      this.inProgress.delete(gpadl);
+      this.releaseStream(half);
+      return ok(undefined);
+    }
     this.rejected["unknown-handle"]++;
     return err("EINVAL", "unknown-handle", `teardown of unknown GPADL 0x${gpadl.toString(16)}`);
   }
@@ -145,6 +168,7 @@ export class GpadlAssembler {
     const parsed = parseRanges(entry.stream, entry.rangeCount);
     if (!parsed.ok) return this.reject(gpadl, parsed.reason, parsed.message, true);
     this.inProgress.delete(gpadl);
+    this.releaseStream(entry);
     const value: AssembledGpadl = {
       childRelid: entry.childRelid,
       gpadl,
@@ -162,7 +186,11 @@ export class GpadlAssembler {
     dropInProgress: boolean,
   ): GpadlStep {
     this.rejected[reason]++;
-    if (dropInProgress) this.inProgress.delete(gpadl);
+    const entry = dropInProgress ? this.inProgress.get(gpadl) : undefined;
+    if (entry !== undefined) {
+      this.inProgress.delete(gpadl);
+      this.releaseStream(entry);
+    }
     const code = reason === "duplicate-handle" || reason === "unknown-handle" ? "EINVAL" : "EPROTO";
     return { kind: "rejected", gpadl, reason, error: new VmbusError(code, reason, message) };
   }

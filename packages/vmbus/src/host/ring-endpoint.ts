@@ -7,7 +7,7 @@
 import type { Result } from "../errors.js";
 import { OutgoingRing, type RingWriteOk } from "../ring/outgoing.js";
 import { bytesToRead, bytesToWrite, checkRingIndex, type RingMem } from "../ring/ring-mem.js";
-import { viewOf } from "../wire/bytes.js";
+import { readU16, readU32, readU64BigInt, writeU16 } from "../wire/bytes.js";
 import {
   encodeCompletionPacket,
   encodeTransferPagePacket,
@@ -96,9 +96,8 @@ export class HostRingEndpoint {
     if (avail === 0) return EMPTY;
     if (avail < VMPACKET_DESCRIPTOR_SIZE + VMBUS_PKT_TRAILER) return this.corrupt("short");
     mem.read(this.readPos, this.head);
-    const hv = viewOf(this.head);
-    const len = hv.getUint16(4, true) << 3;
-    const off = hv.getUint16(2, true) << 3;
+    const len = readU16(this.head, 4) << 3;
+    const off = readU16(this.head, 2) << 3;
     if (len < VMPACKET_DESCRIPTOR_SIZE) return this.corrupt("bad-length");
     if (off < VMPACKET_DESCRIPTOR_SIZE || off > len) return this.corrupt("bad-offset");
     if (len + VMBUS_PKT_TRAILER > avail) return this.corrupt("overrun");
@@ -106,14 +105,12 @@ export class HostRingEndpoint {
     const bytes = new Uint8Array(len);
     mem.read(this.readPos, bytes);
     // The copy's length fields are the ones validated above, whatever the ring holds now.
-    const bv = viewOf(bytes);
-    bv.setUint16(2, off >>> 3, true);
-    bv.setUint16(4, len >>> 3, true);
+    writeU16(bytes, 2, off >>> 3);
+    writeU16(bytes, 4, len >>> 3);
     let trailerAt = this.readPos + len;
     if (trailerAt >= dsize) trailerAt -= dsize;
     mem.read(trailerAt, this.trailer);
-    const tv = viewOf(this.trailer);
-    if (tv.getUint32(0, true) !== 0 || tv.getUint32(4, true) !== this.readPos)
+    if (readU32(this.trailer, 0) !== 0 || readU32(this.trailer, 4) !== this.readPos)
       this.counters.trailerMismatch++;
 
     const offset = this.readPos;
@@ -155,7 +152,7 @@ export class HostRingEndpoint {
 
   /** Writes a prepared packet (descriptor first, length a multiple of 8) into the guest's inbound ring. */
   send(packet: Uint8Array): Result<RingWriteOk> {
-    const transId = viewOf(packet).getBigUint64(8, true);
+    const transId = readU64BigInt(packet, 8);
     return this.writer.write([packet], transId);
   }
 

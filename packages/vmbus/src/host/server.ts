@@ -14,7 +14,7 @@ import { type Result, VmbusError } from "../errors.js";
 import type { RingWriteOk } from "../ring/outgoing.js";
 import type { Scheduler } from "../scheduler.js";
 import type { PostStatusHook, SynicLink } from "../synic.js";
-import { guidFromString } from "../wire/bytes.js";
+import { guidFromString, readU32 } from "../wire/bytes.js";
 import {
   type ChannelMessage,
   decodeChannelMessage,
@@ -335,7 +335,7 @@ export class HostVmbusServer {
   }
 
   private count(map: Map<number, number>, bytes: Uint8Array): void {
-    const type = bytes.length >= 4 ? new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true) : -1;
+    const type = bytes.length >= 4 ? readU32(bytes, 0) : -1;
     map.set(type, (map.get(type) ?? 0) + 1);
   }
 
@@ -379,7 +379,8 @@ export class HostVmbusServer {
 
   private handle(bytes: Uint8Array): void {
     this.count(this.counters.received, bytes);
-    const decoded = decodeChannelMessage(bytes);
+    // The SynIC's copy of the guest's message, the host's own: decoded in place.
+    const decoded = decodeChannelMessage(bytes, { owned: true });
     if (!decoded.ok) {
       this.counters.dropped.malformed++;
       return;

@@ -7,7 +7,8 @@
  */
 import { err, invariant, ok, type Result } from "../errors.js";
 import { type KernelContext, VMBUS_FINDING } from "../profile.js";
-import { type PacketDescriptor, readPacketDescriptor, VMPACKET_DESCRIPTOR_SIZE } from "../wire/packet.js";
+import { readU16, readU64BigInt } from "../wire/bytes.js";
+import { type PacketDescriptor, VMPACKET_DESCRIPTOR_SIZE } from "../wire/packet.js";
 import {
   RING_FEAT_PENDING_SEND_SZ,
   RING_HEADER,
@@ -37,7 +38,10 @@ export type IndexPolicy = "reject" | "linux";
 export interface IncomingPacket {
   /** Descriptor parsed from the private copy, with the sanitised len8/offset8. */
   readonly desc: PacketDescriptor;
-  /** The private copy (pkt_len bytes). Valid until the next first()/next(); copy it to keep it. */
+  /**
+   * The private copy (pkt_len bytes). The packet (this object, its desc and its views) is valid until the
+   * next first()/next(): the ring refills one packet object; copy what you keep.
+   */
   readonly bytes: Uint8Array;
   /** bytes[offset8·8 .. len), the payload after the descriptor area. */
   readonly data: Uint8Array;
@@ -103,7 +107,16 @@ export class IncomingRing {
   /** rbi->pkt_buffer: guest-private memory the packet is copied into. */
   private readonly pktBuffer: Uint8Array;
   private readonly pktView: DataView;
+  /** pkt_buffer's first 16 bytes: where the descriptor is peeked. */
+  private readonly pktHead: Uint8Array;
   private currentLen8 = -1;
+  /** The packet first() hands out, refilled for each packet (its desc, bytes and data views). */
+  private readonly current: {
+    desc: { type: number; offset8: number; len8: number; flags: number; transId: bigint };
+    bytes: Uint8Array;
+    data: Uint8Array;
+  };
+  private readonly currentResult: { readonly kind: "packet"; readonly packet: IncomingPacket };
 
   constructor(mem: RingMem, options: IncomingRingOptions = {}) {
     const size = options.pktBufferSize ?? VMBUS_DEFAULT_MAX_PKT_SIZE;
@@ -121,6 +134,13 @@ export class IncomingRing {
     this.indexPolicy = options.indexPolicy ?? (kernelExact ? "linux" : "reject");
     this.pktBuffer = new Uint8Array(size);
     this.pktView = new DataView(this.pktBuffer.buffer);
+    this.pktHead = this.pktBuffer.subarray(0, VMPACKET_DESCRIPTOR_SIZE);
+    this.current = {
+      desc: { type: 0, offset8: 0, len8: 0, flags: 0, transId: 0n },
+      bytes: this.pktBuffer.subarray(0, 0),
+      data: this.pktBuffer.subarray(0, 0),
+    };
+    this.currentResult = { kind: "packet", packet: this.current };
     // hv_ringbuffer_init starts from index 0; resync with the published read index if reused.
     const published = mem.readHeaderU32(RING_HEADER.READ_INDEX);
     this.privRead = checkRingIndex(mem.dataSize, published) === undefined ? published : 0;
@@ -155,8 +175,7 @@ export class IncomingRing {
     if (problem === "out-of-range") this.reportPastPublished(writeIndex, avail, cap);
 
     // READ_ONCE of len8 and offset8 from shared memory: exactly one read of each.
-    const head = this.pktBuffer.subarray(0, VMPACKET_DESCRIPTOR_SIZE);
-    mem.read(this.privRead, head);
+    mem.read(this.privRead, this.pktHead);
     let pktLen = this.pktView.getUint16(4, true) << 3;
     let pktOffset = this.pktView.getUint16(2, true) << 3;
     if (pktLen < VMPACKET_DESCRIPTOR_SIZE) {
@@ -176,7 +195,8 @@ export class IncomingRing {
 
     // memcpy into pkt_buffer (this re-reads the descriptor bytes, as the kernel's memcpy does; only
     // the sanitised len8/offset8 below are trusted), then write the sanitised values into the copy.
-    const bytes = this.pktBuffer.subarray(0, pktLen);
+    const bytes =
+      this.current.bytes.length === pktLen ? this.current.bytes : this.pktBuffer.subarray(0, pktLen);
     mem.read(this.privRead, bytes);
     this.counters.bytesCopied += pktLen;
     this.pktView.setUint16(4, pktLen >>> 3, true);
@@ -184,10 +204,21 @@ export class IncomingRing {
     this.currentLen8 = pktLen >>> 3;
     this.counters.packets++;
 
-    const desc = readPacketDescriptor(bytes);
+    // One packet object per ring, refilled: the packet is valid until the next first()/next().
+    const cur = this.current;
+    const desc = cur.desc;
+    desc.type = readU16(bytes, 0);
+    desc.offset8 = pktOffset >>> 3;
+    desc.len8 = pktLen >>> 3;
+    desc.flags = readU16(bytes, 6);
+    desc.transId = readU64BigInt(bytes, 8);
     // Payload length follows len8 (VMPACKET_DATA_LENGTH), which truncates an unaligned clamp.
-    const data = bytes.subarray(pktOffset, (pktLen >>> 3) << 3);
-    return { kind: "packet", packet: { desc, bytes, data } };
+    const dataEnd = (pktLen >>> 3) << 3;
+    if (cur.bytes.length !== pktLen) cur.bytes = bytes;
+    if (cur.data.byteOffset !== pktOffset || cur.data.length !== dataEnd - pktOffset) {
+      cur.data = this.pktBuffer.subarray(pktOffset, dataEnd);
+    }
+    return this.currentResult;
   }
 
   /**

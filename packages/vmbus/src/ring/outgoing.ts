@@ -67,7 +67,9 @@ export interface SendOptions<T> {
   readonly ctx?: T;
 }
 
+/** The zero padding to 8 bytes, one view per length 0..7. */
 const ZERO_PAD = new Uint8Array(8);
+const ZERO_PADS: readonly Uint8Array[] = Array.from({ length: 8 }, (_, n) => ZERO_PAD.subarray(0, n));
 
 export class OutgoingRing<T = unknown> {
   readonly mem: RingMem;
@@ -92,6 +94,10 @@ export class OutgoingRing<T = unknown> {
   private oobBytes = 0;
   private oobFirst = 0;
   private readonly scratchDesc = new Uint8Array(VMPACKET_DESCRIPTOR_SIZE);
+  private readonly scratchKv: Uint8Array[] = [this.scratchDesc, ZERO_PAD, ZERO_PAD];
+  /** A packet gathered for its one copy into the ring, and the view of its current length. */
+  private packetScratch = new Uint8Array(256);
+  private packetView = this.packetScratch.subarray(0, 0);
   private readonly scratchU64 = new Uint8Array(8);
   private readonly scratchU64View = new DataView(this.scratchU64.buffer);
 
@@ -111,7 +117,16 @@ export class OutgoingRing<T = unknown> {
    * hv_ringbuffer_write: `kv` are the pieces of one packet, the first starting with its 16-byte
    * descriptor. The total (plus the 8-byte trailer) must be strictly less than the free space, so
    * the ring never becomes exactly full (read == write would then mean empty). The request id is
-   * allocated after the copy, and only for COMPLETION_REQUESTED packets, as in the kernel.
+   * allocated only for COMPLETION_REQUESTED packets, after the copy as in the kernel (the hardened
+   * copy takes it just before its single ring access, with the same result).
+   *
+   * One path for both modes. Hardened (and without a profile): a bad shared index refuses the write,
+   * and the write_index read for the space check is the one used throughout. Kernel-exact: the indices
+   * are used unchecked, the copy starts at a second fetch of write_index (hv_get_next_write_location)
+   * and the trailer carries a third (hv_get_ring_bufferindices); each copy lands at ring + offset
+   * through the double mapping, which covers data offsets [0, 2·dataSize): the model writes what falls
+   * inside it (at its alias) and reports what falls outside as an out-of-bounds write, without touching
+   * memory it does not own, and a write_index that moved between the fetches as a double fetch.
    */
   write(
     kv: readonly Uint8Array[],
@@ -131,22 +146,22 @@ export class OutgoingRing<T = unknown> {
     if (total % 8 !== 0) invariant(false, `packet plus trailer is ${total} bytes, not a multiple of 8`);
 
     // Both indices live in the shared header page; a hostile host can rewrite either.
-    const writeIndex = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
+    const exact = this.kernelExact;
+    const firstWrite = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
     const readIndex = mem.readHeaderU32(RING_HEADER.READ_INDEX);
-    const problem = checkRingIndex(dsize, writeIndex) ?? checkRingIndex(dsize, readIndex);
+    const problem = checkRingIndex(dsize, firstWrite) ?? checkRingIndex(dsize, readIndex);
     if (problem !== undefined) {
       this.counters.corrupt[problem]++;
-      if (!this.kernelExact) {
+      if (!exact) {
         return err(
           "EIO",
           "corrupt-ring",
-          `shared ring index ${problem} (write ${writeIndex}, read ${readIndex})`,
+          `shared ring index ${problem} (write ${firstWrite}, read ${readIndex})`,
         );
       }
     }
-    if (this.kernelExact) return this.writeKernel(kv, total, writeIndex, readIndex, requestId, ...ctx);
 
-    const avail = bytesToWrite(dsize, writeIndex, readIndex);
+    const avail = bytesToWrite(dsize, firstWrite, readIndex);
     if (avail <= total) {
       this.counters.outFullTotal++;
       if (!this.outFullFlag) {
@@ -156,35 +171,53 @@ export class OutgoingRing<T = unknown> {
       return err("EAGAIN", "ring-full", `${total} bytes to write, ${avail} available`);
     }
     this.outFullFlag = false;
+    this.oobBytes = 0;
 
-    const oldWrite = writeIndex;
-    let next = writeIndex;
-    for (const piece of kv) {
-      if (piece.length === 0) continue;
-      mem.write(next, piece);
-      next += piece.length;
-      if (next >= dsize) next -= dsize;
-    }
-
-    let transId = requestId;
+    const oldWrite = exact ? mem.readHeaderU32(RING_HEADER.WRITE_INDEX) : firstWrite;
     const flags = first[6]! | (first[7]! << 8);
-    if (flags === VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED && this.requestTable !== undefined) {
-      const id = this.requestTable.allocate(ctx[0] as T);
-      if (id === undefined) {
-        // Nothing was published: the copied bytes sit beyond write_index and are overwritten later.
-        this.counters.requestTableFull++;
-        return err("EAGAIN", "request-table-full", "no free request id");
+    const allocates =
+      flags === VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED && this.requestTable !== undefined;
+    let next = oldWrite;
+    let transId = requestId;
+    if (exact) {
+      for (const piece of kv) next = this.copyKernel(next, piece);
+      if (allocates) {
+        const id = this.requestTable!.allocate(ctx[0] as T);
+        if (id === undefined) return this.requestTableFull();
+        transId = BigInt(id);
       }
-      transId = BigInt(id);
+      // WRITE_ONCE(desc->trans_id) into the ring copy, 8 bytes into the packet just written.
+      this.scratchU64View.setBigUint64(0, transId, true);
+      this.copyKernel((oldWrite + 8) >>> 0, this.scratchU64);
+    } else {
+      // The id the kernel allocates after its copy is taken first here, so that the packet, its
+      // trans_id and its trailer go into the ring as one access; nothing is visible to the reader before
+      // write_index moves, and a full table still leaves the copied bytes (placeholder trans_id) beyond
+      // write_index, as the kernel's order does.
+      const id = allocates ? this.requestTable!.allocate(ctx[0] as T) : undefined;
+      if (allocates && id === undefined) {
+        this.copyPacket(oldWrite, kv, total, undefined);
+        return this.requestTableFull();
+      }
+      if (id !== undefined) transId = BigInt(id);
+      next = this.copyPacket(oldWrite, kv, total, transId);
     }
-    // WRITE_ONCE(desc->trans_id) into the ring copy, 8 bytes into the packet just written.
-    this.scratchU64View.setBigUint64(0, transId, true);
-    mem.write((oldWrite + 8) % dsize, this.scratchU64);
 
-    writeTrailer(this.scratchU64, oldWrite);
-    mem.write(next, this.scratchU64);
-    next += VMBUS_PKT_TRAILER;
-    if (next >= dsize) next -= dsize;
+    if (exact) {
+      const trailerWrite = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
+      writeTrailer(this.scratchU64, trailerWrite);
+      next = this.copyKernel(next, this.scratchU64);
+      if (oldWrite !== firstWrite || trailerWrite !== firstWrite) {
+        this.counters.doubleFetches++;
+        this.kernel!.report({
+          id: VMBUS_FINDING.ringWriteDoubleFetch,
+          invariant: "I3",
+          what: `write_index read as ${firstWrite} for the space check, ${oldWrite} for the copy and ${trailerWrite} for the trailer`,
+          where: `hv_ringbuffer_write, ${this.name}`,
+        });
+      }
+      this.reportOutOfBounds();
+    }
 
     // virt_mb(), then publish.
     mem.writeHeaderU32(RING_HEADER.WRITE_INDEX, next);
@@ -201,75 +234,46 @@ export class OutgoingRing<T = unknown> {
   }
 
   /**
-   * hv_ringbuffer_write as the profile's kernel runs it, indices unchecked: the space check uses the
-   * first fetch of write_index (hv_get_bytes_to_write), the copy starts at a second fetch
-   * (hv_get_next_write_location), the trailer carries a third (hv_get_ring_bufferindices). Each copy
-   * lands at ring + offset through the double mapping, which covers data offsets [0, 2·dataSize): the
-   * model writes what falls inside it (at its alias) and reports what falls outside as an out-of-bounds
-   * write, without touching memory it does not own.
+   * The hardened copy: the pieces, the trans_id (when given) and the trailer (which carries oldWrite,
+   * this mode's only fetch of write_index) gathered into one scratch and written with one ring access.
+   * Nothing is visible to the reader before write_index moves, so it reads the same bytes as after the
+   * kernel's piece-by-piece copies. Returns the offset after it.
    */
-  private writeKernel(
+  private copyPacket(
+    oldWrite: number,
     kv: readonly Uint8Array[],
     total: number,
-    firstWrite: number,
-    readIndex: number,
-    requestId: bigint,
-    ...ctx: [] | [T]
-  ): Result<RingWriteOk> {
-    const mem = this.mem;
-    const first = kv[0]!;
-    const avail = bytesToWrite(mem.dataSize, firstWrite, readIndex);
-    if (avail <= total) {
-      this.counters.outFullTotal++;
-      if (!this.outFullFlag) {
-        this.counters.outFullFirst++;
-        this.outFullFlag = true;
-      }
-      return err("EAGAIN", "ring-full", `${total} bytes to write, ${avail} available`);
+    transId: bigint | undefined,
+  ): number {
+    let buf = this.packetScratch;
+    if (buf.length < total) {
+      buf = new Uint8Array(Math.max(total, 2 * buf.length));
+      this.packetScratch = buf;
     }
-    this.outFullFlag = false;
-    this.oobBytes = 0;
-    const oldWrite = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
-    let next = oldWrite;
-    for (const piece of kv) next = this.copyKernel(next, piece);
+    let at = 0;
+    for (const piece of kv) {
+      buf.set(piece, at);
+      at += piece.length;
+    }
+    if (transId !== undefined) {
+      this.scratchU64View.setBigUint64(0, transId, true);
+      buf.set(this.scratchU64, 8);
+    }
+    writeTrailer(this.scratchU64, oldWrite);
+    buf.set(this.scratchU64, at);
+    if (this.packetView.length !== total || this.packetView.buffer !== buf.buffer) {
+      this.packetView = buf.subarray(0, total);
+    }
+    this.mem.write(oldWrite, this.packetView);
+    const next = oldWrite + total;
+    return next >= this.mem.dataSize ? next - this.mem.dataSize : next;
+  }
 
-    let transId = requestId;
-    const flags = first[6]! | (first[7]! << 8);
-    if (flags === VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED && this.requestTable !== undefined) {
-      const id = this.requestTable.allocate(ctx[0] as T);
-      if (id === undefined) {
-        this.counters.requestTableFull++;
-        this.reportOutOfBounds();
-        return err("EAGAIN", "request-table-full", "no free request id");
-      }
-      transId = BigInt(id);
-    }
-    this.scratchU64View.setBigUint64(0, transId, true);
-    this.copyKernel((oldWrite + 8) >>> 0, this.scratchU64);
-
-    const trailerWrite = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
-    writeTrailer(this.scratchU64, trailerWrite);
-    next = this.copyKernel(next, this.scratchU64);
-    if (oldWrite !== firstWrite || trailerWrite !== firstWrite) {
-      this.counters.doubleFetches++;
-      this.kernel!.report({
-        id: VMBUS_FINDING.ringWriteDoubleFetch,
-        invariant: "I3",
-        what: `write_index read as ${firstWrite} for the space check, ${oldWrite} for the copy and ${trailerWrite} for the trailer`,
-        where: `hv_ringbuffer_write, ${this.name}`,
-      });
-    }
-    this.reportOutOfBounds();
-
-    mem.writeHeaderU32(RING_HEADER.WRITE_INDEX, next);
-    this.counters.packets++;
-    this.counters.bytes += total;
-    let signal = false;
-    if (mem.readHeaderU32(RING_HEADER.INTERRUPT_MASK) === 0) {
-      signal = oldWrite === mem.readHeaderU32(RING_HEADER.READ_INDEX);
-    }
-    if (signal) this.counters.signals++;
-    return ok({ transId, signal });
+  /** Nothing was published: the copied bytes sit beyond write_index and are overwritten later. */
+  private requestTableFull(): Result<RingWriteOk> {
+    this.counters.requestTableFull++;
+    if (this.kernelExact) this.reportOutOfBounds();
+    return err("EAGAIN", "request-table-full", "no free request id");
   }
 
   /** hv_copyto_ringbuffer: memcpy at ring + offset, then offset += len, less dataSize once (u32). */
@@ -319,11 +323,14 @@ export class OutgoingRing<T = unknown> {
       flags: opts.flags,
       transId: VMBUS_RQST_ERROR,
     });
-    return this.writeWithCtx(
-      [this.scratchDesc, payload, ZERO_PAD.subarray(0, aligned - packetLen)],
-      opts.requestId ?? VMBUS_RQST_ERROR,
-      opts,
-    );
+    // The pieces go into the ring before write returns: one array serves every packet.
+    const kv = this.scratchKv;
+    kv[0] = this.scratchDesc;
+    kv[1] = payload;
+    kv[2] = ZERO_PADS[aligned - packetLen]!;
+    const r = this.writeWithCtx(kv, opts.requestId ?? VMBUS_RQST_ERROR, opts);
+    kv[1] = ZERO_PADS[0]!;
+    return r;
   }
 
   /**
@@ -339,7 +346,7 @@ export class OutgoingRing<T = unknown> {
   ): Result<RingWriteOk> {
     const packetLen = desc.length + data.length;
     const aligned = align8(packetLen);
-    const kv = [desc, data, ZERO_PAD.subarray(0, aligned - packetLen)];
+    const kv = [desc, data, ZERO_PADS[aligned - packetLen]!];
     return ctx.length === 1 ? this.write(kv, requestId, ctx[0]) : this.write(kv, requestId);
   }
 

@@ -21,10 +21,10 @@ export interface RingMem {
 
 /** The access rule every RingMem enforces; a violation is a model bug. */
 export function checkRingAccess(dataSize: number, dataOffset: number, length: number): void {
-  invariant(
-    Number.isInteger(dataOffset) && dataOffset >= 0 && dataOffset < dataSize && length <= dataSize,
-    `ring access of ${length} bytes at ${dataOffset} outside a ${dataSize}-byte data area`,
-  );
+  // The message is built only on failure: this runs for every ring access.
+  if (!(Number.isInteger(dataOffset) && dataOffset >= 0 && dataOffset < dataSize && length <= dataSize)) {
+    invariant(false, `ring access of ${length} bytes at ${dataOffset} outside a ${dataSize}-byte data area`);
+  }
 }
 
 /**

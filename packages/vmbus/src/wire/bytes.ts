@@ -39,21 +39,50 @@ export function readU32(bytes: Uint8Array, offset: number): number {
   );
 }
 
-let boundBuffer: ArrayBufferLike | undefined;
-let boundView: DataView | undefined;
+export function readU16(bytes: Uint8Array, offset: number): number {
+  return bytes[offset]! | (bytes[offset + 1]! << 8);
+}
 
-/**
- * A DataView over the whole ArrayBuffer behind `bytes` (index it with `bytes.byteOffset + offset`),
- * kept for the last buffer asked about: the ring and packet codecs read and write the same ring buffer
- * over and over, so they get one view per buffer instead of one per packet.
- */
-export function bufferView(bytes: Uint8Array): DataView {
-  const buffer = bytes.buffer;
-  if (buffer !== boundBuffer || boundView === undefined) {
-    boundBuffer = buffer;
-    boundView = new DataView(buffer);
+export function writeU16(bytes: Uint8Array, offset: number, value: number): void {
+  bytes[offset] = value & 0xff;
+  bytes[offset + 1] = (value >>> 8) & 0xff;
+}
+
+export function writeU32(bytes: Uint8Array, offset: number, value: number): void {
+  bytes[offset] = value & 0xff;
+  bytes[offset + 1] = (value >>> 8) & 0xff;
+  bytes[offset + 2] = (value >>> 16) & 0xff;
+  bytes[offset + 3] = (value >>> 24) & 0xff;
+}
+
+/** writeU64Number straight into the bytes (no DataView per packet). */
+export function writeU64NumberAt(bytes: Uint8Array, offset: number, value: number): void {
+  if (!(Number.isSafeInteger(value) && value >= 0)) {
+    invariant(false, `u64 value ${value} is not a safe non-negative integer`);
   }
-  return boundView;
+  writeU32(bytes, offset, value % TWO_POW_32);
+  writeU32(bytes, offset + 4, Math.floor(value / TWO_POW_32));
+}
+
+/** readU64Number straight from the bytes: -1 when the value is 2^53 or more. */
+export function readU64NumberAt(bytes: Uint8Array, offset: number): number {
+  const hi = readU32(bytes, offset + 4);
+  if (hi >= 0x20_0000) return -1;
+  return hi * TWO_POW_32 + readU32(bytes, offset);
+}
+
+// A u64 trans_id as a bigint without a DataView over the packet: through one bound 8-byte scratch.
+const U64_SCRATCH = new Uint8Array(8);
+const U64_VIEW = new DataView(U64_SCRATCH.buffer);
+
+export function readU64BigInt(bytes: Uint8Array, offset: number): bigint {
+  for (let i = 0; i < 8; i++) U64_SCRATCH[i] = bytes[offset + i]!;
+  return U64_VIEW.getBigUint64(0, true);
+}
+
+export function writeU64BigInt(bytes: Uint8Array, offset: number, value: bigint): void {
+  U64_VIEW.setBigUint64(0, value, true);
+  for (let i = 0; i < 8; i++) bytes[offset + i] = U64_SCRATCH[i]!;
 }
 
 export function viewOf(bytes: Uint8Array): DataView {

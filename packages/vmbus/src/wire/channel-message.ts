@@ -450,20 +450,32 @@ const MIN_SIZE: ReadonlyMap<number, number> = new Map<number, number>([
   [CHANNELMSG.UNLOAD_RESPONSE, CHANNEL_MESSAGE_SIZE.UNLOAD_RESPONSE],
 ]);
 
+export interface DecodeChannelMessageOptions {
+  /**
+   * The bytes are the caller's own private copy (what the SynIC hands each side: a copy made when the
+   * message was posted), which nobody else can write: they are read in place instead of copied again.
+   * The decoded message's byte fields may then be views of `input`.
+   */
+  readonly owned?: boolean;
+}
+
 /**
  * Decodes a channel message payload (the SynIC payload_size bytes). Works on a private copy, so the
  * sender cannot change a field after it was checked. Unknown or unmodelled types come back as the
  * "unknown" variant; a payload shorter than its struct, or longer than 240 bytes, is an EPROTO
  * result (the kernel drops such messages in vmbus_on_msg_dpc). Never throws.
  */
-export function decodeChannelMessage(input: Uint8Array): Result<ChannelMessage> {
+export function decodeChannelMessage(
+  input: Uint8Array,
+  options: DecodeChannelMessageOptions = {},
+): Result<ChannelMessage> {
   if (input.length > MAX_SIZE_CHANNEL_MESSAGE) {
     return err("EPROTO", "oversize-message", `channel message of ${input.length} bytes exceeds 240`);
   }
   if (input.length < CHANNEL_MESSAGE_HEADER_SIZE) {
     return err("EPROTO", "short-message", `channel message of ${input.length} bytes has no header`);
   }
-  const b = input.slice();
+  const b = options.owned === true ? input : input.slice();
   const v = viewOf(b);
   const msgtype = v.getUint32(0, true);
   const min = MIN_SIZE.get(msgtype);

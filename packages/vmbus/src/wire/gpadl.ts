@@ -61,37 +61,74 @@ export interface GpadlMessages {
  */
 export function createGpadlMessages(input: GpadlMessagesInput): GpadlMessages {
   const { childRelid, gpadl, sizeBytes, pfns } = input;
-  invariant(Number.isInteger(sizeBytes) && sizeBytes >= 0 && sizeBytes <= 0xffff_ffff, "size is a u32");
-  const pageCount = Math.floor(sizeBytes / HV_HYP_PAGE_SIZE);
-  invariant(
-    pfns.length === pageCount,
-    `GPADL of ${sizeBytes} bytes needs ${pageCount} PFNs, got ${pfns.length}`,
-  );
-
+  const pageCount = gpadlPageCount(sizeBytes, pfns);
   const inHeader = Math.min(pageCount, GPADL_HEADER_MAX_PFNS);
   const header = new Uint8Array(CHANNEL_MESSAGE_SIZE.GPADL_HEADER + GPA_RANGE_HEADER_SIZE + 8 * inHeader);
-  const hv = viewOf(header);
-  hv.setUint32(0, CHANNELMSG.GPADL_HEADER, true);
-  hv.setUint32(8, childRelid, true);
-  hv.setUint32(12, gpadl, true);
-  hv.setUint16(16, gpadlRangeBufLen(pageCount), true);
-  hv.setUint16(18, 1, true);
-  hv.setUint32(20, sizeBytes, true); // range[0].byte_count
-  hv.setUint32(24, 0, true); // range[0].byte_offset
-  for (let i = 0; i < inHeader; i++) writeU64Number(hv, 28 + 8 * i, pfns[i]!);
-
+  encodeGpadlHeader(viewOf(header), childRelid, gpadl, sizeBytes, pfns);
   const bodies: Uint8Array[] = [];
   for (let first = inHeader; first < pageCount; first += GPADL_BODY_MAX_PFNS) {
     const n = Math.min(GPADL_BODY_MAX_PFNS, pageCount - first);
     const body = new Uint8Array(CHANNEL_MESSAGE_SIZE.GPADL_BODY + 8 * n);
-    const bv = viewOf(body);
-    bv.setUint32(0, CHANNELMSG.GPADL_BODY, true);
-    // msgnumber (@8) is left 0, as the kernel does.
-    bv.setUint32(12, gpadl, true);
-    for (let i = 0; i < n; i++) writeU64Number(bv, 16 + 8 * i, pfns[first + i]!);
+    encodeGpadlBody(viewOf(body), gpadl, pfns, first);
     bodies.push(body);
   }
   return { header, bodies, pageCount };
+}
+
+/** pagecount = size >> 12 as create_gpadl_header computes it; a PFN list of another length throws. */
+export function gpadlPageCount(sizeBytes: number, pfns: ArrayLike<number>): number {
+  invariant(Number.isInteger(sizeBytes) && sizeBytes >= 0 && sizeBytes <= 0xffff_ffff, "size is a u32");
+  const pageCount = Math.floor(sizeBytes / HV_HYP_PAGE_SIZE);
+  if (pfns.length !== pageCount) {
+    invariant(false, `GPADL of ${sizeBytes} bytes needs ${pageCount} PFNs, got ${pfns.length}`);
+  }
+  return pageCount;
+}
+
+/**
+ * The CHANNELMSG_GPADL_HEADER create_gpadl_header builds, written at offset 0 of `out` (at least 236
+ * bytes; what lies past the message is left as it was). Returns the message's length, 28 + 8·min(N, 26).
+ * With encodeGpadlBody, the encoder for callers that post each message from one reused buffer.
+ */
+export function encodeGpadlHeader(
+  out: DataView,
+  childRelid: number,
+  gpadl: number,
+  sizeBytes: number,
+  pfns: ArrayLike<number>,
+): number {
+  const pageCount = gpadlPageCount(sizeBytes, pfns);
+  const inHeader = Math.min(pageCount, GPADL_HEADER_MAX_PFNS);
+  out.setUint32(0, CHANNELMSG.GPADL_HEADER, true);
+  out.setUint32(4, 0, true);
+  out.setUint32(8, childRelid, true);
+  out.setUint32(12, gpadl, true);
+  out.setUint16(16, gpadlRangeBufLen(pageCount), true);
+  out.setUint16(18, 1, true);
+  out.setUint32(20, sizeBytes, true); // range[0].byte_count
+  out.setUint32(24, 0, true); // range[0].byte_offset
+  for (let i = 0; i < inHeader; i++) writeU64Number(out, 28 + 8 * i, pfns[i]!);
+  return CHANNEL_MESSAGE_SIZE.GPADL_HEADER + GPA_RANGE_HEADER_SIZE + 8 * inHeader;
+}
+
+/**
+ * The CHANNELMSG_GPADL_BODY carrying PFNs [first, first + 28) of `pfns` (fewer for the last one), msgnumber
+ * left 0 as the kernel does, written at offset 0 of `out`. Returns its length, 16 + 8·k.
+ */
+export function encodeGpadlBody(
+  out: DataView,
+  gpadl: number,
+  pfns: ArrayLike<number>,
+  first: number,
+): number {
+  const n = Math.min(GPADL_BODY_MAX_PFNS, pfns.length - first);
+  if (!(n > 0)) invariant(false, `no PFNs left for a GPADL body from PFN ${first}`);
+  out.setUint32(0, CHANNELMSG.GPADL_BODY, true);
+  out.setUint32(4, 0, true);
+  out.setUint32(8, 0, true);
+  out.setUint32(12, gpadl, true);
+  for (let i = 0; i < n; i++) writeU64Number(out, 16 + 8 * i, pfns[first + i]!);
+  return CHANNEL_MESSAGE_SIZE.GPADL_BODY + 8 * n;
 }
 
 /**

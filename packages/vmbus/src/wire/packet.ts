@@ -5,7 +5,17 @@
  * transfer-page packets (the host's receive path) and completions.
  */
 import { err, invariant, ok, type Result } from "../errors.js";
-import { align8, bufferView, readU64Number, viewOf, writeU64Number } from "./bytes.js";
+import {
+  align8,
+  readU16,
+  readU32,
+  readU64BigInt,
+  readU64NumberAt,
+  writeU16,
+  writeU32,
+  writeU64BigInt,
+  writeU64NumberAt,
+} from "./bytes.js";
 import { HV_HYP_PAGE_SIZE } from "./gpadl.js";
 
 /** enum vmbus_packet_type. Other values stay representable as plain numbers. */
@@ -54,14 +64,12 @@ export interface PacketDescriptor {
 
 export function readPacketDescriptor(bytes: Uint8Array, offset = 0): PacketDescriptor {
   invariant(offset + VMPACKET_DESCRIPTOR_SIZE <= bytes.length, "descriptor past the end of the buffer");
-  const v = bufferView(bytes);
-  const at = bytes.byteOffset + offset;
   return {
-    type: v.getUint16(at, true),
-    offset8: v.getUint16(at + 2, true),
-    len8: v.getUint16(at + 4, true),
-    flags: v.getUint16(at + 6, true),
-    transId: v.getBigUint64(at + 8, true),
+    type: readU16(bytes, offset),
+    offset8: readU16(bytes, offset + 2),
+    len8: readU16(bytes, offset + 4),
+    flags: readU16(bytes, offset + 6),
+    transId: readU64BigInt(bytes, offset + 8),
   };
 }
 
@@ -70,13 +78,11 @@ export function writePacketDescriptor(bytes: Uint8Array, offset: number, d: Pack
     offset >= 0 && offset + VMPACKET_DESCRIPTOR_SIZE <= bytes.length,
     "descriptor past the end of the buffer",
   );
-  const v = bufferView(bytes);
-  const at = bytes.byteOffset + offset;
-  v.setUint16(at, d.type, true);
-  v.setUint16(at + 2, d.offset8, true);
-  v.setUint16(at + 4, d.len8, true);
-  v.setUint16(at + 6, d.flags, true);
-  v.setBigUint64(at + 8, d.transId, true);
+  writeU16(bytes, offset, d.type);
+  writeU16(bytes, offset + 2, d.offset8);
+  writeU16(bytes, offset + 4, d.len8);
+  writeU16(bytes, offset + 6, d.flags);
+  writeU64BigInt(bytes, offset + 8, d.transId);
 }
 
 /** Largest packet a u16 len8 can describe. */
@@ -152,14 +158,14 @@ export function encodePageBufferDescriptor(
     flags: VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
     transId: requestId,
   });
-  const v = viewOf(out);
-  v.setUint32(20, pageBuffers.length, true);
-  pageBuffers.forEach((pb, i) => {
+  writeU32(out, 20, pageBuffers.length);
+  for (let i = 0; i < pageBuffers.length; i++) {
+    const pb = pageBuffers[i]!;
     const at = GPA_DIRECT_HEADER_SIZE + HV_PAGE_BUFFER_SIZE * i;
-    v.setUint32(at, pb.len, true);
-    v.setUint32(at + 4, pb.offset, true);
-    writeU64Number(v, at + 8, pb.pfn);
-  });
+    writeU32(out, at, pb.len);
+    writeU32(out, at + 4, pb.offset);
+    writeU64NumberAt(out, at + 8, pb.pfn);
+  }
   return ok(out);
 }
 
@@ -224,15 +230,14 @@ export function encodeMpbDescriptor(ranges: readonly MpbRange[], dataLen: number
     flags: VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
     transId: VMBUS_RQST_ERROR,
   });
-  const v = viewOf(out);
-  v.setUint32(20, ranges.length, true);
+  writeU32(out, 20, ranges.length);
   let at = GPA_DIRECT_HEADER_SIZE;
   for (const r of ranges) {
-    v.setUint32(at, r.len, true);
-    v.setUint32(at + 4, r.offset, true);
+    writeU32(out, at, r.len);
+    writeU32(out, at + 4, r.offset);
     at += 8;
     for (const pfn of r.pfns) {
-      writeU64Number(v, at, pfn);
+      writeU64NumberAt(out, at, pfn);
       at += 8;
     }
   }
@@ -266,15 +271,14 @@ export function decodeGpaDirectPacket(pkt: Uint8Array): Result<GpaDirectPacket> 
   if (headerEnd < GPA_DIRECT_HEADER_SIZE || headerEnd > end || end > pkt.length) {
     return err("EPROTO", "bad-offsets", `offset8 ${desc.offset8}, len8 ${desc.len8}, ${pkt.length} bytes`);
   }
-  const v = viewOf(pkt);
-  const rangeCount = v.getUint32(20, true);
+  const rangeCount = readU32(pkt, 20);
   if (rangeCount === 0) return err("EPROTO", "zero-range-count", "GPA direct packet without ranges");
   const ranges: GpaDirectRange[] = [];
   let at = GPA_DIRECT_HEADER_SIZE;
   for (let r = 0; r < rangeCount; r++) {
     if (at + 8 > headerEnd) return err("EPROTO", "ranges-overflow", `range ${r} past the descriptor area`);
-    const len = v.getUint32(at, true);
-    const offset = v.getUint32(at + 4, true);
+    const len = readU32(pkt, at);
+    const offset = readU32(pkt, at + 4);
     at += 8;
     if (len === 0 || offset >= HV_HYP_PAGE_SIZE) {
       return err("EPROTO", "bad-range", `range ${r}: offset ${offset}, len ${len}`);
@@ -284,7 +288,7 @@ export function decodeGpaDirectPacket(pkt: Uint8Array): Result<GpaDirectPacket> 
       return err("EPROTO", "ranges-overflow", `range ${r} PFNs past the descriptor area`);
     const pfns = new Float64Array(n);
     for (let i = 0; i < n; i++, at += 8) {
-      const pfn = readU64Number(v, at);
+      const pfn = readU64NumberAt(pkt, at);
       if (pfn < 0) return err("EPROTO", "u64-out-of-range", `range ${r} PFN ${i} is 2^53 or more`);
       pfns[i] = pfn;
     }
@@ -322,11 +326,20 @@ export function encodeTransferPagePacket(p: {
   readonly transId: bigint;
   readonly flags: number;
   readonly payload?: Uint8Array;
+  /**
+   * Where to write the packet (its first `size` bytes, zeroed first) instead of a new buffer: for a
+   * sender that copies it into the ring at once. The result is then a view of it.
+   */
+  readonly into?: Uint8Array;
 }): Uint8Array {
   const header = XFER_PAGE_HEADER_SIZE + 8 * p.ranges.length;
   const size = Math.ceil((header + (p.payload?.length ?? 0)) / 8) * 8;
   invariant(size <= MAX_PACKET_LEN, "transfer page packet too large");
-  const out = new Uint8Array(size);
+  let out: Uint8Array;
+  if (p.into !== undefined && p.into.length >= size) {
+    out = p.into.length === size ? p.into : p.into.subarray(0, size);
+    out.fill(0);
+  } else out = new Uint8Array(size);
   if (p.payload) out.set(p.payload, header);
   writePacketDescriptor(out, 0, {
     type: VM_PKT.DATA_USING_XFER_PAGES,
@@ -335,14 +348,14 @@ export function encodeTransferPagePacket(p: {
     flags: p.flags,
     transId: p.transId,
   });
-  const v = viewOf(out);
-  v.setUint16(16, p.pagesetId, true);
-  v.setUint8(18, p.senderOwns ? 1 : 0);
-  v.setUint32(20, p.ranges.length, true);
-  p.ranges.forEach((r, i) => {
-    v.setUint32(XFER_PAGE_HEADER_SIZE + 8 * i, r.byteCount, true);
-    v.setUint32(XFER_PAGE_HEADER_SIZE + 8 * i + 4, r.byteOffset, true);
-  });
+  writeU16(out, 16, p.pagesetId);
+  out[18] = p.senderOwns ? 1 : 0;
+  writeU32(out, 20, p.ranges.length);
+  for (let i = 0; i < p.ranges.length; i++) {
+    const r = p.ranges[i]!;
+    writeU32(out, XFER_PAGE_HEADER_SIZE + 8 * i, r.byteCount);
+    writeU32(out, XFER_PAGE_HEADER_SIZE + 8 * i + 4, r.byteOffset);
+  }
   return out;
 }
 
@@ -355,8 +368,7 @@ export function decodeTransferPagePacket(pkt: Uint8Array): Result<TransferPagePa
   if (pkt.length < XFER_PAGE_HEADER_SIZE)
     return err("EPROTO", "short-packet", "transfer page header truncated");
   const desc = readPacketDescriptor(pkt);
-  const v = viewOf(pkt);
-  const rangeCount = v.getUint32(20, true);
+  const rangeCount = readU32(pkt, 20);
   if (rangeCount === 0) return err("EPROTO", "zero-range-count", "transfer page packet without ranges");
   const limit = Math.min(pkt.length, desc.len8 * 8);
   if (rangeCount > (limit - XFER_PAGE_HEADER_SIZE) / 8) {
@@ -365,7 +377,7 @@ export function decodeTransferPagePacket(pkt: Uint8Array): Result<TransferPagePa
   const ranges: TransferPageRange[] = [];
   for (let i = 0; i < rangeCount; i++) {
     const at = XFER_PAGE_HEADER_SIZE + 8 * i;
-    ranges.push({ byteCount: v.getUint32(at, true), byteOffset: v.getUint32(at + 4, true) });
+    ranges.push({ byteCount: readU32(pkt, at), byteOffset: readU32(pkt, at + 4) });
   }
-  return ok({ desc, pagesetId: v.getUint16(16, true), senderOwns: v.getUint8(18) !== 0, ranges });
+  return ok({ desc, pagesetId: readU16(pkt, 16), senderOwns: pkt[18] !== 0, ranges });
 }
