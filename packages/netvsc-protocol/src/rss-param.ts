@@ -7,7 +7,7 @@
 
 import { type NetvscResult, ok, reject } from "./errors.js";
 import { ITAB_NUM } from "./flow-hash.js";
-import { checkU16, view } from "./wire.js";
+import { checkU16, readU16, readU32, writeU16, writeU32 } from "./wire.js";
 
 /** NDIS_OBJECT_TYPE_RSS_PARAMETERS, the header type of the struct. */
 export const NDIS_OBJECT_TYPE_RSS_PARAMETERS = 0x89;
@@ -102,18 +102,17 @@ export type RssParamRejectReason =
 export function encodeRssParam(input: RssParamInput): Uint8Array {
   const tableBytes = 4 * input.table.length;
   const buf = new Uint8Array(NDIS_RSS_PARAM_SIZE + tableBytes + input.key.length);
-  const dv = view(buf);
-  dv.setUint8(AT.type, NDIS_OBJECT_TYPE_RSS_PARAMETERS);
-  dv.setUint8(AT.revision, NDIS_RSS_PARAMETERS_REVISION_2);
-  dv.setUint16(AT.size, NDIS_RSS_PARAM_SIZE, true);
-  dv.setUint16(AT.flag, checkU16("flag", input.flag), true);
-  dv.setUint32(AT.hashInfo, input.hashInfo >>> 0, true);
-  dv.setUint16(AT.tableSize, checkU16("table bytes", tableBytes), true);
-  dv.setUint32(AT.tableOffset, NDIS_RSS_PARAM_SIZE, true);
-  dv.setUint16(AT.keySize, checkU16("key bytes", input.key.length), true);
-  dv.setUint32(AT.keyOffset, NDIS_RSS_PARAM_SIZE + tableBytes, true);
+  buf[AT.type] = NDIS_OBJECT_TYPE_RSS_PARAMETERS;
+  buf[AT.revision] = NDIS_RSS_PARAMETERS_REVISION_2;
+  writeU16(buf, AT.size, NDIS_RSS_PARAM_SIZE);
+  writeU16(buf, AT.flag, checkU16("flag", input.flag));
+  writeU32(buf, AT.hashInfo, input.hashInfo >>> 0);
+  writeU16(buf, AT.tableSize, checkU16("table bytes", tableBytes));
+  writeU32(buf, AT.tableOffset, NDIS_RSS_PARAM_SIZE);
+  writeU16(buf, AT.keySize, checkU16("key bytes", input.key.length));
+  writeU32(buf, AT.keyOffset, NDIS_RSS_PARAM_SIZE + tableBytes);
   for (let i = 0; i < input.table.length; i++)
-    dv.setUint32(NDIS_RSS_PARAM_SIZE + 4 * i, input.table[i]! >>> 0, true);
+    writeU32(buf, NDIS_RSS_PARAM_SIZE + 4 * i, input.table[i]! >>> 0);
   buf.set(input.key, NDIS_RSS_PARAM_SIZE + tableBytes);
   return buf;
 }
@@ -127,23 +126,22 @@ export function encodeRssParam(input: RssParamInput): Uint8Array {
 export function decodeRssParam(info: Uint8Array): NetvscResult<RssParam, RssParamRejectReason> {
   if (info.length < NDIS_RSS_PARAM_SIZE)
     return reject("EINVAL", "rss-param-short", `RSS parameters of ${info.length} bytes`);
-  const dv = view(info);
-  const size = dv.getUint16(AT.size, true);
+  const size = readU16(info, AT.size);
   if (
-    dv.getUint8(AT.type) !== NDIS_OBJECT_TYPE_RSS_PARAMETERS ||
-    dv.getUint8(AT.revision) < NDIS_RSS_PARAMETERS_REVISION_2 ||
+    info[AT.type] !== NDIS_OBJECT_TYPE_RSS_PARAMETERS ||
+    info[AT.revision]! < NDIS_RSS_PARAMETERS_REVISION_2 ||
     size < NDIS_RSS_PARAM_SIZE ||
     size > info.length
   )
     return reject("EINVAL", "rss-param-header-invalid", "RSS parameters header");
-  const flag = dv.getUint16(AT.flag, true);
-  const hashInfo = dv.getUint32(AT.hashInfo, true);
+  const flag = readU16(info, AT.flag);
+  const hashInfo = readU32(info, AT.hashInfo);
   if ((flag & NDIS_RSS_PARAM_FLAG.DISABLE_RSS) !== 0)
     return ok({ flag, hashInfo, table: new Uint32Array(0), key: new Uint8Array(0), disabled: true });
   if ((hashInfo & 0xff) !== NDIS_HASH.FUNC_TOEPLITZ)
     return reject("EINVAL", "rss-param-hash-invalid", `hash function 0x${(hashInfo & 0xff).toString(16)}`);
-  const tableBytes = dv.getUint16(AT.tableSize, true);
-  const tableOffset = dv.getUint32(AT.tableOffset, true);
+  const tableBytes = readU16(info, AT.tableSize);
+  const tableOffset = readU32(info, AT.tableOffset);
   if (tableBytes === 0 || tableBytes % 4 !== 0 || tableBytes > 4 * ITAB_NUM)
     return reject("EINVAL", "rss-param-table-invalid", `indirection table of ${tableBytes} bytes`);
   if (tableOffset < NDIS_RSS_PARAM_SIZE || tableOffset + tableBytes > info.length)
@@ -152,13 +150,13 @@ export function decodeRssParam(info: Uint8Array): NetvscResult<RssParam, RssPara
       "rss-param-table-outside",
       `table at ${tableOffset}+${tableBytes} of ${info.length}`,
     );
-  const keyBytes = dv.getUint16(AT.keySize, true);
-  const keyOffset = dv.getUint32(AT.keyOffset, true);
+  const keyBytes = readU16(info, AT.keySize);
+  const keyOffset = readU32(info, AT.keyOffset);
   if (keyBytes !== NETVSC_HASH_KEYLEN)
     return reject("EINVAL", "rss-param-key-invalid", `hash key of ${keyBytes} bytes`);
   if (keyOffset < NDIS_RSS_PARAM_SIZE || keyOffset + keyBytes > info.length)
     return reject("EINVAL", "rss-param-key-outside", `key at ${keyOffset}+${keyBytes} of ${info.length}`);
   const table = new Uint32Array(tableBytes / 4);
-  for (let i = 0; i < table.length; i++) table[i] = dv.getUint32(tableOffset + 4 * i, true);
+  for (let i = 0; i < table.length; i++) table[i] = readU32(info, tableOffset + 4 * i);
   return ok({ flag, hashInfo, table, key: info.slice(keyOffset, keyOffset + keyBytes), disabled: false });
 }
