@@ -3,6 +3,7 @@
 // check that raises it; this is their sum.
 import type { NvspRejectReason, SendTableRejectReason } from "./nvsp.js";
 import type { RndisRejectReason } from "./rndis.js";
+import type { RssParamRejectReason } from "./rss-param.js";
 import type { BufferSetupRejectReason } from "./sizing.js";
 import type { XferPacketRejectReason, XferRangeRejectReason } from "./xfer-page.js";
 
@@ -11,6 +12,7 @@ export type NetvscProtocolErrorReason =
   | NvspRejectReason
   | SendTableRejectReason
   | RndisRejectReason
+  | RssParamRejectReason
   | BufferSetupRejectReason
   | XferPacketRejectReason
   | XferRangeRejectReason;

@@ -25,13 +25,14 @@ export type NvspRequestStep =
 /** RNDIS requests the driver waits on (rndis_filter_init_device, _query_device, _set_*: the OID in hex). */
 export type RndisRequestStep = "rndis-init" | `rndis-query-0x${string}` | `rndis-set-0x${string}`;
 
-/** The `reason` of every NetvscError the driver returns (and of every error it counts in `stats.errors`). */
+/** The `reason` of every NetvscError the driver returns. */
 export type NetvscErrorReason =
   | NetvscProtocolErrorReason
   | SendSectionRejectReason
   // device add and options (netvsc_probe, ethtool -L)
   | "bad-option"
   | "bad-channel-count"
+  | "bad-rxfh"
   | "no-device"
   | "channel-open-failed"
   | "ring-not-empty"
