@@ -40,6 +40,7 @@ import { DEFAULT_JOBS, progressBar, runTasks } from "./pool.js";
 import { type BenchName, parseRecords, type ResultRecord } from "./records.js";
 import { REPORT_DEFAULTS, runReport } from "./report.js";
 import { runSpeed, speedSteps, speedTables } from "./speed.js";
+import { speedIsolation } from "./speed-pool.js";
 
 const NAMES = STRATEGIES.map((s) => s.name);
 const MAX = ringParamMax(NVSP_PROTOCOL_VERSION.V61, 1728, 6144);
@@ -375,13 +376,16 @@ ${EXIT_CODES}`,
       else {
         const bar = progressBar("speed", speedSteps(o));
         try {
-          records = await runSpeed({
-            seed: o.seed,
-            time: o.time,
-            guests: o.guests,
-            ...(o.strategy ? { strategies: o.strategy } : {}),
-            onStep: (task) => bar.increment({ task }),
-          });
+          records = await runSpeed(
+            {
+              seed: o.seed,
+              time: o.time,
+              guests: o.guests,
+              ...(o.strategy ? { strategies: o.strategy } : {}),
+              onStep: (task) => bar.increment({ task }),
+            },
+            speedIsolation(),
+          );
         } finally {
           bar.stop();
         }

@@ -11,6 +11,7 @@ import { updateReadme } from "./readme.js";
 import { appendRecords, runInfo } from "./records.js";
 import { toMarkdown } from "./render.js";
 import { runSpeed, speedSteps, speedTables } from "./speed.js";
+import { speedIsolation } from "./speed-pool.js";
 
 export const REPORT_DEFAULTS = {
   memory: 2 * 2 ** 30,
@@ -78,12 +79,15 @@ export async function runReport(o: {
   }
   if (!o.skip.has("speed")) {
     const bar = progressBar("speed", speedSteps({ guests: d.guests }));
-    const records = await runSpeed({
-      seed: d.seed,
-      time: d.time,
-      guests: d.guests,
-      onStep: (task) => bar.increment({ task }),
-    }).finally(() => bar.stop());
+    const records = await runSpeed(
+      {
+        seed: d.seed,
+        time: d.time,
+        guests: d.guests,
+        onStep: (task) => bar.increment({ task }),
+      },
+      speedIsolation(),
+    ).finally(() => bar.stop());
     appendRecords(defaultOutFile("speed"), records);
     const load =
       "Timings depend on the machine and its load; the ratios to memcpy are what `--baseline` compares.";

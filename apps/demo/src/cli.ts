@@ -15,6 +15,13 @@ import { type DemoDocument, type DemoOptions, type DemoRun, plan, runKernel, run
 import { formatBytes, parseCount, parseSize } from "./size.js";
 import { comparisonTable, findingLines, transposedTables } from "./table.js";
 
+/**
+ * The demo's default guest: 8 vCPUs, the size of Azure's common general-purpose VMs (D8s, E8s). With
+ * it the NIC is multi-queue as on Azure (8 channels on both era kernels), so the comparison's per-NIC
+ * figures are those of a NIC a real VM has; `--cpus 1` gives the single-channel NIC.
+ */
+const DEFAULT_CPUS = 8;
+
 const EXAMPLES = `
 Examples:
   ivm-demo                                   every strategy in its own era, 2 GiB aged guest
@@ -28,6 +35,7 @@ Examples:
   ivm-demo --isolation off --json             one JSON document on stdout (see below)
   ivm-demo --queues 8 --cpus 8 --strategy vmalloc-remap --json
                                              a multi-queue NIC: 8 channels, each with its own rings
+  ivm-demo --cpus 1                          a 1-vCPU guest: the single-channel NIC
   ivm-demo --wide | less -S                   the full table, one row per strategy (about 230 columns)
   ivm-demo --uptime heavy --pagetypeinfo      also /proc/buddyinfo and /proc/pagetypeinfo of the aged guest
   COLUMNS=80 ivm-demo --no-report > out.txt   fit 80 columns when stdout is not a terminal
@@ -37,7 +45,7 @@ a terminal); --wide for one row per strategy. --json prints one object:
   { "tool": "ivm-demo", "version": "x.y.z",
     "config": { "strategies": [names], "era": "each" | "address-bit" | "pte-bit", "memory": bytes,
                 "rxSections": n, "txSections": n, "uptime": level, "packets": n, "seed": n,
-                "isolation": bool, "fault": name | null },
+                "isolation": bool, "fault": name | null, "cpus": n, "queues"?: n },
     "kernel": { "name", "era", "hardened" } | null (each strategy on its era's kernel),
     "strategies": [ one object per (strategy, era) run, fields in apps/demo/README.md ],
     "findings": [ { "id", "profile", "invariant", "what", "where", "strategy", "era" } ] }
@@ -82,7 +90,7 @@ interface CliOptions {
   wide?: boolean;
   pagetypeinfo?: boolean;
   report: string | false;
-  cpus?: number;
+  cpus: number;
   queues?: number;
 }
 
@@ -158,13 +166,15 @@ export function buildProgram(io: Pick<Io, "out" | "err"> = processIo()): Command
     .addOption(
       new Option(
         "--cpus <n>",
-        "guest vCPUs (1..64); the NIC becomes multi-queue: the host offers one queue per vCPU",
-      ).argParser(parseCount(1, 64)),
+        "guest vCPUs (1..64); the host offers one queue per vCPU and netvsc opens the kernel's default count of channels, capped by the CPUs. The default is a common Azure size (D8s/E8s), on which every kernel profile opens 8 channels; --cpus 1 for a single-channel NIC",
+      )
+        .default(DEFAULT_CPUS)
+        .argParser(parseCount(1, 64)),
     )
     .addOption(
       new Option(
         "--queues <n>",
-        "channels the NIC asks for (ethtool -L combined, 1..64), capped by --cpus (default 2); default the kernel's count",
+        "channels the NIC asks for (ethtool -L combined, 1..64), at most --cpus; default the kernel's count",
       ).argParser(parseCount(1, 64)),
     )
     .addOption(
@@ -226,9 +236,9 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
     io.err("error: --hardened needs --kernel (the --era shorthand's kernels are hardened already)\n");
     return EXIT.usage;
   }
-  if (o.queues !== undefined && o.queues > (o.cpus ?? 2)) {
+  if (o.queues !== undefined && o.queues > o.cpus) {
     io.err(
-      `error: --queues ${o.queues} is more than the guest's ${o.cpus ?? 2} CPUs (netvsc caps channels at the CPU count)\n`,
+      `error: --queues ${o.queues} is more than the guest's ${o.cpus} CPU${o.cpus === 1 ? "" : "s"} (netvsc caps channels at the CPU count)\n`,
     );
     return EXIT.usage;
   }
@@ -245,7 +255,7 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
     seed: o.seed,
     isolation: o.isolation,
     picture: o.report !== false,
-    ...(o.cpus !== undefined ? { cpus: o.cpus } : {}),
+    cpus: o.cpus,
     ...(o.queues !== undefined ? { queues: o.queues } : {}),
   };
   const steps = plan(demo);
@@ -288,7 +298,7 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
         seed: o.seed,
         isolation: o.isolation,
         fault: o.fault ?? null,
-        ...(o.cpus !== undefined ? { cpus: o.cpus } : {}),
+        cpus: o.cpus,
         ...(o.queues !== undefined ? { queues: o.queues } : {}),
       },
       kernel,
@@ -303,7 +313,7 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
       ? `Linux ${kernel.name} (${kernel.era}${kernel.hardened ? ", hardened" : ""})`
       : "each era's kernel (5.17 address-bit, 6.9 pte-bit, hardened)";
     const faultText = o.fault ? `; fault ${o.fault}` : "";
-    const guest = `Guest: ${formatBytes(o.memory)}, ${o.isolation ? "SNP with vTOM at bit 46" : "no isolation"}, ${kernelText}, uptime "${o.uptime}", seed ${o.seed}; NIC with ${rx} rx / ${tx} tx sections${faultText}.`;
+    const guest = `Guest: ${formatBytes(o.memory)}, ${o.isolation ? "SNP with vTOM at bit 46" : "no isolation"}, ${kernelText}, uptime "${o.uptime}", seed ${o.seed}; ${o.cpus} vCPU${o.cpus === 1 ? "" : "s"}; NIC with ${rx} rx / ${tx} tx sections${faultText}.`;
     const legend =
       "mappings: live vmalloc mappings of each buffer; metadata: what the strategy keeps besides the data pages; temp peak: its largest temporary allocation; 4 MiB blocks: order-10 data blocks; fallbacks: order-10 allocations that failed.";
     const table = o.wide ? comparisonTable(results, io) : transposedTables(results, width, io);
@@ -323,6 +333,8 @@ export function main(argv: readonly string[], io: Io = processIo()): number {
         packets: o.packets,
         "rx sections": rx,
         "tx sections": tx,
+        vCPUs: o.cpus,
+        ...(o.queues !== undefined ? { queues: o.queues } : {}),
         kernel: kernel ? `${kernel.name}${kernel.hardened ? " (hardened)" : ""}` : "each era's",
         fault: o.fault ?? "none",
       },

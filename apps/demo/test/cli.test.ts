@@ -117,6 +117,7 @@ describe("ivm-demo output", () => {
       seed: 1,
       isolation: true,
       fault: null,
+      cpus: 8,
     });
     expect(doc.strategies.map((s) => `${s.strategy}/${s.era}`)).toEqual([
       "vmalloc-remap/address-bit",
@@ -290,11 +291,39 @@ describe("ivm-demo --cpus and --queues (multi-queue netvsc)", () => {
     expect(run.leakedPages).toBe(0);
   }, 60_000);
 
-  it("without them the NIC has one channel, and the table shows channels and NIC pages", () => {
-    const r = demo([...small, "--strategy", "vmalloc-remap"]);
+  it("by default the guest has 8 vCPUs and the compared NIC is the kernel's multi-queue one", () => {
+    const r = demo([...small, "--packets", "800", "--json", "--strategy", "vmalloc-remap,vtom-pte"]);
     expect(r.code).toBe(0);
+    const doc = JSON.parse(r.out) as DemoDocument;
+    expect(doc.config.cpus).toBe(8);
+    expect(doc.config.queues).toBeUndefined();
+    // Both era kernels (5.17: min(8, cpus); 6.9: the same rule) open one channel per vCPU here.
+    for (const run of doc.strategies) {
+      expect(run.channels, run.strategy).toHaveLength(8);
+      expect(run.channels.every((c) => c.trafficVerified && c.txFrames > 0)).toBe(true);
+      const ringPages = run.channels.reduce((n, c) => n + c.ringBlockPages, 0);
+      const bufferPages = (run.buffers.rx?.pages ?? 0) + (run.buffers.tx?.pages ?? 0);
+      expect(run.nic).toMatchObject({ channels: 8, ringPages, bufferPages, pages: ringPages + bufferPages });
+      expect(run.hostVisiblePagesAfterRemove).toBe(0);
+    }
+    const table = demo([...small, "--strategy", "vmalloc-remap"]);
+    expect(table.out).toContain("8 vCPUs;");
+    expect(table.out).toMatch(/\| channels +\| 8 /);
+  }, 60_000);
+
+  it("--cpus 1: the single-channel NIC, and the table shows channels and NIC pages", () => {
+    const r = demo([...small, "--strategy", "vmalloc-remap", "--cpus", "1"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("1 vCPU;");
     expect(r.out).toMatch(/\| channels +\| 1 /);
     expect(r.out).toMatch(/\| NIC pages r\+b +\| 512 \+ 4351 /);
+    const doc = JSON.parse(
+      demo([...small, "--json", "--strategy", "vmalloc-remap", "--cpus", "1"]).out,
+    ) as DemoDocument;
+    expect(doc.strategies[0]!.channels).toHaveLength(1);
+    expect(doc.strategies[0]!.nic.pages).toBe(
+      doc.strategies[0]!.nic.ringPages + doc.strategies[0]!.nic.bufferPages,
+    );
   }, 60_000);
 
   it("refuses bad counts before anything runs (exit 2, one line)", () => {
@@ -302,7 +331,8 @@ describe("ivm-demo --cpus and --queues (multi-queue netvsc)", () => {
       [["--cpus", "0"], /expected an integer from 1/],
       [["--cpus", "65"], /expected an integer from 1 to 64/],
       [["--queues", "two"], /expected an integer/],
-      [["--queues", "8"], /--queues 8 is more than the guest's 2 CPUs/],
+      [["--queues", "9"], /--queues 9 is more than the guest's 8 CPUs/],
+      [["--queues", "2", "--cpus", "1"], /--queues 2 is more than the guest's 1 CPU /],
       [["--queues", "4", "--cpus", "3"], /--queues 4 is more than the guest's 3 CPUs/],
     ] as const) {
       const r = demo([...small, ...argv]);

@@ -203,4 +203,19 @@ describe("kernel profiles", () => {
     expect(demo(config, "vmalloc-remap").nic.channels).toBe(4);
     expectSameAsDemo(rec, config);
   });
+
+  it("records the ring packets of every channel, sub-channels included, in both directions", () => {
+    const rec = record({ ...small, cpus: 4, queues: 4 }, "vmalloc-remap");
+    const packets = rec.events.filter((e) => e.kind === "packet");
+    const relids = (dir: string) => new Set(packets.filter((e) => e.direction === dir).map((e) => e.relid));
+    expect(relids("guest-to-host").size).toBe(4);
+    expect(relids("host-to-guest").size).toBe(4);
+    // The step counter counts them all, and each sub-channel's share is a real part of the total.
+    const n = STEP_COUNTERS.length;
+    expect(rec.counters[rec.counters.length - n + STEP_COUNTERS.indexOf("ring packets")]).toBe(
+      packets.length,
+    );
+    const primary = packets.filter((e) => e.relid === packets[0]!.relid).length;
+    expect(primary).toBeLessThan(packets.length / 2);
+  });
 });

@@ -60,6 +60,7 @@ export {
   writeNvspRecvCompletion,
   writeNvspRndisPacket,
 } from "./nvsp.js";
+export type { NetvscProtocolErrorReason } from "./reasons.js";
 export {
   checkRndisPacket,
   decodeRndisMessage,
@@ -99,6 +100,21 @@ export {
   rndisPacketField,
   writeRndisDataHeader,
 } from "./rndis.js";
+export {
+  decodeRssParam,
+  encodeRssParam,
+  NDIS_HASH,
+  NDIS_OBJECT_TYPE_RSS_PARAMETERS,
+  NDIS_RSS_PARAM_FLAG,
+  NDIS_RSS_PARAM_SIZE,
+  NDIS_RSS_PARAMETERS_REVISION_2,
+  NETVSC_HASH_KEY,
+  NETVSC_HASH_KEYLEN,
+  NETVSC_RSS_HASHINFO,
+  type RssParam,
+  type RssParamInput,
+  type RssParamRejectReason,
+} from "./rss-param.js";
 export {
   type BufferLayout,
   type BufferSetupRejectReason,

@@ -12,11 +12,11 @@ import {
   ndisConfigFor,
   ndisVersionFor,
   ok,
-  reject,
 } from "@ivm/netvsc-protocol";
 import { nvspRequest, sendNvspOneWay } from "./control.js";
 import { initBuf } from "./init-buf.js";
 import type { NetvscDev } from "./nvdev.js";
+import { reject } from "./reasons.js";
 
 /** The MTU netvsc_probe starts with (ETH_DATA_LEN); NDIS_CONFIG carries mtu + ETH_HLEN. */
 export const NETVSC_DEFAULT_MTU = 1500;

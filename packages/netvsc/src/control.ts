@@ -12,12 +12,13 @@ import {
 } from "@ivm/netvsc-protocol";
 import { VM_PKT, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, type VmbusError } from "@ivm/vmbus";
 import type { DriverEnv, RequestCtx } from "./nvdev.js";
+import type { NetvscErrorReason, NvspRequestStep } from "./reasons.js";
 
 /** Wraps a VMBus error in the netvsc family, keeping its errno and the VMBus error as the cause. */
 export function fromVmbus(
   e: VmbusError,
-  reason: string,
-): { readonly ok: false; readonly error: NetvscError } {
+  reason: NetvscErrorReason,
+): { readonly ok: false; readonly error: NetvscError<NetvscErrorReason> } {
   return { ok: false, error: new NetvscError(e.code, reason, e.message, { cause: e }) };
 }
 
@@ -25,7 +26,11 @@ export function fromVmbus(
  * vmbus_sendpacket of a zeroed 40-byte struct nvsp_message with flags 0: the host owes no completion
  * (NDIS_VER, NDIS_CONFIG, REVOKE_*). trans_id is not a request id here.
  */
-export function sendNvspOneWay(env: DriverEnv, msg: NvspMessage, reason: string): NetvscResult<void> {
+export function sendNvspOneWay(
+  env: DriverEnv,
+  msg: NvspMessage,
+  reason: NetvscErrorReason,
+): NetvscResult<void> {
   const r = env.channel.sendPacket(encodeNvspMessage(msg), { type: VM_PKT.DATA_INBAND, flags: 0 });
   return r.ok ? ok(undefined) : fromVmbus(r.error, reason);
 }
@@ -35,7 +40,11 @@ export function sendNvspOneWay(env: DriverEnv, msg: NvspMessage, reason: string)
  * NAPI poll does that, see napi.ts). The kernel waits forever; the model's scheduler reports a host
  * that never answers as ETIMEDOUT.
  */
-export function nvspRequest(env: DriverEnv, msg: NvspMessage, what: string): NetvscResult<NvspMessage> {
+export function nvspRequest(
+  env: DriverEnv,
+  msg: NvspMessage,
+  what: NvspRequestStep,
+): NetvscResult<NvspMessage> {
   const ctx: RequestCtx = { kind: "init", reply: undefined };
   const r = env.channel.sendPacket(encodeNvspMessage(msg), {
     type: VM_PKT.DATA_INBAND,

@@ -14,16 +14,16 @@ import {
   type NvspMessage,
   ok,
   recvBufferBytes,
-  reject,
   sendBufferBytes,
   VRSS_CHANNEL_MAX,
   validateRecvBufComplete,
   validateSendBufComplete,
 } from "@ivm/netvsc-protocol";
-import type { BufferPurpose } from "@ivm/shared-buffer";
 import { VMBUS_VERSION } from "@ivm/vmbus";
 import { fromVmbus, nvspRequest, sendNvspOneWay } from "./control.js";
 import type { NetvscBuffer, NetvscDev } from "./nvdev.js";
+import type { NetvscBufferPurpose } from "./reasons.js";
+import { reject } from "./reasons.js";
 import { RecvCompRing } from "./recv-comp-ring.js";
 import { SendSectionMap } from "./send-buffer.js";
 
@@ -45,7 +45,7 @@ type BufComplete = Extract<
 function shareBuffer<K extends BufComplete["kind"]>(
   nv: NetvscDev,
   bytes: number,
-  purpose: BufferPurpose,
+  purpose: NetvscBufferPurpose,
   slot: (b: NetvscBuffer) => void,
   announce: (gpadlHandle: number) => NvspMessage,
   replyKind: K,

@@ -4,9 +4,11 @@
 // vRSS sub-channels of subchannel.ts, one transmit queue each, picked by select-queue.ts.
 
 import {
+  ITAB_NUM,
   NAPI_POLL_WEIGHT,
   NETVSC_DEFAULT_RX,
   NETVSC_DEFAULT_TX,
+  NETVSC_HASH_KEY,
   NETVSC_INVALID_INDEX,
   NETVSC_MAX_XFER_PAGE_RANGES,
   NETVSC_RECV_SECTION_SIZE,
@@ -16,7 +18,6 @@ import {
   NVSP_PROTOCOL_VERSION,
   ok,
   PAGE_SIZE,
-  reject,
   VRSS_CHANNEL_MAX,
   VRSS_SEND_TAB_SIZE,
   xferHeaderSize,
@@ -42,9 +43,16 @@ import {
   type NetvscChannelCounters,
   newChannelCounters,
 } from "./queues.js";
+import { reject } from "./reasons.js";
 import { sendRecvCompletions } from "./receive.js";
 import { getRingParam, type RingParamState, ringParamPlan } from "./ringparam.js";
-import { rndisFilterClose, rndisFilterDeviceAdd, rndisFilterHalt, rndisFilterOpen } from "./rndis-filter.js";
+import {
+  rndisFilterClose,
+  rndisFilterDeviceAdd,
+  rndisFilterHalt,
+  rndisFilterOpen,
+  rndisFilterSetRssParam,
+} from "./rndis-filter.js";
 import { defaultTxTable, netvscPickTx } from "./select-queue.js";
 import { dmaUnmap, netvscXmit, type XmitVerdict } from "./send.js";
 import { type NetvscStats, newNetvscStats } from "./stats.js";
@@ -136,6 +144,7 @@ function newNetvscDev(env: DriverEnv, info: DeviceInfo): NetvscDev {
     chanTable: [],
     subMrc: [],
     txTable: defaultTxTable(1),
+    rxTable: new Uint32Array(ITAB_NUM),
     rndis: {
       state: "uninitialized",
       nextRequestId: 1,
@@ -143,6 +152,7 @@ function newNetvscDev(env: DriverEnv, info: DeviceInfo): NetvscDev {
       mac: null,
       mtu: 1500,
       linkSpeed100bps: 0,
+      rssKey: null,
     },
   };
 }
@@ -261,6 +271,30 @@ export class NetvscDevice {
     const restored = this.#attach(orig);
     if (!restored.ok) this.stats.errors.count("restoring-channels-failed");
     return a;
+  }
+
+  /**
+   * ethtool -X (netvsc_set_rxfh): a new receive indirection table of ITAB_NUM entries, each below
+   * num_chn (EINVAL otherwise, nothing sent), sent to the host with the current key by
+   * rndis_filter_set_rss_param; the host's refusal is EINVAL.
+   */
+  setRxfh(table: ArrayLike<number>): NetvscResult<void> {
+    const nv = this.#nv;
+    if (nv === undefined || nv.destroy) return reject("ENODEV", "no-device", "the device is not attached");
+    if (table.length !== ITAB_NUM)
+      return reject("EINVAL", "bad-rxfh", `${table.length} entries, not ${ITAB_NUM}`);
+    for (let i = 0; i < ITAB_NUM; i++) {
+      const q = table[i]!;
+      if (!Number.isInteger(q) || q < 0 || q >= nv.numChn)
+        return reject("EINVAL", "bad-rxfh", `entry ${i} is ${q}, not below ${nv.numChn} channels`);
+    }
+    for (let i = 0; i < ITAB_NUM; i++) nv.rxTable[i] = table[i]!;
+    return rndisFilterSetRssParam(nv, nv.rndis.rssKey ?? NETVSC_HASH_KEY);
+  }
+
+  /** ethtool -x: the receive indirection table the guest last built or set, or undefined while detached. */
+  get rxfh(): readonly number[] | undefined {
+    return this.#nv === undefined ? undefined : Array.from(this.#nv.rxTable);
   }
 
   /** ethtool -l: channels in use and the maximum (max_chn), or undefined while detached. */

@@ -120,6 +120,8 @@ export interface RndisState {
   mac: Uint8Array | null;
   mtu: number;
   linkSpeed100bps: number;
+  /** rdev->rss_key: the key the host last accepted, null until then. */
+  rssKey: Uint8Array | null;
 }
 
 /** struct netvsc_device: everything one attach owns. */
@@ -167,5 +169,10 @@ export interface NetvscDev {
   /** chan_table[i].mrc for i >= 1, allocated before the sub-channel request. */
   readonly subMrc: RecvCompRing[];
   /** ndev_ctx->tx_table (VRSS_SEND_TAB_SIZE entries). */
+  /**
+   * ndc->rx_table: the receive indirection table the guest sends the host (ITAB_NUM queue indices),
+   * ethtool_rxfh_indir_default over num_chn as rndis_filter_device_add fills it.
+   */
+  rxTable: Uint32Array;
   txTable: Uint16Array;
 }

@@ -11,10 +11,14 @@ import {
   encodeRndisInit,
   encodeRndisQuery,
   encodeRndisSet,
+  encodeRssParam,
+  ITAB_NUM,
   NDIS_OBJECT_TYPE,
   NDIS_OFFLOAD_SIZE,
   NDIS_OFFLOAD_SIZE_6_0,
+  NDIS_RSS_PARAM_FLAG,
   NETVSC_INVALID_INDEX,
+  NETVSC_RSS_HASHINFO,
   type NetvscResult,
   NVSP_PROTOCOL_VERSION,
   NVSP_STATUS,
@@ -25,11 +29,13 @@ import {
   RNDIS_OID,
   RNDIS_STATUS,
   type RndisMessage,
-  reject,
+  rxfhIndirDefault,
 } from "@ivm/netvsc-protocol";
 import { fromVmbus } from "./control.js";
 import type { NetvscDev, RndisRequest, TxPacket } from "./nvdev.js";
 import { maxChannels } from "./queues.js";
+import type { RndisRequestStep } from "./reasons.js";
+import { reject } from "./reasons.js";
 import { dmaUnmap, fillPgBuf, netvscSend } from "./send.js";
 
 export const RNDIS_REQUEST_TAG = "rndis-request";
@@ -107,7 +113,7 @@ function putRequest(nv: NetvscDev, req: RndisRequest): void {
 function request(
   nv: NetvscDev,
   build: (requestId: number) => Uint8Array,
-  what: string,
+  what: RndisRequestStep,
 ): NetvscResult<RndisMessage> {
   const r = sendRequest(nv, build, true);
   if (!r.ok) return r;
@@ -263,6 +269,8 @@ export function rndisFilterDeviceAdd(nv: NetvscDev): NetvscResult<void> {
       : 0;
   nv.maxChn = maxChannels(nv.env.cpus, queues);
   nv.numChn = Math.min(nv.maxChn, nv.info.numChn);
+  // The table spreads over the channels asked for, before the host says how many it grants.
+  for (let i = 0; i < ITAB_NUM; i++) nv.rxTable[i] = rxfhIndirDefault(i, nv.numChn);
   return ok(undefined);
 }
 
@@ -387,4 +395,22 @@ function receiveResponse(nv: NetvscDev, m: RndisMessage & { readonly requestId: 
   }
   req.response = m.kind === "query-complete" ? { ...m, info: m.info?.slice() ?? null } : m;
   if (req.pkt !== undefined) dmaUnmap(nv, req.pkt);
+}
+
+/** rndis_set_rss_param_msg: one OID_GEN_RECEIVE_SCALE_PARAMETERS set with ndc->rx_table and `key`. */
+function setRssParam(nv: NetvscDev, key: Uint8Array, flag: number): NetvscResult<void> {
+  const info = encodeRssParam({ flag, hashInfo: NETVSC_RSS_HASHINFO, table: nv.rxTable, key });
+  const r = set(nv, RNDIS_OID.GEN_RECEIVE_SCALE_PARAMETERS, info);
+  if (r.ok && (flag & (NDIS_RSS_PARAM_FLAG.DISABLE_RSS | NDIS_RSS_PARAM_FLAG.HASH_KEY_UNCHANGED)) === 0)
+    nv.rndis.rssKey = key.slice();
+  return r;
+}
+
+/**
+ * rndis_filter_set_rss_param: disable RSS first (its result is ignored), then set the table and key;
+ * the second set's result is the function's.
+ */
+export function rndisFilterSetRssParam(nv: NetvscDev, key: Uint8Array): NetvscResult<void> {
+  setRssParam(nv, key, NDIS_RSS_PARAM_FLAG.DISABLE_RSS);
+  return setRssParam(nv, key, 0);
 }

@@ -1,7 +1,8 @@
 // The send buffer's sections: the allocator (netvsc_get_next_send_section / netvsc_free_send_slot) and
 // the copy decision of netvsc_send, as pure arithmetic the driver calls. drivers/net/hyperv/netvsc.c.
 
-import { NETVSC_INVALID_INDEX, type NetvscResult, ok, reject } from "@ivm/netvsc-protocol";
+import { NETVSC_INVALID_INDEX, type NetvscResult, ok } from "@ivm/netvsc-protocol";
+import { reject } from "./reasons.js";
 
 /** RNDIS_MAX_PKT_DEFAULT: packets batched into one section until the host's INIT_CMPLT says otherwise. */
 export const RNDIS_MAX_PKT_DEFAULT = 8;
@@ -10,7 +11,9 @@ export const RNDIS_PKT_ALIGN_DEFAULT = 8;
 /** BITS_PER_LONG on x86-64: the bitmap is an array of 64-bit longs. */
 export const SEND_SECTION_MAP_BITS_PER_WORD = 64;
 
-export type SendSectionRejectReason = "send-section-index-out-of-range" | "send-section-not-in-use";
+import type { SendSectionRejectReason } from "./reasons.js";
+
+export type { SendSectionRejectReason };
 
 /**
  * send_section_map: one bit per section, ceil(count / 64) longs, kcalloc'd (so all sections start free).

@@ -13,7 +13,6 @@ import {
   ok,
   RNDIS_HEADER_SIZE,
   RNDIS_PACKET_SIZE,
-  reject,
   shouldStopQueue,
   shouldWakeQueue,
   writeNvspRndisPacket,
@@ -31,6 +30,7 @@ import {
 } from "@ivm/vmbus";
 import { fromVmbus } from "./control.js";
 import type { DriverEnv, NetvscDev, RequestCtx, Skb, TxPacket } from "./nvdev.js";
+import { type NetvscErrorReason, reject } from "./reasons.js";
 import { type SendCopyInput, sendCopyDecision, sendPadding } from "./send-buffer.js";
 
 /** RNDIS_MESSAGE_SIZE(struct rndis_packet): the header netvsc_xmit puts in front of a frame (no PPIs). */
@@ -448,7 +448,7 @@ export function sendPkt(nv: NetvscDev, packet: TxPacket): NetvscResult<void> {
   if (ch.rescinded) return reject("ENODEV", "channel-rescinded", "the channel was rescinded");
   const ctx: RequestCtx = { kind: "tx", pkt: packet };
   packet.dmaRange = null;
-  let ret: NetvscResult<void>;
+  let ret: NetvscResult<void, NetvscErrorReason>;
   if (packet.pageBufCnt > 0) {
     if (!dmaMap(nv, packet)) {
       ret = reject("EAGAIN", "dma-map-failed", "netvsc_dma_map failed");

@@ -8,13 +8,15 @@
 // sub-channels", Andrea Parri, Nov 2020: lore 20201118153310.112404-1-parri.andrea@gmail.com), a
 // failed status is EIO; either way the NIC keeps its primary only.
 
-import { type NetvscResult, NVSP_STATUS, ok, reject } from "@ivm/netvsc-protocol";
+import { NETVSC_HASH_KEY, type NetvscResult, NVSP_STATUS, ok } from "@ivm/netvsc-protocol";
 import type { VmbusChannel } from "@ivm/vmbus";
 import { nvspRequest } from "./control.js";
 import { napiPoll } from "./napi.js";
 import type { NetvscDev } from "./nvdev.js";
 import { type NetvscChannel, newChannelCounters, subChannelView } from "./queues.js";
+import { reject } from "./reasons.js";
 import { RecvCompRing } from "./recv-comp-ring.js";
+import { rndisFilterSetRssParam } from "./rndis-filter.js";
 import { defaultTxTable } from "./select-queue.js";
 
 /** NVSP_SUBCHANNEL_ALLOCATE (enum nvsp_subchannel_operation: NONE 0, ALLOCATE 1). */
@@ -100,7 +102,8 @@ export function prepareSubChannels(nv: NetvscDev, params: ChannelOpenParams, bud
 /**
  * rndis_set_subchannel: the request, its completion (status, then the granted count against the
  * request), num_chn = 1 + granted, the wait for every granted sub-channel to be opened, the send
- * table. The kernel waits for the opens without a timeout; the model's bounded wait reports a host
+ * table, then the RSS parameters (rndis_filter_set_rss_param with netvsc_hash_key; a failure is counted
+ * and ignored, the channels stay). The kernel waits for the opens without a timeout; the model's bounded wait reports a host
  * that never offers them as ETIMEDOUT.
  */
 export function rndisSetSubchannel(nv: NetvscDev): NetvscResult<void> {
@@ -126,6 +129,8 @@ export function rndisSetSubchannel(nv: NetvscDev): NetvscResult<void> {
   if (!w.ok)
     return reject("ETIMEDOUT", "subchannel-open-timed-out", `${nv.openChn} of ${nv.numChn} channels opened`);
   nv.txTable = defaultTxTable(nv.numChn);
+  const rss = rndisFilterSetRssParam(nv, NETVSC_HASH_KEY);
+  if (!rss.ok) env.stats.errors.count("rss-param-set-failed");
   return ok(undefined);
 }
 

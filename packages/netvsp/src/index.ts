@@ -25,8 +25,9 @@ export type {
   NetvspPorts,
   NetvspRing,
 } from "./ports.js";
+export type { NetvspErrorReason } from "./reasons.js";
 export type { RndisControlRejectReason, RndisDeviceState } from "./rndis-device.js";
-export { RssTable } from "./rss.js";
+export { type RssSource, RssTable } from "./rss.js";
 export { RX_RNDIS_OVERHEAD } from "./rx-generator.js";
 export type { RndisWalkRejectReason, TxGatherRejectReason } from "./tx-verifier.js";
 export { netvspVmbusDevice } from "./vmbus-device.js";

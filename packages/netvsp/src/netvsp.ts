@@ -46,7 +46,7 @@ import type { NetvspAdversary, NetvspOutgoingKind } from "./adversary.js";
 import { RecvSections } from "./host-buffer.js";
 import type { HostGpadlView, NetvspPorts } from "./ports.js";
 import { RndisDevice, type RndisDeviceState } from "./rndis-device.js";
-import { RssTable } from "./rss.js";
+import { type RssSource, RssTable } from "./rss.js";
 import { RX_RNDIS_OVERHEAD, RxGenerator } from "./rx-generator.js";
 import { gatherTxBytes, walkRndisMessages } from "./tx-verifier.js";
 
@@ -275,6 +275,7 @@ export class Netvsp {
       maxTransferSize: 0xefff_ffff,
       rssQueues: this.rssQueues,
     });
+    this.#rndis.onRssParam = (p) => this.#rss.apply(p);
     this.#rx = new RxGenerator(options.rxSeed ?? 1, this.recvSectionSize);
   }
 
@@ -364,6 +365,26 @@ export class Netvsp {
 
   get packetFilter(): number {
     return this.#rndis.packetFilter;
+  }
+
+  /**
+   * The receive indirection table in use: `source` "default" (ethtool_rxfh_indir_default over the open
+   * queues), "guest" (the guest's OID_GEN_RECEIVE_SCALE_PARAMETERS) or "disabled" (all on the primary);
+   * `accepted` counts guest tables taken since the host was made.
+   */
+  get rss(): {
+    readonly source: RssSource;
+    readonly table: readonly number[];
+    readonly queues: number;
+    readonly accepted: number;
+  } {
+    const r = this.#rss;
+    return {
+      source: r.source,
+      table: Array.from(r.table.subarray(0, r.size)),
+      queues: r.queues,
+      accepted: r.accepted,
+    };
   }
 
   /** The receive buffer as the host tracks it, or null before SEND_RECV_BUF. */

@@ -5,6 +5,7 @@
 
 import {
   decodeRndisMessage,
+  decodeRssParam,
   ETH_HLEN,
   encodeRndisInitComplete,
   encodeRndisQueryComplete,
@@ -19,8 +20,10 @@ import {
   RNDIS_OID,
   RNDIS_STATUS,
   type RndisRejectReason,
-  reject,
+  type RssParam,
+  type RssParamRejectReason,
 } from "@ivm/netvsc-protocol";
+import { reject } from "./reasons.js";
 
 /** DF_CONNECTIONLESS, the device_flags OpenVMM reports. */
 const RNDIS_DF_CONNECTIONLESS = 1;
@@ -53,7 +56,9 @@ export type RndisControlRejectReason =
   | "rndis-not-initialized"
   | "rndis-unsupported-type"
   | "rndis-oid-unknown"
-  | "rndis-set-info-invalid";
+  | "rndis-set-info-invalid"
+  | RssParamRejectReason
+  | "rss-param-entry-out-of-range";
 
 /** What a control message produced: the response (null for HALT), and the counter key. */
 export interface RndisControlOutcome {
@@ -76,6 +81,12 @@ export class RndisDevice {
   packetFilter = 0;
   /** The NDIS_CONFIG mtu (Ethernet header included), or 1514 when the guest sent none. */
   mtu = 1514;
+
+  /**
+   * Applies RSS parameters the decoder accepted (the host's indirection table); returns the reason it
+   * refused them, or null. Without it the parameters are accepted and not acted on.
+   */
+  onRssParam: ((p: RssParam) => RndisControlRejectReason | null) | undefined;
 
   constructor(config: RndisDeviceConfig) {
     this.config = config;
@@ -207,11 +218,16 @@ export class RndisDevice {
         this.packetFilter = new DataView(info.buffer, info.byteOffset, 4).getUint32(0, true);
         return { status: RNDIS_STATUS.SUCCESS, note: null };
       }
+      case O.GEN_RECEIVE_SCALE_PARAMETERS: {
+        // Guest-supplied lengths and offsets: a bad message is refused with INVALID_DATA and counted.
+        const p = decodeRssParam(info);
+        const note = p.ok ? (this.onRssParam?.(p.value) ?? null) : p.error.reason;
+        return { status: note === null ? RNDIS_STATUS.SUCCESS : RNDIS_STATUS.INVALID_DATA, note };
+      }
       case O.TCP_OFFLOAD_PARAMETERS:
       case O.OFFLOAD_ENCAPSULATION:
       case O.GEN_RNDIS_CONFIG_PARAMETER:
-      case O.GEN_RECEIVE_SCALE_PARAMETERS:
-        // Accepted and not acted on: the model offers no offloads and one queue.
+        // Accepted and not acted on: the model offers no offloads.
         return { status: RNDIS_STATUS.SUCCESS, note: null };
       default:
         return { status: RNDIS_STATUS.NOT_SUPPORTED, note: "rndis-oid-unknown" };

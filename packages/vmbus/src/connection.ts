@@ -172,6 +172,7 @@ export class VmbusConnection {
   private readonly messageListeners: ((e: MessageEvent) => void)[] = [];
   readonly #traceListeners: ((e: VmbusTraceEvent) => void)[] = [];
   private readonly offerListeners: ((c: VmbusChannel) => void)[] = [];
+  private readonly subChannelListeners: ((c: VmbusChannel) => void)[] = [];
   private nextGpadl = GPADL_HANDLE_START;
   /** handle_sub_chan_wq: sub-channels whose sc_creation_callback is still to run. */
   readonly #subChannelWork: VmbusChannel[] = [];
@@ -265,6 +266,18 @@ export class VmbusConnection {
     return () => {
       const i = this.offerListeners.indexOf(listener);
       if (i >= 0) this.offerListeners.splice(i, 1);
+    };
+  }
+
+  /**
+   * A sub-channel is about to be handed to its primary's sc_creation_callback (vmbus_add_channel_work),
+   * before the driver opens it: for observers that follow every channel, not only primaries.
+   */
+  onSubChannel(listener: (channel: VmbusChannel) => void): () => void {
+    this.subChannelListeners.push(listener);
+    return () => {
+      const i = this.subChannelListeners.indexOf(listener);
+      if (i >= 0) this.subChannelListeners.splice(i, 1);
     };
   }
 
@@ -471,6 +484,7 @@ export class VmbusConnection {
       const sc = this.#subChannelWork.shift()!;
       progress = true;
       if (sc.rescinded || sc.released) continue;
+      for (const l of this.subChannelListeners.slice()) l(sc);
       sc.primaryChannel?.scCreationCallback?.(sc);
     }
     return progress;

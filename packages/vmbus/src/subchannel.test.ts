@@ -50,6 +50,23 @@ describe.each(ERAS)("sub-channels (%s)", (era) => {
     expect(w.conn.counters.orphanSubChannelOffers).toBe(0);
   });
 
+  it("onSubChannel sees each sub-channel before the driver opens it, onOffer never does", () => {
+    const { w, host } = primaryWithCallback(era);
+    const seen: string[] = [];
+    const offers: number[] = [];
+    const offSeen = w.conn.onSubChannel((sc) => seen.push(`${sc.offer.subChannelIndex}:${sc.state}`));
+    const offOffers = w.conn.onOffer((c) => offers.push(c.relid));
+    for (const i of [1, 2]) offerSubChannel(w.server, host, i, new RecordingDevice());
+    w.scheduler.runIdle();
+    expect(seen).toEqual(["1:open-state", "2:open-state"]); // CHANNEL_OPEN_STATE: not opened yet
+    expect(offers).toEqual([]);
+    offSeen();
+    offOffers();
+    offerSubChannel(w.server, host, 3, new RecordingDevice());
+    w.scheduler.runIdle();
+    expect(seen).toHaveLength(2);
+  });
+
   it("closing the primary closes every open sub-channel first (vmbus_disconnect_ring)", () => {
     const { w, channel, host } = primaryWithCallback(era);
     for (const i of [1, 2]) offerSubChannel(w.server, host, i, new RecordingDevice());

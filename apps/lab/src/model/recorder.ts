@@ -525,6 +525,8 @@ export function record(config: LabConfig, strategy: string): Recording {
       }, budget);
   };
   const offOffer = vm.conn.onOffer(decorate);
+  // Sub-channels are not offers to a driver: they reach netvsc through the primary's callback.
+  const offSub = vm.conn.onSubChannel(decorate);
 
   if (config.failHypercall > 0) hv.faults.failCall(config.failHypercall);
   let cost: DeviceAddCost | undefined;
@@ -576,6 +578,7 @@ export function record(config: LabConfig, strategy: string): Recording {
     offHv();
     offMsg();
     offOffer();
+    offSub();
   }
   return {
     strategy,

@@ -1,4 +1,4 @@
-import { labFlowHash } from "@ivm/netvsc-protocol";
+import { ITAB_NUM, labFlowHash } from "@ivm/netvsc-protocol";
 import { CHANNELMSG, gpadlPfns, RING_TAGS } from "@ivm/vmbus";
 import { describe, expect, it } from "vitest";
 import { trackChannels } from "../../src/channels.js";
@@ -77,6 +77,34 @@ describe("multi-queue netvsc (vRSS sub-channels)", () => {
     const frame = new Uint8Array(64);
     frame[14] = 9;
     expect(added.nic.device.queueFor(frame)).toBe((labFlowHash(frame) & 15) % 4);
+  });
+
+  it("the guest sends its RSS parameters after the sub-channels open; the host spreads by its table", () => {
+    const vm = boot(8);
+    const added = vm.addNic({ queues: 8 });
+    if (!added.ok) throw added.error;
+    const { device, host } = added.nic;
+    // rndis_filter_set_rss_param: DISABLE_RSS, then the table (ethtool_rxfh_indir_default over 8).
+    const want = Array.from({ length: ITAB_NUM }, (_, i) => i % 8);
+    expect(device.rxfh).toEqual(want);
+    expect(host.rss).toEqual({ source: "guest", table: want, queues: 8, accepted: 1 });
+    expect(device.stats.errors.get("rss-param-set-failed")).toBe(0);
+    // ethtool -X: every entry on queue 5; afterwards every received frame arrives on channel 5.
+    const rxBefore = device.channels.map((c) => c.counters.rxFrames);
+    expect(device.setRxfh(Array(ITAB_NUM).fill(5)).ok).toBe(true);
+    expect(host.rss.source).toBe("guest");
+    expect(host.rss.accepted).toBe(2);
+    const traffic = runTraffic(vm, added.nic, { packets: 400, seed: 4 });
+    expect(traffic.rxCorrupt).toBe(0);
+    const rxGained = device.channels.map((c, q) => c.counters.rxFrames - rxBefore[q]!);
+    expect(rxGained[5]).toBe(traffic.rxFrames);
+    expect(rxGained.filter((n, q) => q !== 5 && n > 0)).toEqual([]);
+    // An entry naming a channel the NIC does not have is the guest's EINVAL, nothing sent.
+    const bad = device.setRxfh(Array(ITAB_NUM).fill(8));
+    expect(bad.ok || bad.error.reason).toBe("bad-rxfh");
+    expect(host.rss.accepted).toBe(2);
+    vm.removeNic(added.nic);
+    expect(vm.checkInvariants()).toEqual([]);
   });
 
   it("the default count is the kernel's: 8 before 6.12, max(16, cpus/2) capped by the CPUs from 6.12", () => {

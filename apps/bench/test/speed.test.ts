@@ -1,0 +1,48 @@
+import { describe, expect, it } from "vitest";
+import type { ResultRecord } from "../src/records.js";
+import {
+  runSpeed,
+  runSpeedSection,
+  SPEED_SECTIONS,
+  type SpeedSectionOptions,
+  speedTables,
+} from "../src/speed.js";
+
+describe("speed sections", () => {
+  it("hands every section, in order, to the isolation runner with plain options and the same run", async () => {
+    const calls: { section: string; options: SpeedSectionOptions; at: string }[] = [];
+    const labels: string[] = [];
+    const records = await runSpeed(
+      { seed: 7, time: 10, guests: [4 * 2 ** 30], onStep: (l) => labels.push(l) },
+      async (section, options, step, run) => {
+        calls.push({ section, options, at: run.at });
+        step(`in ${section}`);
+        return [
+          { bench: "speed", key: { case: "memcpy", bytes: 4096, section }, metrics: {}, timing: {}, run },
+        ];
+      },
+    );
+    expect(calls.map((c) => c.section)).toEqual([...SPEED_SECTIONS]);
+    // Options cross to a worker thread: no function in them.
+    for (const c of calls) expect(c.options).toEqual({ seed: 7, time: 10, guests: [4 * 2 ** 30] });
+    expect(new Set(calls.map((c) => c.at)).size).toBe(1);
+    expect(labels).toEqual(SPEED_SECTIONS.map((s) => `in ${s}`));
+    expect(records.map((r) => r.key.section)).toEqual([...SPEED_SECTIONS]);
+  });
+
+  it("measures a section's own memcpy baseline first and divides its cases by it", async () => {
+    const steps: string[] = [];
+    const records = await runSpeedSection("buddy", { seed: 1, time: 10, guests: [] }, (l) => steps.push(l));
+    const [memcpy, ...cases] = records as [ResultRecord, ...ResultRecord[]];
+    expect(memcpy.key).toEqual({ case: "memcpy", bytes: 4096, section: "buddy" });
+    expect(steps[0]).toBe("memcpy baseline (buddy)");
+    expect(cases.map((r) => r.key.pattern)).toEqual(["order-0", "orders 0-6 (uptime weights)", "order-10"]);
+    const ns = Number(memcpy.metrics.nsPerPage);
+    expect(ns).toBeGreaterThan(0);
+    for (const r of cases)
+      expect(Number(r.metrics.xMemcpyPage)).toBeCloseTo(Number(r.metrics.nsPerOp) / ns, 9);
+    // The buddy table's note names that section's baseline.
+    const table = speedTables(records).find((t) => t.title.startsWith("Buddy"));
+    expect(table?.notes?.[0]).toContain(`${Math.round(ns)} ns`);
+  });
+});
