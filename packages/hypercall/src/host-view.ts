@@ -9,6 +9,8 @@ import { HypercallError } from "./errors.js";
 export class HostView {
   readonly #memory: GuestMemory;
   readonly #word = new Uint8Array(4);
+  // the word of an access that crosses a page, encoded once per access through a view made once
+  readonly #wordView = new DataView(this.#word.buffer);
   refused = 0;
   bytesRead = 0;
   bytesWritten = 0;
@@ -59,8 +61,7 @@ export class HostView {
   readU32(gpa: number): number {
     if (gpa % PAGE_SIZE > PAGE_SIZE - 4) {
       this.read(gpa, this.#word);
-      const b = this.#word;
-      return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+      return this.#wordView.getUint32(0, true);
     }
     this.#check(gpa, 4);
     const value = this.#memory.phys.readU32(this.#private(gpa));
@@ -72,12 +73,8 @@ export class HostView {
   /** write() of a little-endian u32 (same gate and counters), without a buffer inside one page. */
   writeU32(gpa: number, value: number): void {
     if (gpa % PAGE_SIZE > PAGE_SIZE - 4) {
-      const b = this.#word;
-      b[0] = value & 0xff;
-      b[1] = (value >>> 8) & 0xff;
-      b[2] = (value >>> 16) & 0xff;
-      b[3] = (value >>> 24) & 0xff;
-      this.write(gpa, b);
+      this.#wordView.setUint32(0, value >>> 0, true);
+      this.write(gpa, this.#word);
       return;
     }
     this.#check(gpa, 4);

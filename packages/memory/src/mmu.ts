@@ -29,6 +29,8 @@ export class Mmu {
   readonly #tlbPte = new Float64Array(TLB_ENTRIES);
   #bounce = new Uint8Array(PAGE_SIZE);
   readonly #word = new Uint8Array(4);
+  // the word of an access that crosses a page, encoded once per access through a view made once
+  readonly #wordView = new DataView(this.#word.buffer);
   readonly faults: Record<FaultKind, number> = {
     unmapped: 0,
     "not-present": 0,
@@ -152,9 +154,8 @@ export class Mmu {
   readU32(va: number): number {
     const off = va - Math.floor(va / PAGE_SIZE) * PAGE_SIZE;
     if (off > PAGE_SIZE - 4) {
-      const b = this.#word;
-      this.read(va, b);
-      return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+      this.read(va, this.#word);
+      return this.#wordView.getUint32(0, true);
     }
     const resolved = this.#resolve(va);
     const value = this.#phys.readU32(Math.floor(resolved / 2) * PAGE_SIZE + off);
@@ -167,12 +168,8 @@ export class Mmu {
   writeU32(va: number, value: number): void {
     const off = va - Math.floor(va / PAGE_SIZE) * PAGE_SIZE;
     if (off > PAGE_SIZE - 4) {
-      const b = this.#word;
-      b[0] = value & 0xff;
-      b[1] = (value >>> 8) & 0xff;
-      b[2] = (value >>> 16) & 0xff;
-      b[3] = (value >>> 24) & 0xff;
-      this.write(va, b);
+      this.#wordView.setUint32(0, value >>> 0, true);
+      this.write(va, this.#word);
       return;
     }
     this.#phys.writeU32(Math.floor(this.#resolve(va) / 2) * PAGE_SIZE + off, value);
