@@ -51,7 +51,11 @@ function shareBuffer<K extends BufComplete["kind"]>(
   replyKind: K,
 ): NetvscResult<Extract<BufComplete, { readonly kind: K }>> {
   const { strategy, channel } = nv.env;
-  const buf = strategy.allocate(bytes, purpose);
+  // A zero-size buffer is what ethtool -L / -G carry over from a host whose section size exceeded the
+  // buffer (send_section_cnt = buf_size / section_size = 0, which netvsc_init_buf accepts). The kernel's
+  // allocators return NULL for size 0 (__vmalloc_node_range fails `!size`), so the attach fails with
+  // -ENOMEM; the strategy contract refuses 0 as a caller bug instead, so the driver does not ask.
+  const buf = bytes > 0 ? strategy.allocate(bytes, purpose) : null;
   if (buf === null) return reject("ENOMEM", `${purpose}-alloc-failed`, `unable to allocate ${bytes} bytes`);
   const b: NetvscBuffer = { buf, va: null, gpadl: undefined };
   slot(b);

@@ -200,4 +200,23 @@ describe("multi-queue netvsc (vRSS sub-channels)", () => {
     expect(vm.memory.buddy.pagesOwnedBy(RING_TAGS.pages)).toBe(0);
     expect(vm.checkInvariants()).toEqual([]);
   });
+
+  it("a host send section larger than the buffer leaves 0 sections; ethtool -L then fails with ENOMEM, no crash", () => {
+    // Found by the 1M-input fuzz campaign: netvsc_init_buf accepts send_section_cnt = buf_size /
+    // section_size = 0, ethtool -L carries the 0 into the new attach, and vzalloc(0) returns NULL.
+    const vm = boot(4);
+    const added = vm.addNic({ queues: 2, netvsp: { sendSectionSize: 4 * MiB } });
+    if (!added.ok) throw added.error;
+    const dev = added.nic.device;
+    expect(dev.channelCount).toEqual({ combined: 2, max: 4 });
+    const r = dev.setChannels(4);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.code).toBe("ENOMEM");
+    expect(r.error.reason).toBe("netvsc-tx-alloc-failed");
+    // The restore with the old count asks for the same zero-size buffer and fails too: detached.
+    expect(dev.stats.errors.get("restoring-channels-failed")).toBe(1);
+    expect(dev.channelCount).toBeUndefined();
+    expect(vm.checkInvariants()).toEqual([]);
+  });
 });
