@@ -98,6 +98,9 @@ export type {
   VmbusTraceKind,
 } from "./trace.js";
 
+// Little-endian field access straight from the bytes (no DataView per message): the one copy the
+// NVSP/RNDIS codecs of @ivm/netvsc-protocol use too.
+export { readU16, readU32, readU64BigInt, writeU16, writeU32 } from "./wire/bytes.js";
 export {
   CHANNELMSG,
   type ChannelMessage,
