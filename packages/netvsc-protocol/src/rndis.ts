@@ -92,8 +92,9 @@ export const NDIS_OFFLOAD_SIZE_6_0 = 112;
 export const NDIS_OBJECT_TYPE: {
   readonly DEFAULT: 0x80;
   readonly RSS_CAPABILITIES: 0x88;
+  readonly RSS_PARAMETERS: 0x89;
   readonly OFFLOAD: 0xa7;
-} = { DEFAULT: 0x80, RSS_CAPABILITIES: 0x88, OFFLOAD: 0xa7 } as const;
+} = { DEFAULT: 0x80, RSS_CAPABILITIES: 0x88, RSS_PARAMETERS: 0x89, OFFLOAD: 0xa7 } as const;
 
 /** RNDIS_STATUS_* values the driver looks at. */
 export const RNDIS_STATUS: {

@@ -1,10 +1,10 @@
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
 import { ITAB_NUM, rxfhIndirDefault } from "./flow-hash.js";
+import { NDIS_OBJECT_TYPE } from "./rndis.js";
 import {
   decodeRssParam,
   encodeRssParam,
-  NDIS_OBJECT_TYPE_RSS_PARAMETERS,
   NDIS_RSS_PARAM_FLAG,
   NDIS_RSS_PARAM_SIZE,
   NETVSC_HASH_KEY,
@@ -34,7 +34,7 @@ describe("OID_GEN_RECEIVE_SCALE_PARAMETERS (struct ndis_recv_scale_param)", () =
     expect(m.length).toBe(NDIS_RSS_PARAM_SIZE + 4 * ITAB_NUM + NETVSC_HASH_KEYLEN); // 592
     const dv = new DataView(m.buffer);
     expect([dv.getUint8(0), dv.getUint8(1), dv.getUint16(2, true)]).toEqual([
-      NDIS_OBJECT_TYPE_RSS_PARAMETERS,
+      NDIS_OBJECT_TYPE.RSS_PARAMETERS,
       2,
       40,
     ]);

@@ -7,10 +7,9 @@
 
 import { type NetvscResult, ok, reject } from "./errors.js";
 import { ITAB_NUM } from "./flow-hash.js";
+import { NDIS_OBJECT_TYPE } from "./rndis.js";
 import { checkU16, readU16, readU32, writeU16, writeU32 } from "./wire.js";
 
-/** NDIS_OBJECT_TYPE_RSS_PARAMETERS, the header type of the struct. */
-export const NDIS_OBJECT_TYPE_RSS_PARAMETERS = 0x89;
 /** NDIS_RECEIVE_SCALE_PARAMETERS_REVISION_2, the revision netvsc sends. */
 export const NDIS_RSS_PARAMETERS_REVISION_2 = 2;
 /** sizeof(struct ndis_recv_scale_param). */
@@ -102,7 +101,7 @@ export type RssParamRejectReason =
 export function encodeRssParam(input: RssParamInput): Uint8Array {
   const tableBytes = 4 * input.table.length;
   const buf = new Uint8Array(NDIS_RSS_PARAM_SIZE + tableBytes + input.key.length);
-  buf[AT.type] = NDIS_OBJECT_TYPE_RSS_PARAMETERS;
+  buf[AT.type] = NDIS_OBJECT_TYPE.RSS_PARAMETERS;
   buf[AT.revision] = NDIS_RSS_PARAMETERS_REVISION_2;
   writeU16(buf, AT.size, NDIS_RSS_PARAM_SIZE);
   writeU16(buf, AT.flag, checkU16("flag", input.flag));
@@ -128,7 +127,7 @@ export function decodeRssParam(info: Uint8Array): NetvscResult<RssParam, RssPara
     return reject("EINVAL", "rss-param-short", `RSS parameters of ${info.length} bytes`);
   const size = readU16(info, AT.size);
   if (
-    info[AT.type] !== NDIS_OBJECT_TYPE_RSS_PARAMETERS ||
+    info[AT.type] !== NDIS_OBJECT_TYPE.RSS_PARAMETERS ||
     info[AT.revision]! < NDIS_RSS_PARAMETERS_REVISION_2 ||
     size < NDIS_RSS_PARAM_SIZE ||
     size > info.length
