@@ -15,6 +15,34 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 }
 
 /** The fragmentation sweep as four panels: add success, allocator cost, buffer pages by order, and the indices. */
+/** The x axis every panel shares: uptime levels in their own order. */
+const uptime = {
+  field: "uptime",
+  type: "ordinal",
+  sort: [...UPTIMES],
+  title: "uptime",
+  axis: { labelAngle: 0 },
+} as const;
+
+/** One small stacked-bar chart of pages per uptime for each strategy, stacked by `stackBy`. */
+function pagesPerStrategy(title: string, values: object[], stackBy: string, scheme: string) {
+  return {
+    title,
+    data: { values },
+    facet: { column: { field: "strategy", title: null } },
+    spec: {
+      width: 110,
+      height: 140,
+      mark: "bar",
+      encoding: {
+        x: uptime,
+        y: { field: "pages", type: "quantitative", title: "pages", stack: "zero" },
+        color: { field: stackBy, type: "nominal", scale: { scheme } },
+      },
+    },
+  } as const;
+}
+
 export function fragmentationChart(records: readonly ResultRecord[]): TopLevelSpec {
   const summaries = summarize(records);
   // "(1) vmalloc-remap": sorts by the seed's numbering; a strategy in two eras is told apart by era.
@@ -63,13 +91,6 @@ export function fragmentationChart(records: readonly ResultRecord[]): TopLevelSp
     index: r.index,
     value: r.value / r.n,
   }));
-  const uptime = {
-    field: "uptime",
-    type: "ordinal",
-    sort: [...UPTIMES],
-    title: "uptime",
-    axis: { labelAngle: 0 },
-  } as const;
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: "netvsc device add after uptime: success, allocator cost, pages by order, fragmentation",
@@ -100,37 +121,18 @@ export function fragmentationChart(records: readonly ResultRecord[]): TopLevelSp
           },
         ],
       },
-      {
-        title: "what the add cost the allocator (mean per add): pages compaction migrated, pages reclaimed",
-        data: { values: cost },
-        facet: { column: { field: "strategy", title: null } },
-        spec: {
-          width: 110,
-          height: 140,
-          mark: "bar",
-          encoding: {
-            x: uptime,
-            y: { field: "pages", type: "quantitative", title: "pages", stack: "zero" },
-            color: { field: "work", type: "nominal", scale: { scheme: "set2" } },
-          },
-        },
-      },
-      {
-        title:
-          "buffer pages (RX + TX) by buddy order, mean of successful adds (shared-pool: carved from its pool)",
-        data: { values: orders },
-        facet: { column: { field: "strategy", title: null } },
-        spec: {
-          width: 110,
-          height: 140,
-          mark: "bar",
-          encoding: {
-            x: uptime,
-            y: { field: "pages", type: "quantitative", title: "pages", stack: "zero" },
-            color: { field: "order", type: "nominal", scale: { scheme: "category10" } },
-          },
-        },
-      },
+      pagesPerStrategy(
+        "what the add cost the allocator (mean per add): pages compaction migrated, pages reclaimed",
+        cost,
+        "work",
+        "set2",
+      ),
+      pagesPerStrategy(
+        "buffer pages (RX + TX) by buddy order, mean of successful adds (shared-pool: carved from its pool)",
+        orders,
+        "order",
+        "category10",
+      ),
       {
         title: "fragmentation indices after aging (mean over seeds and strategies)",
         width: 520,
