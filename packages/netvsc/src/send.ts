@@ -27,11 +27,13 @@ import {
   RING_HEADER,
   VM_PKT,
   VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+  VMBUS_RQST_ERROR,
 } from "@ivm/vmbus";
 import { fromVmbus } from "./control.js";
 import type { DriverEnv, NetvscDev, RequestCtx, Skb, TxPacket } from "./nvdev.js";
 import { type NetvscErrorReason, reject } from "./reasons.js";
 import { type SendCopyInput, sendCopyDecision, sendPadding } from "./send-buffer.js";
+import { ViewCache } from "./view-cache.js";
 
 /** RNDIS_MESSAGE_SIZE(struct rndis_packet): the header netvsc_xmit puts in front of a frame (no PPIs). */
 export const RNDIS_DATA_HEADER_SIZE: number = RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE;
@@ -41,6 +43,8 @@ export const RNDIS_DATA_HEADER_SIZE: number = RNDIS_HEADER_SIZE + RNDIS_PACKET_S
  */
 export const SKB_RNDIS_HEADROOM = 128;
 export const SKB_TAG = "skb";
+/** The skb's kmalloc options, one object for every frame. */
+const SKB_ALLOC = { tag: SKB_TAG } as const;
 export const DMA_RANGE_TAG = "netvsc-dma-range";
 /** sizeof(struct hv_dma_range): dma_addr_t + u32, padded. */
 export const HV_DMA_RANGE_SIZE = 16;
@@ -100,6 +104,8 @@ interface MutablePageBuffer {
  */
 const XMIT_PB: HvPageBuffer[] = [];
 const XMIT_PB_POOL: MutablePageBuffer[] = [];
+/** The success result, one object for every packet (results are never mutated). */
+const SENT = Object.freeze(ok(undefined));
 /** What a packet's pb becomes once its entries are consumed. */
 const NO_PAGE_BUFFERS: HvPageBuffer[] = Object.freeze([]) as unknown as HvPageBuffer[];
 
@@ -148,7 +154,7 @@ export function netvscXmit(
     stats.txDrops.count("tx-empty");
     return "dropped";
   }
-  const skbVa = memory.kmalloc.kmalloc(SKB_RNDIS_HEADROOM + len, { tag: SKB_TAG });
+  const skbVa = memory.kmalloc.kmalloc(SKB_RNDIS_HEADROOM + len, SKB_ALLOC);
   if (skbVa === null) {
     stats.txDrops.count("tx-no-memory");
     return "dropped";
@@ -301,7 +307,7 @@ export function netvscSend(nv: NetvscDev, packet: TxPacket, xmitMoreIn: boolean)
       env.stats.txDrops.count("batch-send-failed", msdSend.totalPackets);
     }
   }
-  let ret: NetvscResult<void> = ok(undefined);
+  let ret: NetvscResult<void> = SENT;
   if (curSend !== null) ret = sendPkt(nv, curSend);
   if (!ret.ok && sectionIndex !== NETVSC_INVALID_INDEX) freeSection(nv, sectionIndex);
   return ret;
@@ -325,36 +331,41 @@ function copyToSendBuf(
   xmitMore: boolean,
 ): void {
   const { memory, stats } = nv.env;
-  let dest = nv.send!.va! + index * nv.sendSectionSize + pend;
-  const start = dest;
+  const mmu = memory.mmu;
+  const start = nv.send!.va! + index * nv.sendSectionSize + pend;
   const pageCount = packet.cpPartial ? packet.rmsgPgcnt : packet.pageBufCnt;
   const padding = sendPadding(packet.totalDataBuflen, nv.pktAlign, xmitMore);
   if (padding > 0) {
     // rndis_msg->msg_len += padding; the header in the (guest-private) skb holds total_data_buflen.
-    memory.mmu.writeU32(packet.skb!.va + 4, packet.totalDataBuflen + padding);
+    mmu.writeU32(packet.skb!.va + 4, packet.totalDataBuflen + padding);
     packet.totalDataBuflen += padding;
   }
+  // Each entry is read from the skb in its turn (the memcpy's loads) into the section image, the pad
+  // is zeroed (memset in the kernel), and the image goes to send_buf + offset with one store: the
+  // section bytes the kernel's memcpys leave, with the same reads, faults and byte counts.
+  let copied = 0;
   for (let i = 0; i < pageCount; i++) {
     const pb = packet.pb[i]!;
-    memory.mmu.copy(dest, directVa(memory, pb), pb.len);
-    dest += pb.len;
+    mmu.read(directVa(memory, pb), sectionImage(copied, pb.len));
+    copied += pb.len;
   }
-  // The pad is zeroed (memset in the kernel), from one zero view per pad length.
-  if (padding > 0) memory.mmu.write(dest, zeroPad(padding));
+  const image = sectionImage(0, copied + padding);
+  if (padding > 0) image.fill(0, copied);
+  mmu.write(start, image);
   stats.sendSectionCopies++;
   if (packet.cpPartial) stats.partialCopies++;
-  stats.sendSectionBytes += dest + padding - start;
+  stats.sendSectionBytes += copied + padding;
 }
 
-const ZERO_PADS: Uint8Array[] = [];
+/** The section image copyToSendBuf assembles (grown when a message needs more), and its views. */
+let sectionScratch = new Uint8Array(8192);
+const sectionViews = new ViewCache();
 
-function zeroPad(n: number): Uint8Array {
-  let z = ZERO_PADS[n];
-  if (z === undefined) {
-    z = new Uint8Array(n);
-    ZERO_PADS[n] = z;
+function sectionImage(at: number, len: number): Uint8Array {
+  if (at + len > sectionScratch.length) {
+    sectionScratch = new Uint8Array(Math.max(at + len, 2 * sectionScratch.length));
   }
-  return z;
+  return sectionViews.view(sectionScratch, at, len);
 }
 
 /**
@@ -460,19 +471,21 @@ export function sendPkt(nv: NetvscDev, packet: TxPacket): NetvscResult<void> {
           : ch.sendMpbDesc(mpbRangesFromPageBuffers(packet.pb), nvsp, ctx);
       if (r.ok) {
         env.stats.pageBufferSends++;
-        ret = ok(undefined);
+        ret = SENT;
       } else {
         dmaUnmap(nv, packet);
         ret = fromVmbus(r.error, `tx-${r.error.reason}`);
       }
     }
   } else {
-    const r = ch.sendPacket(nvsp, {
-      type: VM_PKT.DATA_INBAND,
-      flags: VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
-      requestCtx: ctx,
-    });
-    ret = r.ok ? ok(undefined) : fromVmbus(r.error, `tx-${r.error.reason}`);
+    const r = ch.sendInband(
+      nvsp,
+      VM_PKT.DATA_INBAND,
+      VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+      VMBUS_RQST_ERROR,
+      ctx,
+    );
+    ret = r.ok ? SENT : fromVmbus(r.error, `tx-${r.error.reason}`);
   }
 
   if (ret.ok) {
