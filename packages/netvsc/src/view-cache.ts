@@ -7,7 +7,8 @@
 export class ViewCache {
   readonly #max: number;
   #base: Uint8Array | undefined;
-  /** By offset, then length: two small-integer keys, so a lookup boxes no number. */
+  /** Views at offset 0 by length (the common case), then the others by offset and length. */
+  #atZero: (Uint8Array | undefined)[] = [];
   readonly #views = new Map<number, Map<number, Uint8Array>>();
   #count = 0;
 
@@ -21,26 +22,35 @@ export class ViewCache {
       this.#base = base;
       this.#clear();
     }
-    if (at === 0 && len === base.length) return base;
-    let byLen = this.#views.get(at);
-    let v = byLen?.get(len);
-    if (v === undefined) {
-      if (this.#count >= this.#max) {
-        this.#clear();
-        byLen = undefined;
-      }
-      if (byLen === undefined) {
-        byLen = new Map();
-        this.#views.set(at, byLen);
-      }
-      v = base.subarray(at, at + len);
-      byLen.set(len, v);
-      this.#count++;
+    if (at === 0) {
+      if (len === base.length) return base;
+      const z = this.#atZero[len];
+      if (z !== undefined) return z;
+      const v = this.#make(base, 0, len);
+      this.#atZero[len] = v;
+      return v;
     }
-    return v;
+    const v = this.#views.get(at)?.get(len);
+    if (v !== undefined) return v;
+    const made = this.#make(base, at, len);
+    let byLen = this.#views.get(at);
+    if (byLen === undefined) {
+      byLen = new Map();
+      this.#views.set(at, byLen);
+    }
+    byLen.set(len, made);
+    return made;
+  }
+
+  /** A new view, after starting afresh when the cache is full. */
+  #make(base: Uint8Array, at: number, len: number): Uint8Array {
+    if (this.#count >= this.#max) this.#clear();
+    this.#count++;
+    return base.subarray(at, at + len);
   }
 
   #clear(): void {
+    this.#atZero = [];
     this.#views.clear();
     this.#count = 0;
   }

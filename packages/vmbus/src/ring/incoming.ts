@@ -115,6 +115,9 @@ export class IncomingRing {
   /** pkt_buffer's first 16 bytes: where the descriptor is peeked. */
   private readonly pktHead: Uint8Array;
   private currentLen8 = -1;
+  /** Views of pkt_buffer by packet length (see bytesView, dataView). */
+  private readonly bytesByLen: (Uint8Array | undefined)[] = [];
+  private readonly dataByLen: (Uint8Array | undefined)[] = [];
   /** The packet first() hands out, refilled for each packet (its desc, bytes and data views). */
   private readonly current: {
     desc: { type: number; offset8: number; len8: number; flags: number; readonly transId: bigint };
@@ -213,8 +216,7 @@ export class IncomingRing {
 
     // memcpy into pkt_buffer (this re-reads the descriptor bytes, as the kernel's memcpy does; only
     // the sanitised len8/offset8 below are trusted), then write the sanitised values into the copy.
-    const bytes =
-      this.current.bytes.length === pktLen ? this.current.bytes : this.pktBuffer.subarray(0, pktLen);
+    const bytes = this.bytesView(pktLen);
     mem.read(this.privRead, bytes);
     this.counters.bytesCopied += pktLen;
     this.pktView.setUint16(4, pktLen >>> 3, true);
@@ -232,11 +234,29 @@ export class IncomingRing {
     cur.transIdNumber = readU64NumberAt(bytes, 8);
     // Payload length follows len8 (VMPACKET_DATA_LENGTH), which truncates an unaligned clamp.
     const dataEnd = (pktLen >>> 3) << 3;
-    if (cur.bytes.length !== pktLen) cur.bytes = bytes;
-    if (cur.data.byteOffset !== pktOffset || cur.data.length !== dataEnd - pktOffset) {
-      cur.data = this.pktBuffer.subarray(pktOffset, dataEnd);
-    }
+    cur.bytes = bytes;
+    cur.data = this.dataView(pktLen, pktOffset, dataEnd);
     return this.currentResult;
+  }
+
+  /** pkt_buffer[0, len): one view per length, kept (a ring carries packets of a few lengths). */
+  private bytesView(len: number): Uint8Array {
+    let v = this.bytesByLen[len];
+    if (v === undefined) {
+      v = this.pktBuffer.subarray(0, len);
+      this.bytesByLen[len] = v;
+    }
+    return v;
+  }
+
+  /** pkt_buffer[offset, end) for a packet of `len` bytes: kept per length while its offset stays. */
+  private dataView(len: number, offset: number, end: number): Uint8Array {
+    const v = this.dataByLen[len];
+    if (v !== undefined && v.byteOffset - this.pktBuffer.byteOffset === offset && v.length === end - offset)
+      return v;
+    const made = this.pktBuffer.subarray(offset, end);
+    this.dataByLen[len] = made;
+    return made;
   }
 
   /**

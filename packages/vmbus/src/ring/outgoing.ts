@@ -300,14 +300,16 @@ export class OutgoingRing<T = unknown> {
       this.packetScratch = buf;
     }
     let at = 0;
-    for (const piece of kv) {
-      buf.set(piece, at);
-      at += piece.length;
+    for (let p = 0; p < kv.length; p++) {
+      const piece = kv[p]!;
+      const n = piece.length;
+      // A byte loop beats TypedArray.prototype.set for the small pieces (descriptors, NVSP messages).
+      if (n <= 64) for (let i = 0; i < n; i++) buf[at + i] = piece[i]!;
+      else buf.set(piece, at);
+      at += n;
     }
     if (transId !== undefined) writeTransId(buf, 8, transId);
-    // The trailer: u32 0 then the u32 write index this packet starts at (writeTrailer's layout).
-    writeTrailer(this.scratchU64, oldWrite);
-    for (let i = 0; i < 8; i++) buf[at + i] = this.scratchU64[i]!;
+    writeTrailer(buf, oldWrite, at);
     if (this.packetView.length !== total || this.packetView.buffer !== buf.buffer) {
       this.packetView = buf.subarray(0, total);
     }
