@@ -163,9 +163,8 @@ export function netvscXmit(
   memory.mmu.write(skbVa + SKB_RNDIS_HEADROOM, frame);
   memory.mmu.write(skbVa, rndisDataHeader(len));
   const pb = XMIT_PB;
-  // Truncated to one entry, not to none: an array emptied by length = 0 gives up its backing store.
-  pb.length = Math.min(pb.length, 1);
-  pb.pop();
+  // Emptied by pops, not by length = 0 (which gives up the array's backing store).
+  while (pb.length > 0) pb.pop();
   const rmsgPgcnt = fillPgBuf(memory, skbVa, RNDIS_DATA_HEADER_SIZE, pb, XMIT_PB_POOL);
   fillPgBuf(memory, skbVa + SKB_RNDIS_HEADROOM, len, pb, XMIT_PB_POOL);
   // Two entries are reserved for the RNDIS header; the frame is linear already, so no skb_linearize.

@@ -118,6 +118,7 @@ export class IncomingRing {
   /** Views of pkt_buffer by packet length (see bytesView, dataView). */
   private readonly bytesByLen: (Uint8Array | undefined)[] = [];
   private readonly dataByLen: (Uint8Array | undefined)[] = [];
+  private readonly dataOffsetByLen: number[] = [];
   /** The packet first() hands out, refilled for each packet (its desc, bytes and data views). */
   private readonly current: {
     desc: { type: number; offset8: number; len8: number; flags: number; readonly transId: bigint };
@@ -252,10 +253,11 @@ export class IncomingRing {
   /** pkt_buffer[offset, end) for a packet of `len` bytes: kept per length while its offset stays. */
   private dataView(len: number, offset: number, end: number): Uint8Array {
     const v = this.dataByLen[len];
-    if (v !== undefined && v.byteOffset - this.pktBuffer.byteOffset === offset && v.length === end - offset)
-      return v;
+    // For one length, `end` follows from len; the view is reused while the offset is the same.
+    if (v !== undefined && this.dataOffsetByLen[len] === offset) return v;
     const made = this.pktBuffer.subarray(offset, end);
     this.dataByLen[len] = made;
+    this.dataOffsetByLen[len] = offset;
     return made;
   }
 
