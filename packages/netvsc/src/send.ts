@@ -82,7 +82,7 @@ export function fillPgBuf(
 function pooledPageBuffer(pool: MutablePageBuffer[], i: number, pfn: number, offset: number, len: number) {
   let e = pool[i];
   if (e === undefined) {
-    e = { pfn, offset, len };
+    e = new MutablePageBuffer(pfn, offset, len);
     pool.push(e);
   } else {
     e.pfn = pfn;
@@ -92,10 +92,16 @@ function pooledPageBuffer(pool: MutablePageBuffer[], i: number, pfn: number, off
   return e;
 }
 
-interface MutablePageBuffer {
+/** A pool's page-buffer entry (reused from frame to frame, so dmaMap may rewrite it in place). */
+class MutablePageBuffer implements HvPageBuffer {
   pfn: number;
   offset: number;
   len: number;
+  constructor(pfn: number, offset: number, len: number) {
+    this.pfn = pfn;
+    this.offset = offset;
+    this.len = len;
+  }
 }
 
 /**
@@ -382,24 +388,63 @@ function dmaMap(nv: NetvscDev, packet: TxPacket): boolean {
     stats.dmaMapErrors++;
     return false;
   }
-  const range = { arrayVa, dma: new Float64Array(n), len: new Uint32Array(n) };
+  const range = takeDmaRange(arrayVa, n);
   for (let i = 0; i < n; i++) {
     const pb = packet.pb[i]!;
     const addr = dmaMapSingle(dma, directVa(memory, pb), pb.len, DMA_TO_DEVICE);
     if (addr === DMA_MAPPING_ERROR) {
       for (let j = 0; j < i; j++) dmaUnmapSingle(dma, range.dma[j]!, range.len[j]!, DMA_TO_DEVICE);
       memory.kmalloc.kfree(arrayVa);
+      giveDmaRange(range);
       stats.dmaMapErrors++;
       return false;
     }
     range.dma[i] = addr;
     range.len[i] = pb.len;
-    packet.pb[i] = { pfn: Math.floor(addr / PAGE_SIZE), offset: addr % PAGE_SIZE, len: pb.len };
+    const pfn = Math.floor(addr / PAGE_SIZE);
+    const offset = addr % PAGE_SIZE;
+    // The entry now names the bounce address: a pooled entry is rewritten, any other replaced.
+    if (pb instanceof MutablePageBuffer) {
+      pb.pfn = pfn;
+      pb.offset = offset;
+    } else {
+      packet.pb[i] = { pfn, offset, len: pb.len };
+    }
     stats.pageBufferMaps++;
     stats.bytesBounced += pb.len;
   }
   packet.dmaRange = range;
   return true;
+}
+
+interface MutableDmaRange {
+  arrayVa: number;
+  readonly dma: Float64Array;
+  readonly len: Uint32Array;
+}
+
+/**
+ * The JS side of packet->dma_range, reused: released ranges wait here by entry count (the kmalloc'd
+ * array itself is allocated and freed per packet, as in the kernel, and measured).
+ */
+const FREE_DMA_RANGES: MutableDmaRange[][] = [];
+const FREE_DMA_RANGES_MAX = 64;
+
+function takeDmaRange(arrayVa: number, n: number): MutableDmaRange {
+  const r = FREE_DMA_RANGES[n]?.pop();
+  if (r === undefined) return { arrayVa, dma: new Float64Array(n), len: new Uint32Array(n) };
+  r.arrayVa = arrayVa;
+  return r;
+}
+
+function giveDmaRange(range: MutableDmaRange): void {
+  const n = range.dma.length;
+  let free = FREE_DMA_RANGES[n];
+  if (free === undefined) {
+    free = [];
+    FREE_DMA_RANGES[n] = free;
+  }
+  if (free.length < FREE_DMA_RANGES_MAX) free.push(range);
 }
 
 /** netvsc_dma_unmap. */
@@ -410,6 +455,7 @@ export function dmaUnmap(nv: NetvscDev, packet: TxPacket): void {
   for (let i = 0; i < range.dma.length; i++) dmaUnmapSingle(dma, range.dma[i]!, range.len[i]!, DMA_TO_DEVICE);
   memory.kmalloc.kfree(range.arrayVa);
   packet.dmaRange = null;
+  giveDmaRange(range as MutableDmaRange);
 }
 
 /**

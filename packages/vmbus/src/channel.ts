@@ -38,11 +38,14 @@ import {
 } from "./wire/channel-message.js";
 import {
   encodeMpbDescriptor,
-  encodePageBufferDescriptor,
   type HvPageBuffer,
+  MAX_PAGE_BUFFER_COUNT,
+  MAX_PAGE_BUFFER_PACKET,
   type MpbRange,
+  pageBufferDescriptorSize,
   VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
   VMBUS_RQST_ERROR,
+  writePageBufferDescriptor,
 } from "./wire/packet.js";
 import { RING_HEADER, VMBUS_DEFAULT_MAX_PKT_SIZE } from "./wire/ring-header.js";
 
@@ -114,6 +117,9 @@ interface OpenRings {
   inbound: GuestRingBuffer | undefined;
 }
 
+/** A page-buffer descriptor being sent: written, then copied into the ring before the send returns. */
+const PAGE_BUFFER_SCRATCH = new Uint8Array(MAX_PAGE_BUFFER_PACKET);
+
 export class VmbusChannel {
   /** The connection's message path (vmbus_post_msg, chn_msg_list): internal, never exposed. */
   readonly #conn: ChannelTransport;
@@ -134,6 +140,8 @@ export class VmbusChannel {
   private requestorVas: readonly [number, number] | undefined;
   private callback: ((channel: VmbusChannel) => void) | undefined;
   private pendingInterrupt = false;
+  /** Views of PAGE_BUFFER_SCRATCH by page-buffer count (sendPageBuffer). */
+  private readonly pageBufferDescs: (Uint8Array | undefined)[] = [];
   private readonly rescindListeners: ((c: VmbusChannel) => void)[] = [];
   /** channel->primary_channel: set on a sub-channel (subchannel.ts), undefined on a primary. */
   primaryChannel: VmbusChannel | undefined;
@@ -481,9 +489,18 @@ export class VmbusChannel {
   ): Result<RingWriteOk> {
     const ring = this.writable();
     if (!(ring instanceof OutgoingRing)) return ring;
-    const desc = encodePageBufferDescriptor(pageBuffers, payload.length, VMBUS_RQST_ERROR);
-    if (!desc.ok) return desc;
-    return this.afterWrite(ring.sendWithDescriptor(desc.value, payload, VMBUS_RQST_ERROR, requestCtx));
+    const n = pageBuffers.length;
+    if (n > MAX_PAGE_BUFFER_COUNT) {
+      return err("EINVAL", "too-many-page-buffers", `${n} page buffers, at most 32`);
+    }
+    // The descriptor goes into the ring before the write returns: one buffer, one view per count.
+    let desc = this.pageBufferDescs[n];
+    if (desc === undefined) {
+      desc = PAGE_BUFFER_SCRATCH.subarray(0, pageBufferDescriptorSize(n));
+      this.pageBufferDescs[n] = desc;
+    }
+    writePageBufferDescriptor(desc, pageBuffers, payload.length, VMBUS_RQST_ERROR);
+    return this.afterWrite(ring.sendWithDescriptor(desc, payload, VMBUS_RQST_ERROR, requestCtx));
   }
 
   /**

@@ -136,6 +136,7 @@ export {
   type HvPageBuffer,
   MAX_PAGE_BUFFER_COUNT,
   mpbRangesFromPageBuffers,
+  pageBufferDescriptorSize,
   readPacketDescriptor,
   type TransferPagePacket,
   VM_PKT,
@@ -143,6 +144,7 @@ export {
   VMBUS_RQST_ERROR,
   VMPACKET_DESCRIPTOR_SIZE,
   writePacketDescriptor,
+  writePageBufferDescriptor,
   XFER_PAGE_HEADER_SIZE,
 } from "./wire/packet.js";
 export {

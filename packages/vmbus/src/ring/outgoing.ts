@@ -121,6 +121,7 @@ export class OutgoingRing<T = unknown> {
   private oobFirst = 0;
   private readonly scratchDesc = new Uint8Array(VMPACKET_DESCRIPTOR_SIZE);
   private readonly scratchKv: Uint8Array[] = [this.scratchDesc, ZERO_PAD, ZERO_PAD];
+  private readonly scratchGpaKv: Uint8Array[] = [ZERO_PAD, ZERO_PAD, ZERO_PAD];
   /** A packet gathered for its one copy into the ring, and the view of its current length. */
   private packetScratch = new Uint8Array(256);
   private packetView = this.packetScratch.subarray(0, 0);
@@ -415,8 +416,15 @@ export class OutgoingRing<T = unknown> {
   ): Result<RingWriteOk> {
     const packetLen = desc.length + data.length;
     const aligned = align8(packetLen);
-    const kv = [desc, data, ZERO_PADS[aligned - packetLen]!];
-    return ctx.length === 1 ? this.write(kv, requestId, ctx[0]) : this.write(kv, requestId);
+    // One pieces array serves every packet: the pieces are in the ring before write returns.
+    const kv = this.scratchGpaKv;
+    kv[0] = desc;
+    kv[1] = data;
+    kv[2] = ZERO_PADS[aligned - packetLen]!;
+    const r = this.writeKv(kv, requestId, ctx.length === 1, ctx[0]);
+    kv[0] = ZERO_PADS[0]!;
+    kv[1] = ZERO_PADS[0]!;
+    return r;
   }
 
   /** set_channel_pending_send_size: ask the reader to signal once `size` bytes are free (0 clears). */
