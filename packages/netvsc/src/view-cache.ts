@@ -1,16 +1,26 @@
-// Views of a scratch buffer for the per-packet copies: Mmu.read and Mmu.write move a whole
+// Views of scratch buffers for the per-packet copies: Mmu.read and Mmu.write move a whole
 // Uint8Array, and a fresh subarray per piece is an allocation per packet. A packet's pieces come in a
 // few shapes (the RNDIS header, the frame, the whole message), so each (offset, length) gets one view,
 // made once and kept.
 
-/** Views of one base array by (offset, length); bounded: a workload of many sizes starts it afresh. */
+/** The views of one base array: at offset 0 by length (the common case), else by offset and length. */
+interface BaseViews {
+  readonly base: Uint8Array;
+  atZero: (Uint8Array | undefined)[];
+  readonly others: Map<number, Map<number, Uint8Array>>;
+  count: number;
+}
+
+/** How many base arrays (one per device's scratch) keep their views at once. */
+const BASES_MAX = 16;
+
+/**
+ * Views of a few base arrays by (offset, length); bounded: a base beyond the most recent BASES_MAX
+ * drops the oldest, and a base with more than `max` views starts afresh.
+ */
 export class ViewCache {
   readonly #max: number;
-  #base: Uint8Array | undefined;
-  /** Views at offset 0 by length (the common case), then the others by offset and length. */
-  #atZero: (Uint8Array | undefined)[] = [];
-  readonly #views = new Map<number, Map<number, Uint8Array>>();
-  #count = 0;
+  readonly #bases: BaseViews[] = [];
 
   constructor(max = 4096) {
     this.#max = max;
@@ -18,40 +28,44 @@ export class ViewCache {
 
   /** base[at, at + len) as a view kept for the next call with the same base, offset and length. */
   view(base: Uint8Array, at: number, len: number): Uint8Array {
-    if (base !== this.#base) {
-      this.#base = base;
-      this.#clear();
-    }
+    if (at === 0 && len === base.length) return base;
+    const b = this.#of(base);
     if (at === 0) {
-      if (len === base.length) return base;
-      const z = this.#atZero[len];
+      const z = b.atZero[len];
       if (z !== undefined) return z;
-      const v = this.#make(base, 0, len);
-      this.#atZero[len] = v;
+      const v = this.#make(b, 0, len);
+      b.atZero[len] = v;
       return v;
     }
-    const v = this.#views.get(at)?.get(len);
+    const v = b.others.get(at)?.get(len);
     if (v !== undefined) return v;
-    const made = this.#make(base, at, len);
-    let byLen = this.#views.get(at);
+    const made = this.#make(b, at, len);
+    let byLen = b.others.get(at);
     if (byLen === undefined) {
       byLen = new Map();
-      this.#views.set(at, byLen);
+      b.others.set(at, byLen);
     }
     byLen.set(len, made);
     return made;
   }
 
-  /** A new view, after starting afresh when the cache is full. */
-  #make(base: Uint8Array, at: number, len: number): Uint8Array {
-    if (this.#count >= this.#max) this.#clear();
-    this.#count++;
-    return base.subarray(at, at + len);
+  #of(base: Uint8Array): BaseViews {
+    const bases = this.#bases;
+    for (let i = 0; i < bases.length; i++) if (bases[i]!.base === base) return bases[i]!;
+    if (bases.length >= BASES_MAX) bases.shift();
+    const b: BaseViews = { base, atZero: [], others: new Map(), count: 0 };
+    bases.push(b);
+    return b;
   }
 
-  #clear(): void {
-    this.#atZero = [];
-    this.#views.clear();
-    this.#count = 0;
+  /** A new view, after starting the base afresh when it holds `max` views already. */
+  #make(b: BaseViews, at: number, len: number): Uint8Array {
+    if (b.count >= this.#max) {
+      b.atZero = [];
+      b.others.clear();
+      b.count = 0;
+    }
+    b.count++;
+    return b.base.subarray(at, at + len);
   }
 }
