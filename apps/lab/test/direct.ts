@@ -1,7 +1,9 @@
 // The runs the lab's tests compare a recording with, made straight on the packages (no recorder): the
-// demo's own run for a configuration, and a device lifecycle whose re-encryption fails.
+// demo's own run for a configuration, the first GPADL header off the connection, and a device lifecycle
+// whose re-encryption fails.
 import { STRATEGIES } from "@ivm/catalog";
 import { addNicMeasured, runTraffic, Vm } from "@ivm/vm";
+import { decodeChannelMessage } from "@ivm/vmbus";
 import { runOne } from "../../demo/src/run.js";
 import { eraOf, type LabConfig } from "../src/model/config.js";
 
@@ -29,6 +31,24 @@ export function demoResult(config: LabConfig, name: string) {
     ...(config.cpus > 0 ? { cpus: config.cpus } : {}),
     ...(config.queues > 0 ? { queues: config.queues } : {}),
   }).result;
+}
+
+/** The first GPADL header of device add, read by VMBus's decoder straight off the connection. */
+export function firstGpadlHeader(config: LabConfig, name: string): { gpadl: number; pfns: number } {
+  const vm = Vm.boot({
+    memory: config.memory,
+    uptime: config.uptime,
+    seed: config.seed,
+    strategy: entryOf(name),
+  });
+  let first: { gpadl: number; pfns: number } | undefined;
+  vm.conn.onMessage((m) => {
+    const d = decodeChannelMessage(m.bytes);
+    if (!first && d.ok && d.value.kind === "gpadl-header")
+      first = { gpadl: d.value.gpadl, pfns: (d.value.rangeBufLen - 8) / 8 };
+  });
+  vm.addNic();
+  return first!;
 }
 
 /** Device add, traffic, and a remove whose first hypercall (re-encryption) fails, straight on @ivm/vm. */

@@ -4,12 +4,10 @@ import type { AddressInfo } from "node:net";
 import { extname, join, normalize } from "node:path";
 import { STRATEGIES } from "@ivm/catalog";
 import { getProfile } from "@ivm/kernel";
-import { Vm } from "@ivm/vm";
-import { decodeChannelMessage } from "@ivm/vmbus";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { configToQuery, DEFAULT_CONFIG, type LabConfig } from "../src/model/config.js";
-import { demoResult, reencryptionFails } from "./direct.js";
+import { demoResult, firstGpadlHeader, reencryptionFails } from "./direct.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const LAB = join(import.meta.dirname, "..");
@@ -26,20 +24,6 @@ const MIME: Record<string, string> = {
   ".png": "image/png",
   ".svg": "image/svg+xml",
 };
-
-/** The first GPADL header of device add, read by VMBus's decoder straight off the connection. */
-function firstGpadlHeader(config: LabConfig, name: string): { gpadl: number; pfns: number } {
-  const entry = STRATEGIES.find((s) => s.name === name)!;
-  const vm = Vm.boot({ memory: config.memory, uptime: config.uptime, seed: config.seed, strategy: entry });
-  let first: { gpadl: number; pfns: number } | undefined;
-  vm.conn.onMessage((m) => {
-    const d = decodeChannelMessage(m.bytes);
-    if (!first && d.ok && d.value.kind === "gpadl-header")
-      first = { gpadl: d.value.gpadl, pfns: (d.value.rangeBufLen - 8) / 8 };
-  });
-  vm.addNic();
-  return first!;
-}
 
 /** Newest modification time under a directory (the lab's sources). */
 function newest(dir: string): number {

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_CONFIG, type LabConfig } from "../src/model/config.js";
 import { HOST_VISIBLE, LEAKED, PageState, pageFlags } from "../src/model/page-state.js";
 import { type Recording, record, STEP_COUNTERS } from "../src/model/recorder.js";
-import { demoResult, reencryptionFails } from "./direct.js";
+import { demoResult, firstGpadlHeader, reencryptionFails } from "./direct.js";
 
 const small: LabConfig = { ...DEFAULT_CONFIG, memory: 256 * 2 ** 20, uptime: "light", packets: 300, seed: 3 };
 
@@ -64,8 +64,6 @@ describe("the recorder runs the demo's scenario on the real packages", () => {
 describe("decoded events", () => {
   it("place every decoded field where the bytes hold it, and name the first GPADL header's handle and PFNs", async () => {
     const { decodeEvent } = await import("../src/model/decode.js");
-    const { Vm } = await import("@ivm/vm");
-    const { decodeChannelMessage } = await import("@ivm/vmbus");
     const rec = record(small, "vmalloc-remap");
     const kinds = new Set<string>();
     for (const e of rec.events) {
@@ -79,18 +77,10 @@ describe("decoded events", () => {
       new Set(["hypercall", "input page", "channel message", "ring packet", "NVSP message", "RNDIS message"]),
     );
     // The first GPADL header as VMBus's decoder reads it straight off the connection, independently.
-    const entry = STRATEGIES.find((s) => s.name === "vmalloc-remap")!;
-    const vm = Vm.boot({ memory: small.memory, uptime: small.uptime, seed: small.seed, strategy: entry });
-    let first: { gpadl: number; pfns: number } | undefined;
-    vm.conn.onMessage((m) => {
-      const d = decodeChannelMessage(m.bytes);
-      if (!first && d.ok && d.value.kind === "gpadl-header")
-        first = { gpadl: d.value.gpadl, pfns: (d.value.rangeBufLen - 8) / 8 };
-    });
-    vm.addNic();
+    const first = firstGpadlHeader(small, "vmalloc-remap");
     const header = rec.events.map(decodeEvent).find((d) => d.facts.kind === "gpadl-header")!;
-    expect(header.facts.gpadl).toBe(first!.gpadl);
-    expect(header.facts.pfnCount).toBe(first!.pfns);
+    expect(header.facts.gpadl).toBe(first.gpadl);
+    expect(header.facts.pfnCount).toBe(first.pfns);
   });
 });
 
