@@ -97,13 +97,14 @@ function takeScan(): XferPageScan {
  * control message the whole message (the kernel copies a response into its request). The frame itself
  * is not copied here: rndisFilterReceive copies it from the shared buffer into the skb, once.
  *
- * Returns the JS image of the private buffer (`length` bytes, zero where nothing was copied) that the
- * parser reads; every read behind it is of private memory (checked: I3).
+ * Returns the JS image of the private buffer (`length` bytes) that the parser reads; every read behind
+ * it is of private memory (checked: I3). Where nothing was copied the image is zero — except after a
+ * data message without a PPI area, whose parse reads only its first 44 bytes (rndisFilterReceive), so
+ * the rest is left as it was rather than zeroed per frame.
  */
 function copyRndisHeaders(nv: NetvscDev, shared: number, length: number): Uint8Array {
   const priv = nv.rxPrivate[0]!;
   const image = rxViews.view(nv.rxScratch, 0, length);
-  image.fill(0);
   const copies = COPIES;
   copies.n = 0;
   let copied = takeShared(nv, copies, priv, shared, 0, Math.min(RNDIS_HEADER_SIZE, length));
@@ -116,10 +117,14 @@ function copyRndisHeaders(nv: NetvscDev, shared: number, length: number): Uint8A
       const ppiOffset = dv.getUint32(base + RNDIS_PACKET_AT.perPktInfoOffset, true);
       const ppiLen = dv.getUint32(base + RNDIS_PACKET_AT.perPktInfoLen, true);
       const room = length - RNDIS_HEADER_SIZE;
+      // The image so far is [0, 44), copied; with PPIs the decoder may read past it, so zero the rest.
+      if (ppiOffset !== 0) image.fill(0, RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE);
       if (ppiOffset <= room && ppiLen <= room - ppiOffset)
         copied += takeShared(nv, copies, priv, shared, RNDIS_HEADER_SIZE + ppiOffset, ppiLen);
     }
   } else if (length >= RNDIS_HEADER_SIZE) {
+    // The image so far is the header: zero the rest before the message lands on it.
+    image.fill(0, RNDIS_HEADER_SIZE);
     // a control message: msg_len bytes, once rndis_filter_receive has checked msg_len <= buflen
     const msgLen = dv.getUint32(base + 4, true);
     if (msgLen >= RNDIS_HEADER_SIZE && msgLen <= length)
