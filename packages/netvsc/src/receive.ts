@@ -62,9 +62,10 @@ export function netvscReceive(nv: NetvscDev, bytes: Uint8Array): number {
         stats.rxDrops.count(reason);
         continue;
       }
-      const offset = scan.offsets[i]!;
-      const copy = copyRndisHeaders(nv, recvVa + offset, scan.lengths[i]!);
-      if (rndisFilterReceive(nv, copy, recvVa + offset) !== NVSP_STATUS.SUCCESS) status = NVSP_STATUS.FAIL;
+      // One address for both calls: above 2^31 it is a heap number, made once rather than per call.
+      const shared = recvVa + scan.offsets[i]!;
+      const copy = copyRndisHeaders(nv, shared, scan.lengths[i]!);
+      if (rndisFilterReceive(nv, copy, shared) !== NVSP_STATUS.SUCCESS) status = NVSP_STATUS.FAIL;
     }
     enqReceiveComplete(nv, scan.transactionId, status);
     return count;
