@@ -109,7 +109,7 @@ function copyRndisHeaders(nv: NetvscDev, shared: number, length: number): Uint8A
   const copies = COPIES;
   copies.n = 0;
   let copied = takeShared(nv, copies, priv, shared, 0, Math.min(RNDIS_HEADER_SIZE, length));
-  const dv = imageView(image);
+  const dv = scratchView(nv.rxScratch);
   const base = image.byteOffset;
   if (length >= RNDIS_HEADER_SIZE && dv.getUint32(base, true) === RNDIS_MSG_TYPE.PACKET) {
     const pkt = Math.min(RNDIS_PACKET_SIZE, length - RNDIS_HEADER_SIZE);
@@ -207,16 +207,19 @@ function touchesShared(nv: NetvscDev, va: number, len: number): boolean {
   return false;
 }
 
-let boundImage: ArrayBufferLike | undefined;
-let boundImageView: DataView | undefined;
+let boundScratch: Uint8Array | undefined;
+let boundScratchView: DataView | undefined;
 
-/** A DataView over the scratch's whole buffer, made once per buffer (index it with byteOffset). */
-function imageView(image: Uint8Array): DataView {
-  if (image.buffer !== boundImage || boundImageView === undefined) {
-    boundImage = image.buffer;
-    boundImageView = new DataView(image.buffer);
+/**
+ * A DataView over the scratch's whole buffer, made once per scratch (index it with the image's
+ * byteOffset). Keyed by the scratch itself: reading `.buffer` per range costs more than the compare.
+ */
+function scratchView(scratch: Uint8Array): DataView {
+  if (scratch !== boundScratch || boundScratchView === undefined) {
+    boundScratch = scratch;
+    boundScratchView = new DataView(scratch.buffer);
   }
-  return boundImageView;
+  return boundScratchView;
 }
 
 /** Views of the receive scratch (the range image and its pieces). */
