@@ -493,17 +493,35 @@ export class HostVmbusServer {
     const g = step.value;
     // The host maps the pages now: every one must be host-visible (the guest decrypts before posting).
     for (const r of g.ranges) {
-      for (let i = 0; i < r.pfns.length; i++) {
-        if (!this.accessible(r.pfns[i]! * HV_HYP_PAGE_SIZE, HV_HYP_PAGE_SIZE)) {
-          this.gpadls.teardown(g.gpadl);
-          this.gpadlRelid.delete(g.gpadl);
-          this.gpadlFailed(relid, g.gpadl);
-          return;
-        }
+      if (!this.pagesAccessible(r.pfns)) {
+        this.gpadls.teardown(g.gpadl);
+        this.gpadlRelid.delete(g.gpadl);
+        this.gpadlFailed(relid, g.gpadl);
+        return;
       }
     }
     this.counters.gpadlsCreated++;
     this.send({ kind: "gpadl-created", childRelid: relid, gpadl: g.gpadl, creationStatus: 0 });
+  }
+
+  /**
+   * Whether the host may touch every page of `pfns`: asked once per run of consecutive PFNs. A run the
+   * view refuses is asked again page by page, so a run the view would see differently from its pages
+   * (one that crosses vTOM) gets the per-page answer.
+   */
+  private pagesAccessible(pfns: Float64Array): boolean {
+    for (let i = 0; i < pfns.length; ) {
+      const first = pfns[i]!;
+      let n = 1;
+      while (i + n < pfns.length && pfns[i + n] === first + n) n++;
+      if (!this.accessible(first * HV_HYP_PAGE_SIZE, n * HV_HYP_PAGE_SIZE)) {
+        for (let k = 0; k < n; k++) {
+          if (!this.accessible((first + k) * HV_HYP_PAGE_SIZE, HV_HYP_PAGE_SIZE)) return false;
+        }
+      }
+      i += n;
+    }
+    return true;
   }
 
   private accessible(gpa: number, len: number): boolean {
