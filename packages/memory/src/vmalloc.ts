@@ -35,6 +35,11 @@ export interface VmapOptions {
   readonly decrypted?: boolean;
 }
 
+/** The area's own copy of the frames it maps (a typed array's copy is one memcpy, not an iteration). */
+function copyFrames(pfns: ArrayLike<number>): Float64Array {
+  return pfns instanceof Float64Array ? pfns.slice() : Float64Array.from(pfns);
+}
+
 /** get_count_order_long(): ceil(log2(n)). */
 function countOrder(n: number): number {
   let order = 0;
@@ -154,7 +159,7 @@ export class Vmalloc {
       if (!this.#phys.pfnValid(pfns[i]!))
         throw invalid("vmap-pfn", `vmap of pfn ${pfns[i]}, which is not RAM`);
     }
-    const frames = Float64Array.from(pfns);
+    const frames = copyFrames(pfns);
     if (options.decrypted) {
       if (this.#vtomPfn === 0) throw invalid("vmap-decrypted", "no shared bit exists in a VM without vTOM");
       for (let i = 0; i < frames.length; i++) frames[i]! += this.#vtomPfn;
@@ -169,23 +174,18 @@ export class Vmalloc {
    */
   vmapPfn(pfns: ArrayLike<number>, options: VmapOptions): number | null {
     if (pfns.length === 0) throw invalid("vmap-empty", "vmap_pfn of zero pages");
+    const phys = this.#phys;
     for (let i = 0; i < pfns.length; i++) {
       const pfn = pfns[i]!;
       if (!Number.isSafeInteger(pfn) || pfn < 0) throw invalid("vmap-pfn", `bad pfn ${pfn}`);
-      if (this.#phys.pfnValid(pfn)) {
+      if (phys.pfnValid(pfn)) {
         this.vmapPfnRefusals++;
         return null;
       }
     }
     const size = pfns.length * PAGE_SIZE;
     const align = 2 ** Math.min(Math.max(countOrder(size), 12), IOREMAP_MAX_ORDER);
-    return this.#mapArea(
-      Float64Array.from(pfns),
-      "ioremap",
-      align,
-      Pte.Present | Pte.Rw | Pte.Special,
-      options.tag,
-    );
+    return this.#mapArea(copyFrames(pfns), "ioremap", align, Pte.Present | Pte.Rw | Pte.Special, options.tag);
   }
 
   /** vunmap(): clears the PTEs and releases the address space lazily; the pages are not freed. */
@@ -205,9 +205,11 @@ export class Vmalloc {
     const area = this.#live.get(va);
     if (!area) throw invalid("vfree-unknown", `vfree of 0x${va.toString(16)}, which vmalloc did not return`);
     if (area.kind !== "vmalloc") throw invalid("vfree-not-vmalloc", `vfree of a ${area.kind} area`);
-    this.#checkFreeable(area.frames);
+    const frames = area.frames;
+    this.#checkFreeable(frames);
     this.vunmap(va);
-    for (let i = 0; i < area.frames.length; i++) this.#buddy.freePages(area.frames[i]!, 0);
+    const buddy = this.#buddy;
+    for (let i = 0; i < frames.length; i++) buddy.freePages(frames[i]!, 0);
     const array = area.pageArray!;
     if (array.vmalloc) this.vfree(array.va);
     else this.#kmalloc.kfree(array.va);
