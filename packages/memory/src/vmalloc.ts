@@ -59,7 +59,8 @@ export class Vmalloc {
   readonly #phys: PhysicalMemory;
   readonly #faults: FaultInjector | undefined;
   readonly #vtomPfn: number;
-  readonly #pteBit: boolean;
+  /** The vTOM pfn physical_mask removes from a PTE's frame (pte-bit era), else 0. */
+  readonly #physicalMaskStrip: number;
   /** Busy and lazily freed areas, sorted by start. */
   #areas: { start: number; end: number; lazy: boolean }[] = [];
   readonly #live = new Map<number, VmArea>();
@@ -84,7 +85,7 @@ export class Vmalloc {
     this.#kmalloc = kmalloc;
     this.#tables = tables;
     this.#vtomPfn = options.vtomPfn;
-    this.#pteBit = options.pteBit;
+    this.#physicalMaskStrip = options.pteBit && options.vtomPfn > 0 ? options.vtomPfn : 0;
     this.#faults = options.faults;
     // lazy_max_pages(): fls(online CPUs) × 32 MiB.
     this.lazyMaxPages = (32 * 2 ** 20 * (32 - Math.clz32(options.cpus))) / PAGE_SIZE;
@@ -246,7 +247,8 @@ export class Vmalloc {
 
   #pfnOfPte(pte: number): number {
     const frame = pteFrame(pte);
-    return this.#pteBit && this.#vtomPfn > 0 && frame >= this.#vtomPfn ? frame - this.#vtomPfn : frame;
+    const strip = this.#physicalMaskStrip;
+    return strip > 0 && frame >= strip ? frame - strip : frame;
   }
 
   /** The raw PTE of a vmalloc-range address (0 if none). */
