@@ -14,7 +14,7 @@ import { type Result, VmbusError } from "../errors.js";
 import type { RingWriteOk } from "../ring/outgoing.js";
 import type { Scheduler } from "../scheduler.js";
 import type { PostStatusHook, SynicLink } from "../synic.js";
-import { guidFromString, readU32 } from "../wire/bytes.js";
+import { guidFromString, readU32, writeU32 } from "../wire/bytes.js";
 import {
   type ChannelMessage,
   decodeChannelMessage,
@@ -592,9 +592,12 @@ function isKnownVersion(v: number): boolean {
   return KNOWN_VERSIONS.has(v);
 }
 
+/** The if_instance template, parsed once (the relid goes into its first field). */
+const INSTANCE_GUID_TEMPLATE: Uint8Array = guidFromString("00000000-0000-4000-8000-000000000000");
+
 /** A deterministic if_instance per relid (a real host uses a random GUID). */
 function instanceGuid(relid: number): Uint8Array {
-  const g = guidFromString("00000000-0000-4000-8000-000000000000");
-  new DataView(g.buffer).setUint32(0, relid, true);
+  const g = INSTANCE_GUID_TEMPLATE.slice();
+  writeU32(g, 0, relid);
   return g;
 }
