@@ -67,15 +67,16 @@ export interface BuddyBlock {
 }
 
 const NIL = -1;
+
+function badOrder(order: number): MemoryError {
+  return invalid("order", `order must be 0..${MAX_ORDER - 1}, got ${order}`);
+}
 /** The page flags that forbid freeing a page: leaked, or still host-visible. */
 const PINNED = PageFlag.Leaked | PageFlag.HostVisible;
 /** PINNED in each byte of a 32-bit word of page flags. */
 const PINNED_WORD = PINNED * 0x01010101;
 const PB_PAGES = 1 << PAGEBLOCK_ORDER;
 const NO_WATERMARKS: ZoneWatermarks = { min: 0, low: 0, high: 0 };
-/** Watermark selectors (ALLOC_WMARK_MIN / LOW / HIGH). */
-const WMARK_MIN = 0;
-const WMARK_LOW = 1;
 
 /**
  * The binary buddy allocator of mm/page_alloc.c for one zone: orders 0..10, free lists per (order,
@@ -251,25 +252,30 @@ export class BuddyAllocator {
    * `work`.
    */
   allocPages(order: number, options: PageAllocOptions): number | null {
-    if (!(order >= 0 && order < MAX_ORDER && (order | 0) === order)) {
-      throw invalid("order", `order must be 0..${MAX_ORDER - 1}, got ${order}`);
-    }
+    // (The hot path is kept small: V8 inlines a caller's callees only up to a bytecode budget, and
+    // rare work — errors, failures, the slow path — lives in functions of its own.)
+    if (!(order >= 0 && order < MAX_ORDER && (order | 0) === order)) throw badOrder(order);
     const gfp = options.gfp ?? 0;
     const mt = gfpMigratetype(gfp);
     // should_fail_alloc_page runs in prepare_alloc_pages, before any free list is looked at.
-    let pfn = NIL;
-    if (!this.#faults?.shouldFail()) {
-      pfn = this.#getPageFromFreelist(order, mt, WMARK_LOW);
-      if (pfn === NIL) pfn = this.#slowpathEntries(order, mt, gfp);
-    }
-    if (pfn === NIL) {
-      this.failuresByOrder[order]!++;
-      if ((gfp & Gfp.NoWarn) === 0) this.warnings++;
-      return null;
-    }
+    const pfn = this.#faults?.shouldFail() ? NIL : this.#allocBlock(order, mt, gfp);
+    if (pfn === NIL) return this.#allocFailed(order, gfp);
     this.#markAllocated(pfn, order, this.#tagId(options.tag), mt);
     if (gfp & Gfp.Zero) this.#phys.zeroPages(pfn, 1 << order);
     return pfn;
+  }
+
+  /** get_page_from_freelist() at the low watermark, then __alloc_pages_slowpath. */
+  #allocBlock(order: number, mt: Migratetype, gfp: number): number {
+    const pfn = this.#getPageFromFreelist(order, mt, this.watermarks.low);
+    return pfn === NIL ? this.#slowpathEntries(order, mt, gfp) : pfn;
+  }
+
+  /** A failed request's counters (and the warning it would print); the null allocPages returns. */
+  #allocFailed(order: number, gfp: number): null {
+    this.failuresByOrder[order]!++;
+    if ((gfp & Gfp.NoWarn) === 0) this.warnings++;
+    return null;
   }
 
   /**
@@ -282,14 +288,9 @@ export class BuddyAllocator {
     const mt = gfpMigratetype(gfp);
     const tag = this.#tagId(options.tag);
     for (let i = 0; i < count; i++) {
-      let pfn = NIL;
-      if (!this.#faults?.shouldFail()) {
-        pfn = this.#getPageFromFreelist(0, mt, WMARK_LOW);
-        if (pfn === NIL) pfn = this.#slowpathEntries(0, mt, gfp);
-      }
+      const pfn = this.#faults?.shouldFail() ? NIL : this.#allocBlock(0, mt, gfp);
       if (pfn === NIL) {
-        this.failuresByOrder[0]!++;
-        if ((gfp & Gfp.NoWarn) === 0) this.warnings++;
+        this.#allocFailed(0, gfp);
         return i;
       }
       this.#markAllocated(pfn, 0, tag, mt);
@@ -355,13 +356,9 @@ export class BuddyAllocator {
     return false;
   }
 
-  #mark(which: number): number {
-    return which === WMARK_MIN ? this.watermarks.min : this.watermarks.low;
-  }
-
-  /** get_page_from_freelist() for the one zone: the watermark, then rmqueue. */
-  #getPageFromFreelist(order: number, mt: Migratetype, which: number): number {
-    if (!this.watermarkOk(order, this.#mark(which))) return NIL;
+  /** get_page_from_freelist() for the one zone: the watermark `mark` (pages), then rmqueue. */
+  #getPageFromFreelist(order: number, mt: Migratetype, mark: number): number {
+    if (!this.watermarkOk(order, mark)) return NIL;
     return this.#rmqueue(order, mt);
   }
 
@@ -374,8 +371,9 @@ export class BuddyAllocator {
 
   /** __rmqueue_smallest(): the smallest block of `mt` that fits, split by expand(). */
   #rmqueueSmallest(order: number, mt: Migratetype): number {
+    const head = this.#head;
     for (let found = order; found < MAX_ORDER; found++) {
-      const pfn = this.#head[found * MIGRATE_TYPES + mt]!;
+      const pfn = head[found * MIGRATE_TYPES + mt]!;
       if (pfn === NIL) continue;
       this.#unlinkFree(pfn, found);
       // expand(): give back the upper halves, largest first, to the same type's lists.
@@ -518,7 +516,7 @@ export class BuddyAllocator {
     const canDirectReclaim = (gfp & Gfp.Atomic) === 0;
     // wake_all_kswapds: kswapd runs (here at once, to completion) when the zone is below its low mark.
     if (!this.watermarkOk(0, this.watermarks.low)) this.#kswapd();
-    let pfn = this.#getPageFromFreelist(order, mt, WMARK_MIN);
+    let pfn = this.#getPageFromFreelist(order, mt, this.watermarks.min);
     if (pfn !== NIL) return pfn;
     if (!canDirectReclaim) return NIL;
     let priority: CompactPriority = CompactPriority.SyncLight;
@@ -533,10 +531,10 @@ export class BuddyAllocator {
     let noProgressLoops = 0;
     let compactionRetries = 0;
     for (;;) {
-      pfn = this.#getPageFromFreelist(order, mt, WMARK_MIN);
+      pfn = this.#getPageFromFreelist(order, mt, this.watermarks.min);
       if (pfn !== NIL) return pfn;
       const reclaimed = this.#directReclaim(order);
-      pfn = this.#getPageFromFreelist(order, mt, WMARK_MIN);
+      pfn = this.#getPageFromFreelist(order, mt, this.watermarks.min);
       if (pfn !== NIL) return pfn;
       const result = this.#directCompact(order, mt, priority);
       if (this.#compacted !== NIL) return this.#compacted;
@@ -592,7 +590,7 @@ export class BuddyAllocator {
       else if (priority !== CompactPriority.Async && result === "complete") this.deferral.defer(order);
     }
     this.work.compactionStalls++;
-    const pfn = this.#getPageFromFreelist(order, mt, WMARK_MIN);
+    const pfn = this.#getPageFromFreelist(order, mt, this.watermarks.min);
     if (pfn !== NIL) {
       this.deferral.reset(order, true);
       this.work.compactionSuccesses++;
@@ -1083,21 +1081,21 @@ export class BuddyAllocator {
       (pfn | 0) === pfn &&
       pfn >= 0 &&
       pfn < this.#pages &&
-      (this.#flags[pfn]! & (PageFlag.Free | PageFlag.Allocated)) === PageFlag.Allocated &&
+      (this.#flags[pfn]! & (PageFlag.Free | PageFlag.Allocated | PINNED)) === PageFlag.Allocated &&
       this.#order[pfn] === order &&
-      !this.#anyPinned(pfn, order)
+      (order === 0 || !this.#tailPinned(pfn, order))
     ) {
       return;
     }
     this.#explainUnfreeable(pfn, order, visibleOk);
   }
 
-  /** Whether a page of the block at `pfn` is leaked or host-visible (four page flags per word read). */
-  #anyPinned(pfn: number, order: number): boolean {
-    if (order < 2) {
-      const f = order === 0 ? this.#flags[pfn]! : this.#flags[pfn]! | this.#flags[pfn + 1]!;
-      return (f & PINNED) !== 0;
-    }
+  /**
+   * Whether a page of the block at `pfn` (order ≥ 1) is leaked or host-visible; from order 2 on, four
+   * pages' flags per word read.
+   */
+  #tailPinned(pfn: number, order: number): boolean {
+    if (order === 1) return ((this.#flags[pfn]! | this.#flags[pfn + 1]!) & PINNED) !== 0;
     const words = this.#flagWords;
     const end = (pfn >>> 2) + (1 << (order - 2));
     for (let w = pfn >>> 2; w < end; w++) if ((words[w]! & PINNED_WORD) !== 0) return true;
@@ -1137,9 +1135,11 @@ export class BuddyAllocator {
   }
 
   #release(pfn: number, order: number): void {
+    const flags = this.#flags;
+    const orders = this.#order;
     const tag = this.#owner[pfn]!;
     if (tag < this.#tagSeen.length && this.#tagSeen[tag] !== 0) this.#tagCounts[tag * MAX_ORDER + order]!--;
-    this.#flags[pfn]! &= ~PageFlag.Allocated;
+    flags[pfn]! &= ~PageFlag.Allocated;
     this.#owner[pfn] = 0;
     // free_one_page takes the pageblock's type (get_pfnblock_migratetype), not the one allocated with.
     const mt = this.#pbType[pfn >>> PAGEBLOCK_ORDER]! as Migratetype;
@@ -1147,9 +1147,9 @@ export class BuddyAllocator {
     while (order < MAX_ORDER - 1) {
       const buddy = pfn ^ (1 << order);
       if (buddy + (1 << order) > this.#pages) break;
-      if ((this.#flags[buddy]! & PageFlag.Free) === 0 || this.#order[buddy] !== order) break;
+      if ((flags[buddy]! & PageFlag.Free) === 0 || orders[buddy] !== order) break;
       this.#unlinkFree(buddy, order);
-      if (buddy < pfn) pfn = buddy;
+      pfn &= buddy;
       order++;
     }
     this.#pushFree(pfn, order, mt);
