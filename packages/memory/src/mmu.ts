@@ -1,7 +1,7 @@
 import { PAGE_OFFSET, PAGE_SIZE } from "./constants.js";
 import { type FaultKind, MemoryFault } from "./errors.js";
 import type { PageTables } from "./page-table.js";
-import { Pte, pteFlags, pteFrame } from "./page-table.js";
+import { Pte, pteFrame } from "./page-table.js";
 import { PageFlag, type PhysicalMemory } from "./phys.js";
 
 const TLB_ENTRIES = 4096;
@@ -264,7 +264,9 @@ export class Mmu {
     } else {
       const pte = this.#lookup(va);
       if (pte === 0) return this.#fault("unmapped", va);
-      present = (pteFlags(pte) & Pte.Present) !== 0;
+      // pteFlags(pte) & Present without the division: the flags are the low 12 bits of the PTE, and
+      // `>>> 0` keeps its low 32 bits exactly.
+      present = ((pte >>> 0) & Pte.Present) !== 0;
       frame = pteFrame(pte);
     }
     if (!present) return this.#fault("not-present", va);
