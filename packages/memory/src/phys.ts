@@ -267,15 +267,14 @@ export class PhysicalMemory {
       throw invalid("phys-range", `copy of ${n} bytes between pages ${srcPfn} and ${dstPfn} is out of range`);
     }
     const dslot = this.#materialiseSlot(dstPfn);
-    const dst = this.#slabs[dslot >>> SLAB_SHIFT]!;
-    const d = (dslot & (SLAB_PAGES - 1)) * PAGE_SIZE + dstOff;
-    const slot = this.#slot(srcPfn);
-    if (slot === NO_BYTES) zeroBytes(dst, d, n);
-    else {
-      const src = slot === GARBAGE ? GARBAGE_POOL : this.#slabs[slot >>> SLAB_SHIFT]!;
-      const from = (slot === GARBAGE ? garbageStart(srcPfn) : (slot & (SLAB_PAGES - 1)) * PAGE_SIZE) + srcOff;
-      copyBytes(dst, d, src, from, n);
-    }
+    // the source's slot is looked up after the destination got bytes (the same page, when they are one)
+    this.#readPiece(
+      srcPfn,
+      srcOff,
+      this.#slabs[dslot >>> SLAB_SHIFT]!,
+      (dslot & (SLAB_PAGES - 1)) * PAGE_SIZE + dstOff,
+      n,
+    );
   }
 
   #validPiece(pfn: number, off: number, n: number): boolean {
