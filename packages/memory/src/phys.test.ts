@@ -25,6 +25,12 @@ describe("PhysicalMemory page pieces", () => {
     phys.readPage(2, 0, moved, 0, 56);
     expect(moved.subarray(10)).toEqual(data.subarray(54, 100));
     expect(moved.subarray(0, 10)).toEqual(data.subarray(54, 64));
+    // a short overlapping piece too (forwards: a byte loop would copy bytes it had just written)
+    phys.copyPage(2, 3, 2, 1, 6);
+    phys.readPage(2, 0, moved, 0, 9);
+    expect(Array.from(moved.subarray(0, 9))).toEqual(
+      [54, 55, 56, 55, 56, 57, 58, 59, 60].map((i) => data[i]!),
+    );
   });
 
   it("refuses a piece that leaves its page, its buffer or guest RAM, before any byte moves", () => {

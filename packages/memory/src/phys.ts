@@ -57,10 +57,10 @@ function garbageFor(pfn: number): Uint8Array {
  * (packet headers, ring indices) are copied by a loop, eight bytes a turn, instead.
  */
 function copyBytes(dst: Uint8Array, d: number, src: Uint8Array, s: number, n: number): void {
-  if (n <= 8) {
-    for (let i = 0; i < n; i++) dst[d + i] = src[s + i]!;
-  } else if (dst === src) {
+  if (dst === src) {
     dst.copyWithin(d, s, s + n);
+  } else if (n <= 8) {
+    for (let i = 0; i < n; i++) dst[d + i] = src[s + i]!;
   } else if (s === 0 && n === src.length) {
     dst.set(src, d);
   } else if (n <= 64) {
