@@ -65,7 +65,7 @@ export class HostView {
    * a page goes through read().
    */
   readU32(gpa: number): number {
-    if (gpa % PAGE_SIZE > PAGE_SIZE - 4) {
+    if (pageOffset(gpa) > PAGE_SIZE - 4) {
       this.read(gpa, this.#word);
       return this.#wordView.getUint32(0, true);
     }
@@ -78,7 +78,7 @@ export class HostView {
 
   /** write() of a little-endian u32 (same gate and counters), without a buffer inside one page. */
   writeU32(gpa: number, value: number): void {
-    if (gpa % PAGE_SIZE > PAGE_SIZE - 4) {
+    if (pageOffset(gpa) > PAGE_SIZE - 4) {
       this.#wordView.setUint32(0, value >>> 0, true);
       this.write(gpa, this.#word);
       return;
@@ -119,4 +119,12 @@ export class HostView {
       );
     }
   }
+}
+
+/**
+ * The byte offset of `gpa` in its page, as `gpa % PAGE_SIZE` but without a float remainder (an address
+ * above vTOM is no small integer); anything not a valid address is refused by the gate either way.
+ */
+function pageOffset(gpa: number): number {
+  return gpa - Math.floor(gpa / PAGE_SIZE) * PAGE_SIZE;
 }
