@@ -237,7 +237,17 @@ export class HostVmbusServer {
   /** child_relid of GPADLs being assembled, so a failure can be reported to the right channel. */
   private readonly gpadlRelid = new Map<number, number>();
   private readonly delayed: { bytes: Uint8Array; rounds: number }[] = [];
-  private nextRelid = 1;
+  /**
+   * The lowest child_relid no channel holds. A relid is held from its offer until the guest's
+   * CHANNELMSG_RELID_RELEASED, then free again — as QEMU's VMBus server allocates them (a bitmap,
+   * lowest free first). Never reusing them would end a long-running guest's hot adds at the guest's
+   * MAX_CHANNEL_RELIDS (2048), which drops any offer at or above it.
+   */
+  #freeRelid(): number {
+    let relid = 1;
+    while (this.channelsByRelid.has(relid)) relid++;
+    return relid;
+  }
   private readonly removePollers: (() => void)[];
 
   constructor(options: HostServerOptions) {
@@ -266,8 +276,7 @@ export class HostVmbusServer {
 
   /** Registers a device; its channel is offered in answer to REQUESTOFFERS, or at once after it (hot add). */
   registerDevice(init: HostOfferInit, device: HostDevice): HostChannel {
-    const relid = init.childRelid ?? this.nextRelid;
-    this.nextRelid = Math.max(this.nextRelid, relid + 1);
+    const relid = init.childRelid ?? this.#freeRelid();
     const userDefined = new Uint8Array(MAX_USER_DEFINED_BYTES);
     if (init.userDefined !== undefined) userDefined.set(init.userDefined.subarray(0, MAX_USER_DEFINED_BYTES));
     const offer: OfferChannelMessage = {
