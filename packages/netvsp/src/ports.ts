@@ -11,7 +11,10 @@ import type { HostReadResult } from "@ivm/vmbus/host";
  * full inbound ring is an EAGAIN result, never a throw.
  */
 export interface NetvspRing {
-  /** The next guest packet, as a host-owned copy; "empty" or "corrupt" otherwise. */
+  /**
+   * The next guest packet, as a host-owned copy; "empty" or "corrupt" otherwise. The copy may be reused
+   * by the next call (HostRingEndpoint.readPacketTransient): netvsp is done with a packet before then.
+   */
   readPacket(): HostReadResult;
   /** Publish the host's read position (frees room in the guest's outbound ring). */
   commitRead(): { readonly signal: boolean };

@@ -76,6 +76,24 @@ export class HostRingEndpoint {
   private readPos: number;
   private readonly trailer = new Uint8Array(VMBUS_PKT_TRAILER);
   private readonly head = new Uint8Array(VMPACKET_DESCRIPTOR_SIZE);
+  /** readPacketTransient's copy of the packet (grown as needed) and the views of its last length. */
+  private scratch = new Uint8Array(256);
+  private scratchBytes = this.scratch.subarray(0, 0);
+  private scratchData = this.scratchBytes;
+  private readonly transient: {
+    desc: PacketDescriptor;
+    bytes: Uint8Array;
+    data: Uint8Array;
+    offset: number;
+  } = {
+    desc: { type: 0, offset8: 0, len8: 0, flags: 0, transId: 0n },
+    bytes: this.scratchBytes,
+    data: this.scratchBytes,
+    offset: 0,
+  };
+  private readonly transientResult: HostReadResult = { kind: "packet", packet: this.transient };
+  /** The one-piece packet list send() hands the writer (it copies the piece before returning). */
+  private readonly sendKv: Uint8Array[] = [this.head];
 
   constructor(options: HostRingEndpointOptions) {
     this.fromGuest = options.fromGuest;
@@ -87,25 +105,80 @@ export class HostRingEndpoint {
 
   /** Reads the next guest packet into a host-owned copy and advances the host's private read position. */
   readPacket(): HostReadResult {
+    const len = this.checkNext();
+    if (len <= 0) return len === 0 ? EMPTY : this.lastCorrupt;
+    const bytes = new Uint8Array(len);
+    const offset = this.copyNext(bytes);
+    return {
+      kind: "packet",
+      packet: { desc: readPacketDescriptor(bytes), bytes, data: bytes.subarray(this.nextOff, len), offset },
+    };
+  }
+
+  /**
+   * readPacket without a new buffer per packet: the same checks and the same copy, into a buffer this
+   * endpoint reuses. The result, the packet and its bytes are valid until the next read of this
+   * endpoint: for a reader that handles each packet before it reads the next (netvsp does).
+   */
+  readPacketTransient(): HostReadResult {
+    const len = this.checkNext();
+    if (len <= 0) return len === 0 ? EMPTY : this.lastCorrupt;
+    if (this.scratch.length < len) this.scratch = new Uint8Array(Math.max(len, 2 * this.scratch.length));
+    const off = this.nextOff;
+    const p = this.transient;
+    // Views made again only when the packet's shape changes (a steady stream reuses them).
+    if (this.scratchBytes.length !== len || this.scratchBytes.buffer !== this.scratch.buffer) {
+      this.scratchBytes = this.scratch.subarray(0, len);
+      this.scratchData = this.scratchBytes.subarray(off, len);
+    } else if (this.scratchData.byteOffset !== off) this.scratchData = this.scratchBytes.subarray(off, len);
+    const bytes = this.scratchBytes;
+    p.offset = this.copyNext(bytes);
+    p.desc = readPacketDescriptor(bytes);
+    p.bytes = bytes;
+    p.data = this.scratchData;
+    return this.transientResult;
+  }
+
+  /** The validated offset of the packet checkNext accepted (its data starts there). */
+  private nextOff = 0;
+  private lastCorrupt: HostReadResult = EMPTY;
+
+  /**
+   * The strict checks of the next packet: its length (> 0), 0 when the ring is empty, or -1 with
+   * lastCorrupt set (counted). Nothing is consumed.
+   */
+  private checkNext(): number {
     const mem = this.fromGuest;
     const dsize = mem.dataSize;
     const writeIndex = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
     const indexProblem = checkRingIndex(dsize, writeIndex);
-    if (indexProblem !== undefined) return this.corrupt(indexProblem);
+    if (indexProblem !== undefined) return this.corruptNext(indexProblem);
     const avail = bytesToRead(dsize, writeIndex, this.readPos);
-    if (avail === 0) return EMPTY;
-    if (avail < VMPACKET_DESCRIPTOR_SIZE + VMBUS_PKT_TRAILER) return this.corrupt("short");
+    if (avail === 0) return 0;
+    if (avail < VMPACKET_DESCRIPTOR_SIZE + VMBUS_PKT_TRAILER) return this.corruptNext("short");
     mem.read(this.readPos, this.head);
     const len = readU16(this.head, 4) << 3;
     const off = readU16(this.head, 2) << 3;
-    if (len < VMPACKET_DESCRIPTOR_SIZE) return this.corrupt("bad-length");
-    if (off < VMPACKET_DESCRIPTOR_SIZE || off > len) return this.corrupt("bad-offset");
-    if (len + VMBUS_PKT_TRAILER > avail) return this.corrupt("overrun");
+    if (len < VMPACKET_DESCRIPTOR_SIZE) return this.corruptNext("bad-length");
+    if (off < VMPACKET_DESCRIPTOR_SIZE || off > len) return this.corruptNext("bad-offset");
+    if (len + VMBUS_PKT_TRAILER > avail) return this.corruptNext("overrun");
+    this.nextOff = off;
+    return len;
+  }
 
-    const bytes = new Uint8Array(len);
+  private corruptNext(problem: HostRingProblem): number {
+    this.lastCorrupt = this.corrupt(problem);
+    return -1;
+  }
+
+  /** Copies the packet checkNext accepted into `bytes` (its length), consumes it; returns its offset. */
+  private copyNext(bytes: Uint8Array): number {
+    const mem = this.fromGuest;
+    const dsize = mem.dataSize;
+    const len = bytes.length;
     mem.read(this.readPos, bytes);
     // The copy's length fields are the ones validated above, whatever the ring holds now.
-    writeU16(bytes, 2, off >>> 3);
+    writeU16(bytes, 2, this.nextOff >>> 3);
     writeU16(bytes, 4, len >>> 3);
     let trailerAt = this.readPos + len;
     if (trailerAt >= dsize) trailerAt -= dsize;
@@ -118,10 +191,7 @@ export class HostRingEndpoint {
     if (this.readPos >= dsize) this.readPos -= dsize;
     this.counters.packetsRead++;
     this.counters.bytesRead += len + VMBUS_PKT_TRAILER;
-    return {
-      kind: "packet",
-      packet: { desc: readPacketDescriptor(bytes), bytes, data: bytes.subarray(off, len), offset },
-    };
+    return offset;
   }
 
   private corrupt(problem: HostRingProblem): HostReadResult {
@@ -153,7 +223,11 @@ export class HostRingEndpoint {
   /** Writes a prepared packet (descriptor first, length a multiple of 8) into the guest's inbound ring. */
   send(packet: Uint8Array): Result<RingWriteOk> {
     const transId = readU64BigInt(packet, 8);
-    return this.writer.write([packet], transId);
+    const kv = this.sendKv;
+    kv[0] = packet;
+    const r = this.writer.write(kv, transId);
+    kv[0] = this.head;
+    return r;
   }
 
   /** A VM_PKT_DATA_INBAND packet. */
