@@ -142,8 +142,9 @@ interface MappedBuffer {
 interface RxTransaction {
   /** The queue the transfer-page packet went out on (its completion must come back on it). */
   queue: number;
-  /** The receive sections it carries (its own array, refilled when the record is reused). */
+  /** The receive sections it carries: the first `count` of its own array (reused with the record). */
   readonly sections: number[];
+  count: number;
   frames: number;
   bytes: number;
 }
@@ -253,9 +254,12 @@ export class Netvsp {
   readonly #outstanding: Map<number, RxTransaction> = new Map();
   /** Completed transaction records, reused by the next transfer-page packets. */
   readonly #freeTransactions: RxTransaction[] = [];
-  /** The ranges of the transfer-page packet being built, and the records they are taken from (reused). */
-  readonly #rxRanges: { offset: number; length: number }[] = [];
+  /**
+   * The range records of the transfer-page packet being built, and for each count n the list of the
+   * first n of them (made once per count): a packet's ranges without an array per packet.
+   */
   readonly #rxRangePool: { offset: number; length: number }[] = [];
+  readonly #rxRangeLists: { offset: number; length: number }[][] = [];
   /** encodeXferPagePacket's input, reused (its fields set per packet). */
   readonly #xferInput: {
     transactionId: bigint;
@@ -976,7 +980,7 @@ export class Netvsp {
     const qc = this.counters.queues[t.queue];
     if (qc !== undefined) qc.rxFramesCompleted += t.frames;
     const sections = this.#recv!.sections;
-    for (let i = 0; i < t.sections.length; i++) {
+    for (let i = 0; i < t.count; i++) {
       const r = sections.release(t.sections[i]!);
       if (!r.ok) throw new Error(`netvsp: own section bookkeeping broken: ${r.error.message}`);
     }
@@ -988,12 +992,22 @@ export class Netvsp {
 
   /** A transaction record for a transfer-page packet (a completed one reused), its sections empty. */
   #transaction(queue: number): RxTransaction {
-    const t = this.#freeTransactions.pop() ?? { queue: 0, sections: [], frames: 0, bytes: 0 };
+    const t = this.#freeTransactions.pop() ?? { queue: 0, sections: [], count: 0, frames: 0, bytes: 0 };
     t.queue = queue;
-    t.sections.length = 0;
+    t.count = 0;
     t.frames = 0;
     t.bytes = 0;
     return t;
+  }
+
+  /** The first `n` range records as one list. */
+  #rangeList(n: number): readonly { offset: number; length: number }[] {
+    let list = this.#rxRangeLists[n];
+    if (list === undefined) {
+      list = this.#rxRangePool.slice(0, n);
+      this.#rxRangeLists[n] = list;
+    }
+    return list;
   }
 
   /** The reused range record `k` of the packet being built. */
@@ -1027,9 +1041,8 @@ export class Netvsp {
       }
       const tid = this.#nextTid;
       const wireTid = BigInt(tid);
-      this.#rxRanges.length = 0;
-      this.#rxRanges.push(this.#rxRange(0, offset, response.length));
-      const pkt = this.#xferPacket(wireTid, NVSP_CHANNEL_TYPE.CONTROL, recv.id, this.#rxRanges);
+      this.#rxRange(0, offset, response.length);
+      const pkt = this.#xferPacket(wireTid, NVSP_CHANNEL_TYPE.CONTROL, recv.id, this.#rangeList(1));
       const r = this.#emit("rx-control", wireTid, pkt);
       if (r === "full") {
         recv.sections.release(section);
@@ -1043,7 +1056,8 @@ export class Netvsp {
         continue;
       }
       const t = this.#transaction(0);
-      t.sections.push(section);
+      t.sections[0] = section;
+      t.count = 1;
       this.#outstanding.set(tid, t);
       this.counters.controlResponsesSent++;
       progress = true;
@@ -1056,13 +1070,12 @@ export class Netvsp {
     if (recv === null || this.#rx.pending === 0 || !this.rxReady) return false;
     let progress = false;
     const sectionSize = this.recvSectionSize;
-    const ranges = this.#rxRanges;
     while (this.#rx.pending > 0) {
       const want = Math.min(this.rxFramesPerPacket, this.#rx.pending);
       // The sections go straight into the transaction record the packet will be tracked by.
       const t = this.#transaction(0);
       const sections = t.sections;
-      ranges.length = 0;
+      let n = 0;
       let bytes = 0;
       let queue = 0;
       for (let k = 0; k < want; k++) {
@@ -1078,23 +1091,28 @@ export class Netvsp {
           recv.sections.release(s);
           break;
         }
-        sections.push(s);
-        ranges.push(this.#rxRange(k, s * sectionSize, msg.length));
+        sections[n] = s;
+        this.#rxRange(n, s * sectionSize, msg.length);
+        n++;
         bytes += this.#rx.sizeAt(k);
       }
-      if (sections.length === 0) {
+      t.count = n;
+      if (n === 0) {
         this.#freeTransactions.push(t);
         break; // no free data section: the guest still holds them all
       }
       const tid = this.#nextTid;
       const wireTid = BigInt(tid);
+      let ranges = this.#rangeList(n);
       const tamper = this.adversary?.xferRange;
       if (tamper !== undefined) {
         const r0 = ranges[0]!;
-        ranges[0] =
+        const tampered = ranges.slice();
+        tampered[0] =
           tamper === "offset-past-buffer"
             ? { offset: recv.view.size + 8, length: r0.length }
             : { offset: r0.offset, length: sectionSize + 1 };
+        ranges = tampered;
       }
       this.#q = queue;
       const r = this.#emit(
@@ -1104,23 +1122,23 @@ export class Netvsp {
       );
       this.#q = 0;
       if (r === "full" || r === "failed") {
-        for (const s of sections) recv.sections.release(s);
+        for (let i = 0; i < n; i++) recv.sections.release(sections[i]!);
         this.#freeTransactions.push(t);
         break;
       }
       this.#nextTid++;
-      this.#rx.commit(sections.length);
+      this.#rx.commit(n);
       t.queue = queue;
-      t.frames = sections.length;
+      t.frames = n;
       t.bytes = bytes;
       this.#outstanding.set(tid, t);
       const qc = this.counters.queues[queue];
       if (qc !== undefined) {
         qc.rxPacketsSent++;
-        qc.rxFramesSent += sections.length;
+        qc.rxFramesSent += n;
       }
       this.counters.rxPacketsSent++;
-      this.counters.rxFramesSent += sections.length;
+      this.counters.rxFramesSent += n;
       this.counters.rxBytesSent += bytes;
       if (this.adversary?.rxRewrite !== undefined) this.#rewriteQueue.push(tid);
       progress = true;

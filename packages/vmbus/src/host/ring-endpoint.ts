@@ -62,6 +62,17 @@ export interface HostRingEndpointOptions {
 
 const EMPTY: HostReadResult = { kind: "empty" };
 
+/** Bytes readPacketTransient fetches in its first access (a small packet and its trailer fit). */
+const PREFETCH = 256;
+
+/** What is wrong with a descriptor's len8·8 and offset8·8 given the bytes published, if anything. */
+function packetProblem(len: number, off: number, avail: number): HostRingProblem | undefined {
+  if (len < VMPACKET_DESCRIPTOR_SIZE) return "bad-length";
+  if (off < VMPACKET_DESCRIPTOR_SIZE || off > len) return "bad-offset";
+  if (len + VMBUS_PKT_TRAILER > avail) return "overrun";
+  return undefined;
+}
+
 export class HostRingEndpoint {
   readonly fromGuest: RingMem;
   readonly toGuest: RingMem;
@@ -77,7 +88,8 @@ export class HostRingEndpoint {
   private readonly trailer = new Uint8Array(VMBUS_PKT_TRAILER);
   private readonly head = new Uint8Array(VMPACKET_DESCRIPTOR_SIZE);
   /** readPacketTransient's copy of the packet (grown as needed) and the views of its last length. */
-  private scratch = new Uint8Array(256);
+  private scratch = new Uint8Array(2 * PREFETCH);
+  private prefetch = this.scratch.subarray(0, 0);
   private scratchBytes = this.scratch.subarray(0, 0);
   private scratchData = this.scratchBytes;
   private readonly transient: {
@@ -116,25 +128,56 @@ export class HostRingEndpoint {
   }
 
   /**
-   * readPacket without a new buffer per packet: the same checks and the same copy, into a buffer this
-   * endpoint reuses. The result, the packet and its bytes are valid until the next read of this
-   * endpoint: for a reader that handles each packet before it reads the next (netvsp does).
+   * readPacket without a new buffer per packet: the same checks, into a buffer this endpoint reuses.
+   * The result, the packet and its bytes are valid until the next read of this endpoint: for a reader
+   * that handles each packet before it reads the next (netvsp does). The host copies what the guest
+   * published once: descriptor, packet and trailer of a packet up to PREFETCH bytes come in one access
+   * (a longer one in two), so the descriptor it checks is the one in its copy.
    */
   readPacketTransient(): HostReadResult {
-    const len = this.checkNext();
-    if (len <= 0) return len === 0 ? EMPTY : this.lastCorrupt;
-    if (this.scratch.length < len) this.scratch = new Uint8Array(Math.max(len, 2 * this.scratch.length));
-    const off = this.nextOff;
+    const mem = this.fromGuest;
+    const dsize = mem.dataSize;
+    const writeIndex = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
+    const indexProblem = checkRingIndex(dsize, writeIndex);
+    if (indexProblem !== undefined) return this.corrupt(indexProblem);
+    const avail = bytesToRead(dsize, writeIndex, this.readPos);
+    if (avail === 0) return EMPTY;
+    if (avail < VMPACKET_DESCRIPTOR_SIZE + VMBUS_PKT_TRAILER) return this.corrupt("short");
+    const first = Math.min(avail, PREFETCH);
+    if (this.prefetch.length !== first) this.prefetch = this.scratch.subarray(0, first);
+    mem.read(this.readPos, this.prefetch);
+    const scratch = this.scratch;
+    const len = readU16(scratch, 4) << 3;
+    const off = readU16(scratch, 2) << 3;
+    const problem = packetProblem(len, off, avail);
+    if (problem !== undefined) return this.corrupt(problem);
+    const total = len + VMBUS_PKT_TRAILER;
+    if (total > first) {
+      if (scratch.length < total) {
+        const grown = new Uint8Array(Math.max(total, 2 * scratch.length));
+        grown.set(this.prefetch);
+        this.scratch = grown;
+        this.prefetch = grown.subarray(0, first);
+      }
+      let rest = this.readPos + first;
+      if (rest >= dsize) rest -= dsize;
+      mem.read(rest, this.scratch.subarray(first, total));
+    }
+    const buf = this.scratch;
     const p = this.transient;
     // Views made again only when the packet's shape changes (a steady stream reuses them).
-    if (this.scratchBytes.length !== len || this.scratchBytes.buffer !== this.scratch.buffer) {
-      this.scratchBytes = this.scratch.subarray(0, len);
+    if (this.scratchBytes.length !== len || this.scratchBytes.buffer !== buf.buffer) {
+      this.scratchBytes = buf.subarray(0, len);
       this.scratchData = this.scratchBytes.subarray(off, len);
     } else if (this.scratchData.byteOffset !== off) this.scratchData = this.scratchBytes.subarray(off, len);
-    const bytes = this.scratchBytes;
-    p.offset = this.copyNext(bytes);
-    p.desc = readPacketDescriptor(bytes);
-    p.bytes = bytes;
+    if (readU32(buf, len) !== 0 || readU32(buf, len + 4) !== this.readPos) this.counters.trailerMismatch++;
+    p.offset = this.readPos;
+    this.readPos += total;
+    if (this.readPos >= dsize) this.readPos -= dsize;
+    this.counters.packetsRead++;
+    this.counters.bytesRead += total;
+    p.desc = readPacketDescriptor(this.scratchBytes);
+    p.bytes = this.scratchBytes;
     p.data = this.scratchData;
     return this.transientResult;
   }
@@ -159,9 +202,8 @@ export class HostRingEndpoint {
     mem.read(this.readPos, this.head);
     const len = readU16(this.head, 4) << 3;
     const off = readU16(this.head, 2) << 3;
-    if (len < VMPACKET_DESCRIPTOR_SIZE) return this.corruptNext("bad-length");
-    if (off < VMPACKET_DESCRIPTOR_SIZE || off > len) return this.corruptNext("bad-offset");
-    if (len + VMBUS_PKT_TRAILER > avail) return this.corruptNext("overrun");
+    const problem = packetProblem(len, off, avail);
+    if (problem !== undefined) return this.corruptNext(problem);
     this.nextOff = off;
     return len;
   }
