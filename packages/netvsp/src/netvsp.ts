@@ -38,6 +38,8 @@ import {
   decodeGpaDirectPacket,
   encodeCompletionPacket,
   type GpaDirectRange,
+  type Result,
+  type RingWriteOk,
   VM_PKT,
   VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
   XFER_PAGE_HEADER_SIZE,
@@ -1199,8 +1201,18 @@ export class Netvsp {
 
   /** A completion, queued behind earlier ones that met a full ring. */
   #complete(kind: NetvspOutgoingKind, tid: bigint, payload: Uint8Array): void {
-    const bytes = encodeCompletionPacket(tid, payload);
     const queue = this.#q;
+    // With nothing queued and nobody to hand the packet to, the ring writes it straight from the
+    // payload (no packet built); only a completion that meets a full ring is encoded, to wait.
+    if (this.#pending.length === 0 && this.adversary?.interceptor === undefined) {
+      const ports = queue === 0 ? this.#ports : this.#queuePorts[queue];
+      if (ports?.ring.sendCompletion !== undefined) {
+        if (this.#sent(ports, ports.ring.sendCompletion(tid, payload)) === "full")
+          this.#pending.push({ queue, kind, transId: tid, bytes: encodeCompletionPacket(tid, payload) });
+        return;
+      }
+    }
+    const bytes = encodeCompletionPacket(tid, payload);
     if (this.#pending.length > 0) {
       this.#pending.push({ queue, kind, transId: tid, bytes });
       return;
@@ -1240,7 +1252,11 @@ export class Netvsp {
         out.set(replaced);
       }
     }
-    const r = ports.ring.send(out);
+    return this.#sent(ports, ports.ring.send(out));
+  }
+
+  /** The accounting of one ring write: the guest signalled, a full ring counted, a failure counted. */
+  #sent(ports: NetvspPorts, r: Result<RingWriteOk>): EmitResult {
     if (r.ok) {
       if (r.value.signal) ports.signalGuest?.();
       return "sent";

@@ -19,6 +19,12 @@ export interface NetvspRing {
   /** Publish the host's read position (frees room in the guest's outbound ring). */
   commitRead(): { readonly signal: boolean };
   send(packet: Uint8Array): Result<RingWriteOk>;
+  /**
+   * A VM_PKT_COMP completion for `transId` carrying `payload`: the bytes `send(encodeCompletionPacket(
+   * transId, payload))` writes, without the packet being built first. Optional: without it netvsp
+   * builds the packet and sends it.
+   */
+  sendCompletion?(transId: bigint, payload: Uint8Array): Result<RingWriteOk>;
 }
 
 /**

@@ -39,6 +39,7 @@ function ringPorts(ch: HostChannel, gpadlOwner: HostChannel, guestMemory?: HostG
       return { signal: false };
     },
     send: (packet: Uint8Array) => ch.send(packet),
+    sendCompletion: (transId: bigint, payload: Uint8Array) => ch.sendCompletion(transId, payload),
   };
   return {
     ring,

@@ -135,9 +135,12 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
       }
       const len = Math.min(pick(6091, maxTx), maxTx);
       // netvsc_xmit copies the frame into its skb before it returns, so one buffer serves every frame.
-      if (len > txScratch.length) txScratch = new Uint8Array(len);
       // A new view only when the size changes (fixed-size runs reuse one).
-      if (frame.length !== len || frame.buffer !== txScratch.buffer) frame = txScratch.subarray(0, len);
+      if (len > txScratch.length) {
+        txScratch = new Uint8Array(len);
+        frame = txScratch;
+      }
+      if (frame.length !== len) frame = txScratch.subarray(0, len);
       frameInput.seq = txFrames;
       writeLabFrame(frame, frameInput);
       for (;;) {

@@ -9,7 +9,6 @@ import { OutgoingRing, type RingWriteOk } from "../ring/outgoing.js";
 import { bytesToRead, bytesToWrite, checkRingIndex, type RingMem } from "../ring/ring-mem.js";
 import { readU16, readU32, readU64BigInt, writeU16 } from "../wire/bytes.js";
 import {
-  encodeCompletionPacket,
   encodeTransferPagePacket,
   type PacketDescriptor,
   readPacketDescriptor,
@@ -104,6 +103,12 @@ export class HostRingEndpoint {
     offset: 0,
   };
   private readonly transientResult: HostReadResult = { kind: "packet", packet: this.transient };
+  /** sendCompletion's send options, its request id set per call. */
+  private readonly completionOptions: { type: number; flags: number; requestId: bigint } = {
+    type: VM_PKT.COMP,
+    flags: 0,
+    requestId: 0n,
+  };
   /** The one-piece packet list send() hands the writer (it copies the piece before returning). */
   private readonly sendKv: Uint8Array[] = [this.head];
 
@@ -277,9 +282,15 @@ export class HostRingEndpoint {
     return this.writer.sendPacket(payload, { type: VM_PKT.DATA_INBAND, flags, requestId: transId });
   }
 
-  /** A VM_PKT_COMP completion for the guest request `transId`. */
+  /**
+   * A VM_PKT_COMP completion for the guest request `transId`: the bytes of
+   * send(encodeCompletionPacket(transId, payload)), written by vmbus_sendpacket's path (descriptor,
+   * payload and padding as pieces) with no packet built per call.
+   */
   sendCompletion(transId: bigint, payload: Uint8Array): Result<RingWriteOk> {
-    return this.send(encodeCompletionPacket(transId, payload));
+    const o = this.completionOptions;
+    o.requestId = transId;
+    return this.writer.sendPacket(payload, o);
   }
 
   /** A VM_PKT_DATA_USING_XFER_PAGES packet describing ranges of a transfer page set (receive buffer). */
