@@ -843,6 +843,8 @@ export class Netvsp {
   readonly #xferScratch = new Uint8Array(XFER_PAGE_HEADER_SIZE + 8 * 32 + NVSP_MESSAGE_SIZE);
   /** Only its first 8 bytes (type, status) are ever written: the rest stays the struct's zero padding. */
   readonly #completionScratch = new Uint8Array(NVSP_MESSAGE_SIZE);
+  /** The views of a batch's messages, kept between walks of the gather buffer. */
+  readonly #msgViews: Uint8Array[] = [];
   /** Whether every message of the SEND_RNDIS_PKT being walked was good. */
   #walkGood = true;
   /** The walk's visitor, made once: a data frame or a control request. */
@@ -873,7 +875,7 @@ export class Netvsp {
         good = false;
       } else {
         this.#walkGood = true;
-        const walked = walkRndisMessages(gathered.value, this.#visitRndis);
+        const walked = walkRndisMessages(gathered.value, this.#visitRndis, this.#msgViews);
         if (!this.#walkGood) good = false;
         if (!walked.ok) {
           this.#count(walked.error.reason);
@@ -983,8 +985,8 @@ export class Netvsp {
     if (qc !== undefined) qc.rxFramesCompleted += t.frames;
     const sections = this.#recv!.sections;
     for (let i = 0; i < t.count; i++) {
-      const r = sections.release(t.sections[i]!);
-      if (!r.ok) throw new Error(`netvsp: own section bookkeeping broken: ${r.error.message}`);
+      const problem = sections.free(t.sections[i]!);
+      if (problem !== null) throw new Error(`netvsp: own section bookkeeping broken: ${problem}`);
     }
     this.counters.rxFramesCompleted += t.frames;
     this.counters.rxBytesCompleted += t.bytes;

@@ -159,6 +159,9 @@ const OK_COUNTS: readonly { readonly ok: true; readonly value: number }[] = Arra
   (_, n) => Object.freeze(ok(n)),
 );
 
+/** Message views a walk keeps (one per position of a batch). */
+const MAX_KEPT_VIEWS = 64;
+
 function okCount(n: number): { readonly ok: true; readonly value: number } {
   return n < OK_COUNTS.length ? OK_COUNTS[n]! : ok(n);
 }
@@ -168,11 +171,14 @@ export type RndisWalkRejectReason = "rndis-trailing-bytes" | "rndis-msg-len-inva
 /**
  * Split gathered bytes into RNDIS messages (several when the guest batched packets into one send
  * section: each msg_len already includes its alignment padding). `visit` gets a view of each message
- * inside the private buffer and returns false to stop the walk.
+ * inside the private buffer and returns false to stop the walk. `views`, when given, keeps the view of
+ * the n-th message between walks and reuses it when the next walk finds the same one there (a batch of
+ * equal packets in a reused gather buffer needs no new views).
  */
 export function walkRndisMessages(
   bytes: Uint8Array,
   visit: (msgType: number, msg: Uint8Array) => boolean,
+  views?: Uint8Array[],
 ): NetvscResult<number, RndisWalkRejectReason> {
   let pos = 0;
   let n = 0;
@@ -188,7 +194,23 @@ export function walkRndisMessages(
     }
     n++;
     // One message filling the buffer (the usual SEND_RNDIS_PKT) is handed the buffer itself.
-    const msg = pos === 0 && msgLen === bytes.length ? bytes : bytes.subarray(pos, pos + msgLen);
+    let msg: Uint8Array;
+    if (pos === 0 && msgLen === bytes.length) msg = bytes;
+    else if (views === undefined) msg = bytes.subarray(pos, pos + msgLen);
+    else {
+      const v = views[n - 1];
+      if (
+        v !== undefined &&
+        v.length === msgLen &&
+        v.byteOffset === bytes.byteOffset + pos &&
+        v.buffer === bytes.buffer
+      ) {
+        msg = v;
+      } else {
+        msg = bytes.subarray(pos, pos + msgLen);
+        if (n - 1 < MAX_KEPT_VIEWS) views[n - 1] = msg;
+      }
+    }
     if (!visit(msgType, msg)) return okCount(n);
     pos += msgLen;
   }
