@@ -122,6 +122,9 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
   // their MACs and sequence number, so the next frame's header tells its queue.
   const nextHeader = new Uint8Array(LAB_FRAME_HEADER_SIZE);
   const nextOnSameQueue = (frame: Uint8Array): boolean => {
+    // With one channel (or none attached) every frame goes to queue 0: no header to build.
+    const channels = nic.device.channelCount;
+    if (channels === undefined || channels.combined < 2) return true;
     nextInput.seq = txFrames + 1;
     writeLabFrame(nextHeader, nextInput);
     return nic.device.queueFor(nextHeader) === nic.device.queueFor(frame);
