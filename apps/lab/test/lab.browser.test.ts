@@ -4,12 +4,10 @@ import type { AddressInfo } from "node:net";
 import { extname, join, normalize } from "node:path";
 import { STRATEGIES } from "@ivm/catalog";
 import { getProfile } from "@ivm/kernel";
-import { addNicMeasured, runTraffic, Vm } from "@ivm/vm";
-import { decodeChannelMessage } from "@ivm/vmbus";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runOne } from "../../demo/src/run.js";
-import { configToQuery, DEFAULT_CONFIG, eraOf, type LabConfig } from "../src/model/config.js";
+import { configToQuery, DEFAULT_CONFIG, type LabConfig } from "../src/model/config.js";
+import { demoResult, firstGpadlHeader, reencryptionFails } from "./direct.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const LAB = join(import.meta.dirname, "..");
@@ -26,56 +24,6 @@ const MIME: Record<string, string> = {
   ".png": "image/png",
   ".svg": "image/svg+xml",
 };
-
-/** The demo's own run (apps/demo's runOne) for a lab configuration: the numbers `ivm-demo --json` prints. */
-function demoResult(config: LabConfig, name: string) {
-  const entry = STRATEGIES.find((s) => s.name === name)!;
-  const era = eraOf(config);
-  return runOne(entry, era, {
-    strategies: [entry],
-    era,
-    kernel: config.kernel,
-    hardened: config.hardened,
-    memory: config.memory,
-    uptime: config.uptime,
-    packets: config.packets,
-    seed: config.seed,
-    isolation: config.isolation,
-    picture: false,
-  }).result;
-}
-
-/** The first GPADL header of device add, read by VMBus's decoder straight off the connection. */
-function firstGpadlHeader(config: LabConfig, name: string): { gpadl: number; pfns: number } {
-  const entry = STRATEGIES.find((s) => s.name === name)!;
-  const vm = Vm.boot({ memory: config.memory, uptime: config.uptime, seed: config.seed, strategy: entry });
-  let first: { gpadl: number; pfns: number } | undefined;
-  vm.conn.onMessage((m) => {
-    const d = decodeChannelMessage(m.bytes);
-    if (!first && d.ok && d.value.kind === "gpadl-header")
-      first = { gpadl: d.value.gpadl, pfns: (d.value.rangeBufLen - 8) / 8 };
-  });
-  vm.addNic();
-  return first!;
-}
-
-/** Device add, traffic, and a remove whose first hypercall (re-encryption) fails, straight on @ivm/vm. */
-function reencryptionFails(config: LabConfig, name: string): Vm {
-  const entry = STRATEGIES.find((s) => s.name === name)!;
-  const vm = Vm.boot({
-    memory: config.memory,
-    kernel: config.kernel,
-    hardened: config.hardened,
-    uptime: config.uptime,
-    seed: config.seed,
-    strategy: entry,
-  });
-  const { nic } = addNicMeasured(vm);
-  runTraffic(vm, nic!, { packets: config.packets, seed: config.seed });
-  vm.hyperv.hypervisor.faults.failCall(1);
-  vm.removeNic(nic!);
-  return vm;
-}
 
 /** Newest modification time under a directory (the lab's sources). */
 function newest(dir: string): number {

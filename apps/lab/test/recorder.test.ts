@@ -1,33 +1,15 @@
 import { STRATEGIES } from "@ivm/catalog";
 import { eraProfile, getProfile } from "@ivm/kernel";
 import { describe, expect, it } from "vitest";
-import { runOne } from "../../demo/src/run.js";
-import { DEFAULT_CONFIG, eraOf, type LabConfig } from "../src/model/config.js";
+import { DEFAULT_CONFIG, type LabConfig } from "../src/model/config.js";
 import { HOST_VISIBLE, LEAKED, PageState, pageFlags } from "../src/model/page-state.js";
 import { type Recording, record, STEP_COUNTERS } from "../src/model/recorder.js";
+import { demoResult, firstGpadlHeader, reencryptionFails } from "./direct.js";
 
 const small: LabConfig = { ...DEFAULT_CONFIG, memory: 256 * 2 ** 20, uptime: "light", packets: 300, seed: 3 };
 
-function demo(config: LabConfig, name: string) {
-  const entry = STRATEGIES.find((s) => s.name === name)!;
-  return runOne(entry, eraOf(config), {
-    strategies: [entry],
-    era: eraOf(config),
-    kernel: config.kernel,
-    hardened: config.hardened,
-    memory: config.memory,
-    uptime: config.uptime,
-    packets: config.packets,
-    seed: config.seed,
-    isolation: config.isolation,
-    picture: false,
-    ...(config.cpus > 0 ? { cpus: config.cpus } : {}),
-    ...(config.queues > 0 ? { queues: config.queues } : {}),
-  }).result;
-}
-
 function expectSameAsDemo(rec: Recording, config: LabConfig): void {
-  const d = demo(config, rec.strategy);
+  const d = demoResult(config, rec.strategy);
   const s = rec.summary;
   expect(s.buffers).toEqual(d.buffers);
   expect(s.deviceAdd).toEqual({
@@ -82,8 +64,6 @@ describe("the recorder runs the demo's scenario on the real packages", () => {
 describe("decoded events", () => {
   it("place every decoded field where the bytes hold it, and name the first GPADL header's handle and PFNs", async () => {
     const { decodeEvent } = await import("../src/model/decode.js");
-    const { Vm } = await import("@ivm/vm");
-    const { decodeChannelMessage } = await import("@ivm/vmbus");
     const rec = record(small, "vmalloc-remap");
     const kinds = new Set<string>();
     for (const e of rec.events) {
@@ -97,18 +77,10 @@ describe("decoded events", () => {
       new Set(["hypercall", "input page", "channel message", "ring packet", "NVSP message", "RNDIS message"]),
     );
     // The first GPADL header as VMBus's decoder reads it straight off the connection, independently.
-    const entry = STRATEGIES.find((s) => s.name === "vmalloc-remap")!;
-    const vm = Vm.boot({ memory: small.memory, uptime: small.uptime, seed: small.seed, strategy: entry });
-    let first: { gpadl: number; pfns: number } | undefined;
-    vm.conn.onMessage((m) => {
-      const d = decodeChannelMessage(m.bytes);
-      if (!first && d.ok && d.value.kind === "gpadl-header")
-        first = { gpadl: d.value.gpadl, pfns: (d.value.rangeBufLen - 8) / 8 };
-    });
-    vm.addNic();
+    const first = firstGpadlHeader(small, "vmalloc-remap");
     const header = rec.events.map(decodeEvent).find((d) => d.facts.kind === "gpadl-header")!;
-    expect(header.facts.gpadl).toBe(first!.gpadl);
-    expect(header.facts.pfnCount).toBe(first!.pfns);
+    expect(header.facts.gpadl).toBe(first.gpadl);
+    expect(header.facts.pfnCount).toBe(first.pfns);
   });
 });
 
@@ -142,29 +114,10 @@ describe("faults from the UI", () => {
 });
 
 describe("kernel profiles", () => {
-  /** The same run straight on @ivm/vm: add, traffic, and a remove whose first hypercall fails. */
-  async function direct(config: LabConfig, name: string) {
-    const { Vm, addNicMeasured, runTraffic } = await import("@ivm/vm");
-
-    const entry = STRATEGIES.find((s) => s.name === name)!;
-    const vm = Vm.boot({
-      memory: config.memory,
-      kernel: { ...getProfile(config.kernel), hardened: config.hardened },
-      uptime: config.uptime,
-      seed: config.seed,
-      strategy: entry,
-    });
-    const { nic } = addNicMeasured(vm);
-    runTraffic(vm, nic!, { packets: config.packets, seed: config.seed });
-    vm.hyperv.hypervisor.faults.failCall(1);
-    vm.removeNic(nic!);
-    return vm;
-  }
-
   it("5.17 with re-encryption failing: the kernel's finding, at the step of the remove that reported it", async () => {
     const config: LabConfig = { ...small, kernel: "5.17", hardened: false, failReencrypt: true };
     const rec = record(config, "vmalloc-remap");
-    const vm = await direct(config, "vmalloc-remap");
+    const vm = reencryptionFails(config, "vmalloc-remap");
     expect(rec.kernel).toBe("5.17");
     expect(rec.findings.map(({ step: _, ...f }) => f)).toEqual(vm.findings);
     expect(rec.findings.length).toBeGreaterThan(0);
@@ -181,7 +134,7 @@ describe("kernel profiles", () => {
   it("6.12 with vtom-pte: no finding, and the pages that could not be re-encrypted leak", async () => {
     const config: LabConfig = { ...small, kernel: "6.12", hardened: false, failReencrypt: true };
     const rec = record(config, "vtom-pte");
-    const vm = await direct(config, "vtom-pte");
+    const vm = reencryptionFails(config, "vtom-pte");
     expect(rec.findings).toEqual([]);
     expect(rec.summary.leakedPages).toBe(vm.memory.leakedPages);
     expect(rec.summary.leakedPages).toBeGreaterThan(0);
@@ -200,7 +153,7 @@ describe("kernel profiles", () => {
     const config: LabConfig = { ...small, cpus: 4, queues: 4 };
     const rec = record(config, "vmalloc-remap");
     expect(rec.summary.channels).toBe(4);
-    expect(demo(config, "vmalloc-remap").nic.channels).toBe(4);
+    expect(demoResult(config, "vmalloc-remap").nic.channels).toBe(4);
     expectSameAsDemo(rec, config);
   });
 
