@@ -161,9 +161,11 @@ interface PendingOut {
 type EmitResult = "sent" | "full" | "dropped" | "failed";
 
 const MTU_DEFAULT = 1514;
-const MAX_SAFE_TID = BigInt(Number.MAX_SAFE_INTEGER);
-const NO_RANGES: readonly { offset: number; length: number }[] = [];
 const MTU_MAX = 9216;
+/** The largest transaction id a completion can name and still be one the host gave out. */
+const MAX_SAFE_TID = BigInt(Number.MAX_SAFE_INTEGER);
+/** What the reused transfer-page input holds between packets (it keeps no packet's ranges). */
+const NO_RANGES: readonly { offset: number; length: number }[] = [];
 /** OpenVMM's CONTROL_MESSAGE_MAX_QUEUED_BYTES. */
 const CONTROL_QUEUE_MAX_BYTES = 100 * 1024;
 /** OpenVMM answers INIT with maximum_mdl_chain_length 34. */
