@@ -852,7 +852,8 @@ export function writeRndisDataHeader(
   frameLen: number,
   perPktInfoOffset = 0,
 ): void {
-  buf.fill(0, at, at + RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE);
+  // 44 bytes: a loop is cheaper than a fill call at this size.
+  for (let i = at; i < at + RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE; i++) buf[i] = 0;
   writeU32(buf, at, RNDIS_MSG_TYPE.PACKET);
   writeU32(buf, at + 4, checkU32("msg_len", RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE + frameLen));
   writeU32(buf, at + PKT_DATA_OFFSET, RNDIS_PACKET_SIZE);

@@ -147,8 +147,13 @@ export function recvCompSlotAvail(
   first: number,
   next: number,
 ): { readonly filled: number; readonly avail: number } {
-  const filled = next >= first ? next - first : entries - first + next;
+  const filled = recvCompSlotsFilled(entries, first, next);
   return { filled, avail: entries - filled - 1 };
+}
+
+/** recv_comp_slot_avail's `filled` alone (the free count is entries − filled − 1), without an object. */
+export function recvCompSlotsFilled(entries: number, first: number, next: number): number {
+  return next >= first ? next - first : entries - first + next;
 }
 
 export interface RingParam {

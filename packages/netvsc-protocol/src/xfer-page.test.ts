@@ -5,7 +5,9 @@ import { encodeNvspMessage, NVSP_STATUS } from "./nvsp.js";
 import {
   encodeXferPagePacket,
   type ReceiveBufferSizes,
+  scanXferPagePacket,
   validateXferPagePacket,
+  XferPageScan,
   type XferRange,
 } from "./xfer-page.js";
 
@@ -232,4 +234,57 @@ describe("property: arbitrary host packets", () => {
       check(pkt, sizes);
     },
   );
+});
+
+describe("scanXferPagePacket: one scan reused from packet to packet", () => {
+  const scanInto = (scan: XferPageScan, pkt: Uint8Array): string | null =>
+    scanXferPagePacket(pkt, SIZES.recvBufSize, SIZES.recvSectionSize, 24, scan);
+
+  it("holds the latest packet's ranges, status and trans id, growing for many ranges", () => {
+    const scan = new XferPageScan();
+    const many = Array.from({ length: 9 }, (_, i) => ({ offset: i * 100, length: 60 }));
+    const big = encodeXferPagePacket({
+      transactionId: 2n ** 60n,
+      ranges: [...many, { offset: 16_777_000, length: 1500 }],
+    });
+    expect(scanInto(scan, big)).toBeNull();
+    expect(scan.count).toBe(10);
+    expect(scan.transactionId).toBe(2n ** 60n); // above 2^53: the exact bigint
+    expect(scan.status).toBe(NVSP_STATUS.FAIL);
+    expect(Array.from({ length: 10 }, (_, i) => scan.rangeReason(i))).toEqual([
+      ...Array(9).fill(null),
+      "xfer-range-outside-buffer",
+    ]);
+
+    const small = encodeXferPagePacket({ transactionId: 7n, ranges: [{ offset: 64, length: 2000 }] });
+    expect(scanInto(scan, small)).toBeNull();
+    expect(scan.count).toBe(1);
+    expect(scan.transactionId).toBe(7); // below 2^53: a number
+    expect([scan.offsets[0], scan.lengths[0], scan.rangeReason(0)]).toEqual([
+      64,
+      2000,
+      "xfer-range-exceeds-section",
+    ]);
+    expect(scan.status).toBe(NVSP_STATUS.FAIL);
+
+    const good = encodeXferPagePacket({ transactionId: 8n, ranges: [{ offset: 0, length: 60 }] });
+    expect(scanInto(scan, good)).toBeNull();
+    expect([scan.count, scan.status, scan.rangeReason(0)]).toEqual([1, NVSP_STATUS.SUCCESS, null]);
+  });
+
+  it("returns the packet-level reason validateXferPagePacket reports, with the kernel's log line there", () => {
+    const scan = new XferPageScan();
+    const wrongSet = encodeXferPagePacket({
+      transactionId: 1n,
+      ranges: [{ offset: 0, length: 60 }],
+      pagesetId: 1,
+    });
+    expect(scanInto(scan, wrongSet)).toBe("xfer-pageset-id-invalid");
+    const v = validateXferPagePacket(wrongSet, SIZES);
+    expect(v.ok ? null : [v.error.reason, v.error.message]).toEqual([
+      "xfer-pageset-id-invalid",
+      "EINVAL xfer-pageset-id-invalid: Invalid xfer page set id - expecting cafe got 1",
+    ]);
+    expect(scanInto(scan, new Uint8Array(8))).toBe("xfer-descriptor-invalid");
+  });
 });

@@ -6,6 +6,7 @@
 
 import {
   encodeTransferPagePacket,
+  readU64NumberAt,
   VM_PKT,
   VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
   VMPACKET_DESCRIPTOR_SIZE,
@@ -76,85 +77,159 @@ export interface ReceiveBufferSizes {
   readonly recvSectionSize: number;
 }
 
+/** What a range check found: 0 for a good range, else the reason (XFER_RANGE_REASONS[code − 1]). */
+const XFER_RANGE_REASONS: readonly XferRangeRejectReason[] = [
+  "xfer-range-outside-buffer",
+  "xfer-range-exceeds-section",
+];
+
 /**
- * Validate a transfer-page packet the way netvsc_receive does, from a private copy of the whole VMBus
- * packet (descriptor first, as hv_pkt_iter_first hands it out). Never throws; never reports a good range
- * outside [0, recvBufSize) or longer than the section size.
+ * The result of {@link scanXferPagePacket}, refilled by every scan: the packet's fields and its ranges
+ * in typed arrays (no object per range). Valid until the next scan into it.
+ */
+export class XferPageScan {
+  /** trans_id: a number below 2^53, else the bigint (made only then). */
+  transactionId: number | bigint = 0;
+  flags = 0;
+  pagesetId = 0;
+  senderOwnsSet = 0;
+  /** NVSP_STAT_FAIL if any range was rejected. */
+  status = 0;
+  /** range_cnt: ranges 0 .. count − 1 of the arrays below are this packet's. */
+  count = 0;
+  offsets: Uint32Array = new Uint32Array(4);
+  lengths: Uint32Array = new Uint32Array(4);
+  /** 0 for a good range, else 1 + the index of its reason in rangeReason's list. */
+  problems: Uint8Array = new Uint8Array(4);
+
+  /** The reason range `i` was rejected, or null when it is good. */
+  rangeReason(i: number): XferRangeRejectReason | null {
+    const p = this.problems[i]!;
+    return p === 0 ? null : XFER_RANGE_REASONS[p - 1]!;
+  }
+
+  /** Room for `n` ranges (the arrays grow; their old contents are not kept). */
+  reserve(n: number): void {
+    if (n <= this.offsets.length) return;
+    const size = Math.max(n, 2 * this.offsets.length);
+    this.offsets = new Uint32Array(size);
+    this.lengths = new Uint32Array(size);
+    this.problems = new Uint8Array(size);
+  }
+}
+
+/**
+ * netvsc_receive's checks of a transfer-page packet, from a private copy of the whole VMBus packet
+ * (descriptor first, as hv_pkt_iter_first hands it out), into `out`: null when the packet is accepted
+ * (its ranges then say which are good), else the packet-level reason. Never throws. Allocates nothing
+ * unless the host's trans_id is 2^53 or more or the packet has more ranges than `out` had room for.
  *
  * The copy's offset8/len8 must describe it (hv_pkt_iter_first rewrites them to match the copy); a
  * descriptor that does not is rejected as "xfer-descriptor-invalid", which is the VMBus layer's check
  * and has no netvsc counterpart.
+ */
+export function scanXferPagePacket(
+  pkt: Uint8Array,
+  recvBufSize: number,
+  recvSectionSize: number,
+  headerMinSize: number,
+  out: XferPageScan,
+): XferPacketRejectReason | null {
+  if (pkt.length < VMPACKET_DESCRIPTOR_SIZE) return "xfer-descriptor-invalid";
+  const dataOffset = readU16(pkt, 2) * 8;
+  const pktLen = readU16(pkt, 4) * 8;
+  if (dataOffset > pktLen || pktLen > pkt.length) return "xfer-descriptor-invalid";
+  if (pktLen - dataOffset < NVSP_HEADER_SIZE) return "nvsp-header-too-short";
+  if (readU32(pkt, dataOffset) !== NVSP_MSG_TYPE.SEND_RNDIS_PKT) return "nvsp-not-rndis-pkt";
+  if (dataOffset < headerMinSize) return "xfer-header-too-short";
+  const pagesetId = readU16(pkt, 16);
+  if (pagesetId !== XFER_PAGESET_ID) return "xfer-pageset-id-invalid";
+  const count = readU32(pkt, 20);
+  if (xferHeaderSize(count) > dataOffset) return "xfer-range-count-invalid";
+  out.reserve(count);
+  const { offsets, lengths, problems } = out;
+  let status: number = NVSP_STATUS.SUCCESS;
+  for (let i = 0; i < count; i++) {
+    const at = XFER_PAGE_HEADER_SIZE + i * XFER_PAGE_RANGE_SIZE;
+    const length = readU32(pkt, at);
+    const offset = readU32(pkt, at + 4);
+    offsets[i] = offset;
+    lengths[i] = length;
+    // Written as the kernel writes it so the subtraction cannot wrap: offset first, then the rest.
+    if (offset > recvBufSize || length > recvBufSize - offset) {
+      problems[i] = 1;
+      status = NVSP_STATUS.FAIL;
+    } else if (length > recvSectionSize) {
+      problems[i] = 2;
+      status = NVSP_STATUS.FAIL;
+    } else {
+      problems[i] = 0;
+    }
+  }
+  const small = readU64NumberAt(pkt, 8);
+  out.transactionId = small >= 0 ? small : readU64(pkt, 8);
+  out.flags = readU16(pkt, 6);
+  out.pagesetId = pagesetId;
+  out.senderOwnsSet = pkt[18] ?? 0;
+  out.count = count;
+  out.status = status;
+  return null;
+}
+
+/**
+ * Validate a transfer-page packet the way netvsc_receive does (see {@link scanXferPagePacket}, which
+ * makes the checks), as a result with one object per range and the kernel's log line on a rejection.
+ * Never throws; never reports a good range outside [0, recvBufSize) or longer than the section size.
  */
 export function validateXferPagePacket(
   pkt: Uint8Array,
   sizes: ReceiveBufferSizes,
   headerMinSize: number = XFER_PAGE_HEADER_MIN_SIZE,
 ): NetvscResult<XferPagePacket, XferPacketRejectReason> {
-  if (pkt.length < VMPACKET_DESCRIPTOR_SIZE) {
-    return reject("EINVAL", "xfer-descriptor-invalid", `packet of ${pkt.length} bytes has no descriptor`);
+  const scan = new XferPageScan();
+  const problem = scanXferPagePacket(pkt, sizes.recvBufSize, sizes.recvSectionSize, headerMinSize, scan);
+  if (problem !== null) return reject("EINVAL", problem, xferRejectMessage(pkt, problem));
+  const ranges: XferRange[] = [];
+  for (let i = 0; i < scan.count; i++) {
+    const offset = scan.offsets[i]!;
+    const length = scan.lengths[i]!;
+    const reason = scan.rangeReason(i);
+    ranges.push(
+      reason === null
+        ? { index: i, ok: true, offset, length }
+        : { index: i, ok: false, offset, length, reason },
+    );
+  }
+  const tid = scan.transactionId;
+  return ok({
+    transactionId: typeof tid === "bigint" ? tid : BigInt(tid),
+    flags: scan.flags,
+    pagesetId: scan.pagesetId,
+    senderOwnsSet: scan.senderOwnsSet,
+    ranges,
+    status: scan.status,
+  });
+}
+
+/** The kernel's log line for a packet-level rejection, from the packet's fields (built only then). */
+function xferRejectMessage(pkt: Uint8Array, problem: XferPacketRejectReason): string {
+  if (problem === "xfer-descriptor-invalid") {
+    if (pkt.length < VMPACKET_DESCRIPTOR_SIZE) return `packet of ${pkt.length} bytes has no descriptor`;
+    return `offset ${readU16(pkt, 2) * 8} len ${readU16(pkt, 4) * 8} copy ${pkt.length}`;
   }
   const dataOffset = readU16(pkt, 2) * 8;
-  const pktLen = readU16(pkt, 4) * 8;
-  if (dataOffset > pktLen || pktLen > pkt.length) {
-    return reject(
-      "EINVAL",
-      "xfer-descriptor-invalid",
-      `offset ${dataOffset} len ${pktLen} copy ${pkt.length}`,
-    );
+  switch (problem) {
+    case "nvsp-header-too-short":
+      return `invalid nvsp header, length too small: ${readU16(pkt, 4) * 8 - dataOffset}`;
+    case "nvsp-not-rndis-pkt":
+      return `Unknown nvsp packet type received ${readU32(pkt, dataOffset)}`;
+    case "xfer-header-too-short":
+      return `Invalid xfer page pkt, offset too small: ${dataOffset}`;
+    case "xfer-pageset-id-invalid":
+      return `Invalid xfer page set id - expecting cafe got ${readU16(pkt, 16)}`;
+    case "xfer-range-count-invalid":
+      return `Range count is not valid: ${readU32(pkt, 20)}`;
   }
-  const msglen = pktLen - dataOffset;
-  if (msglen < NVSP_HEADER_SIZE) {
-    return reject("EINVAL", "nvsp-header-too-short", `invalid nvsp header, length too small: ${msglen}`);
-  }
-  const msgType = readU32(pkt, dataOffset);
-  if (msgType !== NVSP_MSG_TYPE.SEND_RNDIS_PKT) {
-    return reject("EINVAL", "nvsp-not-rndis-pkt", `Unknown nvsp packet type received ${msgType}`);
-  }
-  if (dataOffset < headerMinSize) {
-    return reject(
-      "EINVAL",
-      "xfer-header-too-short",
-      `Invalid xfer page pkt, offset too small: ${dataOffset}`,
-    );
-  }
-  const pagesetId = readU16(pkt, 16);
-  if (pagesetId !== XFER_PAGESET_ID) {
-    return reject(
-      "EINVAL",
-      "xfer-pageset-id-invalid",
-      `Invalid xfer page set id - expecting cafe got ${pagesetId}`,
-    );
-  }
-  const count = readU32(pkt, 20);
-  if (xferHeaderSize(count) > dataOffset) {
-    return reject("EINVAL", "xfer-range-count-invalid", `Range count is not valid: ${count}`);
-  }
-  const { recvBufSize, recvSectionSize } = sizes;
-  const ranges: XferRange[] = [];
-  let status: number = NVSP_STATUS.SUCCESS;
-  for (let i = 0; i < count; i++) {
-    const at = XFER_PAGE_HEADER_SIZE + i * XFER_PAGE_RANGE_SIZE;
-    const length = readU32(pkt, at);
-    const offset = readU32(pkt, at + 4);
-    // Written as the kernel writes it so the subtraction cannot wrap: offset first, then the rest.
-    if (offset > recvBufSize || length > recvBufSize - offset) {
-      ranges.push({ index: i, ok: false, offset, length, reason: "xfer-range-outside-buffer" });
-      status = NVSP_STATUS.FAIL;
-    } else if (length > recvSectionSize) {
-      ranges.push({ index: i, ok: false, offset, length, reason: "xfer-range-exceeds-section" });
-      status = NVSP_STATUS.FAIL;
-    } else {
-      ranges.push({ index: i, ok: true, offset, length });
-    }
-  }
-  return ok({
-    transactionId: readU64(pkt, 8),
-    flags: readU16(pkt, 6),
-    pagesetId,
-    senderOwnsSet: pkt[18] ?? 0,
-    ranges,
-    status,
-  });
 }
 
 /**

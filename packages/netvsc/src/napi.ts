@@ -56,18 +56,11 @@ function processRawPkt(nv: NetvscDev, p: IncomingPacket): number {
  * requestor; the model releases their ids too, so every completion must match an outstanding request.
  */
 function netvscSendCompletion(nv: NetvscDev, p: IncomingPacket): void {
-  const { channel, stats } = nv.env;
+  const { stats } = nv.env;
   const rejected = stats.rejectedCompletions;
-  const tid = p.desc.transId;
-  const take = (): RequestCtx | undefined => {
-    const c = channel.completeRequest(tid);
-    if (c.ok) return c.value as RequestCtx;
-    rejected.count(c.error.reason);
-    return undefined;
-  };
   if (p.data.length === 0) {
     // Only SWITCH_DATA_PATH is completed without data; the model never sends it.
-    if (take() !== undefined) rejected.count("unexpected-empty-completion");
+    if (takeRequest(nv, p) !== undefined) rejected.count("unexpected-empty-completion");
     return;
   }
   if (p.data.length < NVSP_HEADER_SIZE) {
@@ -85,7 +78,7 @@ function netvscSendCompletion(nv: NetvscDev, p: IncomingPacket): void {
     case "send-recv-buf-complete":
     case "send-send-buf-complete":
     case "subchannel-complete": {
-      const ctx = take();
+      const ctx = takeRequest(nv, p);
       if (ctx === undefined) return;
       if (ctx.kind === "init") {
         ctx.reply = m;
@@ -101,7 +94,7 @@ function netvscSendCompletion(nv: NetvscDev, p: IncomingPacket): void {
         rejected.count("rndis-pkt-complete-too-short");
         return;
       }
-      const ctx = take();
+      const ctx = takeRequest(nv, p);
       if (ctx === undefined) return;
       if (ctx.kind === "init") {
         rejected.count("completion-type-mismatch");
@@ -116,4 +109,16 @@ function netvscSendCompletion(nv: NetvscDev, p: IncomingPacket): void {
     default:
       rejected.count("unknown-completion-type");
   }
+}
+
+/**
+ * Releases the completion's request id through the channel's table: a number below 2^53 (no BigInt per
+ * packet), the bigint otherwise. A refused id is counted by reason and yields undefined.
+ */
+function takeRequest(nv: NetvscDev, p: IncomingPacket): RequestCtx | undefined {
+  const { channel, stats } = nv.env;
+  const c = channel.completeRequest(p.transIdNumber >= 0 ? p.transIdNumber : p.desc.transId);
+  if (c.ok) return c.value as RequestCtx;
+  stats.rejectedCompletions.count(c.error.reason);
+  return undefined;
 }

@@ -7,6 +7,7 @@
 // Hyper-V out of the receive buffer", 0ba35fe91ce3); a frame's payload goes from the shared buffer
 // into the skb once.
 
+import { PAGE_SIZE } from "@ivm/memory";
 import {
   decodeNvspMessage,
   NAPI_POLL_WEIGHT,
@@ -16,12 +17,14 @@ import {
   RNDIS_MSG_TYPE,
   RNDIS_PACKET_AT,
   RNDIS_PACKET_SIZE,
-  validateXferPagePacket,
+  scanXferPagePacket,
   writeNvspRecvCompletion,
+  XferPageScan,
 } from "@ivm/netvsc-protocol";
 import { VM_PKT } from "@ivm/vmbus";
 import type { NetvscDev } from "./nvdev.js";
 import { rndisFilterReceive } from "./rndis-filter.js";
+import { ViewCache } from "./view-cache.js";
 
 /**
  * netvsc_receive: packet-level checks (a rejection sends no completion), then per range: bounds
@@ -38,27 +41,53 @@ export function netvscReceive(nv: NetvscDev, bytes: Uint8Array): number {
     return 0;
   }
   // The lower bound on offset8 << 3 is sizeof(struct vmtransfer_page_packet_header) of this kernel.
-  const v = validateXferPagePacket(
-    bytes,
-    { recvBufSize: nv.recvBufSize, recvSectionSize: nv.recvSectionSize },
-    env.kernel.profile.netvsc.xferPageHeaderSize.value,
-  );
-  if (!v.ok) {
-    stats.rxDrops.count(v.error.reason);
-    return 0;
-  }
-  let status = v.value.status;
-  for (const range of v.value.ranges) {
-    if (!range.ok) {
-      stats.rxDrops.count(range.reason);
-      continue;
+  const scan = takeScan();
+  try {
+    const problem = scanXferPagePacket(
+      bytes,
+      nv.recvBufSize,
+      nv.recvSectionSize,
+      env.kernel.profile.netvsc.xferPageHeaderSize.value,
+      scan,
+    );
+    if (problem !== null) {
+      stats.rxDrops.count(problem);
+      return 0;
     }
-    const copy = copyRndisHeaders(nv, recvVa + range.offset, range.length);
-    if (rndisFilterReceive(nv, copy, recvVa + range.offset) !== NVSP_STATUS.SUCCESS)
-      status = NVSP_STATUS.FAIL;
+    let status = scan.status;
+    const count = scan.count;
+    for (let i = 0; i < count; i++) {
+      const reason = scan.rangeReason(i);
+      if (reason !== null) {
+        stats.rxDrops.count(reason);
+        continue;
+      }
+      const offset = scan.offsets[i]!;
+      const copy = copyRndisHeaders(nv, recvVa + offset, scan.lengths[i]!);
+      if (rndisFilterReceive(nv, copy, recvVa + offset) !== NVSP_STATUS.SUCCESS) status = NVSP_STATUS.FAIL;
+    }
+    enqReceiveComplete(nv, scan.transactionId, status);
+    return count;
+  } finally {
+    scanDepth--;
   }
-  enqReceiveComplete(nv, v.value.transactionId, status);
-  return v.value.ranges.length;
+}
+
+/**
+ * The transfer-page scans netvscReceive fills, one per nesting level (a receive callback may poll
+ * again), reused from packet to packet.
+ */
+const SCANS: XferPageScan[] = [];
+let scanDepth = 0;
+
+function takeScan(): XferPageScan {
+  let s = SCANS[scanDepth];
+  if (s === undefined) {
+    s = new XferPageScan();
+    SCANS.push(s);
+  }
+  scanDepth++;
+  return s;
 }
 
 /**
@@ -73,74 +102,103 @@ export function netvscReceive(nv: NetvscDev, bytes: Uint8Array): number {
  */
 function copyRndisHeaders(nv: NetvscDev, shared: number, length: number): Uint8Array {
   const priv = nv.rxPrivate[0]!;
-  const image = nv.rxScratch.subarray(0, length);
+  const image = rxViews.view(nv.rxScratch, 0, length);
   image.fill(0);
-  let copied = takeShared(nv, priv, shared, image, 0, Math.min(RNDIS_HEADER_SIZE, length));
+  const copies = COPIES;
+  copies.n = 0;
+  let copied = takeShared(nv, copies, priv, shared, 0, Math.min(RNDIS_HEADER_SIZE, length));
   const dv = imageView(image);
   const base = image.byteOffset;
   if (length >= RNDIS_HEADER_SIZE && dv.getUint32(base, true) === RNDIS_MSG_TYPE.PACKET) {
     const pkt = Math.min(RNDIS_PACKET_SIZE, length - RNDIS_HEADER_SIZE);
-    copied += takeShared(nv, priv, shared, image, RNDIS_HEADER_SIZE, pkt);
+    copied += takeShared(nv, copies, priv, shared, RNDIS_HEADER_SIZE, pkt);
     if (pkt === RNDIS_PACKET_SIZE) {
       const ppiOffset = dv.getUint32(base + RNDIS_PACKET_AT.perPktInfoOffset, true);
       const ppiLen = dv.getUint32(base + RNDIS_PACKET_AT.perPktInfoLen, true);
       const room = length - RNDIS_HEADER_SIZE;
       if (ppiOffset <= room && ppiLen <= room - ppiOffset)
-        copied += takeShared(nv, priv, shared, image, RNDIS_HEADER_SIZE + ppiOffset, ppiLen);
+        copied += takeShared(nv, copies, priv, shared, RNDIS_HEADER_SIZE + ppiOffset, ppiLen);
     }
   } else if (length >= RNDIS_HEADER_SIZE) {
     // a control message: msg_len bytes, once rndis_filter_receive has checked msg_len <= buflen
     const msgLen = dv.getUint32(base + 4, true);
     if (msgLen >= RNDIS_HEADER_SIZE && msgLen <= length)
-      copied += takeShared(nv, priv, shared, image, RNDIS_HEADER_SIZE, msgLen - RNDIS_HEADER_SIZE);
+      copied += takeShared(nv, copies, priv, shared, RNDIS_HEADER_SIZE, msgLen - RNDIS_HEADER_SIZE);
   }
+  readPrivate(nv, copies, priv);
   const stats = nv.env.stats;
   stats.rxRangeCopies++;
   stats.rxRangeBytes += copied;
   return image;
 }
 
+/** The pieces copied into the private buffer for one range, in copy order (at most three). */
+const COPIES = { n: 0, at: new Uint32Array(3), len: new Uint32Array(3) };
+
 /**
  * One copy of shared memory into the private buffer at `at` (the kernel's memcpy: a read of the shared
- * bytes, a write of them to private memory), then the parser's read of the private copy into the image.
+ * bytes, a write of them to private memory), recorded for readPrivate.
  */
 function takeShared(
   nv: NetvscDev,
+  copies: typeof COPIES,
   priv: number,
   shared: number,
-  image: Uint8Array,
   at: number,
   n: number,
 ): number {
   if (n <= 0) return 0;
   const mmu = nv.env.memory.mmu;
-  const part = imagePart(image, at, n);
+  // image is the scratch's first bytes, so its pieces are views of the scratch.
+  const part = rxViews.view(nv.rxScratch, at, n);
   mmu.read(shared + at, part);
   mmu.write(priv + at, part);
-  const before = mmu.sharedReads;
-  mmu.read(priv + at, part);
-  nv.env.stats.parsedFromShared += mmu.sharedReads - before;
+  const i = copies.n++;
+  copies.at[i] = at;
+  copies.len[i] = n;
   return n;
 }
 
-// The two fixed reads of every range (RNDIS header, rndis_packet) get views made once per scratch.
-let partsOf: ArrayBufferLike | undefined;
-let headerPart: Uint8Array | undefined;
-let packetPart: Uint8Array | undefined;
+/**
+ * The parser's read of the private copy into the image (what the checks above and the decode read):
+ * one read when the pieces lie back to back from offset 0 (a message without a gap before its PPIs),
+ * else one per piece, so the image keeps its zeros wherever nothing was copied. Any of it coming from
+ * shared memory is counted (parsedFromShared, I3).
+ */
+function readPrivate(nv: NetvscDev, copies: typeof COPIES, priv: number): void {
+  const mmu = nv.env.memory.mmu;
+  const scratch = nv.rxScratch;
+  const before = mmu.sharedReads;
+  let end = 0;
+  let contiguous = true;
+  for (let i = 0; i < copies.n; i++) {
+    if (copies.at[i] !== end) contiguous = false;
+    end = copies.at[i]! + copies.len[i]!;
+  }
+  if (!contiguous) {
+    for (let i = 0; i < copies.n; i++) {
+      const at = copies.at[i]!;
+      mmu.read(priv + at, rxViews.view(scratch, at, copies.len[i]!));
+    }
+    nv.env.stats.parsedFromShared += mmu.sharedReads - before;
+    return;
+  }
+  if (end > 0) mmu.read(priv, rxViews.view(scratch, 0, end));
+  // The count is per piece, as the pieces are read: only a private buffer with a shared page gets here.
+  if (mmu.sharedReads !== before) {
+    for (let i = 0; i < copies.n; i++) {
+      if (touchesShared(nv, priv + copies.at[i]!, copies.len[i]!)) nv.env.stats.parsedFromShared++;
+    }
+  }
+}
 
-function imagePart(image: Uint8Array, at: number, n: number): Uint8Array {
-  if (at === 0 && n === image.length) return image;
-  if (partsOf !== image.buffer || headerPart === undefined || packetPart === undefined) {
-    const base = new Uint8Array(image.buffer, image.byteOffset);
-    partsOf = image.buffer;
-    headerPart = base.subarray(0, RNDIS_HEADER_SIZE);
-    packetPart = base.subarray(RNDIS_HEADER_SIZE, RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE);
+/** Whether any page of [va, va + len) is reached through a shared (host-visible) alias. */
+function touchesShared(nv: NetvscDev, va: number, len: number): boolean {
+  const mmu = nv.env.memory.mmu;
+  for (let page = Math.floor(va / PAGE_SIZE); page * PAGE_SIZE < va + len; page++) {
+    if (mmu.translate(Math.max(va, page * PAGE_SIZE)).shared) return true;
   }
-  if (headerPart.byteOffset === image.byteOffset) {
-    if (at === 0 && n === headerPart.length) return headerPart;
-    if (at === RNDIS_HEADER_SIZE && n === packetPart.length) return packetPart;
-  }
-  return image.subarray(at, at + n);
+  return false;
 }
 
 let boundImage: ArrayBufferLike | undefined;
@@ -155,18 +213,17 @@ function imageView(image: Uint8Array): DataView {
   return boundImageView;
 }
 
+/** Views of the receive scratch (the range image and its pieces). */
+const rxViews = new ViewCache();
+
 /**
  * enq_receive_complete: flush first when more than NAPI_POLL_WEIGHT are queued; if the ring is still
  * full the completion is lost ("Recv_comp full buf") and the host keeps those sections.
  */
-export function enqReceiveComplete(nv: NetvscDev, tid: bigint, status: number): void {
+export function enqReceiveComplete(nv: NetvscDev, tid: bigint | number, status: number): void {
   const mrc = nv.mrc!;
-  let { filled, avail } = mrc.slotAvail();
-  if (filled > NAPI_POLL_WEIGHT) {
-    sendRecvCompletions(nv);
-    ({ filled, avail } = mrc.slotAvail());
-  }
-  if (avail === 0) {
+  if (mrc.pending > NAPI_POLL_WEIGHT) sendRecvCompletions(nv);
+  if (mrc.slotsFree === 0) {
     nv.env.stats.rxCompletionsLost++;
     return;
   }
@@ -185,12 +242,9 @@ export function sendRecvCompletions(nv: NetvscDev): number {
   if (mrc === undefined) return 0;
   const { channel, stats } = nv.env;
   let sent = 0;
-  for (let c = mrc.peek(); c !== undefined; c = mrc.peek()) {
-    const r = channel.sendPacket(writeNvspRecvCompletion(RECV_COMPLETION, c.status), {
-      type: VM_PKT.COMP,
-      flags: 0,
-      requestId: c.tid,
-    });
+  while (!mrc.empty) {
+    const msg = writeNvspRecvCompletion(RECV_COMPLETION, mrc.firstStatus);
+    const r = channel.sendInband(msg, VM_PKT.COMP, 0, mrc.firstTid);
     if (!r.ok) {
       stats.rxCompBusy++;
       break;

@@ -27,11 +27,13 @@ import {
   RING_HEADER,
   VM_PKT,
   VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+  VMBUS_RQST_ERROR,
 } from "@ivm/vmbus";
 import { fromVmbus } from "./control.js";
 import type { DriverEnv, NetvscDev, RequestCtx, Skb, TxPacket } from "./nvdev.js";
 import { type NetvscErrorReason, reject } from "./reasons.js";
 import { type SendCopyInput, sendCopyDecision, sendPadding } from "./send-buffer.js";
+import { ViewCache } from "./view-cache.js";
 
 /** RNDIS_MESSAGE_SIZE(struct rndis_packet): the header netvsc_xmit puts in front of a frame (no PPIs). */
 export const RNDIS_DATA_HEADER_SIZE: number = RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE;
@@ -41,6 +43,8 @@ export const RNDIS_DATA_HEADER_SIZE: number = RNDIS_HEADER_SIZE + RNDIS_PACKET_S
  */
 export const SKB_RNDIS_HEADROOM = 128;
 export const SKB_TAG = "skb";
+/** The skb's kmalloc options, one object for every frame. */
+const SKB_ALLOC = { tag: SKB_TAG } as const;
 export const DMA_RANGE_TAG = "netvsc-dma-range";
 /** sizeof(struct hv_dma_range): dma_addr_t + u32, padded. */
 export const HV_DMA_RANGE_SIZE = 16;
@@ -78,7 +82,7 @@ export function fillPgBuf(
 function pooledPageBuffer(pool: MutablePageBuffer[], i: number, pfn: number, offset: number, len: number) {
   let e = pool[i];
   if (e === undefined) {
-    e = { pfn, offset, len };
+    e = new MutablePageBuffer(pfn, offset, len);
     pool.push(e);
   } else {
     e.pfn = pfn;
@@ -88,10 +92,16 @@ function pooledPageBuffer(pool: MutablePageBuffer[], i: number, pfn: number, off
   return e;
 }
 
-interface MutablePageBuffer {
+/** A pool's page-buffer entry (reused from frame to frame, so dmaMap may rewrite it in place). */
+class MutablePageBuffer implements HvPageBuffer {
   pfn: number;
   offset: number;
   len: number;
+  constructor(pfn: number, offset: number, len: number) {
+    this.pfn = pfn;
+    this.offset = offset;
+    this.len = len;
+  }
 }
 
 /**
@@ -100,6 +110,8 @@ interface MutablePageBuffer {
  */
 const XMIT_PB: HvPageBuffer[] = [];
 const XMIT_PB_POOL: MutablePageBuffer[] = [];
+/** The success result, one object for every packet (results are never mutated). */
+const SENT = Object.freeze(ok(undefined));
 /** What a packet's pb becomes once its entries are consumed. */
 const NO_PAGE_BUFFERS: HvPageBuffer[] = Object.freeze([]) as unknown as HvPageBuffer[];
 
@@ -148,7 +160,7 @@ export function netvscXmit(
     stats.txDrops.count("tx-empty");
     return "dropped";
   }
-  const skbVa = memory.kmalloc.kmalloc(SKB_RNDIS_HEADROOM + len, { tag: SKB_TAG });
+  const skbVa = memory.kmalloc.kmalloc(SKB_RNDIS_HEADROOM + len, SKB_ALLOC);
   if (skbVa === null) {
     stats.txDrops.count("tx-no-memory");
     return "dropped";
@@ -157,9 +169,8 @@ export function netvscXmit(
   memory.mmu.write(skbVa + SKB_RNDIS_HEADROOM, frame);
   memory.mmu.write(skbVa, rndisDataHeader(len));
   const pb = XMIT_PB;
-  // Truncated to one entry, not to none: an array emptied by length = 0 gives up its backing store.
-  pb.length = Math.min(pb.length, 1);
-  pb.pop();
+  // Emptied by pops, not by length = 0 (which gives up the array's backing store).
+  while (pb.length > 0) pb.pop();
   const rmsgPgcnt = fillPgBuf(memory, skbVa, RNDIS_DATA_HEADER_SIZE, pb, XMIT_PB_POOL);
   fillPgBuf(memory, skbVa + SKB_RNDIS_HEADROOM, len, pb, XMIT_PB_POOL);
   // Two entries are reserved for the RNDIS header; the frame is linear already, so no skb_linearize.
@@ -301,7 +312,7 @@ export function netvscSend(nv: NetvscDev, packet: TxPacket, xmitMoreIn: boolean)
       env.stats.txDrops.count("batch-send-failed", msdSend.totalPackets);
     }
   }
-  let ret: NetvscResult<void> = ok(undefined);
+  let ret: NetvscResult<void> = SENT;
   if (curSend !== null) ret = sendPkt(nv, curSend);
   if (!ret.ok && sectionIndex !== NETVSC_INVALID_INDEX) freeSection(nv, sectionIndex);
   return ret;
@@ -325,36 +336,41 @@ function copyToSendBuf(
   xmitMore: boolean,
 ): void {
   const { memory, stats } = nv.env;
-  let dest = nv.send!.va! + index * nv.sendSectionSize + pend;
-  const start = dest;
+  const mmu = memory.mmu;
+  const start = nv.send!.va! + index * nv.sendSectionSize + pend;
   const pageCount = packet.cpPartial ? packet.rmsgPgcnt : packet.pageBufCnt;
   const padding = sendPadding(packet.totalDataBuflen, nv.pktAlign, xmitMore);
   if (padding > 0) {
     // rndis_msg->msg_len += padding; the header in the (guest-private) skb holds total_data_buflen.
-    memory.mmu.writeU32(packet.skb!.va + 4, packet.totalDataBuflen + padding);
+    mmu.writeU32(packet.skb!.va + 4, packet.totalDataBuflen + padding);
     packet.totalDataBuflen += padding;
   }
+  // Each entry is read from the skb in its turn (the memcpy's loads) into the section image, the pad
+  // is zeroed (memset in the kernel), and the image goes to send_buf + offset with one store: the
+  // section bytes the kernel's memcpys leave, with the same reads, faults and byte counts.
+  let copied = 0;
   for (let i = 0; i < pageCount; i++) {
     const pb = packet.pb[i]!;
-    memory.mmu.copy(dest, directVa(memory, pb), pb.len);
-    dest += pb.len;
+    mmu.read(directVa(memory, pb), sectionImage(copied, pb.len));
+    copied += pb.len;
   }
-  // The pad is zeroed (memset in the kernel), from one zero view per pad length.
-  if (padding > 0) memory.mmu.write(dest, zeroPad(padding));
+  const image = sectionImage(0, copied + padding);
+  if (padding > 0) image.fill(0, copied);
+  mmu.write(start, image);
   stats.sendSectionCopies++;
   if (packet.cpPartial) stats.partialCopies++;
-  stats.sendSectionBytes += dest + padding - start;
+  stats.sendSectionBytes += copied + padding;
 }
 
-const ZERO_PADS: Uint8Array[] = [];
+/** The section image copyToSendBuf assembles (grown when a message needs more), and its views. */
+let sectionScratch = new Uint8Array(8192);
+const sectionViews = new ViewCache();
 
-function zeroPad(n: number): Uint8Array {
-  let z = ZERO_PADS[n];
-  if (z === undefined) {
-    z = new Uint8Array(n);
-    ZERO_PADS[n] = z;
+function sectionImage(at: number, len: number): Uint8Array {
+  if (at + len > sectionScratch.length) {
+    sectionScratch = new Uint8Array(Math.max(at + len, 2 * sectionScratch.length));
   }
-  return z;
+  return sectionViews.view(sectionScratch, at, len);
 }
 
 /**
@@ -372,24 +388,63 @@ function dmaMap(nv: NetvscDev, packet: TxPacket): boolean {
     stats.dmaMapErrors++;
     return false;
   }
-  const range = { arrayVa, dma: new Float64Array(n), len: new Uint32Array(n) };
+  const range = takeDmaRange(arrayVa, n);
   for (let i = 0; i < n; i++) {
     const pb = packet.pb[i]!;
     const addr = dmaMapSingle(dma, directVa(memory, pb), pb.len, DMA_TO_DEVICE);
     if (addr === DMA_MAPPING_ERROR) {
       for (let j = 0; j < i; j++) dmaUnmapSingle(dma, range.dma[j]!, range.len[j]!, DMA_TO_DEVICE);
       memory.kmalloc.kfree(arrayVa);
+      giveDmaRange(range);
       stats.dmaMapErrors++;
       return false;
     }
     range.dma[i] = addr;
     range.len[i] = pb.len;
-    packet.pb[i] = { pfn: Math.floor(addr / PAGE_SIZE), offset: addr % PAGE_SIZE, len: pb.len };
+    const pfn = Math.floor(addr / PAGE_SIZE);
+    const offset = addr % PAGE_SIZE;
+    // The entry now names the bounce address: a pooled entry is rewritten, any other replaced.
+    if (pb instanceof MutablePageBuffer) {
+      pb.pfn = pfn;
+      pb.offset = offset;
+    } else {
+      packet.pb[i] = { pfn, offset, len: pb.len };
+    }
     stats.pageBufferMaps++;
     stats.bytesBounced += pb.len;
   }
   packet.dmaRange = range;
   return true;
+}
+
+interface MutableDmaRange {
+  arrayVa: number;
+  readonly dma: Float64Array;
+  readonly len: Uint32Array;
+}
+
+/**
+ * The JS side of packet->dma_range, reused: released ranges wait here by entry count (the kmalloc'd
+ * array itself is allocated and freed per packet, as in the kernel, and measured).
+ */
+const FREE_DMA_RANGES: MutableDmaRange[][] = [];
+const FREE_DMA_RANGES_MAX = 64;
+
+function takeDmaRange(arrayVa: number, n: number): MutableDmaRange {
+  const r = FREE_DMA_RANGES[n]?.pop();
+  if (r === undefined) return { arrayVa, dma: new Float64Array(n), len: new Uint32Array(n) };
+  r.arrayVa = arrayVa;
+  return r;
+}
+
+function giveDmaRange(range: MutableDmaRange): void {
+  const n = range.dma.length;
+  let free = FREE_DMA_RANGES[n];
+  if (free === undefined) {
+    free = [];
+    FREE_DMA_RANGES[n] = free;
+  }
+  if (free.length < FREE_DMA_RANGES_MAX) free.push(range);
 }
 
 /** netvsc_dma_unmap. */
@@ -400,6 +455,7 @@ export function dmaUnmap(nv: NetvscDev, packet: TxPacket): void {
   for (let i = 0; i < range.dma.length; i++) dmaUnmapSingle(dma, range.dma[i]!, range.len[i]!, DMA_TO_DEVICE);
   memory.kmalloc.kfree(range.arrayVa);
   packet.dmaRange = null;
+  giveDmaRange(range as MutableDmaRange);
 }
 
 /**
@@ -460,19 +516,21 @@ export function sendPkt(nv: NetvscDev, packet: TxPacket): NetvscResult<void> {
           : ch.sendMpbDesc(mpbRangesFromPageBuffers(packet.pb), nvsp, ctx);
       if (r.ok) {
         env.stats.pageBufferSends++;
-        ret = ok(undefined);
+        ret = SENT;
       } else {
         dmaUnmap(nv, packet);
         ret = fromVmbus(r.error, `tx-${r.error.reason}`);
       }
     }
   } else {
-    const r = ch.sendPacket(nvsp, {
-      type: VM_PKT.DATA_INBAND,
-      flags: VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
-      requestCtx: ctx,
-    });
-    ret = r.ok ? ok(undefined) : fromVmbus(r.error, `tx-${r.error.reason}`);
+    const r = ch.sendInband(
+      nvsp,
+      VM_PKT.DATA_INBAND,
+      VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+      VMBUS_RQST_ERROR,
+      ctx,
+    );
+    ret = r.ok ? SENT : fromVmbus(r.error, `tx-${r.error.reason}`);
   }
 
   if (ret.ok) {

@@ -85,6 +85,8 @@ export class SwiotlbBounce {
   private warnedOverflow = false;
   private warnedInvalidSizes = false;
   private scratch: Uint8Array = new Uint8Array(IO_TLB_SIZE);
+  private scratchViews: (Uint8Array | undefined)[] = [];
+  private scratchViewCount = 0;
   private readonly counters: Mutable<BounceStats> = {
     bytesToDevice: 0,
     bytesFromDevice: 0,
@@ -168,7 +170,7 @@ export class SwiotlbBounce {
   tblUnmapSingle(dev: SwiotlbDevice, tlbAddr: number, mappingSize: number, dir: number, attrs = 0): void {
     checkDirection(dir);
     checkSize("mapping size", mappingSize);
-    this.mem.mappingAt(dev, tlbAddr);
+    this.mem.mappingIndex(dev, tlbAddr);
     if ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 && (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL)) {
       this.bounce(dev, tlbAddr, mappingSize, false);
     }
@@ -242,8 +244,7 @@ export class SwiotlbBounce {
     }
     if (size === 0) return 0;
 
-    if (this.scratch.length < size) this.scratch = new Uint8Array(Math.max(size, this.scratch.length * 2));
-    const buf = this.scratch.subarray(0, size);
+    const buf = this.scratchOf(size);
     const aliasAddr = this.memory.poolAlias + (tlbAddr - mem.start);
     if (toDevice) {
       this.memory.orig.readPhys(origAddr, buf);
@@ -257,6 +258,29 @@ export class SwiotlbBounce {
       this.counters.copiesFromDevice++;
     }
     return size;
+  }
+
+  /**
+   * The first `size` bytes of the bounce scratch: one view per size, kept (a device maps buffers of a
+   * few sizes), and started afresh when the scratch grows or many sizes were seen.
+   */
+  private scratchOf(size: number): Uint8Array {
+    if (this.scratch.length < size) {
+      this.scratch = new Uint8Array(Math.max(size, this.scratch.length * 2));
+      this.scratchViews = [];
+      this.scratchViewCount = 0;
+    }
+    let v = this.scratchViews[size];
+    if (v === undefined) {
+      if (this.scratchViewCount >= 4096) {
+        this.scratchViews = [];
+        this.scratchViewCount = 0;
+      }
+      v = size === this.scratch.length ? this.scratch : this.scratch.subarray(0, size);
+      this.scratchViews[size] = v;
+      this.scratchViewCount++;
+    }
+    return v;
   }
 
   private boundsWarning(kind: "before" | "overflow", line: string): void {

@@ -317,17 +317,24 @@ export class IoTlbMem {
   }
 
   /** The device's segment boundary as (boundary size in slots, tbl_dma_addr), or undefined for none. */
+  private lastBoundaryMask: number | undefined;
+  private lastBoundary: { readonly slots: number; readonly tblDmaAddr: number } | undefined;
+
   private boundaryOf(
     dev: SwiotlbDevice,
   ): { readonly slots: number; readonly tblDmaAddr: number } | undefined {
     const mask = dev.segBoundaryMask;
     if (mask === undefined) return undefined;
+    // One object per mask: a device maps with the same boundary every time.
+    if (mask === this.lastBoundaryMask && this.lastBoundary !== undefined) return this.lastBoundary;
     const size = mask + 1;
     if (!Number.isSafeInteger(size) || size < IO_TLB_SIZE || Math.log2(size) % 1 !== 0) {
       throw badCaller("bad-mask", `segBoundaryMask must be 2^k - 1 with 11 <= k < 53, got ${mask}`);
     }
     // dma_addr & (2^k - 1) == dma_addr mod 2^k, exact beyond 32 bits
-    return { slots: size / IO_TLB_SIZE, tblDmaAddr: this.dmaStart % size };
+    this.lastBoundaryMask = mask;
+    this.lastBoundary = { slots: size / IO_TLB_SIZE, tblDmaAddr: this.dmaStart % size };
+    return this.lastBoundary;
   }
 
   private areaFindSlots(
@@ -349,9 +356,10 @@ export class IoTlbMem {
     const boundaryShift = boundary === undefined ? 0 : Math.ceil(boundary.tblDmaAddr / IO_TLB_SIZE);
     const origBits = lo32(origAddr) & iotlbAlignMask;
     const list = this.list;
-    const wrapIndex = (i: number): number => (i >= areaNslabs ? 0 : i);
 
-    let index = wrapIndex(align32(this.areaIndex[area] ?? 0, stride));
+    // wrap_area_index: an index past the area's end starts over at 0 (no closure: this runs per mapping)
+    let index = align32(this.areaIndex[area] ?? 0, stride);
+    if (index >= areaNslabs) index = 0;
     const wrap = index;
     let steps = 0;
     let checked = 0;
@@ -372,7 +380,8 @@ export class IoTlbMem {
         }
         advance = stride;
       }
-      index = wrapIndex(index + advance);
+      index += advance;
+      if (index >= areaNslabs) index = 0;
       if (this.searchTermination === "slots-checked") {
         checked += advance;
         if (checked >= areaNslabs) return -1;
@@ -412,7 +421,7 @@ export class IoTlbMem {
     for (let i = slot - 1; i >= 0 && (i & SEG_MASK) !== SEG_MASK && list[i] !== 0; i--) list[i] = ++count;
 
     this.headSlots[slot] = nslots;
-    this.areaIndex[area] = wrapIndex(index + nslots);
+    this.areaIndex[area] = index + nslots >= areaNslabs ? 0 : index + nslots;
     this.areaUsed[area] = used + nslots;
     this.usedTotal += nslots;
     if (this.usedTotal > this.peak) this.peak = this.usedTotal;
@@ -428,6 +437,19 @@ export class IoTlbMem {
    * that differs from the one the mapping was made with.
    */
   mappingAt(dev: SwiotlbDevice, tlbAddr: number): IoTlbMapping {
+    const index = this.mappingIndex(dev, tlbAddr);
+    const offset = lo32(tlbAddr) & dev.minAlignMask & SLOT_MASK;
+    return {
+      index,
+      nslots: this.headSlots[index]!,
+      offset,
+      origAddr: this.origAddr[index] ?? INVALID_PHYS_ADDR,
+      allocSize: this.allocSize[index] ?? 0,
+    };
+  }
+
+  /** mappingAt's checks alone: the first slot of the live mapping at `tlbAddr`, or the typed error. */
+  mappingIndex(dev: SwiotlbDevice, tlbAddr: number): number {
     checkMask32("minAlignMask", dev.minAlignMask);
     if (!Number.isSafeInteger(tlbAddr) || !this.contains(tlbAddr)) {
       throw badCaller("outside-pool", `0x${tlbAddr.toString(16)} is not a swiotlb address`);
@@ -448,12 +470,15 @@ export class IoTlbMem {
       );
     }
     const allocSize = this.allocSize[index] ?? 0;
-    invariant(
-      Math.ceil((allocSize + offset) / IO_TLB_SIZE) === nslots,
-      "slot-count",
-      `slot ${index}: alloc_size ${allocSize} + offset ${offset} disagrees with ${nslots} slots`,
-    );
-    return { index, nslots, offset, origAddr, allocSize };
+    // The message is built only on failure: this runs for every unmap and sync.
+    if (Math.ceil((allocSize + offset) / IO_TLB_SIZE) !== nslots) {
+      invariant(
+        false,
+        "slot-count",
+        `slot ${index}: alloc_size ${allocSize} + offset ${offset} disagrees with ${nslots} slots`,
+      );
+    }
+    return index;
   }
 
   /**
@@ -461,7 +486,8 @@ export class IoTlbMem {
    * only) and the free slots before it are renumbered. Returns the number of slots freed.
    */
   releaseSlots(dev: SwiotlbDevice, tlbAddr: number): number {
-    const { index, nslots } = this.mappingAt(dev, tlbAddr);
+    const index = this.mappingIndex(dev, tlbAddr);
+    const nslots = this.headSlots[index]!;
     const area = Math.floor(index / this.areaNslabs);
     const areaUsed = this.areaUsed[area] ?? 0;
     if (!(area < this.nareas && areaUsed >= nslots))

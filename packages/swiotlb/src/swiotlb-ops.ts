@@ -22,11 +22,14 @@ export function swiotlbDmaOps(pool: SwiotlbPool): DmaOps {
       );
     }
   };
+  // The slot search's options, one object refilled per mapping (tblMapSingle does not keep it).
+  const mapOptions = { cpu: 0 };
   return {
     name: "swiotlb",
     mapPage: (dev, phys, size, dir, attrs) => {
       checkDmaDirection(dir);
-      const tlb = pool.bounce.tblMapSingle(dev, phys, size, size, dir, attrs, { cpu: pool.cpu });
+      mapOptions.cpu = pool.cpu;
+      const tlb = pool.bounce.tblMapSingle(dev, phys, size, size, dir, attrs, mapOptions);
       // the pool sits in low memory, so the dma_capable() check after the mapping always passes here
       return tlb === DMA_MAPPING_ERROR ? DMA_MAPPING_ERROR : tlb;
     },

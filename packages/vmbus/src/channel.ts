@@ -18,7 +18,7 @@ import {
 import type { KernelContext } from "./profile.js";
 import { RequestTable } from "./request-table.js";
 import { type IncomingPacket, IncomingRing, type IndexPolicy, type RecvResult } from "./ring/incoming.js";
-import { OutgoingRing, type RingWriteOk } from "./ring/outgoing.js";
+import { OutgoingRing, type RingWriteOk, type TransIdValue } from "./ring/outgoing.js";
 import {
   type GuestRingBuffer,
   hvRingbufferCleanup,
@@ -38,11 +38,14 @@ import {
 } from "./wire/channel-message.js";
 import {
   encodeMpbDescriptor,
-  encodePageBufferDescriptor,
   type HvPageBuffer,
+  MAX_PAGE_BUFFER_COUNT,
+  MAX_PAGE_BUFFER_PACKET,
   type MpbRange,
+  pageBufferDescriptorSize,
   VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
   VMBUS_RQST_ERROR,
+  writePageBufferDescriptor,
 } from "./wire/packet.js";
 import { RING_HEADER, VMBUS_DEFAULT_MAX_PKT_SIZE } from "./wire/ring-header.js";
 
@@ -79,8 +82,8 @@ export interface ChannelOpenOptions {
 export interface SendPacketOptions {
   readonly type: number;
   readonly flags: number;
-  /** Written as trans_id when no request id is allocated (vmbus_sendpacket's requestid). */
-  readonly requestId?: bigint;
+  /** Written as trans_id when no request id is allocated (vmbus_sendpacket's requestid); a number below 2^53 or a bigint. */
+  readonly requestId?: TransIdValue;
   /** Stored in the request table when the packet asks for a completion. */
   readonly requestCtx?: unknown;
 }
@@ -114,6 +117,9 @@ interface OpenRings {
   inbound: GuestRingBuffer | undefined;
 }
 
+/** A page-buffer descriptor being sent: written, then copied into the ring before the send returns. */
+const PAGE_BUFFER_SCRATCH = new Uint8Array(MAX_PAGE_BUFFER_PACKET);
+
 export class VmbusChannel {
   /** The connection's message path (vmbus_post_msg, chn_msg_list): internal, never exposed. */
   readonly #conn: ChannelTransport;
@@ -134,6 +140,8 @@ export class VmbusChannel {
   private requestorVas: readonly [number, number] | undefined;
   private callback: ((channel: VmbusChannel) => void) | undefined;
   private pendingInterrupt = false;
+  /** Views of PAGE_BUFFER_SCRATCH by page-buffer count (sendPageBuffer). */
+  private readonly pageBufferDescs: (Uint8Array | undefined)[] = [];
   private readonly rescindListeners: ((c: VmbusChannel) => void)[] = [];
   /** channel->primary_channel: set on a sub-channel (subchannel.ts), undefined on a primary. */
   primaryChannel: VmbusChannel | undefined;
@@ -418,7 +426,8 @@ export class VmbusChannel {
 
   /* ---- sending ---------------------------------------------------------------------------- */
 
-  private writable(): Result<OutgoingRing<unknown>> {
+  /** The outbound ring when a write may go ahead, else the error (no result object on success). */
+  private writable(): OutgoingRing<unknown> | Result<never> {
     if (this.rescinded) {
       this.counters.rescindedWrites++;
       return err("ENODEV", "rescinded", "channel was rescinded");
@@ -426,7 +435,7 @@ export class VmbusChannel {
     if (this.state !== "opened" || this.outRing === undefined) {
       return err("EINVAL", "not-open", "channel is not open");
     }
-    return ok(this.outRing);
+    return this.outRing;
   }
 
   /** vmbus_setevent after a write that made the ring non-empty. */
@@ -442,24 +451,34 @@ export class VmbusChannel {
 
   /**
    * vmbus_sendpacket_getid: descriptor + payload + padding. With COMPLETION_REQUESTED and a request
-   * table the trans_id is a fresh request id for `requestCtx`; otherwise it is `requestId`.
+   * table the trans_id is a fresh request id for `requestCtx`; otherwise it is `requestId`. The result's
+   * value is the ring's one write result, valid until the next send on this channel.
    */
   sendPacket(payload: Uint8Array, options: SendPacketOptions): Result<RingWriteOk> {
-    const w = this.writable();
-    if (!w.ok) return w;
-    return this.afterWrite(
-      w.value.sendPacket(
-        payload,
-        options.flags === VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED
-          ? {
-              type: options.type,
-              flags: options.flags,
-              requestId: options.requestId ?? VMBUS_RQST_ERROR,
-              ctx: options.requestCtx,
-            }
-          : { type: options.type, flags: options.flags, requestId: options.requestId ?? VMBUS_RQST_ERROR },
-      ),
+    return this.sendInband(
+      payload,
+      options.type,
+      options.flags,
+      options.requestId ?? VMBUS_RQST_ERROR,
+      options.requestCtx,
     );
+  }
+
+  /**
+   * sendPacket with its options as plain arguments, for per-packet callers: nothing is allocated for a
+   * send that succeeds. `requestId` is a bigint or, below 2^53, a number (the same 8 bytes go out).
+   */
+  sendInband(
+    payload: Uint8Array,
+    type: number,
+    flags: number,
+    requestId: TransIdValue,
+    requestCtx?: unknown,
+  ): Result<RingWriteOk> {
+    const ring = this.writable();
+    if (!(ring instanceof OutgoingRing)) return ring;
+    const hasCtx = flags === VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED;
+    return this.afterWrite(ring.sendInband(payload, type, flags, requestId, hasCtx, requestCtx));
   }
 
   /** vmbus_sendpacket_pagebuffer (removed upstream in 2025): more than 32 page buffers is EINVAL. */
@@ -468,11 +487,20 @@ export class VmbusChannel {
     payload: Uint8Array,
     requestCtx?: unknown,
   ): Result<RingWriteOk> {
-    const w = this.writable();
-    if (!w.ok) return w;
-    const desc = encodePageBufferDescriptor(pageBuffers, payload.length, VMBUS_RQST_ERROR);
-    if (!desc.ok) return desc;
-    return this.afterWrite(w.value.sendWithDescriptor(desc.value, payload, VMBUS_RQST_ERROR, requestCtx));
+    const ring = this.writable();
+    if (!(ring instanceof OutgoingRing)) return ring;
+    const n = pageBuffers.length;
+    if (n > MAX_PAGE_BUFFER_COUNT) {
+      return err("EINVAL", "too-many-page-buffers", `${n} page buffers, at most 32`);
+    }
+    // The descriptor goes into the ring before the write returns: one buffer, one view per count.
+    let desc = this.pageBufferDescs[n];
+    if (desc === undefined) {
+      desc = PAGE_BUFFER_SCRATCH.subarray(0, pageBufferDescriptorSize(n));
+      this.pageBufferDescs[n] = desc;
+    }
+    writePageBufferDescriptor(desc, pageBuffers, payload.length, VMBUS_RQST_ERROR);
+    return this.afterWrite(ring.sendWithDescriptor(desc, payload, VMBUS_RQST_ERROR, requestCtx));
   }
 
   /**
@@ -480,15 +508,18 @@ export class VmbusChannel {
    * mpbRangesFromPageBuffers so that contiguous PFNs share one range), then the payload.
    */
   sendMpbDesc(ranges: readonly MpbRange[], payload: Uint8Array, requestCtx?: unknown): Result<RingWriteOk> {
-    const w = this.writable();
-    if (!w.ok) return w;
+    const ring = this.writable();
+    if (!(ring instanceof OutgoingRing)) return ring;
     if (ranges.length === 0) return err("EINVAL", "no-ranges", "an mpb packet needs at least one range");
     const desc = encodeMpbDescriptor(ranges, payload.length);
-    return this.afterWrite(w.value.sendWithDescriptor(desc, payload, VMBUS_RQST_ERROR, requestCtx));
+    return this.afterWrite(ring.sendWithDescriptor(desc, payload, VMBUS_RQST_ERROR, requestCtx));
   }
 
-  /** vmbus_request_addr: releases a completed request id (forged or duplicate ids are rejected). */
-  completeRequest(transId: bigint): Result<unknown> {
+  /**
+   * vmbus_request_addr: releases a completed request id (forged or duplicate ids are rejected). A
+   * number id must be below 2^53 (IncomingPacket.transIdNumber when it is not −1).
+   */
+  completeRequest(transId: bigint | number): Result<unknown> {
     if (this.table === undefined) return err("EINVAL", "no-request-table", "channel has no request table");
     return this.table.complete(transId);
   }

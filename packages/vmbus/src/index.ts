@@ -70,6 +70,8 @@ export {
 export {
   OutgoingRing,
   type RingWriteOk,
+  type TransIdValue,
+  writeTransId,
 } from "./ring/outgoing.js";
 export { RING_TAGS } from "./ring/ring-buffer.js";
 export {
@@ -100,7 +102,15 @@ export type {
 
 // Little-endian field access straight from the bytes (no DataView per message): the one copy the
 // NVSP/RNDIS codecs of @ivm/netvsc-protocol use too.
-export { readU16, readU32, readU64BigInt, writeU16, writeU32 } from "./wire/bytes.js";
+export {
+  readU16,
+  readU32,
+  readU64BigInt,
+  readU64NumberAt,
+  writeU16,
+  writeU32,
+  writeU64NumberAt,
+} from "./wire/bytes.js";
 export {
   CHANNELMSG,
   type ChannelMessage,
@@ -126,6 +136,7 @@ export {
   type HvPageBuffer,
   MAX_PAGE_BUFFER_COUNT,
   mpbRangesFromPageBuffers,
+  pageBufferDescriptorSize,
   readPacketDescriptor,
   type TransferPagePacket,
   VM_PKT,
@@ -133,6 +144,7 @@ export {
   VMBUS_RQST_ERROR,
   VMPACKET_DESCRIPTOR_SIZE,
   writePacketDescriptor,
+  writePageBufferDescriptor,
   XFER_PAGE_HEADER_SIZE,
 } from "./wire/packet.js";
 export {

@@ -19,6 +19,9 @@ export type RequestRejectReason =
 
 export type RequestRejectCounters = Record<RequestRejectReason, number>;
 
+const ZERO_ID = -1;
+const OUT_OF_RANGE = -2;
+
 export class RequestTable<T> {
   readonly size: number;
   /** Completions rejected, by reason; their sum is the number of VMBUS_RQST_ERROR results. */
@@ -73,11 +76,12 @@ export class RequestTable<T> {
   /**
    * __vmbus_request_addr_match: releases the id and returns its context. With `expected`, a slot
    * holding another context is reported as a mismatch and stays outstanding, as in the kernel.
+   * `transId` is the host's u64: a bigint, or a number when it is below 2^53 (a safe non-negative
+   * integer; the per-packet path passes numbers so that no BigInt is made).
    */
-  complete(transId: bigint, ...expected: [] | [T]): Result<T> {
-    if (transId === 0n) return this.reject("zero-id", transId);
-    if (transId > BigInt(this.size)) return this.reject("out-of-range", transId);
-    const slot = Number(transId) - 1;
+  complete(transId: bigint | number, ...expected: [] | [T]): Result<T> {
+    const slot = this.slotOf(transId);
+    if (slot < 0) return this.reject(slot === ZERO_ID ? "zero-id" : "out-of-range", transId);
     if (this.inUse[slot] !== 1) return this.reject("not-outstanding", transId);
     const ctx = this.contexts[slot] as T;
     if (expected.length === 1 && expected[0] !== ctx) return this.reject("mismatch", transId);
@@ -90,12 +94,25 @@ export class RequestTable<T> {
   }
 
   /** Whether `transId` names an outstanding request (no side effects, not counted). */
-  isOutstanding(transId: bigint): boolean {
-    if (transId === 0n || transId > BigInt(this.size)) return false;
-    return this.inUse[Number(transId) - 1] === 1;
+  isOutstanding(transId: bigint | number): boolean {
+    const slot = this.slotOf(transId);
+    return slot >= 0 && this.inUse[slot] === 1;
   }
 
-  private reject(reason: RequestRejectReason, transId: bigint): Result<T> {
+  /** The slot of an id (id − 1), ZERO_ID for 0, OUT_OF_RANGE past the table. */
+  private slotOf(transId: bigint | number): number {
+    if (typeof transId === "number") {
+      if (!(Number.isSafeInteger(transId) && transId >= 0)) {
+        invariant(false, `trans_id ${transId} is not a safe non-negative integer (pass a bigint)`);
+      }
+      if (transId === 0) return ZERO_ID;
+      return transId > this.size ? OUT_OF_RANGE : transId - 1;
+    }
+    if (transId === 0n) return ZERO_ID;
+    return transId > BigInt(this.size) ? OUT_OF_RANGE : Number(transId) - 1;
+  }
+
+  private reject(reason: RequestRejectReason, transId: bigint | number): Result<T> {
     this.rejected[reason]++;
     return err("EINVAL", reason, `completion for trans_id ${transId} rejected (VMBUS_RQST_ERROR)`);
   }

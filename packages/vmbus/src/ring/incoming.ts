@@ -7,7 +7,7 @@
  */
 import { err, invariant, ok, type Result } from "../errors.js";
 import { type KernelContext, VMBUS_FINDING } from "../profile.js";
-import { readU16, readU64BigInt } from "../wire/bytes.js";
+import { readU16, readU64BigInt, readU64NumberAt } from "../wire/bytes.js";
 import { type PacketDescriptor, VMPACKET_DESCRIPTOR_SIZE } from "../wire/packet.js";
 import {
   RING_FEAT_PENDING_SEND_SZ,
@@ -45,6 +45,11 @@ export interface IncomingPacket {
   readonly bytes: Uint8Array;
   /** bytes[offset8·8 .. len), the payload after the descriptor area. */
   readonly data: Uint8Array;
+  /**
+   * desc.transId as a number, or −1 when the host wrote a value of 2^53 or more (then use desc.transId).
+   * Reading it makes no BigInt: the per-packet paths match request ids with it.
+   */
+  readonly transIdNumber: number;
 }
 
 export type IncomingResult =
@@ -110,11 +115,16 @@ export class IncomingRing {
   /** pkt_buffer's first 16 bytes: where the descriptor is peeked. */
   private readonly pktHead: Uint8Array;
   private currentLen8 = -1;
+  /** Views of pkt_buffer by packet length (see bytesView, dataView). */
+  private readonly bytesByLen: (Uint8Array | undefined)[] = [];
+  private readonly dataByLen: (Uint8Array | undefined)[] = [];
+  private readonly dataOffsetByLen: number[] = [];
   /** The packet first() hands out, refilled for each packet (its desc, bytes and data views). */
   private readonly current: {
-    desc: { type: number; offset8: number; len8: number; flags: number; transId: bigint };
+    desc: { type: number; offset8: number; len8: number; flags: number; readonly transId: bigint };
     bytes: Uint8Array;
     data: Uint8Array;
+    transIdNumber: number;
   };
   private readonly currentResult: { readonly kind: "packet"; readonly packet: IncomingPacket };
 
@@ -135,10 +145,22 @@ export class IncomingRing {
     this.pktBuffer = new Uint8Array(size);
     this.pktView = new DataView(this.pktBuffer.buffer);
     this.pktHead = this.pktBuffer.subarray(0, VMPACKET_DESCRIPTOR_SIZE);
+    const pktBuffer = this.pktBuffer;
     this.current = {
-      desc: { type: 0, offset8: 0, len8: 0, flags: 0, transId: 0n },
-      bytes: this.pktBuffer.subarray(0, 0),
-      data: this.pktBuffer.subarray(0, 0),
+      desc: {
+        type: 0,
+        offset8: 0,
+        len8: 0,
+        flags: 0,
+        // The u64 trans_id of the private copy, made a bigint only when asked for (the copy is not
+        // written after first(), and the packet is valid only until the next one replaces it).
+        get transId(): bigint {
+          return readU64BigInt(pktBuffer, 8);
+        },
+      },
+      bytes: pktBuffer.subarray(0, 0),
+      data: pktBuffer.subarray(0, 0),
+      transIdNumber: 0,
     };
     this.currentResult = { kind: "packet", packet: this.current };
     // hv_ringbuffer_init starts from index 0; resync with the published read index if reused.
@@ -195,8 +217,7 @@ export class IncomingRing {
 
     // memcpy into pkt_buffer (this re-reads the descriptor bytes, as the kernel's memcpy does; only
     // the sanitised len8/offset8 below are trusted), then write the sanitised values into the copy.
-    const bytes =
-      this.current.bytes.length === pktLen ? this.current.bytes : this.pktBuffer.subarray(0, pktLen);
+    const bytes = this.bytesView(pktLen);
     mem.read(this.privRead, bytes);
     this.counters.bytesCopied += pktLen;
     this.pktView.setUint16(4, pktLen >>> 3, true);
@@ -211,14 +232,33 @@ export class IncomingRing {
     desc.offset8 = pktOffset >>> 3;
     desc.len8 = pktLen >>> 3;
     desc.flags = readU16(bytes, 6);
-    desc.transId = readU64BigInt(bytes, 8);
+    cur.transIdNumber = readU64NumberAt(bytes, 8);
     // Payload length follows len8 (VMPACKET_DATA_LENGTH), which truncates an unaligned clamp.
     const dataEnd = (pktLen >>> 3) << 3;
-    if (cur.bytes.length !== pktLen) cur.bytes = bytes;
-    if (cur.data.byteOffset !== pktOffset || cur.data.length !== dataEnd - pktOffset) {
-      cur.data = this.pktBuffer.subarray(pktOffset, dataEnd);
-    }
+    cur.bytes = bytes;
+    cur.data = this.dataView(pktLen, pktOffset, dataEnd);
     return this.currentResult;
+  }
+
+  /** pkt_buffer[0, len): one view per length, kept (a ring carries packets of a few lengths). */
+  private bytesView(len: number): Uint8Array {
+    let v = this.bytesByLen[len];
+    if (v === undefined) {
+      v = this.pktBuffer.subarray(0, len);
+      this.bytesByLen[len] = v;
+    }
+    return v;
+  }
+
+  /** pkt_buffer[offset, end) for a packet of `len` bytes: kept per length while its offset stays. */
+  private dataView(len: number, offset: number, end: number): Uint8Array {
+    const v = this.dataByLen[len];
+    // For one length, `end` follows from len; the view is reused while the offset is the same.
+    if (v !== undefined && this.dataOffsetByLen[len] === offset) return v;
+    const made = this.pktBuffer.subarray(offset, end);
+    this.dataByLen[len] = made;
+    this.dataOffsetByLen[len] = offset;
+    return made;
   }
 
   /**

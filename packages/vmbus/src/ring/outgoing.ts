@@ -3,16 +3,15 @@
  * helpers above it (vmbus_sendpacket_getid, vmbus_sendpacket_mpb_desc). The guest uses it on its
  * outbound ring with a RequestTable; the host endpoint uses the same code on the inbound ring.
  */
-import { err, invariant, ok, type Result } from "../errors.js";
+import { err, invariant, type Result } from "../errors.js";
 import { type KernelContext, VMBUS_FINDING } from "../profile.js";
 import type { RequestTable } from "../request-table.js";
-import { align8 } from "../wire/bytes.js";
+import { align8, writeU16, writeU64BigInt, writeU64NumberAt } from "../wire/bytes.js";
 import {
   MAX_PACKET_LEN,
   VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
   VMBUS_RQST_ERROR,
   VMPACKET_DESCRIPTOR_SIZE,
-  writePacketDescriptor,
 } from "../wire/packet.js";
 import { RING_HEADER, VMBUS_PKT_TRAILER, writeTrailer } from "../wire/ring-header.js";
 import { bytesToWrite, checkRingIndex, type RingIndexProblem, type RingMem } from "./ring-mem.js";
@@ -22,6 +21,29 @@ export interface RingWriteOk {
   readonly transId: bigint;
   /** hv_signal_on_write: interrupt_mask was 0 and the ring went from empty to non-empty. */
   readonly signal: boolean;
+}
+
+/**
+ * A trans_id as the send path carries it: a number when it is below 2^53 (every id a request table
+ * hands out, and the ids hosts use in practice), a bigint for any other u64. Both are written as the
+ * same 8 little-endian bytes.
+ */
+export type TransIdValue = number | bigint;
+
+/** Writes a trans_id's 8 little-endian bytes at `offset`, without a BigInt for a number id. */
+export function writeTransId(bytes: Uint8Array, offset: number, id: TransIdValue): void {
+  if (typeof id === "number") writeU64NumberAt(bytes, offset, id);
+  else writeU64BigInt(bytes, offset, id);
+}
+
+/** The ring's one write result, refilled by every write: its transId is made a bigint only when read. */
+class RingWriteResult implements RingWriteOk {
+  id: TransIdValue = 0;
+  signal = false;
+  get transId(): bigint {
+    const id = this.id;
+    return typeof id === "bigint" ? id : BigInt(id);
+  }
 }
 
 export interface OutgoingRingCounters {
@@ -62,10 +84,14 @@ export interface SendOptions<T> {
   readonly type: number;
   readonly flags: number;
   /** Caller's request id, used as trans_id when no id is allocated. */
-  readonly requestId?: bigint;
+  readonly requestId?: TransIdValue;
   /** Context stored in the request table when an id is allocated. */
   readonly ctx?: T;
 }
+
+/** VMBUS_RQST_ERROR's bytes: the trans_id placeholder of a descriptor before the write fills it in. */
+const RQST_ERROR_BYTES = new Uint8Array(8);
+writeU64BigInt(RQST_ERROR_BYTES, 0, VMBUS_RQST_ERROR);
 
 /** The zero padding to 8 bytes, one view per length 0..7. */
 const ZERO_PAD = new Uint8Array(8);
@@ -95,11 +121,17 @@ export class OutgoingRing<T = unknown> {
   private oobFirst = 0;
   private readonly scratchDesc = new Uint8Array(VMPACKET_DESCRIPTOR_SIZE);
   private readonly scratchKv: Uint8Array[] = [this.scratchDesc, ZERO_PAD, ZERO_PAD];
+  private readonly scratchGpaKv: Uint8Array[] = [ZERO_PAD, ZERO_PAD, ZERO_PAD];
   /** A packet gathered for its one copy into the ring, and the view of its current length. */
   private packetScratch = new Uint8Array(256);
   private packetView = this.packetScratch.subarray(0, 0);
   private readonly scratchU64 = new Uint8Array(8);
-  private readonly scratchU64View = new DataView(this.scratchU64.buffer);
+  /** The one result object: valid until the next write on this ring (callers read it at once). */
+  private readonly result = new RingWriteResult();
+  private readonly okResult: { readonly ok: true; readonly value: RingWriteOk } = {
+    ok: true,
+    value: this.result,
+  };
 
   constructor(mem: RingMem, options: OutgoingRingOptions<T> = {}) {
     this.mem = mem;
@@ -127,11 +159,24 @@ export class OutgoingRing<T = unknown> {
    * through the double mapping, which covers data offsets [0, 2·dataSize): the model writes what falls
    * inside it (at its alias) and reports what falls outside as an out-of-bounds write, without touching
    * memory it does not own, and a write_index that moved between the fetches as a double fetch.
+   *
+   * The result (its value) is one object per ring, refilled by the next write: read it before writing
+   * again.
    */
   write(
     kv: readonly Uint8Array[],
-    requestId: bigint = VMBUS_RQST_ERROR,
+    requestId: TransIdValue = VMBUS_RQST_ERROR,
     ...ctx: [] | [T]
+  ): Result<RingWriteOk> {
+    return this.writeKv(kv, requestId, ctx.length === 1, ctx[0]);
+  }
+
+  /** write() with the request context as two plain arguments (no rest array on the hot path). */
+  private writeKv(
+    kv: readonly Uint8Array[],
+    requestId: TransIdValue,
+    hasCtx: boolean,
+    ctxValue: T | undefined,
   ): Result<RingWriteOk> {
     if (this.rescinded) return err("ENODEV", "rescinded", "channel was rescinded");
     const mem = this.mem;
@@ -178,28 +223,30 @@ export class OutgoingRing<T = unknown> {
     const allocates =
       flags === VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED && this.requestTable !== undefined;
     let next = oldWrite;
-    let transId = requestId;
+    let transId: TransIdValue = requestId;
+    // A context-less write stores undefined, as the kernel stores the caller's (absent) rqst_addr.
+    const ctx = (hasCtx ? ctxValue : undefined) as T;
     if (exact) {
       for (const piece of kv) next = this.copyKernel(next, piece);
       if (allocates) {
-        const id = this.requestTable!.allocate(ctx[0] as T);
+        const id = this.requestTable!.allocate(ctx);
         if (id === undefined) return this.requestTableFull();
-        transId = BigInt(id);
+        transId = id;
       }
       // WRITE_ONCE(desc->trans_id) into the ring copy, 8 bytes into the packet just written.
-      this.scratchU64View.setBigUint64(0, transId, true);
+      writeTransId(this.scratchU64, 0, transId);
       this.copyKernel((oldWrite + 8) >>> 0, this.scratchU64);
     } else {
       // The id the kernel allocates after its copy is taken first here, so that the packet, its
       // trans_id and its trailer go into the ring as one access; nothing is visible to the reader before
       // write_index moves, and a full table still leaves the copied bytes (placeholder trans_id) beyond
       // write_index, as the kernel's order does.
-      const id = allocates ? this.requestTable!.allocate(ctx[0] as T) : undefined;
+      const id = allocates ? this.requestTable!.allocate(ctx) : undefined;
       if (allocates && id === undefined) {
         this.copyPacket(oldWrite, kv, total, undefined);
         return this.requestTableFull();
       }
-      if (id !== undefined) transId = BigInt(id);
+      if (id !== undefined) transId = id;
       next = this.copyPacket(oldWrite, kv, total, transId);
     }
 
@@ -230,7 +277,10 @@ export class OutgoingRing<T = unknown> {
       signal = oldWrite === mem.readHeaderU32(RING_HEADER.READ_INDEX);
     }
     if (signal) this.counters.signals++;
-    return ok({ transId, signal });
+    const result = this.result;
+    result.id = transId;
+    result.signal = signal;
+    return this.okResult;
   }
 
   /**
@@ -243,7 +293,7 @@ export class OutgoingRing<T = unknown> {
     oldWrite: number,
     kv: readonly Uint8Array[],
     total: number,
-    transId: bigint | undefined,
+    transId: TransIdValue | undefined,
   ): number {
     let buf = this.packetScratch;
     if (buf.length < total) {
@@ -251,16 +301,16 @@ export class OutgoingRing<T = unknown> {
       this.packetScratch = buf;
     }
     let at = 0;
-    for (const piece of kv) {
-      buf.set(piece, at);
-      at += piece.length;
+    for (let p = 0; p < kv.length; p++) {
+      const piece = kv[p]!;
+      const n = piece.length;
+      // A byte loop beats TypedArray.prototype.set for the small pieces (descriptors, NVSP messages).
+      if (n <= 64) for (let i = 0; i < n; i++) buf[at + i] = piece[i]!;
+      else buf.set(piece, at);
+      at += n;
     }
-    if (transId !== undefined) {
-      this.scratchU64View.setBigUint64(0, transId, true);
-      buf.set(this.scratchU64, 8);
-    }
-    writeTrailer(this.scratchU64, oldWrite);
-    buf.set(this.scratchU64, at);
+    if (transId !== undefined) writeTransId(buf, 8, transId);
+    writeTrailer(buf, oldWrite, at);
     if (this.packetView.length !== total || this.packetView.buffer !== buf.buffer) {
       this.packetView = buf.subarray(0, total);
     }
@@ -313,22 +363,42 @@ export class OutgoingRing<T = unknown> {
    * zero padding to 8 bytes.
    */
   sendPacket(payload: Uint8Array, opts: SendOptions<T>): Result<RingWriteOk> {
+    const hasCtx = "ctx" in opts;
+    return this.sendInband(
+      payload,
+      opts.type,
+      opts.flags,
+      opts.requestId ?? VMBUS_RQST_ERROR,
+      hasCtx,
+      opts.ctx,
+    );
+  }
+
+  /** sendPacket with its options as plain arguments: the per-packet path builds no options object. */
+  sendInband(
+    payload: Uint8Array,
+    type: number,
+    flags: number,
+    requestId: TransIdValue,
+    hasCtx: boolean,
+    ctx: T | undefined,
+  ): Result<RingWriteOk> {
     const packetLen = VMPACKET_DESCRIPTOR_SIZE + payload.length;
     const aligned = align8(packetLen);
     invariant(aligned <= MAX_PACKET_LEN, "packet does not fit len8");
-    writePacketDescriptor(this.scratchDesc, 0, {
-      type: opts.type,
-      offset8: VMPACKET_DESCRIPTOR_SIZE >> 3,
-      len8: aligned >> 3,
-      flags: opts.flags,
-      transId: VMBUS_RQST_ERROR,
-    });
+    // struct vmpacket_descriptor (writePacketDescriptor's layout), written field by field.
+    const desc = this.scratchDesc;
+    writeU16(desc, 0, type);
+    writeU16(desc, 2, VMPACKET_DESCRIPTOR_SIZE >> 3);
+    writeU16(desc, 4, aligned >> 3);
+    writeU16(desc, 6, flags);
+    desc.set(RQST_ERROR_BYTES, 8);
     // The pieces go into the ring before write returns: one array serves every packet.
     const kv = this.scratchKv;
-    kv[0] = this.scratchDesc;
+    kv[0] = desc;
     kv[1] = payload;
     kv[2] = ZERO_PADS[aligned - packetLen]!;
-    const r = this.writeWithCtx(kv, opts.requestId ?? VMBUS_RQST_ERROR, opts);
+    const r = this.writeKv(kv, requestId, hasCtx, ctx);
     kv[1] = ZERO_PADS[0]!;
     return r;
   }
@@ -341,25 +411,24 @@ export class OutgoingRing<T = unknown> {
   sendWithDescriptor(
     desc: Uint8Array,
     data: Uint8Array,
-    requestId: bigint,
+    requestId: TransIdValue,
     ...ctx: [] | [T]
   ): Result<RingWriteOk> {
     const packetLen = desc.length + data.length;
     const aligned = align8(packetLen);
-    const kv = [desc, data, ZERO_PADS[aligned - packetLen]!];
-    return ctx.length === 1 ? this.write(kv, requestId, ctx[0]) : this.write(kv, requestId);
+    // One pieces array serves every packet: the pieces are in the ring before write returns.
+    const kv = this.scratchGpaKv;
+    kv[0] = desc;
+    kv[1] = data;
+    kv[2] = ZERO_PADS[aligned - packetLen]!;
+    const r = this.writeKv(kv, requestId, ctx.length === 1, ctx[0]);
+    kv[0] = ZERO_PADS[0]!;
+    kv[1] = ZERO_PADS[0]!;
+    return r;
   }
 
   /** set_channel_pending_send_size: ask the reader to signal once `size` bytes are free (0 clears). */
   setPendingSendSize(size: number): void {
     this.mem.writeHeaderU32(RING_HEADER.PENDING_SEND_SZ, size);
-  }
-
-  private writeWithCtx(
-    kv: readonly Uint8Array[],
-    requestId: bigint,
-    opts: SendOptions<T>,
-  ): Result<RingWriteOk> {
-    return "ctx" in opts ? this.write(kv, requestId, opts.ctx as T) : this.write(kv, requestId);
   }
 }

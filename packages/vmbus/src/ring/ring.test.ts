@@ -1,6 +1,6 @@
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
-import { VmbusError } from "../errors.js";
+import { VmbusError, VmbusInvariantError } from "../errors.js";
 import { HostRingEndpoint } from "../host/ring-endpoint.js";
 import { ringPair, sameBytes } from "../testing/pair.js";
 import { fillRandom, xorshift32 } from "../testing/rng.js";
@@ -513,5 +513,61 @@ describe("packets built by hand", () => {
     expect(host.send(c).ok).toBe(true);
     const r = guestIn.first();
     expect(r.kind === "packet" && readPacketDescriptor(r.packet.bytes).transId).toBe(3n);
+  });
+});
+
+describe("transaction ids as numbers below 2^53", () => {
+  it("an inbound trans_id reads as a number below 2^53 and as -1 above, desc.transId exact either way", () => {
+    const { guestIn, host } = ringPair(4096);
+    const ids = [7n, 2n ** 53n - 1n, 2n ** 53n, 0xffff_ffff_ffff_fffen];
+    for (const id of ids) expect(host.sendCompletion(id, new Uint8Array(0)).ok).toBe(true);
+    const seen: [number, bigint][] = [];
+    guestIn.drain((p) => seen.push([p.transIdNumber, p.desc.transId]));
+    expect(seen).toEqual([
+      [7, 7n],
+      [2 ** 53 - 1, 2n ** 53n - 1n],
+      [-1, 2n ** 53n],
+      [-1, 0xffff_ffff_ffff_fffen],
+    ]);
+  });
+
+  it("a number requestId and a bigint one put the same 8 bytes on the wire", () => {
+    const { guestOut, host } = ringPair(4096);
+    const sent: bigint[] = [];
+    for (const requestId of [0x1234_5678_9abcn, 0x1234_5678_9abc, VMBUS_RQST_ERROR]) {
+      const w = guestOut.sendPacket(new Uint8Array(8), { type: VM_PKT.DATA_INBAND, flags: 0, requestId });
+      expect(w.ok).toBe(true);
+      const r = host.readPacket();
+      if (r.kind === "packet") sent.push(r.packet.desc.transId);
+    }
+    expect(sent).toEqual([0x1234_5678_9abcn, 0x1234_5678_9abcn, VMBUS_RQST_ERROR]);
+  });
+
+  it("the request table completes a number id as it completes the bigint, and refuses the same ids", () => {
+    const { table, guestOut } = ringPair(4096);
+    const w = guestOut.sendPacket(new Uint8Array(8), {
+      type: VM_PKT.DATA_INBAND,
+      flags: VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+      ctx: 41,
+    });
+    expect(w.ok && w.value.transId).toBe(1n);
+    expect(table.isOutstanding(1)).toBe(true);
+    expect(table.complete(0)).toMatchObject({ ok: false, error: { reason: "zero-id" } });
+    expect(table.complete(65)).toMatchObject({ ok: false, error: { reason: "out-of-range" } });
+    expect(table.complete(1)).toEqual({ ok: true, value: 41 });
+    expect(table.complete(1n)).toMatchObject({ ok: false, error: { reason: "not-outstanding" } });
+    expect(table.rejected).toEqual({ "zero-id": 1, "out-of-range": 1, "not-outstanding": 1, mismatch: 0 });
+    // A number id is the caller's promise that the value fits: anything else is a model bug.
+    expect(() => table.complete(2 ** 53)).toThrow(VmbusInvariantError);
+    expect(() => table.complete(-1)).toThrow(VmbusInvariantError);
+  });
+
+  it("a write result is the ring's one object, refilled by the next write", () => {
+    const { guestOut } = ringPair(4096);
+    const a = guestOut.sendPacket(new Uint8Array(8), { type: VM_PKT.DATA_INBAND, flags: 0, requestId: 5n });
+    expect(a.ok && a.value.transId).toBe(5n);
+    const b = guestOut.sendPacket(new Uint8Array(8), { type: VM_PKT.DATA_INBAND, flags: 0, requestId: 6 });
+    expect(b.ok && b.value.transId).toBe(6n);
+    expect(a.ok && b.ok && a.value === b.value).toBe(true);
   });
 });

@@ -149,8 +149,28 @@ export function encodePageBufferDescriptor(
   if (pageBuffers.length > MAX_PAGE_BUFFER_COUNT) {
     return err("EINVAL", "too-many-page-buffers", `${pageBuffers.length} page buffers, at most 32`);
   }
-  const descSize = GPA_DIRECT_HEADER_SIZE + HV_PAGE_BUFFER_SIZE * pageBuffers.length;
-  const out = new Uint8Array(descSize);
+  const out = new Uint8Array(pageBufferDescriptorSize(pageBuffers.length));
+  writePageBufferDescriptor(out, pageBuffers, dataLen, requestId);
+  return ok(out);
+}
+
+/** The descriptor size of a page-buffer packet with `count` entries: 24 + 16·count. */
+export function pageBufferDescriptorSize(count: number): number {
+  return GPA_DIRECT_HEADER_SIZE + HV_PAGE_BUFFER_SIZE * count;
+}
+
+/**
+ * encodePageBufferDescriptor's bytes written into `out` (at least pageBufferDescriptorSize bytes; the
+ * caller checked the count): for a sender that reuses one buffer.
+ */
+export function writePageBufferDescriptor(
+  out: Uint8Array,
+  pageBuffers: readonly HvPageBuffer[],
+  dataLen: number,
+  requestId: bigint,
+): void {
+  const descSize = pageBufferDescriptorSize(pageBuffers.length);
+  invariant(out.length >= descSize, "page-buffer descriptor past the end of the buffer");
   writePacketDescriptor(out, 0, {
     type: VM_PKT.DATA_USING_GPA_DIRECT,
     offset8: descSize >> 3,
@@ -158,6 +178,7 @@ export function encodePageBufferDescriptor(
     flags: VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
     transId: requestId,
   });
+  writeU32(out, 16, 0); // reserved
   writeU32(out, 20, pageBuffers.length);
   for (let i = 0; i < pageBuffers.length; i++) {
     const pb = pageBuffers[i]!;
@@ -166,7 +187,6 @@ export function encodePageBufferDescriptor(
     writeU32(out, at + 4, pb.offset);
     writeU64NumberAt(out, at + 8, pb.pfn);
   }
-  return ok(out);
 }
 
 /* ---- GPA direct: multi-page-buffer ranges -------------------------------------------------- */

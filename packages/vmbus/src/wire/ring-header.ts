@@ -28,15 +28,15 @@ export const VMBUS_DEFAULT_MAX_PKT_SIZE = 4096;
 
 /**
  * The trailer value hv_ringbuffer_write appends: (u64)write_index << 32, i.e. a zero low half and
- * the packet's start offset in the high half. Written into `dst` (8 bytes) little-endian.
+ * the packet's start offset in the high half. Written into `dst` at `at` (8 bytes) little-endian.
  */
-export function writeTrailer(dst: Uint8Array, oldWriteIndex: number): void {
-  dst[0] = 0;
-  dst[1] = 0;
-  dst[2] = 0;
-  dst[3] = 0;
-  dst[4] = oldWriteIndex & 0xff;
-  dst[5] = (oldWriteIndex >>> 8) & 0xff;
-  dst[6] = (oldWriteIndex >>> 16) & 0xff;
-  dst[7] = (oldWriteIndex >>> 24) & 0xff;
+export function writeTrailer(dst: Uint8Array, oldWriteIndex: number, at = 0): void {
+  dst[at] = 0;
+  dst[at + 1] = 0;
+  dst[at + 2] = 0;
+  dst[at + 3] = 0;
+  dst[at + 4] = oldWriteIndex & 0xff;
+  dst[at + 5] = (oldWriteIndex >>> 8) & 0xff;
+  dst[at + 6] = (oldWriteIndex >>> 16) & 0xff;
+  dst[at + 7] = (oldWriteIndex >>> 24) & 0xff;
 }
