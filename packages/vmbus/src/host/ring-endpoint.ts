@@ -7,7 +7,7 @@
 import type { Result } from "../errors.js";
 import { OutgoingRing, type RingWriteOk } from "../ring/outgoing.js";
 import { bytesToRead, bytesToWrite, checkRingIndex, type RingMem } from "../ring/ring-mem.js";
-import { readU16, readU32, readU64BigInt, writeU16 } from "../wire/bytes.js";
+import { readU16, readU32, readU64BigInt, readU64NumberAt, writeU16 } from "../wire/bytes.js";
 import {
   encodeTransferPagePacket,
   type PacketDescriptor,
@@ -103,12 +103,6 @@ export class HostRingEndpoint {
     offset: 0,
   };
   private readonly transientResult: HostReadResult = { kind: "packet", packet: this.transient };
-  /** sendCompletion's send options, its request id set per call. */
-  private readonly completionOptions: { type: number; flags: number; requestId: bigint } = {
-    type: VM_PKT.COMP,
-    flags: 0,
-    requestId: 0n,
-  };
   /** The one-piece packet list send() hands the writer (it copies the piece before returning). */
   private readonly sendKv: Uint8Array[] = [this.head];
 
@@ -269,7 +263,9 @@ export class HostRingEndpoint {
 
   /** Writes a prepared packet (descriptor first, length a multiple of 8) into the guest's inbound ring. */
   send(packet: Uint8Array): Result<RingWriteOk> {
-    const transId = readU64BigInt(packet, 8);
+    // The packet's own trans_id, a number when it is below 2^53 (no BigInt per packet).
+    const small = readU64NumberAt(packet, 8);
+    const transId = small >= 0 ? small : readU64BigInt(packet, 8);
     const kv = this.sendKv;
     kv[0] = packet;
     const r = this.writer.write(kv, transId);
@@ -284,13 +280,11 @@ export class HostRingEndpoint {
 
   /**
    * A VM_PKT_COMP completion for the guest request `transId`: the bytes of
-   * send(encodeCompletionPacket(transId, payload)), written by vmbus_sendpacket's path (descriptor,
-   * payload and padding as pieces) with no packet built per call.
+   * send(encodeCompletionPacket(transId, payload)), written by vmbus_sendpacket's path
+   * (OutgoingRing.sendInband: descriptor, payload and padding as pieces) with no packet built per call.
    */
   sendCompletion(transId: bigint, payload: Uint8Array): Result<RingWriteOk> {
-    const o = this.completionOptions;
-    o.requestId = transId;
-    return this.writer.sendPacket(payload, o);
+    return this.writer.sendInband(payload, VM_PKT.COMP, 0, transId, false, undefined);
   }
 
   /** A VM_PKT_DATA_USING_XFER_PAGES packet describing ranges of a transfer page set (receive buffer). */
