@@ -1,4 +1,4 @@
-import { type GuestMemory, PAGE_SIZE, PageFlag } from "@ivm/memory";
+import { type GuestMemory, PAGE_SIZE, PageFlag, type PhysicalMemory } from "@ivm/memory";
 import { HypercallError } from "./errors.js";
 
 /**
@@ -7,7 +7,10 @@ import { HypercallError } from "./errors.js";
  * access is counted and thrown as a typed error before any byte moves (invariant I2).
  */
 export class HostView {
-  readonly #memory: GuestMemory;
+  // Fixed for the guest's life, read once: every access asks for them.
+  readonly #phys: PhysicalMemory;
+  /** shared_gpa_boundary in bytes; 0 without isolation. */
+  readonly #vtom: number;
   readonly #word = new Uint8Array(4);
   // the word of an access that crosses a page, encoded once per access through a view made once
   readonly #wordView = new DataView(this.#word.buffer);
@@ -22,33 +25,36 @@ export class HostView {
   privateHits = 0;
 
   constructor(memory: GuestMemory) {
-    this.#memory = memory;
+    this.#phys = memory.phys;
+    this.#vtom = memory.vtomPfn * PAGE_SIZE;
   }
 
   /** Whether the host may touch every page of [gpa, gpa + len). */
   accessible(gpa: number, len: number): boolean {
     if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(len) || gpa < 0 || len < 0) return false;
     const pa = this.#private(gpa);
-    if (pa + len > this.#memory.phys.bytes) return false;
-    if (!this.#memory.isolated) return true;
+    const phys = this.#phys;
+    if (pa + len > phys.bytes) return false;
+    if (this.#vtom === 0) return true;
     const first = Math.floor(pa / PAGE_SIZE);
     const last = Math.floor((pa + Math.max(len, 1) - 1) / PAGE_SIZE);
+    const flags = phys.flags;
     for (let pfn = first; pfn <= last; pfn++) {
-      if (!this.#memory.phys.hasFlag(pfn, PageFlag.HostVisible)) return false;
+      if ((flags[pfn]! & PageFlag.HostVisible) === 0) return false;
     }
     return true;
   }
 
   read(gpa: number, dst: Uint8Array): void {
     this.#check(gpa, dst.length);
-    this.#memory.phys.read(this.#private(gpa), dst);
+    this.#phys.read(this.#private(gpa), dst);
     this.#assertVisible(gpa, dst.length);
     this.bytesRead += dst.length;
   }
 
   write(gpa: number, src: Uint8Array): void {
     this.#check(gpa, src.length);
-    this.#memory.phys.write(this.#private(gpa), src);
+    this.#phys.write(this.#private(gpa), src);
     this.#assertVisible(gpa, src.length);
     this.bytesWritten += src.length;
   }
@@ -59,12 +65,12 @@ export class HostView {
    * a page goes through read().
    */
   readU32(gpa: number): number {
-    if (gpa % PAGE_SIZE > PAGE_SIZE - 4) {
+    if (pageOffset(gpa) > PAGE_SIZE - 4) {
       this.read(gpa, this.#word);
       return this.#wordView.getUint32(0, true);
     }
     this.#check(gpa, 4);
-    const value = this.#memory.phys.readU32(this.#private(gpa));
+    const value = this.#phys.readU32(this.#private(gpa));
     this.#assertVisible(gpa, 4);
     this.bytesRead += 4;
     return value;
@@ -72,25 +78,25 @@ export class HostView {
 
   /** write() of a little-endian u32 (same gate and counters), without a buffer inside one page. */
   writeU32(gpa: number, value: number): void {
-    if (gpa % PAGE_SIZE > PAGE_SIZE - 4) {
+    if (pageOffset(gpa) > PAGE_SIZE - 4) {
       this.#wordView.setUint32(0, value >>> 0, true);
       this.write(gpa, this.#word);
       return;
     }
     this.#check(gpa, 4);
-    this.#memory.phys.writeU32(this.#private(gpa), value);
+    this.#phys.writeU32(this.#private(gpa), value);
     this.#assertVisible(gpa, 4);
     this.bytesWritten += 4;
   }
 
   /** I2 post-condition: every page the copy touched is host-visible (a model bug otherwise). */
   #assertVisible(gpa: number, len: number): void {
-    if (!this.#memory.isolated || len === 0) return;
-    const vtom = this.#memory.vtomPfn * PAGE_SIZE;
+    const vtom = this.#vtom;
+    if (vtom === 0 || len === 0) return;
     const pa = gpa >= vtom ? gpa - vtom : gpa;
-    const phys = this.#memory.phys;
+    const flags = this.#phys.flags;
     for (let pfn = Math.floor(pa / PAGE_SIZE); pfn * PAGE_SIZE < pa + len; pfn++) {
-      if (!phys.hasFlag(pfn, PageFlag.HostVisible)) {
+      if ((flags[pfn]! & PageFlag.HostVisible) === 0) {
         this.privateHits++;
         throw new Error(`I2 broken: host access to 0x${gpa.toString(16)}+${len} reached private pfn ${pfn}`);
       }
@@ -99,7 +105,7 @@ export class HostView {
 
   /** The private-alias address of either alias. */
   #private(gpa: number): number {
-    const vtom = this.#memory.vtomPfn * PAGE_SIZE;
+    const vtom = this.#vtom;
     return vtom > 0 && gpa >= vtom ? gpa - vtom : gpa;
   }
 
@@ -113,4 +119,12 @@ export class HostView {
       );
     }
   }
+}
+
+/**
+ * The byte offset of `gpa` in its page, as `gpa % PAGE_SIZE` but without a float remainder (an address
+ * above vTOM is no small integer); anything not a valid address is refused by the gate either way.
+ */
+function pageOffset(gpa: number): number {
+  return gpa - Math.floor(gpa / PAGE_SIZE) * PAGE_SIZE;
 }

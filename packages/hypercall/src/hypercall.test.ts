@@ -132,6 +132,30 @@ describe("set_memory_decrypted / encrypted", () => {
     expect(hv.hypervisor.byOwner.get("a")).toEqual({ visible: 7, private: 0 });
   });
 
+  it("counts a run of order-0 pages by the owner each page has, free ones as free, as ownerOf names them", () => {
+    const { mem, hv } = boot(64 * MiB);
+    const start = 0x2000;
+    const tags = ["a", "a", "b", null, "a", "c", "c", null];
+    tags.forEach((tag, i) => {
+      if (tag !== null) expect(mem.buddy.allocRange(start + i, 1, { tag })).toBe(true);
+    });
+    const want = new Map<string, number>();
+    for (let i = 0; i < tags.length; i++) {
+      const owner = mem.buddy.ownerOf(start + i);
+      want.set(owner, (want.get(owner) ?? 0) + 1);
+    }
+    expect(want.get("free")).toBe(2);
+    hv.hypercalls.markGpaVisibility(
+      tags.map((_, i) => start + i),
+      3,
+    );
+    for (const [owner, pages] of want)
+      expect(hv.hypervisor.byOwner.get(owner)).toEqual({ visible: pages, private: 0 });
+    hv.hypercalls.markGpaVisibility([start + 2, start + 5], 0);
+    expect(hv.hypervisor.byOwner.get("b")).toEqual({ visible: 1, private: 1 });
+    expect(hv.hypervisor.byOwner.get("c")).toEqual({ visible: 2, private: 1 });
+  });
+
   it("stops a run at a refused PFN and at a PFN past RAM, reporting the reps done before it", () => {
     const { mem, hv } = boot(64 * MiB);
     const base = mem.buddy.allocPages(2, { tag: "r" })!;

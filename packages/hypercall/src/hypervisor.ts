@@ -1,4 +1,4 @@
-import type { GuestMemory } from "@ivm/memory";
+import { type GuestMemory, PageFlag } from "@ivm/memory";
 import {
   decodeControl,
   encodeStatus,
@@ -213,7 +213,6 @@ export class Hypervisor {
     let end = repCount;
     if (fault?.kind === "partial") end = Math.min(repCount, repStart + fault.reps);
     const phys = this.#memory.phys;
-    const buddy = this.#memory.buddy;
     const visible = vis !== HostVisibility.NotVisible;
     // The input is read as runs of consecutive PFNs (a buffer's pages mostly are): each run is converted
     // with one range call and counted by owner once per buddy block, with the same result, counters and
@@ -230,11 +229,7 @@ export class Hypervisor {
       if (!phys.pfnValid(pfn)) return encodeStatus(HvStatus.InvalidParameter, done);
       const n = perPage ? 1 : this.#runLength(pfn, done, Math.min(end, done + phys.pages - pfn));
       phys.setHostVisibleRange(pfn, n, visible);
-      for (let p = pfn; p < pfn + n; ) {
-        const runEnd = Math.min(pfn + n, buddy.ownerRunEnd(p));
-        this.#countOwner(buddy.ownerOf(p), runEnd - p, visible);
-        p = runEnd;
-      }
+      this.#countOwners(pfn, n, visible);
       if (visible) this.counters.pagesMadeVisible += n;
       else this.counters.pagesMadePrivate += n;
       this.counters.reps += n;
@@ -264,6 +259,40 @@ export class Hypervisor {
       n++;
     }
     return n;
+  }
+
+  /**
+   * Counts the `n` converted pages from `pfn` by owner, once per buddy block. The head of an allocated
+   * block carries its owner and order (phys's per-page state), so such a page is read in place with its
+   * tag id compared as a number and named only when it changes; any other page asks the buddy allocator.
+   */
+  #countOwners(pfn: number, n: number, visible: boolean): void {
+    const phys = this.#memory.phys;
+    const buddy = this.#memory.buddy;
+    const { flags, order, owner } = phys;
+    const end = pfn + n;
+    let id = -1;
+    let pages = 0;
+    for (let p = pfn; p < end; ) {
+      if ((flags[p]! & (PageFlag.Allocated | PageFlag.Free)) === PageFlag.Allocated) {
+        const runEnd = Math.min(end, p + (1 << order[p]!));
+        if (owner[p] !== id) {
+          if (pages > 0) this.#countOwner(phys.tags.name(id), pages, visible);
+          id = owner[p]!;
+          pages = 0;
+        }
+        pages += runEnd - p;
+        p = runEnd;
+        continue;
+      }
+      if (pages > 0) this.#countOwner(phys.tags.name(id), pages, visible);
+      id = -1;
+      pages = 0;
+      const runEnd = Math.min(end, buddy.ownerRunEnd(p));
+      this.#countOwner(buddy.ownerOf(p), runEnd - p, visible);
+      p = runEnd;
+    }
+    if (pages > 0) this.#countOwner(phys.tags.name(id), pages, visible);
   }
 
   /** Adds `pages` converted pages to `owner`'s entry of byOwner (looked up once per run of them). */

@@ -22,7 +22,8 @@ export function vmapSharedAlias(
   try {
     const pfns = new Float64Array(pages);
     fill(pfns);
-    for (let i = 0; i < pages; i++) pfns[i]! += memory.vtomPfn;
+    const vtomPfn = memory.vtomPfn;
+    for (let i = 0; i < pages; i++) pfns[i]! += vtomPfn;
     return memory.vmalloc.vmapPfn(pfns, { tag: options.tag });
   } finally {
     memory.kmalloc.kfree(arrayVa);

@@ -67,11 +67,16 @@ export interface BuddyBlock {
 }
 
 const NIL = -1;
+
+function badOrder(order: number): MemoryError {
+  return invalid("order", `order must be 0..${MAX_ORDER - 1}, got ${order}`);
+}
+/** The page flags that forbid freeing a page: leaked, or still host-visible. */
+const PINNED = PageFlag.Leaked | PageFlag.HostVisible;
+/** PINNED in each byte of a 32-bit word of page flags. */
+const PINNED_WORD = PINNED * 0x01010101;
 const PB_PAGES = 1 << PAGEBLOCK_ORDER;
 const NO_WATERMARKS: ZoneWatermarks = { min: 0, low: 0, high: 0 };
-/** Watermark selectors (ALLOC_WMARK_MIN / LOW / HIGH). */
-const WMARK_MIN = 0;
-const WMARK_LOW = 1;
 
 /**
  * The binary buddy allocator of mm/page_alloc.c for one zone: orders 0..10, free lists per (order,
@@ -86,6 +91,8 @@ const WMARK_LOW = 1;
 export class BuddyAllocator {
   readonly #phys: PhysicalMemory;
   readonly #flags: Uint8Array;
+  /** The same page flags, four pages per element (blocks of order ≥ 2 are four-page aligned). */
+  readonly #flagWords: Uint32Array;
   readonly #order: Uint8Array;
   readonly #owner: Uint16Array;
   readonly #pages: number;
@@ -100,8 +107,13 @@ export class BuddyAllocator {
   readonly #links: Int32Array;
   /** Free-list heads per (order, migratetype): index order * MIGRATE_TYPES + type. */
   readonly #head = new Int32Array(MAX_ORDER * MIGRATE_TYPES).fill(NIL);
-  readonly #count = new Float64Array(MAX_ORDER);
-  readonly #countMt = new Float64Array(MAX_ORDER * MIGRATE_TYPES);
+  /**
+   * Free blocks per (order, migratetype), same index as #head (nr_free of each free_area's list); an
+   * order's total is their sum, so a list operation updates one counter, not two.
+   */
+  readonly #countMt = new Int32Array(MAX_ORDER * MIGRATE_TYPES);
+  /** Scratch for buddyinfo-shaped arguments (extfrag_index) on the slow path. */
+  readonly #countScratch = new Int32Array(MAX_ORDER);
   /**
    * Migratetype of a block head: the free list a free block below the top order sits on, or the type an
    * allocated block was requested with. A free top-order block sits on its first pageblock's type.
@@ -109,7 +121,7 @@ export class BuddyAllocator {
   readonly #mt: Uint8Array;
   /** Per-pageblock migratetype (the pageblock_flags bits); memmap_init makes every block movable. */
   readonly #pbType: Uint8Array;
-  readonly #pbCount = new Float64Array(MIGRATE_TYPES);
+  readonly #pbCount = new Int32Array(MIGRATE_TYPES);
   readonly watermarks: ZoneWatermarks;
   readonly deferral: CompactionDeferral = new CompactionDeferral();
   /** The allocator work done so far (vmstat events); see `AllocatorWork`. */
@@ -135,7 +147,7 @@ export class BuddyAllocator {
    * Allocated blocks per (owner tag id, order), flat at tag × MAX_ORDER + order, grown as tags appear;
    * `#tagsSeen` lists the tags that ever allocated, in that order (no per-tag object, no sparse array).
    */
-  #tagCounts = new Float64Array(16 * MAX_ORDER);
+  #tagCounts = new Int32Array(16 * MAX_ORDER);
   #tagSeen = new Uint8Array(16);
   readonly #tagsSeen: number[] = [];
   /** The last tag name seen and its id: callers reuse a handful of tags, so most lookups stop here. */
@@ -158,6 +170,7 @@ export class BuddyAllocator {
     if (phys.pages > 2 ** 31 - 1) throw invalid("memory-size", "guest RAM must be below 8 TiB");
     this.#phys = phys;
     this.#flags = phys.flags;
+    this.#flagWords = new Uint32Array(phys.flags.buffer, phys.flags.byteOffset, phys.pages >>> 2);
     this.#order = phys.order;
     this.#owner = phys.owner;
     this.#pages = phys.pages;
@@ -193,7 +206,16 @@ export class BuddyAllocator {
 
   /** Free blocks per order, as one zone's line of /proc/buddyinfo. */
   buddyinfo(): number[] {
-    return Array.from(this.#count);
+    const out: number[] = [];
+    for (let o = 0; o < MAX_ORDER; o++) out.push(this.#blocks(o));
+    return out;
+  }
+
+  /** Free blocks of `order`, every migratetype (the zone's free_area[order].nr_free). */
+  #blocks(order: number): number {
+    let n = 0;
+    for (let at = order * MIGRATE_TYPES; at < (order + 1) * MIGRATE_TYPES; at++) n += this.#countMt[at]!;
+    return n;
   }
 
   /** Allocated pages per owner tag, per order (blocks, not pages). */
@@ -230,25 +252,30 @@ export class BuddyAllocator {
    * `work`.
    */
   allocPages(order: number, options: PageAllocOptions): number | null {
-    if (!(order >= 0 && order < MAX_ORDER && (order | 0) === order)) {
-      throw invalid("order", `order must be 0..${MAX_ORDER - 1}, got ${order}`);
-    }
+    // (The hot path is kept small: V8 inlines a caller's callees only up to a bytecode budget, and
+    // rare work — errors, failures, the slow path — lives in functions of its own.)
+    if (!(order >= 0 && order < MAX_ORDER && (order | 0) === order)) throw badOrder(order);
     const gfp = options.gfp ?? 0;
     const mt = gfpMigratetype(gfp);
     // should_fail_alloc_page runs in prepare_alloc_pages, before any free list is looked at.
-    let pfn = NIL;
-    if (!this.#faults?.shouldFail()) {
-      pfn = this.#getPageFromFreelist(order, mt, WMARK_LOW);
-      if (pfn === NIL) pfn = this.#slowpathEntries(order, mt, gfp);
-    }
-    if (pfn === NIL) {
-      this.failuresByOrder[order]!++;
-      if ((gfp & Gfp.NoWarn) === 0) this.warnings++;
-      return null;
-    }
+    const pfn = this.#faults?.shouldFail() ? NIL : this.#allocBlock(order, mt, gfp);
+    if (pfn === NIL) return this.#allocFailed(order, gfp);
     this.#markAllocated(pfn, order, this.#tagId(options.tag), mt);
     if (gfp & Gfp.Zero) this.#phys.zeroPages(pfn, 1 << order);
     return pfn;
+  }
+
+  /** get_page_from_freelist() at the low watermark, then __alloc_pages_slowpath. */
+  #allocBlock(order: number, mt: Migratetype, gfp: number): number {
+    const pfn = this.#getPageFromFreelist(order, mt, this.watermarks.low);
+    return pfn === NIL ? this.#slowpathEntries(order, mt, gfp) : pfn;
+  }
+
+  /** A failed request's counters (and the warning it would print); the null allocPages returns. */
+  #allocFailed(order: number, gfp: number): null {
+    this.failuresByOrder[order]!++;
+    if ((gfp & Gfp.NoWarn) === 0) this.warnings++;
+    return null;
   }
 
   /**
@@ -261,14 +288,9 @@ export class BuddyAllocator {
     const mt = gfpMigratetype(gfp);
     const tag = this.#tagId(options.tag);
     for (let i = 0; i < count; i++) {
-      let pfn = NIL;
-      if (!this.#faults?.shouldFail()) {
-        pfn = this.#getPageFromFreelist(0, mt, WMARK_LOW);
-        if (pfn === NIL) pfn = this.#slowpathEntries(0, mt, gfp);
-      }
+      const pfn = this.#faults?.shouldFail() ? NIL : this.#allocBlock(0, mt, gfp);
       if (pfn === NIL) {
-        this.failuresByOrder[0]!++;
-        if ((gfp & Gfp.NoWarn) === 0) this.warnings++;
+        this.#allocFailed(0, gfp);
         return i;
       }
       this.#markAllocated(pfn, 0, tag, mt);
@@ -330,17 +352,13 @@ export class BuddyAllocator {
     const free = this.#freePages - ((1 << order) - 1);
     if (free <= mark) return false;
     if (order === 0) return true;
-    for (let o = order; o < MAX_ORDER; o++) if (this.#count[o]! > 0) return true;
+    for (let o = order; o < MAX_ORDER; o++) if (this.#blocks(o) > 0) return true;
     return false;
   }
 
-  #mark(which: number): number {
-    return which === WMARK_MIN ? this.watermarks.min : this.watermarks.low;
-  }
-
-  /** get_page_from_freelist() for the one zone: the watermark, then rmqueue. */
-  #getPageFromFreelist(order: number, mt: Migratetype, which: number): number {
-    if (!this.watermarkOk(order, this.#mark(which))) return NIL;
+  /** get_page_from_freelist() for the one zone: the watermark `mark` (pages), then rmqueue. */
+  #getPageFromFreelist(order: number, mt: Migratetype, mark: number): number {
+    if (!this.watermarkOk(order, mark)) return NIL;
     return this.#rmqueue(order, mt);
   }
 
@@ -353,8 +371,9 @@ export class BuddyAllocator {
 
   /** __rmqueue_smallest(): the smallest block of `mt` that fits, split by expand(). */
   #rmqueueSmallest(order: number, mt: Migratetype): number {
+    const head = this.#head;
     for (let found = order; found < MAX_ORDER; found++) {
-      const pfn = this.#head[found * MIGRATE_TYPES + mt]!;
+      const pfn = head[found * MIGRATE_TYPES + mt]!;
       if (pfn === NIL) continue;
       this.#unlinkFree(pfn, found);
       // expand(): give back the upper halves, largest first, to the same type's lists.
@@ -372,7 +391,7 @@ export class BuddyAllocator {
    * `onlyStealable`, only when can_steal_fallback allows claiming. `this.#canSteal` carries that answer.
    */
   #findSuitableFallback(order: number, mt: Migratetype, onlyStealable: boolean): number {
-    if (this.#count[order] === 0) return -1;
+    if (this.#blocks(order) === 0) return -1;
     this.#canSteal = false;
     for (const fb of FALLBACKS[mt]!) {
       if (this.#head[order * MIGRATE_TYPES + fb] === NIL) continue;
@@ -497,7 +516,7 @@ export class BuddyAllocator {
     const canDirectReclaim = (gfp & Gfp.Atomic) === 0;
     // wake_all_kswapds: kswapd runs (here at once, to completion) when the zone is below its low mark.
     if (!this.watermarkOk(0, this.watermarks.low)) this.#kswapd();
-    let pfn = this.#getPageFromFreelist(order, mt, WMARK_MIN);
+    let pfn = this.#getPageFromFreelist(order, mt, this.watermarks.min);
     if (pfn !== NIL) return pfn;
     if (!canDirectReclaim) return NIL;
     let priority: CompactPriority = CompactPriority.SyncLight;
@@ -512,10 +531,10 @@ export class BuddyAllocator {
     let noProgressLoops = 0;
     let compactionRetries = 0;
     for (;;) {
-      pfn = this.#getPageFromFreelist(order, mt, WMARK_MIN);
+      pfn = this.#getPageFromFreelist(order, mt, this.watermarks.min);
       if (pfn !== NIL) return pfn;
       const reclaimed = this.#directReclaim(order);
-      pfn = this.#getPageFromFreelist(order, mt, WMARK_MIN);
+      pfn = this.#getPageFromFreelist(order, mt, this.watermarks.min);
       if (pfn !== NIL) return pfn;
       const result = this.#directCompact(order, mt, priority);
       if (this.#compacted !== NIL) return this.#compacted;
@@ -571,7 +590,7 @@ export class BuddyAllocator {
       else if (priority !== CompactPriority.Async && result === "complete") this.deferral.defer(order);
     }
     this.work.compactionStalls++;
-    const pfn = this.#getPageFromFreelist(order, mt, WMARK_MIN);
+    const pfn = this.#getPageFromFreelist(order, mt, this.watermarks.min);
     if (pfn !== NIL) {
       this.deferral.reset(order, true);
       this.work.compactionSuccesses++;
@@ -593,7 +612,8 @@ export class BuddyAllocator {
       (order > PAGE_ALLOC_COSTLY_ORDER ? this.watermarks.low : this.watermarks.min) + compactGap(order);
     if (!this.watermarkOk(0, mark)) return "skipped";
     if (order > PAGE_ALLOC_COSTLY_ORDER) {
-      const fi = extfragIndex(this.#count, order);
+      for (let o = 0; o < MAX_ORDER; o++) this.#countScratch[o] = this.#blocks(o);
+      const fi = extfragIndex(this.#countScratch, order);
       if (fi >= 0 && fi <= EXTFRAG_THRESHOLD) return "skipped";
     }
     return "continue";
@@ -678,7 +698,7 @@ export class BuddyAllocator {
     if (migratePfn >= freePfn) return "complete";
     for (let o = order; o < MAX_ORDER; o++) {
       if (this.#head[o * MIGRATE_TYPES + mt] !== NIL) return "success";
-      if (o >= PAGEBLOCK_ORDER && this.#count[o]! > 0) return "success";
+      if (o >= PAGEBLOCK_ORDER && this.#blocks(o) > 0) return "success";
       if (this.#findSuitableFallback(o, mt, true) !== -1) return "success";
     }
     return "continue";
@@ -1055,6 +1075,35 @@ export class BuddyAllocator {
   }
 
   #checkFreeable(pfn: number, order: number, visibleOk = false): void {
+    // The common case in one test: a valid head of an allocated block of this order, no page of which is
+    // leaked or host-visible. Anything else takes the checks below, which name what is wrong.
+    if (
+      (pfn | 0) === pfn &&
+      pfn >= 0 &&
+      pfn < this.#pages &&
+      (this.#flags[pfn]! & (PageFlag.Free | PageFlag.Allocated | PINNED)) === PageFlag.Allocated &&
+      this.#order[pfn] === order &&
+      (order === 0 || !this.#tailPinned(pfn, order))
+    ) {
+      return;
+    }
+    this.#explainUnfreeable(pfn, order, visibleOk);
+  }
+
+  /**
+   * Whether a page of the block at `pfn` (order ≥ 1) is leaked or host-visible; from order 2 on, four
+   * pages' flags per word read.
+   */
+  #tailPinned(pfn: number, order: number): boolean {
+    if (order === 1) return ((this.#flags[pfn]! | this.#flags[pfn + 1]!) & PINNED) !== 0;
+    const words = this.#flagWords;
+    const end = (pfn >>> 2) + (1 << (order - 2));
+    for (let w = pfn >>> 2; w < end; w++) if ((words[w]! & PINNED_WORD) !== 0) return true;
+    return false;
+  }
+
+  /** The checks of __free_pages' callers, in order, throwing the first that fails. */
+  #explainUnfreeable(pfn: number, order: number, visibleOk: boolean): void {
     if (!this.#phys.pfnValid(pfn)) throw invalid("free-unknown", `pfn ${pfn} is not guest RAM`);
     const f = this.#flags[pfn]!;
     if (f & PageFlag.Free) throw invalid("double-free", `pfn 0x${pfn.toString(16)} is already free`);
@@ -1086,9 +1135,11 @@ export class BuddyAllocator {
   }
 
   #release(pfn: number, order: number): void {
+    const flags = this.#flags;
+    const orders = this.#order;
     const tag = this.#owner[pfn]!;
     if (tag < this.#tagSeen.length && this.#tagSeen[tag] !== 0) this.#tagCounts[tag * MAX_ORDER + order]!--;
-    this.#flags[pfn]! &= ~PageFlag.Allocated;
+    flags[pfn]! &= ~PageFlag.Allocated;
     this.#owner[pfn] = 0;
     // free_one_page takes the pageblock's type (get_pfnblock_migratetype), not the one allocated with.
     const mt = this.#pbType[pfn >>> PAGEBLOCK_ORDER]! as Migratetype;
@@ -1096,9 +1147,9 @@ export class BuddyAllocator {
     while (order < MAX_ORDER - 1) {
       const buddy = pfn ^ (1 << order);
       if (buddy + (1 << order) > this.#pages) break;
-      if ((this.#flags[buddy]! & PageFlag.Free) === 0 || this.#order[buddy] !== order) break;
+      if ((flags[buddy]! & PageFlag.Free) === 0 || orders[buddy] !== order) break;
       this.#unlinkFree(buddy, order);
-      if (buddy < pfn) pfn = buddy;
+      pfn &= buddy;
       order++;
     }
     this.#pushFree(pfn, order, mt);
@@ -1118,7 +1169,7 @@ export class BuddyAllocator {
       const size = Math.max(2 * this.#tagSeen.length, tag + 1);
       const seen = new Uint8Array(size);
       seen.set(this.#tagSeen);
-      const counts = new Float64Array(size * MAX_ORDER);
+      const counts = new Int32Array(size * MAX_ORDER);
       counts.set(this.#tagCounts);
       this.#tagSeen = seen;
       this.#tagCounts = counts;
@@ -1140,40 +1191,72 @@ export class BuddyAllocator {
    * only the small per-block arrays): it sits on its first pageblock's type, which is set to `mt`.
    */
   #pushFree(pfn: number, order: number, mt: Migratetype): void {
+    if (order === MAX_ORDER - 1) {
+      this.#pushFreeTop(pfn, mt);
+      return;
+    }
     this.#flags[pfn]! |= PageFlag.Free;
     this.#order[pfn] = order;
-    const top = order === MAX_ORDER - 1;
-    if (top) this.#setPageblockType(pfn >>> PAGEBLOCK_ORDER, mt);
-    else this.#mt[pfn] = mt;
+    this.#mt[pfn] = mt;
     const list = order * MIGRATE_TYPES + mt;
-    const old = this.#head[list]!;
-    const links = top ? this.#topLinks : this.#links;
-    const at = top ? 2 * (pfn >>> (MAX_ORDER - 1)) : 2 * pfn;
-    links[at] = old;
-    links[at + 1] = NIL;
-    if (old !== NIL) links[top ? 2 * (old >>> (MAX_ORDER - 1)) + 1 : 2 * old + 1] = pfn;
-    this.#head[list] = pfn;
-    this.#count[order]!++;
+    const head = this.#head;
+    const links = this.#links;
+    const old = head[list]!;
+    links[2 * pfn] = old;
+    links[2 * pfn + 1] = NIL;
+    if (old !== NIL) links[2 * old + 1] = pfn;
+    head[list] = pfn;
     this.#countMt[list]!++;
     this.#freePages += 1 << order;
   }
 
+  #pushFreeTop(pfn: number, mt: Migratetype): void {
+    const top = MAX_ORDER - 1;
+    this.#flags[pfn]! |= PageFlag.Free;
+    this.#order[pfn] = top;
+    this.#setPageblockType(pfn >>> PAGEBLOCK_ORDER, mt);
+    const list = top * MIGRATE_TYPES + mt;
+    const old = this.#head[list]!;
+    const links = this.#topLinks;
+    const at = 2 * (pfn >>> top);
+    links[at] = old;
+    links[at + 1] = NIL;
+    if (old !== NIL) links[2 * (old >>> top) + 1] = pfn;
+    this.#head[list] = pfn;
+    this.#countMt[list]!++;
+    this.#freePages += 1 << top;
+  }
+
   #unlinkFree(pfn: number, order: number): void {
-    const top = order === MAX_ORDER - 1;
-    const mt = top ? this.#pbType[pfn >>> PAGEBLOCK_ORDER]! : this.#mt[pfn]!;
-    const list = order * MIGRATE_TYPES + mt;
-    const links = top ? this.#topLinks : this.#links;
-    const shift = top ? MAX_ORDER - 1 : 0;
-    const at = 2 * (pfn >>> shift);
+    if (order === MAX_ORDER - 1) {
+      this.#unlinkFreeTop(pfn);
+      return;
+    }
+    const list = order * MIGRATE_TYPES + this.#mt[pfn]!;
+    const links = this.#links;
+    const next = links[2 * pfn]!;
+    const prev = links[2 * pfn + 1]!;
+    if (prev === NIL) this.#head[list] = next;
+    else links[2 * prev] = next;
+    if (next !== NIL) links[2 * next + 1] = prev;
+    this.#flags[pfn]! &= ~PageFlag.Free;
+    this.#countMt[list]!--;
+    this.#freePages -= 1 << order;
+  }
+
+  #unlinkFreeTop(pfn: number): void {
+    const top = MAX_ORDER - 1;
+    const list = top * MIGRATE_TYPES + this.#pbType[pfn >>> PAGEBLOCK_ORDER]!;
+    const links = this.#topLinks;
+    const at = 2 * (pfn >>> top);
     const next = links[at]!;
     const prev = links[at + 1]!;
     if (prev === NIL) this.#head[list] = next;
-    else links[2 * (prev >>> shift)] = next;
-    if (next !== NIL) links[2 * (next >>> shift) + 1] = prev;
+    else links[2 * (prev >>> top)] = next;
+    if (next !== NIL) links[2 * (next >>> top) + 1] = prev;
     this.#flags[pfn]! &= ~PageFlag.Free;
-    this.#count[order]!--;
     this.#countMt[list]!--;
-    this.#freePages -= 1 << order;
+    this.#freePages -= 1 << top;
   }
 
   /** The next head on the free list of `order` after `pfn`. */

@@ -200,4 +200,28 @@ describe("kmalloc totals", () => {
     expect(mem.kmalloc.peakTotalLive).toBe(32868);
     mem.kmalloc.kfree(b);
   });
+
+  it("returns a slab's pages when it empties and builds the next slab of the cache on fresh pages", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB });
+    // 2048-byte objects live in order-3 slabs of 16 objects: fill one, spill into a second
+    const objs = Array.from({ length: 17 }, () => mem.kmalloc.kmalloc(1600, { tag: "skb" })!);
+    const slabPages = mem.buddy.pagesOwnedBy("slab");
+    expect(objs[1]! - objs[0]!).toBe(2048);
+    expect(objs[8]! - objs[0]!).toBe(4 * PAGE_SIZE); // an object in a tail page of the slab
+    expect(mem.kmalloc.owns(objs[8]!)).toBe(true);
+    expect(mem.kmalloc.owns(objs[8]! + 8)).toBe(false);
+    expect(() => mem.kmalloc.kfree(objs[8]! + 8)).toThrowError(/kfree-unknown/);
+    mem.kmalloc.kfree(objs[16]!); // the second slab empties: its 8 pages go back
+    expect(mem.buddy.pagesOwnedBy("slab")).toBe(slabPages - 8);
+    for (const va of objs.slice(0, 16)) mem.kmalloc.kfree(va);
+    expect(mem.buddy.pagesOwnedBy("slab")).toBe(slabPages - 16);
+    expect(mem.kmalloc.statsFor("skb")).toMatchObject({ live: 0, liveFootprint: 0, allocations: 17 });
+    // the lowest free object of a slab made anew, as before; a freed address is no longer owned
+    const again = mem.kmalloc.kmalloc(1600, { tag: "skb" })!;
+    expect(mem.kmalloc.ksize(again)).toBe(2048);
+    for (const va of objs) expect(mem.kmalloc.owns(va)).toBe(va === again);
+    expect(() => mem.kmalloc.kfree(objs[16]!)).toThrowError(/kfree-unknown/);
+    mem.kmalloc.kfree(again);
+    expect(mem.kmalloc.totalLive).toBe(0);
+  });
 });

@@ -139,4 +139,84 @@ describe("MMU", () => {
     expect(() => mem.mmu.read(0x1234, new Uint8Array(1))).toThrowError(MemoryFault);
     expect(mem.mmu.faults.unmapped).toBe(1);
   });
+
+  describe("copy", () => {
+    const pattern = (n: number, seed: number) =>
+      Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
+
+    it("copies across page boundaries of both ranges with read() + write()'s bytes and counters", () => {
+      const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM });
+      const src = mem.vmalloc.vzalloc(3 * PAGE_SIZE, { tag: "src" })!;
+      const dst = mem.vmalloc.vzalloc(3 * PAGE_SIZE, { tag: "dst" })!;
+      const data = pattern(9000, 3);
+      mem.mmu.write(src + 50, data);
+      const before = { read: mem.mmu.bytesRead, written: mem.mmu.bytesWritten };
+      mem.mmu.copy(dst + 3000, src + 50, 5000);
+      const out = new Uint8Array(5000);
+      mem.mmu.read(dst + 3000, out);
+      expect(out).toEqual(data.subarray(0, 5000));
+      expect(mem.mmu.bytesRead - before.read).toBe(5000 + 5000);
+      expect(mem.mmu.bytesWritten - before.written).toBe(5000);
+      // a page never written reads as zeros, and copies as zeros over written bytes
+      const fresh = mem.vmalloc.vzalloc(PAGE_SIZE, { tag: "fresh" })!;
+      mem.mmu.copy(dst + 3000, fresh + 10, 100);
+      const zeros = new Uint8Array(100);
+      mem.mmu.read(dst + 3000, zeros);
+      expect(zeros).toEqual(new Uint8Array(100));
+    });
+
+    it("gives memmove's result for overlapping ranges, forwards and backwards", () => {
+      const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM });
+      const va = mem.vmalloc.vzalloc(3 * PAGE_SIZE, { tag: "buf" })!;
+      const data = pattern(3 * PAGE_SIZE, 11);
+      for (const [to, from, len] of [
+        [100, 40, 6000],
+        [40, 100, 6000],
+        [4090, 4000, 200],
+      ] as const) {
+        mem.mmu.write(va, data);
+        mem.mmu.copy(va + to, va + from, len);
+        const expected = data.slice();
+        expected.copyWithin(to, from, from + len);
+        const out = new Uint8Array(3 * PAGE_SIZE);
+        mem.mmu.read(va, out);
+        expect(out).toEqual(expected);
+      }
+    });
+
+    it("gives memmove's result when the destination is another mapping of a source page", () => {
+      const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM });
+      const va = mem.vmalloc.vzalloc(2 * PAGE_SIZE, { tag: "buf" })!;
+      const second = mem.virtToPfn(va + PAGE_SIZE);
+      const alias = mem.vmalloc.vmap([second], { tag: "alias" })!;
+      const data = pattern(2 * PAGE_SIZE, 5);
+      mem.mmu.write(va, data);
+      // the source's second page is the alias: the copy reads it before writing through the alias
+      mem.mmu.copy(alias + 16, va + 4000, 1000);
+      const expected = data.slice();
+      expected.copyWithin(PAGE_SIZE + 16, 4000, 5000);
+      const out = new Uint8Array(2 * PAGE_SIZE);
+      mem.mmu.read(va, out);
+      expect(out).toEqual(expected);
+    });
+
+    it("leaves the destination untouched and the counters as read() leaves them when a source page faults", () => {
+      const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM, vtomMode: "pte-bit" });
+      const src = mem.vmalloc.vzalloc(2 * PAGE_SIZE, { tag: "src" })!;
+      const dst = mem.vmalloc.vzalloc(2 * PAGE_SIZE, { tag: "dst" })!;
+      mem.mmu.write(src, pattern(2 * PAGE_SIZE, 1));
+      const old = pattern(2 * PAGE_SIZE, 9);
+      mem.mmu.write(dst, old);
+      mem.changePageAttr(src + PAGE_SIZE, 1, { present: false });
+      const before = { read: mem.mmu.bytesRead, written: mem.mmu.bytesWritten, shared: mem.mmu.sharedReads };
+      expect(() => mem.mmu.copy(dst + 10, src + 100, 6000)).toThrowError(/not-present/);
+      expect(mem.mmu.faults["not-present"]).toBe(1);
+      expect(mem.mmu.bytesRead).toBe(before.read);
+      expect(mem.mmu.bytesWritten).toBe(before.written);
+      expect(mem.mmu.sharedReads).toBe(before.shared);
+      const out = new Uint8Array(2 * PAGE_SIZE);
+      mem.mmu.read(dst, out);
+      expect(out).toEqual(old);
+    });
+  });
 });

@@ -1,7 +1,7 @@
 import { PAGE_OFFSET, PAGE_SIZE } from "./constants.js";
 import { type FaultKind, MemoryFault } from "./errors.js";
 import type { PageTables } from "./page-table.js";
-import { Pte, pteFlags, pteFrame } from "./page-table.js";
+import { Pte, pteFrame } from "./page-table.js";
 import { PageFlag, type PhysicalMemory } from "./phys.js";
 
 const TLB_ENTRIES = 4096;
@@ -92,32 +92,33 @@ export class Mmu {
   }
 
   read(va: number, dst: Uint8Array): void {
+    const len = dst.length;
     let done = 0;
     let shared = 0;
-    while (done < dst.length) {
+    while (done < len) {
       const addr = va + done;
-      const off = addr - Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - off, dst.length - done);
+      const off = pageOffset(addr);
+      const n = Math.min(PAGE_SIZE - off, len - done);
       const resolved = this.#resolve(addr);
       shared |= resolved & 1;
-      this.#phys.readInto(Math.floor(resolved / 2) * PAGE_SIZE + off, dst, done, n);
+      this.#phys.readPage(resolved >>> 1, off, dst, done, n);
       done += n;
     }
-    this.bytesRead += dst.length;
+    this.bytesRead += len;
     this.sharedReads += shared;
   }
 
   write(va: number, src: Uint8Array): void {
+    const len = src.length;
     let done = 0;
-    while (done < src.length) {
+    while (done < len) {
       const addr = va + done;
-      const off = addr - Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - off, src.length - done);
-      const pfn = Math.floor(this.#resolve(addr) / 2);
-      this.#phys.writeFrom(pfn * PAGE_SIZE + off, src, done, n);
+      const off = pageOffset(addr);
+      const n = Math.min(PAGE_SIZE - off, len - done);
+      this.#phys.writePage(this.#resolve(addr) >>> 1, off, src, done, n);
       done += n;
     }
-    this.bytesWritten += src.length;
+    this.bytesWritten += len;
   }
 
   fill(va: number, len: number, value: number): void {
@@ -136,15 +137,90 @@ export class Mmu {
   }
 
   /**
-   * memcpy between two virtual ranges, through a bounce buffer so that overlapping ranges (or two
-   * aliases of one page) behave as memmove and a faulting source leaves the destination untouched. The
-   * bounce buffer is kept between calls.
+   * memcpy between two virtual ranges with memmove's result, as read() of the whole source into a buffer
+   * then write() of it: every source page is resolved (and may fault) before any destination byte is
+   * written, then the destination pages one by one. The bytes go page to page without the buffer unless
+   * a destination page is also a source page (overlapping ranges, or two aliases of one page); then the
+   * source is read into a bounce buffer, kept between calls, before the first byte lands there.
    */
   copy(dstVa: number, srcVa: number, len: number): void {
+    if (!(Number.isInteger(len) && len > 0 && Number.isInteger(srcVa) && Number.isInteger(dstVa))) {
+      this.#copyBounced(dstVa, srcVa, len);
+      return;
+    }
+    // The source pages: resolved in order, at the addresses read() would use, before anything is written.
+    const srcOff = pageOffset(srcVa);
+    const pages = Math.ceil((srcOff + len) / PAGE_SIZE);
+    if (pages > this.#srcPages.length) {
+      this.#srcPages = new Float64Array(Math.max(pages, 2 * this.#srcPages.length));
+    }
+    const srcPages = this.#srcPages;
+    let shared = 0;
+    for (let i = 0; i < pages; i++) {
+      const resolved = this.#resolve(i === 0 ? srcVa : srcVa - srcOff + i * PAGE_SIZE);
+      shared |= resolved & 1;
+      srcPages[i] = resolved >>> 1;
+    }
+    this.bytesRead += len;
+    this.sharedReads += shared;
+    let bounced = false;
+    let done = 0;
+    while (done < len) {
+      const addr = dstVa + done;
+      const off = pageOffset(addr);
+      const n = Math.min(PAGE_SIZE - off, len - done);
+      const dstPfn = this.#resolve(addr) >>> 1;
+      if (!bounced && this.#isSourcePage(dstPfn, pages)) {
+        // This page is also read: take the whole source (unchanged so far) before writing to it.
+        this.#readResolved(srcOff, len, pages);
+        bounced = true;
+      }
+      if (bounced) this.#phys.writePage(dstPfn, off, this.#bounce, done, n);
+      else this.#copyFromSource(dstPfn, off, srcOff + done, n);
+      done += n;
+    }
+    this.bytesWritten += len;
+  }
+
+  /** copy() as read() into the bounce buffer and write() of it, for arguments that are not plain integers. */
+  #copyBounced(dstVa: number, srcVa: number, len: number): void {
     if (len > this.#bounce.length) this.#bounce = new Uint8Array(Math.max(len, 2 * this.#bounce.length));
     const tmp = len === this.#bounce.length ? this.#bounce : this.#bounce.subarray(0, len);
     this.read(srcVa, tmp);
     this.write(dstVa, tmp);
+  }
+
+  /** The source page numbers of the copy in progress (resolved once each). */
+  #srcPages = new Float64Array(4);
+
+  #isSourcePage(pfn: number, pages: number): boolean {
+    for (let i = 0; i < pages; i++) if (this.#srcPages[i] === pfn) return true;
+    return false;
+  }
+
+  /** Copies `n` bytes of the resolved source from source byte `at` to byte `off` of page `dstPfn`. */
+  #copyFromSource(dstPfn: number, off: number, at: number, n: number): void {
+    while (n > 0) {
+      const page = Math.floor(at / PAGE_SIZE);
+      const srcOff = at - page * PAGE_SIZE;
+      const piece = Math.min(n, PAGE_SIZE - srcOff);
+      this.#phys.copyPage(dstPfn, off, this.#srcPages[page]!, srcOff, piece);
+      off += piece;
+      at += piece;
+      n -= piece;
+    }
+  }
+
+  /** Reads the resolved source (its first byte at `srcOff` of its first page) into the bounce buffer. */
+  #readResolved(srcOff: number, len: number, pages: number): void {
+    if (len > this.#bounce.length) this.#bounce = new Uint8Array(Math.max(len, 2 * this.#bounce.length));
+    let done = 0;
+    for (let i = 0; i < pages; i++) {
+      const off = i === 0 ? srcOff : 0;
+      const n = Math.min(PAGE_SIZE - off, len - done);
+      this.#phys.readPage(this.#srcPages[i]!, off, this.#bounce, done, n);
+      done += n;
+    }
   }
 
   /**
@@ -152,7 +228,7 @@ export class Mmu {
    * inside one page (every ring header field) is one translation and no copy.
    */
   readU32(va: number): number {
-    const off = va - Math.floor(va / PAGE_SIZE) * PAGE_SIZE;
+    const off = pageOffset(va);
     if (off > PAGE_SIZE - 4) {
       this.read(va, this.#word);
       return this.#wordView.getUint32(0, true);
@@ -166,7 +242,7 @@ export class Mmu {
 
   /** write() of a little-endian u32; a word inside one page is one translation and no copy. */
   writeU32(va: number, value: number): void {
-    const off = va - Math.floor(va / PAGE_SIZE) * PAGE_SIZE;
+    const off = pageOffset(va);
     if (off > PAGE_SIZE - 4) {
       this.#wordView.setUint32(0, value >>> 0, true);
       this.write(va, this.#word);
@@ -188,7 +264,9 @@ export class Mmu {
     } else {
       const pte = this.#lookup(va);
       if (pte === 0) return this.#fault("unmapped", va);
-      present = (pteFlags(pte) & Pte.Present) !== 0;
+      // pteFlags(pte) & Present without the division: the flags are the low 12 bits of the PTE, and
+      // `>>> 0` keeps its low 32 bits exactly.
+      present = ((pte >>> 0) & Pte.Present) !== 0;
       frame = pteFrame(pte);
     }
     if (!present) return this.#fault("not-present", va);
@@ -231,4 +309,9 @@ export class Mmu {
  */
 function tlbSlot(vpn: number): number {
   return (vpn >>> 0) & (TLB_ENTRIES - 1);
+}
+
+/** The byte offset of `va` in its page (a fraction stays, for the physical layer to refuse). */
+function pageOffset(va: number): number {
+  return va - Math.floor(va / PAGE_SIZE) * PAGE_SIZE;
 }

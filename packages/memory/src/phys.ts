@@ -51,17 +51,40 @@ function garbageFor(pfn: number): Uint8Array {
 }
 
 /**
- * memcpy of `n` bytes between two buffers: a loop for the short pieces (packet headers, ring indices)
- * where a view for Uint8Array.set would cost more than the copy, set() for the rest.
+ * memmove of `n` bytes between two buffers (or within one). Uint8Array.set of a whole source and
+ * copyWithin inside one buffer move the bytes natively with no view; a piece of another buffer needs a
+ * subarray view for set(), which costs about as much as copying 64 bytes one by one, so short pieces
+ * (packet headers, ring indices) are copied by a loop, eight bytes a turn, instead.
  */
 function copyBytes(dst: Uint8Array, d: number, src: Uint8Array, s: number, n: number): void {
-  if (n <= 64) {
+  if (dst === src) {
+    dst.copyWithin(d, s, s + n);
+  } else if (n <= 8) {
     for (let i = 0; i < n; i++) dst[d + i] = src[s + i]!;
   } else if (s === 0 && n === src.length) {
     dst.set(src, d);
+  } else if (n <= 64) {
+    let i = 0;
+    for (; i + 8 <= n; i += 8) {
+      dst[d + i] = src[s + i]!;
+      dst[d + i + 1] = src[s + i + 1]!;
+      dst[d + i + 2] = src[s + i + 2]!;
+      dst[d + i + 3] = src[s + i + 3]!;
+      dst[d + i + 4] = src[s + i + 4]!;
+      dst[d + i + 5] = src[s + i + 5]!;
+      dst[d + i + 6] = src[s + i + 6]!;
+      dst[d + i + 7] = src[s + i + 7]!;
+    }
+    for (; i < n; i++) dst[d + i] = src[s + i]!;
   } else {
     dst.set(src.subarray(s, s + n), d);
   }
+}
+
+/** memset(0) of `n` bytes: a loop for short pieces, where fill()'s runtime call costs more than the bytes. */
+function zeroBytes(dst: Uint8Array, d: number, n: number): void {
+  if (n <= 64) for (let i = 0; i < n; i++) dst[d + i] = 0;
+  else dst.fill(0, d, d + n);
 }
 
 /**
@@ -214,16 +237,74 @@ export class PhysicalMemory {
       const pfn = Math.floor(addr / PAGE_SIZE);
       const off = addr - pfn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, len - done);
-      const slot = this.#slot(pfn);
-      const d = at + done;
-      if (slot === NO_BYTES) dst.fill(0, d, d + n);
-      else {
-        const src = slot === GARBAGE ? GARBAGE_POOL : this.#slabs[slot >>> SLAB_SHIFT]!;
-        const from = (slot === GARBAGE ? garbageStart(pfn) : (slot & (SLAB_PAGES - 1)) * PAGE_SIZE) + off;
-        copyBytes(dst, d, src, from, n);
-      }
+      this.#readPiece(pfn, off, dst, at + done, n);
       done += n;
     }
+  }
+
+  /**
+   * readInto() of a piece inside one page: `n` bytes at byte `off` of page `pfn` into `dst[at..]` (what
+   * the MMU does once per page it resolved), with only the checks that piece needs.
+   */
+  readPage(pfn: number, off: number, dst: Uint8Array, at: number, n: number): void {
+    this.#checkPiece(pfn, off, dst, at, n);
+    this.#readPiece(pfn, off, dst, at, n);
+  }
+
+  /** writeFrom() of a piece inside one page: `src[at..at + n)` to byte `off` of page `pfn`. */
+  writePage(pfn: number, off: number, src: Uint8Array, at: number, n: number): void {
+    this.#checkPiece(pfn, off, src, at, n);
+    this.#writePiece(pfn, off, src, at, n);
+  }
+
+  /**
+   * Copies `n` bytes from byte `srcOff` of page `srcPfn` to byte `dstOff` of page `dstPfn` (each piece
+   * inside its page): read() into a buffer and write() of it, without the buffer. The destination page
+   * gets bytes first (as write() gives them), then the source's bytes, zeros or garbage land in it.
+   */
+  copyPage(dstPfn: number, dstOff: number, srcPfn: number, srcOff: number, n: number): void {
+    if (!(this.#validPiece(dstPfn, dstOff, n) && this.#validPiece(srcPfn, srcOff, n))) {
+      throw invalid("phys-range", `copy of ${n} bytes between pages ${srcPfn} and ${dstPfn} is out of range`);
+    }
+    const dslot = this.#materialiseSlot(dstPfn);
+    // the source's slot is looked up after the destination got bytes (the same page, when they are one)
+    this.#readPiece(
+      srcPfn,
+      srcOff,
+      this.#slabs[dslot >>> SLAB_SHIFT]!,
+      (dslot & (SLAB_PAGES - 1)) * PAGE_SIZE + dstOff,
+      n,
+    );
+  }
+
+  #validPiece(pfn: number, off: number, n: number): boolean {
+    return (
+      pfn >>> 0 === pfn && pfn < this.pages && off >>> 0 === off && n >>> 0 === n && off + n <= PAGE_SIZE
+    );
+  }
+
+  #checkPiece(pfn: number, off: number, buf: Uint8Array, at: number, n: number): void {
+    if (!(this.#validPiece(pfn, off, n) && at >>> 0 === at && at + n <= buf.length)) {
+      throw invalid(
+        "phys-range",
+        `${n} bytes at byte ${off} of page ${pfn} (buffer offset ${at}) are out of range`,
+      );
+    }
+  }
+
+  #readPiece(pfn: number, off: number, dst: Uint8Array, d: number, n: number): void {
+    const slot = this.#slot(pfn);
+    if (slot === NO_BYTES) zeroBytes(dst, d, n);
+    else {
+      const src = slot === GARBAGE ? GARBAGE_POOL : this.#slabs[slot >>> SLAB_SHIFT]!;
+      const from = (slot === GARBAGE ? garbageStart(pfn) : (slot & (SLAB_PAGES - 1)) * PAGE_SIZE) + off;
+      copyBytes(dst, d, src, from, n);
+    }
+  }
+
+  #writePiece(pfn: number, off: number, src: Uint8Array, at: number, n: number): void {
+    const slot = this.#materialiseSlot(pfn);
+    copyBytes(this.#slabs[slot >>> SLAB_SHIFT]!, (slot & (SLAB_PAGES - 1)) * PAGE_SIZE + off, src, at, n);
   }
 
   /**
@@ -272,14 +353,7 @@ export class PhysicalMemory {
       const pfn = Math.floor(addr / PAGE_SIZE);
       const off = addr - pfn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, len - done);
-      const slot = this.#materialiseSlot(pfn);
-      copyBytes(
-        this.#slabs[slot >>> SLAB_SHIFT]!,
-        (slot & (SLAB_PAGES - 1)) * PAGE_SIZE + off,
-        src,
-        at + done,
-        n,
-      );
+      this.#writePiece(pfn, off, src, at + done, n);
       done += n;
     }
   }

@@ -35,6 +35,24 @@ describe("vmalloc range", () => {
     expect(mem.vmalloc.findArea(txVa)!.align).toBe(MiB);
   });
 
+  it("vmap and vmap_pfn keep a copy of the frames: the caller's array may change afterwards", () => {
+    const mem = guest();
+    const ram = new Float64Array(3);
+    expect(mem.buddy.allocPagesBulk(3, { tag: "v" }, ram)).toBe(3);
+    const alias = Float64Array.from(ram, (p) => p + mem.vtomPfn);
+    const want = Array.from(ram);
+    const va = mem.vmalloc.vmap(ram, { tag: "v" })!;
+    const pfnVa = mem.vmalloc.vmapPfn(alias, { tag: "v" })!;
+    ram.fill(0);
+    alias.fill(0);
+    expect(Array.from(mem.vmalloc.findArea(va)!.frames)).toEqual(want);
+    expect(Array.from(mem.vmalloc.findArea(pfnVa)!.frames)).toEqual(want.map((p) => p + mem.vtomPfn));
+    expect([0, 1, 2].map((i) => mem.vmalloc.vmallocToPfn(va + i * PAGE_SIZE))).toEqual(want);
+    expect([0, 1, 2].map((i) => mem.vmalloc.vmallocToPfn(pfnVa + i * PAGE_SIZE))).toEqual(
+      want.map((p) => p + mem.vtomPfn),
+    );
+  });
+
   it("vmap_pfn refuses PFNs that have a struct page", () => {
     const mem = guest();
     expect(mem.vmalloc.vmapPfn([1, 2, 3], { tag: "x" })).toBeNull();

@@ -35,6 +35,11 @@ export interface VmapOptions {
   readonly decrypted?: boolean;
 }
 
+/** The area's own copy of the frames it maps (a typed array's copy is one memcpy, not an iteration). */
+function copyFrames(pfns: ArrayLike<number>): Float64Array {
+  return pfns instanceof Float64Array ? pfns.slice() : Float64Array.from(pfns);
+}
+
 /** get_count_order_long(): ceil(log2(n)). */
 function countOrder(n: number): number {
   let order = 0;
@@ -54,7 +59,8 @@ export class Vmalloc {
   readonly #phys: PhysicalMemory;
   readonly #faults: FaultInjector | undefined;
   readonly #vtomPfn: number;
-  readonly #pteBit: boolean;
+  /** The vTOM pfn physical_mask removes from a PTE's frame (pte-bit era), else 0. */
+  readonly #physicalMaskStrip: number;
   /** Busy and lazily freed areas, sorted by start. */
   #areas: { start: number; end: number; lazy: boolean }[] = [];
   readonly #live = new Map<number, VmArea>();
@@ -79,7 +85,7 @@ export class Vmalloc {
     this.#kmalloc = kmalloc;
     this.#tables = tables;
     this.#vtomPfn = options.vtomPfn;
-    this.#pteBit = options.pteBit;
+    this.#physicalMaskStrip = options.pteBit && options.vtomPfn > 0 ? options.vtomPfn : 0;
     this.#faults = options.faults;
     // lazy_max_pages(): fls(online CPUs) × 32 MiB.
     this.lazyMaxPages = (32 * 2 ** 20 * (32 - Math.clz32(options.cpus))) / PAGE_SIZE;
@@ -154,7 +160,7 @@ export class Vmalloc {
       if (!this.#phys.pfnValid(pfns[i]!))
         throw invalid("vmap-pfn", `vmap of pfn ${pfns[i]}, which is not RAM`);
     }
-    const frames = Float64Array.from(pfns);
+    const frames = copyFrames(pfns);
     if (options.decrypted) {
       if (this.#vtomPfn === 0) throw invalid("vmap-decrypted", "no shared bit exists in a VM without vTOM");
       for (let i = 0; i < frames.length; i++) frames[i]! += this.#vtomPfn;
@@ -169,23 +175,18 @@ export class Vmalloc {
    */
   vmapPfn(pfns: ArrayLike<number>, options: VmapOptions): number | null {
     if (pfns.length === 0) throw invalid("vmap-empty", "vmap_pfn of zero pages");
+    const phys = this.#phys;
     for (let i = 0; i < pfns.length; i++) {
       const pfn = pfns[i]!;
       if (!Number.isSafeInteger(pfn) || pfn < 0) throw invalid("vmap-pfn", `bad pfn ${pfn}`);
-      if (this.#phys.pfnValid(pfn)) {
+      if (phys.pfnValid(pfn)) {
         this.vmapPfnRefusals++;
         return null;
       }
     }
     const size = pfns.length * PAGE_SIZE;
     const align = 2 ** Math.min(Math.max(countOrder(size), 12), IOREMAP_MAX_ORDER);
-    return this.#mapArea(
-      Float64Array.from(pfns),
-      "ioremap",
-      align,
-      Pte.Present | Pte.Rw | Pte.Special,
-      options.tag,
-    );
+    return this.#mapArea(copyFrames(pfns), "ioremap", align, Pte.Present | Pte.Rw | Pte.Special, options.tag);
   }
 
   /** vunmap(): clears the PTEs and releases the address space lazily; the pages are not freed. */
@@ -205,9 +206,11 @@ export class Vmalloc {
     const area = this.#live.get(va);
     if (!area) throw invalid("vfree-unknown", `vfree of 0x${va.toString(16)}, which vmalloc did not return`);
     if (area.kind !== "vmalloc") throw invalid("vfree-not-vmalloc", `vfree of a ${area.kind} area`);
-    this.#checkFreeable(area.frames);
+    const frames = area.frames;
+    this.#checkFreeable(frames);
     this.vunmap(va);
-    for (let i = 0; i < area.frames.length; i++) this.#buddy.freePages(area.frames[i]!, 0);
+    const buddy = this.#buddy;
+    for (let i = 0; i < frames.length; i++) buddy.freePages(frames[i]!, 0);
     const array = area.pageArray!;
     if (array.vmalloc) this.vfree(array.va);
     else this.#kmalloc.kfree(array.va);
@@ -244,7 +247,8 @@ export class Vmalloc {
 
   #pfnOfPte(pte: number): number {
     const frame = pteFrame(pte);
-    return this.#pteBit && this.#vtomPfn > 0 && frame >= this.#vtomPfn ? frame - this.#vtomPfn : frame;
+    const strip = this.#physicalMaskStrip;
+    return strip > 0 && frame >= strip ? frame - strip : frame;
   }
 
   /** The raw PTE of a vmalloc-range address (0 if none). */

@@ -22,6 +22,7 @@ export {
   type LabFrameInput,
   type LabFrameRejectReason,
   labFrameSeq,
+  labFrameSeqAt,
   NETVSP_GUEST_MAC,
   NETVSP_HOST_MAC,
   verifyLabFrame,

@@ -47,39 +47,51 @@ function payloadState(seed: number, seq: number): number {
 /** Length of each seed's payload stream (a power of two: offsets are masked into it). */
 export const LAB_FRAME_STREAM_BYTES: number = 1 << 17;
 
+/** A seed's stream and its word views (made once, with the stream). */
+interface Stream {
+  readonly seed: number;
+  readonly bytes: Uint8Array;
+  readonly words: Int32Array;
+  readonly doubles: Float64Array;
+}
+
 /** The streams of the seeds seen last (a handful: traffic uses one seed per direction). */
-const streams = new Map<number, Uint8Array>();
+const streams = new Map<number, Stream>();
 const MAX_STREAMS = 8;
 
 /** The seed's payload stream: xorshift32 from payloadState(seed, -1), little-endian words. */
 export function labFrameStream(seed: number): Uint8Array {
-  const key = seed >>> 0;
-  if (key === lastSeed && lastStream !== undefined) return lastStream;
-  const hit = streams.get(key);
-  if (hit !== undefined) {
-    lastSeed = key;
-    lastStream = hit;
-  }
-  if (hit !== undefined) return hit;
-  const bytes = new Uint8Array(LAB_FRAME_STREAM_BYTES);
-  const dv = new DataView(bytes.buffer);
-  let s = payloadState(key, -1);
-  for (let i = 0; i < LAB_FRAME_STREAM_BYTES; i += 4) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    dv.setUint32(i, s >>> 0, true);
-  }
-  if (streams.size >= MAX_STREAMS) streams.delete(streams.keys().next().value!);
-  streams.set(key, bytes);
-  lastSeed = key;
-  lastStream = bytes;
-  return bytes;
+  return streamOf(seed >>> 0).bytes;
 }
 
 /** The stream asked for last: one frame after another uses the same seed. */
-let lastSeed = -1;
-let lastStream: Uint8Array | undefined;
+let last: Stream | undefined;
+
+function streamOf(key: number): Stream {
+  if (last !== undefined && last.seed === key) return last;
+  let hit = streams.get(key);
+  if (hit === undefined) {
+    const bytes = new Uint8Array(LAB_FRAME_STREAM_BYTES);
+    const dv = new DataView(bytes.buffer);
+    let s = payloadState(key, -1);
+    for (let i = 0; i < LAB_FRAME_STREAM_BYTES; i += 4) {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      dv.setUint32(i, s >>> 0, true);
+    }
+    if (streams.size >= MAX_STREAMS) streams.delete(streams.keys().next().value!);
+    hit = {
+      seed: key,
+      bytes,
+      words: new Int32Array(bytes.buffer),
+      doubles: new Float64Array(bytes.buffer),
+    };
+    streams.set(key, hit);
+  }
+  last = hit;
+  return hit;
+}
 
 /** Where frame `seq`'s payload starts in the seed's stream. */
 function streamOffset(seed: number, seq: number): number {
@@ -88,35 +100,67 @@ function streamOffset(seed: number, seq: number): number {
   return (payloadState(seed >>> 0, seq >>> 0) & (LAB_FRAME_STREAM_BYTES - 1) & ~3) | 2;
 }
 
-/** The 32-bit words of the buffers compared last (a stream, a receiver's scratch): views made once. */
-let wordsOfStream: Int32Array | undefined;
-let wordsOfFrame: Int32Array | undefined;
+/** Word views of the buffer a frame was compared in last (a receiver's scratch): made once per buffer. */
+let frameBuffer: ArrayBufferLike | undefined;
+let frameWords: Int32Array = new Int32Array(0);
+let frameDoubles: Float64Array = new Float64Array(0);
 
-function wordsOf(cached: Int32Array | undefined, bytes: Uint8Array): Int32Array {
-  if (cached !== undefined && cached.buffer === bytes.buffer) return cached;
-  return new Int32Array(bytes.buffer, 0, bytes.buffer.byteLength >>> 2);
-}
-
-/** Whether frame[at, at + n) equals stream[from, from + n) (from + n within the stream). */
-function sameBytes(frame: Uint8Array, at: number, stream: Uint8Array, from: number, n: number): boolean {
+/**
+ * Whether buf[at, at + n) equals the stream's bytes [from, from + n) (from + n within the stream),
+ * bit for bit. The middle goes by 8-byte words when the two are equally aligned modulo 8, else by
+ * 4-byte words when they are modulo 4, else byte by byte.
+ */
+function sameBytes(buf: Uint8Array, at: number, stream: Stream, from: number, n: number): boolean {
+  const sb = stream.bytes;
   let i = 0;
-  // Bytes until the frame reaches a word boundary; if the stream does too, the middle goes by words.
-  while (i < n && ((frame.byteOffset + at + i) & 3) !== 0) {
-    if (frame[at + i] !== stream[from + i]) return false;
+  const abs = buf.byteOffset + at;
+  // Bytes until the frame reaches a 4-byte boundary.
+  while (i < n && ((abs + i) & 3) !== 0) {
+    if (buf[at + i] !== sb[from + i]) return false;
     i++;
   }
-  const words = (n - i) >>> 2;
-  if (words > 4 && ((stream.byteOffset + from + i) & 3) === 0) {
-    const sw = wordsOf(wordsOfStream, stream);
-    const fw = wordsOf(wordsOfFrame, frame);
-    wordsOfStream = sw;
-    wordsOfFrame = fw;
-    const f0 = (frame.byteOffset + at + i) >>> 2;
-    const s0 = (stream.byteOffset + from + i) >>> 2;
+  if (n - i >= 16 && ((from + i) & 3) === 0) {
+    const b = buf.buffer;
+    if (b !== frameBuffer) {
+      frameBuffer = b;
+      frameWords = new Int32Array(b, 0, b.byteLength >>> 2);
+      frameDoubles = new Float64Array(b, 0, b.byteLength >>> 3);
+    }
+    const fw = frameWords;
+    const sw = stream.words;
+    if ((((abs + i) ^ (from + i)) & 7) === 0) {
+      // Equally aligned modulo 8: at most one 4-byte word to an 8-byte boundary, then doubles.
+      if (((abs + i) & 7) !== 0) {
+        if (fw[(abs + i) >>> 2] !== sw[(from + i) >>> 2]) return false;
+        i += 4;
+      }
+      const d = (n - i) >>> 3;
+      const fd = frameDoubles;
+      const sd = stream.doubles;
+      const f0 = (abs + i) >>> 3;
+      const s0 = (from + i) >>> 3;
+      for (let k = 0; k < d; k++) {
+        const x = fd[f0 + k]!;
+        const y = sd[s0 + k]!;
+        // Equal doubles have equal bits except +0 and -0 (told apart by 1 / x); NaNs are never equal,
+        // so a NaN pattern is compared as its two 4-byte words.
+        if (x === y) {
+          if (x === 0 && 1 / x !== 1 / y) return false;
+        } else {
+          const w = (f0 + k) << 1;
+          const v = (s0 + k) << 1;
+          if (fw[w] !== sw[v] || fw[w + 1] !== sw[v + 1]) return false;
+        }
+      }
+      i += d << 3;
+    }
+    const words = (n - i) >>> 2;
+    const f0 = (abs + i) >>> 2;
+    const s0 = (from + i) >>> 2;
     for (let w = 0; w < words; w++) if (fw[f0 + w] !== sw[s0 + w]) return false;
-    i += words * 4;
+    i += words << 2;
   }
-  for (; i < n; i++) if (frame[at + i] !== stream[from + i]) return false;
+  for (; i < n; i++) if (buf[at + i] !== sb[from + i]) return false;
   return true;
 }
 
@@ -134,8 +178,13 @@ export function labFrameChecksum(bytes: Uint8Array): number {
 export function writeLabFrame(dst: Uint8Array, input: LabFrameInput): void {
   const length = dst.length;
   if (length < LAB_FRAME_HEADER_SIZE) throw new RangeError(`lab frame of ${length} bytes is too short`);
-  dst.set(input.dstMac ?? NETVSP_GUEST_MAC, 0);
-  dst.set(input.srcMac ?? NETVSP_HOST_MAC, 6);
+  // Six bytes each: byte stores beat a typed-array set this small.
+  const dstMac = input.dstMac ?? NETVSP_GUEST_MAC;
+  const srcMac = input.srcMac ?? NETVSP_HOST_MAC;
+  for (let i = 0; i < 6; i++) {
+    dst[i] = dstMac[i]!;
+    dst[6 + i] = srcMac[i]!;
+  }
   dst[12] = LAB_FRAME_ETHERTYPE >>> 8;
   dst[13] = LAB_FRAME_ETHERTYPE & 0xff;
   const seed = input.seed >>> 0;
@@ -143,7 +192,7 @@ export function writeLabFrame(dst: Uint8Array, input: LabFrameInput): void {
   writeU32(dst, 14, seq);
   writeU32(dst, 18, length);
   writeU32(dst, 22, seed);
-  const stream = labFrameStream(seed);
+  const stream = streamOf(seed).bytes;
   let from = streamOffset(seed, seq);
   // One copy out of the stream per wrap (a frame longer than the stream wraps more than once).
   for (let at = LAB_FRAME_HEADER_SIZE; at < length; ) {
@@ -171,7 +220,7 @@ const PAYLOAD_MISMATCH: LabFrameCheck = Object.freeze({ ok: false, reason: "fram
  * against the stream of the seed in its header (a mismatch is reported as "frame-checksum-mismatch").
  */
 export function verifyLabFrame(frame: Uint8Array): LabFrameCheck {
-  const r = checkFrame(frame);
+  const r = checkFrame(frame, 0, frame.length);
   return r >= 0 ? { ok: true, seq: r } : FAILURES[-1 - r]!;
 }
 
@@ -180,25 +229,36 @@ export function verifyLabFrame(frame: Uint8Array): LabFrameCheck {
  * receivers that check every frame and need no reason, without a result object per frame.
  */
 export function labFrameSeq(frame: Uint8Array): number {
-  const r = checkFrame(frame);
+  const r = checkFrame(frame, 0, frame.length);
+  return r >= 0 ? r : -1;
+}
+
+/**
+ * {@link labFrameSeq} of the frame at bytes[offset, offset + length) (within `bytes`), without a view
+ * of it: for a receiver that finds the frame inside a larger message.
+ */
+export function labFrameSeqAt(bytes: Uint8Array, offset: number, length: number): number {
+  if (!(offset >= 0 && length >= 0 && offset + length <= bytes.length)) {
+    throw new RangeError(`lab frame [${offset}, +${length}) outside ${bytes.length} bytes`);
+  }
+  const r = checkFrame(bytes, offset, length);
   return r >= 0 ? r : -1;
 }
 
 const FAILURES: readonly LabFrameCheck[] = [TOO_SHORT, ETHERTYPE_WRONG, LENGTH_MISMATCH, PAYLOAD_MISMATCH];
 
-/** seq (>= 0), or -1 - the index of the failure in FAILURES. */
-function checkFrame(frame: Uint8Array): number {
-  const length = frame.length;
+/** seq (>= 0) of the frame at buf[base, base + length), or -1 - the index of the failure in FAILURES. */
+function checkFrame(buf: Uint8Array, base: number, length: number): number {
   if (length < LAB_FRAME_HEADER_SIZE) return -1;
-  if (((frame[12]! << 8) | frame[13]!) !== LAB_FRAME_ETHERTYPE) return -2;
-  if (readU32(frame, 18) !== length) return -3;
-  const seq = readU32(frame, 14);
-  const seed = readU32(frame, 22);
-  const stream = labFrameStream(seed);
+  if (((buf[base + 12]! << 8) | buf[base + 13]!) !== LAB_FRAME_ETHERTYPE) return -2;
+  if (readU32(buf, base + 18) !== length) return -3;
+  const seq = readU32(buf, base + 14);
+  const seed = readU32(buf, base + 22);
+  const stream = streamOf(seed);
   let from = streamOffset(seed, seq);
   for (let at = LAB_FRAME_HEADER_SIZE; at < length; ) {
     const n = Math.min(length - at, LAB_FRAME_STREAM_BYTES - from);
-    if (!sameBytes(frame, at, stream, from, n)) return -4;
+    if (!sameBytes(buf, base + at, stream, from, n)) return -4;
     at += n;
     from = 0;
   }

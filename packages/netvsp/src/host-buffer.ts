@@ -118,15 +118,21 @@ export class RecvSections {
 
   /** Return a section; releasing one that is not in use is refused and changes nothing. */
   release(index: number): NetvscResult<number, RecvSectionRejectReason> {
-    if (!Number.isInteger(index) || index < 0 || index >= this.count) {
-      return reject("EINVAL", "sub-allocation-out-of-range", `sub-allocation ${index} >= ${this.count}`);
+    const problem = this.free(index);
+    if (problem === "sub-allocation-out-of-range") {
+      return reject("EINVAL", problem, `sub-allocation ${index} >= ${this.count}`);
     }
-    if (this.#state[index] === 0) {
-      return reject("EINVAL", "sub-allocation-not-in-use", `sub-allocation ${index} is not in use`);
-    }
+    if (problem !== null) return reject("EINVAL", problem, `sub-allocation ${index} is not in use`);
+    return ok(index);
+  }
+
+  /** release() without a result object: null when the section was returned, else why it was not. */
+  free(index: number): "sub-allocation-out-of-range" | "sub-allocation-not-in-use" | null {
+    if (!Number.isInteger(index) || index < 0 || index >= this.count) return "sub-allocation-out-of-range";
+    if (this.#state[index] === 0) return "sub-allocation-not-in-use";
     this.#state[index] = 0;
     if (index < this.controlCount) this.#inUseControl--;
     else this.#inUseData--;
-    return ok(index);
+    return null;
   }
 }

@@ -25,6 +25,18 @@ describe("RecvSections (RxBuffers)", () => {
     expect(s.inUse).toBe(4);
   });
 
+  it("free is release without a result: null, or the reason release would give, and nothing changes then", () => {
+    const s = new RecvSections(8, 2);
+    const d = s.allocateData();
+    expect(s.free(d)).toBeNull();
+    expect(s.isInUse(d)).toBe(false);
+    expect(s.free(d)).toBe("sub-allocation-not-in-use");
+    expect(s.free(8)).toBe("sub-allocation-out-of-range");
+    expect(s.free(-1)).toBe("sub-allocation-out-of-range");
+    expect(s.inUse).toBe(0);
+    expect(s.freeData).toBe(6);
+  });
+
   it("runs out and recovers", () => {
     const s = new RecvSections(6, 2);
     const got = [s.allocateData(), s.allocateData(), s.allocateData(), s.allocateData(), s.allocateData()];
@@ -125,6 +137,23 @@ describe("gatherTxBytes / walkRndisMessages", () => {
     const seen: number[] = [];
     expect(walkRndisMessages(bytes, (t) => seen.push(t) > 0)).toEqual({ ok: true, value: 2 });
     expect(seen).toEqual([1, 2]);
+    // With a views list, a second walk of the same bytes hands out the same message views.
+    const views: Uint8Array[] = [];
+    const got: Uint8Array[] = [];
+    walkRndisMessages(bytes, (_t, m) => got.push(m) > 0, views);
+    walkRndisMessages(bytes, (_t, m) => got.push(m) > 0, views);
+    expect(got.map((m) => [m.byteOffset, m.length])).toEqual([
+      [0, 16],
+      [16, 24],
+      [0, 16],
+      [16, 24],
+    ]);
+    expect(got[2]).toBe(got[0]);
+    expect(got[3]).toBe(got[1]);
+    // Other bytes at the same places are other views.
+    const copy = bytes.slice();
+    walkRndisMessages(copy, (_t, m) => got.push(m) > 0, views);
+    expect(got[4]!.buffer).toBe(copy.buffer);
     dv.setUint32(20, 25, true);
     expect(walkRndisMessages(bytes, () => true)).toMatchObject({
       ok: false,

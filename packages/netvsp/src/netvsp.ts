@@ -14,6 +14,7 @@ import {
   encodeNvspMessage,
   encodeXferPagePacket,
   labFrameSeq,
+  labFrameSeqAt,
   NETVSC_INVALID_INDEX,
   NETVSC_RECV_SECTION_SIZE,
   NETVSC_SEND_SECTION_SIZE,
@@ -37,6 +38,8 @@ import {
   decodeGpaDirectPacket,
   encodeCompletionPacket,
   type GpaDirectRange,
+  type Result,
+  type RingWriteOk,
   VM_PKT,
   VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
   XFER_PAGE_HEADER_SIZE,
@@ -44,11 +47,11 @@ import {
 import type { HostPacket } from "@ivm/vmbus/host";
 import type { NetvspAdversary, NetvspOutgoingKind } from "./adversary.js";
 import { RecvSections } from "./host-buffer.js";
-import type { HostGpadlView, NetvspPorts } from "./ports.js";
+import type { HostGpadlView, HostGuestMemory, NetvspPorts } from "./ports.js";
 import { RndisDevice, type RndisDeviceState } from "./rndis-device.js";
 import { type RssSource, RssTable } from "./rss.js";
 import { RX_RNDIS_OVERHEAD, RxGenerator } from "./rx-generator.js";
-import { gatherTxBytes, walkRndisMessages } from "./tx-verifier.js";
+import { gatherTxBytes, type TxGatherScratch, walkRndisMessages } from "./tx-verifier.js";
 
 export interface NetvspOptions {
   /** The guest is an isolated (SNP/TDX) VM: NVSP versions below 6.1 are refused. Default false. */
@@ -137,12 +140,15 @@ interface MappedBuffer {
   readonly view: HostGpadlView;
 }
 
+/** One outstanding transfer-page packet; recycled through a free list once completed. */
 interface RxTransaction {
   /** The queue the transfer-page packet went out on (its completion must come back on it). */
-  readonly queue: number;
-  readonly sections: readonly number[];
-  readonly frames: number;
-  readonly bytes: number;
+  queue: number;
+  /** The receive sections it carries: the first `count` of its own array (reused with the record). */
+  readonly sections: number[];
+  count: number;
+  frames: number;
+  bytes: number;
 }
 
 interface PendingOut {
@@ -156,6 +162,10 @@ type EmitResult = "sent" | "full" | "dropped" | "failed";
 
 const MTU_DEFAULT = 1514;
 const MTU_MAX = 9216;
+/** The largest transaction id a completion can name and still be one the host gave out. */
+const MAX_SAFE_TID = BigInt(Number.MAX_SAFE_INTEGER);
+/** What the reused transfer-page input holds between packets (it keeps no packet's ranges). */
+const NO_RANGES: readonly { offset: number; length: number }[] = [];
 /** OpenVMM's CONTROL_MESSAGE_MAX_QUEUED_BYTES. */
 const CONTROL_QUEUE_MAX_BYTES = 100 * 1024;
 /** OpenVMM answers INIT with maximum_mdl_chain_length 34. */
@@ -210,7 +220,17 @@ export class Netvsp {
 
   readonly #verify: (frame: Uint8Array) => boolean;
   /** The gather buffer every SEND_RNDIS_PKT is copied into, reused (no buffer per message). */
-  readonly #gather: { buffer: Uint8Array } = { buffer: new Uint8Array(0) };
+  readonly #gather: TxGatherScratch = { buffer: new Uint8Array(0) };
+  /** gatherTxBytes' sources, one object refreshed per SEND_RNDIS_PKT. */
+  readonly #txSources: {
+    sendBuffer: HostGpadlView | undefined;
+    sendSectionSize: number;
+    guestMemory: HostGuestMemory | undefined;
+    maxBytes: number;
+    scratch: TxGatherScratch;
+  };
+  /** Whether frames are checked as lab frames (no verifyTxFrame given): no view of each frame is made. */
+  readonly #labFrames: boolean;
   readonly #maxTxBytes: number;
   readonly #readBudget: number;
   readonly #rndis: RndisDevice;
@@ -230,15 +250,34 @@ export class Netvsp {
   #ndisConfig = false;
   #recv: (MappedBuffer & { readonly sections: RecvSections }) | null = null;
   #send: MappedBuffer | null = null;
-  /** Transaction ids of transfer-page packets are the host's own: a counter, never reused. */
-  #nextTid = 1n;
-  readonly #outstanding: Map<bigint, RxTransaction> = new Map();
+  /**
+   * Transaction ids of transfer-page packets are the host's own: a counter, never reused, kept as a
+   * number (it cannot reach 2^53) and written to the wire as a u64.
+   */
+  #nextTid = 1;
+  readonly #outstanding: Map<number, RxTransaction> = new Map();
+  /** Completed transaction records, reused by the next transfer-page packets. */
+  readonly #freeTransactions: RxTransaction[] = [];
+  /**
+   * The range records of the transfer-page packet being built, and for each count n the list of the
+   * first n of them (made once per count): a packet's ranges without an array per packet.
+   */
+  readonly #rxRangePool: { offset: number; length: number }[] = [];
+  readonly #rxRangeLists: { offset: number; length: number }[][] = [];
+  /** encodeXferPagePacket's input, reused (its fields set per packet). */
+  readonly #xferInput: {
+    transactionId: bigint;
+    ranges: readonly { readonly offset: number; readonly length: number }[];
+    pagesetId: number;
+    nvsp: Uint8Array;
+    into: Uint8Array;
+  } = { transactionId: 0n, ranges: [], pagesetId: 0, nvsp: new Uint8Array(0), into: new Uint8Array(0) };
   /** Completions that met a full ring, in order; nothing more is read until they are out. */
   readonly #pending: PendingOut[] = [];
   /** RNDIS control responses waiting for a control section and ring room. */
   readonly #controlQueue: Uint8Array[] = [];
   #controlQueueBytes = 0;
-  #rewriteQueue: bigint[] = [];
+  #rewriteQueue: number[] = [];
   /** The last poll found nothing to do: whatever runs before the next poll is the guest's turn. */
   #idle = false;
 
@@ -264,7 +303,15 @@ export class Netvsp {
       throw new RangeError(`rx frames per packet ${this.rxFramesPerPacket}`);
     }
     this.#verify = options.verifyTxFrame ?? defaultVerify;
+    this.#labFrames = options.verifyTxFrame === undefined;
     this.#maxTxBytes = options.maxTxMessageBytes ?? 256 * 1024;
+    this.#txSources = {
+      sendBuffer: undefined,
+      sendSectionSize: this.sendSectionSize,
+      guestMemory: undefined,
+      maxBytes: this.#maxTxBytes,
+      scratch: this.#gather,
+    };
     this.#readBudget = options.readBudget ?? 64;
     this.adversary = options.adversary;
     this.#rndis = new RndisDevice({
@@ -798,6 +845,8 @@ export class Netvsp {
   readonly #xferScratch = new Uint8Array(XFER_PAGE_HEADER_SIZE + 8 * 32 + NVSP_MESSAGE_SIZE);
   /** Only its first 8 bytes (type, status) are ever written: the rest stays the struct's zero padding. */
   readonly #completionScratch = new Uint8Array(NVSP_MESSAGE_SIZE);
+  /** The views of a batch's messages, kept between walks of the gather buffer. */
+  readonly #msgViews: Uint8Array[] = [];
   /** Whether every message of the SEND_RNDIS_PKT being walked was good. */
   #walkGood = true;
   /** The walk's visitor, made once: a data frame or a control request. */
@@ -819,19 +868,16 @@ export class Netvsp {
     let good = this.#phase === "ready";
     if (!good) this.#count("rndis-before-ready");
     else {
-      const gathered = gatherTxBytes(sectionIndex, sectionSize, ranges, {
-        sendBuffer: this.#send?.view,
-        sendSectionSize: this.sendSectionSize,
-        guestMemory: this.#ports?.guestMemory,
-        maxBytes: this.#maxTxBytes,
-        scratch: this.#gather,
-      });
+      const src = this.#txSources;
+      src.sendBuffer = this.#send?.view;
+      src.guestMemory = this.#ports?.guestMemory;
+      const gathered = gatherTxBytes(sectionIndex, sectionSize, ranges, src);
       if (!gathered.ok) {
         this.#count(gathered.error.reason);
         good = false;
       } else {
         this.#walkGood = true;
-        const walked = walkRndisMessages(gathered.value, this.#visitRndis);
+        const walked = walkRndisMessages(gathered.value, this.#visitRndis, this.#msgViews);
         if (!this.#walkGood) good = false;
         if (!walked.ok) {
           this.#count(walked.error.reason);
@@ -880,7 +926,10 @@ export class Netvsp {
     this.counters.txFrames++;
     this.counters.txBytes += dataLen;
     const start = RNDIS_HEADER_SIZE + rndisPacketField(msg, "dataOffset");
-    if (this.#verify(msg.subarray(start, start + dataLen))) {
+    const good = this.#labFrames
+      ? labFrameSeqAt(msg, start, dataLen) >= 0
+      : this.#verify(msg.subarray(start, start + dataLen));
+    if (good) {
       this.counters.txFramesVerified++;
       const qc = this.counters.queues[this.#q];
       if (qc !== undefined) qc.txFramesVerified++;
@@ -923,10 +972,12 @@ export class Netvsp {
       this.#count("rx-completion-malformed");
       return;
     }
-    const tid = pkt.desc.transId;
-    const t = this.#outstanding.get(tid);
+    const wireTid = pkt.desc.transId;
+    // Every id the host gave out is below 2^53; anything larger is unknown without a lookup.
+    const tid = wireTid <= MAX_SAFE_TID ? Number(wireTid) : -1;
+    const t = tid < 0 ? undefined : this.#outstanding.get(tid);
     if (t === undefined) {
-      this.#count(tid > 0n && tid < this.#nextTid ? "rx-completion-duplicate" : "rx-completion-unknown");
+      this.#count(tid > 0 && tid < this.#nextTid ? "rx-completion-duplicate" : "rx-completion-unknown");
       return;
     }
     this.#outstanding.delete(tid);
@@ -935,13 +986,46 @@ export class Netvsp {
     const qc = this.counters.queues[t.queue];
     if (qc !== undefined) qc.rxFramesCompleted += t.frames;
     const sections = this.#recv!.sections;
-    for (const s of t.sections) {
-      const r = sections.release(s);
-      if (!r.ok) throw new Error(`netvsp: own section bookkeeping broken: ${r.error.message}`);
+    for (let i = 0; i < t.count; i++) {
+      const problem = sections.free(t.sections[i]!);
+      if (problem !== null) throw new Error(`netvsp: own section bookkeeping broken: ${problem}`);
     }
     this.counters.rxFramesCompleted += t.frames;
     this.counters.rxBytesCompleted += t.bytes;
     if (d.value.status !== NVSP_STATUS.SUCCESS) this.counters.rxCompletionsFailed++;
+    this.#freeTransactions.push(t);
+  }
+
+  /** A transaction record for a transfer-page packet (a completed one reused), its sections empty. */
+  #transaction(queue: number): RxTransaction {
+    const t = this.#freeTransactions.pop() ?? { queue: 0, sections: [], count: 0, frames: 0, bytes: 0 };
+    t.queue = queue;
+    t.count = 0;
+    t.frames = 0;
+    t.bytes = 0;
+    return t;
+  }
+
+  /** The first `n` range records as one list. */
+  #rangeList(n: number): readonly { offset: number; length: number }[] {
+    let list = this.#rxRangeLists[n];
+    if (list === undefined) {
+      list = this.#rxRangePool.slice(0, n);
+      this.#rxRangeLists[n] = list;
+    }
+    return list;
+  }
+
+  /** The reused range record `k` of the packet being built. */
+  #rxRange(k: number, offset: number, length: number): { offset: number; length: number } {
+    let r = this.#rxRangePool[k];
+    if (r === undefined) {
+      r = { offset: 0, length: 0 };
+      this.#rxRangePool[k] = r;
+    }
+    r.offset = offset;
+    r.length = length;
+    return r;
   }
 
   // ---- host to guest -------------------------------------------------------------------------
@@ -962,10 +1046,10 @@ export class Netvsp {
         continue;
       }
       const tid = this.#nextTid;
-      const pkt = this.#xferPacket(tid, NVSP_CHANNEL_TYPE.CONTROL, recv.id, [
-        { offset, length: response.length },
-      ]);
-      const r = this.#emit("rx-control", tid, pkt);
+      const wireTid = BigInt(tid);
+      this.#rxRange(0, offset, response.length);
+      const pkt = this.#xferPacket(wireTid, NVSP_CHANNEL_TYPE.CONTROL, recv.id, this.#rangeList(1));
+      const r = this.#emit("rx-control", wireTid, pkt);
       if (r === "full") {
         recv.sections.release(section);
         break;
@@ -977,7 +1061,10 @@ export class Netvsp {
         recv.sections.release(section);
         continue;
       }
-      this.#outstanding.set(tid, { queue: 0, sections: [section], frames: 0, bytes: 0 });
+      const t = this.#transaction(0);
+      t.sections[0] = section;
+      t.count = 1;
+      this.#outstanding.set(tid, t);
       this.counters.controlResponsesSent++;
       progress = true;
     }
@@ -991,8 +1078,10 @@ export class Netvsp {
     const sectionSize = this.recvSectionSize;
     while (this.#rx.pending > 0) {
       const want = Math.min(this.rxFramesPerPacket, this.#rx.pending);
-      const sections: number[] = [];
-      const ranges: { offset: number; length: number }[] = [];
+      // The sections go straight into the transaction record the packet will be tracked by.
+      const t = this.#transaction(0);
+      const sections = t.sections;
+      let n = 0;
       let bytes = 0;
       let queue = 0;
       for (let k = 0; k < want; k++) {
@@ -1008,37 +1097,54 @@ export class Netvsp {
           recv.sections.release(s);
           break;
         }
-        sections.push(s);
-        ranges.push({ offset: s * sectionSize, length: msg.length });
+        sections[n] = s;
+        this.#rxRange(n, s * sectionSize, msg.length);
+        n++;
         bytes += this.#rx.sizeAt(k);
       }
-      if (sections.length === 0) break; // no free data section: the guest still holds them all
+      t.count = n;
+      if (n === 0) {
+        this.#freeTransactions.push(t);
+        break; // no free data section: the guest still holds them all
+      }
       const tid = this.#nextTid;
+      const wireTid = BigInt(tid);
+      let ranges = this.#rangeList(n);
       const tamper = this.adversary?.xferRange;
       if (tamper !== undefined) {
         const r0 = ranges[0]!;
-        ranges[0] =
+        const tampered = ranges.slice();
+        tampered[0] =
           tamper === "offset-past-buffer"
             ? { offset: recv.view.size + 8, length: r0.length }
             : { offset: r0.offset, length: sectionSize + 1 };
+        ranges = tampered;
       }
       this.#q = queue;
-      const r = this.#emit("rx-data", tid, this.#xferPacket(tid, NVSP_CHANNEL_TYPE.DATA, recv.id, ranges));
+      const r = this.#emit(
+        "rx-data",
+        wireTid,
+        this.#xferPacket(wireTid, NVSP_CHANNEL_TYPE.DATA, recv.id, ranges),
+      );
       this.#q = 0;
       if (r === "full" || r === "failed") {
-        for (const s of sections) recv.sections.release(s);
+        for (let i = 0; i < n; i++) recv.sections.release(sections[i]!);
+        this.#freeTransactions.push(t);
         break;
       }
       this.#nextTid++;
-      this.#rx.commit(sections.length);
-      this.#outstanding.set(tid, { queue, sections, frames: sections.length, bytes });
+      this.#rx.commit(n);
+      t.queue = queue;
+      t.frames = n;
+      t.bytes = bytes;
+      this.#outstanding.set(tid, t);
       const qc = this.counters.queues[queue];
       if (qc !== undefined) {
         qc.rxPacketsSent++;
-        qc.rxFramesSent += sections.length;
+        qc.rxFramesSent += n;
       }
       this.counters.rxPacketsSent++;
-      this.counters.rxFramesSent += sections.length;
+      this.counters.rxFramesSent += n;
       this.counters.rxBytesSent += bytes;
       if (this.adversary?.rxRewrite !== undefined) this.#rewriteQueue.push(tid);
       progress = true;
@@ -1069,14 +1175,22 @@ export class Netvsp {
     const nvsp = writeNvspRndisPacket(this.#nvspScratch, channelType, NETVSC_INVALID_INDEX, 0);
     // The packet itself goes into a reused buffer too (the ring copies it at once), unless an
     // interceptor is installed: what it is handed may be kept.
-    const intercepted = this.adversary?.interceptor !== undefined;
-    return encodeXferPagePacket({
-      transactionId: tid,
-      ranges,
-      pagesetId,
-      nvsp: nvsp.subarray(0, this.#packetSize),
-      ...(intercepted ? {} : { into: this.#xferScratch }),
-    });
+    if (this.adversary?.interceptor !== undefined)
+      return encodeXferPagePacket({
+        transactionId: tid,
+        ranges,
+        pagesetId,
+        nvsp: nvsp.subarray(0, this.#packetSize),
+      });
+    const input = this.#xferInput;
+    input.transactionId = tid;
+    input.ranges = ranges;
+    input.pagesetId = pagesetId;
+    if (input.nvsp.length !== this.#packetSize) input.nvsp = nvsp.subarray(0, this.#packetSize);
+    input.into = this.#xferScratch;
+    const pkt = encodeXferPagePacket(input);
+    input.ranges = NO_RANGES;
+    return pkt;
   }
 
   #writeRecv(view: HostGpadlView, offset: number, bytes: Uint8Array): boolean {
@@ -1091,8 +1205,18 @@ export class Netvsp {
 
   /** A completion, queued behind earlier ones that met a full ring. */
   #complete(kind: NetvspOutgoingKind, tid: bigint, payload: Uint8Array): void {
-    const bytes = encodeCompletionPacket(tid, payload);
     const queue = this.#q;
+    // With nothing queued and nobody to hand the packet to, the ring writes it straight from the
+    // payload (no packet built); only a completion that meets a full ring is encoded, to wait.
+    if (this.#pending.length === 0 && this.adversary?.interceptor === undefined) {
+      const ports = queue === 0 ? this.#ports : this.#queuePorts[queue];
+      if (ports?.ring.sendCompletion !== undefined) {
+        if (this.#sent(ports, ports.ring.sendCompletion(tid, payload)) === "full")
+          this.#pending.push({ queue, kind, transId: tid, bytes: encodeCompletionPacket(tid, payload) });
+        return;
+      }
+    }
+    const bytes = encodeCompletionPacket(tid, payload);
     if (this.#pending.length > 0) {
       this.#pending.push({ queue, kind, transId: tid, bytes });
       return;
@@ -1132,7 +1256,11 @@ export class Netvsp {
         out.set(replaced);
       }
     }
-    const r = ports.ring.send(out);
+    return this.#sent(ports, ports.ring.send(out));
+  }
+
+  /** The accounting of one ring write: the guest signalled, a full ring counted, a failure counted. */
+  #sent(ports: NetvspPorts, r: Result<RingWriteOk>): EmitResult {
     if (r.ok) {
       if (r.value.signal) ports.signalGuest?.();
       return "sent";

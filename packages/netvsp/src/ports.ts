@@ -11,11 +11,20 @@ import type { HostReadResult } from "@ivm/vmbus/host";
  * full inbound ring is an EAGAIN result, never a throw.
  */
 export interface NetvspRing {
-  /** The next guest packet, as a host-owned copy; "empty" or "corrupt" otherwise. */
+  /**
+   * The next guest packet, as a host-owned copy; "empty" or "corrupt" otherwise. The copy may be reused
+   * by the next call (HostRingEndpoint.readPacketTransient): netvsp is done with a packet before then.
+   */
   readPacket(): HostReadResult;
   /** Publish the host's read position (frees room in the guest's outbound ring). */
   commitRead(): { readonly signal: boolean };
   send(packet: Uint8Array): Result<RingWriteOk>;
+  /**
+   * A VM_PKT_COMP completion for `transId` carrying `payload`: the bytes `send(encodeCompletionPacket(
+   * transId, payload))` writes, without the packet being built first. Optional: without it netvsp
+   * builds the packet and sends it.
+   */
+  sendCompletion?(transId: bigint, payload: Uint8Array): Result<RingWriteOk>;
 }
 
 /**

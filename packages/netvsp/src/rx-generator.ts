@@ -73,11 +73,12 @@ export class RxGenerator {
   build(k: number): Uint8Array {
     const size = this.sizeAt(k);
     const msgLen = RX_RNDIS_OVERHEAD + size;
-    writeRndisDataHeader(this.#scratch, 0, size);
     const frame = this.#frame;
     frame.seq = this.#seq + k;
-    // Views of the scratch made again only when the size changes.
+    // The RNDIS header and the views of the scratch depend on the size only: made again when it
+    // changes (nothing else writes the scratch).
     if (this.#message.length !== msgLen) {
+      writeRndisDataHeader(this.#scratch, 0, size);
       this.#message = this.#scratch.subarray(0, msgLen);
       this.#payload = this.#scratch.subarray(RX_RNDIS_OVERHEAD, msgLen);
     }

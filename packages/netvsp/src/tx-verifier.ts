@@ -5,7 +5,7 @@
 // rndis_reader (section first, then the external ranges) and handle_rndis_packet_message.
 
 import { NETVSC_INVALID_INDEX, type NetvscResult, ok, PAGE_SIZE } from "@ivm/netvsc-protocol";
-import type { GpaDirectRange } from "@ivm/vmbus";
+import { type GpaDirectRange, readU32 } from "@ivm/vmbus";
 import { fitsInView } from "./host-buffer.js";
 import type { HostGpadlView, HostGuestMemory } from "./ports.js";
 import { reject } from "./reasons.js";
@@ -33,7 +33,16 @@ export interface TxSources {
    * A host-owned gather buffer reused between messages (grown when a message needs more): the result
    * is then a view of it, valid until the next gather. Without it every message gets a fresh buffer.
    */
-  readonly scratch?: { buffer: Uint8Array };
+  readonly scratch?: TxGatherScratch;
+}
+
+/** gatherTxBytes' reused buffer, and what it keeps between messages so that a steady stream allocates nothing. */
+export interface TxGatherScratch {
+  buffer: Uint8Array;
+  /** The last result's view of `buffer`, its section part, and the result object (reused while lengths repeat). */
+  view?: Uint8Array;
+  sectionView?: Uint8Array | undefined;
+  result?: { readonly ok: true; readonly value: Uint8Array };
 }
 
 /**
@@ -71,21 +80,40 @@ export function gatherTxBytes(
     return reject("EINVAL", "tx-message-too-long", `${total} bytes described, at most ${src.maxBytes}`);
   }
   let out: Uint8Array;
-  if (src.scratch === undefined) out = new Uint8Array(total);
+  let result: { readonly ok: true; readonly value: Uint8Array } | undefined;
+  let sectionView: Uint8Array | undefined;
+  const scratch = src.scratch;
+  if (scratch === undefined) out = new Uint8Array(total);
   else {
-    if (src.scratch.buffer.length < total) {
-      src.scratch.buffer = new Uint8Array(Math.max(total, 2 * src.scratch.buffer.length));
+    if (scratch.buffer.length < total) {
+      scratch.buffer = new Uint8Array(Math.max(total, 2 * scratch.buffer.length));
     }
-    out = src.scratch.buffer.subarray(0, total);
+    // The views (and the result) of the previous message serve while its lengths repeat.
+    let view = scratch.view;
+    if (view === undefined || view.length !== total || view.buffer !== scratch.buffer.buffer) {
+      view = scratch.buffer.subarray(0, total);
+      scratch.view = view;
+      scratch.result = ok(view);
+      scratch.sectionView = undefined;
+    }
+    out = view;
+    result = scratch.result;
+    if (sectionLen > 0) {
+      sectionView = scratch.sectionView;
+      if (sectionView === undefined || sectionView.length !== sectionLen) {
+        sectionView = sectionLen === total ? view : view.subarray(0, sectionLen);
+        scratch.sectionView = sectionView;
+      }
+    }
   }
   if (sectionLen > 0) {
     try {
-      src.sendBuffer!.read(sectionOffset, out.subarray(0, sectionLen));
+      src.sendBuffer!.read(sectionOffset, sectionView ?? out.subarray(0, sectionLen));
     } catch (e) {
       return reject("EINVAL", "send-buffer-access-refused", `send buffer read refused: ${String(e)}`);
     }
   }
-  if (ranges.length === 0) return ok(out);
+  if (ranges.length === 0) return result ?? ok(out);
   const mem = src.guestMemory;
   if (mem === undefined) {
     return reject("EINVAL", "gpa-direct-unavailable", "no host view of guest memory for GPA-direct data");
@@ -122,7 +150,20 @@ export function gatherTxBytes(
       i = j;
     }
   }
-  return ok(out);
+  return result ?? ok(out);
+}
+
+/** The results of walks of up to 64 messages, made once (a walk's result is read, never kept). */
+const OK_COUNTS: readonly { readonly ok: true; readonly value: number }[] = Array.from(
+  { length: 65 },
+  (_, n) => Object.freeze(ok(n)),
+);
+
+/** Message views a walk keeps (one per position of a batch). */
+const MAX_KEPT_VIEWS = 64;
+
+function okCount(n: number): { readonly ok: true; readonly value: number } {
+  return n < OK_COUNTS.length ? OK_COUNTS[n]! : ok(n);
 }
 
 export type RndisWalkRejectReason = "rndis-trailing-bytes" | "rndis-msg-len-invalid";
@@ -130,13 +171,15 @@ export type RndisWalkRejectReason = "rndis-trailing-bytes" | "rndis-msg-len-inva
 /**
  * Split gathered bytes into RNDIS messages (several when the guest batched packets into one send
  * section: each msg_len already includes its alignment padding). `visit` gets a view of each message
- * inside the private buffer and returns false to stop the walk.
+ * inside the private buffer and returns false to stop the walk. `views`, when given, keeps the view of
+ * the n-th message between walks and reuses it when the next walk finds the same one there (a batch of
+ * equal packets in a reused gather buffer needs no new views).
  */
 export function walkRndisMessages(
   bytes: Uint8Array,
   visit: (msgType: number, msg: Uint8Array) => boolean,
+  views?: Uint8Array[],
 ): NetvscResult<number, RndisWalkRejectReason> {
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let pos = 0;
   let n = 0;
   while (pos < bytes.length) {
@@ -144,14 +187,32 @@ export function walkRndisMessages(
     if (remaining < 8) {
       return reject("EINVAL", "rndis-trailing-bytes", `${remaining} bytes after the last RNDIS message`);
     }
-    const msgType = dv.getUint32(pos, true);
-    const msgLen = dv.getUint32(pos + 4, true);
+    const msgType = readU32(bytes, pos);
+    const msgLen = readU32(bytes, pos + 4);
     if (msgLen < 8 || msgLen > remaining) {
       return reject("EINVAL", "rndis-msg-len-invalid", `msg_len ${msgLen} with ${remaining} bytes left`);
     }
     n++;
-    if (!visit(msgType, bytes.subarray(pos, pos + msgLen))) return ok(n);
+    // One message filling the buffer (the usual SEND_RNDIS_PKT) is handed the buffer itself.
+    let msg: Uint8Array;
+    if (pos === 0 && msgLen === bytes.length) msg = bytes;
+    else if (views === undefined) msg = bytes.subarray(pos, pos + msgLen);
+    else {
+      const v = views[n - 1];
+      if (
+        v !== undefined &&
+        v.length === msgLen &&
+        v.byteOffset === bytes.byteOffset + pos &&
+        v.buffer === bytes.buffer
+      ) {
+        msg = v;
+      } else {
+        msg = bytes.subarray(pos, pos + msgLen);
+        if (n - 1 < MAX_KEPT_VIEWS) views[n - 1] = msg;
+      }
+    }
+    if (!visit(msgType, msg)) return okCount(n);
     pos += msgLen;
   }
-  return ok(n);
+  return okCount(n);
 }

@@ -2,12 +2,15 @@ import { NetvscError } from "@ivm/netvsc-protocol";
 import {
   type HostChannel,
   type HostDevice,
+  type HostReadResult,
   type HostVmbusServer,
   offerSubChannel,
   rescindSubChannels,
 } from "@ivm/vmbus/host";
 import type { Netvsp } from "./netvsp.js";
 import type { HostGpadlView, HostGuestMemory, NetvspPorts } from "./ports.js";
+
+const EMPTY: HostReadResult = { kind: "empty" };
 
 /** A GPADL of the NIC, reached through the host's visibility-gated view (the primary's GPADLs). */
 function gpadlView(ch: HostChannel, handle: number): HostGpadlView | undefined {
@@ -29,12 +32,14 @@ function gpadlView(ch: HostChannel, handle: number): HostGpadlView | undefined {
 /** The ring ports of one open channel: the host channel signals the guest itself (the kernel's rules). */
 function ringPorts(ch: HostChannel, gpadlOwner: HostChannel, guestMemory?: HostGuestMemory): NetvspPorts {
   const ring = {
-    readPacket: () => ch.readPacket(),
+    // Netvsp handles each packet before it reads the next: the endpoint's reused copy serves.
+    readPacket: (): HostReadResult => ch.endpoint?.readPacketTransient() ?? EMPTY,
     commitRead: () => {
       ch.commitRead();
       return { signal: false };
     },
     send: (packet: Uint8Array) => ch.send(packet),
+    sendCompletion: (transId: bigint, payload: Uint8Array) => ch.sendCompletion(transId, payload),
   };
   return {
     ring,

@@ -70,24 +70,32 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
   let busyRetries = 0;
   let txDropped = 0;
   // Frames the host was asked to send, by the sequence number it gives them: with several queues they
-  // arrive in the order the channels are polled, so each is matched by its own number (once).
-  const expected = new Map<number, number>();
+  // arrive in the order the channels are polled, so each is matched by its own number (once). The host
+  // numbers them consecutively from where it stands, so the lengths go into one array indexed from
+  // the first number (length + 1; 0 is "not expected or already seen").
+  const firstSeq = nic.host.rxNextSeq;
+  const expected = new Int32Array(options.packets);
   const previous = nic.onFrame;
   nic.onFrame = (frame) => {
     rxFrames++;
     rxBytes += frame.length;
-    const seq = labFrameSeq(frame);
-    const want = seq >= 0 ? expected.get(seq) : undefined;
-    if (seq >= 0 && want === frame.length) {
-      expected.delete(seq);
+    const k = labFrameSeq(frame) - firstSeq;
+    // A frame that fails its check has seq -1: k is then below 0 (or a number nobody expects).
+    if (k >= 0 && k < expected.length && expected[k] === frame.length + 1) {
+      expected[k] = 0;
       rxVerified++;
     } else rxCorrupt++;
   };
   const pending: number[] = [];
   const flushRx = (): void => {
     if (pending.length === 0) return;
-    const base = nic.host.rxNextSeq;
-    for (let k = 0; k < pending.length; k++) expected.set(base + k, pending[k]!);
+    const base = nic.host.rxNextSeq - firstSeq;
+    if (base < 0 || base + pending.length > expected.length) {
+      throw new Error(
+        `runTraffic: the host numbered frames from ${base + firstSeq}, expected ${firstSeq} on`,
+      );
+    }
+    for (let k = 0; k < pending.length; k++) expected[base + k] = pending[k]! + 1;
     nic.host.queueRx(pending);
     rxQueued += pending.length;
     pending.length = 0;
@@ -114,6 +122,9 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
   // their MACs and sequence number, so the next frame's header tells its queue.
   const nextHeader = new Uint8Array(LAB_FRAME_HEADER_SIZE);
   const nextOnSameQueue = (frame: Uint8Array): boolean => {
+    // With one channel (or none attached) every frame goes to queue 0: no header to build.
+    const channels = nic.device.channelCount;
+    if (channels === undefined || channels.combined < 2) return true;
     nextInput.seq = txFrames + 1;
     writeLabFrame(nextHeader, nextInput);
     return nic.device.queueFor(nextHeader) === nic.device.queueFor(frame);
@@ -127,9 +138,12 @@ export function runTraffic(vm: Vm, nic: Nic, options: TrafficOptions): TrafficRe
       }
       const len = Math.min(pick(6091, maxTx), maxTx);
       // netvsc_xmit copies the frame into its skb before it returns, so one buffer serves every frame.
-      if (len > txScratch.length) txScratch = new Uint8Array(len);
       // A new view only when the size changes (fixed-size runs reuse one).
-      if (frame.length !== len || frame.buffer !== txScratch.buffer) frame = txScratch.subarray(0, len);
+      if (len > txScratch.length) {
+        txScratch = new Uint8Array(len);
+        frame = txScratch;
+      }
+      if (frame.length !== len) frame = txScratch.subarray(0, len);
       frameInput.seq = txFrames;
       writeLabFrame(frame, frameInput);
       for (;;) {

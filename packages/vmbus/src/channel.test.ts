@@ -1,6 +1,8 @@
 import { PAGE_SIZE } from "@ivm/memory";
 import { describe, expect, it } from "vitest";
+import { HV_NIC_GUID } from "./channel-offer.js";
 import { REQUESTOR_TAG, type VmbusChannel } from "./channel.js";
+import { MAX_CHANNEL_RELIDS } from "./connection.js";
 import type { HostDevice } from "./host/server.js";
 import { RING_TAGS } from "./ring/ring-buffer.js";
 import { sameBytes } from "./testing/pair.js";
@@ -348,5 +350,41 @@ describe("vmbus_alloc_requestor", () => {
     expect(w.memory.kmalloc.statsFor(REQUESTOR_TAG).live).toBe(0);
     expect(w.conn.posted(CHANNELMSG.GPADL_HEADER)).toBe(0);
     expect(w.memory.checkInvariants()).toEqual([]);
+  });
+});
+
+describe("child relids over a long-running guest", () => {
+  it("a relid the guest released is offered again: more hot adds than MAX_CHANNEL_RELIDS all reach the guest", () => {
+    const w = makeWorld("address-bit");
+    const first = connectNic(w);
+    const cycles = MAX_CHANNEL_RELIDS + 16;
+    const relids = new Set<number>();
+    for (let i = 0; i < cycles; i++) {
+      const host = w.server.registerDevice({ interfaceType: HV_NIC_GUID }, new RecordingDevice());
+      w.scheduler.runIdle();
+      expect(w.conn.channels.has(host.relid), `hot add ${i} (relid ${host.relid}) not offered`).toBe(true);
+      relids.add(host.relid);
+      // A channel never opened is released as soon as it is rescinded (hv_process_channel_removal).
+      w.server.rescind(host.relid);
+      w.scheduler.runIdle();
+      expect(w.server.channels.has(host.relid)).toBe(false);
+    }
+    // The first NIC keeps relid 1; every hot add after it took the lowest free one, released each time.
+    expect(first.host.relid).toBe(1);
+    expect([...relids]).toEqual([2]);
+    expect(w.conn.posted(CHANNELMSG.RELID_RELEASED)).toBe(cycles);
+  });
+
+  it("a rescinded channel's relid stays held until the guest closes it and releases it", () => {
+    const w = makeWorld("address-bit");
+    const { channel, host } = open(w);
+    w.server.rescind(host.relid);
+    w.scheduler.runIdle();
+    const held = w.server.registerDevice({ interfaceType: HV_NIC_GUID }, new RecordingDevice());
+    expect(held.relid).not.toBe(host.relid);
+    expect(channel.close().ok).toBe(true);
+    w.scheduler.runIdle();
+    const reused = w.server.registerDevice({ interfaceType: HV_NIC_GUID }, new RecordingDevice());
+    expect(reused.relid).toBe(host.relid);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { HV_IDE_GUID, HV_NIC_GUID, HV_SCSI_GUID } from "./channel-offer.js";
+import type { MessageEvent } from "./connection.js";
 import { Scheduler } from "./scheduler.js";
 import { HV_POST_STATUS } from "./synic.js";
 import { connectNic, makeWorld, RecordingDevice } from "./testing/world.js";
@@ -36,6 +37,35 @@ describe("connection", () => {
     expect(events).toEqual([">14", "<15", ">3", "<1", "<1", "<4"]);
     expect(w.conn.posted(CHANNELMSG.INITIATE_CONTACT)).toBe(1);
     expect(w.conn.received(CHANNELMSG.OFFERCHANNEL)).toBe(2);
+  });
+
+  it("each message event's bytes are an array of its own, the same on every read, as the message crossed", () => {
+    const w = makeWorld("pte-bit");
+    w.server.registerDevice({ interfaceType: HV_NIC_GUID }, new RecordingDevice());
+    const events: { e: MessageEvent; want: number[] }[] = [];
+    w.conn.onMessage((e) => events.push({ e, want: [] }));
+    expect(w.conn.connect().ok).toBe(true);
+    // enough messages to fill several chunks of kept copies, read only afterwards
+    const sent: number[][] = [];
+    for (let i = 0; i < 600; i++) {
+      const bytes = encodeChannelMessage({ kind: "relid-released", childRelid: 1000 + i });
+      sent.push(Array.from(bytes));
+      expect(w.conn.postMessage(bytes).ok).toBe(true);
+      bytes.fill(0xee); // the poster's buffer changes; the event keeps what was posted
+    }
+    const posted = events.filter(
+      ({ e }) => e.direction === "guest-to-host" && e.type === CHANNELMSG.RELID_RELEASED,
+    );
+    expect(posted.map(({ e }) => Array.from(e.bytes))).toEqual(sent);
+    for (const { e } of posted) {
+      expect(e.bytes).toBe(e.bytes);
+      expect(e.bytes.byteOffset).toBe(0);
+      expect(e.bytes.buffer.byteLength).toBe(e.bytes.length);
+    }
+    // a copy changed by its reader stays changed, and changes no other event
+    posted[0]!.e.bytes[8] = 0x55;
+    expect(posted[0]!.e.bytes[8]).toBe(0x55);
+    expect(Array.from(posted[1]!.e.bytes)).toEqual(sent[1]);
   });
 
   it("falls back version by version; an isolated guest refuses anything below 5.2", () => {

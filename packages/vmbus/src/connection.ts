@@ -22,7 +22,7 @@ import {
 import { KernelContext } from "./profile.js";
 import type { Scheduler } from "./scheduler.js";
 import { placeOffer } from "./subchannel.js";
-import { HV_POST_STATUS, type SynicLink } from "./synic.js";
+import { HV_POST_STATUS, MessageCopies, type SynicLink } from "./synic.js";
 import type { MessageDirection, VmbusTraceEvent } from "./trace.js";
 import type { ChannelTransport, PendingRequest } from "./transport.js";
 import { readU32 } from "./wire/bytes.js";
@@ -62,11 +62,40 @@ export const POST_MSG_MAX_TRIES = 100;
 /** VMBUS_MESSAGE_SINT, the SINT the guest asks the host to deliver messages on (5.0+). */
 const VMBUS_MESSAGE_SINT = 2;
 
-/** One channel message as it crossed the link (for timelines). `bytes` is a copy. */
+/**
+ * One channel message as it crossed the link (for timelines). `bytes` is a copy of its own (an array
+ * whose buffer holds nothing else), made when it is first read: the same array on every read.
+ */
 export interface MessageEvent {
   readonly direction: MessageDirection;
   readonly type: number;
   readonly bytes: Uint8Array;
+}
+
+/**
+ * A MessageEvent whose bytes are kept, at emit time, in a chunk of copies shared with later messages,
+ * and become an array of their own only when a listener reads them: a VM that records every message
+ * but looks at few of them makes no ArrayBuffer per message.
+ */
+class RecordedMessage implements MessageEvent {
+  readonly direction: MessageDirection;
+  readonly type: number;
+  #kept: Uint8Array;
+  #own: Uint8Array | undefined;
+
+  constructor(direction: MessageDirection, type: number, kept: Uint8Array) {
+    this.direction = direction;
+    this.type = type;
+    this.#kept = kept;
+  }
+
+  get bytes(): Uint8Array {
+    if (this.#own === undefined) {
+      this.#own = this.#kept.slice();
+      this.#kept = this.#own; // the chunk need not outlive the copies nobody has read
+    }
+    return this.#own;
+  }
 }
 
 /** Why a host message was dropped. */
@@ -170,6 +199,8 @@ export class VmbusConnection {
   private readonly channelsByRelid = new Map<number, VmbusChannel>();
   private readonly pending: PendingRequest[] = [];
   private readonly messageListeners: ((e: MessageEvent) => void)[] = [];
+  /** Where the messages the listeners are given are kept until they read them. */
+  readonly #eventCopies = new MessageCopies();
   readonly #traceListeners: ((e: VmbusTraceEvent) => void)[] = [];
   private readonly offerListeners: ((c: VmbusChannel) => void)[] = [];
   private readonly subChannelListeners: ((c: VmbusChannel) => void)[] = [];
@@ -645,8 +676,8 @@ export class VmbusConnection {
     if (this.#traceListeners.length > 0)
       this.#trace({ kind: "message", direction, type, name: channelMessageName(type), bytes: bytes.slice() });
     if (this.messageListeners.length === 0) return;
-    // Each listener's copy is an array of its own (callers may read `bytes.buffer` from offset 0).
-    const e: MessageEvent = { direction, type, bytes: bytes.slice() };
+    // The listeners' copy becomes an array of its own when read (callers may read `bytes.buffer` from offset 0).
+    const e = new RecordedMessage(direction, type, this.#eventCopies.copy(bytes));
     for (const l of this.messageListeners) l(e);
   }
 }

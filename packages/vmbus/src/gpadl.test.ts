@@ -132,6 +132,26 @@ describe.each(ERAS)("GPADL establish/teardown (%s)", (era) => {
     expect(hypercalls(w)).toBe(before);
   });
 
+  it("the host refuses a GPADL with one private page inside a run of host-visible ones", () => {
+    if (!isolated) return;
+    const w = makeWorld(era);
+    const { channel } = connectNic(w);
+    const pages = 600;
+    const va = buffer(w, pages);
+    w.hyperv.setMemory.decrypted(va, pages); // pre-shared, but for one page in the middle
+    w.hyperv.setMemory.encrypted(va + 300 * PAGE_SIZE, 1);
+    const pfnAt = (i: number) => w.memory.virtToPfn(va + i * PAGE_SIZE);
+    expect(pfnAt(301) - pfnAt(299)).toBe(2); // inside one run of consecutive PFNs
+    const failedBefore = w.server.counters.gpadlsFailed;
+    const g = channel.establishGpadl(va, pages * PAGE_SIZE, { preShared: true });
+    expect(g.ok === false && g.error.reason).toBe("gpadl-creation-failed");
+    expect(w.server.counters.gpadlsFailed).toBe(failedBefore + 1);
+    expect(w.server.gpadls.establishedCount).toBe(0);
+    // the same pages all visible: established
+    w.hyperv.setMemory.decrypted(va + 300 * PAGE_SIZE, 1);
+    expect(channel.establishGpadl(va, pages * PAGE_SIZE, { preShared: true }).ok).toBe(true);
+  });
+
   it("a host that never answers is a typed ETIMEDOUT, and the pages are re-encrypted", () => {
     const w = makeWorld(era);
     const { channel } = connectNic(w);

@@ -71,16 +71,35 @@ function msginfoBytes(pages: number): number {
   return bytes;
 }
 
-let scratchBuffer: { readonly bytes: Uint8Array; readonly view: DataView } | undefined;
+interface Scratch {
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+  /** The first `length` bytes of `bytes` (one view per length, made once). */
+  readonly prefix: (length: number) => Uint8Array;
+}
+
+let scratchBuffer: Scratch | undefined;
 
 /**
  * One message-sized buffer the GPADL messages are encoded into, one after the other: vmbus_post_msg
  * copies each message into the SynIC (hv_post_message), so nothing keeps a reference to it.
  */
-function scratch(): { readonly bytes: Uint8Array; readonly view: DataView } {
+function scratch(): Scratch {
   if (scratchBuffer === undefined) {
     const bytes = new Uint8Array(MAX_SIZE_CHANNEL_MESSAGE);
-    scratchBuffer = { bytes, view: new DataView(bytes.buffer) };
+    const prefixes: Uint8Array[] = [];
+    scratchBuffer = {
+      bytes,
+      view: new DataView(bytes.buffer),
+      prefix: (length) => {
+        let p = prefixes[length];
+        if (p === undefined) {
+          p = bytes.subarray(0, length);
+          prefixes[length] = p;
+        }
+        return p;
+      },
+    };
   }
   return scratchBuffer;
 }
@@ -251,9 +270,7 @@ export function establishGpadl(
     error = new VmbusError("ENODEV", "rescinded", "channel rescinded before the GPADL was posted");
   } else {
     const out = scratch();
-    let posted = conn.postMessage(
-      out.bytes.subarray(0, encodeGpadlHeader(out.view, channel.relid, handle, size, pfns)),
-    );
+    let posted = conn.postMessage(out.prefix(encodeGpadlHeader(out.view, channel.relid, handle, size, pfns)));
     const inHeader = Math.min(pages, GPADL_HEADER_MAX_PFNS);
     if (posted.ok && conn.tracing()) {
       const relid = channel.relid;
@@ -268,7 +285,7 @@ export function establishGpadl(
     }
     for (let first = inHeader; posted.ok && first < pages; first += GPADL_BODY_MAX_PFNS) {
       const length = encodeGpadlBody(out.view, handle, pfns, first);
-      posted = conn.postMessage(out.bytes.subarray(0, length));
+      posted = conn.postMessage(out.prefix(length));
       if (posted.ok && conn.tracing()) {
         const n = Math.min(GPADL_BODY_MAX_PFNS, pages - first);
         conn.trace({

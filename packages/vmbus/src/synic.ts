@@ -60,7 +60,8 @@ export class MessageCopies {
     }
     const at = this.#used;
     const chunk = this.#chunk;
-    for (let i = 0; i < length; i++) chunk[at + i] = bytes[i]!;
+    // One memmove (a byte loop costs ~2 ns a byte here, the call ~60 ns for a whole message).
+    chunk.set(length === bytes.length ? bytes : bytes.subarray(0, length), at);
     // 8-byte aligned, so a copy's u64 fields sit as they did in the original
     this.#used = (at + length + 7) & ~7;
     return chunk.subarray(at, at + length);

@@ -22,6 +22,8 @@ export class HostRingMem implements RingMem {
   private readonly view: HostMemoryAccess;
   /** PFNs of the ring: [header, data 0 .. n−2]. */
   private readonly pfns: Float64Array;
+  /** The header page's guest-physical address. */
+  private readonly headerGpa: number;
   private readonly u32 = new Uint8Array(4);
   private readonly u32View = new DataView(this.u32.buffer);
 
@@ -30,21 +32,22 @@ export class HostRingMem implements RingMem {
     this.view = view;
     this.pfns = pfns;
     this.dataSize = (pfns.length - 1) * HV_HYP_PAGE_SIZE;
+    this.headerGpa = pfns[0]! * HV_HYP_PAGE_SIZE;
   }
 
   readHeaderU32(field: RingHeaderField): number {
-    if (this.view.readU32 !== undefined) return this.view.readU32(this.pfns[0]! * HV_HYP_PAGE_SIZE + field);
-    this.view.read(this.pfns[0]! * HV_HYP_PAGE_SIZE + field, this.u32);
+    if (this.view.readU32 !== undefined) return this.view.readU32(this.headerGpa + field);
+    this.view.read(this.headerGpa + field, this.u32);
     return this.u32View.getUint32(0, true);
   }
 
   writeHeaderU32(field: RingHeaderField, value: number): void {
     if (this.view.writeU32 !== undefined) {
-      this.view.writeU32(this.pfns[0]! * HV_HYP_PAGE_SIZE + field, value >>> 0);
+      this.view.writeU32(this.headerGpa + field, value >>> 0);
       return;
     }
     this.u32View.setUint32(0, value >>> 0, true);
-    this.view.write(this.pfns[0]! * HV_HYP_PAGE_SIZE + field, this.u32);
+    this.view.write(this.headerGpa + field, this.u32);
   }
 
   read(dataOffset: number, dst: Uint8Array): void {

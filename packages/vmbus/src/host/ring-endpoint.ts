@@ -7,9 +7,8 @@
 import type { Result } from "../errors.js";
 import { OutgoingRing, type RingWriteOk } from "../ring/outgoing.js";
 import { bytesToRead, bytesToWrite, checkRingIndex, type RingMem } from "../ring/ring-mem.js";
-import { readU16, readU32, readU64BigInt, writeU16 } from "../wire/bytes.js";
+import { readU16, readU32, readU64BigInt, readU64NumberAt, writeU16 } from "../wire/bytes.js";
 import {
-  encodeCompletionPacket,
   encodeTransferPagePacket,
   type PacketDescriptor,
   readPacketDescriptor,
@@ -62,6 +61,17 @@ export interface HostRingEndpointOptions {
 
 const EMPTY: HostReadResult = { kind: "empty" };
 
+/** Bytes readPacketTransient fetches in its first access (a small packet and its trailer fit). */
+const PREFETCH = 256;
+
+/** What is wrong with a descriptor's len8·8 and offset8·8 given the bytes published, if anything. */
+function packetProblem(len: number, off: number, avail: number): HostRingProblem | undefined {
+  if (len < VMPACKET_DESCRIPTOR_SIZE) return "bad-length";
+  if (off < VMPACKET_DESCRIPTOR_SIZE || off > len) return "bad-offset";
+  if (len + VMBUS_PKT_TRAILER > avail) return "overrun";
+  return undefined;
+}
+
 export class HostRingEndpoint {
   readonly fromGuest: RingMem;
   readonly toGuest: RingMem;
@@ -76,6 +86,25 @@ export class HostRingEndpoint {
   private readPos: number;
   private readonly trailer = new Uint8Array(VMBUS_PKT_TRAILER);
   private readonly head = new Uint8Array(VMPACKET_DESCRIPTOR_SIZE);
+  /** readPacketTransient's copy of the packet (grown as needed) and the views of its last length. */
+  private scratch = new Uint8Array(2 * PREFETCH);
+  private prefetch = this.scratch.subarray(0, 0);
+  private scratchBytes = this.scratch.subarray(0, 0);
+  private scratchData = this.scratchBytes;
+  private readonly transient: {
+    desc: PacketDescriptor;
+    bytes: Uint8Array;
+    data: Uint8Array;
+    offset: number;
+  } = {
+    desc: { type: 0, offset8: 0, len8: 0, flags: 0, transId: 0n },
+    bytes: this.scratchBytes,
+    data: this.scratchBytes,
+    offset: 0,
+  };
+  private readonly transientResult: HostReadResult = { kind: "packet", packet: this.transient };
+  /** The one-piece packet list send() hands the writer (it copies the piece before returning). */
+  private readonly sendKv: Uint8Array[] = [this.head];
 
   constructor(options: HostRingEndpointOptions) {
     this.fromGuest = options.fromGuest;
@@ -87,6 +116,24 @@ export class HostRingEndpoint {
 
   /** Reads the next guest packet into a host-owned copy and advances the host's private read position. */
   readPacket(): HostReadResult {
+    const len = this.checkNext();
+    if (len <= 0) return len === 0 ? EMPTY : this.lastCorrupt;
+    const bytes = new Uint8Array(len);
+    const offset = this.copyNext(bytes);
+    return {
+      kind: "packet",
+      packet: { desc: readPacketDescriptor(bytes), bytes, data: bytes.subarray(this.nextOff, len), offset },
+    };
+  }
+
+  /**
+   * readPacket without a new buffer per packet: the same checks, into a buffer this endpoint reuses.
+   * The result, the packet and its bytes are valid until the next read of this endpoint: for a reader
+   * that handles each packet before it reads the next (netvsp does). The host copies what the guest
+   * published once: descriptor, packet and trailer of a packet up to PREFETCH bytes come in one access
+   * (a longer one in two), so the descriptor it checks is the one in its copy.
+   */
+  readPacketTransient(): HostReadResult {
     const mem = this.fromGuest;
     const dsize = mem.dataSize;
     const writeIndex = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
@@ -95,17 +142,84 @@ export class HostRingEndpoint {
     const avail = bytesToRead(dsize, writeIndex, this.readPos);
     if (avail === 0) return EMPTY;
     if (avail < VMPACKET_DESCRIPTOR_SIZE + VMBUS_PKT_TRAILER) return this.corrupt("short");
+    const first = Math.min(avail, PREFETCH);
+    if (this.prefetch.length !== first) this.prefetch = this.scratch.subarray(0, first);
+    mem.read(this.readPos, this.prefetch);
+    const scratch = this.scratch;
+    const len = readU16(scratch, 4) << 3;
+    const off = readU16(scratch, 2) << 3;
+    const problem = packetProblem(len, off, avail);
+    if (problem !== undefined) return this.corrupt(problem);
+    const total = len + VMBUS_PKT_TRAILER;
+    if (total > first) {
+      if (scratch.length < total) {
+        const grown = new Uint8Array(Math.max(total, 2 * scratch.length));
+        grown.set(this.prefetch);
+        this.scratch = grown;
+        this.prefetch = grown.subarray(0, first);
+      }
+      let rest = this.readPos + first;
+      if (rest >= dsize) rest -= dsize;
+      mem.read(rest, this.scratch.subarray(first, total));
+    }
+    const buf = this.scratch;
+    const p = this.transient;
+    // Views made again only when the packet's shape changes (a steady stream reuses them).
+    if (this.scratchBytes.length !== len || this.scratchBytes.buffer !== buf.buffer) {
+      this.scratchBytes = buf.subarray(0, len);
+      this.scratchData = this.scratchBytes.subarray(off, len);
+    } else if (this.scratchData.byteOffset !== off) this.scratchData = this.scratchBytes.subarray(off, len);
+    if (readU32(buf, len) !== 0 || readU32(buf, len + 4) !== this.readPos) this.counters.trailerMismatch++;
+    p.offset = this.readPos;
+    this.readPos += total;
+    if (this.readPos >= dsize) this.readPos -= dsize;
+    this.counters.packetsRead++;
+    this.counters.bytesRead += total;
+    p.desc = readPacketDescriptor(this.scratchBytes);
+    p.bytes = this.scratchBytes;
+    p.data = this.scratchData;
+    return this.transientResult;
+  }
+
+  /** The validated offset of the packet checkNext accepted (its data starts there). */
+  private nextOff = 0;
+  private lastCorrupt: HostReadResult = EMPTY;
+
+  /**
+   * The strict checks of the next packet: its length (> 0), 0 when the ring is empty, or -1 with
+   * lastCorrupt set (counted). Nothing is consumed.
+   */
+  private checkNext(): number {
+    const mem = this.fromGuest;
+    const dsize = mem.dataSize;
+    const writeIndex = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
+    const indexProblem = checkRingIndex(dsize, writeIndex);
+    if (indexProblem !== undefined) return this.corruptNext(indexProblem);
+    const avail = bytesToRead(dsize, writeIndex, this.readPos);
+    if (avail === 0) return 0;
+    if (avail < VMPACKET_DESCRIPTOR_SIZE + VMBUS_PKT_TRAILER) return this.corruptNext("short");
     mem.read(this.readPos, this.head);
     const len = readU16(this.head, 4) << 3;
     const off = readU16(this.head, 2) << 3;
-    if (len < VMPACKET_DESCRIPTOR_SIZE) return this.corrupt("bad-length");
-    if (off < VMPACKET_DESCRIPTOR_SIZE || off > len) return this.corrupt("bad-offset");
-    if (len + VMBUS_PKT_TRAILER > avail) return this.corrupt("overrun");
+    const problem = packetProblem(len, off, avail);
+    if (problem !== undefined) return this.corruptNext(problem);
+    this.nextOff = off;
+    return len;
+  }
 
-    const bytes = new Uint8Array(len);
+  private corruptNext(problem: HostRingProblem): number {
+    this.lastCorrupt = this.corrupt(problem);
+    return -1;
+  }
+
+  /** Copies the packet checkNext accepted into `bytes` (its length), consumes it; returns its offset. */
+  private copyNext(bytes: Uint8Array): number {
+    const mem = this.fromGuest;
+    const dsize = mem.dataSize;
+    const len = bytes.length;
     mem.read(this.readPos, bytes);
     // The copy's length fields are the ones validated above, whatever the ring holds now.
-    writeU16(bytes, 2, off >>> 3);
+    writeU16(bytes, 2, this.nextOff >>> 3);
     writeU16(bytes, 4, len >>> 3);
     let trailerAt = this.readPos + len;
     if (trailerAt >= dsize) trailerAt -= dsize;
@@ -118,10 +232,7 @@ export class HostRingEndpoint {
     if (this.readPos >= dsize) this.readPos -= dsize;
     this.counters.packetsRead++;
     this.counters.bytesRead += len + VMBUS_PKT_TRAILER;
-    return {
-      kind: "packet",
-      packet: { desc: readPacketDescriptor(bytes), bytes, data: bytes.subarray(off, len), offset },
-    };
+    return offset;
   }
 
   private corrupt(problem: HostRingProblem): HostReadResult {
@@ -152,8 +263,14 @@ export class HostRingEndpoint {
 
   /** Writes a prepared packet (descriptor first, length a multiple of 8) into the guest's inbound ring. */
   send(packet: Uint8Array): Result<RingWriteOk> {
-    const transId = readU64BigInt(packet, 8);
-    return this.writer.write([packet], transId);
+    // The packet's own trans_id, a number when it is below 2^53 (no BigInt per packet).
+    const small = readU64NumberAt(packet, 8);
+    const transId = small >= 0 ? small : readU64BigInt(packet, 8);
+    const kv = this.sendKv;
+    kv[0] = packet;
+    const r = this.writer.write(kv, transId);
+    kv[0] = this.head;
+    return r;
   }
 
   /** A VM_PKT_DATA_INBAND packet. */
@@ -161,9 +278,13 @@ export class HostRingEndpoint {
     return this.writer.sendPacket(payload, { type: VM_PKT.DATA_INBAND, flags, requestId: transId });
   }
 
-  /** A VM_PKT_COMP completion for the guest request `transId`. */
+  /**
+   * A VM_PKT_COMP completion for the guest request `transId`: the bytes of
+   * send(encodeCompletionPacket(transId, payload)), written by vmbus_sendpacket's path
+   * (OutgoingRing.sendInband: descriptor, payload and padding as pieces) with no packet built per call.
+   */
   sendCompletion(transId: bigint, payload: Uint8Array): Result<RingWriteOk> {
-    return this.send(encodeCompletionPacket(transId, payload));
+    return this.writer.sendInband(payload, VM_PKT.COMP, 0, transId, false, undefined);
   }
 
   /** A VM_PKT_DATA_USING_XFER_PAGES packet describing ranges of a transfer page set (receive buffer). */

@@ -14,7 +14,7 @@ import { type Result, VmbusError } from "../errors.js";
 import type { RingWriteOk } from "../ring/outgoing.js";
 import type { Scheduler } from "../scheduler.js";
 import type { PostStatusHook, SynicLink } from "../synic.js";
-import { guidFromString, readU32 } from "../wire/bytes.js";
+import { guidFromString, readU32, writeU32 } from "../wire/bytes.js";
 import {
   type ChannelMessage,
   decodeChannelMessage,
@@ -237,7 +237,17 @@ export class HostVmbusServer {
   /** child_relid of GPADLs being assembled, so a failure can be reported to the right channel. */
   private readonly gpadlRelid = new Map<number, number>();
   private readonly delayed: { bytes: Uint8Array; rounds: number }[] = [];
-  private nextRelid = 1;
+  /**
+   * The lowest child_relid no channel holds. A relid is held from its offer until the guest's
+   * CHANNELMSG_RELID_RELEASED, then free again — as QEMU's VMBus server allocates them (a bitmap,
+   * lowest free first). Never reusing them would end a long-running guest's hot adds at the guest's
+   * MAX_CHANNEL_RELIDS (2048), which drops any offer at or above it.
+   */
+  #freeRelid(): number {
+    let relid = 1;
+    while (this.channelsByRelid.has(relid)) relid++;
+    return relid;
+  }
   private readonly removePollers: (() => void)[];
 
   constructor(options: HostServerOptions) {
@@ -266,8 +276,7 @@ export class HostVmbusServer {
 
   /** Registers a device; its channel is offered in answer to REQUESTOFFERS, or at once after it (hot add). */
   registerDevice(init: HostOfferInit, device: HostDevice): HostChannel {
-    const relid = init.childRelid ?? this.nextRelid;
-    this.nextRelid = Math.max(this.nextRelid, relid + 1);
+    const relid = init.childRelid ?? this.#freeRelid();
     const userDefined = new Uint8Array(MAX_USER_DEFINED_BYTES);
     if (init.userDefined !== undefined) userDefined.set(init.userDefined.subarray(0, MAX_USER_DEFINED_BYTES));
     const offer: OfferChannelMessage = {
@@ -493,17 +502,35 @@ export class HostVmbusServer {
     const g = step.value;
     // The host maps the pages now: every one must be host-visible (the guest decrypts before posting).
     for (const r of g.ranges) {
-      for (let i = 0; i < r.pfns.length; i++) {
-        if (!this.accessible(r.pfns[i]! * HV_HYP_PAGE_SIZE, HV_HYP_PAGE_SIZE)) {
-          this.gpadls.teardown(g.gpadl);
-          this.gpadlRelid.delete(g.gpadl);
-          this.gpadlFailed(relid, g.gpadl);
-          return;
-        }
+      if (!this.pagesAccessible(r.pfns)) {
+        this.gpadls.teardown(g.gpadl);
+        this.gpadlRelid.delete(g.gpadl);
+        this.gpadlFailed(relid, g.gpadl);
+        return;
       }
     }
     this.counters.gpadlsCreated++;
     this.send({ kind: "gpadl-created", childRelid: relid, gpadl: g.gpadl, creationStatus: 0 });
+  }
+
+  /**
+   * Whether the host may touch every page of `pfns`: asked once per run of consecutive PFNs. A run the
+   * view refuses is asked again page by page, so a run the view would see differently from its pages
+   * (one that crosses vTOM) gets the per-page answer.
+   */
+  private pagesAccessible(pfns: Float64Array): boolean {
+    for (let i = 0; i < pfns.length; ) {
+      const first = pfns[i]!;
+      let n = 1;
+      while (i + n < pfns.length && pfns[i + n] === first + n) n++;
+      if (!this.accessible(first * HV_HYP_PAGE_SIZE, n * HV_HYP_PAGE_SIZE)) {
+        for (let k = 0; k < n; k++) {
+          if (!this.accessible((first + k) * HV_HYP_PAGE_SIZE, HV_HYP_PAGE_SIZE)) return false;
+        }
+      }
+      i += n;
+    }
+    return true;
   }
 
   private accessible(gpa: number, len: number): boolean {
@@ -574,9 +601,12 @@ function isKnownVersion(v: number): boolean {
   return KNOWN_VERSIONS.has(v);
 }
 
+/** The if_instance template, parsed once (the relid goes into its first field). */
+const INSTANCE_GUID_TEMPLATE: Uint8Array = guidFromString("00000000-0000-4000-8000-000000000000");
+
 /** A deterministic if_instance per relid (a real host uses a random GUID). */
 function instanceGuid(relid: number): Uint8Array {
-  const g = guidFromString("00000000-0000-4000-8000-000000000000");
-  new DataView(g.buffer).setUint32(0, relid, true);
+  const g = INSTANCE_GUID_TEMPLATE.slice();
+  writeU32(g, 0, relid);
   return g;
 }

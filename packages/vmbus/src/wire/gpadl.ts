@@ -4,7 +4,7 @@
  * CHANNELMSG_GPADL_BODY messages of up to 28 PFNs each.
  */
 import { err, invariant, ok, type Result } from "../errors.js";
-import { readU64Number, viewOf, writeU64Number } from "./bytes.js";
+import { readU64Number, viewOf } from "./bytes.js";
 import { CHANNEL_MESSAGE_SIZE, CHANNELMSG, MAX_SIZE_CHANNEL_MESSAGE } from "./channel-message.js";
 
 /** HV_HYP_PAGE_SIZE. */
@@ -21,6 +21,22 @@ export const GPADL_BODY_MAX_PFNS: number = Math.floor(
 );
 /** connection.c: the first handle vmbus_establish_gpadl hands out (atomic counter, never reused). */
 export const GPADL_HANDLE_START = 0xe1e10;
+
+/**
+ * Writes PFNs [first, first + n) of `pfns` as u64s (two u32 halves, low first) from `offset`: the pfn_array
+ * of a gpa_range or a GPADL body. A PFN outside [0, 2^53) is a model bug (the guest produced it) and throws.
+ */
+function writePfns(out: DataView, offset: number, pfns: ArrayLike<number>, first: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const pfn = pfns[first + i]!;
+    if (!(Number.isSafeInteger(pfn) && pfn >= 0))
+      invariant(false, `PFN ${pfn} is not a safe non-negative integer`);
+    // ToUint32 of an integer is its value mod 2^32 (no float modulus per PFN).
+    const lo = pfn >>> 0;
+    out.setUint32(offset + 8 * i, lo, true);
+    out.setUint32(offset + 8 * i + 4, (pfn - lo) / 0x1_0000_0000, true);
+  }
+}
 
 /** Messages needed for N pages: 1 if N ≤ 26, else 1 + ceil((N − 26) / 28). */
 export function gpadlMessageCount(pageCount: number): number {
@@ -107,7 +123,7 @@ export function encodeGpadlHeader(
   out.setUint16(18, 1, true);
   out.setUint32(20, sizeBytes, true); // range[0].byte_count
   out.setUint32(24, 0, true); // range[0].byte_offset
-  for (let i = 0; i < inHeader; i++) writeU64Number(out, 28 + 8 * i, pfns[i]!);
+  writePfns(out, 28, pfns, 0, inHeader);
   return CHANNEL_MESSAGE_SIZE.GPADL_HEADER + GPA_RANGE_HEADER_SIZE + 8 * inHeader;
 }
 
@@ -127,7 +143,7 @@ export function encodeGpadlBody(
   out.setUint32(4, 0, true);
   out.setUint32(8, 0, true);
   out.setUint32(12, gpadl, true);
-  for (let i = 0; i < n; i++) writeU64Number(out, 16 + 8 * i, pfns[first + i]!);
+  writePfns(out, 16, pfns, first, n);
   return CHANNEL_MESSAGE_SIZE.GPADL_BODY + 8 * n;
 }
 
