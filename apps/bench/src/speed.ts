@@ -30,7 +30,13 @@ export const FUZZ_INPUTS = 4000;
 /** shared_gpa_boundary of the memory-only construction case: bit 46, above any guest the CLI accepts. */
 const VTOM = 2 ** 46;
 
-/** Mean latency (ms) of one call of `fn`, from tinybench. */
+/**
+ * Mean latency (ms) of one call of `fn`, from tinybench, after a warmup of half the time budget (and at
+ * least `warmup` calls). Every timed task, the memcpy baselines included, is warmed the same way, so a
+ * case is not charged for the JIT compiling code it happens to run first in its isolate (with two calls
+ * of warmup, the first strategy of the device section paid 17, 7, 5.5 … ms per add + remove over its
+ * first blocks of 20 before settling at ≈ 3 ms, and strategies doing the same work differed 2×).
+ */
 async function timeIt(
   fn: () => void,
   o: { time: number; iterations: number; warmup?: number; beforeAll?: () => void },
@@ -39,7 +45,7 @@ async function timeIt(
     time: o.time,
     iterations: o.iterations,
     warmupIterations: o.warmup ?? 2,
-    warmupTime: 0,
+    warmupTime: o.time / 2,
     throws: true,
   });
   bench.add("task", fn, o.beforeAll ? { beforeAll: o.beforeAll } : {});

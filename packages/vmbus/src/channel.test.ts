@@ -1,7 +1,7 @@
 import { PAGE_SIZE } from "@ivm/memory";
 import { describe, expect, it } from "vitest";
-import { HV_NIC_GUID } from "./channel-offer.js";
 import { REQUESTOR_TAG, type VmbusChannel } from "./channel.js";
+import { HV_NIC_GUID } from "./channel-offer.js";
 import { MAX_CHANNEL_RELIDS } from "./connection.js";
 import type { HostDevice } from "./host/server.js";
 import { RING_TAGS } from "./ring/ring-buffer.js";
