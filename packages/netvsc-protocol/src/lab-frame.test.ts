@@ -32,16 +32,12 @@ describe("lab frames", () => {
     }
   });
 
-  it("detect every single corrupted byte of EtherType, length, seed and payload at every alignment", () => {
-    // The MACs are the frame's addressing (either direction's pair, or a caller's), not part of the
-    // check; the seq selects where the payload starts (its low 17 bits do), and the receivers match it
-    // against the frames they expect.
+  it("detect every single corrupted byte of the frame — MACs, EtherType, seq, length, seed, payload — at every alignment", () => {
     for (const length of [64, 301]) {
       for (let offset = 0; offset < 8; offset++) {
         const buf = frameAt(offset, length, 5, 3);
-        for (let i = 12; i < length; i++) {
-          if (i >= 14 && i < 18) continue;
-          for (const bit of [0x01, 0x80]) {
+        for (let i = 0; i < length; i++) {
+          for (const bit of [0x01, 0x80, 0xff]) {
             buf[offset + i]! ^= bit;
             const seq = labFrameSeqAt(buf, offset, length);
             buf[offset + i]! ^= bit;
@@ -51,6 +47,24 @@ describe("lab frames", () => {
         }
         expect(labFrameSeqAt(buf, offset, length)).toBe(5);
       }
+    }
+  });
+
+  it("detect any value of one corrupted header byte (MACs and seq), for many frames", () => {
+    // The MACs and the seq are checked through where the payload starts: every one of the 255 wrong
+    // values of each of those 16 bytes must move it.
+    for (let seq = 0; seq < 40; seq++) {
+      const frame = encodeLabFrame({ seq: seq * 0x01_0203 + (seq << 24), seed: 1 + seq, length: 64 });
+      for (const i of [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14, 15, 16, 17]) {
+        const was = frame[i]!;
+        for (let v = 0; v < 256; v++) {
+          if (v === was) continue;
+          frame[i] = v;
+          if (labFrameSeq(frame) !== -1) throw new Error(`seq ${seq}: byte ${i} = ${v} not detected`);
+        }
+        frame[i] = was;
+      }
+      expect(labFrameSeq(frame)).toBe((seq * 0x01_0203 + (seq << 24)) >>> 0);
     }
   });
 

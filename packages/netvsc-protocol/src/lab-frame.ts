@@ -5,7 +5,8 @@
 //   0  dst MAC (6)   6  src MAC (6)   12  EtherType 0x88b5 (big-endian, IEEE "local experimental")
 //   14 seq (u32 LE)  18 frame length (u32 LE)  22 seed (u32 LE)
 //   26 payload: bytes cut from the seed's stream (a xorshift32 stream seeded from the seed, 128 KiB of
-//      little-endian words), starting at an offset mixed from (seed, seq), wrapping at the stream's end
+//      little-endian words), starting at an offset mixed from the seed, the MACs and the seq (so a
+//      corrupted byte of any of them moves the payload), wrapping at the stream's end
 //
 // Built for speed with the guarantees of a checksum and more: the payload is one copy out of a stream
 // computed once per seed, and the receiver compares every payload byte against the stream (a flipped
@@ -93,11 +94,27 @@ function streamOf(key: number): Stream {
   return hit;
 }
 
-/** Where frame `seq`'s payload starts in the seed's stream. */
-function streamOffset(seed: number, seq: number): number {
-  // ≡ 2 (mod 4), as the payload's own offset 26 is: a frame that starts on a 4-byte boundary is then
-  // compared word by word.
-  return (payloadState(seed >>> 0, seq >>> 0) & (LAB_FRAME_STREAM_BYTES - 1) & ~3) | 2;
+/** Word offsets a payload can start at: 2^15 (the stream's 2^17 bytes in 4-byte steps). */
+const START_BITS = 15;
+const START_MASK = (1 << START_BITS) - 1;
+
+/**
+ * Where the payload of the frame at buf[base, base + 26) starts in the seed's stream: the seed's mix
+ * XOR a fold of the sixteen header bytes the compare does not check directly (the two MACs and the
+ * seq). Byte j of them is rotated by 8·j (mod 15) within the 15-bit word index, so any change to any
+ * one of those bytes — all its 8 bits land on distinct positions — moves the payload's start, and the
+ * payload compare then fails: every byte of a frame is covered, the EtherType and length by their own
+ * checks, the seed by its stream. Always ≡ 2 (mod 4), as the payload's own offset 26 is: a frame that
+ * starts on a 4-byte boundary is then compared word by word.
+ */
+function payloadStart(buf: Uint8Array, base: number, seed: number): number {
+  let fold = payloadState(seed, 0) & START_MASK;
+  for (let j = 0; j < 16; j++) {
+    const b = buf[base + (j < 12 ? j : j + 2)]!;
+    const r = (8 * j) % START_BITS;
+    fold ^= ((b << r) | (b >>> (START_BITS - r))) & START_MASK;
+  }
+  return (fold << 2) | 2;
 }
 
 /** Word views of the buffer a frame was compared in last (a receiver's scratch): made once per buffer. */
@@ -193,7 +210,7 @@ export function writeLabFrame(dst: Uint8Array, input: LabFrameInput): void {
   writeU32(dst, 18, length);
   writeU32(dst, 22, seed);
   const stream = streamOf(seed).bytes;
-  let from = streamOffset(seed, seq);
+  let from = payloadStart(dst, 0, seed);
   // One copy out of the stream per wrap (a frame longer than the stream wraps more than once).
   for (let at = LAB_FRAME_HEADER_SIZE; at < length; ) {
     const n = Math.min(length - at, LAB_FRAME_STREAM_BYTES - from);
@@ -255,7 +272,7 @@ function checkFrame(buf: Uint8Array, base: number, length: number): number {
   const seq = readU32(buf, base + 14);
   const seed = readU32(buf, base + 22);
   const stream = streamOf(seed);
-  let from = streamOffset(seed, seq);
+  let from = payloadStart(buf, base, seed);
   for (let at = LAB_FRAME_HEADER_SIZE; at < length; ) {
     const n = Math.min(length - at, LAB_FRAME_STREAM_BYTES - from);
     if (!sameBytes(buf, base + at, stream, from, n)) return -4;
