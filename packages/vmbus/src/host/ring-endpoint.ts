@@ -11,6 +11,7 @@ import { readU16, readU32, readU64BigInt, readU64NumberAt, writeU16 } from "../w
 import {
   encodeTransferPagePacket,
   type PacketDescriptor,
+  PacketDescriptorReader,
   readPacketDescriptor,
   type TransferPageRange,
   VM_PKT,
@@ -35,6 +36,11 @@ export interface HostPacket {
   readonly data: Uint8Array;
   /** Ring offset the packet started at. */
   readonly offset: number;
+  /**
+   * desc.transId as a number, or −1 when the guest wrote a value of 2^53 or more (then read
+   * desc.transId): a per-packet path matches its own ids with it and makes no BigInt.
+   */
+  readonly transIdNumber: number;
 }
 
 export type HostReadResult =
@@ -91,16 +97,19 @@ export class HostRingEndpoint {
   private prefetch = this.scratch.subarray(0, 0);
   private scratchBytes = this.scratch.subarray(0, 0);
   private scratchData = this.scratchBytes;
+  /** The packet readPacketTransient hands out, refilled (its descriptor read from the copy in place). */
   private readonly transient: {
-    desc: PacketDescriptor;
+    readonly desc: PacketDescriptorReader;
     bytes: Uint8Array;
     data: Uint8Array;
     offset: number;
+    transIdNumber: number;
   } = {
-    desc: { type: 0, offset8: 0, len8: 0, flags: 0, transId: 0n },
+    desc: new PacketDescriptorReader(),
     bytes: this.scratchBytes,
     data: this.scratchBytes,
     offset: 0,
+    transIdNumber: 0,
   };
   private readonly transientResult: HostReadResult = { kind: "packet", packet: this.transient };
   /** The one-piece packet list send() hands the writer (it copies the piece before returning). */
@@ -122,7 +131,13 @@ export class HostRingEndpoint {
     const offset = this.copyNext(bytes);
     return {
       kind: "packet",
-      packet: { desc: readPacketDescriptor(bytes), bytes, data: bytes.subarray(this.nextOff, len), offset },
+      packet: {
+        desc: readPacketDescriptor(bytes),
+        bytes,
+        data: bytes.subarray(this.nextOff, len),
+        offset,
+        transIdNumber: readU64NumberAt(bytes, 8),
+      },
     };
   }
 
@@ -175,7 +190,7 @@ export class HostRingEndpoint {
     if (this.readPos >= dsize) this.readPos -= dsize;
     this.counters.packetsRead++;
     this.counters.bytesRead += total;
-    p.desc = readPacketDescriptor(this.scratchBytes);
+    p.transIdNumber = p.desc.read(this.scratchBytes).transIdNumber;
     p.bytes = this.scratchBytes;
     p.data = this.scratchData;
     return this.transientResult;
