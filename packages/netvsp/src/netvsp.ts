@@ -54,6 +54,7 @@ import type { HostGpadlView, HostGuestMemory, NetvspPorts } from "./ports.js";
 import { RndisDevice, type RndisDeviceState } from "./rndis-device.js";
 import { type RssSource, RssTable } from "./rss.js";
 import { RX_RNDIS_OVERHEAD, RxGenerator } from "./rx-generator.js";
+import { type RxTransaction, RxTransactionTable } from "./rx-transactions.js";
 import { gatherTxBytes, type TxGatherScratch, walkRndisMessages } from "./tx-verifier.js";
 
 export interface NetvspOptions {
@@ -144,16 +145,6 @@ interface MappedBuffer {
 }
 
 /** One outstanding transfer-page packet; recycled through a free list once completed. */
-interface RxTransaction {
-  /** The queue the transfer-page packet went out on (its completion must come back on it). */
-  queue: number;
-  /** The receive sections it carries: the first `count` of its own array (reused with the record). */
-  readonly sections: number[];
-  count: number;
-  frames: number;
-  bytes: number;
-}
-
 interface PendingOut {
   readonly queue: number;
   readonly kind: NetvspOutgoingKind;
@@ -254,7 +245,7 @@ export class Netvsp {
    * number (it cannot reach 2^53) and written to the wire as a u64.
    */
   #nextTid = 1;
-  readonly #outstanding: Map<number, RxTransaction> = new Map();
+  readonly #outstanding: RxTransactionTable = new RxTransactionTable();
   /** Completed transaction records, reused by the next transfer-page packets. */
   readonly #freeTransactions: RxTransaction[] = [];
   /**
@@ -998,7 +989,15 @@ export class Netvsp {
 
   /** A transaction record for a transfer-page packet (a completed one reused), its sections empty. */
   #transaction(queue: number): RxTransaction {
-    const t = this.#freeTransactions.pop() ?? { queue: 0, sections: [], count: 0, frames: 0, bytes: 0 };
+    const t = this.#freeTransactions.pop() ?? {
+      tid: 0,
+      next: null,
+      queue: 0,
+      sections: [],
+      count: 0,
+      frames: 0,
+      bytes: 0,
+    };
     t.queue = queue;
     t.count = 0;
     t.frames = 0;
@@ -1053,7 +1052,8 @@ export class Netvsp {
       const t = this.#transaction(0);
       t.sections[0] = section;
       t.count = 1;
-      this.#outstanding.set(tid, t);
+      t.tid = tid;
+      this.#outstanding.set(t);
       this.counters.controlResponsesSent++;
       progress = true;
     }
@@ -1121,7 +1121,8 @@ export class Netvsp {
       t.queue = queue;
       t.frames = n;
       t.bytes = bytes;
-      this.#outstanding.set(tid, t);
+      t.tid = tid;
+      this.#outstanding.set(t);
       const qc = this.counters.queues[queue];
       if (qc !== undefined) {
         qc.rxPacketsSent++;
