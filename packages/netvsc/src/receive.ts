@@ -62,9 +62,10 @@ export function netvscReceive(nv: NetvscDev, bytes: Uint8Array): number {
         stats.rxDrops.count(reason);
         continue;
       }
-      const offset = scan.offsets[i]!;
-      const copy = copyRndisHeaders(nv, recvVa + offset, scan.lengths[i]!);
-      if (rndisFilterReceive(nv, copy, recvVa + offset) !== NVSP_STATUS.SUCCESS) status = NVSP_STATUS.FAIL;
+      // One address for both calls: above 2^31 it is a heap number, made once rather than per call.
+      const shared = recvVa + scan.offsets[i]!;
+      const copy = copyRndisHeaders(nv, shared, scan.lengths[i]!);
+      if (rndisFilterReceive(nv, copy, shared) !== NVSP_STATUS.SUCCESS) status = NVSP_STATUS.FAIL;
     }
     enqReceiveComplete(nv, scan.transactionId, status);
     return count;
@@ -97,17 +98,18 @@ function takeScan(): XferPageScan {
  * control message the whole message (the kernel copies a response into its request). The frame itself
  * is not copied here: rndisFilterReceive copies it from the shared buffer into the skb, once.
  *
- * Returns the JS image of the private buffer (`length` bytes, zero where nothing was copied) that the
- * parser reads; every read behind it is of private memory (checked: I3).
+ * Returns the JS image of the private buffer (`length` bytes) that the parser reads; every read behind
+ * it is of private memory (checked: I3). Where nothing was copied the image is zero — except after a
+ * data message without a PPI area, whose parse reads only its first 44 bytes (rndisFilterReceive), so
+ * the rest is left as it was rather than zeroed per frame.
  */
 function copyRndisHeaders(nv: NetvscDev, shared: number, length: number): Uint8Array {
   const priv = nv.rxPrivate[0]!;
   const image = rxViews.view(nv.rxScratch, 0, length);
-  image.fill(0);
   const copies = COPIES;
   copies.n = 0;
   let copied = takeShared(nv, copies, priv, shared, 0, Math.min(RNDIS_HEADER_SIZE, length));
-  const dv = imageView(image);
+  const dv = scratchView(nv.rxScratch);
   const base = image.byteOffset;
   if (length >= RNDIS_HEADER_SIZE && dv.getUint32(base, true) === RNDIS_MSG_TYPE.PACKET) {
     const pkt = Math.min(RNDIS_PACKET_SIZE, length - RNDIS_HEADER_SIZE);
@@ -116,10 +118,14 @@ function copyRndisHeaders(nv: NetvscDev, shared: number, length: number): Uint8A
       const ppiOffset = dv.getUint32(base + RNDIS_PACKET_AT.perPktInfoOffset, true);
       const ppiLen = dv.getUint32(base + RNDIS_PACKET_AT.perPktInfoLen, true);
       const room = length - RNDIS_HEADER_SIZE;
+      // The image so far is [0, 44), copied; with PPIs the decoder may read past it, so zero the rest.
+      if (ppiOffset !== 0) image.fill(0, RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE);
       if (ppiOffset <= room && ppiLen <= room - ppiOffset)
         copied += takeShared(nv, copies, priv, shared, RNDIS_HEADER_SIZE + ppiOffset, ppiLen);
     }
   } else if (length >= RNDIS_HEADER_SIZE) {
+    // The image so far is the header: zero the rest before the message lands on it.
+    image.fill(0, RNDIS_HEADER_SIZE);
     // a control message: msg_len bytes, once rndis_filter_receive has checked msg_len <= buflen
     const msgLen = dv.getUint32(base + 4, true);
     if (msgLen >= RNDIS_HEADER_SIZE && msgLen <= length)
@@ -201,16 +207,19 @@ function touchesShared(nv: NetvscDev, va: number, len: number): boolean {
   return false;
 }
 
-let boundImage: ArrayBufferLike | undefined;
-let boundImageView: DataView | undefined;
+let boundScratch: Uint8Array | undefined;
+let boundScratchView: DataView | undefined;
 
-/** A DataView over the scratch's whole buffer, made once per buffer (index it with byteOffset). */
-function imageView(image: Uint8Array): DataView {
-  if (image.buffer !== boundImage || boundImageView === undefined) {
-    boundImage = image.buffer;
-    boundImageView = new DataView(image.buffer);
+/**
+ * A DataView over the scratch's whole buffer, made once per scratch (index it with the image's
+ * byteOffset). Keyed by the scratch itself: reading `.buffer` per range costs more than the compare.
+ */
+function scratchView(scratch: Uint8Array): DataView {
+  if (scratch !== boundScratch || boundScratchView === undefined) {
+    boundScratch = scratch;
+    boundScratchView = new DataView(scratch.buffer);
   }
-  return boundImageView;
+  return boundScratchView;
 }
 
 /** Views of the receive scratch (the range image and its pieces). */

@@ -7,6 +7,7 @@
 // guest); responses come back in receive sections and are parsed from the private copy.
 
 import {
+  checkRndisPacket,
   encodeRndisHalt,
   encodeRndisInit,
   encodeRndisQuery,
@@ -25,10 +26,12 @@ import {
   ok,
   parseRndisFromHost,
   RNDIS_EXT_LEN,
+  RNDIS_HEADER_SIZE,
   RNDIS_MESSAGE_SIZE,
   RNDIS_OID,
   RNDIS_STATUS,
   type RndisMessage,
+  rndisPacketField,
   rxfhIndirDefault,
 } from "@ivm/netvsc-protocol";
 import { fromVmbus } from "./control.js";
@@ -37,6 +40,7 @@ import { maxChannels } from "./queues.js";
 import type { RndisRequestStep } from "./reasons.js";
 import { reject } from "./reasons.js";
 import { dmaUnmap, fillPgBuf, netvscSend } from "./send.js";
+import { ViewCache } from "./view-cache.js";
 
 export const RNDIS_REQUEST_TAG = "rndis-request";
 /** The request_msg + request_ext part of struct rndis_request (computed; the rest is not modelled). */
@@ -333,6 +337,9 @@ function allocSkb(len: number): Uint8Array {
   return skb;
 }
 
+/** The skb of a frame nobody consumes: a view of the reused scratch (the parse is done with it). */
+const scratchSkbs = new ViewCache();
+
 /**
  * rndis_filter_receive for one range, parsed from its private copy (`copy`): a data frame is copied
  * from the shared receive buffer (`shared`, the range's address) into a fresh skb — the one copy of the
@@ -340,9 +347,21 @@ function allocSkb(len: number): Uint8Array {
  * the link. Anything else, or a malformed message, fails the range.
  */
 export function rndisFilterReceive(nv: NetvscDev, copy: Uint8Array, shared: number): number {
-  const { stats, onReceive } = nv.env;
+  const { stats } = nv.env;
   if (nv.rndis.state === "uninitialized") {
     stats.rxDrops.count("rndis-device-uninitialized");
+    return NVSP_STATUS.FAIL;
+  }
+  // The per-frame case, a data message without a PPI area: checked in place with decodeRndisMessage's
+  // checks and verdicts, and no message built. Any other type, or PPIs to walk, takes the decoder.
+  const problem = checkRndisPacket(copy);
+  if (problem === null && rndisPacketField(copy, "perPktInfoOffset") === 0) {
+    const dataStart = RNDIS_HEADER_SIZE + rndisPacketField(copy, "dataOffset");
+    receiveData(nv, shared, dataStart, rndisPacketField(copy, "dataLen"));
+    return NVSP_STATUS.SUCCESS;
+  }
+  if (problem !== null && problem !== "rndis-unhandled-type") {
+    stats.rxDrops.count(problem);
     return NVSP_STATUS.FAIL;
   }
   const r = parseRndisFromHost(copy);
@@ -355,16 +374,7 @@ export function rndisFilterReceive(nv: NetvscDev, copy: Uint8Array, shared: numb
     case "packet":
       // A malformed PPI area: the model delivers the frame without the PPIs after the bad entry.
       if (m.ppiIssue !== null) stats.rxDrops.count(m.ppiIssue.reason);
-      stats.rxPackets++;
-      stats.rxBytes += m.dataLen;
-      {
-        // Without a consumer the copy still happens (into the reused scratch: the parse is done with it).
-        const skb = onReceive === undefined ? nv.rxScratch.subarray(0, m.dataLen) : allocSkb(m.dataLen);
-        nv.env.memory.mmu.read(shared + m.dataStart, skb);
-        stats.rxSkbCopies++;
-        stats.rxSkbBytes += m.dataLen;
-        onReceive?.(skb);
-      }
+      receiveData(nv, shared, m.dataStart, m.dataLen);
       return NVSP_STATUS.SUCCESS;
     case "init-complete":
     case "query-complete":
@@ -380,6 +390,22 @@ export function rndisFilterReceive(nv: NetvscDev, copy: Uint8Array, shared: numb
       stats.rxDrops.count("rndis-unhandled-type");
       return NVSP_STATUS.FAIL;
   }
+}
+
+/**
+ * rndis_filter_receive_data after its checks: the frame at `dataStart` of the range, `dataLen` bytes,
+ * copied once from the shared receive buffer into the skb and handed up.
+ */
+function receiveData(nv: NetvscDev, shared: number, dataStart: number, dataLen: number): void {
+  const { stats, onReceive } = nv.env;
+  stats.rxPackets++;
+  stats.rxBytes += dataLen;
+  // Without a consumer the copy still happens (into the reused scratch: the parse is done with it).
+  const skb = onReceive === undefined ? scratchSkbs.view(nv.rxScratch, 0, dataLen) : allocSkb(dataLen);
+  nv.env.memory.mmu.read(shared + dataStart, skb);
+  stats.rxSkbCopies++;
+  stats.rxSkbBytes += dataLen;
+  onReceive?.(skb);
 }
 
 /**

@@ -21,6 +21,7 @@ const BASES_MAX = 16;
 export class ViewCache {
   readonly #max: number;
   readonly #bases: BaseViews[] = [];
+  #last: BaseViews | undefined;
 
   constructor(max = 4096) {
     this.#max = max;
@@ -50,6 +51,15 @@ export class ViewCache {
   }
 
   #of(base: Uint8Array): BaseViews {
+    // The same base as the last call (one device receiving): no search.
+    const last = this.#last;
+    if (last !== undefined && last.base === base) return last;
+    const b = this.#find(base);
+    this.#last = b;
+    return b;
+  }
+
+  #find(base: Uint8Array): BaseViews {
     const bases = this.#bases;
     for (let i = 0; i < bases.length; i++) if (bases[i]!.base === base) return bases[i]!;
     if (bases.length >= BASES_MAX) bases.shift();

@@ -61,6 +61,45 @@ describe("netvsc against a misbehaving host", () => {
     expect(w.memory.checkInvariants()).toEqual([]);
   });
 
+  it("drops a malformed data message with rndis_filter_receive's reason, PPI areas walked or refused", () => {
+    const w = makeWorld("isolated");
+    const dev = mustAdd(w);
+    const recv = w.netvsp.recvBuffer!;
+    /** One 200-byte frame whose RNDIS message has the u32 at `at` set to `value` before the guest reads it. */
+    const receiveWith = (at: number, value: number): void => {
+      w.hostPaused = true;
+      w.netvsp.queueRx([200]);
+      w.netvsp.poll();
+      // Every section gets the field: the host's frame is in one of them, at its start.
+      const word = new Uint8Array(4);
+      new DataView(word.buffer).setUint32(0, value, true);
+      for (let s = 0; s < recv.sectionCount; s++) w.netvsp.rewriteRecvBuffer(s * recv.sectionSize + at, word);
+      dev.poll();
+      w.hostPaused = false;
+      w.scheduler.runIdle();
+    };
+    const drops = dev.stats.rxDrops;
+    receiveWith(4, 7); // msg_len below the header
+    expect(drops.get("rndis-msg-len-invalid")).toBe(1);
+    receiveWith(8, 200 + 36); // data_offset at the end of the range
+    expect(drops.get("rndis-data-offset-invalid")).toBe(1);
+    receiveWith(12, 201); // data_len one past the range
+    expect(drops.get("rndis-data-overflow")).toBe(1);
+    receiveWith(0, 0x99); // no such message type
+    expect(drops.get("rndis-unhandled-type")).toBe(1);
+    expect(w.received).toHaveLength(0);
+    receiveWith(28, 1); // a per-packet-info offset inside rndis_packet: the frame still goes up
+    expect(drops.get("ppi-offset-invalid")).toBe(1);
+    expect(w.received).toHaveLength(1);
+    expect(verifyLabFrame(w.received[0]!).ok).toBe(true);
+    expect(drops.total).toBe(5);
+    // Each range was failed (or, for the PPIs, completed) and every section went back to the host.
+    expect(w.netvsp.counters.rxCompletionsFailed).toBe(4);
+    expect(w.netvsp.outstandingRx).toBe(0);
+    dev.remove();
+    expect(w.memory.checkInvariants()).toEqual([]);
+  });
+
   it("a receive buffer rewritten after the guest's turn changes nothing already delivered (copy before parse)", () => {
     const w = makeWorld("isolated");
     const dev = mustAdd(w);
