@@ -95,6 +95,8 @@ export class HostRingEndpoint {
   /** readPacketTransient's copy of the packet (grown as needed) and the views of its last length. */
   private scratch = new Uint8Array(2 * PREFETCH);
   private prefetch = this.scratch.subarray(0, 0);
+  /** The views of the scratch's first n bytes (n ≤ PREFETCH) made so far, by n: a view per length, once. */
+  private prefetchViews: (Uint8Array<ArrayBuffer> | undefined)[] = [];
   private scratchBytes = this.scratch.subarray(0, 0);
   private scratchData = this.scratchBytes;
   /** The packet readPacketTransient hands out, refilled (its descriptor read from the copy in place). */
@@ -158,7 +160,14 @@ export class HostRingEndpoint {
     if (avail === 0) return EMPTY;
     if (avail < VMPACKET_DESCRIPTOR_SIZE + VMBUS_PKT_TRAILER) return this.corrupt("short");
     const first = Math.min(avail, PREFETCH);
-    if (this.prefetch.length !== first) this.prefetch = this.scratch.subarray(0, first);
+    if (this.prefetch.length !== first) {
+      let view = this.prefetchViews[first];
+      if (view === undefined) {
+        view = this.scratch.subarray(0, first);
+        this.prefetchViews[first] = view;
+      }
+      this.prefetch = view;
+    }
     mem.read(this.readPos, this.prefetch);
     const scratch = this.scratch;
     const len = readU16(scratch, 4) << 3;
@@ -172,6 +181,8 @@ export class HostRingEndpoint {
         grown.set(this.prefetch);
         this.scratch = grown;
         this.prefetch = grown.subarray(0, first);
+        this.prefetchViews = [];
+        this.prefetchViews[first] = this.prefetch;
       }
       let rest = this.readPos + first;
       if (rest >= dsize) rest -= dsize;
