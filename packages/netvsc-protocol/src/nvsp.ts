@@ -471,6 +471,21 @@ export function writeNvspRecvCompletion(buf: Uint8Array, status: number): Uint8A
   return buf;
 }
 
+/** The length decodeNvspMessage requires of a guest's SEND_RNDIS_PKT_COMPLETE: header and status. */
+const GUEST_RECV_COMPLETION_MIN = NVSP_HEADER_SIZE + LAYOUT["send-rndis-pkt-complete"].body;
+
+/**
+ * The status of a guest's receive completion (the SEND_RNDIS_PKT_COMPLETE a host reads per
+ * transfer-page packet, see {@link writeNvspRecvCompletion}), read in place with no message object: −1
+ * when decodeNvspMessage(bytes, "guest-to-host") would not decode it as one (too short for the header
+ * or the status, or another message type).
+ */
+export function readNvspRecvCompletion(bytes: Uint8Array): number {
+  if (bytes.length < GUEST_RECV_COMPLETION_MIN) return -1;
+  if (readU32(bytes, 0) !== T.SEND_RNDIS_PKT_COMPLETE) return -1;
+  return readU32(bytes, RNDIS_PKT_COMPLETE_STATUS);
+}
+
 /**
  * Decode an NVSP message from a private copy of the packet payload (hv_pkt_data .. hv_pkt_datalen).
  * Never throws on any input: a too-short message is a typed rejection (the kernel logs and drops it).

@@ -1,11 +1,14 @@
 // The allocation-free writers and checkers give exactly what the allocating encoders and decoders give.
+import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
 import { encodeLabFrame, labFrameSeq, verifyLabFrame } from "./lab-frame.js";
 import {
   decodeNvspMessage,
   encodeNvspMessage,
   encodeNvspRecvCompletion,
+  NVSP_MSG_TYPE,
   nvspFieldLayout,
+  readNvspRecvCompletion,
   writeNvspRecvCompletion,
   writeNvspRndisPacket,
 } from "./nvsp.js";
@@ -19,7 +22,7 @@ import {
   rndisPacketField,
   writeRndisDataHeader,
 } from "./rndis.js";
-import { encodeXferPagePacket } from "./xfer-page.js";
+import { encodeXferPagePacket, writeXferPagePacket, xferPagePacketSize } from "./xfer-page.js";
 
 describe("writers into a reused buffer", () => {
   it("writeNvspRndisPacket writes encodeNvspMessage's bytes and clears what was there", () => {
@@ -62,6 +65,42 @@ describe("writers into a reused buffer", () => {
     // too small: a buffer of its own
     expect(encodeXferPagePacket({ ...input, into: new Uint8Array(8) }).buffer).not.toBe(into.buffer);
   });
+
+  it("writeXferPagePacket writes encodeXferPagePacket's bytes, a number trans_id as its u64", () => {
+    const nvsp = writeNvspRndisPacket(new Uint8Array(40), 1, 0xffff_ffff, 0).subarray(0, 28);
+    const ranges = [
+      { offset: 0, length: 60 },
+      { offset: 1728, length: 1514 },
+      { offset: 3456, length: 9 },
+    ];
+    const want = encodeXferPagePacket({ transactionId: 2n ** 52n + 5n, ranges: ranges.slice(0, 2), nvsp });
+    const out = new Uint8Array(xferPagePacketSize(2, nvsp.length)).fill(0xee);
+    // The first two of a longer list, and the id as a number: the same bytes.
+    writeXferPagePacket(out, { transactionId: 2 ** 52 + 5, ranges, rangeCount: 2, nvsp });
+    expect(out).toEqual(want);
+    writeXferPagePacket(out, { transactionId: 2n ** 52n + 5n, ranges, rangeCount: 2, nvsp });
+    expect(out).toEqual(want);
+    expect(xferPagePacketSize(2, 28)).toBe(72);
+  });
+
+  it("writeXferPagePacket refuses what its fields cannot hold and a buffer of another length", () => {
+    const ranges = [{ offset: 0, length: 60 }];
+    const out = new Uint8Array(xferPagePacketSize(1, 40));
+    expect(() => writeXferPagePacket(new Uint8Array(out.length + 8), { transactionId: 1, ranges })).toThrow(
+      RangeError,
+    );
+    expect(() => writeXferPagePacket(out, { transactionId: 2 ** 53, ranges })).toThrow(RangeError);
+    expect(() => writeXferPagePacket(out, { transactionId: -1, ranges })).toThrow(RangeError);
+    expect(() => writeXferPagePacket(out, { transactionId: 2n ** 64n, ranges })).toThrow(RangeError);
+    expect(() => writeXferPagePacket(out, { transactionId: 1, ranges: [{ offset: -1, length: 1 }] })).toThrow(
+      RangeError,
+    );
+    expect(() => writeXferPagePacket(out, { transactionId: 1, ranges, rangeCount: 2 })).toThrow(RangeError);
+    expect(() => writeXferPagePacket(out, { transactionId: 1, ranges, pagesetId: 0x1_0000 })).toThrow(
+      RangeError,
+    );
+    expect(() => xferPagePacketSize(0x1_0000, 40)).toThrow(RangeError);
+  });
 });
 
 describe("checkers without a result object", () => {
@@ -85,6 +124,31 @@ describe("checkers without a result object", () => {
     expect(labFrameSeq(f)).toBe(-1);
     expect(verifyLabFrame(f)).toMatchObject({ ok: false, reason: "frame-checksum-mismatch" });
     expect(labFrameSeq(f.subarray(0, 10))).toBe(-1);
+  });
+
+  it("readNvspRecvCompletion reads a guest's receive completion's status", () => {
+    expect(readNvspRecvCompletion(writeNvspRecvCompletion(new Uint8Array(8), 2))).toBe(2);
+    expect(readNvspRecvCompletion(encodeNvspRecvCompletion(0xffff_ffff))).toBe(0xffff_ffff);
+    expect(readNvspRecvCompletion(encodeNvspRecvCompletion(1).subarray(0, 7))).toBe(-1);
+    expect(readNvspRecvCompletion(new Uint8Array(2))).toBe(-1);
+    const other = encodeNvspMessage({ kind: "init", minProtocolVersion: 2, maxProtocolVersion: 2 });
+    expect(readNvspRecvCompletion(other)).toBe(-1);
+  });
+
+  // Whatever the guest writes: a status exactly when decodeNvspMessage decodes a SEND_RNDIS_PKT_COMPLETE.
+  test.prop([
+    fc.uint8Array({ maxLength: 48 }),
+    fc.constantFrom(
+      NVSP_MSG_TYPE.SEND_RNDIS_PKT_COMPLETE,
+      NVSP_MSG_TYPE.SEND_RNDIS_PKT,
+      NVSP_MSG_TYPE.SUBCHANNEL,
+    ),
+  ])("readNvspRecvCompletion gives decodeNvspMessage's verdict", (raw, type) => {
+    const bytes = raw.slice();
+    if (bytes.length >= 4 && bytes[0]! % 4 !== 0) new DataView(bytes.buffer).setUint32(0, type, true);
+    const d = decodeNvspMessage(bytes, "guest-to-host");
+    const want = d.ok && d.value.kind === "send-rndis-pkt-complete" ? (d.value.status ?? -2) : -1;
+    expect(readNvspRecvCompletion(bytes)).toBe(want);
   });
 
   it("decodeNvspMessage of a written SEND_RNDIS_PKT reads its fields", () => {

@@ -5,11 +5,12 @@
 // constants below are VMBus's, imported and re-exported, never declared twice.
 
 import {
-  encodeTransferPagePacket,
   readU64NumberAt,
   VM_PKT,
   VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
   VMPACKET_DESCRIPTOR_SIZE,
+  writeTransferPagePacket,
+  writeTransferPageRange,
   XFER_PAGE_HEADER_SIZE,
 } from "@ivm/vmbus";
 import { type NetvscResult, ok, reject } from "./errors.js";
@@ -232,39 +233,96 @@ function xferRejectMessage(pkt: Uint8Array, problem: XferPacketRejectReason): st
   }
 }
 
+/** The NVSP part a transfer-page packet carries by default: SEND_RNDIS_PKT on the data channel. */
+let defaultNvsp: Uint8Array | undefined;
+
+function defaultRndisPkt(): Uint8Array {
+  defaultNvsp ??= encodeNvspMessage({
+    kind: "send-rndis-pkt",
+    channelType: 0,
+    sendBufSectionIndex: 0xffff_ffff,
+    sendBufSectionSize: 0,
+  });
+  return defaultNvsp;
+}
+
+/** What a transfer-page packet carries: {@link encodeXferPagePacket}'s and {@link writeXferPagePacket}'s input. */
+export interface XferPageInput {
+  /** trans_id, echoed in the completion: a u64 (a number below 2^53 makes no BigInt). */
+  readonly transactionId: bigint | number;
+  readonly ranges: readonly { readonly offset: number; readonly length: number }[];
+  /** How many of `ranges` (from the first) are the packet's; all of them by default. */
+  readonly rangeCount?: number;
+  readonly pagesetId?: number;
+  readonly flags?: number;
+  /** The NVSP message after the ranges; a 40-byte SEND_RNDIS_PKT on the data channel by default. */
+  readonly nvsp?: Uint8Array;
+}
+
+/**
+ * The length of a transfer-page packet with `rangeCount` ranges and an NVSP part of `nvspLength` bytes:
+ * the buffer {@link writeXferPagePacket} writes. Throws a RangeError when len8 cannot describe it.
+ */
+export function xferPagePacketSize(rangeCount: number, nvspLength: number): number {
+  const len8 = Math.ceil((xferHeaderSize(rangeCount) + nvspLength) / 8);
+  if (len8 > 0xffff) throw new RangeError(`transfer-page packet of ${len8 * 8} bytes is too long`);
+  return len8 * 8;
+}
+
 /**
  * Build a transfer-page packet as a host would (for the simulated netvsp and tests): descriptor, xfer
  * header, ranges, then an NVSP SEND_RNDIS_PKT (40 bytes unless `nvsp` is given), padded to 8 bytes.
  */
-export function encodeXferPagePacket(input: {
-  readonly transactionId: bigint;
-  readonly ranges: readonly { readonly offset: number; readonly length: number }[];
-  readonly pagesetId?: number;
-  readonly flags?: number;
-  readonly nvsp?: Uint8Array;
-  /** Write into this buffer (when it is large enough) instead of a new one; the result is a view of it. */
-  readonly into?: Uint8Array;
-}): Uint8Array {
-  const nvsp =
-    input.nvsp ??
-    encodeNvspMessage({
-      kind: "send-rndis-pkt",
-      channelType: 0,
-      sendBufSectionIndex: 0xffff_ffff,
-      sendBufSectionSize: 0,
-    });
-  const len8 = Math.ceil((xferHeaderSize(input.ranges.length) + nvsp.length) / 8);
-  if (len8 > 0xffff) throw new RangeError(`transfer-page packet of ${len8 * 8} bytes is too long`);
-  return encodeTransferPagePacket({
-    pagesetId: checkU16("pagesetId", input.pagesetId ?? XFER_PAGESET_ID),
-    senderOwns: false,
-    ranges: input.ranges.map((r) => ({
-      byteCount: checkU32("length", r.length),
-      byteOffset: checkU32("offset", r.offset),
-    })),
-    transId: checkU64("transactionId", input.transactionId),
-    flags: checkU16("flags", input.flags ?? VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED),
-    payload: nvsp,
-    ...(input.into === undefined ? {} : { into: input.into }),
-  });
+export function encodeXferPagePacket(
+  input: XferPageInput & {
+    /** Write into this buffer (when it is large enough) instead of a new one; the result is a view of it. */
+    readonly into?: Uint8Array;
+  },
+): Uint8Array {
+  const nvsp = input.nvsp ?? defaultRndisPkt();
+  const size = xferPagePacketSize(input.rangeCount ?? input.ranges.length, nvsp.length);
+  const into = input.into;
+  let out: Uint8Array;
+  if (into !== undefined && into.length >= size) out = into.length === size ? into : into.subarray(0, size);
+  else out = new Uint8Array(size);
+  writeXfer(out, input, nvsp);
+  return out;
+}
+
+/**
+ * encodeXferPagePacket's bytes written into `out`, whose length must be the packet's
+ * ({@link xferPagePacketSize}), with the same checks: for a host that reuses one buffer and one input
+ * object, it allocates nothing. Throws a RangeError for a value its field cannot hold or a buffer of
+ * the wrong length.
+ */
+export function writeXferPagePacket(out: Uint8Array, input: XferPageInput): void {
+  const nvsp = input.nvsp ?? defaultRndisPkt();
+  const size = xferPagePacketSize(input.rangeCount ?? input.ranges.length, nvsp.length);
+  if (out.length !== size)
+    throw new RangeError(`transfer-page packet of ${size} bytes, buffer of ${out.length}`);
+  writeXfer(out, input, nvsp);
+}
+
+/** The checked fields into `out` (the packet's exact length): ranges after the header VMBus writes. */
+function writeXfer(out: Uint8Array, input: XferPageInput, nvsp: Uint8Array): void {
+  const pagesetId = checkU16("pagesetId", input.pagesetId ?? XFER_PAGESET_ID);
+  const ranges = input.ranges;
+  const count = input.rangeCount ?? ranges.length;
+  if (!Number.isInteger(count) || count < 0 || count > ranges.length)
+    throw new RangeError(`rangeCount ${count} of ${ranges.length} ranges`);
+  for (let i = 0; i < count; i++) {
+    const r = ranges[i]!;
+    checkU32("length", r.length);
+    checkU32("offset", r.offset);
+  }
+  const tid = input.transactionId;
+  if (typeof tid === "bigint") checkU64("transactionId", tid);
+  else if (!Number.isSafeInteger(tid) || tid < 0)
+    throw new RangeError(`transactionId is not a u64 below 2^53: ${tid}`);
+  const flags = checkU16("flags", input.flags ?? VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED);
+  writeTransferPagePacket(out, pagesetId, false, count, tid, flags, nvsp);
+  for (let i = 0; i < count; i++) {
+    const r = ranges[i]!;
+    writeTransferPageRange(out, i, r.length, r.offset);
+  }
 }

@@ -12,7 +12,6 @@ import {
   checkRndisPacket,
   decodeNvspMessage,
   encodeNvspMessage,
-  encodeXferPagePacket,
   labFrameSeq,
   labFrameSeqAt,
   NETVSC_INVALID_INDEX,
@@ -30,9 +29,12 @@ import {
   RejectionCounter,
   RNDIS_HEADER_SIZE,
   RNDIS_MSG_TYPE,
+  readNvspRecvCompletion,
   rndisPacketField,
   writeNvspRecvCompletion,
   writeNvspRndisPacket,
+  writeXferPagePacket,
+  xferPagePacketSize,
 } from "@ivm/netvsc-protocol";
 import {
   decodeGpaDirectPacket,
@@ -40,6 +42,7 @@ import {
   type GpaDirectRange,
   type Result,
   type RingWriteOk,
+  type TransIdValue,
   VM_PKT,
   VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
   XFER_PAGE_HEADER_SIZE,
@@ -51,6 +54,7 @@ import type { HostGpadlView, HostGuestMemory, NetvspPorts } from "./ports.js";
 import { RndisDevice, type RndisDeviceState } from "./rndis-device.js";
 import { type RssSource, RssTable } from "./rss.js";
 import { RX_RNDIS_OVERHEAD, RxGenerator } from "./rx-generator.js";
+import { type RxTransaction, RxTransactionTable } from "./rx-transactions.js";
 import { gatherTxBytes, type TxGatherScratch, walkRndisMessages } from "./tx-verifier.js";
 
 export interface NetvspOptions {
@@ -141,20 +145,10 @@ interface MappedBuffer {
 }
 
 /** One outstanding transfer-page packet; recycled through a free list once completed. */
-interface RxTransaction {
-  /** The queue the transfer-page packet went out on (its completion must come back on it). */
-  queue: number;
-  /** The receive sections it carries: the first `count` of its own array (reused with the record). */
-  readonly sections: number[];
-  count: number;
-  frames: number;
-  bytes: number;
-}
-
 interface PendingOut {
   readonly queue: number;
   readonly kind: NetvspOutgoingKind;
-  readonly transId: bigint;
+  readonly transId: TransIdValue;
   readonly bytes: Uint8Array;
 }
 
@@ -162,10 +156,6 @@ type EmitResult = "sent" | "full" | "dropped" | "failed";
 
 const MTU_DEFAULT = 1514;
 const MTU_MAX = 9216;
-/** The largest transaction id a completion can name and still be one the host gave out. */
-const MAX_SAFE_TID = BigInt(Number.MAX_SAFE_INTEGER);
-/** What the reused transfer-page input holds between packets (it keeps no packet's ranges). */
-const NO_RANGES: readonly { offset: number; length: number }[] = [];
 /** OpenVMM's CONTROL_MESSAGE_MAX_QUEUED_BYTES. */
 const CONTROL_QUEUE_MAX_BYTES = 100 * 1024;
 /** OpenVMM answers INIT with maximum_mdl_chain_length 34. */
@@ -255,23 +245,22 @@ export class Netvsp {
    * number (it cannot reach 2^53) and written to the wire as a u64.
    */
   #nextTid = 1;
-  readonly #outstanding: Map<number, RxTransaction> = new Map();
+  readonly #outstanding: RxTransactionTable = new RxTransactionTable();
   /** Completed transaction records, reused by the next transfer-page packets. */
   readonly #freeTransactions: RxTransaction[] = [];
   /**
-   * The range records of the transfer-page packet being built, and for each count n the list of the
-   * first n of them (made once per count): a packet's ranges without an array per packet.
+   * The range records of the transfer-page packet being built (its first rangeCount are the packet's):
+   * a packet's ranges without an array per packet.
    */
   readonly #rxRangePool: { offset: number; length: number }[] = [];
-  readonly #rxRangeLists: { offset: number; length: number }[][] = [];
-  /** encodeXferPagePacket's input, reused (its fields set per packet). */
+  /** writeXferPagePacket's input, reused (its fields set per packet). */
   readonly #xferInput: {
-    transactionId: bigint;
+    transactionId: number;
     ranges: readonly { readonly offset: number; readonly length: number }[];
+    rangeCount: number;
     pagesetId: number;
     nvsp: Uint8Array;
-    into: Uint8Array;
-  } = { transactionId: 0n, ranges: [], pagesetId: 0, nvsp: new Uint8Array(0), into: new Uint8Array(0) };
+  } = { transactionId: 0, ranges: this.#rxRangePool, rangeCount: 0, pagesetId: 0, nvsp: new Uint8Array(0) };
   /** Completions that met a full ring, in order; nothing more is read until they are out. */
   readonly #pending: PendingOut[] = [];
   /** RNDIS control responses waiting for a control section and ring room. */
@@ -843,6 +832,8 @@ export class Netvsp {
   readonly #nvspScratch = new Uint8Array(NVSP_MESSAGE_SIZE);
   /** Transfer-page packets of up to 32 ranges are built here (larger ones get their own buffer). */
   readonly #xferScratch = new Uint8Array(XFER_PAGE_HEADER_SIZE + 8 * 32 + NVSP_MESSAGE_SIZE);
+  /** Views of #xferScratch by len8, made once per packet length. */
+  readonly #xferViews: (Uint8Array | undefined)[] = [];
   /** Only its first 8 bytes (type, status) are ever written: the rest stays the struct's zero padding. */
   readonly #completionScratch = new Uint8Array(NVSP_MESSAGE_SIZE);
   /** The views of a batch's messages, kept between walks of the gather buffer. */
@@ -967,14 +958,14 @@ export class Netvsp {
 
   /** The guest's RNDIS_PKT_COMPLETE for a transfer-page packet: release its sections. */
   #handleRxCompletion(pkt: HostPacket): void {
-    const d = decodeNvspMessage(pkt.data, "guest-to-host");
-    if (!d.ok || d.value.kind !== "send-rndis-pkt-complete") {
+    // Read in place: −1 for whatever decodeNvspMessage would not decode as SEND_RNDIS_PKT_COMPLETE.
+    const status = readNvspRecvCompletion(pkt.data);
+    if (status < 0) {
       this.#count("rx-completion-malformed");
       return;
     }
-    const wireTid = pkt.desc.transId;
-    // Every id the host gave out is below 2^53; anything larger is unknown without a lookup.
-    const tid = wireTid <= MAX_SAFE_TID ? Number(wireTid) : -1;
+    // Every id the host gave out is below 2^53; anything larger (−1 here) is unknown without a lookup.
+    const tid = pkt.transIdNumber;
     const t = tid < 0 ? undefined : this.#outstanding.get(tid);
     if (t === undefined) {
       this.#count(tid > 0 && tid < this.#nextTid ? "rx-completion-duplicate" : "rx-completion-unknown");
@@ -992,28 +983,26 @@ export class Netvsp {
     }
     this.counters.rxFramesCompleted += t.frames;
     this.counters.rxBytesCompleted += t.bytes;
-    if (d.value.status !== NVSP_STATUS.SUCCESS) this.counters.rxCompletionsFailed++;
+    if (status !== NVSP_STATUS.SUCCESS) this.counters.rxCompletionsFailed++;
     this.#freeTransactions.push(t);
   }
 
   /** A transaction record for a transfer-page packet (a completed one reused), its sections empty. */
   #transaction(queue: number): RxTransaction {
-    const t = this.#freeTransactions.pop() ?? { queue: 0, sections: [], count: 0, frames: 0, bytes: 0 };
+    const t = this.#freeTransactions.pop() ?? {
+      tid: 0,
+      next: null,
+      queue: 0,
+      sections: [],
+      count: 0,
+      frames: 0,
+      bytes: 0,
+    };
     t.queue = queue;
     t.count = 0;
     t.frames = 0;
     t.bytes = 0;
     return t;
-  }
-
-  /** The first `n` range records as one list. */
-  #rangeList(n: number): readonly { offset: number; length: number }[] {
-    let list = this.#rxRangeLists[n];
-    if (list === undefined) {
-      list = this.#rxRangePool.slice(0, n);
-      this.#rxRangeLists[n] = list;
-    }
-    return list;
   }
 
   /** The reused range record `k` of the packet being built. */
@@ -1046,10 +1035,9 @@ export class Netvsp {
         continue;
       }
       const tid = this.#nextTid;
-      const wireTid = BigInt(tid);
       this.#rxRange(0, offset, response.length);
-      const pkt = this.#xferPacket(wireTid, NVSP_CHANNEL_TYPE.CONTROL, recv.id, this.#rangeList(1));
-      const r = this.#emit("rx-control", wireTid, pkt);
+      const pkt = this.#xferPacket(tid, NVSP_CHANNEL_TYPE.CONTROL, recv.id, this.#rxRangePool, 1);
+      const r = this.#emit("rx-control", tid, pkt);
       if (r === "full") {
         recv.sections.release(section);
         break;
@@ -1064,7 +1052,8 @@ export class Netvsp {
       const t = this.#transaction(0);
       t.sections[0] = section;
       t.count = 1;
-      this.#outstanding.set(tid, t);
+      t.tid = tid;
+      this.#outstanding.set(t);
       this.counters.controlResponsesSent++;
       progress = true;
     }
@@ -1108,12 +1097,11 @@ export class Netvsp {
         break; // no free data section: the guest still holds them all
       }
       const tid = this.#nextTid;
-      const wireTid = BigInt(tid);
-      let ranges = this.#rangeList(n);
+      let ranges: readonly { offset: number; length: number }[] = this.#rxRangePool;
       const tamper = this.adversary?.xferRange;
       if (tamper !== undefined) {
         const r0 = ranges[0]!;
-        const tampered = ranges.slice();
+        const tampered = ranges.slice(0, n);
         tampered[0] =
           tamper === "offset-past-buffer"
             ? { offset: recv.view.size + 8, length: r0.length }
@@ -1121,11 +1109,7 @@ export class Netvsp {
         ranges = tampered;
       }
       this.#q = queue;
-      const r = this.#emit(
-        "rx-data",
-        wireTid,
-        this.#xferPacket(wireTid, NVSP_CHANNEL_TYPE.DATA, recv.id, ranges),
-      );
+      const r = this.#emit("rx-data", tid, this.#xferPacket(tid, NVSP_CHANNEL_TYPE.DATA, recv.id, ranges, n));
       this.#q = 0;
       if (r === "full" || r === "failed") {
         for (let i = 0; i < n; i++) recv.sections.release(sections[i]!);
@@ -1137,7 +1121,8 @@ export class Netvsp {
       t.queue = queue;
       t.frames = n;
       t.bytes = bytes;
-      this.#outstanding.set(tid, t);
+      t.tid = tid;
+      this.#outstanding.set(t);
       const qc = this.counters.queues[queue];
       if (qc !== undefined) {
         qc.rxPacketsSent++;
@@ -1165,32 +1150,42 @@ export class Netvsp {
     }
   }
 
+  /**
+   * The transfer-page packet of ranges[0 .. count), trans_id `tid`, in a reused buffer (the ring copies
+   * it at once), unless an interceptor is installed: what it is handed may be kept, so it gets its own.
+   */
   #xferPacket(
-    tid: bigint,
+    tid: number,
     channelType: number,
     pagesetId: number,
     ranges: readonly { offset: number; length: number }[],
+    count: number,
   ): Uint8Array {
     // The NVSP part is copied into the packet at once: one scratch serves every packet.
-    const nvsp = writeNvspRndisPacket(this.#nvspScratch, channelType, NETVSC_INVALID_INDEX, 0);
-    // The packet itself goes into a reused buffer too (the ring copies it at once), unless an
-    // interceptor is installed: what it is handed may be kept.
-    if (this.adversary?.interceptor !== undefined)
-      return encodeXferPagePacket({
-        transactionId: tid,
-        ranges,
-        pagesetId,
-        nvsp: nvsp.subarray(0, this.#packetSize),
-      });
+    writeNvspRndisPacket(this.#nvspScratch, channelType, NETVSC_INVALID_INDEX, 0);
     const input = this.#xferInput;
+    if (input.nvsp.length !== this.#packetSize) input.nvsp = this.#nvspScratch.subarray(0, this.#packetSize);
     input.transactionId = tid;
     input.ranges = ranges;
+    input.rangeCount = count;
     input.pagesetId = pagesetId;
-    if (input.nvsp.length !== this.#packetSize) input.nvsp = nvsp.subarray(0, this.#packetSize);
-    input.into = this.#xferScratch;
-    const pkt = encodeXferPagePacket(input);
-    input.ranges = NO_RANGES;
-    return pkt;
+    const size = xferPagePacketSize(count, input.nvsp.length);
+    let out: Uint8Array;
+    if (this.adversary?.interceptor !== undefined || size > this.#xferScratch.length)
+      out = new Uint8Array(size);
+    else {
+      // One view of the scratch per packet length (a steady stream reuses it).
+      const views = this.#xferViews;
+      let view = views[size >> 3];
+      if (view === undefined) {
+        view = this.#xferScratch.subarray(0, size);
+        views[size >> 3] = view;
+      }
+      out = view;
+    }
+    writeXferPagePacket(out, input);
+    input.ranges = this.#rxRangePool;
+    return out;
   }
 
   #writeRecv(view: HostGpadlView, offset: number, bytes: Uint8Array): boolean {
@@ -1239,13 +1234,15 @@ export class Netvsp {
   }
 
   /** Every outgoing packet goes through here: the interceptor, the ring, the full-ring accounting. */
-  #emit(kind: NetvspOutgoingKind, transId: bigint, bytes: Uint8Array): EmitResult {
+  #emit(kind: NetvspOutgoingKind, transId: TransIdValue, bytes: Uint8Array): EmitResult {
     const ports = this.#q === 0 ? this.#ports : this.#queuePorts[this.#q];
     if (ports === undefined) return "failed";
     let out = bytes;
     const intercept = this.adversary?.interceptor;
     if (intercept !== undefined) {
-      const replaced = intercept({ kind, transId, bytes });
+      // The interceptor sees the u64 as a bigint (made only for it).
+      const wireTid = typeof transId === "bigint" ? transId : BigInt(transId);
+      const replaced = intercept({ kind, transId: wireTid, bytes });
       if (replaced === null) {
         this.counters.intercepted++;
         return "dropped";

@@ -11,6 +11,7 @@ import { readU16, readU32, readU64BigInt, readU64NumberAt, writeU16 } from "../w
 import {
   encodeTransferPagePacket,
   type PacketDescriptor,
+  PacketDescriptorReader,
   readPacketDescriptor,
   type TransferPageRange,
   VM_PKT,
@@ -35,6 +36,11 @@ export interface HostPacket {
   readonly data: Uint8Array;
   /** Ring offset the packet started at. */
   readonly offset: number;
+  /**
+   * desc.transId as a number, or −1 when the guest wrote a value of 2^53 or more (then read
+   * desc.transId): a per-packet path matches its own ids with it and makes no BigInt.
+   */
+  readonly transIdNumber: number;
 }
 
 export type HostReadResult =
@@ -89,18 +95,23 @@ export class HostRingEndpoint {
   /** readPacketTransient's copy of the packet (grown as needed) and the views of its last length. */
   private scratch = new Uint8Array(2 * PREFETCH);
   private prefetch = this.scratch.subarray(0, 0);
+  /** The views of the scratch's first n bytes (n ≤ PREFETCH) made so far, by n: a view per length, once. */
+  private prefetchViews: (Uint8Array<ArrayBuffer> | undefined)[] = [];
   private scratchBytes = this.scratch.subarray(0, 0);
   private scratchData = this.scratchBytes;
+  /** The packet readPacketTransient hands out, refilled (its descriptor read from the copy in place). */
   private readonly transient: {
-    desc: PacketDescriptor;
+    readonly desc: PacketDescriptorReader;
     bytes: Uint8Array;
     data: Uint8Array;
     offset: number;
+    transIdNumber: number;
   } = {
-    desc: { type: 0, offset8: 0, len8: 0, flags: 0, transId: 0n },
+    desc: new PacketDescriptorReader(),
     bytes: this.scratchBytes,
     data: this.scratchBytes,
     offset: 0,
+    transIdNumber: 0,
   };
   private readonly transientResult: HostReadResult = { kind: "packet", packet: this.transient };
   /** The one-piece packet list send() hands the writer (it copies the piece before returning). */
@@ -122,7 +133,13 @@ export class HostRingEndpoint {
     const offset = this.copyNext(bytes);
     return {
       kind: "packet",
-      packet: { desc: readPacketDescriptor(bytes), bytes, data: bytes.subarray(this.nextOff, len), offset },
+      packet: {
+        desc: readPacketDescriptor(bytes),
+        bytes,
+        data: bytes.subarray(this.nextOff, len),
+        offset,
+        transIdNumber: readU64NumberAt(bytes, 8),
+      },
     };
   }
 
@@ -143,7 +160,14 @@ export class HostRingEndpoint {
     if (avail === 0) return EMPTY;
     if (avail < VMPACKET_DESCRIPTOR_SIZE + VMBUS_PKT_TRAILER) return this.corrupt("short");
     const first = Math.min(avail, PREFETCH);
-    if (this.prefetch.length !== first) this.prefetch = this.scratch.subarray(0, first);
+    if (this.prefetch.length !== first) {
+      let view = this.prefetchViews[first];
+      if (view === undefined) {
+        view = this.scratch.subarray(0, first);
+        this.prefetchViews[first] = view;
+      }
+      this.prefetch = view;
+    }
     mem.read(this.readPos, this.prefetch);
     const scratch = this.scratch;
     const len = readU16(scratch, 4) << 3;
@@ -157,6 +181,8 @@ export class HostRingEndpoint {
         grown.set(this.prefetch);
         this.scratch = grown;
         this.prefetch = grown.subarray(0, first);
+        this.prefetchViews = [];
+        this.prefetchViews[first] = this.prefetch;
       }
       let rest = this.readPos + first;
       if (rest >= dsize) rest -= dsize;
@@ -175,7 +201,7 @@ export class HostRingEndpoint {
     if (this.readPos >= dsize) this.readPos -= dsize;
     this.counters.packetsRead++;
     this.counters.bytesRead += total;
-    p.desc = readPacketDescriptor(this.scratchBytes);
+    p.transIdNumber = p.desc.read(this.scratchBytes).transIdNumber;
     p.bytes = this.scratchBytes;
     p.data = this.scratchData;
     return this.transientResult;

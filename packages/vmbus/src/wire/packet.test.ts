@@ -1,6 +1,6 @@
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
-import { VmbusError } from "../errors.js";
+import { VmbusError, VmbusInvariantError } from "../errors.js";
 import { hex } from "../testing/rng.js";
 import {
   decodeGpaDirectPacket,
@@ -12,9 +12,13 @@ import {
   type HvPageBuffer,
   MAX_PAGE_BUFFER_PACKET,
   mpbRangesFromPageBuffers,
+  PacketDescriptorReader,
   readPacketDescriptor,
+  transferPagePacketSize,
   VM_PKT,
   VMBUS_RQST_ERROR,
+  writeTransferPagePacket,
+  writeTransferPageRange,
 } from "./packet.js";
 
 describe("packet wire formats", () => {
@@ -139,6 +143,49 @@ describe("packet wire formats", () => {
     const lie = p.slice();
     new DataView(lie.buffer).setUint32(20, 3, true);
     expect(decodeTransferPagePacket(lie)).toMatchObject({ ok: false, error: { reason: "ranges-overflow" } });
+  });
+
+  it("writeTransferPagePacket and its ranges give encodeTransferPagePacket's bytes, over a dirty buffer", () => {
+    const payload = new Uint8Array([1, 2, 3, 4, 5]);
+    const want = encodeTransferPagePacket({
+      pagesetId: 0xcafe,
+      senderOwns: false,
+      ranges: [{ byteCount: 60, byteOffset: 4096 }],
+      transId: 2n ** 53n - 1n,
+      flags: 1,
+      payload,
+    });
+    const out = new Uint8Array(transferPagePacketSize(1, payload.length)).fill(0xee);
+    writeTransferPagePacket(out, 0xcafe, false, 1, 2 ** 53 - 1, 1, payload);
+    writeTransferPageRange(out, 0, 60, 4096);
+    expect(out).toEqual(want);
+    writeTransferPagePacket(out, 0xcafe, false, 1, 2n ** 53n - 1n, 1, payload);
+    writeTransferPageRange(out, 0, 60, 4096);
+    expect(out).toEqual(want);
+    expect(() =>
+      writeTransferPagePacket(new Uint8Array(out.length + 8), 0xcafe, false, 1, 1, 1, payload),
+    ).toThrow(VmbusInvariantError);
+  });
+
+  it("PacketDescriptorReader reads readPacketDescriptor's fields in place, the trans_id as a number too", () => {
+    const reader = new PacketDescriptorReader();
+    const small = encodeCompletionPacket(0x1234_5678_9an, new Uint8Array(8));
+    expect(reader.read(small)).toBe(reader);
+    const want = readPacketDescriptor(small);
+    expect([reader.type, reader.offset8, reader.len8, reader.flags, reader.transId]).toEqual([
+      want.type,
+      want.offset8,
+      want.len8,
+      want.flags,
+      want.transId,
+    ]);
+    expect(reader.transIdNumber).toBe(0x1234_5678_9a);
+    // 2^53 and more: no number, the bigint still exact; the descriptor may sit at an offset.
+    const big = new Uint8Array(8 + 24);
+    big.set(encodeCompletionPacket(VMBUS_RQST_ERROR, new Uint8Array(8)), 8);
+    reader.read(big, 8);
+    expect([reader.transIdNumber, reader.transId, reader.type]).toEqual([-1, VMBUS_RQST_ERROR, VM_PKT.COMP]);
+    expect(() => reader.read(new Uint8Array(15))).toThrow(VmbusInvariantError);
   });
 
   test.prop([fc.uint8Array({ maxLength: 600 })], { numRuns: 2000 })(

@@ -73,6 +73,39 @@ export function readPacketDescriptor(bytes: Uint8Array, offset = 0): PacketDescr
   };
 }
 
+/**
+ * A PacketDescriptor refilled from each packet a reader copies ({@link PacketDescriptorReader.read}),
+ * for a per-packet path that makes no object and no BigInt per packet: valid while the bytes it was
+ * read from stay unchanged. transId, a bigint, is read from those bytes only when asked for;
+ * transIdNumber is the same u64 as a number, or −1 when it is 2^53 or more.
+ */
+export class PacketDescriptorReader implements PacketDescriptor {
+  type = 0;
+  offset8 = 0;
+  len8 = 0;
+  flags = 0;
+  transIdNumber = 0;
+  #bytes: Uint8Array = new Uint8Array(VMPACKET_DESCRIPTOR_SIZE);
+  #at = 0;
+
+  get transId(): bigint {
+    return readU64BigInt(this.#bytes, this.#at + 8);
+  }
+
+  /** readPacketDescriptor's fields, into this object (the same checks). */
+  read(bytes: Uint8Array, offset = 0): this {
+    invariant(offset + VMPACKET_DESCRIPTOR_SIZE <= bytes.length, "descriptor past the end of the buffer");
+    this.type = readU16(bytes, offset);
+    this.offset8 = readU16(bytes, offset + 2);
+    this.len8 = readU16(bytes, offset + 4);
+    this.flags = readU16(bytes, offset + 6);
+    this.transIdNumber = readU64NumberAt(bytes, offset + 8);
+    this.#bytes = bytes;
+    this.#at = offset;
+    return this;
+  }
+}
+
 export function writePacketDescriptor(bytes: Uint8Array, offset: number, d: PacketDescriptor): void {
   invariant(
     offset >= 0 && offset + VMPACKET_DESCRIPTOR_SIZE <= bytes.length,
@@ -335,6 +368,11 @@ export interface TransferPagePacket {
   readonly ranges: readonly TransferPageRange[];
 }
 
+/** Bytes of a transfer-page packet with `rangeCount` ranges and a payload of `payloadLength` bytes. */
+export function transferPagePacketSize(rangeCount: number, payloadLength: number): number {
+  return Math.ceil((XFER_PAGE_HEADER_SIZE + 8 * rangeCount + payloadLength) / 8) * 8;
+}
+
 /**
  * A VM_PKT_DATA_USING_XFER_PAGES packet: offset8 = (24 + 8n)/8, then the device's `payload` (netvsc's
  * NVSP message; none by default, so len8 = offset8), padded to 8 bytes. The one encoder of this packet.
@@ -352,31 +390,64 @@ export function encodeTransferPagePacket(p: {
    */
   readonly into?: Uint8Array;
 }): Uint8Array {
-  const header = XFER_PAGE_HEADER_SIZE + 8 * p.ranges.length;
-  const size = Math.ceil((header + (p.payload?.length ?? 0)) / 8) * 8;
+  const size = transferPagePacketSize(p.ranges.length, p.payload?.length ?? 0);
   invariant(size <= MAX_PACKET_LEN, "transfer page packet too large");
   let out: Uint8Array;
   if (p.into !== undefined && p.into.length >= size) {
     out = p.into.length === size ? p.into : p.into.subarray(0, size);
-    out.fill(0);
   } else out = new Uint8Array(size);
-  if (p.payload) out.set(p.payload, header);
-  writePacketDescriptor(out, 0, {
-    type: VM_PKT.DATA_USING_XFER_PAGES,
-    offset8: header >> 3,
-    len8: size >> 3,
-    flags: p.flags,
-    transId: p.transId,
-  });
-  writeU16(out, 16, p.pagesetId);
-  out[18] = p.senderOwns ? 1 : 0;
-  writeU32(out, 20, p.ranges.length);
+  writeTransferPagePacket(out, p.pagesetId, p.senderOwns, p.ranges.length, p.transId, p.flags, p.payload);
   for (let i = 0; i < p.ranges.length; i++) {
     const r = p.ranges[i]!;
-    writeU32(out, XFER_PAGE_HEADER_SIZE + 8 * i, r.byteCount);
-    writeU32(out, XFER_PAGE_HEADER_SIZE + 8 * i + 4, r.byteOffset);
+    writeTransferPageRange(out, i, r.byteCount, r.byteOffset);
   }
   return out;
+}
+
+/**
+ * encodeTransferPagePacket's bytes written into `out`, whose length is the packet's
+ * (transferPagePacketSize): the descriptor, the header and the payload, every other byte zeroed. The
+ * caller then writes each of the `rangeCount` ranges with {@link writeTransferPageRange}. For a sender
+ * that reuses one buffer: no object per packet, and a number trans_id below 2^53 makes no BigInt.
+ */
+export function writeTransferPagePacket(
+  out: Uint8Array,
+  pagesetId: number,
+  senderOwns: boolean,
+  rangeCount: number,
+  transId: number | bigint,
+  flags: number,
+  payload?: Uint8Array,
+): void {
+  const header = XFER_PAGE_HEADER_SIZE + 8 * rangeCount;
+  const size = out.length;
+  invariant(
+    size <= MAX_PACKET_LEN && size === transferPagePacketSize(rangeCount, payload?.length ?? 0),
+    "transfer page packet buffer of the wrong size",
+  );
+  out.fill(0);
+  if (payload) out.set(payload, header);
+  writeU16(out, 0, VM_PKT.DATA_USING_XFER_PAGES);
+  writeU16(out, 2, header >> 3);
+  writeU16(out, 4, size >> 3);
+  writeU16(out, 6, flags);
+  if (typeof transId === "number") writeU64NumberAt(out, 8, transId);
+  else writeU64BigInt(out, 8, transId);
+  writeU16(out, 16, pagesetId);
+  out[18] = senderOwns ? 1 : 0;
+  writeU32(out, 20, rangeCount);
+}
+
+/** Range `i` (byte_count, byte_offset) of a transfer-page packet written by writeTransferPagePacket. */
+export function writeTransferPageRange(
+  out: Uint8Array,
+  i: number,
+  byteCount: number,
+  byteOffset: number,
+): void {
+  const at = XFER_PAGE_HEADER_SIZE + 8 * i;
+  writeU32(out, at, byteCount);
+  writeU32(out, at + 4, byteOffset);
 }
 
 /**
