@@ -54,7 +54,7 @@ import type { HostGpadlView, HostGuestMemory, NetvspPorts } from "./ports.js";
 import { RndisDevice, type RndisDeviceState } from "./rndis-device.js";
 import { type RssSource, RssTable } from "./rss.js";
 import { RX_RNDIS_OVERHEAD, RxGenerator } from "./rx-generator.js";
-import { type RxTransaction, RxTransactionTable } from "./rx-transactions.js";
+import { newRxTransaction, type RxTransaction, RxTransactionTable } from "./rx-transactions.js";
 import { gatherTxBytes, type TxGatherScratch, walkRndisMessages } from "./tx-verifier.js";
 
 export interface NetvspOptions {
@@ -989,15 +989,7 @@ export class Netvsp {
 
   /** A transaction record for a transfer-page packet (a completed one reused), its sections empty. */
   #transaction(queue: number): RxTransaction {
-    const t = this.#freeTransactions.pop() ?? {
-      tid: 0,
-      next: null,
-      queue: 0,
-      sections: [],
-      count: 0,
-      frames: 0,
-      bytes: 0,
-    };
+    const t = this.#freeTransactions.pop() ?? newRxTransaction();
     t.queue = queue;
     t.count = 0;
     t.frames = 0;

@@ -1,16 +1,8 @@
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
-import { type RxTransaction, RxTransactionTable } from "./rx-transactions.js";
+import { newRxTransaction, type RxTransaction, RxTransactionTable } from "./rx-transactions.js";
 
-const record = (tid: number): RxTransaction => ({
-  tid,
-  next: null,
-  queue: 0,
-  sections: [],
-  count: 0,
-  frames: 0,
-  bytes: 0,
-});
+const record = (tid: number): RxTransaction => newRxTransaction(tid);
 
 describe("RxTransactionTable", () => {
   it("finds, removes and forgets records by trans_id, past its first growth", () => {

@@ -21,6 +21,11 @@ export interface RxTransaction {
 
 const INITIAL_SLOTS = 64;
 
+/** A fresh record (the free list's refill when no completed one is left to reuse). */
+export function newRxTransaction(tid = 0): RxTransaction {
+  return { tid, next: null, queue: 0, sections: [], count: 0, frames: 0, bytes: 0 };
+}
+
 export class RxTransactionTable {
   #slots: (RxTransaction | null)[] = new Array<RxTransaction | null>(INITIAL_SLOTS).fill(null);
   #mask = INITIAL_SLOTS - 1;

@@ -151,14 +151,10 @@ export class HostRingEndpoint {
    * (a longer one in two), so the descriptor it checks is the one in its copy.
    */
   readPacketTransient(): HostReadResult {
+    const avail = this.available();
+    if (avail <= 0) return avail === 0 ? EMPTY : this.lastCorrupt;
     const mem = this.fromGuest;
     const dsize = mem.dataSize;
-    const writeIndex = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
-    const indexProblem = checkRingIndex(dsize, writeIndex);
-    if (indexProblem !== undefined) return this.corrupt(indexProblem);
-    const avail = bytesToRead(dsize, writeIndex, this.readPos);
-    if (avail === 0) return EMPTY;
-    if (avail < VMPACKET_DESCRIPTOR_SIZE + VMBUS_PKT_TRAILER) return this.corrupt("short");
     const first = Math.min(avail, PREFETCH);
     if (this.prefetch.length !== first) {
       let view = this.prefetchViews[first];
@@ -216,6 +212,22 @@ export class HostRingEndpoint {
    * lastCorrupt set (counted). Nothing is consumed.
    */
   private checkNext(): number {
+    const avail = this.available();
+    if (avail <= 0) return avail;
+    this.fromGuest.read(this.readPos, this.head);
+    const len = readU16(this.head, 4) << 3;
+    const off = readU16(this.head, 2) << 3;
+    const problem = packetProblem(len, off, avail);
+    if (problem !== undefined) return this.corruptNext(problem);
+    this.nextOff = off;
+    return len;
+  }
+
+  /**
+   * The bytes the guest has published past our read position, checked: 0 when the ring is empty, or -1
+   * with lastCorrupt set (counted) for a write_index outside the ring or less than a packet's minimum.
+   */
+  private available(): number {
     const mem = this.fromGuest;
     const dsize = mem.dataSize;
     const writeIndex = mem.readHeaderU32(RING_HEADER.WRITE_INDEX);
@@ -224,13 +236,7 @@ export class HostRingEndpoint {
     const avail = bytesToRead(dsize, writeIndex, this.readPos);
     if (avail === 0) return 0;
     if (avail < VMPACKET_DESCRIPTOR_SIZE + VMBUS_PKT_TRAILER) return this.corruptNext("short");
-    mem.read(this.readPos, this.head);
-    const len = readU16(this.head, 4) << 3;
-    const off = readU16(this.head, 2) << 3;
-    const problem = packetProblem(len, off, avail);
-    if (problem !== undefined) return this.corruptNext(problem);
-    this.nextOff = off;
-    return len;
+    return avail;
   }
 
   private corruptNext(problem: HostRingProblem): number {
