@@ -54,6 +54,7 @@ export { Mmu, type Translation } from "./mmu.js";
 export { makePte, PageTables, Pte, pteFlags, pteFrame, TABLE_LEVELS, type TableLevel } from "./page-table.js";
 export { formatBuddyinfo, formatPagetypeinfo } from "./pagetypeinfo.js";
 export { PageFlag, PhysicalMemory, pfnOf } from "./phys.js";
+export { PrefixViews } from "./prefix-views.js";
 export { TagRegistry } from "./tags.js";
 export {
   ageMemory,

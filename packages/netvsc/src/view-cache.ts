@@ -1,12 +1,14 @@
 // Views of scratch buffers for the per-packet copies: Mmu.read and Mmu.write move a whole
 // Uint8Array, and a fresh subarray per piece is an allocation per packet. A packet's pieces come in a
 // few shapes (the RNDIS header, the frame, the whole message), so each (offset, length) gets one view,
-// made once and kept.
+// made once and kept (at offset 0 by the memory layer's PrefixViews, which bounds itself).
+
+import { PrefixViews } from "@ivm/memory";
 
 /** The views of one base array: at offset 0 by length (the common case), else by offset and length. */
 interface BaseViews {
   readonly base: Uint8Array;
-  atZero: (Uint8Array | undefined)[];
+  atZero: PrefixViews;
   readonly others: Map<number, Map<number, Uint8Array>>;
   count: number;
 }
@@ -31,13 +33,7 @@ export class ViewCache {
   view(base: Uint8Array, at: number, len: number): Uint8Array {
     if (at === 0 && len === base.length) return base;
     const b = this.#of(base);
-    if (at === 0) {
-      const z = b.atZero[len];
-      if (z !== undefined) return z;
-      const v = this.#make(b, 0, len);
-      b.atZero[len] = v;
-      return v;
-    }
+    if (at === 0) return b.atZero.of(len);
     const v = b.others.get(at)?.get(len);
     if (v !== undefined) return v;
     const made = this.#make(b, at, len);
@@ -63,15 +59,14 @@ export class ViewCache {
     const bases = this.#bases;
     for (let i = 0; i < bases.length; i++) if (bases[i]!.base === base) return bases[i]!;
     if (bases.length >= BASES_MAX) bases.shift();
-    const b: BaseViews = { base, atZero: [], others: new Map(), count: 0 };
+    const b: BaseViews = { base, atZero: new PrefixViews(base), others: new Map(), count: 0 };
     bases.push(b);
     return b;
   }
 
-  /** A new view, after starting the base afresh when it holds `max` views already. */
+  /** A new view at a non-zero offset, after starting afresh when the base holds `max` of them. */
   #make(b: BaseViews, at: number, len: number): Uint8Array {
     if (b.count >= this.#max) {
-      b.atZero = [];
       b.others.clear();
       b.count = 0;
     }

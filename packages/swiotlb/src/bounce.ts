@@ -1,3 +1,4 @@
+import { PrefixViews } from "@ivm/memory";
 import {
   type BounceMemory,
   DMA_ATTR_SKIP_CPU_SYNC,
@@ -84,9 +85,7 @@ export class SwiotlbBounce {
   private warnedBeforeStart = false;
   private warnedOverflow = false;
   private warnedInvalidSizes = false;
-  private scratch: Uint8Array = new Uint8Array(IO_TLB_SIZE);
-  private scratchViews: (Uint8Array | undefined)[] = [];
-  private scratchViewCount = 0;
+  private readonly scratch = new PrefixViews(new Uint8Array(IO_TLB_SIZE));
   private readonly counters: Mutable<BounceStats> = {
     bytesToDevice: 0,
     bytesFromDevice: 0,
@@ -261,26 +260,12 @@ export class SwiotlbBounce {
   }
 
   /**
-   * The first `size` bytes of the bounce scratch: one view per size, kept (a device maps buffers of a
-   * few sizes), and started afresh when the scratch grows or many sizes were seen.
+   * The first `size` bytes of the bounce scratch, grown when needed: one view per size, kept (a device
+   * maps buffers of a few sizes).
    */
   private scratchOf(size: number): Uint8Array {
-    if (this.scratch.length < size) {
-      this.scratch = new Uint8Array(Math.max(size, this.scratch.length * 2));
-      this.scratchViews = [];
-      this.scratchViewCount = 0;
-    }
-    let v = this.scratchViews[size];
-    if (v === undefined) {
-      if (this.scratchViewCount >= 4096) {
-        this.scratchViews = [];
-        this.scratchViewCount = 0;
-      }
-      v = size === this.scratch.length ? this.scratch : this.scratch.subarray(0, size);
-      this.scratchViews[size] = v;
-      this.scratchViewCount++;
-    }
-    return v;
+    this.scratch.grow(size);
+    return this.scratch.of(size);
   }
 
   private boundsWarning(kind: "before" | "overflow", line: string): void {

@@ -21,7 +21,7 @@
  * neither decrypted nor re-encrypted, and its decrypted flag stays false.
  */
 import { HypercallError } from "@ivm/hypercall";
-import { Gfp, MemoryError, PAGE_SIZE } from "@ivm/memory";
+import { Gfp, MemoryError, PAGE_SIZE, PrefixViews } from "@ivm/memory";
 import type { VmbusChannel } from "./channel.js";
 import { err, invariant, ok, type Result, type VmbusErrno, VmbusError } from "./errors.js";
 import { VMBUS_FINDING } from "./profile.js";
@@ -87,18 +87,11 @@ let scratchBuffer: Scratch | undefined;
 function scratch(): Scratch {
   if (scratchBuffer === undefined) {
     const bytes = new Uint8Array(MAX_SIZE_CHANNEL_MESSAGE);
-    const prefixes: Uint8Array[] = [];
+    const prefixes = new PrefixViews(bytes);
     scratchBuffer = {
       bytes,
       view: new DataView(bytes.buffer),
-      prefix: (length) => {
-        let p = prefixes[length];
-        if (p === undefined) {
-          p = bytes.subarray(0, length);
-          prefixes[length] = p;
-        }
-        return p;
-      },
+      prefix: (length) => prefixes.of(length),
     };
   }
   return scratchBuffer;

@@ -5,6 +5,7 @@
  * len8/offset8 once, both are clamped, and the packet is copied into a private buffer before anything
  * parses it (invariant I3). The host may rewrite the ring between any two reads.
  */
+import { PrefixViews } from "@ivm/memory";
 import { err, invariant, ok, type Result } from "../errors.js";
 import { type KernelContext, VMBUS_FINDING } from "../profile.js";
 import { readU16, readU64BigInt, readU64NumberAt } from "../wire/bytes.js";
@@ -116,7 +117,7 @@ export class IncomingRing {
   private readonly pktHead: Uint8Array;
   private currentLen8 = -1;
   /** Views of pkt_buffer by packet length (see bytesView, dataView). */
-  private readonly bytesByLen: (Uint8Array | undefined)[] = [];
+  private readonly pktViews: PrefixViews;
   private readonly dataByLen: (Uint8Array | undefined)[] = [];
   private readonly dataOffsetByLen: number[] = [];
   /** The packet first() hands out, refilled for each packet (its desc, bytes and data views). */
@@ -143,6 +144,7 @@ export class IncomingRing {
     const kernelExact = this.kernel !== undefined && !this.kernel.profile.hardened;
     this.indexPolicy = options.indexPolicy ?? (kernelExact ? "linux" : "reject");
     this.pktBuffer = new Uint8Array(size);
+    this.pktViews = new PrefixViews(this.pktBuffer);
     this.pktView = new DataView(this.pktBuffer.buffer);
     this.pktHead = this.pktBuffer.subarray(0, VMPACKET_DESCRIPTOR_SIZE);
     const pktBuffer = this.pktBuffer;
@@ -242,12 +244,7 @@ export class IncomingRing {
 
   /** pkt_buffer[0, len): one view per length, kept (a ring carries packets of a few lengths). */
   private bytesView(len: number): Uint8Array {
-    let v = this.bytesByLen[len];
-    if (v === undefined) {
-      v = this.pktBuffer.subarray(0, len);
-      this.bytesByLen[len] = v;
-    }
-    return v;
+    return this.pktViews.of(len);
   }
 
   /** pkt_buffer[offset, end) for a packet of `len` bytes: kept per length while its offset stays. */
