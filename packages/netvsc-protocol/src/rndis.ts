@@ -349,17 +349,25 @@ function encodeFixed(layout: RndisLayout, values: Readonly<Record<string, number
   return buf;
 }
 
-/** The PPI types rndis_filter_receive_data looks up, with the payload size each needs (all 4 bytes). */
-const LOOKED_UP_PPIS: readonly {
+/** One PPI type rndis_filter_receive_data asks rndis_get_ppi for, with the payload size it needs. */
+export interface RndisPpiLookupType {
   readonly type: number;
   readonly internal: boolean;
+  /** sizeof the struct the caller reads at the payload (the ppi_size argument; 505e3f00c3f3). */
   readonly size: number;
-}[] = [
-  { type: NDIS_PPI_TYPE.IEEE_8021Q, internal: false, size: 4 },
-  { type: NDIS_PPI_TYPE.TCPIP_CHKSUM, internal: false, size: 4 },
-  { type: NDIS_PPI_TYPE.NBL_HASH_VALUE, internal: false, size: 4 },
-  { type: RNDIS_PKTINFO_ID, internal: true, size: 4 },
-];
+}
+
+/**
+ * The lookups rndis_filter_receive_data makes, in its order: VLAN (ndis_pkt_8021q_info), checksum
+ * (ndis_tcp_ip_checksum_info), hash (u32), then the internal RNDIS_PKTINFO_ID (rndis_pktinfo_id); each
+ * payload is 4 bytes. The order matters: each lookup copies the area again (0ba35fe91ce3).
+ */
+export const RNDIS_PPI_LOOKUPS: readonly RndisPpiLookupType[] = Object.freeze([
+  Object.freeze({ type: NDIS_PPI_TYPE.IEEE_8021Q, internal: false, size: 4 }),
+  Object.freeze({ type: NDIS_PPI_TYPE.TCPIP_CHKSUM, internal: false, size: 4 }),
+  Object.freeze({ type: NDIS_PPI_TYPE.NBL_HASH_VALUE, internal: false, size: 4 }),
+  Object.freeze({ type: RNDIS_PKTINFO_ID, internal: true, size: 4 }),
+]);
 
 export interface RndisPpi {
   readonly type: number;
@@ -715,34 +723,114 @@ const PPI_LEN_INVALID: PpiWalk = Object.freeze({
   issue: Object.freeze({ reason: "ppi-len-invalid", at: PKT_PPI_LEN, kernelHangs: false }),
 });
 
-/** Mirrors the checks of rndis_get_ppi, done once over the whole area instead of once per type. */
+/**
+ * rndis_get_ppi's checks of the area itself, made before it copies anything: an offset inside
+ * rndis_packet or past the range (44144185951a), a length below one entry header (505e3f00c3f3) or past
+ * the range. Either way the lookup returns NULL and the packet goes up without PPIs. `offset` 0 (no
+ * PPIs) is the caller's: the kernel returns before these checks.
+ */
+export function rndisPpiAreaIssue(
+  offset: number,
+  len: number,
+  rpktLen: number,
+): "ppi-offset-invalid" | "ppi-len-invalid" | null {
+  if (offset < RNDIS_PACKET_SIZE || offset > rpktLen) return "ppi-offset-invalid";
+  if (len < RNDIS_PPI_HEADER_SIZE || len > rpktLen - offset) return "ppi-len-invalid";
+  return null;
+}
+
+/**
+ * The checks rndis_get_ppi's loop makes of the entry at `pos` with `remaining` bytes of the area left:
+ * a header that does not fit (the kernel reads it from the bytes past the area), a size past the area,
+ * a payload offset at or past the size (44144185951a; the kernel's `continue` spins on these two).
+ */
+function ppiEntryIssue(buf: Uint8Array, pos: number, remaining: number): RndisPpiIssueReason | null {
+  if (remaining < RNDIS_PPI_HEADER_SIZE) return "ppi-entry-truncated";
+  const size = readU32(buf, pos);
+  if (size > remaining) return "ppi-entry-size-invalid";
+  if (readU32(buf, pos + 8) >= size) return "ppi-entry-offset-invalid";
+  return null;
+}
+
+/** Whether the entry at `pos` is of `type` (type:31 the low bits, internal:1 the top bit). */
+function ppiIs(buf: Uint8Array, pos: number, type: number, internal: boolean): boolean {
+  const word = readU32(buf, pos + 4);
+  return (word & 0x7fff_ffff) === type && word >>> 31 === (internal ? 1 : 0);
+}
+
+/** Where {@link findRndisPpi} stopped on a malformed entry (reused by the caller: no allocation). */
+export class RndisPpiLookup {
+  /** The malformed entry's problem, or null when the lookup ended normally. */
+  issue: RndisPpiIssueReason | null = null;
+  /** Offset in the buffer of the entry the lookup stopped at. */
+  at = 0;
+  /** Whether the kernel's loop spins there for ever (a `continue` that does not advance). */
+  kernelHangs = false;
+}
+
+/**
+ * One rndis_get_ppi walk for `want` over the area buf[start, start + len) (already copied and checked
+ * with {@link rndisPpiAreaIssue}): entries are checked only as far as the walk goes, and the first entry
+ * of the type ends it. Returns the payload's offset in `buf`, or -1: not found, or an entry the kernel
+ * would stop at, described in `out` (the kernel's loop spins, or reads past the area; the model stops).
+ */
+export function findRndisPpi(
+  buf: Uint8Array,
+  start: number,
+  len: number,
+  want: RndisPpiLookupType,
+  out: RndisPpiLookup,
+): number {
+  out.issue = null;
+  let pos = start;
+  let remaining = len;
+  while (remaining > 0) {
+    let issue = ppiEntryIssue(buf, pos, remaining);
+    const size = issue === null ? readU32(buf, pos) : 0;
+    if (issue === null && ppiIs(buf, pos, want.type, want.internal)) {
+      const payload = readU32(buf, pos + 8);
+      // 505e3f00c3f3: the matching entry must hold the struct the caller reads (else `continue`).
+      if (size - payload >= want.size) return pos + payload;
+      issue = "ppi-entry-too-small";
+    }
+    if (issue !== null) {
+      out.issue = issue;
+      out.at = pos;
+      out.kernelHangs = issue !== "ppi-entry-truncated";
+      return -1;
+    }
+    remaining -= size;
+    pos += size;
+  }
+  return -1;
+}
+
+/**
+ * Mirrors the checks of rndis_get_ppi over the whole area at once (for a decoder that lists every
+ * entry; the guest's receive path makes the kernel's four lookups instead).
+ */
 function walkPpis(buf: Uint8Array, rpktLen: number, offset: number, len: number): PpiWalk {
   // The area-level outcomes are the same objects every time (a packet without PPIs is the common case).
   if (offset === 0) return NO_PPIS;
-  if (offset < RNDIS_PACKET_SIZE || offset > rpktLen) return PPI_OFFSET_INVALID;
-  if (len < RNDIS_PPI_HEADER_SIZE || len > rpktLen - offset) return PPI_LEN_INVALID;
+  const area = rndisPpiAreaIssue(offset, len, rpktLen);
+  if (area === "ppi-offset-invalid") return PPI_OFFSET_INVALID;
+  if (area === "ppi-len-invalid") return PPI_LEN_INVALID;
   const ppis: RndisPpi[] = [];
   let pos = RNDIS_HEADER_SIZE + offset;
   let remaining = len;
   while (remaining > 0) {
-    if (remaining < RNDIS_PPI_HEADER_SIZE) {
-      return { ppis, issue: { reason: "ppi-entry-truncated", at: pos, kernelHangs: false } };
-    }
-    const size = readU32(buf, pos);
-    const typeWord = readU32(buf, pos + 4);
-    const ppiOffset = readU32(buf, pos + 8);
-    if (size > remaining) {
-      return { ppis, issue: { reason: "ppi-entry-size-invalid", at: pos, kernelHangs: true } };
-    }
-    if (ppiOffset >= size) {
-      return { ppis, issue: { reason: "ppi-entry-offset-invalid", at: pos, kernelHangs: true } };
-    }
-    // type:31 is the low 31 bits, internal:1 the top bit (GCC's little-endian bitfield order).
+    let reason = ppiEntryIssue(buf, pos, remaining);
+    const size = reason === null ? readU32(buf, pos) : 0;
+    const ppiOffset = reason === null ? readU32(buf, pos + 8) : 0;
+    const typeWord = reason === null ? readU32(buf, pos + 4) : 0;
     const type = typeWord & 0x7fff_ffff;
     const internal = typeWord >>> 31 === 1;
-    const looked = LOOKED_UP_PPIS.find((p) => p.type === type && p.internal === internal);
-    if (looked !== undefined && size - ppiOffset < looked.size) {
-      return { ppis, issue: { reason: "ppi-entry-too-small", at: pos, kernelHangs: true } };
+    if (reason === null) {
+      const looked = RNDIS_PPI_LOOKUPS.find((p) => p.type === type && p.internal === internal);
+      if (looked !== undefined && size - ppiOffset < looked.size) reason = "ppi-entry-too-small";
+    }
+    if (reason !== null) {
+      return { ppis, issue: { reason, at: pos, kernelHangs: reason !== "ppi-entry-truncated" } };
     }
     const dataStart = pos + ppiOffset;
     ppis.push({ type, internal, dataStart, data: buf.subarray(dataStart, pos + size) });

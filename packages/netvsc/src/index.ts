@@ -17,6 +17,7 @@ export type { NetvscBufferPurpose, NetvscErrorReason, NvspRequestStep, RndisRequ
 export { RECV_COMP_RING_TAG } from "./recv-comp-ring.js";
 export type { RingParamState } from "./ringparam.js";
 export { NETVSC_PACKET_FILTER, RNDIS_REQUEST_TAG } from "./rndis-filter.js";
+export { NO_RX_PPIS, type RxPacketInfo } from "./rndis-ppi.js";
 export {
   DMA_RANGE_TAG,
   RNDIS_DATA_HEADER_SIZE,

@@ -216,10 +216,17 @@ export function unmapBuffers(nv: NetvscDev): void {
   }
 }
 
-/** The findings the netvsc driver reports. */
+/**
+ * The findings the netvsc driver reports: the CVE or fixing commit, or — where no kernel fixed it — a
+ * short name of what the kernel does.
+ */
 export const NETVSC_FINDING = {
   /** free_netvsc_device vfree'd a buffer whose GPADL may still be decrypted (before bbf9ac34677b). */
   bufferFreedVisible: "CVE-2024-36911",
+  /** rndis_get_ppi re-copied a PPI area the host had changed since the previous lookup's copy. */
+  ppiDoubleFetch: "rndis-get-ppi-double-fetch",
+  /** rndis_get_ppi met a malformed entry whose `continue` does not advance: the NAPI poll spins. */
+  ppiLookupSpins: "rndis-get-ppi-spin",
 } as const;
 
 /**

@@ -53,6 +53,7 @@ import {
   rndisFilterOpen,
   rndisFilterSetRssParam,
 } from "./rndis-filter.js";
+import type { RxPacketInfo } from "./rndis-ppi.js";
 import { defaultTxTable, netvscPickTx } from "./select-queue.js";
 import { dmaUnmap, netvscXmit, type XmitVerdict } from "./send.js";
 import { type NetvscStats, newNetvscStats } from "./stats.js";
@@ -91,8 +92,11 @@ export interface NetvscDeviceOptions extends NetvscServices {
   readonly txSections?: number;
   /** Per direction, header page included. Default VMBUS_RING_SIZE(128 × 4 KiB). */
   readonly ringBytes?: number;
-  /** A private copy of each delivered frame (the skb). */
-  readonly onReceive?: (frame: Uint8Array) => void;
+  /**
+   * A private copy of each delivered frame (the skb), with what the guest took from the message's
+   * per-packet info (VLAN, checksum, hash, RSC flags; a reused object, valid during the call).
+   */
+  readonly onReceive?: (frame: Uint8Array, info: RxPacketInfo) => void;
   /** num_online_cpus(): max_chn never exceeds it. Default 1. */
   readonly cpus?: number;
   /**

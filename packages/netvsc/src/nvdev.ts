@@ -9,6 +9,7 @@ import type { DmaDevice } from "@ivm/swiotlb";
 import type { Gpadl, HvPageBuffer, KernelContext, Scheduler, VmbusChannel } from "@ivm/vmbus";
 import type { NetvscChannel } from "./queues.js";
 import type { RecvCompRing } from "./recv-comp-ring.js";
+import type { RxPacketInfo } from "./rndis-ppi.js";
 import type { SendSectionMap } from "./send-buffer.js";
 import type { NetvscStats } from "./stats.js";
 
@@ -34,7 +35,7 @@ export interface DriverEnv extends NetvscServices {
   readonly ringBytes: number;
   readonly kernel: KernelContext;
   readonly stats: NetvscStats;
-  readonly onReceive: ((frame: Uint8Array) => void) | undefined;
+  readonly onReceive: ((frame: Uint8Array, info: RxPacketInfo) => void) | undefined;
   /** The primary channel's transmit queue (netdev_get_tx_queue(ndev, 0)); sub-channels have their own. */
   readonly txq: { stopped: boolean };
   /** num_online_cpus(): caps max_chn (rndis_filter_device_add). */

@@ -15,7 +15,6 @@ import {
   NVSP_STATUS,
   RNDIS_HEADER_SIZE,
   RNDIS_MSG_TYPE,
-  RNDIS_PACKET_AT,
   RNDIS_PACKET_SIZE,
   scanXferPagePacket,
   writeNvspRecvCompletion,
@@ -94,14 +93,15 @@ function takeScan(): XferPageScan {
 /**
  * The reads of shared memory rndis_filter_receive makes before it validates anything, each into the
  * channel's private recv_buf at the offset it has in the message (0ba35fe91ce3): the RNDIS header; for
- * a data message rndis_packet and then, if it lies inside the range, the per-packet-info area; for a
- * control message the whole message (the kernel copies a response into its request). The frame itself
- * is not copied here: rndisFilterReceive copies it from the shared buffer into the skb, once.
+ * a data message rndis_packet; for a control message the whole message (the kernel copies a response
+ * into its request). Not here: a data message's per-packet info, which each of rndis_get_ppi's four
+ * lookups copies for itself, and only after checking its offset and length (rndisGetPpis, rndis-ppi.ts);
+ * and the frame, which rndisFilterReceive copies from the shared buffer into the skb, once.
  *
  * Returns the JS image of the private buffer (`length` bytes) that the parser reads; every read behind
- * it is of private memory (checked: I3). Where nothing was copied the image is zero — except after a
- * data message without a PPI area, whose parse reads only its first 44 bytes (rndisFilterReceive), so
- * the rest is left as it was rather than zeroed per frame.
+ * it is of private memory (checked: I3). Past what was copied the image keeps what an earlier range
+ * left, as recv_buf does: a data message's parse reads only its first 44 bytes and the PPI areas its
+ * lookups copy, and a control message's rest is zeroed before it lands.
  */
 function copyRndisHeaders(nv: NetvscDev, shared: number, length: number): Uint8Array {
   const priv = nv.rxPrivate[0]!;
@@ -112,17 +112,11 @@ function copyRndisHeaders(nv: NetvscDev, shared: number, length: number): Uint8A
   const dv = scratchView(nv.rxScratch);
   const base = image.byteOffset;
   if (length >= RNDIS_HEADER_SIZE && dv.getUint32(base, true) === RNDIS_MSG_TYPE.PACKET) {
-    const pkt = Math.min(RNDIS_PACKET_SIZE, length - RNDIS_HEADER_SIZE);
-    copied += takeShared(nv, copies, priv, shared, RNDIS_HEADER_SIZE, pkt);
-    if (pkt === RNDIS_PACKET_SIZE) {
-      const ppiOffset = dv.getUint32(base + RNDIS_PACKET_AT.perPktInfoOffset, true);
-      const ppiLen = dv.getUint32(base + RNDIS_PACKET_AT.perPktInfoLen, true);
-      const room = length - RNDIS_HEADER_SIZE;
-      // The image so far is [0, 44), copied; with PPIs the decoder may read past it, so zero the rest.
-      if (ppiOffset !== 0) image.fill(0, RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE);
-      if (ppiOffset <= room && ppiLen <= room - ppiOffset)
-        copied += takeShared(nv, copies, priv, shared, RNDIS_HEADER_SIZE + ppiOffset, ppiLen);
-    }
+    // rndis_filter_receive_data copies rndis_packet once rndis_filter_receive has accepted msg_len and
+    // the range holds all of it (44144185951a's checks come first).
+    const msgLen = dv.getUint32(base + 4, true);
+    if (msgLen >= RNDIS_HEADER_SIZE && msgLen <= length && length >= RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE)
+      copied += takeShared(nv, copies, priv, shared, RNDIS_HEADER_SIZE, RNDIS_PACKET_SIZE);
   } else if (length >= RNDIS_HEADER_SIZE) {
     // The image so far is the header: zero the rest before the message lands on it.
     image.fill(0, RNDIS_HEADER_SIZE);
@@ -138,8 +132,8 @@ function copyRndisHeaders(nv: NetvscDev, shared: number, length: number): Uint8A
   return image;
 }
 
-/** The pieces copied into the private buffer for one range, in copy order (at most three). */
-const COPIES = { n: 0, at: new Uint32Array(3), len: new Uint32Array(3) };
+/** The pieces copied into the private buffer for one range, in copy order (at most two). */
+const COPIES = { n: 0, at: new Uint32Array(2), len: new Uint32Array(2) };
 
 /**
  * One copy of shared memory into the private buffer at `at` (the kernel's memcpy: a read of the shared
@@ -167,8 +161,8 @@ function takeShared(
 
 /**
  * The parser's read of the private copy into the image (what the checks above and the decode read):
- * one read when the pieces lie back to back from offset 0 (a message without a gap before its PPIs),
- * else one per piece, so the image keeps its zeros wherever nothing was copied. Any of it coming from
+ * one read when the pieces lie back to back from offset 0 (every message does), else one per piece, so
+ * the image keeps what it held wherever nothing was copied. Any of it coming from
  * shared memory is counted (parsedFromShared, I3).
  */
 function readPrivate(nv: NetvscDev, copies: typeof COPIES, priv: number): void {

@@ -39,6 +39,7 @@ import type { NetvscDev, RndisRequest, TxPacket } from "./nvdev.js";
 import { maxChannels } from "./queues.js";
 import type { RndisRequestStep } from "./reasons.js";
 import { reject } from "./reasons.js";
+import { NO_RX_PPIS, type RxPacketInfo, rndisGetPpis } from "./rndis-ppi.js";
 import { dmaUnmap, fillPgBuf, netvscSend } from "./send.js";
 import { ViewCache } from "./view-cache.js";
 
@@ -352,12 +353,15 @@ export function rndisFilterReceive(nv: NetvscDev, copy: Uint8Array, shared: numb
     stats.rxDrops.count("rndis-device-uninitialized");
     return NVSP_STATUS.FAIL;
   }
-  // The per-frame case, a data message without a PPI area: checked in place with decodeRndisMessage's
-  // checks and verdicts, and no message built. Any other type, or PPIs to walk, takes the decoder.
+  // A data message is checked in place with decodeRndisMessage's checks and verdicts, and no message
+  // built; its PPIs, if per_pkt_info_offset says it has any, are looked up as rndis_get_ppi does.
+  // Any other type takes the decoder.
   const problem = checkRndisPacket(copy);
-  if (problem === null && rndisPacketField(copy, "perPktInfoOffset") === 0) {
+  if (problem === null) {
+    const info =
+      rndisPacketField(copy, "perPktInfoOffset") === 0 ? NO_RX_PPIS : rndisGetPpis(nv, copy, shared);
     const dataStart = RNDIS_HEADER_SIZE + rndisPacketField(copy, "dataOffset");
-    receiveData(nv, shared, dataStart, rndisPacketField(copy, "dataLen"));
+    receiveData(nv, shared, dataStart, rndisPacketField(copy, "dataLen"), info);
     return NVSP_STATUS.SUCCESS;
   }
   if (problem !== null && problem !== "rndis-unhandled-type") {
@@ -371,11 +375,6 @@ export function rndisFilterReceive(nv: NetvscDev, copy: Uint8Array, shared: numb
   }
   const m = r.value;
   switch (m.kind) {
-    case "packet":
-      // A malformed PPI area: the model delivers the frame without the PPIs after the bad entry.
-      if (m.ppiIssue !== null) stats.rxDrops.count(m.ppiIssue.reason);
-      receiveData(nv, shared, m.dataStart, m.dataLen);
-      return NVSP_STATUS.SUCCESS;
     case "init-complete":
     case "query-complete":
     case "set-complete":
@@ -393,10 +392,17 @@ export function rndisFilterReceive(nv: NetvscDev, copy: Uint8Array, shared: numb
 }
 
 /**
- * rndis_filter_receive_data after its checks: the frame at `dataStart` of the range, `dataLen` bytes,
- * copied once from the shared receive buffer into the skb and handed up.
+ * rndis_filter_receive_data after its checks and PPI lookups: the frame at `dataStart` of the range,
+ * `dataLen` bytes, copied once from the shared receive buffer into the skb and handed up with what the
+ * lookups found.
  */
-function receiveData(nv: NetvscDev, shared: number, dataStart: number, dataLen: number): void {
+function receiveData(
+  nv: NetvscDev,
+  shared: number,
+  dataStart: number,
+  dataLen: number,
+  info: RxPacketInfo,
+): void {
   const { stats, onReceive } = nv.env;
   stats.rxPackets++;
   stats.rxBytes += dataLen;
@@ -405,7 +411,7 @@ function receiveData(nv: NetvscDev, shared: number, dataStart: number, dataLen: 
   nv.env.memory.mmu.read(shared + dataStart, skb);
   stats.rxSkbCopies++;
   stats.rxSkbBytes += dataLen;
-  onReceive?.(skb);
+  onReceive?.(skb, info);
 }
 
 /**

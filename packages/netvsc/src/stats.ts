@@ -38,11 +38,24 @@ export interface NetvscStats {
   bytesBounced: number;
   /**
    * Transfer-page ranges whose RNDIS headers were copied out of the receive buffer into the private
-   * buffer, and the bytes copied: the RNDIS header, rndis_packet and the per-packet info of a data
-   * message (rndis_filter_receive_data, 0ba35fe91ce3), a whole control message.
+   * buffer, and the bytes copied: the RNDIS header and rndis_packet of a data message
+   * (rndis_filter_receive_data, 0ba35fe91ce3) plus each lookup's copy of its per-packet info
+   * (rndis_get_ppi), a whole control message.
    */
   rxRangeCopies: number;
   rxRangeBytes: number;
+  /**
+   * The copies of a data message's PPI area rndis_get_ppi made (one per lookup whose area passed its
+   * checks: up to four per message, none when per_pkt_info_offset is 0), and their bytes (also counted
+   * in rxRangeBytes).
+   */
+  rxPpiCopies: number;
+  rxPpiBytes: number;
+  /**
+   * Messages whose PPI area changed in the receive buffer between two of those copies: the kernel used
+   * payloads from a later copy than the one it validated (reported as a finding, rndis-get-ppi-double-fetch).
+   */
+  rxPpiDoubleFetches: number;
   /** Frame payloads copied from the receive buffer into the skb (one copy each), and their bytes. */
   rxSkbCopies: number;
   rxSkbBytes: number;
@@ -93,6 +106,9 @@ export function newNetvscStats(): NetvscStats {
     bytesBounced: 0,
     rxRangeCopies: 0,
     rxRangeBytes: 0,
+    rxPpiCopies: 0,
+    rxPpiBytes: 0,
+    rxPpiDoubleFetches: 0,
     rxSkbCopies: 0,
     rxSkbBytes: 0,
     buffersFreedWhileVisible: 0,
