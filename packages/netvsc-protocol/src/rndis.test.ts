@@ -13,14 +13,18 @@ import {
   encodeRndisSet,
   encodeRndisSetComplete,
   findPpi,
+  findRndisPpi,
   NDIS_PPI_TYPE,
   parseRndisFromHost,
   RNDIS_MAX_RESPONSE_LEN,
   RNDIS_MSG_TYPE,
   RNDIS_PKTINFO_ID,
+  RNDIS_PPI_LOOKUPS,
   RNDIS_STATUS,
   type RndisMessage,
+  RndisPpiLookup,
   rndisPacketHeaderSize,
+  rndisPpiAreaIssue,
 } from "./rndis.js";
 
 const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
@@ -305,6 +309,86 @@ describe("PPI checks (rndis_get_ppi)", () => {
       ]),
     );
     expect(m.kind === "packet" && [m.ppis.length, m.ppiIssue?.reason]).toEqual([1, "ppi-entry-size-invalid"]);
+  });
+});
+
+describe("one rndis_get_ppi lookup (findRndisPpi) and its area checks", () => {
+  const [VLAN, CSUM, HASH, PKTINFO] = RNDIS_PPI_LOOKUPS as [
+    (typeof RNDIS_PPI_LOOKUPS)[number],
+    (typeof RNDIS_PPI_LOOKUPS)[number],
+    (typeof RNDIS_PPI_LOOKUPS)[number],
+    (typeof RNDIS_PPI_LOOKUPS)[number],
+  ];
+  /** An area of [size, type word, payload offset] entries, 16 bytes apart, from byte 0. */
+  const area = (entries: readonly number[][]): Uint8Array => {
+    const b = new Uint8Array(16 * entries.length);
+    entries.forEach(([size, type, off], i) => {
+      set32(b, 16 * i, size!);
+      set32(b, 16 * i + 4, type!);
+      set32(b, 16 * i + 8, off!);
+    });
+    return b;
+  };
+
+  it("looks up in the kernel's order: VLAN, checksum, hash, then the internal RNDIS_PKTINFO_ID", () => {
+    expect(RNDIS_PPI_LOOKUPS.map((l) => [l.type, l.internal, l.size])).toEqual([
+      [NDIS_PPI_TYPE.IEEE_8021Q, false, 4],
+      [NDIS_PPI_TYPE.TCPIP_CHKSUM, false, 4],
+      [NDIS_PPI_TYPE.NBL_HASH_VALUE, false, 4],
+      [RNDIS_PKTINFO_ID, true, 4],
+    ]);
+  });
+
+  it("returns the first matching entry's payload; the internal bit is part of the type", () => {
+    const out = new RndisPpiLookup();
+    const b = area([
+      [16, RNDIS_PKTINFO_ID, 12], // external type 1 (IPSEC), not RNDIS_PKTINFO_ID
+      [16, (RNDIS_PKTINFO_ID | 0x8000_0000) >>> 0, 12],
+      [16, NDIS_PPI_TYPE.NBL_HASH_VALUE, 12],
+      [16, NDIS_PPI_TYPE.NBL_HASH_VALUE, 13],
+    ]);
+    expect(findRndisPpi(b, 0, b.length, PKTINFO, out)).toBe(16 + 12);
+    expect(findRndisPpi(b, 0, b.length, HASH, out)).toBe(32 + 12);
+    expect(findRndisPpi(b, 0, b.length, VLAN, out)).toBe(-1);
+    expect(out.issue).toBeNull();
+  });
+
+  it("checks entries only as far as it walks: a bad entry after the match is not seen", () => {
+    const out = new RndisPpiLookup();
+    const b = area([
+      [16, NDIS_PPI_TYPE.IEEE_8021Q, 12],
+      [99, NDIS_PPI_TYPE.IPSEC, 12], // size past the area
+    ]);
+    expect(findRndisPpi(b, 0, b.length, VLAN, out)).toBe(12);
+    expect(out.issue).toBeNull();
+    expect(findRndisPpi(b, 0, b.length, CSUM, out)).toBe(-1);
+    expect([out.issue, out.at, out.kernelHangs]).toEqual(["ppi-entry-size-invalid", 16, true]);
+  });
+
+  it("stops where the kernel's loop would spin or read past the area", () => {
+    const out = new RndisPpiLookup();
+    const cases: [number[][], number, string, boolean][] = [
+      [[[16, NDIS_PPI_TYPE.IPSEC, 16]], 16, "ppi-entry-offset-invalid", true],
+      [[[0, NDIS_PPI_TYPE.IPSEC, 0]], 16, "ppi-entry-offset-invalid", true],
+      [[[15, NDIS_PPI_TYPE.IEEE_8021Q, 12]], 16, "ppi-entry-too-small", true],
+      [[[12, NDIS_PPI_TYPE.IPSEC, 4]], 16, "ppi-entry-truncated", false], // 4 bytes left after it
+    ];
+    for (const [entries, len, reason, hangs] of cases) {
+      expect(findRndisPpi(area(entries), 0, len, VLAN, out)).toBe(-1);
+      expect([out.issue, out.kernelHangs]).toEqual([reason, hangs]);
+    }
+    // a too-small entry of a type nobody asked for is walked over
+    expect(findRndisPpi(area([[15, NDIS_PPI_TYPE.IEEE_8021Q, 12]]), 0, 15, HASH, out)).toBe(-1);
+    expect(out.issue).toBeNull();
+  });
+
+  it("area: offset in [36, rpkt_len], length in [12, rpkt_len - offset]", () => {
+    expect(rndisPpiAreaIssue(35, 16, 120)).toBe("ppi-offset-invalid");
+    expect(rndisPpiAreaIssue(121, 0, 120)).toBe("ppi-offset-invalid");
+    expect(rndisPpiAreaIssue(36, 11, 120)).toBe("ppi-len-invalid");
+    expect(rndisPpiAreaIssue(36, 85, 120)).toBe("ppi-len-invalid");
+    expect(rndisPpiAreaIssue(36, 84, 120)).toBeNull();
+    expect(rndisPpiAreaIssue(108, 12, 120)).toBeNull();
   });
 });
 
