@@ -6,9 +6,18 @@
 
 import type { Finding } from "@ivm/kernel";
 import { NETVSC_FINDING, type NetvscDevice, type RxPacketInfo } from "@ivm/netvsc";
-import { NDIS_PPI_TYPE, RNDIS_PKTINFO_ID } from "@ivm/netvsc-protocol";
+import { RNDIS_PPI_LOOKUPS } from "@ivm/netvsc-protocol";
 import { describe, expect, it } from "vitest";
 import { makeWorld, mustAdd, type World } from "./world.js";
+
+/** The PPI types the driver looks up, in its order; IPSEC_PKTINFO (1) is one it does not. */
+const [VLAN_T, CSUM_T, HASH_T, PKTINFO_T] = RNDIS_PPI_LOOKUPS.map((l) => l.type) as [
+  number,
+  number,
+  number,
+  number,
+];
+const IPSEC_T = 1;
 
 const u32 = (v: number): number[] => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
 
@@ -30,10 +39,10 @@ const CSUM_WORD = 0x0000_0038; // tcp, udp and ip checksum succeeded
 const HASH_WORD = 0xdead_beef;
 const PKTINFO = [1, 0x06, 0x34, 0x12]; // ver 1, flag 1ST_FRAG | LAST_FRAG, pkt_id 0x1234
 
-const vlan = (w = VLAN_WORD) => entry(NDIS_PPI_TYPE.IEEE_8021Q, u32(w));
-const csum = (w = CSUM_WORD) => entry(NDIS_PPI_TYPE.TCPIP_CHKSUM, u32(w));
-const hash = (w = HASH_WORD) => entry(NDIS_PPI_TYPE.NBL_HASH_VALUE, u32(w));
-const pktinfo = () => entry(RNDIS_PKTINFO_ID, PKTINFO, { internal: true });
+const vlan = (w = VLAN_WORD) => entry(VLAN_T, u32(w));
+const csum = (w = CSUM_WORD) => entry(CSUM_T, u32(w));
+const hash = (w = HASH_WORD) => entry(HASH_T, u32(w));
+const pktinfo = () => entry(PKTINFO_T, PKTINFO, { internal: true });
 
 /**
  * A data message: header, rndis_packet (PPI area at `ppiOffset`: 36 by default, 0 when there is no
@@ -199,11 +208,8 @@ describe("rndis_get_ppi: four lookups, one copy each", () => {
 
   it("lookups that find nothing still copy; an internal entry is not the external type of the same number", () => {
     const { w, dev, got } = setup();
-    // type 1 without the internal bit is IPSEC_PKTINFO, not RNDIS_PKTINFO_ID; type 6 internal is not VLAN
-    const area = [
-      ...entry(RNDIS_PKTINFO_ID, PKTINFO),
-      ...entry(NDIS_PPI_TYPE.IEEE_8021Q, u32(VLAN_WORD), { internal: true }),
-    ];
+    // type 1 without the internal bit is IPSEC_PKTINFO, not PKTINFO_T; type 6 internal is not VLAN
+    const area = [...entry(PKTINFO_T, PKTINFO), ...entry(VLAN_T, u32(VLAN_WORD), { internal: true })];
     const c = receive(w, dev, message([...area, ...hash()], 100));
     expect(c.ppiCopies).toBe(4);
     expect(got[0]!.info).toEqual({ ...NONE, hash: HASH_WORD });
@@ -211,7 +217,7 @@ describe("rndis_get_ppi: four lookups, one copy each", () => {
 
   it("the first entry of a type wins; a payload offset past 12 is honoured", () => {
     const { w, dev, got } = setup();
-    const area = [...entry(NDIS_PPI_TYPE.NBL_HASH_VALUE, u32(0x1111_1111), { at: 20 }), ...hash(0x2222_2222)];
+    const area = [...entry(HASH_T, u32(0x1111_1111), { at: 20 }), ...hash(0x2222_2222)];
     receive(w, dev, message(area, 100));
     expect(got[0]!.info.hash).toBe(0x1111_1111);
   });
@@ -219,7 +225,7 @@ describe("rndis_get_ppi: four lookups, one copy each", () => {
   it("entries are checked only as far as each walk goes: a bad entry after all four types is never reached", () => {
     const { w, dev, got } = setup();
     // size 100 does not fit the 12 bytes left: a walk that got there would spin
-    const bad = [...u32(100), ...u32(NDIS_PPI_TYPE.IPSEC), ...u32(12)];
+    const bad = [...u32(100), ...u32(IPSEC_T), ...u32(12)];
     const c = receive(w, dev, message([...vlan(), ...csum(), ...hash(), ...pktinfo(), ...bad], 100));
     expect(c.ppiCopies).toBe(4);
     expect(got[0]!.info.pktinfoFlag).toBe(0x06);
@@ -231,7 +237,7 @@ describe("rndis_get_ppi: four lookups, one copy each", () => {
 describe("rndis_get_ppi: where the kernel's walk would spin", () => {
   it("a bad entry after the VLAN: lookup 2 spins; the model stops there (2 copies), reports it, delivers the frame", () => {
     const { w, dev, got } = setup();
-    const bad = [...u32(16), ...u32(NDIS_PPI_TYPE.IPSEC), ...u32(16), 0, 0, 0, 0]; // ppi_offset == size
+    const bad = [...u32(16), ...u32(IPSEC_T), ...u32(16), 0, 0, 0, 0]; // ppi_offset == size
     const c = receive(w, dev, message([...vlan(), ...bad, ...csum()], 100));
     expect(c.ppiCopies).toBe(2);
     expect(c.ppiBytes).toBe(2 * 48);
@@ -247,11 +253,7 @@ describe("rndis_get_ppi: where the kernel's walk would spin", () => {
 
   it("a VLAN entry too small for ndis_pkt_8021q_info: the first lookup spins, after one copy", () => {
     const { w, dev, got } = setup();
-    const c = receive(
-      w,
-      dev,
-      message([...entry(NDIS_PPI_TYPE.IEEE_8021Q, [1, 2, 0, 0], { size: 15 }), 0, ...csum()], 100),
-    );
+    const c = receive(w, dev, message([...entry(VLAN_T, [1, 2, 0, 0], { size: 15 }), 0, ...csum()], 100));
     expect(c.ppiCopies).toBe(1);
     expect(got[0]!.info).toEqual(NONE);
     expect(dev.stats.rxDrops.get("ppi-entry-too-small")).toBe(1);
@@ -294,11 +296,8 @@ describe("rndis_get_ppi: a host that rewrites the area between lookups (double f
     const { w, dev, got } = setup();
     // copy 1: [VLAN, checksum]; from copy 2 on: [checksum, VLAN'] (the types swapped). A 5-byte
     // checksum payload makes the area 33 bytes, a length no other shared read of this receive has.
-    const first = [...vlan(), ...entry(NDIS_PPI_TYPE.TCPIP_CHKSUM, [...u32(CSUM_WORD), 0])];
-    const later = new Uint8Array([
-      ...entry(NDIS_PPI_TYPE.TCPIP_CHKSUM, [...u32(0x0000_0011), 0]),
-      ...vlan(0x0000_0fff),
-    ]);
+    const first = [...vlan(), ...entry(CSUM_T, [...u32(CSUM_WORD), 0])];
+    const later = new Uint8Array([...entry(CSUM_T, [...u32(0x0000_0011), 0]), ...vlan(0x0000_0fff)]);
     expect(later.length).toBe(33);
     const fetches = racing(w, first.length, later);
     const c = receive(w, dev, message(first, 100));
