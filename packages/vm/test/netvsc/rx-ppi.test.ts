@@ -121,6 +121,15 @@ function receive(w: World, dev: NetvscDevice, msg: Uint8Array): Cost {
 }
 
 const findings = (w: World): readonly Finding[] => w.conn.kernel.findings.list();
+/** The boot reported exactly one finding, from rndis_get_ppi: its id, invariant and phrases of `what`. */
+function expectOnlyFinding(w: World, id: string, invariant: string, ...phrases: string[]): void {
+  const f = findings(w);
+  expect(f.map((x) => x.id)).toEqual([id]);
+  expect(f[0]!.invariant).toBe(invariant);
+  for (const p of phrases) expect(f[0]!.what).toContain(p);
+  expect(f[0]!.where).toContain("rndis_get_ppi");
+}
+
 const NONE: RxPacketInfo = { vlan: null, vlanTci: null, csumInfo: null, hash: null, pktinfoFlag: null };
 
 describe("rndis_get_ppi: when the PPI area is copied", () => {
@@ -244,11 +253,7 @@ describe("rndis_get_ppi: where the kernel's walk would spin", () => {
     expect(got).toHaveLength(1);
     expect(got[0]!.info).toEqual({ ...NONE, vlan: VLAN_WORD, vlanTci: 0xb123 });
     expect(dev.stats.rxDrops.get("ppi-entry-offset-invalid")).toBe(1);
-    const f = findings(w);
-    expect(f.map((x) => x.id)).toEqual([NETVSC_FINDING.ppiLookupSpins]);
-    expect(f[0]!.what).toContain("lookup 2 of 4");
-    expect(f[0]!.what).toContain("at byte 60");
-    expect(f[0]!.invariant).toBe("termination");
+    expectOnlyFinding(w, NETVSC_FINDING.ppiLookupSpins, "termination", "lookup 2 of 4", "at byte 60");
   });
 
   it("a VLAN entry too small for ndis_pkt_8021q_info: the first lookup spins, after one copy", () => {
@@ -309,11 +314,7 @@ describe("rndis_get_ppi: a host that rewrites the area between lookups (double f
     expect(got[0]!.info.vlan).toBe(0x0000_0011);
     expect(got[0]!.info.csumInfo).toBe(0x0000_0011);
     expect(dev.stats.rxPpiDoubleFetches).toBe(1);
-    const f = findings(w);
-    expect(f.map((x) => x.id)).toEqual([NETVSC_FINDING.ppiDoubleFetch]);
-    expect(f[0]!.invariant).toBe("I3");
-    expect(f[0]!.what).toContain("before lookup 2's copy");
-    expect(f[0]!.where).toContain("rndis_get_ppi");
+    expectOnlyFinding(w, NETVSC_FINDING.ppiDoubleFetch, "I3", "before lookup 2's copy");
   });
 
   it("an area rewritten with the same bytes: four copies, no finding", () => {
