@@ -3,19 +3,13 @@
 // alignment, and a lab-frame check without WebAssembly must still work (the JavaScript loop).
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { compareModules, NativeCompare, nativeCompare, nativeCompareFrom } from "./byte-compare.js";
+import { labFrameStream } from "./lab-frame.js";
 
 const SLOT = 4096;
 
+/** Reference bytes: the start of a lab-frame stream (any fixed pseudo-random bytes would do). */
 function reference(): Uint8Array {
-  const ref = new Uint8Array(SLOT);
-  let x = 0x1234_5678;
-  for (let i = 0; i < ref.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    ref[i] = x & 0xff;
-  }
-  return ref;
+  return labFrameStream(5).slice(0, SLOT);
 }
 
 const variants = compareModules().map((bytes, i) => ({
