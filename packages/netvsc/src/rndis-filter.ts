@@ -364,7 +364,7 @@ export function rndisFilterReceive(nv: NetvscDev, copy: Uint8Array, shared: numb
     receiveData(nv, shared, dataStart, rndisPacketField(copy, "dataLen"), info);
     return NVSP_STATUS.SUCCESS;
   }
-  if (problem !== null && problem !== "rndis-unhandled-type") {
+  if (problem !== "rndis-unhandled-type") {
     stats.rxDrops.count(problem);
     return NVSP_STATUS.FAIL;
   }
