@@ -48,6 +48,8 @@ export type VmbusErrorReason =
   | "bad-range"
   | "bad-state"
   | "corrupt-ring"
+  /** A CpuTopology that cannot exist (vp-index.ts). */
+  | "cpu-topology"
   | "gpadl-creation-failed"
   | "host-never-answered"
   | "malformed"
