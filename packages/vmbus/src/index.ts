@@ -32,6 +32,7 @@ export {
 } from "./connection.js";
 export {
   type GpadlRejectReason,
+  type RequestRejectReason,
   type Result,
   type VmbusErrno,
   VmbusError,
@@ -57,10 +58,7 @@ export {
   KernelContext,
   VMBUS_FINDING,
 } from "./profile.js";
-export {
-  type RequestRejectReason,
-  RequestTable,
-} from "./request-table.js";
+export { RequestTable } from "./request-table.js";
 export {
   type IncomingPacket,
   type IncomingResult,
