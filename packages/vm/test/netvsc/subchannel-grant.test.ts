@@ -159,9 +159,10 @@ describe("a host that grants fewer sub-channels than it offers", () => {
   it("the finding is every profile's (the rule is the same from 5.17 to 6.18), kernel-exact or hardened", () => {
     for (const kernel of ["5.17", "6.18"]) {
       const { vm } = addNic("offers-first", 2, kernel);
-      expect(vm.findings.map((f) => [f.id, f.profile]), kernel).toEqual([
-        [NETVSC_FINDING.subchannelOpenPastGrant, kernel],
-      ]);
+      expect(
+        vm.findings.map((f) => [f.id, f.profile]),
+        kernel,
+      ).toEqual([[NETVSC_FINDING.subchannelOpenPastGrant, kernel]]);
       expect(vm.findings[0]!.what).toContain("granted 2 sub-channel(s) (num_chn 3)");
     }
     const { vm } = addNic("offers-first", 2);
@@ -199,16 +200,19 @@ describe("a host that grants fewer sub-channels than it offers", () => {
   it.each([
     ["offers first", "offers-first"],
     ["completion first", "completion-first"],
-  ] as const)("a grant above the request (%s) is EINVAL before any wait: primary only, no finding", (_, order) => {
-    const { vm, nic, visibleAtBoot } = addNic(order, 4);
-    const dev = nic.device;
-    expect(dev.stats.errors.get("subchannel-count-invalid")).toBe(1);
-    expect(dev.stats.errors.get("subchannel-open-timed-out")).toBe(0);
-    expect(dev.channelCount).toEqual({ combined: 1, max: 1 });
-    expect(vm.findings).toEqual([]);
-    trafficOn(vm, nic, 1);
-    removeCleanly(vm, nic, visibleAtBoot);
-  });
+  ] as const)(
+    "a grant above the request (%s) is EINVAL before any wait: primary only, no finding",
+    (_, order) => {
+      const { vm, nic, visibleAtBoot } = addNic(order, 4);
+      const dev = nic.device;
+      expect(dev.stats.errors.get("subchannel-count-invalid")).toBe(1);
+      expect(dev.stats.errors.get("subchannel-open-timed-out")).toBe(0);
+      expect(dev.channelCount).toEqual({ combined: 1, max: 1 });
+      expect(vm.findings).toEqual([]);
+      trafficOn(vm, nic, 1);
+      removeCleanly(vm, nic, visibleAtBoot);
+    },
+  );
 
   it("ethtool -L with the completion first asks again and gets the grant again", () => {
     const { vm, nic, visibleAtBoot } = addNic("completion-first", 1);
