@@ -3,6 +3,20 @@ import { describe, expect, it } from "vitest";
 import { ScriptedGuest } from "../test/test-guest.js";
 import type { NetvspOptions, SubchannelOrder } from "./netvsp.js";
 
+/** Reopens the host's primary with ports that can offer sub-channels, each offer going to `onOffer`. */
+function reopenWithOffers(g: ScriptedGuest, onOffer: (count: number) => void): void {
+  g.netvsp.close();
+  g.netvsp.open({
+    ring: g.endpoint,
+    gpadl: (h) => g.gpadls.get(h),
+    guestMemory: g.memory,
+    offerSubChannels: (count) => {
+      onOffer(count);
+      return count;
+    },
+  });
+}
+
 /**
  * A host whose primary can offer sub-channels. Each offer records how many packets were already in the
  * guest's inbound ring (taken from it), so a test sees whether the SUBCHANNEL completion came first.
@@ -17,16 +31,7 @@ function hostWithOffers(options: NetvspOptions) {
         ? [d.value.numSubchannels]
         : [];
     });
-  g.netvsp.close();
-  g.netvsp.open({
-    ring: g.endpoint,
-    gpadl: (h) => g.gpadls.get(h),
-    guestMemory: g.memory,
-    offerSubChannels: (count) => {
-      offers.push({ count, completionsBefore: claimed(g.receive()) });
-      return count;
-    },
-  });
+  reopenWithOffers(g, (count) => offers.push({ count, completionsBefore: claimed(g.receive()) }));
   g.attach(NVSP_PROTOCOL_VERSION.V61);
   g.sendNvsp({ kind: "subchannel-request", operation: 1, numSubchannels: 3 });
   return { g, offers, completions: () => claimed(g.receive()) };
@@ -72,15 +77,9 @@ describe("netvsp: the order of the SUBCHANNEL completion and the offers", () => 
   it("completion first: a channel closed before the offers were made offers nothing", () => {
     const { g, offers } = hostWithOffers({ subchannelOrder: "completion-first" });
     expect(g.netvsp.poll()).toBe(true);
-    g.netvsp.close();
     let offered = 0;
-    g.netvsp.open({
-      ring: g.endpoint,
-      gpadl: (h) => g.gpadls.get(h),
-      offerSubChannels: (n) => {
-        offered += n;
-        return n;
-      },
+    reopenWithOffers(g, (n) => {
+      offered += n;
     });
     g.pump();
     g.pump();
@@ -91,14 +90,8 @@ describe("netvsp: the order of the SUBCHANNEL completion and the offers", () => 
   it("completion first: a refused request (before the receive buffer) offers nothing", () => {
     const g = new ScriptedGuest({ rssQueues: 8, subchannelOrder: "completion-first" });
     let offered = 0;
-    g.netvsp.close();
-    g.netvsp.open({
-      ring: g.endpoint,
-      gpadl: (h) => g.gpadls.get(h),
-      offerSubChannels: (n) => {
-        offered += n;
-        return n;
-      },
+    reopenWithOffers(g, (n) => {
+      offered += n;
     });
     g.sendNvsp({ kind: "init", minProtocolVersion: 0x60001, maxProtocolVersion: 0x60001 });
     g.exchange();

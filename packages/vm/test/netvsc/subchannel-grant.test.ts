@@ -48,7 +48,34 @@ function trafficOn(vm: Vm, nic: Nic, txQueues: number) {
   return report;
 }
 
-function removeCleanly(vm: Vm, nic: Nic, visibleAtBoot: number) {
+/**
+ * What the add left: `ethtool -l`, the chan_table indices (each open), the sub-channel reasons counted,
+ * the queues the host has open, and the findings' ids. `rxfh` is checked on its own.
+ */
+function outcome(vm: Vm, nic: Nic) {
+  const dev = nic.device;
+  const errors = (reason: string) => dev.stats.errors.get(reason);
+  return {
+    channelCount: dev.channelCount,
+    channels: dev.channels.map((c) => (c.opened ? c.index : `${c.index} closed`)),
+    ignored: errors("subchannel-index-ignored"),
+    timedOut: errors("subchannel-open-timed-out"),
+    countInvalid: errors("subchannel-count-invalid"),
+    rssFailed: errors("rss-param-set-failed"),
+    hostQueues: nic.host.openQueues,
+    findings: vm.findings.map((f) => f.id),
+  };
+}
+const NONE = { ignored: 0, timedOut: 0, countInvalid: 0, rssFailed: 0, findings: [] as string[] };
+const PAST_GRANT = NETVSC_FINDING.subchannelOpenPastGrant;
+
+/** Traffic (trafficOn), then a remove that leaves nothing behind. */
+function carryThenRemove(setup: ReturnType<typeof addNic>, txQueues: number) {
+  trafficOn(setup.vm, setup.nic, txQueues);
+  removeCleanly(setup);
+}
+
+function removeCleanly({ vm, nic, visibleAtBoot }: ReturnType<typeof addNic>) {
   expect(vm.checkInvariants()).toEqual([]);
   expect(vm.removeNic(nic).leakedBuffers).toBe(0);
   expect(vm.memory.buddy.pagesOwnedBy(RING_TAGS.pages)).toBe(0);
@@ -58,111 +85,121 @@ function removeCleanly(vm: Vm, nic: Nic, visibleAtBoot: number) {
   expect(vm.checkInvariants()).toEqual([]);
 }
 
+type Outcome = ReturnType<typeof outcome>;
+const ALL_FOUR = [0, 1, 2, 3];
+/** The fallback to one queue after a failed rndis_set_subchannel (netvsc_subchan_work). */
+const ONE_QUEUE = { combined: 1, max: 1 };
+
+/**
+ * [name, host order, grant claimed (undefined: honest), what the add leaves, queues transmit uses].
+ * Every row: the indirection table is the one built over the 4 asked for; traffic verifies both ways;
+ * the remove leaves nothing.
+ */
+const ROWS: readonly [string, SubchannelOrder | undefined, number | undefined, Partial<Outcome>, number][] = [
+  [
+    "honest, offers first: every channel",
+    "offers-first",
+    undefined,
+    { channels: ALL_FOUR, hostQueues: 4 },
+    4,
+  ],
+  [
+    "honest, completion first: every channel",
+    "completion-first",
+    undefined,
+    { channels: ALL_FOUR, hostQueues: 4 },
+    4,
+  ],
+  [
+    // num_chn = 1 + grant (max_chn stays); netvsc_sc_open saw num_chn 2 for the offers of indices 2
+    // and 3. rx_table still names 2 and 3, which no open channel has: the host refuses the table
+    // (after the DISABLE_RSS set), and the guest counts and ignores the failure.
+    "1 of 3, completion first: sub-channel 1 opens, 2 and 3 are skipped",
+    "completion-first",
+    1,
+    { channelCount: { combined: 2, max: 8 }, channels: [0, 1], ignored: 2, rssFailed: 1, hostQueues: 2 },
+    2,
+  ],
+  [
+    // netvsc_sc_open ran with num_chn still 4 for every offer: all opened and counted, open_chn 4
+    // passes num_chn 2. The kernel sleeps forever; the model's wait ends as its other endless waits do
+    // and the sub-channel work falls back to one queue; the opened sub-channels stay open.
+    "1 of 3, offers first: all open, the wait never ends (finding), one queue",
+    "offers-first",
+    1,
+    { channelCount: ONE_QUEUE, channels: ALL_FOUR, timedOut: 1, hostQueues: 4, findings: [PAST_GRANT] },
+    1,
+  ],
+  [
+    "1 of 3, the default order is offers first",
+    undefined,
+    1,
+    { channelCount: ONE_QUEUE, channels: ALL_FOUR, timedOut: 1, hostQueues: 4, findings: [PAST_GRANT] },
+    1,
+  ],
+  [
+    "none, completion first: the wait is over at once, every offer skipped, max_chn stays",
+    "completion-first",
+    0,
+    { channelCount: { combined: 1, max: 8 }, channels: [0], ignored: 3, rssFailed: 1, hostQueues: 1 },
+    1,
+  ],
+  [
+    "none, offers first: three opened against num_chn 1 (finding), one queue",
+    "offers-first",
+    0,
+    { channelCount: ONE_QUEUE, channels: ALL_FOUR, timedOut: 1, hostQueues: 4, findings: [PAST_GRANT] },
+    1,
+  ],
+  [
+    // EINVAL before any wait; with the offers first they were opened before it, and stay open.
+    "above the request, offers first: EINVAL, one queue, no finding",
+    "offers-first",
+    4,
+    { channelCount: ONE_QUEUE, channels: ALL_FOUR, countInvalid: 1, hostQueues: 4 },
+    1,
+  ],
+  [
+    "above the request, completion first: EINVAL, one queue, the offers skipped",
+    "completion-first",
+    4,
+    { channelCount: ONE_QUEUE, channels: [0], countInvalid: 1, ignored: 3, hostQueues: 1 },
+    1,
+  ],
+];
+
 describe("a host that grants fewer sub-channels than it offers", () => {
-  it.each([
-    ["offers first", "offers-first"],
-    ["completion first", "completion-first"],
-  ] as const)("an honest grant (%s): every channel opens, as before", (_, order) => {
-    const { vm, nic, visibleAtBoot } = addNic(order, undefined);
-    const dev = nic.device;
-    expect(dev.channelCount).toEqual({ combined: 4, max: 8 });
-    expect(dev.channels.map((c) => [c.index, c.opened])).toEqual([
-      [0, true],
-      [1, true],
-      [2, true],
-      [3, true],
-    ]);
-    expect(dev.rxfh).toEqual(TABLE_OF_4);
-    expect(nic.host.rss).toEqual({ source: "guest", table: TABLE_OF_4, queues: 4, accepted: 1 });
-    expect(dev.stats.errors.get("subchannel-index-ignored")).toBe(0);
-    expect(vm.findings).toEqual([]);
-    trafficOn(vm, nic, 4);
-    removeCleanly(vm, nic, visibleAtBoot);
+  it.each(ROWS)("%s", (_, order, grant, left, txQueues) => {
+    const setup = addNic(order, grant);
+    expect(outcome(setup.vm, setup.nic)).toEqual({
+      ...NONE,
+      channelCount: { combined: 4, max: 8 },
+      ...left,
+    });
+    expect(setup.nic.device.rxfh).toEqual(TABLE_OF_4);
+    carryThenRemove(setup, txQueues);
   });
 
-  it("completion first, 1 of 3 granted: sub-channel 1 opens, 2 and 3 are skipped, the table still names 0-3", () => {
-    const { vm, nic, visibleAtBoot } = addNic("completion-first", 1);
-    const dev = nic.device;
-    // num_chn = 1 + grant; max_chn stays what the RSS capabilities allowed.
-    expect(dev.channelCount).toEqual({ combined: 2, max: 8 });
-    expect(dev.channels.map((c) => [c.index, c.opened])).toEqual([
-      [0, true],
-      [1, true],
-    ]);
-    // netvsc_sc_open saw num_chn = 2 for the offers of indices 2 and 3.
-    expect(dev.stats.errors.get("subchannel-index-ignored")).toBe(2);
-    expect(nic.host.counters.subchannelsGranted).toBe(3);
-    expect(nic.host.openQueues).toBe(2);
-    // rndis_filter_device_add built rx_table over the 4 asked for, before the grant, and nothing
-    // rebuilds it: the guest sends entries 2 and 3, which name no open channel, and the host refuses
-    // that table (after the DISABLE_RSS set it accepted): the guest counts and ignores the failure.
-    expect(dev.rxfh).toEqual(TABLE_OF_4);
-    expect(dev.stats.errors.get("rss-param-set-failed")).toBe(1);
-    expect(nic.host.rss.source).toBe("disabled");
-    expect(nic.host.rss.accepted).toBe(0);
-    // tx_table[i] = i % num_chn: queues 0 and 1 only.
-    const frame = new Uint8Array(64);
-    for (let b = 0; b < 32; b++) {
-      frame[14] = b;
-      expect(dev.queueFor(frame)).toBeLessThan(2);
-    }
-    expect(dev.stats.errors.get("subchannel-open-timed-out")).toBe(0);
-    expect(vm.findings).toEqual([]);
-    trafficOn(vm, nic, 2);
-    removeCleanly(vm, nic, visibleAtBoot);
-  });
-
-  it("offers first, 1 of 3 granted: all three open, open_chn 4 passes num_chn 2, the kernel's wait never ends (finding)", () => {
-    const { vm, nic, visibleAtBoot } = addNic("offers-first", 1);
-    const dev = nic.device;
-    // netvsc_sc_open ran with num_chn still 4: every offer was opened and counted.
-    expect(dev.channels.map((c) => [c.index, c.opened])).toEqual([
-      [0, true],
-      [1, true],
-      [2, true],
-      [3, true],
-    ]);
-    expect(dev.stats.errors.get("subchannel-index-ignored")).toBe(0);
+  it("the finding says what the kernel does, with the numbers", () => {
+    const { vm } = addNic("offers-first", 1);
     expect(vm.findings).toEqual([
       {
-        id: NETVSC_FINDING.subchannelOpenPastGrant,
+        id: PAST_GRANT,
         profile: vm.kernel.name,
         invariant: "termination",
         what: "netvsc_sc_open counted 4 channels before the completion granted 1 sub-channel(s) (num_chn 2): the wait for open_chn == num_chn never ends, with the RTNL lock held",
         where: "rndis_set_subchannel (wait_event on subchan_open)",
       },
     ]);
-    // The kernel sleeps there forever; the model's wait ends as its other endless waits do, and the
-    // sub-channel work falls back to one queue. The opened sub-channels stay open.
-    expect(dev.stats.errors.get("subchannel-open-timed-out")).toBe(1);
-    expect(dev.channelCount).toEqual({ combined: 1, max: 1 });
-    expect(dev.rxfh).toEqual(TABLE_OF_4);
-    // rndis_filter_set_rss_param was never reached: the host keeps its default spread over the 4 queues
-    // the guest opened, so frames still arrive on every one of them, and all verify.
-    expect(nic.host.rss).toMatchObject({ source: "default", queues: 4, accepted: 0 });
-    const rxBefore = dev.channels.map((c) => c.counters.rxFrames);
-    trafficOn(vm, nic, 1);
-    const rxGained = dev.channels.map((c, q) => c.counters.rxFrames - rxBefore[q]!);
-    expect(rxGained.every((n) => n > 0)).toBe(true);
-    // One queue now: ethtool -L above max_chn 1 is EINVAL.
-    const more = dev.setChannels(2);
-    expect(more.ok || more.error.reason).toBe("bad-channel-count");
-    removeCleanly(vm, nic, visibleAtBoot);
   });
 
-  it("offers first is the default order", () => {
-    const { vm, nic } = addNic(undefined, 1);
-    expect(nic.device.stats.errors.get("subchannel-open-timed-out")).toBe(1);
-    expect(vm.findings.map((f) => f.id)).toEqual([NETVSC_FINDING.subchannelOpenPastGrant]);
-  });
-
-  it("the finding is every profile's (the rule is the same from 5.17 to 6.18), kernel-exact or hardened", () => {
+  it("every profile has it (the rule is the same from 5.17 to 6.18), kernel-exact or hardened", () => {
     for (const kernel of ["5.17", "6.18"]) {
       const { vm } = addNic("offers-first", 2, kernel);
       expect(
         vm.findings.map((f) => [f.id, f.profile]),
         kernel,
-      ).toEqual([[NETVSC_FINDING.subchannelOpenPastGrant, kernel]]);
+      ).toEqual([[PAST_GRANT, kernel]]);
       expect(vm.findings[0]!.what).toContain("granted 2 sub-channel(s) (num_chn 3)");
     }
     const { vm } = addNic("offers-first", 2);
@@ -170,60 +207,48 @@ describe("a host that grants fewer sub-channels than it offers", () => {
     expect(vm.findings).toHaveLength(1);
   });
 
-  it("completion first, none granted: the wait is over at once, every offer is skipped, max_chn stays", () => {
-    const { vm, nic, visibleAtBoot } = addNic("completion-first", 0);
-    const dev = nic.device;
-    expect(dev.channelCount).toEqual({ combined: 1, max: 8 });
-    expect(dev.channels.map((c) => c.index)).toEqual([0]);
-    expect(dev.stats.errors.get("subchannel-index-ignored")).toBe(3);
-    expect(dev.stats.errors.get("subchannel-open-timed-out")).toBe(0);
-    expect(nic.host.openQueues).toBe(1);
-    expect(dev.rxfh).toEqual(TABLE_OF_4);
-    expect(dev.stats.errors.get("rss-param-set-failed")).toBe(1);
-    expect(vm.findings).toEqual([]);
-    trafficOn(vm, nic, 1);
-    removeCleanly(vm, nic, visibleAtBoot);
+  it("honest: the host takes the guest's table over the four", () => {
+    const { nic } = addNic("completion-first", undefined);
+    expect(nic.host.rss).toEqual({ source: "guest", table: TABLE_OF_4, queues: 4, accepted: 1 });
   });
 
-  it("offers first, none granted: three opened against num_chn 1, the same finding, one queue", () => {
-    const { vm, nic, visibleAtBoot } = addNic("offers-first", 0);
-    const dev = nic.device;
-    expect(dev.channels.filter((c) => c.opened)).toHaveLength(4);
-    expect(dev.channelCount).toEqual({ combined: 1, max: 1 });
-    expect(vm.findings.map((f) => f.what)).toEqual([
-      "netvsc_sc_open counted 4 channels before the completion granted 0 sub-channel(s) (num_chn 1): the wait for open_chn == num_chn never ends, with the RTNL lock held",
-    ]);
-    trafficOn(vm, nic, 1);
-    removeCleanly(vm, nic, visibleAtBoot);
+  it("1 of 3, completion first: the host refused the table; transmit uses queues 0 and 1 only", () => {
+    const { nic } = addNic("completion-first", 1);
+    expect(nic.host.counters.subchannelsGranted).toBe(3);
+    expect(nic.host.rss).toMatchObject({ source: "disabled", accepted: 0 });
+    // tx_table[i] = i % num_chn.
+    const frame = new Uint8Array(64);
+    for (let b = 0; b < 32; b++) {
+      frame[14] = b;
+      expect(nic.device.queueFor(frame)).toBeLessThan(2);
+    }
   });
 
-  it.each([
-    ["offers first", "offers-first"],
-    ["completion first", "completion-first"],
-  ] as const)(
-    "a grant above the request (%s) is EINVAL before any wait: primary only, no finding",
-    (_, order) => {
-      const { vm, nic, visibleAtBoot } = addNic(order, 4);
-      const dev = nic.device;
-      expect(dev.stats.errors.get("subchannel-count-invalid")).toBe(1);
-      expect(dev.stats.errors.get("subchannel-open-timed-out")).toBe(0);
-      expect(dev.channelCount).toEqual({ combined: 1, max: 1 });
-      expect(vm.findings).toEqual([]);
-      trafficOn(vm, nic, 1);
-      removeCleanly(vm, nic, visibleAtBoot);
-    },
-  );
+  it("1 of 3, offers first: the RSS parameters never went out, frames arrive on all four, ethtool -L 2 is EINVAL", () => {
+    const setup = addNic("offers-first", 1);
+    const { vm, nic } = setup;
+    // The host keeps its default spread over the 4 queues the guest opened.
+    expect(nic.host.rss).toMatchObject({ source: "default", queues: 4, accepted: 0 });
+    const rxBefore = nic.device.channels.map((c) => c.counters.rxFrames);
+    trafficOn(vm, nic, 1);
+    const rxGained = nic.device.channels.map((c, q) => c.counters.rxFrames - rxBefore[q]!);
+    expect(rxGained.every((n) => n > 0)).toBe(true);
+    const more = nic.device.setChannels(2);
+    expect(more.ok || more.error.reason).toBe("bad-channel-count");
+    removeCleanly(setup);
+  });
 
   it("ethtool -L with the completion first asks again and gets the grant again", () => {
-    const { vm, nic, visibleAtBoot } = addNic("completion-first", 1);
-    const dev = nic.device;
-    expect(dev.setChannels(3).ok).toBe(true);
-    // Asked 2, granted 1 (the adversary's claim), offered 2: index 2 skipped.
-    expect(dev.channelCount).toEqual({ combined: 2, max: 8 });
-    expect(dev.channels.map((c) => c.index)).toEqual([0, 1]);
-    expect(vm.findings).toEqual([]);
-    trafficOn(vm, nic, 2);
-    removeCleanly(vm, nic, visibleAtBoot);
+    const setup = addNic("completion-first", 1);
+    expect(setup.nic.device.setChannels(3).ok).toBe(true);
+    // Asked 2, granted 1 (the adversary's claim), offered 2: index 2 skipped (counted again).
+    expect(outcome(setup.vm, setup.nic)).toMatchObject({
+      channelCount: { combined: 2, max: 8 },
+      channels: [0, 1],
+      ignored: 3,
+      findings: [],
+    });
+    carryThenRemove(setup, 2);
   });
 
   it("a host order that is neither is refused when the host is made", () => {
