@@ -220,6 +220,12 @@ export function unmapBuffers(nv: NetvscDev): void {
 export const NETVSC_FINDING = {
   /** free_netvsc_device vfree'd a buffer whose GPADL may still be decrypted (before bbf9ac34677b). */
   bufferFreedVisible: "CVE-2024-36911",
+  /**
+   * rndis_set_subchannel's wait for open_chn == num_chn never ends: netvsc_sc_open counted offers above
+   * the host's grant before the completion lowered num_chn (no kernel fixes it; the rule since
+   * 732e49850c5e).
+   */
+  subchannelOpenPastGrant: "subchannel-open-past-grant",
 } as const;
 
 /**
