@@ -186,7 +186,11 @@ export function revokeSendBuf(nv: NetvscDev): void {
   if (nv.sendSectionCnt !== 0 && revoke(nv, "revoke-send-buf", NETVSC_SEND_BUFFER_ID)) nv.sendSectionCnt = 0;
 }
 
-function teardown(nv: NetvscDev, b: NetvscBuffer | undefined, reason: string): void {
+function teardown(
+  nv: NetvscDev,
+  b: NetvscBuffer | undefined,
+  reason: "recv-gpadl-teardown-failed" | "send-gpadl-teardown-failed",
+): void {
   if (b?.gpadl === undefined || b.gpadl.handle === 0) return;
   const t = nv.env.channel.teardownGpadl(b.gpadl);
   // On failure the kernel logs and returns; whether the pages leak is the GPADL's decrypted flag.

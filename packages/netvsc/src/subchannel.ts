@@ -28,7 +28,7 @@ import { NETVSC_FINDING } from "./init-buf.js";
 import { napiPoll } from "./napi.js";
 import type { NetvscDev } from "./nvdev.js";
 import { type NetvscChannel, newChannelCounters, subChannelView } from "./queues.js";
-import { reject } from "./reasons.js";
+import { type NetvscErrorReason, reject } from "./reasons.js";
 import { RecvCompRing } from "./recv-comp-ring.js";
 import { rndisFilterSetRssParam } from "./rndis-filter.js";
 import { defaultTxTable } from "./select-queue.js";
@@ -124,7 +124,7 @@ export function prepareSubChannels(nv: NetvscDev, params: ChannelOpenParams, bud
  * NETVSC_FINDING.subchannelOpenPastGrant, and the model's wait ends as every wait the kernel would
  * sleep in forever does (ETIMEDOUT, `subchannel-open-timed-out`).
  */
-export function rndisSetSubchannel(nv: NetvscDev): NetvscResult<void> {
+export function rndisSetSubchannel(nv: NetvscDev): NetvscResult<void, NetvscErrorReason> {
   const { env } = nv;
   const asked = nv.numChn - 1;
   const reply = nvspRequest(

@@ -1,7 +1,7 @@
 // A host that grants fewer sub-channels than it offers (rndis_set_subchannel / netvsc_sc_open): what the
 // guest opens, its channel counts and receive indirection table, and the kernel's never-ending wait
 // when the offers are handled before the completion.
-import { NETVSC_FINDING } from "@ivm/netvsc";
+import { NETVSC_FINDING, type NetvscLoggedErrorReason } from "@ivm/netvsc";
 import { ITAB_NUM } from "@ivm/netvsc-protocol";
 import type { SubchannelOrder } from "@ivm/netvsp";
 import { RING_TAGS } from "@ivm/vmbus";
@@ -54,7 +54,7 @@ function trafficOn(vm: Vm, nic: Nic, txQueues: number) {
  */
 function outcome(vm: Vm, nic: Nic) {
   const dev = nic.device;
-  const errors = (reason: string) => dev.stats.errors.get(reason);
+  const errors = (reason: NetvscLoggedErrorReason) => dev.stats.errors.get(reason);
   return {
     channelCount: dev.channelCount,
     channels: dev.channels.map((c) => (c.opened ? c.index : `${c.index} closed`)),
