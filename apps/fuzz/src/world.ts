@@ -87,6 +87,8 @@ export class FuzzWorld {
       strategy: entry,
       // Two vCPUs: every NIC is multi-queue (the primary and one vRSS sub-channel, up to ethtool -L).
       cpus: FUZZ_CPUS,
+      // The session records the first add's messages and clears the log itself after every step.
+      messageLog: Number.POSITIVE_INFINITY,
     });
     this.#kmallocBase = this.vm.memory.kmalloc.totalLive;
   }

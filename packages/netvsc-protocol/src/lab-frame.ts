@@ -14,6 +14,7 @@
 // is written out here (rather than taken from pure-rand) because it is part of the format: anything that
 // wants to reproduce a payload byte for byte needs exactly this stream.
 
+import { type NativeCompare, nativeCompare } from "./byte-compare.js";
 import { readU32, writeU32 } from "./wire.js";
 
 export const LAB_FRAME_ETHERTYPE = 0x88b5;
@@ -48,17 +49,26 @@ function payloadState(seed: number, seq: number): number {
 /** Length of each seed's payload stream (a power of two: offsets are masked into it). */
 export const LAB_FRAME_STREAM_BYTES: number = 1 << 17;
 
-/** A seed's stream and its word views (made once, with the stream). */
+/** A seed's stream, its word views (made once, with the stream) and its native compare slot. */
 interface Stream {
   readonly seed: number;
   readonly bytes: Uint8Array;
   readonly words: Int32Array;
   readonly doubles: Float64Array;
+  readonly slot: number;
 }
 
 /** The streams of the seeds seen last (a handful: traffic uses one seed per direction). */
 const streams = new Map<number, Stream>();
 const MAX_STREAMS = 8;
+
+/**
+ * The streams' copies for the native compare (one slot per cached stream), made on the first stream;
+ * null where WebAssembly cannot run, and then every payload is compared by sameBytes.
+ */
+let native: NativeCompare | null | undefined;
+/** Payload pieces shorter than this are compared in JavaScript (cheaper than copying them out). */
+const NATIVE_MIN_BYTES = 192;
 
 /** The seed's payload stream: xorshift32 from payloadState(seed, -1), little-endian words. */
 export function labFrameStream(seed: number): Uint8Array {
@@ -81,13 +91,22 @@ function streamOf(key: number): Stream {
       s ^= s << 5;
       dv.setUint32(i, s >>> 0, true);
     }
-    if (streams.size >= MAX_STREAMS) streams.delete(streams.keys().next().value!);
+    // The oldest stream makes room, and leaves its native slot to the new one.
+    let slot = streams.size;
+    if (streams.size >= MAX_STREAMS) {
+      const oldest = streams.keys().next().value!;
+      slot = streams.get(oldest)!.slot;
+      streams.delete(oldest);
+    }
     hit = {
       seed: key,
       bytes,
       words: new Int32Array(bytes.buffer),
       doubles: new Float64Array(bytes.buffer),
+      slot,
     };
+    if (native === undefined) native = nativeCompare(MAX_STREAMS, LAB_FRAME_STREAM_BYTES);
+    native?.install(slot, bytes);
     streams.set(key, hit);
   }
   last = hit;
@@ -275,7 +294,11 @@ function checkFrame(buf: Uint8Array, base: number, length: number): number {
   let from = payloadStart(buf, base, seed);
   for (let at = LAB_FRAME_HEADER_SIZE; at < length; ) {
     const n = Math.min(length - at, LAB_FRAME_STREAM_BYTES - from);
-    if (!sameBytes(buf, base + at, stream, from, n)) return -4;
+    const same =
+      n >= NATIVE_MIN_BYTES && native !== null && native !== undefined
+        ? native.equal(buf, base + at, stream.slot, from, n)
+        : sameBytes(buf, base + at, stream, from, n);
+    if (!same) return -4;
     at += n;
     from = 0;
   }

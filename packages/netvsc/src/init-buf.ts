@@ -186,7 +186,11 @@ export function revokeSendBuf(nv: NetvscDev): void {
   if (nv.sendSectionCnt !== 0 && revoke(nv, "revoke-send-buf", NETVSC_SEND_BUFFER_ID)) nv.sendSectionCnt = 0;
 }
 
-function teardown(nv: NetvscDev, b: NetvscBuffer | undefined, reason: string): void {
+function teardown(
+  nv: NetvscDev,
+  b: NetvscBuffer | undefined,
+  reason: "recv-gpadl-teardown-failed" | "send-gpadl-teardown-failed",
+): void {
   if (b?.gpadl === undefined || b.gpadl.handle === 0) return;
   const t = nv.env.channel.teardownGpadl(b.gpadl);
   // On failure the kernel logs and returns; whether the pages leak is the GPADL's decrypted flag.
@@ -220,6 +224,12 @@ export function unmapBuffers(nv: NetvscDev): void {
 export const NETVSC_FINDING = {
   /** free_netvsc_device vfree'd a buffer whose GPADL may still be decrypted (before bbf9ac34677b). */
   bufferFreedVisible: "CVE-2024-36911",
+  /**
+   * rndis_set_subchannel's wait for open_chn == num_chn never ends: netvsc_sc_open counted offers above
+   * the host's grant before the completion lowered num_chn (no kernel fixes it; the rule since
+   * 732e49850c5e).
+   */
+  subchannelOpenPastGrant: "subchannel-open-past-grant",
 } as const;
 
 /**

@@ -24,6 +24,7 @@ export {
 export { measuredStrategy, type StrategyCallCost } from "./measured-strategy.js";
 export { runTraffic, type TrafficOptions, type TrafficReport } from "./traffic.js";
 export {
+  DEFAULT_MESSAGE_LOG,
   type DmaOpsInstaller,
   type Nic,
   type NicOptions,

@@ -111,6 +111,12 @@ export interface VmOptions {
    */
   readonly cpus?: number;
   /**
+   * Channel messages `Vm.messages` keeps: the newest this many (default 4,096, about twenty NIC adds; 0
+   * keeps none, Infinity all). A long-running guest adds and removes NICs for hours: an unbounded log
+   * would be its one allocation that never stops growing.
+   */
+  readonly messageLog?: number;
+  /**
    * The allocation strategy for netvsc's buffers, built at boot (before aging), as the composition root
    * chooses: a strategy package's descriptor (its DMA ops are installed too), or a factory.
    */
@@ -139,6 +145,9 @@ export interface NicOptions {
    */
   readonly queues?: number;
 }
+
+/** Channel messages a Vm keeps unless told otherwise (VmOptions.messageLog). */
+export const DEFAULT_MESSAGE_LOG = 4096;
 
 /** A synthetic NIC: the guest's driver and the host's device. */
 export interface Nic {
@@ -175,14 +184,22 @@ export class Vm {
   readonly strategy: SharedBufferStrategy;
   readonly strategyCosts: readonly StrategyCallCost[];
   readonly uptime: UptimeReport | null;
-  /** Every channel message, in order (for timelines). */
+  /** The newest channel messages (options.messageLog of them), oldest first (for timelines). */
   readonly messages: MessageEvent[] = [];
+  /** Channel messages dropped from the front of `messages` to keep it at options.messageLog. */
+  messagesDropped = 0;
   #nics = new Set<Nic>();
   readonly #fault: ArmedFault | undefined;
   readonly #baseline: InvariantBaseline;
   readonly #retired: RetiredNicGuards = { parsedFromShared: 0, staleCompletions: 0, sectionDoubleFrees: 0 };
 
   private constructor(options: VmOptions) {
+    const keep = options.messageLog ?? DEFAULT_MESSAGE_LOG;
+    if (!(keep === Number.POSITIVE_INFINITY || (Number.isSafeInteger(keep) && keep >= 0))) {
+      throw new RangeError(
+        `messageLog must be a count of messages (an integer >= 0, or Infinity), got ${keep}`,
+      );
+    }
     this.options = options;
     this.kernel = resolveKernel(options);
     this.era = this.kernel.era;
@@ -220,7 +237,14 @@ export class Vm {
     this.synic = bus.synic;
     this.conn = bus.conn;
     this.server = bus.server;
-    this.conn.onMessage((e) => this.messages.push(e));
+    this.conn.onMessage((e) => {
+      this.messages.push(e);
+      // one in, one out once full: shift() left-trims the array's storage, no copy per message
+      while (this.messages.length > keep) {
+        this.messages.shift();
+        this.messagesDropped++;
+      }
+    });
     const connected = this.conn.connect();
     if (!connected.ok) throw connected.error;
     this.#fault = options.fault ? new ArmedFault(options.fault, this.hyperv, this.memory) : undefined;

@@ -1,6 +1,5 @@
 import { IvmError } from "@ivm/errors";
 import type { HypercallErrorReason } from "@ivm/hypercall";
-import type { RequestRejectReason } from "./request-table.js";
 
 /**
  * Errno-like codes the VMBus layer reports, named after what the kernel's drivers/hv code returns
@@ -25,6 +24,17 @@ export type VmbusErrno =
    * __vmbus_establish_gpadl, __vmbus_open and vmbus_teardown_gpadl waits forever.
    */
   | "ETIMEDOUT";
+
+/** Why the request table refused a completion's trans_id (request-table.ts counts each). */
+export type RequestRejectReason =
+  /** trans_id 0: reserved for unsolicited host messages. */
+  | "zero-id"
+  /** trans_id − 1 ≥ table size: a forged id. */
+  | "out-of-range"
+  /** The slot is free: a duplicate completion, or an id never handed out. */
+  | "not-outstanding"
+  /** The slot is outstanding for a different request (the caller's rqst_addr check); not freed. */
+  | "mismatch";
 
 /** Why the host server refused a GPADL's messages (host/gpadl-assembler.ts counts each). */
 export type GpadlRejectReason =

@@ -33,6 +33,7 @@ export {
 } from "./connection.js";
 export {
   type GpadlRejectReason,
+  type RequestRejectReason,
   type Result,
   type VmbusErrno,
   VmbusError,
@@ -58,10 +59,7 @@ export {
   KernelContext,
   VMBUS_FINDING,
 } from "./profile.js";
-export {
-  type RequestRejectReason,
-  RequestTable,
-} from "./request-table.js";
+export { RequestTable } from "./request-table.js";
 export {
   type IncomingPacket,
   type IncomingResult,
