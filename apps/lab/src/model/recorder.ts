@@ -41,16 +41,8 @@ export const PHASES: readonly Phase[] = ["add", "traffic", "remove"];
 export type EventKind = "hypercall" | "message" | "packet";
 export type Direction = "guest-to-host" | "host-to-guest";
 
-export interface HypercallInfo {
-  readonly seq: number;
-  readonly code: number;
-  readonly repStart: number;
-  readonly repCount: number;
-  readonly repsCompleted: number;
-  readonly result: number;
-  readonly visibility: number;
-  readonly owner: string;
-}
+/** One hypercall of a recording: the hypervisor's own event record (@ivm/hypercall). */
+export type HypercallInfo = HypercallEvent;
 
 /** One vmalloc-range mapping of a buffer or ring, and the alias its PTEs reach. */
 export interface MappingRow {
