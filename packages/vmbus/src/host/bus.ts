@@ -20,8 +20,6 @@ export interface VmbusBootOptions {
   readonly findings?: FindingLog;
   /** Newest protocol version the host accepts (HostServerOptions.maxVersion). */
   readonly hostMaxVersion?: number;
-  /** Oldest protocol version the host accepts (HostServerOptions.minVersion). */
-  readonly hostMinVersion?: number;
   /** The guest's CPUs (VmbusConnectionOptions.cpus, numaNodes, isolatedCpus): where channels interrupt. */
   readonly cpus?: number;
   readonly numaNodes?: readonly (readonly number[])[];
@@ -63,7 +61,6 @@ export function bootVmbus(options: VmbusBootOptions): VmbusBus {
     synic,
     hostView: hyperv.hostView,
     ...(options.hostMaxVersion === undefined ? {} : { maxVersion: options.hostMaxVersion }),
-    ...(options.hostMinVersion === undefined ? {} : { minVersion: options.hostMinVersion }),
   });
   return { scheduler, synic, conn, server };
 }

@@ -29,7 +29,6 @@ export interface WorldOptions {
   /** Default 10,000 (a test that loops fails fast). */
   readonly maxRoundsPerWait?: number;
   readonly hostMaxVersion?: number;
-  readonly hostMinVersion?: number;
   readonly kernel?: KernelProfile;
   /** The guest's CPUs, NUMA nodes and isolated CPUs (VmbusConnectionOptions); default one CPU. */
   readonly cpus?: number;
@@ -54,7 +53,6 @@ export function makeWorld(era: WorldEra, options: WorldOptions = {}): World {
     maxRoundsPerWait: options.maxRoundsPerWait ?? 10_000,
     ...(options.kernel === undefined ? {} : { kernel: options.kernel }),
     ...(options.hostMaxVersion === undefined ? {} : { hostMaxVersion: options.hostMaxVersion }),
-    ...(options.hostMinVersion === undefined ? {} : { hostMinVersion: options.hostMinVersion }),
     ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
     ...(options.numaNodes === undefined ? {} : { numaNodes: options.numaNodes }),
     ...(options.isolatedCpus === undefined ? {} : { isolatedCpus: options.isolatedCpus }),
