@@ -240,69 +240,102 @@ const deviceSection: SectionRunner = async (o, nsPerPage, step, run) => {
   return out;
 };
 
-/** The data path end to end, every frame verified by its receiver, against a memcpy of the same frames. */
+/** Queues of the data path's multi-queue case (vCPUs as many), and the frame sizes it runs. */
+export const MQ_QUEUES = 4;
+export const MQ_FRAMES: readonly number[] = [1500];
+
+/**
+ * The data path end to end, every frame verified by its receiver, against a memcpy of the same frames:
+ * a single-queue NIC at every size, then a NIC of MQ_QUEUES queues (one vCPU each; frames spread by the
+ * flow hash on both sides) at MQ_FRAMES. The multi-queue records carry `queues` in their key.
+ */
 const datapathSection: SectionRunner = async (o, _nsPerPage, step, run) => {
   const out: ResultRecord[] = [];
-  const tb = { time: o.time, iterations: 5 };
-  const vm = Vm.boot({ memory: 2 * 2 ** 30, era: base.eras[0]!, seed: o.seed, strategy: base });
-  const added = vm.addNic();
-  if (!added.ok) throw added.error;
-  const nic: Nic = added.nic;
-  for (const [direction, sizes] of [
-    ["tx", TX_FRAMES],
-    ["rx", RX_FRAMES],
-  ] as const) {
-    for (const bytes of sizes) {
-      step(`data path ${direction} ${bytes} B`);
-      const frames = batchFrames(bytes);
-      let verified = 0;
-      let moved = 0;
-      const simMs = await timeIt(
-        () => {
-          const hostBefore = nic.host.counters.txFramesVerified;
-          const t = runTraffic(vm, nic, {
-            packets: frames,
-            sizes: [bytes],
-            rxShare: direction === "rx" ? 1 : 0,
-            seed: o.seed,
-          });
-          moved += frames;
-          verified +=
-            direction === "tx"
-              ? Math.min(nic.host.counters.txFramesVerified - hostBefore, t.txFrames)
-              : t.rxVerified;
-        },
-        { ...tb, warmup: 1 },
-      );
-      const copyMs = await timeIt(memcpyTask(bytes, frames), { time: o.time, iterations: 64 });
-      const packetsPerSecond = frames / (simMs / 1000);
-      out.push({
-        bench: "speed",
-        key: {
-          case: "datapath",
-          direction,
-          frameBytes: bytes,
-          strategy: base.name,
-          era: base.eras[0]!,
-          seed: o.seed,
-        },
-        metrics: {
-          packetsPerSecond,
-          bytesPerSecond: packetsPerSecond * bytes,
-          memcpyBytesPerSecond: (frames * bytes) / (copyMs / 1000),
-          xMemcpy: simMs / copyMs,
-          framesVerified: verified,
-          framesMoved: moved,
-          verified: verified === moved,
-        },
-        timing: { xMemcpy: "lower" },
-        run,
-      });
+  const configs = [
+    { queues: 1, tx: TX_FRAMES, rx: RX_FRAMES },
+    { queues: MQ_QUEUES, tx: MQ_FRAMES, rx: MQ_FRAMES },
+  ];
+  for (const config of configs) {
+    const multi = config.queues > 1;
+    const vm = Vm.boot({
+      memory: 2 * 2 ** 30,
+      era: base.eras[0]!,
+      seed: o.seed,
+      strategy: base,
+      ...(multi ? { cpus: config.queues } : {}),
+    });
+    const added = vm.addNic(multi ? { queues: config.queues } : {});
+    if (!added.ok) throw added.error;
+    const nic: Nic = added.nic;
+    for (const [direction, sizes] of [
+      ["tx", config.tx],
+      ["rx", config.rx],
+    ] as const) {
+      for (const bytes of sizes) {
+        step(`data path ${direction} ${bytes} B${multi ? `, ${config.queues} queues` : ""}`);
+        out.push(await datapathCase(o, vm, nic, direction, bytes, multi ? config.queues : undefined, run));
+      }
     }
+    vm.removeNic(nic);
   }
-  vm.removeNic(nic);
   return out;
 };
+
+async function datapathCase(
+  o: SpeedSectionOptions,
+  vm: Vm,
+  nic: Nic,
+  direction: "tx" | "rx",
+  bytes: number,
+  queues: number | undefined,
+  run: ResultRecord["run"],
+): Promise<ResultRecord> {
+  const frames = batchFrames(bytes);
+  let verified = 0;
+  let moved = 0;
+  const simMs = await timeIt(
+    () => {
+      const hostBefore = nic.host.counters.txFramesVerified;
+      const t = runTraffic(vm, nic, {
+        packets: frames,
+        sizes: [bytes],
+        rxShare: direction === "rx" ? 1 : 0,
+        seed: o.seed,
+      });
+      moved += frames;
+      verified +=
+        direction === "tx"
+          ? Math.min(nic.host.counters.txFramesVerified - hostBefore, t.txFrames)
+          : t.rxVerified;
+    },
+    { time: o.time, iterations: 5, warmup: 1 },
+  );
+  const copyMs = await timeIt(memcpyTask(bytes, frames), { time: o.time, iterations: 64 });
+  const packetsPerSecond = frames / (simMs / 1000);
+  return {
+    bench: "speed",
+    key: {
+      case: "datapath",
+      direction,
+      frameBytes: bytes,
+      ...(queues !== undefined ? { queues } : {}),
+      strategy: base.name,
+      era: base.eras[0]!,
+      seed: o.seed,
+    },
+    metrics: {
+      packetsPerSecond,
+      bytesPerSecond: packetsPerSecond * bytes,
+      memcpyBytesPerSecond: (frames * bytes) / (copyMs / 1000),
+      xMemcpy: simMs / copyMs,
+      framesVerified: verified,
+      framesMoved: moved,
+      verified: verified === moved,
+    },
+    timing: { xMemcpy: "lower" },
+    run,
+  };
+}
 
 /** Buddy allocator operations on a 4 GiB guest: alloc then free in shuffled order. */
 const buddySection: SectionRunner = async (o, nsPerPage, step, run) => {
@@ -437,7 +470,16 @@ export async function runSpeed(
 /** How many steps runSpeed takes (for the progress bar). */
 export function speedSteps(o: Pick<SpeedOptions, "guests" | "strategies">): number {
   const cases = strategyEras(o.strategies ? { names: o.strategies } : {}).length;
-  return SPEED_SECTIONS.length + cases + TX_FRAMES.length + RX_FRAMES.length + o.guests.length + 3 + 1;
+  return (
+    SPEED_SECTIONS.length +
+    cases +
+    TX_FRAMES.length +
+    RX_FRAMES.length +
+    2 * MQ_FRAMES.length +
+    o.guests.length +
+    3 +
+    1
+  );
 }
 
 const mb = (bytesPerSecond: number): string => num(bytesPerSecond / 1e6, 1);
@@ -486,10 +528,11 @@ export function speedTables(records: readonly ResultRecord[]): TableData[] {
     },
     {
       title: "Data path, end to end and verified (strategy (1), address-bit era)",
-      head: ["direction", "frame", "packets/s", "MB/s", "memcpy MB/s", "× memcpy", "verified"],
+      head: ["direction", "frame", "queues", "packets/s", "MB/s", "memcpy MB/s", "× memcpy", "verified"],
       rows: of("datapath").map((r) => [
         r.key.direction === "tx" ? "guest → host" : "host → guest",
         formatBytes(Number(r.key.frameBytes)),
+        String(r.key.queues ?? 1),
         num(Math.round(m(r, "packetsPerSecond"))),
         mb(m(r, "bytesPerSecond")),
         mb(m(r, "memcpyBytesPerSecond")),
@@ -499,6 +542,7 @@ export function speedTables(records: readonly ResultRecord[]): TableData[] {
       notes: [
         "guest → host: the driver's send path (section copy or swiotlb-bounced page buffers), the host's NVSP/RNDIS parse and byte-for-byte check of every frame.",
         `host → guest: stops at ${RX_MAX_FRAME} B, one receive section (1728 B) less the RNDIS header: the model has no RSC, so larger frames cannot arrive.`,
+        `${MQ_QUEUES} queues: a NIC with the primary channel and ${MQ_QUEUES - 1} vRSS sub-channels on a ${MQ_QUEUES}-vCPU guest; the flow hash spreads the frames over the queues both ways (the model runs them on one thread).`,
       ],
     },
     {

@@ -2,11 +2,15 @@ import { describe, expect, it } from "vitest";
 import type { ResultRecord } from "../src/records.js";
 import { num } from "../src/render.js";
 import {
+  MQ_FRAMES,
+  MQ_QUEUES,
+  RX_FRAMES,
   runSpeed,
   runSpeedSection,
   SPEED_SECTIONS,
   type SpeedSectionOptions,
   speedTables,
+  TX_FRAMES,
 } from "../src/speed.js";
 
 describe("speed sections", () => {
@@ -46,5 +50,31 @@ describe("speed sections", () => {
     const table = speedTables(records).find((t) => t.title.startsWith("Buddy"));
     // As the renderer writes it (a loaded machine can take ≥ 1 µs a page: "1,240 ns").
     expect(table?.notes?.[0]).toContain(`${num(ns, 0)} ns`);
+  });
+});
+
+describe("the data path section", () => {
+  it("runs a single-queue NIC at every size and a multi-queue NIC at MQ_FRAMES, every frame verified", async () => {
+    const steps: string[] = [];
+    const records = await runSpeedSection("datapath", { seed: 3, time: 1, guests: [] }, (l) => steps.push(l));
+    const cases = records.filter((r) => r.key.case === "datapath");
+    const single = cases.filter((r) => r.key.queues === undefined);
+    const multi = cases.filter((r) => r.key.queues !== undefined);
+    expect(single.map((r) => `${r.key.direction} ${r.key.frameBytes}`)).toEqual([
+      ...TX_FRAMES.map((b) => `tx ${b}`),
+      ...RX_FRAMES.map((b) => `rx ${b}`),
+    ]);
+    expect(multi.map((r) => `${r.key.direction} ${r.key.frameBytes} ${r.key.queues}`)).toEqual([
+      ...MQ_FRAMES.map((b) => `tx ${b} ${MQ_QUEUES}`),
+      ...MQ_FRAMES.map((b) => `rx ${b} ${MQ_QUEUES}`),
+    ]);
+    for (const r of cases) {
+      expect(r.metrics.verified).toBe(true);
+      expect(Number(r.metrics.framesMoved)).toBeGreaterThan(0);
+    }
+    expect(steps).toContain(`data path rx ${MQ_FRAMES[0]} B, ${MQ_QUEUES} queues`);
+    const table = speedTables(records).find((t) => t.title.startsWith("Data path"));
+    expect(table?.head).toContain("queues");
+    expect(table?.rows.map((row) => row[2])).toEqual(cases.map((r) => String(r.key.queues ?? 1)));
   });
 });

@@ -4,12 +4,13 @@ import { eraProfile, type Finding, getProfile, type KernelProfile, type ProfileN
 import type { AllocatorWork, UptimeLevel } from "@ivm/memory";
 import {
   addNicMeasured,
-  type BufferCost,
+  type BufferSummary,
   type DeviceAddCost,
   type FaultName,
   type FaultReport,
   type NicChannelReport,
   runTraffic,
+  summarizeBuffer,
   trackChannels,
   Vm,
 } from "@ivm/vm";
@@ -68,19 +69,6 @@ export function runKernel(o: Pick<DemoOptions, "kernel" | "hardened">, era: Era)
   return { ...profile, hardened: o.hardened ?? false };
 }
 
-/** One buffer in the stable JSON shape. */
-export interface BufferJson {
-  readonly sections: number;
-  readonly pages: number;
-  readonly hypercalls: number;
-  readonly gpadlMessages: number;
-  readonly liveMappings: number;
-  readonly ptePages: number;
-  readonly vmallocBytes: number;
-  /** The allocator work of the strategy's allocate call for this buffer (its higher-order attempts included). */
-  readonly allocatorWork?: AllocatorWork;
-}
-
 /** One strategy's run in the stable JSON shape printed by --json (documented in the README). */
 export interface StrategyResult {
   readonly strategy: string;
@@ -95,7 +83,7 @@ export interface StrategyResult {
   readonly fault: FaultReport | null;
   /** How many findings this run's guest reported (listed in the document's top-level `findings`). */
   readonly findingCount: number;
-  readonly buffers: { readonly rx: BufferJson | null; readonly tx: BufferJson | null };
+  readonly buffers: { readonly rx: BufferSummary | null; readonly tx: BufferSummary | null };
   readonly persistentMetadataBytes: number;
   readonly transientPeakBytes: number;
   /** Data pages of both buffers, as buddy blocks per order 0..10. */
@@ -140,13 +128,6 @@ export interface DemoRun {
   readonly result: StrategyResult;
   readonly report: StrategyReport;
   readonly findings: readonly FindingJson[];
-}
-
-function bufferJson(b: BufferCost | undefined): BufferJson | null {
-  if (!b) return null;
-  const { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes } = b;
-  const out = { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes };
-  return b.strategy ? { ...out, allocatorWork: b.strategy.allocatorWork } : out;
 }
 
 function skipped(
@@ -277,7 +258,7 @@ export function runOne(entry: StrategyEntry, era: Era, o: DemoOptions): DemoRun 
     ...(cost.ok ? {} : { skipReason: `device add failed: ${cost.error}` }),
     fault: vm.fault ?? null,
     findingCount: vm.findingLog.count(),
-    buffers: { rx: bufferJson(rx), tx: bufferJson(tx) },
+    buffers: { rx: summarizeBuffer(rx), tx: summarizeBuffer(tx) },
     persistentMetadataBytes:
       (rx?.strategy?.persistentMetadataBytes ?? 0) + (tx?.strategy?.persistentMetadataBytes ?? 0),
     transientPeakBytes: Math.max(

@@ -15,7 +15,12 @@ export {
   type SwiotlbBehaviour,
   swiotlbBehaviours,
 } from "./behaviours/swiotlb.js";
-export { type MonitorPageMapping, type VmbusBehaviour, vmbusBehaviours } from "./behaviours/vmbus.js";
+export {
+  type InitVpIndexForm,
+  type MonitorPageMapping,
+  type VmbusBehaviour,
+  vmbusBehaviours,
+} from "./behaviours/vmbus.js";
 export { type Finding, type FindingCounts, FindingLog, type FindingLogOptions } from "./findings.js";
 export { isProfileName, type PerProfile, PROFILE_NAMES, type ProfileName } from "./names.js";
 export {

@@ -71,23 +71,24 @@ export function isNetvscError(e: unknown): e is NetvscError {
 
 /**
  * Counts rejections by reason, the way the driver's ethtool/rx_err counters would. Kept here so every
- * module files its reasons in one place; the driver owns the instance.
+ * module files its reasons in one place; the driver owns the instance. `R` is the union of the reasons
+ * a counter takes (a reason outside it does not build); the default takes any string.
  */
-export class RejectionCounter {
+export class RejectionCounter<R extends string = string> {
   readonly #counts: Map<string, number> = new Map();
 
   /** Counts `n` events (default one) of `reason`: a dropped batch is one drop per frame in it. */
-  count(reason: string, n = 1): void {
+  count(reason: R, n = 1): void {
     this.#counts.set(reason, (this.#counts.get(reason) ?? 0) + n);
   }
 
   /** Count the rejection in `result` (if any) and hand the result back, for chaining. */
-  track<T extends NetvscResult<unknown>>(result: T): T {
+  track<T extends NetvscResult<unknown, R>>(result: T): T {
     if (!result.ok) this.count(result.error.reason);
     return result;
   }
 
-  get(reason: string): number {
+  get(reason: R): number {
     return this.#counts.get(reason) ?? 0;
   }
 

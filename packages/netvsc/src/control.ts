@@ -30,7 +30,7 @@ export function sendNvspOneWay(
   env: DriverEnv,
   msg: NvspMessage,
   reason: NetvscErrorReason,
-): NetvscResult<void> {
+): NetvscResult<void, NetvscErrorReason> {
   const r = env.channel.sendPacket(encodeNvspMessage(msg), { type: VM_PKT.DATA_INBAND, flags: 0 });
   return r.ok ? ok(undefined) : fromVmbus(r.error, reason);
 }
@@ -44,7 +44,7 @@ export function nvspRequest(
   env: DriverEnv,
   msg: NvspMessage,
   what: NvspRequestStep,
-): NetvscResult<NvspMessage> {
+): NetvscResult<NvspMessage, NetvscErrorReason> {
   const ctx: RequestCtx = { kind: "init", reply: undefined };
   const r = env.channel.sendPacket(encodeNvspMessage(msg), {
     type: VM_PKT.DATA_INBAND,

@@ -13,7 +13,13 @@ export {
   netvscRqstorSize,
 } from "./netvsc-device.js";
 export type { NetvscServices } from "./nvdev.js";
-export type { NetvscBufferPurpose, NetvscErrorReason, NvspRequestStep, RndisRequestStep } from "./reasons.js";
+export type {
+  NetvscBufferPurpose,
+  NetvscErrorReason,
+  NetvscLoggedErrorReason,
+  NvspRequestStep,
+  RndisRequestStep,
+} from "./reasons.js";
 export { RECV_COMP_RING_TAG } from "./recv-comp-ring.js";
 export type { RingParamState } from "./ringparam.js";
 export { NETVSC_PACKET_FILTER, RNDIS_REQUEST_TAG } from "./rndis-filter.js";

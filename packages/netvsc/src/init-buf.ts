@@ -186,7 +186,11 @@ export function revokeSendBuf(nv: NetvscDev): void {
   if (nv.sendSectionCnt !== 0 && revoke(nv, "revoke-send-buf", NETVSC_SEND_BUFFER_ID)) nv.sendSectionCnt = 0;
 }
 
-function teardown(nv: NetvscDev, b: NetvscBuffer | undefined, reason: string): void {
+function teardown(
+  nv: NetvscDev,
+  b: NetvscBuffer | undefined,
+  reason: "recv-gpadl-teardown-failed" | "send-gpadl-teardown-failed",
+): void {
   if (b?.gpadl === undefined || b.gpadl.handle === 0) return;
   const t = nv.env.channel.teardownGpadl(b.gpadl);
   // On failure the kernel logs and returns; whether the pages leak is the GPADL's decrypted flag.
@@ -227,6 +231,12 @@ export const NETVSC_FINDING = {
   ppiDoubleFetch: "rndis-get-ppi-double-fetch",
   /** rndis_get_ppi met a malformed entry whose `continue` does not advance: the NAPI poll spins. */
   ppiLookupSpins: "rndis-get-ppi-spin",
+  /**
+   * rndis_set_subchannel's wait for open_chn == num_chn never ends: netvsc_sc_open counted offers above
+   * the host's grant before the completion lowered num_chn (no kernel fixes it; the rule since
+   * 732e49850c5e).
+   */
+  subchannelOpenPastGrant: "subchannel-open-past-grant",
 } as const;
 
 /**

@@ -5,6 +5,7 @@ import {
   type NetvscError,
   type NetvscErrorCode,
   type NetvscProtocolErrorReason,
+  type NvspMessageKind,
   reject as rejectWithAnyReason,
 } from "@ivm/netvsc-protocol";
 import type { VmbusErrorReason } from "@ivm/vmbus";
@@ -24,6 +25,27 @@ export type NvspRequestStep =
 
 /** RNDIS requests the driver waits on (rndis_filter_init_device, _query_device, _set_*: the OID in hex). */
 export type RndisRequestStep = "rndis-init" | `rndis-query-0x${string}` | `rndis-set-0x${string}`;
+
+/**
+ * What `stats.errors` counts: the errors above when the driver logs one and carries on, and the
+ * failures it only logs (a teardown, a close, a restore, an ignored offer; an unsolicited NVSP message
+ * by its kind).
+ */
+export type NetvscLoggedErrorReason =
+  | NetvscErrorReason
+  | "tx-completion-status-fail"
+  | "tx-abandoned-at-remove"
+  | "channel-close-failed"
+  | "restoring-channels-failed"
+  | "restoring-ringparam-failed"
+  | "recv-gpadl-teardown-failed"
+  | "send-gpadl-teardown-failed"
+  | "rndis-pkt-alignment-invalid"
+  | "drain-timed-out"
+  | "subchannel-index-ignored"
+  | "subchannel-open-failed"
+  | "rss-param-set-failed"
+  | `inband-${NvspMessageKind}`;
 
 /** The `reason` of every NetvscError the driver returns. */
 export type NetvscErrorReason =

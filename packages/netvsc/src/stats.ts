@@ -4,6 +4,7 @@
 // computed after the fact.
 
 import { RejectionCounter } from "@ivm/netvsc-protocol";
+import type { NetvscLoggedErrorReason } from "./reasons.js";
 
 export interface NetvscStats {
   /** Frames the host completed (tx_stats packets/bytes are counted on completion, as the kernel does). */
@@ -17,7 +18,7 @@ export interface NetvscStats {
   /** Receive-path rejections: packet- and range-level checks, RNDIS validation, by reason. */
   readonly rxDrops: RejectionCounter;
   /** Driver-level failures the kernel logs and survives (a revoke not posted, a teardown that failed). */
-  readonly errors: RejectionCounter;
+  readonly errors: RejectionCounter<NetvscLoggedErrorReason>;
   /** Host completions refused: forged or duplicate ids, malformed messages, by reason (invariant I6). */
   readonly rejectedCompletions: RejectionCounter;
   /** ndo_start_xmit returned NETDEV_TX_BUSY (EAGAIN): the caller keeps the frame and retries. */
@@ -93,7 +94,7 @@ export function newNetvscStats(): NetvscStats {
     rxBytes: 0,
     txDrops: new RejectionCounter(),
     rxDrops: new RejectionCounter(),
-    errors: new RejectionCounter(),
+    errors: new RejectionCounter<NetvscLoggedErrorReason>(),
     rejectedCompletions: new RejectionCounter(),
     txBusy: 0,
     txSendFull: 0,

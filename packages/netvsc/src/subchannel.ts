@@ -4,17 +4,31 @@
 // The driver asks the host for num_chn - 1 sub-channels (NVSP 5 SUBCHANNEL, operation ALLOCATE) on the
 // primary and waits for the completion; the host offers that many sub-channels, and VMBus hands each
 // to netvsc_sc_open, which opens it with the primary's ring size, packet size and request table size.
-// A grant above the request is refused with EINVAL ("hv_netvsc: Validate number of allocated
-// sub-channels", Andrea Parri, Nov 2020: lore 20201118153310.112404-1-parri.andrea@gmail.com), a
-// failed status is EIO; either way the NIC keeps its primary only.
+// A grant above the request is refused with EINVAL (206ad34d52a2, "hv_netvsc: Validate number of
+// allocated sub-channels", 5.11: lore 20201118153310.112404-1-parri.andrea@gmail.com), a failed status
+// is EIO; either way the NIC keeps its primary only.
+//
+// The completion and the offers race. The completion is handled by the primary's NAPI poll, the offers
+// by VMBus's sub-channel workqueue (vmbus_process_offer queues vmbus_add_channel_work, which calls the
+// sc_creation_callback), and nothing orders the two. netvsc_sc_open reads num_chn when its offer is
+// handled: before the completion that is still the count asked for, after it 1 + the grant. Since
+// 732e49850c5e ("netvsc: fix race on sub channel creation", 2017) every offer that passes the index
+// check bumps open_chn, and rndis_set_subchannel sleeps until open_chn equals num_chn, with no timeout.
+// So a host that grants fewer than it offers is fine when the completion is handled first (the offers
+// at or above the grant are skipped), but when an offer above the grant is handled first open_chn has
+// already passed the new num_chn and can never equal it: the wait never ends (under the RTNL lock).
+// The skip, the count, the wait and the grant check read the same in a 5.15 stable tree and in 6.x trees
+// before and after the change that enables NAPI before vmbus_open, so every profile (5.17 .. 6.18) has
+// them and no profile behaviour selects them.
 
 import { NETVSC_HASH_KEY, type NetvscResult, NVSP_STATUS, ok } from "@ivm/netvsc-protocol";
 import type { VmbusChannel } from "@ivm/vmbus";
 import { nvspRequest } from "./control.js";
+import { NETVSC_FINDING } from "./init-buf.js";
 import { napiPoll } from "./napi.js";
 import type { NetvscDev } from "./nvdev.js";
 import { type NetvscChannel, newChannelCounters, subChannelView } from "./queues.js";
-import { reject } from "./reasons.js";
+import { type NetvscErrorReason, reject } from "./reasons.js";
 import { RecvCompRing } from "./recv-comp-ring.js";
 import { rndisFilterSetRssParam } from "./rndis-filter.js";
 import { defaultTxTable } from "./select-queue.js";
@@ -43,9 +57,10 @@ export function channelCallback(q: NetvscChannel, budget: number): () => void {
 }
 
 /**
- * netvsc_sc_open (the primary's sc_creation_callback): an index outside [1, num_chn) is ignored; the
- * channel gets its state and is opened like the primary; open_chn counts it whether or not the open
- * worked (the kernel counts it either way, so the waiter is woken).
+ * netvsc_sc_open (the primary's sc_creation_callback): an index outside [1, num_chn) — num_chn as it is
+ * when the offer is handled — is ignored: not opened, not counted. Otherwise the channel gets its state
+ * and is opened like the primary, and open_chn counts it whether or not the open worked (the kernel
+ * counts it either way, so the waiter is woken).
  */
 export function netvscScOpen(
   nv: NetvscDev,
@@ -101,12 +116,15 @@ export function prepareSubChannels(nv: NetvscDev, params: ChannelOpenParams, bud
 
 /**
  * rndis_set_subchannel: the request, its completion (status, then the granted count against the
- * request), num_chn = 1 + granted, the wait for every granted sub-channel to be opened, the send
- * table, then the RSS parameters (rndis_filter_set_rss_param with netvsc_hash_key; a failure is counted
- * and ignored, the channels stay). The kernel waits for the opens without a timeout; the model's bounded wait reports a host
- * that never offers them as ETIMEDOUT.
+ * request), num_chn = 1 + granted, the wait until open_chn == num_chn, the send table, then the RSS
+ * parameters (rndis_filter_set_rss_param with netvsc_hash_key; a failure is counted and ignored, the
+ * channels stay). The kernel waits for the opens without a timeout; the model's bounded wait reports a
+ * host that never offers them as ETIMEDOUT. Offers above the grant handled before the completion leave
+ * open_chn past num_chn: the kernel's wait never ends there, which is reported as the finding
+ * NETVSC_FINDING.subchannelOpenPastGrant, and the model's wait ends as every wait the kernel would
+ * sleep in forever does (ETIMEDOUT, `subchannel-open-timed-out`).
  */
-export function rndisSetSubchannel(nv: NetvscDev): NetvscResult<void> {
+export function rndisSetSubchannel(nv: NetvscDev): NetvscResult<void, NetvscErrorReason> {
   const { env } = nv;
   const asked = nv.numChn - 1;
   const reply = nvspRequest(
@@ -125,9 +143,24 @@ export function rndisSetSubchannel(nv: NetvscDev): NetvscResult<void> {
       `invalid number of allocated sub channel: ${m.numSubchannels} > ${asked}`,
     );
   nv.numChn = 1 + m.numSubchannels;
-  const w = env.scheduler.runUntil(() => nv.openChn >= nv.numChn, "netvsc-subchannels-open");
+  // open_chn only grows, so once it is past num_chn the kernel's equality can never hold again.
+  const overcounted = nv.openChn > nv.numChn;
+  if (overcounted)
+    env.kernel.report({
+      id: NETVSC_FINDING.subchannelOpenPastGrant,
+      invariant: "termination",
+      what: `netvsc_sc_open counted ${nv.openChn} channels before the completion granted ${m.numSubchannels} sub-channel(s) (num_chn ${nv.numChn}): the wait for open_chn == num_chn never ends, with the RTNL lock held`,
+      where: "rndis_set_subchannel (wait_event on subchan_open)",
+    });
+  const w = env.scheduler.runUntil(() => nv.openChn === nv.numChn, "netvsc-subchannels-open");
   if (!w.ok)
-    return reject("ETIMEDOUT", "subchannel-open-timed-out", `${nv.openChn} of ${nv.numChn} channels opened`);
+    return reject(
+      "ETIMEDOUT",
+      "subchannel-open-timed-out",
+      overcounted
+        ? `${nv.openChn} channels opened, ${nv.numChn} granted: open_chn never equals num_chn`
+        : `${nv.openChn} of ${nv.numChn} channels opened`,
+    );
   nv.txTable = defaultTxTable(nv.numChn);
   const rss = rndisFilterSetRssParam(nv, NETVSC_HASH_KEY);
   if (!rss.ok) env.stats.errors.count("rss-param-set-failed");

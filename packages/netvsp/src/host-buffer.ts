@@ -2,9 +2,8 @@
 // PagedRange::try_subrange) and the receive buffer's sub-allocation states (OpenVMM's RxBuffers in
 // netvsp/src/rx_bufs.rs: one state per sub-allocation, double use rejected).
 
-import { type NetvscResult, ok } from "@ivm/netvsc-protocol";
+import { type NetvscResult, ok, reject } from "@ivm/netvsc-protocol";
 import type { HostGpadlView } from "./ports.js";
-import { reject } from "./reasons.js";
 
 /**
  * try_subrange: [offset, offset + len) inside the mapped GPADL. Written so nothing can wrap: both

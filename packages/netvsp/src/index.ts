@@ -17,6 +17,7 @@ export {
   type NetvspOptions,
   type NetvspPhase,
   type NetvspQueueCounters,
+  type SubchannelOrder,
 } from "./netvsp.js";
 export type {
   GpadlLookup,

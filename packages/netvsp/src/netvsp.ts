@@ -94,7 +94,18 @@ export interface NetvspOptions {
    * At most this many channels: the primary and rssQueues - 1 sub-channels. Default 1.
    */
   readonly rssQueues?: number;
+  /**
+   * Which the guest handles first when this host answers NVSP 5 SUBCHANNEL: "offers-first" (default)
+   * offers the sub-channels and completes the request in the same poll, so the guest handles the
+   * offers before the completion; "completion-first" completes the request and offers the sub-channels
+   * once the guest has had its turn (a poll later, when the host went idle). With an honest grant both
+   * end the same; with `adversary.subchannelGrant` below the offers they decide what netvsc does.
+   */
+  readonly subchannelOrder?: SubchannelOrder;
 }
+
+/** The order of the SUBCHANNEL completion and the sub-channel offers (NetvspOptions.subchannelOrder). */
+export type SubchannelOrder = "offers-first" | "completion-first";
 
 /** What one queue (VMBus channel) carried. */
 export interface NetvspQueueCounters {
@@ -204,6 +215,7 @@ export class Netvsp {
   readonly controlSections: number;
   readonly rxFramesPerPacket: number;
   readonly rssQueues: number;
+  readonly subchannelOrder: SubchannelOrder;
   readonly counters: NetvspCounters = newCounters();
   /** Adversarial knobs; undefined is an honest host. May be changed between polls. */
   adversary: NetvspAdversary | undefined;
@@ -269,6 +281,8 @@ export class Netvsp {
   #rewriteQueue: number[] = [];
   /** The last poll found nothing to do: whatever runs before the next poll is the guest's turn. */
   #idle = false;
+  /** Sub-channels granted by a "completion-first" completion and not offered yet. */
+  #offersDue = 0;
 
   constructor(options: NetvspOptions = {}) {
     this.isolated = options.isolated ?? false;
@@ -279,6 +293,10 @@ export class Netvsp {
     this.controlSections = options.controlSections ?? 16;
     this.rxFramesPerPacket = options.rxFramesPerPacket ?? 1;
     this.rssQueues = options.rssQueues ?? 1;
+    this.subchannelOrder = options.subchannelOrder ?? "offers-first";
+    if (this.subchannelOrder !== "offers-first" && this.subchannelOrder !== "completion-first") {
+      throw new RangeError(`sub-channel order ${String(this.subchannelOrder)}`);
+    }
     if (!Number.isInteger(this.rssQueues) || this.rssQueues < 1 || this.rssQueues > 64) {
       throw new RangeError(`rss queues ${this.rssQueues}`);
     }
@@ -374,6 +392,7 @@ export class Netvsp {
     this.#controlQueueBytes = 0;
     this.#rewriteQueue = [];
     this.#idle = false;
+    this.#offersDue = 0;
     this.#rndis.reset();
     this.#queuePorts.length = 0;
     this.#q = 0;
@@ -487,6 +506,8 @@ export class Netvsp {
     let progress = false;
     // Rewrites wait for the guest's turn (the host went idle since the frames went out).
     if (this.#idle && this.#rewriteQueue.length > 0) this.#applyRewrites();
+    // So do "completion-first" offers: the guest has handled the completion before it sees them.
+    if (this.#idle && this.#offersDue > 0 && this.#offerDue(ports)) progress = true;
     if (this.#flushPending()) progress = true;
     if (this.#pending.length === 0 && this.#readRing(ports)) progress = true;
     if (this.#pending.length === 0 && this.#pollQueues()) progress = true;
@@ -691,9 +712,10 @@ export class Netvsp {
 
   /**
    * NVSP 5 SUBCHANNEL, ALLOCATE: grant min(asked, rssQueues - 1) and offer that many sub-channels
-   * through the VMBus server (ports.offerSubChannels), then complete with the number offered. Needs
-   * NVSP 5 and the receive buffer (OpenVMM answers only once the primary is ready). An adversary may
-   * claim any count in the completion.
+   * through the VMBus server (ports.offerSubChannels), then complete with the number offered; with
+   * "completion-first" the completion goes out now and the offers once the guest has had its turn.
+   * Needs NVSP 5 and the receive buffer (OpenVMM answers only once the primary is ready). An adversary
+   * may claim any count in the completion.
    */
   #handleSubchannelRequest(operation: number, asked: number, tid: bigint, wantsCompletion: boolean): void {
     this.counters.subchannelRequests++;
@@ -708,7 +730,10 @@ export class Netvsp {
     } else {
       const want = Math.min(asked, this.rssQueues - 1);
       const offer = this.#ports?.offerSubChannels;
-      granted = want > 0 && offer !== undefined ? offer(want) : 0;
+      if (want > 0 && offer !== undefined && this.subchannelOrder === "completion-first") {
+        granted = want;
+        this.#offersDue += want;
+      } else granted = want > 0 && offer !== undefined ? offer(want) : 0;
       this.counters.subchannelsGranted += granted;
     }
     const claimed = this.adversary?.subchannelGrant ?? granted;
@@ -718,6 +743,13 @@ export class Netvsp {
         tid,
         this.#nvsp({ kind: "subchannel-complete", status, numSubchannels: claimed }),
       );
+  }
+
+  /** The offers a "completion-first" completion promised, made now. */
+  #offerDue(ports: NetvspPorts): boolean {
+    const n = this.#offersDue;
+    this.#offersDue = 0;
+    return (ports.offerSubChannels?.(n) ?? 0) > 0;
   }
 
   #handleSendRecvBuf(gpadl: number, id: number, tid: bigint, wantsCompletion: boolean): void {

@@ -1,5 +1,8 @@
 // Every reason the simulated host refuses guest input with, as one union a user can enumerate. Each
-// module keeps its narrower union beside the check that raises it; this is their sum.
+// module keeps its narrower union beside the check that raises it; this is their sum. The modules whose
+// unions are summed here raise them with @ivm/netvsc-protocol's reject, checked by the narrow union of
+// the result they return (importing this module's reject would make an import cycle); the others use
+// the reject below.
 import {
   type NetvscError,
   type NetvscErrorCode,

@@ -22,8 +22,8 @@ import {
   type RndisRejectReason,
   type RssParam,
   type RssParamRejectReason,
+  reject,
 } from "@ivm/netvsc-protocol";
-import { reject } from "./reasons.js";
 
 /** DF_CONNECTIONLESS, the device_flags OpenVMM reports. */
 const RNDIS_DF_CONNECTIONLESS = 1;

@@ -4,11 +4,10 @@
 // parse_packet (send_buffer_suballocation via try_subrange, InvalidSendBufferIndex), Packet::
 // rndis_reader (section first, then the external ranges) and handle_rndis_packet_message.
 
-import { NETVSC_INVALID_INDEX, type NetvscResult, ok, PAGE_SIZE } from "@ivm/netvsc-protocol";
+import { NETVSC_INVALID_INDEX, type NetvscResult, ok, PAGE_SIZE, reject } from "@ivm/netvsc-protocol";
 import { type GpaDirectRange, readU32 } from "@ivm/vmbus";
 import { fitsInView } from "./host-buffer.js";
 import type { HostGpadlView, HostGuestMemory } from "./ports.js";
-import { reject } from "./reasons.js";
 
 /** Largest PFN whose byte address is still an exact JS number. */
 const MAX_SAFE_PFN = Math.floor(Number.MAX_SAFE_INTEGER / PAGE_SIZE) - 1;

@@ -17,8 +17,10 @@ export {
 export {
   addNicMeasured,
   type BufferCost,
+  type BufferSummary,
   type DeviceAddCost,
   mappingsOf,
+  summarizeBuffer,
   type TimelineEntry,
 } from "./measure.js";
 export { measuredStrategy, type StrategyCallCost } from "./measured-strategy.js";

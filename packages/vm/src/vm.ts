@@ -104,7 +104,8 @@ export interface VmOptions {
    */
   readonly maxRoundsPerWait?: number;
   /**
-   * vCPUs (num_online_cpus): they cap a NIC's channels (max_chn) and set the kernel's default count.
+   * vCPUs (num_online_cpus): they cap a NIC's channels (max_chn), set the kernel's default count, and
+   * are the CPUs VMBus spreads the channels over (init_vp_index: OPENCHANNEL's target_vp).
    * Default 2. Given explicitly, NICs are multi-queue: the host offers one receive queue per vCPU, as
    * Hyper-V does; without it the host offers one queue, so NICs stay single-channel.
    */
@@ -228,6 +229,8 @@ export class Vm {
       hyperv: this.hyperv,
       kernel: this.kernel,
       findings: this.findingLog,
+      // num_online_cpus(): init_vp_index spreads the NIC's channels over them (OPENCHANNEL's target_vp).
+      cpus: options.cpus ?? 2,
       ...(options.maxRoundsPerWait !== undefined ? { maxRoundsPerWait: options.maxRoundsPerWait } : {}),
     });
     this.scheduler = bus.scheduler;

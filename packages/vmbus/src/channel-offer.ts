@@ -11,6 +11,11 @@ export interface VmbusDeviceEntry {
   /** guid_t bytes of the offer's if_type. */
   readonly guid: Uint8Array;
   readonly allowedInIsolated: boolean;
+  /**
+   * vmbus_devs[].perf_device: init_vp_index spreads this device's channels over the CPUs (IDE, SCSI, FC,
+   * NIC, ND and PCIe are; the util devices are not). Absent: false, as for an unknown if_type.
+   */
+  readonly perfDevice?: boolean;
 }
 
 /** HV_NIC_GUID {f8615163-df3e-46c5-913f-f2d2f965ed0e}. */
@@ -22,12 +27,12 @@ export const HV_IDE_GUID: Uint8Array = guidFromString("32412632-86cb-44a2-9b5c-5
 
 /**
  * The part of vmbus_devs[] the model needs (checked against channel_mgmt.c: IDE not allowed, SCSI
- * and NIC allowed). Other device types are left for whoever models them.
+ * and NIC allowed; all three perf_device). Other device types are left for whoever models them.
  */
 export const DEFAULT_VMBUS_DEVICES: readonly VmbusDeviceEntry[] = [
-  { name: "ide", guid: HV_IDE_GUID, allowedInIsolated: false },
-  { name: "scsi", guid: HV_SCSI_GUID, allowedInIsolated: true },
-  { name: "nic", guid: HV_NIC_GUID, allowedInIsolated: true },
+  { name: "ide", guid: HV_IDE_GUID, allowedInIsolated: false, perfDevice: true },
+  { name: "scsi", guid: HV_SCSI_GUID, allowedInIsolated: true, perfDevice: true },
+  { name: "nic", guid: HV_NIC_GUID, allowedInIsolated: true, perfDevice: true },
 ];
 
 export function isHvsockOffer(offer: OfferChannelMessage): boolean {
@@ -56,6 +61,21 @@ export function isValidOffer(
   if (isHvsockOffer(offer)) return true;
   for (const d of devices) {
     if (bytesEqual(d.guid, offer.interfaceType)) return d.allowedInIsolated;
+  }
+  return false;
+}
+
+/**
+ * hv_is_perf_channel over hv_get_dev_type: an hv_sock offer is HV_UNKNOWN, so is an if_type not in the
+ * table; otherwise the entry's perf_device.
+ */
+export function isPerfChannel(
+  offer: OfferChannelMessage,
+  devices: readonly VmbusDeviceEntry[] = DEFAULT_VMBUS_DEVICES,
+): boolean {
+  if (isHvsockOffer(offer)) return false;
+  for (const d of devices) {
+    if (bytesEqual(d.guid, offer.interfaceType)) return d.perfDevice === true;
   }
   return false;
 }

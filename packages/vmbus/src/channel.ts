@@ -29,6 +29,7 @@ import {
 } from "./ring/ring-buffer.js";
 import { closeSubChannels } from "./subchannel.js";
 import type { ChannelTransport } from "./transport.js";
+import { cpuToVp, VMBUS_CONNECT_CPU } from "./vp-index.js";
 import {
   CHANNELMSG,
   encodeChannelMessage,
@@ -71,6 +72,10 @@ export interface ChannelOpenOptions {
   readonly maxPktSize?: number;
   /** channel->rqstor_size: slots in the request table (0: none, trans_id is the caller's requestId). */
   readonly requestTableSize?: number;
+  /**
+   * OPENCHANNEL's target_vp. Default: the VP of the CPU init_vp_index chose when the offer arrived
+   * (`channel.targetCpu`). Giving it overrides only the message (the kernel has no such argument).
+   */
   readonly targetVp?: number;
   /**
    * How the inbound reader treats a corrupt write index (see IncomingRing). Default: from the
@@ -149,11 +154,29 @@ export class VmbusChannel {
   readonly subChannels: VmbusChannel[] = [];
   /** channel->sc_creation_callback (vmbus_set_sc_create_callback): the driver's netvsc_sc_open. */
   scCreationCallback: ((subChannel: VmbusChannel) => void) | undefined;
+  /** channel->target_cpu: the CPU init_vp_index chose at offer time (vp-index.ts). */
+  readonly targetCpu: number;
+  /** hv_is_perf_channel: the offer's device is performance critical (vmbus_devs[].perf_device). */
+  readonly perfChannel: boolean;
 
-  constructor(transport: ChannelTransport, offer: OfferChannelMessage) {
+  constructor(
+    transport: ChannelTransport,
+    offer: OfferChannelMessage,
+    placement: { readonly targetCpu: number; readonly perfChannel: boolean } = {
+      targetCpu: VMBUS_CONNECT_CPU,
+      perfChannel: false,
+    },
+  ) {
     this.#conn = transport;
     this.offer = offer;
     this.relid = offer.childRelid;
+    this.targetCpu = placement.targetCpu;
+    this.perfChannel = placement.perfChannel;
+  }
+
+  /** hv_cpu_number_to_vp_number(target_cpu): the VP OPENCHANNEL names unless `targetVp` is given. */
+  get targetVp(): number {
+    return cpuToVp(this.targetCpu);
   }
 
   /** The VMBus protocol version the connection negotiated (vmbus_proto_version). */
@@ -330,7 +353,8 @@ export class VmbusChannel {
       childRelid: this.relid,
       openId,
       ringBufferGpadlHandle: rings.gpadl.handle,
-      targetVp: options.targetVp ?? 0,
+      // __vmbus_open: target_vp = hv_cpu_number_to_vp_number(channel->target_cpu).
+      targetVp: options.targetVp ?? this.targetVp,
       // hv_ring_gpadl_send_hvpgoffset: the inbound ring's page offset inside the ring GPADL.
       downstreamRingBufferPageOffset: sendPages,
       userData,

@@ -11,7 +11,12 @@ import type { HypervLayer } from "@ivm/hypercall";
 import type { FindingLog, KernelProfile } from "@ivm/kernel";
 import type { GuestMemory } from "@ivm/memory";
 import { VmbusChannel } from "./channel.js";
-import { DEFAULT_VMBUS_DEVICES, isValidOffer, type VmbusDeviceEntry } from "./channel-offer.js";
+import {
+  DEFAULT_VMBUS_DEVICES,
+  isPerfChannel,
+  isValidOffer,
+  type VmbusDeviceEntry,
+} from "./channel-offer.js";
 import { err, OK_VOID, ok, type Result } from "./errors.js";
 import {
   type MonitorPage,
@@ -19,12 +24,13 @@ import {
   setupMonitorPages,
   teardownMonitorPages,
 } from "./monitor-pages.js";
-import { KernelContext } from "./profile.js";
+import { KernelContext, VMBUS_FINDING } from "./profile.js";
 import type { Scheduler } from "./scheduler.js";
 import { placeOffer } from "./subchannel.js";
 import { HV_POST_STATUS, MessageCopies, type SynicLink } from "./synic.js";
 import type { MessageDirection, VmbusTraceEvent } from "./trace.js";
 import type { ChannelTransport, PendingRequest } from "./transport.js";
+import { VmbusCpuAllocator } from "./vp-index.js";
 import { readU32 } from "./wire/bytes.js";
 import {
   CHANNELMSG,
@@ -152,6 +158,15 @@ export interface VmbusConnectionOptions {
   readonly kernel?: KernelProfile;
   /** Where this guest's findings go; a fresh log when absent (read it back as `connection.kernel.findings`). */
   readonly findings?: FindingLog;
+  /**
+   * num_online_cpus(): init_vp_index spreads performance channels over them (OPENCHANNEL's target_vp).
+   * Default 1, which puts every channel on VP 0.
+   */
+  readonly cpus?: number;
+  /** cpumask_of_node() per NUMA node (see CpuTopology); default one node holding every CPU. */
+  readonly numaNodes?: readonly (readonly number[])[];
+  /** CPUs isolated with `isolcpus=managed_irq,…` (5.19+ kernels never pick them); default none. */
+  readonly isolatedCpus?: readonly number[];
 }
 
 export type ConnectionState = "disconnected" | "connecting" | "connected";
@@ -162,6 +177,8 @@ export class VmbusConnection {
   readonly scheduler: Scheduler;
   readonly synic: SynicLink;
   readonly devices: readonly VmbusDeviceEntry[];
+  /** init_vp_index's state for this boot: the allocated mask per NUMA node and the node cursor. */
+  readonly cpuAllocator: VmbusCpuAllocator;
   /** The booted kernel profile and its findings log, shared by every channel of this connection. */
   readonly kernel: KernelContext;
   readonly counters: VmbusConnectionCounters = {
@@ -215,6 +232,11 @@ export class VmbusConnection {
     this.memory = options.memory;
     this.hyperv = options.hyperv;
     this.kernel = new KernelContext(options.kernel, options.findings);
+    this.cpuAllocator = new VmbusCpuAllocator({
+      cpus: options.cpus ?? 1,
+      ...(options.numaNodes === undefined ? {} : { numaNodes: options.numaNodes }),
+      ...(options.isolatedCpus === undefined ? {} : { isolatedCpus: options.isolatedCpus }),
+    });
     this.#transport = {
       memory: this.memory,
       hyperv: this.hyperv,
@@ -485,9 +507,17 @@ export class VmbusConnection {
     return h;
   }
 
-  /** vmbus_release_relid: tell the host the guest is done with a rescinded channel. */
+  /**
+   * hv_process_channel_removal's tail: the channel leaves the relid map (its primary's sc_list was left
+   * before), a performance channel's CPU goes back to init_vp_index, then vmbus_release_relid tells the
+   * host the guest is done with it.
+   */
   #releaseRelid(channel: { readonly relid: number }): Result<void> {
+    const released = this.channelsByRelid.get(channel.relid);
     this.channelsByRelid.delete(channel.relid);
+    if (released?.perfChannel === true) {
+      this.cpuAllocator.releaseCpu(released.targetCpu, this.channelsByRelid.values());
+    }
     return this.postMessage(encodeChannelMessage({ kind: "relid-released", childRelid: channel.relid }));
   }
 
@@ -631,11 +661,18 @@ export class VmbusConnection {
     }
     // vmbus_process_offer: a sub-channel joins its primary and goes to the driver's callback only.
     const place = placeOffer(offer, this.channelsByRelid.values());
+    // init_vp_index runs before the duplicate check: a duplicate primary's CPU stays marked allocated.
+    const perfChannel = isPerfChannel(offer, this.devices);
+    const targetCpu = this.#initVpIndex(
+      offer,
+      perfChannel,
+      place.kind === "primary" ? undefined : place.primary,
+    );
     if (place.kind === "duplicate-primary") {
       this.drop("duplicate-primary");
       return;
     }
-    const channel = new VmbusChannel(this.#transport, offer);
+    const channel = new VmbusChannel(this.#transport, offer, { targetCpu, perfChannel });
     this.channelsByRelid.set(offer.childRelid, channel);
     if (place.kind === "sub-channel") {
       channel.primaryChannel = place.primary;
@@ -647,6 +684,24 @@ export class VmbusConnection {
     }
     if (offer.subChannelIndex !== 0) this.counters.orphanSubChannelOffers++;
     for (const l of this.offerListeners.slice()) l(channel);
+  }
+
+  /** init_vp_index for an offer (vp-index.ts), in the form the booted kernel runs. */
+  #initVpIndex(offer: OfferChannelMessage, perfChannel: boolean, primary: VmbusChannel | undefined): number {
+    const form = this.kernel.profile.vmbus.initVpIndex.value;
+    const choice = this.cpuAllocator.initVpIndex(
+      { perfChannel, primary, subChannelIndex: offer.subChannelIndex, version: this.version },
+      form,
+    );
+    if (choice.loopsForever) {
+      this.kernel.report({
+        id: VMBUS_FINDING.initVpIndexLoopsForever,
+        invariant: "liveness",
+        what: `offer ${offer.childRelid}: a NUMA node has no housekeeping CPU, so init_vp_index clears its mask and retries for ever (the model binds the channel to CPU 0)`,
+        where: "init_vp_index (drivers/hv/channel_mgmt.c), the retry after cpumask_empty(available_mask)",
+      });
+    }
+    return choice.cpu;
   }
 
   /**

@@ -1,6 +1,5 @@
 import { IvmError } from "@ivm/errors";
 import type { HypercallErrorReason } from "@ivm/hypercall";
-import type { RequestRejectReason } from "./request-table.js";
 
 /**
  * Errno-like codes the VMBus layer reports, named after what the kernel's drivers/hv code returns
@@ -26,6 +25,17 @@ export type VmbusErrno =
    */
   | "ETIMEDOUT";
 
+/** Why the request table refused a completion's trans_id (request-table.ts counts each). */
+export type RequestRejectReason =
+  /** trans_id 0: reserved for unsolicited host messages. */
+  | "zero-id"
+  /** trans_id − 1 ≥ table size: a forged id. */
+  | "out-of-range"
+  /** The slot is free: a duplicate completion, or an id never handed out. */
+  | "not-outstanding"
+  /** The slot is outstanding for a different request (the caller's rqst_addr check); not freed. */
+  | "mismatch";
+
 /** Why the host server refused a GPADL's messages (host/gpadl-assembler.ts counts each). */
 export type GpadlRejectReason =
   /** More PFN bytes arrived than range_buflen announced. */
@@ -48,6 +58,8 @@ export type VmbusErrorReason =
   | "bad-range"
   | "bad-state"
   | "corrupt-ring"
+  /** A CpuTopology that cannot exist (vp-index.ts). */
+  | "cpu-topology"
   | "gpadl-creation-failed"
   | "host-never-answered"
   | "malformed"

@@ -18,6 +18,7 @@ export {
   HV_IDE_GUID,
   HV_NIC_GUID,
   HV_SCSI_GUID,
+  isPerfChannel,
   type VmbusDeviceEntry,
 } from "./channel-offer.js";
 export {
@@ -32,6 +33,7 @@ export {
 } from "./connection.js";
 export {
   type GpadlRejectReason,
+  type RequestRejectReason,
   type Result,
   type VmbusErrno,
   VmbusError,
@@ -57,10 +59,7 @@ export {
   KernelContext,
   VMBUS_FINDING,
 } from "./profile.js";
-export {
-  type RequestRejectReason,
-  RequestTable,
-} from "./request-table.js";
+export { RequestTable } from "./request-table.js";
 export {
   type IncomingPacket,
   type IncomingResult,
@@ -99,6 +98,16 @@ export type {
   VmbusTraceEvent,
   VmbusTraceKind,
 } from "./trace.js";
+export {
+  type CpuTopology,
+  checkTopology,
+  cpuToVp,
+  VMBUS_CONNECT_CPU,
+  VmbusCpuAllocator,
+  type VpIndexChannel,
+  type VpIndexChoice,
+  type VpIndexRequest,
+} from "./vp-index.js";
 
 // Little-endian field access straight from the bytes (no DataView per message): the one copy the
 // NVSP/RNDIS codecs of @ivm/netvsc-protocol use too.

@@ -30,6 +30,8 @@ export const VMBUS_FINDING = {
   ringWriteDoubleFetch: "ring-write-index-double-fetch",
   /** hv_pkt_iter_avail trusted a write_index past the data area: the reader ran past what was published. */
   ringReadPastPublished: "ring-read-write-index-unchecked",
+  /** init_vp_index cleared and re-walked a NUMA node none of whose CPUs is a housekeeping CPU, for ever. */
+  initVpIndexLoopsForever: "init-vp-index-node-without-housekeeping-cpu",
 } as const;
 
 /** A layer's view of the boot: its profile, where findings go, and how to report one. */

@@ -5,17 +5,7 @@
  * completion is honoured only for an id that is outstanding (invariant I6). Everything else is a
  * VMBUS_RQST_ERROR: rejected, counted, never thrown.
  */
-import { err, invariant, ok, type Result } from "./errors.js";
-
-export type RequestRejectReason =
-  /** trans_id 0: reserved for unsolicited host messages. */
-  | "zero-id"
-  /** trans_id − 1 ≥ table size: a forged id. */
-  | "out-of-range"
-  /** The slot is free: a duplicate completion, or an id never handed out. */
-  | "not-outstanding"
-  /** The slot is outstanding for a different request (the caller's rqst_addr check); not freed. */
-  | "mismatch";
+import { err, invariant, ok, type RequestRejectReason, type Result } from "./errors.js";
 
 export type RequestRejectCounters = Record<RequestRejectReason, number>;
 

@@ -19,7 +19,7 @@ import type { OfferChannelMessage } from "./wire/channel-message.js";
 export type OfferPlacement =
   | { readonly kind: "primary" }
   | { readonly kind: "sub-channel"; readonly primary: VmbusChannel }
-  | { readonly kind: "duplicate-primary" };
+  | { readonly kind: "duplicate-primary"; readonly primary: VmbusChannel };
 
 /** Same device: if_type and if_instance both equal (guid_equal twice in vmbus_process_offer). */
 export function sameDevice(a: OfferChannelMessage, b: OfferChannelMessage): boolean {
@@ -34,7 +34,7 @@ export function placeOffer(offer: OfferChannelMessage, channels: Iterable<VmbusC
   for (const ch of channels) {
     if (ch.primaryChannel !== undefined || ch.released) continue;
     if (!sameDevice(ch.offer, offer)) continue;
-    return offer.subChannelIndex === 0 ? { kind: "duplicate-primary" } : { kind: "sub-channel", primary: ch };
+    return { kind: offer.subChannelIndex === 0 ? "duplicate-primary" : "sub-channel", primary: ch };
   }
   return { kind: "primary" };
 }

@@ -12,10 +12,17 @@
 import { STRATEGIES } from "@ivm/catalog";
 import type { HypercallEvent } from "@ivm/hypercall";
 import { type Finding, getProfile } from "@ivm/kernel";
-import { type AllocatorWork, formatKernelVa, type GuestMemory, VMALLOC_START } from "@ivm/memory";
+import { formatKernelVa, type GuestMemory, VMALLOC_START } from "@ivm/memory";
 import { sendSectionOffset } from "@ivm/netvsc";
 import { decodeNvspMessage } from "@ivm/netvsc-protocol";
-import { addNicMeasured, type BufferCost, type DeviceAddCost, runTraffic, Vm } from "@ivm/vm";
+import {
+  addNicMeasured,
+  type BufferSummary,
+  type DeviceAddCost,
+  runTraffic,
+  summarizeBuffer,
+  Vm,
+} from "@ivm/vm";
 import {
   decodeChannelMessage,
   decodeGpaDirectPacket,
@@ -34,16 +41,8 @@ export const PHASES: readonly Phase[] = ["add", "traffic", "remove"];
 export type EventKind = "hypercall" | "message" | "packet";
 export type Direction = "guest-to-host" | "host-to-guest";
 
-export interface HypercallInfo {
-  readonly seq: number;
-  readonly code: number;
-  readonly repStart: number;
-  readonly repCount: number;
-  readonly repsCompleted: number;
-  readonly result: number;
-  readonly visibility: number;
-  readonly owner: string;
-}
+/** One hypercall of a recording: the hypervisor's own event record (@ivm/hypercall). */
+export type HypercallInfo = HypercallEvent;
 
 /** One vmalloc-range mapping of a buffer or ring, and the alias its PTEs reach. */
 export interface MappingRow {
@@ -113,17 +112,8 @@ export interface RunSummary {
   readonly channels: number;
 }
 
-export interface BufferSummary {
-  readonly sections: number;
-  readonly pages: number;
-  readonly hypercalls: number;
-  readonly gpadlMessages: number;
-  readonly liveMappings: number;
-  readonly ptePages: number;
-  readonly vmallocBytes: number;
-  /** The page allocator's work inside the strategy's allocate call (as the demo's JSON has it). */
-  readonly allocatorWork?: AllocatorWork;
-}
+/** A buffer's cost in a recording: the demo's JSON shape (@ivm/vm's BufferSummary). */
+export type { BufferSummary };
 
 export interface Recording {
   readonly strategy: string;
@@ -205,13 +195,6 @@ function mappingRows(memory: GuestMemory): MappingRow[] {
         firstPfn: memory.vtomPfn > 0 && frame >= memory.vtomPfn ? frame - memory.vtomPfn : frame,
       };
     });
-}
-
-function bufferSummary(b: BufferCost | undefined): BufferSummary | null {
-  if (!b) return null;
-  const { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes } = b;
-  const out = { sections, pages, hypercalls, gpadlMessages, liveMappings, ptePages, vmallocBytes };
-  return b.strategy ? { ...out, allocatorWork: b.strategy.allocatorWork } : out;
 }
 
 function skippedRecording(config: LabConfig, strategy: string, era: string, reason: string): Recording {
@@ -555,7 +538,7 @@ export function record(config: LabConfig, strategy: string): Recording {
     summary = {
       ran: cost.ok,
       ...(cost.error ? { error: cost.error } : {}),
-      buffers: { rx: bufferSummary(cost.buffers.rx), tx: bufferSummary(cost.buffers.tx) },
+      buffers: { rx: summarizeBuffer(cost.buffers.rx), tx: summarizeBuffer(cost.buffers.tx) },
       deviceAdd: {
         ok: cost.ok,
         hypercalls: cost.hypercalls,

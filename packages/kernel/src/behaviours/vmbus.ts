@@ -26,6 +26,16 @@ export type RingIndexHandling = "trusted";
 export type MonitorPageMapping = "memremap-shared-alias" | "direct-map";
 
 /**
+ * The form of init_vp_index (drivers/hv/channel_mgmt.c) that picks a performance channel's target CPU:
+ * `node-cpus` — every CPU of the NUMA node is a candidate, a node whose CPUs are all allocated is
+ * cleared before the pick, and a WS2008/WIN7 connection binds every channel to VMBUS_CONNECT_CPU;
+ * `housekeeping-cpus` — only CPUs in housekeeping_cpumask(HK_TYPE_MANAGED_IRQ) are candidates (none at
+ * all: VMBUS_CONNECT_CPU), a node with no candidate left is cleared and walked again, and the WS2008/WIN7
+ * rule is gone (a6b94c6b4919 removed those versions in the same release).
+ */
+export type InitVpIndexForm = "node-cpus" | "housekeeping-cpus";
+
+/**
  * What the VMBus layer (drivers/hv: channel.c, connection.c, ring_buffer.c) reads from a profile.
  * Checked against the 2024 patch mails ("Handle set_memory_XXcrypted() errors", v2 of 2024-03-11 and
  * its AUTOSEL backports), the 2025 Confidential VMBus series and ring_buffer.c as stored.
@@ -59,6 +69,8 @@ export interface VmbusBehaviour {
    * ignored and both pages went back to the page allocator (hv_free_hyperv_page) whatever it was.
    */
   readonly monitorPagesFreeChecksReencrypt: Sourced<boolean>;
+  /** init_vp_index's candidate CPUs and legacy-host rule (the channel's target_cpu, OPENCHANNEL's target_vp). */
+  readonly initVpIndex: Sourced<InitVpIndexForm>;
 }
 
 // Introduced with Isolation-VM GPADLs (5.16): no tracking, the error only warned about.
@@ -132,6 +144,21 @@ const MONITOR_FREE_CHECKED = sourced(
   "6.9",
 );
 
+// init_vp_index as 5.17 has it: hv_cpuself_used's retry loop (7c9ff3deeee6, 5.14) over every CPU of the
+// node. 6640b5df1a38 (5.19) restricted the candidates to housekeeping CPUs.
+const VP_INDEX_NODE_CPUS = sourced<InitVpIndexForm>(
+  "node-cpus",
+  "7c9ff3deeee6",
+  "Drivers: hv: vmbus: Fix duplicate CPU assignments within a device",
+  "5.14",
+);
+const VP_INDEX_HOUSEKEEPING = sourced<InitVpIndexForm>(
+  "housekeeping-cpus",
+  "6640b5df1a38",
+  "Drivers: hv: vmbus: Don't assign VMbus channel interrupts to isolated CPUs",
+  "5.19",
+);
+
 const PRE_2024_ADDRESS_BIT: VmbusBehaviour = {
   gpadlDecryptedTracking: UNTRACKED,
   teardownReencrypt: TEARDOWN_ALWAYS,
@@ -140,7 +167,11 @@ const PRE_2024_ADDRESS_BIT: VmbusBehaviour = {
   ringIndices: TRUSTED_INDICES,
   monitorPageMapping: MONITOR_MEMREMAP,
   monitorPagesFreeChecksReencrypt: MONITOR_FREE_UNCHECKED,
+  initVpIndex: VP_INDEX_HOUSEKEEPING,
 };
+
+/** 5.17: the address-bit era before 5.19's init_vp_index rework. */
+const LINUX_5_17: VmbusBehaviour = { ...PRE_2024_ADDRESS_BIT, initVpIndex: VP_INDEX_NODE_CPUS };
 
 const PRE_2024: VmbusBehaviour = { ...PRE_2024_ADDRESS_BIT, monitorPageMapping: MONITOR_DIRECT_MAP };
 
@@ -193,7 +224,7 @@ const CONFIDENTIAL_VMBUS: VmbusBehaviour = {
  * 6.8.10), after it.
  */
 export const vmbusBehaviours: PerProfile<VmbusBehaviour> = {
-  "5.17": PRE_2024_ADDRESS_BIT,
+  "5.17": LINUX_5_17,
   "6.1": PRE_2024_ADDRESS_BIT,
   "6.1.91": FIXED_2024_IN_6_1_91,
   "6.4": PRE_2024,

@@ -20,6 +20,10 @@ export interface VmbusBootOptions {
   readonly findings?: FindingLog;
   /** Newest protocol version the host accepts (HostServerOptions.maxVersion). */
   readonly hostMaxVersion?: number;
+  /** The guest's CPUs (VmbusConnectionOptions.cpus, numaNodes, isolatedCpus): where channels interrupt. */
+  readonly cpus?: number;
+  readonly numaNodes?: readonly (readonly number[])[];
+  readonly isolatedCpus?: readonly number[];
 }
 
 /** The bus a VM boots: one scheduler and SynIC, the guest's connection and the host's server. */
@@ -48,6 +52,9 @@ export function bootVmbus(options: VmbusBootOptions): VmbusBus {
     synic,
     ...(options.kernel === undefined ? {} : { kernel: options.kernel }),
     ...(options.findings === undefined ? {} : { findings: options.findings }),
+    ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
+    ...(options.numaNodes === undefined ? {} : { numaNodes: options.numaNodes }),
+    ...(options.isolatedCpus === undefined ? {} : { isolatedCpus: options.isolatedCpus }),
   });
   const server = new HostVmbusServer({
     scheduler,

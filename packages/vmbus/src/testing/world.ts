@@ -30,6 +30,10 @@ export interface WorldOptions {
   readonly maxRoundsPerWait?: number;
   readonly hostMaxVersion?: number;
   readonly kernel?: KernelProfile;
+  /** The guest's CPUs, NUMA nodes and isolated CPUs (VmbusConnectionOptions); default one CPU. */
+  readonly cpus?: number;
+  readonly numaNodes?: readonly (readonly number[])[];
+  readonly isolatedCpus?: readonly number[];
 }
 
 /**
@@ -41,6 +45,7 @@ export function makeWorld(era: WorldEra, options: WorldOptions = {}): World {
     bytes: options.bytes ?? 64 * 2 ** 20,
     isolation: era === "none" ? "none" : "snp",
     era: era === "pte-bit" ? "pte-bit" : "address-bit",
+    ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
   });
   const bus = bootVmbus({
     memory,
@@ -48,6 +53,9 @@ export function makeWorld(era: WorldEra, options: WorldOptions = {}): World {
     maxRoundsPerWait: options.maxRoundsPerWait ?? 10_000,
     ...(options.kernel === undefined ? {} : { kernel: options.kernel }),
     ...(options.hostMaxVersion === undefined ? {} : { hostMaxVersion: options.hostMaxVersion }),
+    ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
+    ...(options.numaNodes === undefined ? {} : { numaNodes: options.numaNodes }),
+    ...(options.isolatedCpus === undefined ? {} : { isolatedCpus: options.isolatedCpus }),
   });
   return { era, memory, hyperv, ...bus };
 }
