@@ -35,7 +35,7 @@ describe("speed sections", () => {
     expect(records.map((r) => r.key.section)).toEqual([...SPEED_SECTIONS]);
   });
 
-  it("measures a section's own memcpy baseline first and divides its cases by it", async () => {
+  it("measures a section's own memcpy baseline first, and divides each case by a memcpy timed in turn with it", async () => {
     const steps: string[] = [];
     const records = await runSpeedSection("buddy", { seed: 1, time: 10, guests: [] }, (l) => steps.push(l));
     const [memcpy, ...cases] = records as [ResultRecord, ...ResultRecord[]];
@@ -44,12 +44,32 @@ describe("speed sections", () => {
     expect(cases.map((r) => r.key.pattern)).toEqual(["order-0", "orders 0-6 (uptime weights)", "order-10"]);
     const ns = Number(memcpy.metrics.nsPerPage);
     expect(ns).toBeGreaterThan(0);
-    for (const r of cases)
-      expect(Number(r.metrics.xMemcpyPage)).toBeCloseTo(Number(r.metrics.nsPerOp) / ns, 9);
-    // The buddy table's note names that section's baseline.
+    for (const r of cases) {
+      const paired = Number(r.metrics.memcpyNsPerPage);
+      expect(paired).toBeGreaterThan(0);
+      expect(Number(r.metrics.xMemcpyPage)).toBeCloseTo(Number(r.metrics.nsPerOp) / paired, 9);
+    }
+    // The buddy table shows each case's paired memcpy and names the section's first one in a note.
     const table = speedTables(records).find((t) => t.title.startsWith("Buddy"));
+    expect(table?.head).toContain("memcpy ns per page");
+    expect(table?.rows.map((row) => row[3])).toEqual(
+      cases.map((r) => num(Number(r.metrics.memcpyNsPerPage), 0)),
+    );
     // As the renderer writes it (a loaded machine can take ≥ 1 µs a page: "1,240 ns").
-    expect(table?.notes?.[0]).toContain(`${num(ns, 0)} ns`);
+    expect(table?.notes?.[1]).toContain(`${num(ns, 0)} ns`);
+  });
+
+  it("shows older results (no paired memcpy) with a dash", () => {
+    const run: ResultRecord["run"] = { at: "2026-01-01T00:00:00.000Z", node: "v20", cpus: 2 };
+    const old: ResultRecord = {
+      bench: "speed",
+      key: { case: "buddy", pattern: "order-0", memory: 4 * 2 ** 30, seed: 1 },
+      metrics: { opsPerSecond: 1, nsPerOp: 50, xMemcpyPage: 0.2 },
+      timing: {},
+      run,
+    };
+    const table = speedTables([old]).find((t) => t.title.startsWith("Buddy"));
+    expect(table?.rows[0]?.[3]).toBe("—");
   });
 });
 
