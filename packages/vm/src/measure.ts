@@ -74,17 +74,13 @@ export function mappingsOf(memory: GuestMemory, purpose: string): VmArea[] {
  * A buffer's cost as plain numbers, the shape the demo's JSON and the lab's recordings keep: BufferCost
  * without the strategy's own record, but with its allocator work when the strategy made the buffer.
  */
-export interface BufferSummary {
-  readonly sections: number;
-  readonly pages: number;
-  readonly hypercalls: number;
-  readonly gpadlMessages: number;
-  readonly liveMappings: number;
-  readonly ptePages: number;
-  readonly vmallocBytes: number;
+export type BufferSummary = Pick<
+  BufferCost,
+  "sections" | "pages" | "hypercalls" | "gpadlMessages" | "liveMappings" | "ptePages" | "vmallocBytes"
+> & {
   /** The page allocator's work inside the strategy's allocate call for this buffer. */
   readonly allocatorWork?: AllocatorWork;
-}
+};
 
 /** BufferSummary of a measured buffer, or null when the add measured none. Key order is stable. */
 export function summarizeBuffer(b: BufferCost | undefined): BufferSummary | null {
