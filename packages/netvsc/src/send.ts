@@ -125,11 +125,17 @@ function freeSkb(env: DriverEnv, skb: Skb | null): void {
 
 /**
  * The RNDIS data header netvsc_xmit writes at skb->head (per_pkt_info_offset is set even without PPIs),
- * in one buffer reused for every frame: the caller copies it into the skb at once.
+ * in one buffer reused for every frame: the caller copies it into the skb at once. It depends on the
+ * frame's length only, so it is written again only when that changes (nothing else writes the buffer).
  */
 const DATA_HEADER = new Uint8Array(RNDIS_DATA_HEADER_SIZE);
+let dataHeaderLen = -1;
 function rndisDataHeader(frameLen: number): Uint8Array {
-  writeRndisDataHeader(DATA_HEADER, 0, frameLen, RNDIS_PACKET_SIZE);
+  if (frameLen !== dataHeaderLen) {
+    dataHeaderLen = -1; // a throw below leaves no stale length behind
+    writeRndisDataHeader(DATA_HEADER, 0, frameLen, RNDIS_PACKET_SIZE);
+    dataHeaderLen = frameLen;
+  }
   return DATA_HEADER;
 }
 
