@@ -5,6 +5,7 @@ import {
   decodeNvspMessage,
   encodeNvspMessage,
   encodeNvspRecvCompletion,
+  encodeSendIndirectionTable,
   NVSP_MESSAGE_SIZE,
   NVSP_MSG_TYPE,
   NVSP_PROTOCOL_VERSION,
@@ -234,6 +235,28 @@ describe("send indirection table (netvsc_send_table)", () => {
       ok: false,
       error: { reason: "send-table-offset-too-big" },
     });
+  });
+
+  it("encodeSendIndirectionTable writes what a v6.1 host sends, which both readings take", () => {
+    const entries = Array.from({ length: 16 }, (_, i) => (i * 3) % 5);
+    const msg = encodeSendIndirectionTable(entries);
+    expect(msg.length).toBe(40 + 64);
+    const dv = new DataView(msg.buffer);
+    expect([dv.getUint32(0, true), dv.getUint32(4, true), dv.getUint32(8, true)]).toEqual([
+      NVSP_MSG_TYPE.SEND_INDIRECTION_TABLE,
+      16,
+      40,
+    ]);
+    for (const v of [NVSP_PROTOCOL_VERSION.V6, NVSP_PROTOCOL_VERSION.V61]) {
+      const r = parseSendIndirectionTable(msg, v);
+      expect(r.ok && Array.from(r.value)).toEqual(entries);
+    }
+    // A claimed offset without the entries there: the header says one thing, the bytes another.
+    const lying = encodeSendIndirectionTable(entries, { offset: 12, at: 40 });
+    expect(new DataView(lying.buffer).getUint32(8, true)).toBe(12);
+    const v61 = parseSendIndirectionTable(lying, NVSP_PROTOCOL_VERSION.V61);
+    expect(v61.ok && Array.from(v61.value)).not.toEqual(entries);
+    expect(() => encodeSendIndirectionTable([-1])).toThrow(RangeError);
   });
 
   test.prop([fc.uint8Array({ maxLength: 200 }), fc.constantFrom(...Object.values(NVSP_PROTOCOL_VERSION))])(

@@ -558,6 +558,30 @@ export type SendTableRejectReason =
   | "send-table-offset-too-big";
 
 /**
+ * SEND_INDIRECTION_TABLE (134) as a host writes it: the v5 struct (count, offset) and the table's
+ * little-endian u32 entries at `offset` bytes from the message's start. The defaults are what a host
+ * speaking NVSP 6.1 sends: every entry, right after the v6 union (offset 40, where hosts up to v6 put
+ * it whatever offset they claimed). `count` and `offset` may claim anything (a hostile host); the
+ * message is as long as it needs to be to hold the entries at `at` (default `offset`).
+ */
+export function encodeSendIndirectionTable(
+  entries: ArrayLike<number>,
+  options: { readonly count?: number; readonly offset?: number; readonly at?: number } = {},
+): Uint8Array {
+  const offset = options.offset ?? NVSP_HEADER_SIZE + NVSP_V6_UNION_SIZE;
+  const at = options.at ?? offset;
+  const head = encodeNvspMessage({
+    kind: "send-indirection-table",
+    count: options.count ?? entries.length,
+    offset,
+  });
+  const buf = new Uint8Array(Math.max(head.length, at + 4 * entries.length));
+  buf.set(head);
+  for (let i = 0; i < entries.length; i++) writeU32(buf, at + 4 * i, checkU32("entry", entries[i]!));
+  return buf;
+}
+
+/**
  * Mirrors netvsc_send_table: parse the host's send indirection table (SEND_INDIRECTION_TABLE, 134)
  * from a private copy of the whole NVSP message. Hosts speaking <= v6 put the table right after the v6
  * union whatever offset they claim, so the offset is replaced by 40 when the message is long enough.

@@ -7,6 +7,7 @@ import {
   type NetvscProtocolErrorReason,
   type NvspMessageKind,
   reject as rejectWithAnyReason,
+  type SendTableRejectReason,
 } from "@ivm/netvsc-protocol";
 import type { VmbusErrorReason } from "@ivm/vmbus";
 
@@ -45,7 +46,8 @@ export type NetvscLoggedErrorReason =
   | "subchannel-index-ignored"
   | "subchannel-open-failed"
   | "rss-param-set-failed"
-  | `inband-${NvspMessageKind}`;
+  | `inband-${NvspMessageKind}`
+  | SendTableRejectReason;
 
 /** The `reason` of every NetvscError the driver returns. */
 export type NetvscErrorReason =

@@ -13,6 +13,7 @@ import {
   NAPI_POLL_WEIGHT,
   NVSP_RECV_COMPLETION_SIZE,
   NVSP_STATUS,
+  parseSendIndirectionTable,
   RNDIS_HEADER_SIZE,
   RNDIS_MSG_TYPE,
   RNDIS_PACKET_SIZE,
@@ -260,10 +261,34 @@ export function sendRecvCompletions(nv: NetvscDev): number {
 }
 
 /**
- * netvsc_receive_inband: the host's unsolicited NVSP messages (send indirection table, VF association).
- * The model has one channel and no VF, so they are decoded, counted and otherwise ignored.
+ * netvsc_receive_inband: the host's unsolicited NVSP messages, each counted by kind. A send indirection
+ * table replaces the transmit queue table (netvsc_send_table); the model has no VF, so a VF association
+ * is counted and otherwise ignored, as is anything else.
  */
 export function netvscReceiveInband(nv: NetvscDev, data: Uint8Array): void {
+  const stats = nv.env.stats;
   const d = decodeNvspMessage(data, "host-to-guest");
-  nv.env.stats.errors.count(d.ok ? `inband-${d.value.kind}` : d.error.reason);
+  if (!d.ok) {
+    stats.errors.count(d.error.reason);
+    return;
+  }
+  stats.errors.count(`inband-${d.value.kind}`);
+  if (d.value.kind === "send-indirection-table") netvscSendTable(nv, data);
+}
+
+/**
+ * netvsc_send_table: the host's table, checked as the kernel checks it (exactly VRSS_SEND_TAB_SIZE
+ * entries; hosts up to NVSP 6 get their offset corrected; the entries inside the message, 44144185951a),
+ * is copied into ndev_ctx->tx_table — whose entries are u16, so each u32 entry keeps its low 16 bits —
+ * and nothing checks the queue numbers: netvsc_select_queue folds one past the real queues back into
+ * range at each send (netvscPickTx). A refused table is logged and leaves the old one.
+ */
+function netvscSendTable(nv: NetvscDev, data: Uint8Array): void {
+  const t = parseSendIndirectionTable(data, nv.nvspVersion);
+  if (!t.ok) {
+    nv.env.stats.errors.count(t.error.reason);
+    return;
+  }
+  for (let i = 0; i < t.value.length; i++) nv.txTable[i] = t.value[i]!;
+  nv.env.stats.sendTablesApplied++;
 }

@@ -1,7 +1,7 @@
 // Transmit queue selection: netvsc_select_queue / netvsc_pick_tx (netvsc_drv.c) and the send table
 // rndis_set_subchannel fills. Without a VF and without a socket's cached queue, the flow hash indexes
 // ndev_ctx->tx_table[VRSS_SEND_TAB_SIZE], whose entry i is i % num_chn (the host may replace it with
-// a NVSP SEND_INDIRECTION_TABLE, not modelled); an index past real_num_tx_queues falls back to
+// the NVSP SEND_INDIRECTION_TABLE it sends, receive.ts netvscSendTable); an index past real_num_tx_queues falls back to
 // netdev_pick_tx's range.
 
 import { labFlowHash, VRSS_SEND_TAB_SIZE } from "@ivm/netvsc-protocol";

@@ -57,6 +57,8 @@ export interface NetvscStats {
    * payloads from a later copy than the one it validated (reported as a finding, rndis-get-ppi-double-fetch).
    */
   rxPpiDoubleFetches: number;
+  /** Send indirection tables from the host that replaced tx_table (netvsc_send_table). */
+  sendTablesApplied: number;
   /** Frame payloads copied from the receive buffer into the skb (one copy each), and their bytes. */
   rxSkbCopies: number;
   rxSkbBytes: number;
@@ -110,6 +112,7 @@ export function newNetvscStats(): NetvscStats {
     rxPpiCopies: 0,
     rxPpiBytes: 0,
     rxPpiDoubleFetches: 0,
+    sendTablesApplied: 0,
     rxSkbCopies: 0,
     rxSkbBytes: 0,
     buffersFreedWhileVisible: 0,

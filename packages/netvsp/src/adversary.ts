@@ -16,6 +16,8 @@ export type NetvspOutgoingKind =
   | "rx-control"
   /** The NVSP 5 SUBCHANNEL completion (status and the number of sub-channels granted). */
   | "subchannel-complete"
+  /** An NVSP 5 SEND_INDIRECTION_TABLE (the host's transmit queue table; Netvsp.sendIndirectionTable). */
+  | "send-indirection-table"
   | "forged-completion";
 
 export interface NetvspOutgoing {

@@ -12,6 +12,7 @@ import {
   checkRndisPacket,
   decodeNvspMessage,
   encodeNvspMessage,
+  encodeSendIndirectionTable,
   labFrameSeq,
   labFrameSeqAt,
   NETVSC_INVALID_INDEX,
@@ -39,6 +40,7 @@ import {
 import {
   decodeGpaDirectPacket,
   encodeCompletionPacket,
+  encodeInbandPacket,
   type GpaDirectRange,
   type Result,
   type RingWriteOk,
@@ -561,6 +563,22 @@ export class Netvsp {
   forgeTxCompletion(transId: bigint, status: number = NVSP_STATUS.SUCCESS): boolean {
     const payload = this.#nvsp({ kind: "send-rndis-pkt-complete", status });
     return this.#emit("forged-completion", transId, encodeCompletionPacket(transId, payload)) === "sent";
+  }
+
+  /**
+   * Send NVSP 5 SEND_INDIRECTION_TABLE on the primary channel (inband, no completion asked): the queue
+   * each of the guest's VRSS_SEND_TAB_SIZE flow-hash buckets transmits on, as Hyper-V sends it once
+   * the sub-channels are up. `options` may make the header claim another count or offset, or put the
+   * entries elsewhere (encodeSendIndirectionTable). False when the ring is full or the channel closed.
+   */
+  sendIndirectionTable(
+    entries: ArrayLike<number>,
+    options: { readonly count?: number; readonly offset?: number; readonly at?: number } = {},
+  ): boolean {
+    const msg = encodeSendIndirectionTable(entries, options);
+    return (
+      this.#emit("send-indirection-table", 0n, encodeInbandPacket(VM_PKT.DATA_INBAND, 0, 0n, msg)) === "sent"
+    );
   }
 
   /** Write straight into the receive buffer through the host's view (any time, any offset). */

@@ -139,6 +139,7 @@ export {
   decodeGpaDirectPacket,
   decodeTransferPagePacket,
   encodeCompletionPacket,
+  encodeInbandPacket,
   encodePageBufferDescriptor,
   encodeTransferPagePacket,
   type GpaDirectRange,
