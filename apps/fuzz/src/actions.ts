@@ -102,6 +102,14 @@ export type Action =
   | { readonly k: "ring"; readonly ring: "in" | "out"; readonly field: RingField; readonly value: number }
   | { readonly k: "rewrite"; readonly area: RewriteArea; readonly offset: number; readonly bytes: Uint8Array }
   | { readonly k: "forge-completion"; readonly tid: number; readonly status: number }
+  /** The host's NVSP 5 SEND_INDIRECTION_TABLE: entries at `at`, the header claiming `count` and `offset`. */
+  | {
+      readonly k: "send-table";
+      readonly entries: readonly number[];
+      readonly count: number;
+      readonly offset: number;
+      readonly at: number;
+    }
   | { readonly k: "knobs"; readonly knobs: Knobs }
   | { readonly k: "rescind" }
   | { readonly k: "subchannel"; readonly op: SubchannelOp }

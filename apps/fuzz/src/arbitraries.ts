@@ -16,6 +16,8 @@ import { MAX_DELAY_ROUNDS } from "./world.js";
 export const RX_SECTIONS_FOR_TWO_BATCHES = 1216;
 
 const u32 = fc.nat({ max: 0xffff_ffff });
+/** A send-table entry: a queue, one past the channels, or a u32 a u16 table cuts. */
+const sendTableEntry = fc.oneof(fc.constantFrom(0, 1, 2, 7, 63, 0xffff, 0x1_0001), u32);
 /** Integers that sit on the boundaries host-chosen values like to break: 0, 1, powers of two ± 1, u32 max. */
 const edgy = fc.oneof(
   fc.constantFrom(0, 1, 2, 7, 8, 15, 16, 24, 67, 68, 255, 256, 4095, 4096, 4097, 65535, 65536, 0x7fff_ffff),
@@ -213,6 +215,23 @@ export const actionArb: fc.Arbitrary<Action> = fc.oneof(
       k: fc.constant("forge-completion" as const),
       tid: fc.oneof(fc.constantFrom(0, 1, 2, 3, 146, 147), u32),
       status: fc.constantFrom(1, 2),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant("send-table" as const),
+      // queue numbers past the channels, and u32 entries a u16 table cuts; mostly tables the guest takes
+      entries: fc.oneof(
+        { weight: 3, arbitrary: fc.array(sendTableEntry, { minLength: 16, maxLength: 16 }) },
+        { weight: 1, arbitrary: fc.array(sendTableEntry, { minLength: 0, maxLength: 20 }) },
+      ),
+      count: fc.oneof({ weight: 3, arbitrary: fc.constant(16) }, fc.constantFrom(0, 15, 17), u32),
+      offset: fc.oneof(
+        { weight: 3, arbitrary: fc.constantFrom(12, 40) },
+        fc.constantFrom(0, 41, 4096, 0xffff_ffff),
+      ),
+      at: fc.constantFrom(12, 40),
     }),
   },
   { weight: 3, arbitrary: fc.record({ k: fc.constant("knobs" as const), knobs }) },

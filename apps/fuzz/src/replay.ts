@@ -14,6 +14,7 @@ const ACTION_KINDS = [
   "ring",
   "rewrite",
   "forge-completion",
+  "send-table",
   "knobs",
   "rescind",
   "subchannel",

@@ -188,6 +188,13 @@ function apply(world: FuzzWorld, rec: Recording, a: Action): void {
     case "forge-completion":
       nic?.host.forgeTxCompletion(BigInt(a.tid), a.status);
       return;
+    case "send-table":
+      // as u32 words, whatever a hand-edited --replay input holds (the generator makes only those)
+      nic?.host.sendIndirectionTable(
+        a.entries.map((e) => e >>> 0),
+        { count: a.count >>> 0, offset: a.offset >>> 0, at: Math.min(a.at >>> 0, 4096) },
+      );
+      return;
     case "knobs":
       if (nic === undefined) return;
       nic.host.adversary = adversaryFor(a.knobs);

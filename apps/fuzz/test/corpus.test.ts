@@ -193,6 +193,25 @@ describe("untrusted-host catalogue", () => {
     expect(r.tally.get("netvsc-completion-rejected:not-outstanding")).toBeGreaterThanOrEqual(3);
   });
 
+  it("a hostile send indirection table steers or is refused; traffic stays verified either way", () => {
+    const sixteen = (v: number) => Array.from({ length: 16 }, () => v);
+    const r = runSession(
+      session(REMAP, [
+        { k: "send-table", entries: sixteen(0x1_0007), count: 16, offset: 40, at: 40 },
+        { k: "traffic", tx: 8, rx: 2, seed: 3 },
+        { k: "send-table", entries: sixteen(1).slice(0, 15), count: 15, offset: 40, at: 40 },
+        { k: "send-table", entries: sixteen(1), count: 16, offset: 0xffff_ffff, at: 40 },
+        { k: "send-table", entries: [], count: 16, offset: 12, at: 12 },
+        { k: "traffic", tx: 8, rx: 2, seed: 4 },
+      ]),
+    );
+    expect(r.violations).toEqual([]);
+    expect(r.tally.get("netvsc-error:inband-send-indirection-table")).toBe(4);
+    expect(r.tally.get("netvsc-error:send-table-size-wrong")).toBe(1);
+    // a huge claimed offset, and a table of no entries (the message ends before the 16 words)
+    expect(r.tally.get("netvsc-error:send-table-offset-too-big")).toBe(2);
+  });
+
   it("row 13: host addresses resolve only through the shared view; private pages are refused", () => {
     const w = world();
     expect(w.addNic()).toBe(true);
