@@ -230,7 +230,7 @@ describe("send indirection table (netvsc_send_table)", () => {
       ok: false,
       error: { reason: "send-table-offset-too-big" },
     });
-    // Shorter than the table: the kernel's unsigned bound would wrap and pass; the model rejects.
+    // Shorter than the table: refused before the unsigned difference could wrap (505e3f00c3f3).
     expect(parseSendIndirectionTable(build(40, 16, 12), NVSP_PROTOCOL_VERSION.V61)).toMatchObject({
       ok: false,
       error: { reason: "send-table-offset-too-big" },

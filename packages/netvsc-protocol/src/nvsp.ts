@@ -586,9 +586,10 @@ export function encodeSendIndirectionTable(
  * from a private copy of the whole NVSP message. Hosts speaking <= v6 put the table right after the v6
  * union whatever offset they claim, so the offset is replaced by 40 when the message is long enough.
  *
- * Divergence, on purpose: the kernel's bound `offset > msglen - count * sizeof(u32)` is computed in
- * unsigned 64-bit, so a message shorter than 64 bytes wraps and passes, and the table is read from
- * stale bytes past the message. The model rejects that case as "send-table-offset-too-big".
+ * The bound is the kernel's since 505e3f00c3f3 ("hv_netvsc: Add (more) validation for untrusted
+ * Hyper-V values", 5.12, before every profile of the lab): the message must hold the table
+ * (`msglen < count * 4` is refused first), so `msglen - count * 4` cannot wrap. Before it, a message shorter than the table
+ * wrapped that unsigned difference, passed, and the table was read from past the message.
  */
 export function parseSendIndirectionTable(
   bytes: Uint8Array,

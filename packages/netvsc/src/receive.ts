@@ -278,7 +278,7 @@ export function netvscReceiveInband(nv: NetvscDev, data: Uint8Array): void {
 
 /**
  * netvsc_send_table: the host's table, checked as the kernel checks it (exactly VRSS_SEND_TAB_SIZE
- * entries; hosts up to NVSP 6 get their offset corrected; the entries inside the message, 44144185951a),
+ * entries; hosts up to NVSP 6 get their offset corrected; the entries inside the message, 505e3f00c3f3),
  * is copied into ndev_ctx->tx_table — whose entries are u16, so each u32 entry keeps its low 16 bits —
  * and nothing checks the queue numbers: netvsc_select_queue folds one past the real queues back into
  * range at each send (netvscPickTx). A refused table is logged and leaves the old one.
