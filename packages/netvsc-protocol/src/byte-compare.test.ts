@@ -61,6 +61,17 @@ describe.each(variants)("native compare, $name module", ({ bytes, make }) => {
     expect(nc.equal(long, 200_000, 0, 0, 1024)).toBe(false);
   });
 
+  it("refuses a compare outside the range's buffer or the slot", () => {
+    const nc = make();
+    const buf = new Uint8Array(100);
+    expect(() => nc.equal(buf, 90, 0, 0, 20)).toThrow(RangeError);
+    expect(() => nc.equal(buf, 0, 0, SLOT - 10, 20)).toThrow(RangeError);
+    expect(() => nc.equal(buf, 0, 2, 0, 20)).toThrow(RangeError);
+    expect(() => nc.equal(buf, -1, 0, 0, 20)).toThrow(RangeError);
+    // the last bytes of a slot are inside it (an uninstalled slot reads as zeros, as the buffer does)
+    expect(nc.equal(buf, 80, 1, SLOT - 20, 20)).toBe(true);
+  });
+
   it("refuses a slot it does not have and a reference larger than a slot", () => {
     const nc = make();
     expect(() => nc.install(2, new Uint8Array(8))).toThrow(RangeError);

@@ -210,10 +210,24 @@ export class NativeCompare {
   }
 
   /**
-   * Whether buf[at, at + n) equals bytes [from, from + n) of slot `slot`'s reference (from + n within
-   * the slot).
+   * Whether buf[at, at + n) equals bytes [from, from + n) of slot `slot`'s reference. Both ranges must
+   * lie inside their buffer and slot (a RangeError otherwise: a range clipped by subarray would compare
+   * stale scratch bytes). The range's view for set() is the one object a call makes.
    */
   equal(buf: Uint8Array, at: number, slot: number, from: number, n: number): boolean {
+    if (
+      !(
+        at >>> 0 === at &&
+        n >>> 0 === n &&
+        at + n <= buf.length &&
+        slot >>> 0 === slot &&
+        slot < this.#slots &&
+        from >>> 0 === from &&
+        from + n <= this.#slotBytes
+      )
+    ) {
+      throw new RangeError(`compare of ${n} bytes at ${at} of ${buf.length} with slot ${slot} at ${from}`);
+    }
     if (n > this.#scratchBytes) this.#ensure(this.#scratch + n);
     this.#bytes.set(buf.subarray(at, at + n), this.#scratch);
     return this.#eq(this.#scratch, slot * this.#slotBytes + from, n) === 1;
@@ -230,16 +244,17 @@ export class NativeCompare {
   }
 }
 
+/** The WebAssembly API of this platform, if it has one. */
+function wasmApi(): WasmApi | undefined {
+  return (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+}
+
 let compiled: object | null | undefined;
-let api: WasmApi | undefined;
 
 /** The compare module, compiled once: the SIMD one, else (an engine without SIMD) the 8-byte one. */
-function compareModule(): object | null {
+function compareModule(wasm: WasmApi): object | null {
   if (compiled !== undefined) return compiled;
   compiled = null;
-  const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-  if (wasm === undefined) return null;
-  api = wasm;
   for (const bytes of compareModules()) {
     if (!wasm.validate(bytes)) continue;
     try {
@@ -257,10 +272,11 @@ function compareModule(): object | null {
  * where WebAssembly cannot run.
  */
 export function nativeCompare(slots: number, slotBytes: number): NativeCompare | null {
-  const module = compareModule();
-  return module === null || api === undefined
+  const wasm = wasmApi();
+  const module = wasm === undefined ? null : compareModule(wasm);
+  return wasm === undefined || module === null
     ? null
-    : new NativeCompare(new api.Instance(module), slots, slotBytes);
+    : new NativeCompare(new wasm.Instance(module), slots, slotBytes);
 }
 
 /**
@@ -268,7 +284,7 @@ export function nativeCompare(slots: number, slotBytes: number): NativeCompare |
  * cannot run them: for tests of each variant.
  */
 export function nativeCompareFrom(bytes: Uint8Array, slots: number, slotBytes: number): NativeCompare | null {
-  const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  const wasm = wasmApi();
   if (wasm === undefined || !wasm.validate(bytes)) return null;
   return new NativeCompare(new wasm.Instance(new wasm.Module(bytes)), slots, slotBytes);
 }
