@@ -62,7 +62,7 @@ const PAIRED_SLICES = 10;
 
 /**
  * Mean latencies (ms) of `fn` and of its memcpy `baseline`, measured in alternation: both are warmed
- * (as timeIt does), then each runs in PAIRED_SLICES tinybench runs of a tenth of the budget, baseline
+ * (as timeIt warms), then each runs in PAIRED_SLICES tinybench runs of a tenth of the budget, baseline
  * and case in turn, and each mean is its total time over its calls. A shared host moves a memcpy's speed
  * 2–3× within seconds (the L3 and the memory bus are other tenants' too), so a baseline measured once,
  * before the cases, can be off by that much for any one of them; measured in turn with the case, both see
@@ -73,12 +73,18 @@ async function timePaired(
   baseline: () => void,
   o: { time: number; iterations: number; baselineIterations: number; warmup?: number },
 ): Promise<{ mean: number; baselineMean: number }> {
-  await timeIt(baseline, { time: o.time / 2, iterations: 1, warmup: o.warmup ?? 2 });
-  await timeIt(fn, { time: o.time / 2, iterations: 1, warmup: o.warmup ?? 2 });
   const total = { fn: 0, baseline: 0 };
   const calls = { fn: 0, baseline: 0 };
-  const slice = async (time: number, iterations: number): Promise<void> => {
-    const bench = new Bench({ time, iterations, warmupIterations: 0, warmupTime: 0, throws: true });
+  // Warmed as timeIt warms (half the budget each, at least `warmup` calls); that run's one timed call
+  // of each is counted like the slices'.
+  const slice = async (time: number, iterations: number, warmupTime = 0): Promise<void> => {
+    const bench = new Bench({
+      time,
+      iterations,
+      warmupIterations: warmupTime > 0 ? (o.warmup ?? 2) : 0,
+      warmupTime,
+      throws: true,
+    });
     bench.add("baseline", baseline);
     bench.add("fn", fn);
     await bench.run();
@@ -89,6 +95,7 @@ async function timePaired(
       calls[key] += r.latency.samplesCount;
     }
   };
+  await slice(0, 1, o.time / 2);
   for (let k = 0; k < PAIRED_SLICES; k++) await slice(o.time / PAIRED_SLICES, 1);
   // Too few calls in the budget for a mean: both topped up, still in turn.
   if (calls.fn < o.iterations || calls.baseline < o.baselineIterations)
