@@ -1,4 +1,11 @@
-import { type GuestMemory, PAGE_SIZE, PageFlag, type PhysicalMemory } from "@ivm/memory";
+import {
+  BackingCache,
+  type GuestMemory,
+  insidePage,
+  PAGE_SIZE,
+  PageFlag,
+  type PhysicalMemory,
+} from "@ivm/memory";
 import { HypercallError } from "./errors.js";
 
 /**
@@ -23,10 +30,17 @@ export class HostView {
    * address arithmetic shows up as a count (and a throw) rather than as a silent leak.
    */
   privateHits = 0;
+  /**
+   * Where the pages the host has just reached keep their bytes (the few pages of its rings it touches
+   * for every packet): an access inside one kept page skips the gate's walk and goes straight to the
+   * bytes. Only pages that passed the gate are kept, and a visibility flip drops them all.
+   */
+  readonly #cache: BackingCache;
 
   constructor(memory: GuestMemory) {
     this.#phys = memory.phys;
     this.#vtom = memory.vtomPfn * PAGE_SIZE;
+    this.#cache = new BackingCache(memory.phys);
   }
 
   /** Whether the host may touch every page of [gpa, gpa + len). */
@@ -46,17 +60,29 @@ export class HostView {
   }
 
   read(gpa: number, dst: Uint8Array): void {
-    this.#check(gpa, dst.length);
-    this.#phys.read(this.#private(gpa), dst);
-    this.#assertVisible(gpa, dst.length);
-    this.bytesRead += dst.length;
+    const n = dst.length;
+    const e = this.#kept(gpa, n);
+    if (e >= 0) this.#cache.read(e, pageOffset(gpa), dst, 0, n);
+    else {
+      this.#check(gpa, n);
+      this.#phys.read(this.#private(gpa), dst);
+      this.#assertVisible(gpa, n);
+      this.#keep(gpa, n);
+    }
+    this.bytesRead += n;
   }
 
   write(gpa: number, src: Uint8Array): void {
-    this.#check(gpa, src.length);
-    this.#phys.write(this.#private(gpa), src);
-    this.#assertVisible(gpa, src.length);
-    this.bytesWritten += src.length;
+    const n = src.length;
+    const e = this.#kept(gpa, n);
+    if (e >= 0) this.#cache.write(e, pageOffset(gpa), src, 0, n);
+    else {
+      this.#check(gpa, n);
+      this.#phys.write(this.#private(gpa), src);
+      this.#assertVisible(gpa, n);
+      this.#keep(gpa, n);
+    }
+    this.bytesWritten += n;
   }
 
   /**
@@ -69,9 +95,15 @@ export class HostView {
       this.read(gpa, this.#word);
       return this.#wordView.getUint32(0, true);
     }
+    const e = this.#kept(gpa, 4);
+    if (e >= 0) {
+      this.bytesRead += 4;
+      return this.#cache.readU32(e, pageOffset(gpa));
+    }
     this.#check(gpa, 4);
     const value = this.#phys.readU32(this.#private(gpa));
     this.#assertVisible(gpa, 4);
+    this.#keep(gpa, 4);
     this.bytesRead += 4;
     return value;
   }
@@ -83,9 +115,14 @@ export class HostView {
       this.write(gpa, this.#word);
       return;
     }
-    this.#check(gpa, 4);
-    this.#phys.writeU32(this.#private(gpa), value);
-    this.#assertVisible(gpa, 4);
+    const e = this.#kept(gpa, 4);
+    if (e >= 0) this.#cache.writeU32(e, pageOffset(gpa), value);
+    else {
+      this.#check(gpa, 4);
+      this.#phys.writeU32(this.#private(gpa), value);
+      this.#assertVisible(gpa, 4);
+      this.#keep(gpa, 4);
+    }
     this.bytesWritten += 4;
   }
 
@@ -101,6 +138,25 @@ export class HostView {
         throw new Error(`I2 broken: host access to 0x${gpa.toString(16)}+${len} reached private pfn ${pfn}`);
       }
     }
+  }
+
+  /**
+   * The cache entry serving an access of `len` bytes at `gpa` that lies inside one kept page, or -1. The
+   * I2 re-check still runs on a hit, before the bytes move: a kept page is host-visible by construction.
+   */
+  #kept(gpa: number, len: number): number {
+    if (!insidePage(pageOffset(gpa), len)) return -1;
+    const pfn = Math.floor(this.#private(gpa) / PAGE_SIZE);
+    const e = this.#cache.find(pfn);
+    if (e >= 0 && this.#vtom > 0 && (this.#phys.flags[pfn]! & PageFlag.HostVisible) === 0) {
+      this.#assertVisible(gpa, len);
+    }
+    return e;
+  }
+
+  /** After an access inside one page passed the gate: keep where that page's bytes live. */
+  #keep(gpa: number, len: number): void {
+    if (insidePage(pageOffset(gpa), len)) this.#cache.remember(Math.floor(this.#private(gpa) / PAGE_SIZE));
   }
 
   /** The private-alias address of either alias. */

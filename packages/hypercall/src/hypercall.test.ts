@@ -340,6 +340,42 @@ describe("host view", () => {
     expect(view.refused).toBe(4);
   });
 
+  it("serves repeated accesses to a page from where its bytes live, and drops that the moment it changes", () => {
+    const { mem, hv } = boot(64 * MiB);
+    const buf = mem.vmalloc.vzalloc(2 * PAGE_SIZE, { tag: "buf" })!;
+    const pfn = mem.virtToPfn(buf);
+    const gpa = pfn * PAGE_SIZE;
+    const view = hv.hostView;
+    hv.setMemory.decrypted(buf, 2);
+    view.write(gpa, new Uint8Array(16).fill(0x44));
+    for (let i = 0; i < 3; i++) expect(view.readU32(gpa + 4)).toBe(0x44444444); // kept after the first
+    // the guest writes through its shared alias: the host sees it at once
+    const alias = mem.vmalloc.vmap([pfn], { tag: "alias", decrypted: true })!;
+    mem.mmu.writeU32(alias + 4, 0x01020304);
+    expect(view.readU32(gpa + 4)).toBe(0x01020304);
+    // the page's bytes are released and their slot reused by another page: the host reads zeros
+    mem.phys.zeroPage(pfn);
+    mem.phys.write(mem.virtToPfn(buf + PAGE_SIZE) * PAGE_SIZE, new Uint8Array(PAGE_SIZE).fill(0xee));
+    expect(view.readU32(gpa + 4)).toBe(0);
+    const out = new Uint8Array(8);
+    view.read(gpa, out);
+    expect([...out]).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+    // revoked: refused and counted, not served from what was kept
+    view.write(gpa, Uint8Array.of(9));
+    expect(view.readU32(gpa)).toBe(9);
+    mem.vmalloc.vunmap(alias);
+    hv.setMemory.encrypted(buf, 1);
+    const refused = view.refused;
+    expect(() => view.readU32(gpa)).toThrowError(/host-access-refused/);
+    expect(() => view.read(gpa, out)).toThrowError(/host-access-refused/);
+    expect(() => view.write(gpa, out)).toThrowError(/host-access-refused/);
+    expect(() => view.writeU32(gpa, 1)).toThrowError(/host-access-refused/);
+    expect(view.refused - refused).toBe(4);
+    expect(view.privateHits).toBe(0);
+    // bytes counted on every access, kept or not
+    expect([view.bytesRead, view.bytesWritten]).toEqual([3 * 4 + 4 + 4 + 8 + 4, 16 + 1]);
+  });
+
   it("lets an access through only when every page it touches is visible, through either alias (I2)", () => {
     const { mem, hv } = boot(64 * MiB);
     const buf = mem.vmalloc.vzalloc(8 * PAGE_SIZE, { tag: "buf" })!;

@@ -1,5 +1,6 @@
 // The lab's one error type, re-exported by the lowest layer so every layer above can name it.
 export { ERRNO, type Errno, IvmError, type IvmLayer, isIvmError } from "@ivm/errors";
+export { BackingCache, insidePage } from "./backing-cache.js";
 export { BuddyAllocator, type BuddyBlock, Gfp, gfpMigratetype, type PageAllocOptions } from "./buddy.js";
 export {
   COMPACT_MAX_DEFER_SHIFT,

@@ -2,7 +2,7 @@ import { PAGE_OFFSET, PAGE_SIZE } from "./constants.js";
 import { type FaultKind, MemoryFault } from "./errors.js";
 import type { PageTables } from "./page-table.js";
 import { Pte, pteFrame } from "./page-table.js";
-import { PageFlag, type PhysicalMemory } from "./phys.js";
+import { copyBytes, loadU32, PageFlag, type PhysicalMemory, storeU32 } from "./phys.js";
 
 const TLB_ENTRIES = 4096;
 
@@ -27,6 +27,19 @@ export class Mmu {
   readonly #vtomPfn: number;
   readonly #tlbTag = new Float64Array(TLB_ENTRIES).fill(-1);
   readonly #tlbPte = new Float64Array(TLB_ENTRIES);
+  /**
+   * What a cached translation resolves to, kept beside it (as a hardware TLB keeps the frame): the slab
+   * holding the page's bytes, the page's offset in it and whether the alias is the shared one. Valid
+   * while the entry's tag holds and the physical layer's backing epoch is the one recorded (-1: none);
+   * every check the translation made (presence, frame, alias against visibility) depends only on the
+   * PTE, which a change evicts, and on the page's visibility, which bumps the epoch.
+   */
+  readonly #tlbSlab: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(TLB_ENTRIES).fill(
+    undefined,
+  );
+  readonly #tlbBase = new Float64Array(TLB_ENTRIES);
+  readonly #tlbShared = new Uint8Array(TLB_ENTRIES);
+  readonly #tlbEpoch = new Float64Array(TLB_ENTRIES).fill(-1);
   #bounce = new Uint8Array(PAGE_SIZE);
   readonly #word = new Uint8Array(4);
   // the word of an access that crosses a page, encoded once per access through a view made once
@@ -99,9 +112,16 @@ export class Mmu {
       const addr = va + done;
       const off = pageOffset(addr);
       const n = Math.min(PAGE_SIZE - off, len - done);
-      const resolved = this.#resolve(addr);
-      shared |= resolved & 1;
-      this.#phys.readPage(resolved >>> 1, off, dst, done, n);
+      const slot = this.#cached(addr);
+      if (slot >= 0) {
+        shared |= this.#tlbShared[slot]!;
+        copyBytes(dst, done, this.#tlbSlab[slot]!, this.#tlbBase[slot]! + off, n);
+      } else {
+        const resolved = this.#resolve(addr);
+        shared |= resolved & 1;
+        this.#phys.readPage(resolved >>> 1, off, dst, done, n);
+        this.#remember(addr, resolved);
+      }
       done += n;
     }
     this.bytesRead += len;
@@ -115,7 +135,13 @@ export class Mmu {
       const addr = va + done;
       const off = pageOffset(addr);
       const n = Math.min(PAGE_SIZE - off, len - done);
-      this.#phys.writePage(this.#resolve(addr) >>> 1, off, src, done, n);
+      const slot = this.#cached(addr);
+      if (slot >= 0) copyBytes(this.#tlbSlab[slot]!, this.#tlbBase[slot]! + off, src, done, n);
+      else {
+        const resolved = this.#resolve(addr);
+        this.#phys.writePage(resolved >>> 1, off, src, done, n);
+        this.#remember(addr, resolved);
+      }
       done += n;
     }
     this.bytesWritten += len;
@@ -233,8 +259,15 @@ export class Mmu {
       this.read(va, this.#word);
       return this.#wordView.getUint32(0, true);
     }
+    const slot = this.#cached(va);
+    if (slot >= 0) {
+      this.bytesRead += 4;
+      this.sharedReads += this.#tlbShared[slot]!;
+      return loadU32(this.#tlbSlab[slot]!, this.#tlbBase[slot]! + off);
+    }
     const resolved = this.#resolve(va);
     const value = this.#phys.readU32(Math.floor(resolved / 2) * PAGE_SIZE + off);
+    this.#remember(va, resolved);
     this.bytesRead += 4;
     this.sharedReads += resolved & 1;
     return value;
@@ -248,7 +281,14 @@ export class Mmu {
       this.write(va, this.#word);
       return;
     }
-    this.#phys.writeU32(Math.floor(this.#resolve(va) / 2) * PAGE_SIZE + off, value);
+    const slot = this.#cached(va);
+    if (slot >= 0) {
+      storeU32(this.#tlbSlab[slot]!, this.#tlbBase[slot]! + off, value);
+    } else {
+      const resolved = this.#resolve(va);
+      this.#phys.writeU32(Math.floor(resolved / 2) * PAGE_SIZE + off, value);
+      this.#remember(va, resolved);
+    }
     this.bytesWritten += 4;
   }
 
@@ -281,6 +321,38 @@ export class Mmu {
     return pfn * 2 + (shared ? 1 : 0);
   }
 
+  /**
+   * The translation-cache slot whose kept backing serves `va` (a hit, counted as one), or -1: a
+   * direct-map address (never cached), a miss, or an entry whose backing is not kept or is stale. The
+   * caller then takes the full path, which counts its own hit or miss.
+   */
+  #cached(va: number): number {
+    if (va >= PAGE_OFFSET && va < PAGE_OFFSET + this.#phys.bytes) return -1;
+    const vpn = Math.floor(va / PAGE_SIZE);
+    const slot = tlbSlot(vpn);
+    if (this.#tlbTag[slot] !== vpn || this.#tlbEpoch[slot] !== this.#phys.backingEpoch) return -1;
+    this.tlbHits++;
+    return slot;
+  }
+
+  /**
+   * After the full path resolved `va` (`resolved` = pfn × 2 + shared) through the cache, keeps where the
+   * page's bytes live beside the entry, when the page has bytes of its own.
+   */
+  #remember(va: number, resolved: number): void {
+    if (va >= PAGE_OFFSET && va < PAGE_OFFSET + this.#phys.bytes) return;
+    const vpn = Math.floor(va / PAGE_SIZE);
+    const slot = tlbSlot(vpn);
+    if (this.#tlbTag[slot] !== vpn) return;
+    const pfn = Math.floor(resolved / 2);
+    const slab = this.#phys.backingSlab(pfn);
+    if (slab === undefined) return;
+    this.#tlbSlab[slot] = slab;
+    this.#tlbBase[slot] = this.#phys.backingOffset(pfn);
+    this.#tlbShared[slot] = resolved & 1;
+    this.#tlbEpoch[slot] = this.#phys.backingEpoch;
+  }
+
   #lookup(va: number): number {
     const vpn = Math.floor(va / PAGE_SIZE);
     const slot = tlbSlot(vpn);
@@ -293,6 +365,7 @@ export class Mmu {
     if (pte !== 0) {
       this.#tlbTag[slot] = vpn;
       this.#tlbPte[slot] = pte;
+      this.#tlbEpoch[slot] = -1;
     }
     return pte;
   }

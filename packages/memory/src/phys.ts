@@ -56,7 +56,7 @@ function garbageFor(pfn: number): Uint8Array {
  * subarray view for set(), which costs about as much as copying 64 bytes one by one, so short pieces
  * (packet headers, ring indices) are copied by a loop, eight bytes a turn, instead.
  */
-function copyBytes(dst: Uint8Array, d: number, src: Uint8Array, s: number, n: number): void {
+export function copyBytes(dst: Uint8Array, d: number, src: Uint8Array, s: number, n: number): void {
   if (dst === src) {
     dst.copyWithin(d, s, s + n);
   } else if (n <= 8) {
@@ -79,6 +79,19 @@ function copyBytes(dst: Uint8Array, d: number, src: Uint8Array, s: number, n: nu
   } else {
     dst.set(src.subarray(s, s + n), d);
   }
+}
+
+/** The little-endian u32 at `bytes[at..at + 4)`. */
+export function loadU32(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
+}
+
+/** Stores `value` as a little-endian u32 at `bytes[at..at + 4)`. */
+export function storeU32(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value & 0xff;
+  bytes[at + 1] = (value >>> 8) & 0xff;
+  bytes[at + 2] = (value >>> 16) & 0xff;
+  bytes[at + 3] = (value >>> 24) & 0xff;
 }
 
 /** memset(0) of `n` bytes: a loop for short pieces, where fill()'s runtime call costs more than the bytes. */
@@ -148,6 +161,32 @@ export class PhysicalMemory {
     return this.#visibilityChanges;
   }
 
+  #backingEpoch = 0;
+
+  /**
+   * Bumped whenever a page's host visibility flips or a page that holds bytes loses or changes its slot
+   * (zeroed, destroyed, migrated, recycled). Bytes given to a page that had none do not bump it. A cache
+   * of where a page's bytes live (the MMU's translation cache, the host view's) is valid while this
+   * stays what it was when the entry was made.
+   */
+  get backingEpoch(): number {
+    return this.#backingEpoch;
+  }
+
+  /**
+   * The slab holding page `pfn`'s own bytes, or undefined when the page has none (it reads as zeros or
+   * as garbage). With backingOffset, what a cache of the page's bytes keeps; raw, for the memory layer.
+   */
+  backingSlab(pfn: number): Uint8Array | undefined {
+    const slot = this.#slot(pfn);
+    return slot >= 0 ? this.#slabs[slot >>> SLAB_SHIFT] : undefined;
+  }
+
+  /** The byte offset of page `pfn` in its backingSlab (meaningful only when it has one). */
+  backingOffset(pfn: number): number {
+    return (this.#slot(pfn) & (SLAB_PAGES - 1)) * PAGE_SIZE;
+  }
+
   /**
    * The narrow hook for the hypervisor layer (HvCallModifySparseGpaPageHostVisibility): sets one page's
    * host visibility. A change destroys the page's contents, as a real conversion does ("hvcall smears
@@ -165,6 +204,7 @@ export class PhysicalMemory {
       this.#hostVisible--;
     }
     this.#visibilityChanges++;
+    this.#backingEpoch++;
     this.destroyContents(pfn);
     return true;
   }
@@ -185,6 +225,7 @@ export class PhysicalMemory {
       if (((f & PageFlag.HostVisible) !== 0) === visible) continue;
       flags[p] = visible ? f | PageFlag.HostVisible : f & ~PageFlag.HostVisible;
       changed++;
+      this.#backingEpoch++;
       this.#release(p);
       this.#setSlot(p, GARBAGE);
     }
@@ -320,7 +361,7 @@ export class PhysicalMemory {
     if (slot === NO_BYTES) return 0;
     const src = slot === GARBAGE ? GARBAGE_POOL : this.#slabs[slot >>> SLAB_SHIFT]!;
     const at = (slot === GARBAGE ? garbageStart(pfn) : (slot & (SLAB_PAGES - 1)) * PAGE_SIZE) + off;
-    return (src[at]! | (src[at + 1]! << 8) | (src[at + 2]! << 16) | (src[at + 3]! << 24)) >>> 0;
+    return loadU32(src, at);
   }
 
   /** Stores `value` as a little-endian u32 at `pa`, which must not cross a page: write() of 4 bytes. */
@@ -330,12 +371,7 @@ export class PhysicalMemory {
     const off = pa - pfn * PAGE_SIZE;
     if (off > PAGE_SIZE - 4) throw invalid("phys-range", `u32 at 0x${pa.toString(16)} crosses a page`);
     const slot = this.#materialiseSlot(pfn);
-    const dst = this.#slabs[slot >>> SLAB_SHIFT]!;
-    const at = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE + off;
-    dst[at] = value & 0xff;
-    dst[at + 1] = (value >>> 8) & 0xff;
-    dst[at + 2] = (value >>> 16) & 0xff;
-    dst[at + 3] = (value >>> 24) & 0xff;
+    storeU32(this.#slabs[slot >>> SLAB_SHIFT]!, (slot & (SLAB_PAGES - 1)) * PAGE_SIZE + off, value);
   }
 
   /** Copies `src` to physical address `pa`. */
@@ -418,6 +454,9 @@ export class PhysicalMemory {
       chunk = new Int32Array(1 << SLOT_CHUNK_SHIFT);
       this.#slotChunks[pfn >>> SLOT_CHUNK_SHIFT] = chunk;
     }
+    const old = chunk[pfn & SLOT_CHUNK_MASK]! - 1;
+    // a page that had bytes of its own loses them or gets others: cached backings of it go stale
+    if (old >= 0 && old !== slot) this.#backingEpoch++;
     chunk[pfn & SLOT_CHUNK_MASK] = slot + 1;
   }
 
