@@ -146,15 +146,18 @@ export class HostChannel {
     if (g === undefined || g.ranges.length !== 1) return false;
     const range = g.ranges[0]!;
     if (offset < 0 || offset + buf.length > range.byteCount) return false;
+    const memory = this.server.memory;
     let done = 0;
     while (done < buf.length) {
       const at = range.byteOffset + offset + done;
       const page = Math.floor(at / HV_HYP_PAGE_SIZE);
-      const n = Math.min(HV_HYP_PAGE_SIZE - (at % HV_HYP_PAGE_SIZE), buf.length - done);
-      const gpa = range.pfns[page]! * HV_HYP_PAGE_SIZE + (at % HV_HYP_PAGE_SIZE);
-      const part = buf.subarray(done, done + n);
-      if (write) this.server.memory.write(gpa, part);
-      else this.server.memory.read(gpa, part);
+      const inPage = at - page * HV_HYP_PAGE_SIZE;
+      const n = Math.min(HV_HYP_PAGE_SIZE - inPage, buf.length - done);
+      const gpa = range.pfns[page]! * HV_HYP_PAGE_SIZE + inPage;
+      // a view only for the pieces of an access that crosses pages (most lie inside one)
+      const part = n === buf.length ? buf : buf.subarray(done, done + n);
+      if (write) memory.write(gpa, part);
+      else memory.read(gpa, part);
       done += n;
     }
     return true;
