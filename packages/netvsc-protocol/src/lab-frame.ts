@@ -147,6 +147,16 @@ function payloadStart(buf: Uint8Array, base: number, seed: number): number {
   return (fold << 2) | 2;
 }
 
+/**
+ * The array a frame was compared in last and where it starts in its buffer, and the one whose buffer
+ * was taken last: a receiver compares in the same scratch frame after frame, and a typed array's
+ * byteOffset and buffer are getters that cost more than this check.
+ */
+let compared: Uint8Array | undefined;
+let comparedOffset = 0;
+let comparedWords: Uint8Array | undefined;
+let comparedBuffer: ArrayBufferLike | undefined;
+
 /** Word views of the buffer a frame was compared in last (a receiver's scratch): made once per buffer. */
 let frameBuffer: ArrayBufferLike | undefined;
 let frameWords: Int32Array = new Int32Array(0);
@@ -160,14 +170,22 @@ let frameDoubles: Float64Array = new Float64Array(0);
 function sameBytes(buf: Uint8Array, at: number, stream: Stream, from: number, n: number): boolean {
   const sb = stream.bytes;
   let i = 0;
-  const abs = buf.byteOffset + at;
+  if (buf !== compared) {
+    compared = buf;
+    comparedOffset = buf.byteOffset;
+  }
+  const abs = comparedOffset + at;
   // Bytes until the frame reaches a 4-byte boundary.
   while (i < n && ((abs + i) & 3) !== 0) {
     if (buf[at + i] !== sb[from + i]) return false;
     i++;
   }
   if (n - i >= 16 && ((from + i) & 3) === 0) {
-    const b = buf.buffer;
+    if (buf !== comparedWords) {
+      comparedWords = buf;
+      comparedBuffer = buf.buffer;
+    }
+    const b = comparedBuffer!;
     if (b !== frameBuffer) {
       frameBuffer = b;
       frameWords = new Int32Array(b, 0, b.byteLength >>> 2);

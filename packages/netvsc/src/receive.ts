@@ -111,7 +111,8 @@ function copyRndisHeaders(nv: NetvscDev, shared: number, length: number): Uint8A
   copies.n = 0;
   let copied = takeShared(nv, copies, priv, shared, 0, Math.min(RNDIS_HEADER_SIZE, length));
   const dv = scratchView(nv.rxScratch);
-  const base = image.byteOffset;
+  // the image starts where the scratch does
+  const base = boundScratchOffset;
   if (length >= RNDIS_HEADER_SIZE && dv.getUint32(base, true) === RNDIS_MSG_TYPE.PACKET) {
     // rndis_filter_receive_data copies rndis_packet once rndis_filter_receive has accepted msg_len and
     // the range holds all of it (44144185951a's checks come first).
@@ -204,6 +205,8 @@ function touchesShared(nv: NetvscDev, va: number, len: number): boolean {
 
 let boundScratch: Uint8Array | undefined;
 let boundScratchView: DataView | undefined;
+/** The bound scratch's byteOffset in its buffer, read once with the view. */
+let boundScratchOffset = 0;
 
 /**
  * A DataView over the scratch's whole buffer, made once per scratch (index it with the image's
@@ -213,6 +216,7 @@ function scratchView(scratch: Uint8Array): DataView {
   if (scratch !== boundScratch || boundScratchView === undefined) {
     boundScratch = scratch;
     boundScratchView = new DataView(scratch.buffer);
+    boundScratchOffset = scratch.byteOffset;
   }
   return boundScratchView;
 }

@@ -40,6 +40,8 @@ export interface TxGatherScratch {
   buffer: Uint8Array;
   /** The last result's view of `buffer`, its section part, and the result object (reused while lengths repeat). */
   view?: Uint8Array;
+  /** The buffer `view` was made over (compared instead of its .buffer, a costly getter). */
+  viewOf?: Uint8Array;
   sectionView?: Uint8Array | undefined;
   result?: { readonly ok: true; readonly value: Uint8Array };
 }
@@ -89,9 +91,10 @@ export function gatherTxBytes(
     }
     // The views (and the result) of the previous message serve while its lengths repeat.
     let view = scratch.view;
-    if (view === undefined || view.length !== total || view.buffer !== scratch.buffer.buffer) {
+    if (view === undefined || view.length !== total || scratch.viewOf !== scratch.buffer) {
       view = scratch.buffer.subarray(0, total);
       scratch.view = view;
+      scratch.viewOf = scratch.buffer;
       scratch.result = ok(view);
       scratch.sectionView = undefined;
     }
@@ -181,6 +184,9 @@ export function walkRndisMessages(
 ): NetvscResult<number, RndisWalkRejectReason> {
   let pos = 0;
   let n = 0;
+  // where bytes sit in their buffer, read once a walk when a kept view is checked (getters, not fields)
+  let base = -1;
+  let buffer: ArrayBufferLike | undefined;
   while (pos < bytes.length) {
     const remaining = bytes.length - pos;
     if (remaining < 8) {
@@ -198,12 +204,11 @@ export function walkRndisMessages(
     else if (views === undefined) msg = bytes.subarray(pos, pos + msgLen);
     else {
       const v = views[n - 1];
-      if (
-        v !== undefined &&
-        v.length === msgLen &&
-        v.byteOffset === bytes.byteOffset + pos &&
-        v.buffer === bytes.buffer
-      ) {
+      if (v !== undefined && base < 0) {
+        base = bytes.byteOffset;
+        buffer = bytes.buffer;
+      }
+      if (v !== undefined && v.length === msgLen && v.byteOffset === base + pos && v.buffer === buffer) {
         msg = v;
       } else {
         msg = bytes.subarray(pos, pos + msgLen);

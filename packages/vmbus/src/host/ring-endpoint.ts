@@ -99,6 +99,9 @@ export class HostRingEndpoint {
   private prefetchViews: (Uint8Array<ArrayBuffer> | undefined)[] = [];
   private scratchBytes = this.scratch.subarray(0, 0);
   private scratchData = this.scratchBytes;
+  /** The scratch scratchBytes views and where scratchData starts in it (typed-array getters cost more). */
+  private scratchBytesOf = this.scratch;
+  private scratchDataAt = 0;
   /** The packet readPacketTransient hands out, refilled (its descriptor read from the copy in place). */
   private readonly transient: {
     readonly desc: PacketDescriptorReader;
@@ -187,10 +190,15 @@ export class HostRingEndpoint {
     const buf = this.scratch;
     const p = this.transient;
     // Views made again only when the packet's shape changes (a steady stream reuses them).
-    if (this.scratchBytes.length !== len || this.scratchBytes.buffer !== buf.buffer) {
+    if (this.scratchBytes.length !== len || this.scratchBytesOf !== buf) {
       this.scratchBytes = buf.subarray(0, len);
+      this.scratchBytesOf = buf;
       this.scratchData = this.scratchBytes.subarray(off, len);
-    } else if (this.scratchData.byteOffset !== off) this.scratchData = this.scratchBytes.subarray(off, len);
+      this.scratchDataAt = off;
+    } else if (this.scratchDataAt !== off) {
+      this.scratchData = this.scratchBytes.subarray(off, len);
+      this.scratchDataAt = off;
+    }
     if (readU32(buf, len) !== 0 || readU32(buf, len + 4) !== this.readPos) this.counters.trailerMismatch++;
     p.offset = this.readPos;
     this.readPos += total;

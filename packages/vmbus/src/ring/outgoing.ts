@@ -125,6 +125,7 @@ export class OutgoingRing<T = unknown> {
   /** A packet gathered for its one copy into the ring, and the view of its current length. */
   private packetScratch = new Uint8Array(256);
   private packetView = this.packetScratch.subarray(0, 0);
+  private packetViewOf = this.packetScratch;
   private readonly scratchU64 = new Uint8Array(8);
   /** The one result object: valid until the next write on this ring (callers read it at once). */
   private readonly result = new RingWriteResult();
@@ -311,8 +312,10 @@ export class OutgoingRing<T = unknown> {
     }
     if (transId !== undefined) writeTransId(buf, 8, transId);
     writeTrailer(buf, oldWrite, at);
-    if (this.packetView.length !== total || this.packetView.buffer !== buf.buffer) {
+    // (compared by the scratch it views: a typed array's .buffer is a getter that costs more than this)
+    if (this.packetView.length !== total || this.packetViewOf !== buf) {
       this.packetView = buf.subarray(0, total);
+      this.packetViewOf = buf;
     }
     this.mem.write(oldWrite, this.packetView);
     const next = oldWrite + total;
