@@ -185,9 +185,26 @@ export class Vm {
   readonly strategyCosts: readonly StrategyCallCost[];
   readonly uptime: UptimeReport | null;
   /** The newest channel messages (options.messageLog of them), oldest first (for timelines). */
-  readonly messages: MessageEvent[] = [];
+  get messages(): MessageEvent[] {
+    this.#trimMessages();
+    return this.#messages;
+  }
   /** Channel messages dropped from the front of `messages` to keep it at options.messageLog. */
-  messagesDropped = 0;
+  get messagesDropped(): number {
+    this.#trimMessages();
+    return this.#messagesDropped;
+  }
+  // The log grows to twice its bound between trims (one splice per `keep` messages rather than a
+  // shift per message); whoever looks at it sees the newest `keep` only.
+  readonly #messages: MessageEvent[] = [];
+  #messagesDropped = 0;
+  readonly #messageLog: number;
+  #trimMessages(): void {
+    const over = this.#messages.length - this.#messageLog;
+    if (over <= 0) return;
+    this.#messages.splice(0, over);
+    this.#messagesDropped += over;
+  }
   #nics = new Set<Nic>();
   readonly #fault: ArmedFault | undefined;
   readonly #baseline: InvariantBaseline;
@@ -237,13 +254,10 @@ export class Vm {
     this.synic = bus.synic;
     this.conn = bus.conn;
     this.server = bus.server;
+    this.#messageLog = keep;
     this.conn.onMessage((e) => {
-      this.messages.push(e);
-      // one in, one out once full: shift() left-trims the array's storage, no copy per message
-      while (this.messages.length > keep) {
-        this.messages.shift();
-        this.messagesDropped++;
-      }
+      if (keep === 0) this.#messagesDropped++;
+      else if (this.#messages.push(e) >= 2 * keep) this.#trimMessages();
     });
     const connected = this.conn.connect();
     if (!connected.ok) throw connected.error;
