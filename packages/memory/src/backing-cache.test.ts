@@ -130,6 +130,33 @@ describe("the MMU's kept backings", () => {
   });
 });
 
+describe("the MMU's kept direct-map backings", () => {
+  it("serve a direct-map page until its attributes, visibility or bytes change", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM });
+    const va = mem.kmalloc.kmalloc(PAGE_SIZE, { tag: "buf" })!;
+    const pfn = mem.virtToPfn(va);
+    mem.mmu.writeU32(va, 0x0badcafe);
+    const hits = mem.mmu.tlbHits;
+    expect(mem.mmu.readU32(va)).toBe(0x0badcafe);
+    expect(mem.mmu.readU32(va)).toBe(0x0badcafe);
+    expect(mem.mmu.tlbHits).toBe(hits); // the direct map has no translation to count
+    // set_memory_np: the next access faults instead of reaching the kept bytes
+    mem.changePageAttr(va, 1, { present: false });
+    expect(() => mem.mmu.readU32(va)).toThrowError(/not-present/);
+    mem.changePageAttr(va, 1, { present: true });
+    expect(mem.mmu.readU32(va)).toBe(0x0badcafe);
+    // the pte-bit era's shared bit on a private page: the shared alias faults
+    mem.changePageAttr(va, 1, { shared: true });
+    expect(() => mem.mmu.readU32(va)).toThrowError(/shared-alias-to-private-page/);
+    mem.phys.setHostVisible(pfn, true); // converted: its contents were destroyed
+    const converted = mem.mmu.readU32(va);
+    expect(converted).not.toBe(0x0badcafe);
+    expect(mem.mmu.sharedReads).toBeGreaterThan(0);
+    mem.mmu.writeU32(va, 7);
+    expect(mem.mmu.readU32(va)).toBe(7);
+  });
+});
+
 describe("BackingCache", () => {
   it("finds a kept page until the backing epoch moves, and never keeps a page without bytes", () => {
     const phys = new PhysicalMemory(16 * PAGE_SIZE);

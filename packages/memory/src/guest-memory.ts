@@ -202,6 +202,8 @@ export class GuestMemory {
       }
       if (change.present !== undefined) this.pageTables.setPresent(va, pages, change.present);
     }
+    // direct-map attributes live in the page flags, not in PTEs the MMU's cache would drop
+    this.phys.directMapChanged();
     this.cpaPages += pages;
   }
 

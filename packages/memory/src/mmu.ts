@@ -5,6 +5,8 @@ import { Pte, pteFrame } from "./page-table.js";
 import { copyBytes, loadU32, PageFlag, type PhysicalMemory, storeU32 } from "./phys.js";
 
 const TLB_ENTRIES = 4096;
+/** Direct-map pages whose backing the MMU keeps (by pfn, direct-mapped), after the TLB's entries. */
+const DIRECT_ENTRIES = 1024;
 
 /** How the MMU resolves one page: the RAM pfn it reaches and through which alias. */
 export interface Translation {
@@ -28,18 +30,21 @@ export class Mmu {
   readonly #tlbTag = new Float64Array(TLB_ENTRIES).fill(-1);
   readonly #tlbPte = new Float64Array(TLB_ENTRIES);
   /**
-   * What a cached translation resolves to, kept beside it (as a hardware TLB keeps the frame): the slab
-   * holding the page's bytes, the page's offset in it and whether the alias is the shared one. Valid
-   * while the entry's tag holds and the physical layer's backing epoch is the one recorded (-1: none);
-   * every check the translation made (presence, frame, alias against visibility) depends only on the
-   * PTE, which a change evicts, and on the page's visibility, which bumps the epoch.
+   * What a translation resolved to, kept (as a hardware TLB keeps the frame): the slab holding the
+   * page's bytes, the page's offset in it and whether the alias is the shared one. Entries
+   * [0, TLB_ENTRIES) sit beside the translation cache's, for vmalloc pages; the DIRECT_ENTRIES after them
+   * are direct-map pages by pfn (`#directTag`). An entry is valid while its tag holds and the physical
+   * layer's backing epoch is the one recorded (-1: none): every check the translation made (presence,
+   * frame, alias against visibility) depends only on the PTE, which a change evicts, and on the page's
+   * visibility and direct-map flags, whose changes bump the epoch.
    */
-  readonly #tlbSlab: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(TLB_ENTRIES).fill(
-    undefined,
-  );
-  readonly #tlbBase = new Float64Array(TLB_ENTRIES);
-  readonly #tlbShared = new Uint8Array(TLB_ENTRIES);
-  readonly #tlbEpoch = new Float64Array(TLB_ENTRIES).fill(-1);
+  readonly #keptSlab: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(
+    TLB_ENTRIES + DIRECT_ENTRIES,
+  ).fill(undefined);
+  readonly #keptBase = new Float64Array(TLB_ENTRIES + DIRECT_ENTRIES);
+  readonly #keptShared = new Uint8Array(TLB_ENTRIES + DIRECT_ENTRIES);
+  readonly #keptEpoch = new Float64Array(TLB_ENTRIES + DIRECT_ENTRIES).fill(-1);
+  readonly #directTag = new Float64Array(DIRECT_ENTRIES).fill(-1);
   #bounce = new Uint8Array(PAGE_SIZE);
   readonly #word = new Uint8Array(4);
   // the word of an access that crosses a page, encoded once per access through a view made once
@@ -114,8 +119,8 @@ export class Mmu {
       const n = Math.min(PAGE_SIZE - off, len - done);
       const slot = this.#cached(addr);
       if (slot >= 0) {
-        shared |= this.#tlbShared[slot]!;
-        copyBytes(dst, done, this.#tlbSlab[slot]!, this.#tlbBase[slot]! + off, n);
+        shared |= this.#keptShared[slot]!;
+        copyBytes(dst, done, this.#keptSlab[slot]!, this.#keptBase[slot]! + off, n);
       } else {
         const resolved = this.#resolve(addr);
         shared |= resolved & 1;
@@ -136,7 +141,7 @@ export class Mmu {
       const off = pageOffset(addr);
       const n = Math.min(PAGE_SIZE - off, len - done);
       const slot = this.#cached(addr);
-      if (slot >= 0) copyBytes(this.#tlbSlab[slot]!, this.#tlbBase[slot]! + off, src, done, n);
+      if (slot >= 0) copyBytes(this.#keptSlab[slot]!, this.#keptBase[slot]! + off, src, done, n);
       else {
         const resolved = this.#resolve(addr);
         this.#phys.writePage(resolved >>> 1, off, src, done, n);
@@ -262,8 +267,8 @@ export class Mmu {
     const slot = this.#cached(va);
     if (slot >= 0) {
       this.bytesRead += 4;
-      this.sharedReads += this.#tlbShared[slot]!;
-      return loadU32(this.#tlbSlab[slot]!, this.#tlbBase[slot]! + off);
+      this.sharedReads += this.#keptShared[slot]!;
+      return loadU32(this.#keptSlab[slot]!, this.#keptBase[slot]! + off);
     }
     const resolved = this.#resolve(va);
     const value = this.#phys.readU32(Math.floor(resolved / 2) * PAGE_SIZE + off);
@@ -283,7 +288,7 @@ export class Mmu {
     }
     const slot = this.#cached(va);
     if (slot >= 0) {
-      storeU32(this.#tlbSlab[slot]!, this.#tlbBase[slot]! + off, value);
+      storeU32(this.#keptSlab[slot]!, this.#keptBase[slot]! + off, value);
     } else {
       const resolved = this.#resolve(va);
       this.#phys.writeU32(Math.floor(resolved / 2) * PAGE_SIZE + off, value);
@@ -322,35 +327,48 @@ export class Mmu {
   }
 
   /**
-   * The translation-cache slot whose kept backing serves `va` (a hit, counted as one), or -1: a
-   * direct-map address (never cached), a miss, or an entry whose backing is not kept or is stale. The
-   * caller then takes the full path, which counts its own hit or miss.
+   * The kept entry that serves `va`, or -1: a miss of the translation cache (then the full path counts
+   * its own hit or miss), or a page whose backing is not kept or is stale. A vmalloc hit counts as the
+   * translation-cache hit it is; the direct map has no translation to count.
    */
   #cached(va: number): number {
-    if (va >= PAGE_OFFSET && va < PAGE_OFFSET + this.#phys.bytes) return -1;
+    if (va >= PAGE_OFFSET && va < PAGE_OFFSET + this.#phys.bytes) {
+      const pfn = Math.floor((va - PAGE_OFFSET) / PAGE_SIZE);
+      const e = pfn & (DIRECT_ENTRIES - 1);
+      if (this.#directTag[e] !== pfn || this.#keptEpoch[TLB_ENTRIES + e] !== this.#phys.backingEpoch) {
+        return -1;
+      }
+      return TLB_ENTRIES + e;
+    }
     const vpn = Math.floor(va / PAGE_SIZE);
     const slot = tlbSlot(vpn);
-    if (this.#tlbTag[slot] !== vpn || this.#tlbEpoch[slot] !== this.#phys.backingEpoch) return -1;
+    if (this.#tlbTag[slot] !== vpn || this.#keptEpoch[slot] !== this.#phys.backingEpoch) return -1;
     this.tlbHits++;
     return slot;
   }
 
   /**
-   * After the full path resolved `va` (`resolved` = pfn × 2 + shared) through the cache, keeps where the
-   * page's bytes live beside the entry, when the page has bytes of its own.
+   * After the full path resolved `va` (`resolved` = pfn × 2 + shared), keeps where the page's bytes
+   * live, when the page has bytes of its own: beside its translation-cache entry, or by pfn for the
+   * direct map.
    */
   #remember(va: number, resolved: number): void {
-    if (va >= PAGE_OFFSET && va < PAGE_OFFSET + this.#phys.bytes) return;
-    const vpn = Math.floor(va / PAGE_SIZE);
-    const slot = tlbSlot(vpn);
-    if (this.#tlbTag[slot] !== vpn) return;
     const pfn = Math.floor(resolved / 2);
     const slab = this.#phys.backingSlab(pfn);
     if (slab === undefined) return;
-    this.#tlbSlab[slot] = slab;
-    this.#tlbBase[slot] = this.#phys.backingOffset(pfn);
-    this.#tlbShared[slot] = resolved & 1;
-    this.#tlbEpoch[slot] = this.#phys.backingEpoch;
+    let e: number;
+    if (va >= PAGE_OFFSET && va < PAGE_OFFSET + this.#phys.bytes) {
+      const d = pfn & (DIRECT_ENTRIES - 1);
+      this.#directTag[d] = pfn;
+      e = TLB_ENTRIES + d;
+    } else {
+      e = tlbSlot(Math.floor(va / PAGE_SIZE));
+      if (this.#tlbTag[e] !== Math.floor(va / PAGE_SIZE)) return;
+    }
+    this.#keptSlab[e] = slab;
+    this.#keptBase[e] = this.#phys.backingOffset(pfn);
+    this.#keptShared[e] = resolved & 1;
+    this.#keptEpoch[e] = this.#phys.backingEpoch;
   }
 
   #lookup(va: number): number {
@@ -365,7 +383,7 @@ export class Mmu {
     if (pte !== 0) {
       this.#tlbTag[slot] = vpn;
       this.#tlbPte[slot] = pte;
-      this.#tlbEpoch[slot] = -1;
+      this.#keptEpoch[slot] = -1;
     }
     return pte;
   }

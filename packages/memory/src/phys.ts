@@ -164,13 +164,21 @@ export class PhysicalMemory {
   #backingEpoch = 0;
 
   /**
-   * Bumped whenever a page's host visibility flips or a page that holds bytes loses or changes its slot
-   * (zeroed, destroyed, migrated, recycled). Bytes given to a page that had none do not bump it. A cache
+   * Bumped whenever a page's host visibility or direct-map attributes change, or a page that holds
+   * bytes loses or changes its slot (zeroed, destroyed, migrated, recycled). Bytes given to a page that had none do not bump it. A cache
    * of where a page's bytes live (the MMU's translation cache, the host view's) is valid while this
    * stays what it was when the entry was made.
    */
   get backingEpoch(): number {
     return this.#backingEpoch;
+  }
+
+  /**
+   * For the code that writes the DirectMapShared / DirectMapNotPresent flags (changePageAttr): some
+   * pages' direct-map attributes changed, so what caches kept about reaching them is stale.
+   */
+  directMapChanged(): void {
+    this.#backingEpoch++;
   }
 
   /**
