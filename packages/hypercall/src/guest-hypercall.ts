@@ -138,7 +138,7 @@ export class GuestHypercalls {
     }
     writeVisibilityInput(this.#view, HV_PARTITION_ID_SELF, visibility, pfns);
     // Only the header and the PFNs are written, as the kernel fills its per-CPU page.
-    this.#memory.mmu.write(this.#inputVa, this.#page.subarray(0, 16 + pfns.length * 8));
+    this.#memory.mmu.writeFrom(this.#inputVa, this.#page, 0, 16 + pfns.length * 8);
     const status = this.repHypercall(HVCALL_MODIFY_SPARSE_GPA_PAGE_HOST_VISIBILITY, pfns.length);
     const { result } = decodeStatus(status);
     if (result !== HvStatus.Success) {

@@ -20,6 +20,32 @@ describe("MMU", () => {
     expect(mem.mmu.tlbHits).toBeGreaterThan(0);
   });
 
+  it("reads into and writes from a piece of a buffer as read() and write() of that piece would", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM });
+    const va = mem.vmalloc.vzalloc(2 * PAGE_SIZE, { tag: "buf" })!;
+    const src = Uint8Array.from({ length: 300 }, (_, i) => (i * 7) & 0xff);
+    const at = PAGE_SIZE - 100; // the piece crosses into the second page
+    mem.mmu.writeFrom(va + at, src, 50, 200);
+    const whole = new Uint8Array(200);
+    mem.mmu.read(va + at, whole);
+    expect([...whole]).toEqual([...src.subarray(50, 250)]);
+    const dst = new Uint8Array(300).fill(0xee);
+    const before = { r: mem.mmu.bytesRead, w: mem.mmu.bytesWritten };
+    mem.mmu.readInto(va + at, dst, 40, 200);
+    expect([...dst.subarray(40, 240)]).toEqual([...whole]);
+    expect(dst[39]).toBe(0xee);
+    expect(dst[240]).toBe(0xee);
+    expect([mem.mmu.bytesRead - before.r, mem.mmu.bytesWritten - before.w]).toEqual([200, 0]);
+    // a piece outside its buffer is the caller's bug: refused before any access
+    expect(() => mem.mmu.readInto(va, dst, 250, 51)).toThrowError(RangeError);
+    expect(() => mem.mmu.writeFrom(va, src, -1, 4)).toThrowError(RangeError);
+    expect(() => mem.mmu.readInto(va, dst, 1.5, 4)).toThrowError(RangeError);
+    expect(mem.mmu.bytesRead - before.r).toBe(200);
+    // and the faults are read()'s: an unmapped address faults, counted
+    expect(() => mem.mmu.readInto(0x1000, dst, 0, 4)).toThrowError(MemoryFault);
+    expect(mem.mmu.faults.unmapped).toBe(1);
+  });
+
   it("faults on the private alias of a host-visible page and the shared alias of a private page (I7)", () => {
     const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM });
     const va = mem.vmalloc.vzalloc(PAGE_SIZE, { tag: "buf" })!;

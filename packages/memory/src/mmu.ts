@@ -110,7 +110,29 @@ export class Mmu {
   }
 
   read(va: number, dst: Uint8Array): void {
-    const len = dst.length;
+    this.#read(va, dst, 0, dst.length);
+  }
+
+  /**
+   * read() of `len` bytes at `va` into `dst[at..at + len)`: the same translations, faults and counters,
+   * without a view of `dst` per call (a caller's pieces of one scratch buffer).
+   */
+  readInto(va: number, dst: Uint8Array, at: number, len: number): void {
+    checkPiece(dst, at, len);
+    this.#read(va, dst, at, len);
+  }
+
+  write(va: number, src: Uint8Array): void {
+    this.#write(va, src, 0, src.length);
+  }
+
+  /** write() of `src[at..at + len)` to `va`, without a view of `src` per call. */
+  writeFrom(va: number, src: Uint8Array, at: number, len: number): void {
+    checkPiece(src, at, len);
+    this.#write(va, src, at, len);
+  }
+
+  #read(va: number, dst: Uint8Array, at: number, len: number): void {
     let done = 0;
     let shared = 0;
     while (done < len) {
@@ -120,11 +142,11 @@ export class Mmu {
       const slot = this.#cached(addr);
       if (slot >= 0) {
         shared |= this.#keptShared[slot]!;
-        copyBytes(dst, done, this.#keptSlab[slot]!, this.#keptBase[slot]! + off, n);
+        copyBytes(dst, at + done, this.#keptSlab[slot]!, this.#keptBase[slot]! + off, n);
       } else {
         const resolved = this.#resolve(addr);
         shared |= resolved & 1;
-        this.#phys.readPage(resolved >>> 1, off, dst, done, n);
+        this.#phys.readPage(resolved >>> 1, off, dst, at + done, n);
         this.#remember(addr, resolved);
       }
       done += n;
@@ -133,18 +155,17 @@ export class Mmu {
     this.sharedReads += shared;
   }
 
-  write(va: number, src: Uint8Array): void {
-    const len = src.length;
+  #write(va: number, src: Uint8Array, at: number, len: number): void {
     let done = 0;
     while (done < len) {
       const addr = va + done;
       const off = pageOffset(addr);
       const n = Math.min(PAGE_SIZE - off, len - done);
       const slot = this.#cached(addr);
-      if (slot >= 0) copyBytes(this.#keptSlab[slot]!, this.#keptBase[slot]! + off, src, done, n);
+      if (slot >= 0) copyBytes(this.#keptSlab[slot]!, this.#keptBase[slot]! + off, src, at + done, n);
       else {
         const resolved = this.#resolve(addr);
-        this.#phys.writePage(resolved >>> 1, off, src, done, n);
+        this.#phys.writePage(resolved >>> 1, off, src, at + done, n);
         this.#remember(addr, resolved);
       }
       done += n;
@@ -400,6 +421,13 @@ export class Mmu {
  */
 function tlbSlot(vpn: number): number {
   return (vpn >>> 0) & (TLB_ENTRIES - 1);
+}
+
+/** A piece [at, at + len) of `buf` for readInto / writeFrom: whole bytes inside the buffer. */
+function checkPiece(buf: Uint8Array, at: number, len: number): void {
+  if (!(at >>> 0 === at && len >>> 0 === len && at + len <= buf.length)) {
+    throw new RangeError(`${len} bytes at ${at} of a ${buf.length}-byte buffer`);
+  }
 }
 
 /** The byte offset of `va` in its page (a fraction stays, for the physical layer to refuse). */

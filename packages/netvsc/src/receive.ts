@@ -151,10 +151,9 @@ function takeShared(
 ): number {
   if (n <= 0) return 0;
   const mmu = nv.env.memory.mmu;
-  // image is the scratch's first bytes, so its pieces are views of the scratch.
-  const part = rxViews.view(nv.rxScratch, at, n);
-  mmu.read(shared + at, part);
-  mmu.write(priv + at, part);
+  // image is the scratch's first bytes, so its pieces are pieces of the scratch.
+  mmu.readInto(shared + at, nv.rxScratch, at, n);
+  mmu.writeFrom(priv + at, nv.rxScratch, at, n);
   const i = copies.n++;
   copies.at[i] = at;
   copies.len[i] = n;
@@ -180,12 +179,12 @@ function readPrivate(nv: NetvscDev, copies: typeof COPIES, priv: number): void {
   if (!contiguous) {
     for (let i = 0; i < copies.n; i++) {
       const at = copies.at[i]!;
-      mmu.read(priv + at, rxViews.view(scratch, at, copies.len[i]!));
+      mmu.readInto(priv + at, scratch, at, copies.len[i]!);
     }
     nv.env.stats.parsedFromShared += mmu.sharedReads - before;
     return;
   }
-  if (end > 0) mmu.read(priv, rxViews.view(scratch, 0, end));
+  if (end > 0) mmu.readInto(priv, scratch, 0, end);
   // The count is per piece, as the pieces are read: only a private buffer with a shared page gets here.
   if (mmu.sharedReads !== before) {
     for (let i = 0; i < copies.n; i++) {
