@@ -38,10 +38,10 @@ import {
   xferPagePacketSize,
 } from "@ivm/netvsc-protocol";
 import {
-  decodeGpaDirectPacket,
   encodeCompletionPacket,
   encodeInbandPacket,
   type GpaDirectRange,
+  GpaDirectReader,
   type Result,
   type RingWriteOk,
   type TransIdValue,
@@ -598,6 +598,9 @@ export class Netvsp {
 
   // ---- guest packets -------------------------------------------------------------------------
 
+  /** The parse of the guest's GPA-direct packets (page buffers), refilled packet by packet. */
+  readonly #gpaDirect = new GpaDirectReader();
+
   #handlePacket(pkt: HostPacket): void {
     switch (pkt.desc.type) {
       case VM_PKT.COMP:
@@ -607,7 +610,7 @@ export class Netvsp {
         this.#handleNvsp(pkt, pkt.data, []);
         return;
       case VM_PKT.DATA_USING_GPA_DIRECT: {
-        const g = decodeGpaDirectPacket(pkt.bytes);
+        const g = this.#gpaDirect.read(pkt.bytes);
         if (!g.ok) {
           this.#count(`gpa-direct-${g.error.reason}`);
           return;

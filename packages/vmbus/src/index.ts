@@ -143,6 +143,7 @@ export {
   encodePageBufferDescriptor,
   encodeTransferPagePacket,
   type GpaDirectRange,
+  GpaDirectReader,
   type HvPageBuffer,
   MAX_PAGE_BUFFER_COUNT,
   mpbRangesFromPageBuffers,

@@ -9,6 +9,7 @@ import {
   encodeMpbDescriptor,
   encodePageBufferDescriptor,
   encodeTransferPagePacket,
+  GpaDirectReader,
   type HvPageBuffer,
   MAX_PAGE_BUFFER_PACKET,
   mpbRangesFromPageBuffers,
@@ -112,6 +113,43 @@ describe("packet wire formats", () => {
       ok: false,
       error: { reason: "short-packet" },
     });
+  });
+
+  it("reads GPA-direct packets again and again into the same objects, with decodeGpaDirectPacket's results", () => {
+    const reader = new GpaDirectReader();
+    const shapes = [
+      [{ len: 296, offset: 4000, pfns: [10, 11] }],
+      [{ len: 296, offset: 4000, pfns: [20, 21] }],
+      [
+        { len: 10, offset: 0, pfns: [5] },
+        { len: 4196, offset: 0, pfns: [50, 51] },
+      ],
+    ];
+    const seen: unknown[] = [];
+    for (const ranges of shapes) {
+      const pkt = encodeMpbDescriptor(ranges, 0);
+      const fresh = decodeGpaDirectPacket(pkt);
+      const kept = reader.read(pkt);
+      if (!(fresh.ok && kept.ok)) throw new Error("expected both to parse");
+      const shape = (p: typeof kept.value) => ({
+        type: p.desc.type,
+        transId: p.desc.transId,
+        ranges: p.ranges.map((r) => [r.len, r.offset, [...r.pfns]]),
+        data: [...p.data],
+      });
+      expect(shape(kept.value)).toEqual(shape(fresh.value));
+      expect(kept.value.ranges.map((r) => [r.len, r.offset, [...r.pfns]])).toEqual(
+        ranges.map((r) => [r.len, r.offset, r.pfns]),
+      );
+      seen.push(kept.value.ranges[0]);
+    }
+    // the first range's slot is the same object every time (refilled, not made again)
+    expect(seen[1]).toBe(seen[0]);
+    expect(seen[2]).toBe(seen[0]);
+    // and a malformed packet is the same typed rejection as decodeGpaDirectPacket's
+    const bad = encodeMpbDescriptor([{ len: 10, offset: 0, pfns: [1] }], 0);
+    new DataView(bad.buffer).setUint32(20, 5, true);
+    expect(reader.read(bad)).toMatchObject({ ok: false, error: { reason: "ranges-overflow" } });
   });
 
   it("lays out a transfer-page packet and validates its range count", () => {

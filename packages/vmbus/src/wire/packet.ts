@@ -313,41 +313,98 @@ export interface GpaDirectPacket {
 /**
  * Host-side parse of a VM_PKT_DATA_USING_GPA_DIRECT packet (page-buffer or mpb form: a page buffer
  * is a range with one PFN). Checks what OpenVMM's test_malformed_gpa_direct_packet covers: header
- * too short, zero range count, ranges past the descriptor area, offsets past a page.
+ * too short, zero range count, ranges past the descriptor area, offsets past a page. The result is the
+ * caller's to keep; a per-packet path uses a {@link GpaDirectReader} instead.
  */
 export function decodeGpaDirectPacket(pkt: Uint8Array): Result<GpaDirectPacket> {
-  if (pkt.length < GPA_DIRECT_HEADER_SIZE)
-    return err("EPROTO", "short-packet", "GPA direct header truncated");
-  const desc = readPacketDescriptor(pkt);
-  const headerEnd = desc.offset8 * 8;
-  const end = desc.len8 * 8;
-  if (headerEnd < GPA_DIRECT_HEADER_SIZE || headerEnd > end || end > pkt.length) {
-    return err("EPROTO", "bad-offsets", `offset8 ${desc.offset8}, len8 ${desc.len8}, ${pkt.length} bytes`);
-  }
-  const rangeCount = readU32(pkt, 20);
-  if (rangeCount === 0) return err("EPROTO", "zero-range-count", "GPA direct packet without ranges");
-  const ranges: GpaDirectRange[] = [];
-  let at = GPA_DIRECT_HEADER_SIZE;
-  for (let r = 0; r < rangeCount; r++) {
-    if (at + 8 > headerEnd) return err("EPROTO", "ranges-overflow", `range ${r} past the descriptor area`);
-    const len = readU32(pkt, at);
-    const offset = readU32(pkt, at + 4);
-    at += 8;
-    if (len === 0 || offset >= HV_HYP_PAGE_SIZE) {
-      return err("EPROTO", "bad-range", `range ${r}: offset ${offset}, len ${len}`);
+  const r = new GpaDirectReader().read(pkt);
+  if (!r.ok) return r;
+  // A fresh reader's ranges are nobody else's; the descriptor is made a plain one (its transId a field).
+  return ok({ desc: readPacketDescriptor(pkt), ranges: r.value.ranges, data: r.value.data });
+}
+
+/** One range of a GpaDirectReader's packet, refilled by its next read. */
+interface GpaDirectRangeSlot {
+  len: number;
+  offset: number;
+  pfns: Float64Array;
+}
+
+/**
+ * decodeGpaDirectPacket into objects kept between calls, for the host's per-packet parse: the result,
+ * its descriptor (a PacketDescriptorReader), its ranges and their PFN arrays are valid until the next
+ * read. While the packets keep their shape (range count, PFNs per range) nothing is allocated.
+ */
+export class GpaDirectReader {
+  readonly #desc = new PacketDescriptorReader();
+  /** Every range slot made so far; `#ranges` holds the current packet's first rangeCount of them. */
+  readonly #slots: GpaDirectRangeSlot[] = [];
+  readonly #ranges: GpaDirectRangeSlot[] = [];
+  readonly #value: { desc: PacketDescriptor; ranges: readonly GpaDirectRange[]; data: Uint8Array } = {
+    desc: this.#desc,
+    ranges: this.#ranges,
+    data: new Uint8Array(0),
+  };
+  readonly #ok: Result<GpaDirectPacket> = ok(this.#value);
+  /** The packet and the bounds the data view was last made for. */
+  #dataOf: Uint8Array | undefined;
+  #dataStart = -1;
+  #dataEnd = -1;
+
+  read(pkt: Uint8Array): Result<GpaDirectPacket> {
+    if (pkt.length < GPA_DIRECT_HEADER_SIZE)
+      return err("EPROTO", "short-packet", "GPA direct header truncated");
+    const desc = this.#desc.read(pkt);
+    const headerEnd = desc.offset8 * 8;
+    const end = desc.len8 * 8;
+    if (headerEnd < GPA_DIRECT_HEADER_SIZE || headerEnd > end || end > pkt.length) {
+      return err("EPROTO", "bad-offsets", `offset8 ${desc.offset8}, len8 ${desc.len8}, ${pkt.length} bytes`);
     }
-    const n = pagesSpanned(offset, len);
-    if (at + 8 * n > headerEnd)
-      return err("EPROTO", "ranges-overflow", `range ${r} PFNs past the descriptor area`);
-    const pfns = new Float64Array(n);
-    for (let i = 0; i < n; i++, at += 8) {
-      const pfn = readU64NumberAt(pkt, at);
-      if (pfn < 0) return err("EPROTO", "u64-out-of-range", `range ${r} PFN ${i} is 2^53 or more`);
-      pfns[i] = pfn;
+    const rangeCount = readU32(pkt, 20);
+    if (rangeCount === 0) return err("EPROTO", "zero-range-count", "GPA direct packet without ranges");
+    const ranges = this.#ranges;
+    ranges.length = 0;
+    let at = GPA_DIRECT_HEADER_SIZE;
+    for (let r = 0; r < rangeCount; r++) {
+      if (at + 8 > headerEnd) return err("EPROTO", "ranges-overflow", `range ${r} past the descriptor area`);
+      const len = readU32(pkt, at);
+      const offset = readU32(pkt, at + 4);
+      at += 8;
+      if (len === 0 || offset >= HV_HYP_PAGE_SIZE) {
+        return err("EPROTO", "bad-range", `range ${r}: offset ${offset}, len ${len}`);
+      }
+      const n = pagesSpanned(offset, len);
+      if (at + 8 * n > headerEnd)
+        return err("EPROTO", "ranges-overflow", `range ${r} PFNs past the descriptor area`);
+      const slot = this.#slot(r, n);
+      const pfns = slot.pfns;
+      for (let i = 0; i < n; i++, at += 8) {
+        const pfn = readU64NumberAt(pkt, at);
+        if (pfn < 0) return err("EPROTO", "u64-out-of-range", `range ${r} PFN ${i} is 2^53 or more`);
+        pfns[i] = pfn;
+      }
+      slot.len = len;
+      slot.offset = offset;
+      ranges.push(slot);
     }
-    ranges.push({ len, offset, pfns });
+    if (pkt !== this.#dataOf || headerEnd !== this.#dataStart || end !== this.#dataEnd) {
+      this.#value.data = pkt.subarray(headerEnd, end);
+      this.#dataOf = pkt;
+      this.#dataStart = headerEnd;
+      this.#dataEnd = end;
+    }
+    return this.#ok;
   }
-  return ok({ desc, ranges, data: pkt.subarray(headerEnd, end) });
+
+  /** Range slot `r` with a PFN array of exactly `n` entries (made again only when n changes). */
+  #slot(r: number, n: number): GpaDirectRangeSlot {
+    let slot = this.#slots[r];
+    if (slot === undefined) {
+      slot = { len: 0, offset: 0, pfns: new Float64Array(n) };
+      this.#slots.push(slot);
+    } else if (slot.pfns.length !== n) slot.pfns = new Float64Array(n);
+    return slot;
+  }
 }
 
 /* ---- transfer-page packets (host → guest receive path) -------------------------------------- */
