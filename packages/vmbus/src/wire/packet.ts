@@ -363,7 +363,8 @@ export class GpaDirectReader {
     const rangeCount = readU32(pkt, 20);
     if (rangeCount === 0) return err("EPROTO", "zero-range-count", "GPA direct packet without ranges");
     const ranges = this.#ranges;
-    ranges.length = 0;
+    // emptied by pops: `length = 0` would give up the array's storage, to be grown again per packet
+    while (ranges.length > 0) ranges.pop();
     let at = GPA_DIRECT_HEADER_SIZE;
     for (let r = 0; r < rangeCount; r++) {
       if (at + 8 > headerEnd) return err("EPROTO", "ranges-overflow", `range ${r} past the descriptor area`);
