@@ -47,6 +47,21 @@ describe("the MMU's kept backings", () => {
     ]);
   });
 
+  it("never serve an address the full path would refuse: a fractional one, or one just below 0", () => {
+    const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM });
+    const { va } = keptPage(mem, 0x77);
+    expect(() => mem.mmu.readU32(va + 0.5)).toThrowError(/range/);
+    expect(() => mem.mmu.read(va + 0.5, new Uint8Array(4))).toThrowError(/range/);
+    expect(() => mem.mmu.writeU32(va + 0.5, 1)).toThrowError(/range/);
+    // every translation-cache slot filled, then all emptied: an empty slot matches no page, not even
+    // the one of [-4096, 0) (whose page number, -1, was once the empty tag)
+    const big = mem.vmalloc.vzalloc(4096 * PAGE_SIZE, { tag: "big" })!;
+    for (let p = 0; p < 4096; p++) mem.mmu.writeU32(big + p * PAGE_SIZE, p);
+    mem.vmalloc.vunmap(big);
+    expect(() => mem.mmu.readU32(-8)).toThrowError(/unmapped/);
+    expect(() => mem.mmu.read(-8, new Uint8Array(4))).toThrowError(/unmapped/);
+  });
+
   it("count bytes and shared reads on a kept page as on any other", () => {
     const mem = new GuestMemory({ bytes: 64 * MiB, sharedGpaBoundary: VTOM });
     const va = mem.vmalloc.vzalloc(PAGE_SIZE, { tag: "buf" })!;

@@ -27,7 +27,8 @@ export class Mmu {
   readonly #phys: PhysicalMemory;
   readonly #tables: PageTables;
   readonly #vtomPfn: number;
-  readonly #tlbTag = new Float64Array(TLB_ENTRIES).fill(-1);
+  // An empty slot's tag is NaN, which equals no page number (-1 would match the page of [-4096, 0)).
+  readonly #tlbTag = new Float64Array(TLB_ENTRIES).fill(Number.NaN);
   readonly #tlbPte = new Float64Array(TLB_ENTRIES);
   /**
    * What a translation resolved to, kept (as a hardware TLB keeps the frame): the slab holding the
@@ -77,7 +78,13 @@ export class Mmu {
   invalidate(va: number): void {
     const vpn = Math.floor(va / PAGE_SIZE);
     const slot = tlbSlot(vpn);
-    if (this.#tlbTag[slot] === vpn) this.#tlbTag[slot] = -1;
+    if (this.#tlbTag[slot] === vpn) this.#evict(slot);
+  }
+
+  /** Empties a translation-cache slot, and the backing kept beside it. */
+  #evict(slot: number): void {
+    this.#tlbTag[slot] = Number.NaN;
+    this.#keptEpoch[slot] = -1;
   }
 
   /** flush_tlb_kernel_range(): drops the cached translations of `pages` pages from page-aligned `va`. */
@@ -86,14 +93,14 @@ export class Mmu {
     if (pages < TLB_ENTRIES) {
       for (let i = 0; i < pages; i++) {
         const slot = tlbSlot(first + i);
-        if (this.#tlbTag[slot] === first + i) this.#tlbTag[slot] = -1;
+        if (this.#tlbTag[slot] === first + i) this.#evict(slot);
       }
       return;
     }
     // A range at least as large as the cache: test every slot once instead.
     for (let slot = 0; slot < TLB_ENTRIES; slot++) {
       const tag = this.#tlbTag[slot]!;
-      if (tag >= first && tag < first + pages) this.#tlbTag[slot] = -1;
+      if (tag >= first && tag < first + pages) this.#evict(slot);
     }
   }
 
@@ -349,10 +356,13 @@ export class Mmu {
 
   /**
    * The kept entry that serves `va`, or -1: a miss of the translation cache (then the full path counts
-   * its own hit or miss), or a page whose backing is not kept or is stale. A vmalloc hit counts as the
+   * its own hit or miss), a page whose backing is not kept or is stale, or an address that is not a
+   * whole number (the full path refuses it). A vmalloc hit counts as the
    * translation-cache hit it is; the direct map has no translation to count.
    */
   #cached(va: number): number {
+    // a fractional address takes the full path, whose physical layer refuses it
+    if (Math.floor(va) !== va) return -1;
     if (va >= PAGE_OFFSET && va < PAGE_OFFSET + this.#phys.bytes) {
       const pfn = Math.floor((va - PAGE_OFFSET) / PAGE_SIZE);
       const e = pfn & (DIRECT_ENTRIES - 1);
