@@ -28,6 +28,7 @@ import {
 } from "@ivm/netvsc-protocol";
 import { NETVSC_FINDING } from "./init-buf.js";
 import type { NetvscDev } from "./nvdev.js";
+import { ViewCache } from "./view-cache.js";
 
 /**
  * What the guest took from a received data message's per-packet info, as netvsc_recv_callback reads it
@@ -153,6 +154,8 @@ function u32At(b: Uint8Array, at: number): number {
 
 /** The bytes each lookup's memcpy reads from the receive buffer before writing them to recv_buf. */
 let fetchBuf = new Uint8Array(256);
+const fetchViews = new ViewCache();
+const imageViews = new ViewCache();
 
 /**
  * One lookup's memcpy of the area into the private buffer (a read of the shared bytes, a write of them
@@ -172,8 +175,8 @@ function copyPpiArea(
   const stats = nv.env.stats;
   const priv = nv.rxPrivate[0]!;
   if (fetchBuf.length < len) fetchBuf = new Uint8Array(Math.max(len, 2 * fetchBuf.length));
-  const fetched = fetchBuf;
-  mmu.readInto(shared + start, fetched, 0, len);
+  const fetched = fetchViews.view(fetchBuf, 0, len);
+  mmu.read(shared + start, fetched);
   let changed = false;
   if (compare) {
     for (let i = 0; i < len; i++) {
@@ -183,9 +186,9 @@ function copyPpiArea(
       }
     }
   }
-  mmu.writeFrom(priv + start, fetched, 0, len);
+  mmu.write(priv + start, fetched);
   const before = mmu.sharedReads;
-  mmu.readInto(priv + start, nv.rxScratch, start, len);
+  mmu.read(priv + start, imageViews.view(nv.rxScratch, start, len));
   if (mmu.sharedReads !== before) stats.parsedFromShared++;
   stats.rxPpiCopies++;
   stats.rxPpiBytes += len;
