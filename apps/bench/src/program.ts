@@ -39,7 +39,7 @@ import { CHART_FILE, defaultOutFile } from "./paths.js";
 import { DEFAULT_JOBS, progressBar, runTasks } from "./pool.js";
 import { type BenchName, parseRecords, type ResultRecord } from "./records.js";
 import { REPORT_DEFAULTS, runReport } from "./report.js";
-import { runSpeed, speedSteps, speedTables } from "./speed.js";
+import { runSpeed, SPEED_SECTIONS, type SpeedSection, speedSteps, speedTables } from "./speed.js";
 import { speedIsolation } from "./speed-pool.js";
 
 const NAMES = STRATEGIES.map((s) => s.name);
@@ -359,31 +359,47 @@ ${EXIT_CODES}`,
           .default([4 * GiB, 64 * GiB, 256 * GiB, 1024 * GiB], "4GiB,64GiB,256GiB,1TiB")
           .argParser(sizeList),
       )
+      .addOption(
+        new Option(
+          "--section <names...>",
+          "only these sections (default: all), in their usual order",
+        ).choices(SPEED_SECTIONS),
+      )
       .addHelpText(
         "after",
         `
 Examples:
   ivm-bench speed --time 200 --guests 4GiB              a quick run
+  ivm-bench speed --section datapath --time 500         the data path alone (about 15 s)
   ivm-bench speed --baseline apps/bench/results/speed.jsonl --threshold 15
 ${EXIT_CODES}`,
       ),
     "speed",
   ).action(
-    async (o: OutputOptions & { strategy?: string[]; seed: number; time: number; guests: number[] }) => {
+    async (
+      o: OutputOptions & {
+        strategy?: string[];
+        seed: number;
+        time: number;
+        guests: number[];
+        section?: SpeedSection[];
+      },
+    ) => {
       let records: ResultRecord[];
       if (o.merge)
         records = loadMerged(o.merge, () => []); // speed keeps the files' order;
       else {
-        const bar = progressBar("speed", speedSteps(o));
+        const options = {
+          seed: o.seed,
+          time: o.time,
+          guests: o.guests,
+          ...(o.strategy ? { strategies: o.strategy } : {}),
+          ...(o.section ? { sections: o.section } : {}),
+        };
+        const bar = progressBar("speed", speedSteps(options));
         try {
           records = await runSpeed(
-            {
-              seed: o.seed,
-              time: o.time,
-              guests: o.guests,
-              ...(o.strategy ? { strategies: o.strategy } : {}),
-              onStep: (task) => bar.increment({ task }),
-            },
+            { ...options, onStep: (task) => bar.increment({ task }) },
             speedIsolation(),
           );
         } finally {

@@ -16,6 +16,8 @@ export interface SpeedOptions {
   /** Guest sizes (bytes) whose construction is timed. */
   readonly guests: readonly number[];
   readonly strategies?: readonly string[];
+  /** Only these sections (run in SPEED_SECTIONS order whatever the order given); default all. */
+  readonly sections?: readonly SpeedSection[];
   /** Called before each step, for a progress bar. */
   readonly onStep?: (label: string) => void;
 }
@@ -527,24 +529,29 @@ export async function runSpeed(
   const step = o.onStep ?? (() => {});
   const { onStep: _, ...plain } = o;
   const out: ResultRecord[] = [];
-  for (const section of SPEED_SECTIONS)
+  for (const section of selectedSections(o))
     out.push(...(await (runIsolated ?? runSpeedSection)(section, plain, step, run)));
   return out;
 }
 
-/** How many steps runSpeed takes (for the progress bar). */
-export function speedSteps(o: Pick<SpeedOptions, "guests" | "strategies">): number {
-  const cases = strategyEras(o.strategies ? { names: o.strategies } : {}).length;
-  return (
-    SPEED_SECTIONS.length +
-    cases +
-    TX_FRAMES.length +
-    RX_FRAMES.length +
-    2 * MQ_FRAMES.length +
-    o.guests.length +
-    3 +
-    1
-  );
+/** The sections a run takes, in SPEED_SECTIONS order. */
+function selectedSections(o: Pick<SpeedOptions, "sections">): SpeedSection[] {
+  const wanted = o.sections;
+  return wanted === undefined ? [...SPEED_SECTIONS] : SPEED_SECTIONS.filter((s) => wanted.includes(s));
+}
+
+/** How many steps runSpeed takes (for the progress bar): each section's baseline, then its cases. */
+export function speedSteps(o: Pick<SpeedOptions, "guests" | "strategies" | "sections">): number {
+  const cases: Record<SpeedSection, number> = {
+    construction: o.guests.length,
+    device: strategyEras(o.strategies ? { names: o.strategies } : {}).length,
+    datapath: TX_FRAMES.length + RX_FRAMES.length + 2 * MQ_FRAMES.length,
+    buddy: 3,
+    fuzz: 1,
+  };
+  let steps = 0;
+  for (const section of selectedSections(o)) steps += 1 + cases[section];
+  return steps;
 }
 
 const mb = (bytesPerSecond: number): string => num(bytesPerSecond / 1e6, 1);
@@ -577,7 +584,7 @@ export function speedTables(records: readonly ResultRecord[]): TableData[] {
       x(m(r, "xMemcpyPage")),
     ]),
   });
-  return [
+  const tables: TableData[] = [
     {
       title: "Device add + remove (2 GiB guest, default buffers)",
       head: [
@@ -659,4 +666,6 @@ export function speedTables(records: readonly ResultRecord[]): TableData[] {
       ],
     },
   ];
+  // A run of some sections (--section) prints only their tables.
+  return tables.filter((t) => t.rows.length > 0);
 }

@@ -13,6 +13,7 @@ describe("ivm-bench arguments", () => {
     [["fragmentation", "--seeds", "3-1"], /is not a seed range/],
     [["speed", "--threshold", "x%"], /threshold is a percentage/],
     [["speed", "--guests", "4GiB,lots"], /is not a size/],
+    [["speed", "--section", "network"], /Allowed choices are construction, device, datapath, buddy, fuzz/],
     [["frobnicate"], /unknown command 'frobnicate'/],
     [[], /Usage: ivm-bench/],
   ])("%j exits 2 with a clear message", async (argv, message) => {

@@ -9,6 +9,7 @@ import {
   runSpeedSection,
   SPEED_SECTIONS,
   type SpeedSectionOptions,
+  speedSteps,
   speedTables,
   TX_FRAMES,
 } from "../src/speed.js";
@@ -33,6 +34,35 @@ describe("speed sections", () => {
     expect(new Set(calls.map((c) => c.at)).size).toBe(1);
     expect(labels).toEqual(SPEED_SECTIONS.map((s) => `in ${s}`));
     expect(records.map((r) => r.key.section)).toEqual([...SPEED_SECTIONS]);
+  });
+
+  it("runs only the sections asked for, in their usual order, and counts only their steps", async () => {
+    const calls: string[] = [];
+    const records = await runSpeed(
+      { seed: 1, time: 10, guests: [4 * 2 ** 30], sections: ["fuzz", "datapath"] },
+      async (section, _options, _step, run) => {
+        calls.push(section);
+        return [
+          { bench: "speed", key: { case: "memcpy", bytes: 4096, section }, metrics: {}, timing: {}, run },
+        ];
+      },
+    );
+    expect(calls).toEqual(["datapath", "fuzz"]);
+    expect(records).toHaveLength(2);
+    const datapath = TX_FRAMES.length + RX_FRAMES.length + 2 * MQ_FRAMES.length;
+    expect(speedSteps({ guests: [1, 2], sections: ["datapath", "fuzz"] })).toBe(1 + datapath + 1 + 1);
+    expect(speedSteps({ guests: [1, 2], sections: ["construction"] })).toBe(1 + 2);
+    // all sections: each one's baseline step, then its cases (device: one per strategy and era)
+    const device = speedSteps({ guests: [], sections: ["device"] }) - 1;
+    expect(device).toBeGreaterThanOrEqual(6);
+    expect(speedSteps({ guests: [1, 2] })).toBe(SPEED_SECTIONS.length + 2 + device + datapath + 3 + 1);
+  });
+
+  it("prints only the tables of the sections a run measured", async () => {
+    const records = await runSpeedSection("buddy", { seed: 1, time: 10, guests: [] }, () => {});
+    expect(speedTables(records).map((t) => t.title)).toEqual([
+      "Buddy allocator (4 GiB, alloc then free in shuffled order)",
+    ]);
   });
 
   it("measures a section's own memcpy baseline first, and divides each case by a memcpy timed in turn with it", async () => {
