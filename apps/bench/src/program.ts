@@ -370,7 +370,7 @@ ${EXIT_CODES}`,
         `
 Examples:
   ivm-bench speed --time 200 --guests 4GiB              a quick run
-  ivm-bench speed --section datapath --time 500         the data path alone (about 15 s)
+  ivm-bench speed --section datapath --time 500         the data path alone (under 20 s)
   ivm-bench speed --baseline apps/bench/results/speed.jsonl --threshold 15
 ${EXIT_CODES}`,
       ),
