@@ -26,6 +26,7 @@ import {
   rndisPacketField,
   rndisPpiAreaIssue,
 } from "@ivm/netvsc-protocol";
+import { readU32 } from "@ivm/vmbus";
 import { NETVSC_FINDING } from "./init-buf.js";
 import type { NetvscDev } from "./nvdev.js";
 import { ViewCache } from "./view-cache.js";
@@ -135,21 +136,17 @@ export function rndisGetPpis(nv: NetvscDev, image: Uint8Array, shared: number): 
  */
 function takePayloads(image: Uint8Array): RxPacketInfo {
   const info = INFO;
-  const vlan = FOUND[0]! < 0 ? null : u32At(image, FOUND[0]!);
+  const vlan = FOUND[0]! < 0 ? null : readU32(image, FOUND[0]!);
   info.vlan = vlan;
   info.vlanTci =
     vlan === null
       ? null
       : ((vlan >>> 4) & 0xfff) | ((vlan & 0x7) << VLAN_PRIO_SHIFT) | ((vlan & 0x8) !== 0 ? VLAN_CFI_MASK : 0);
-  info.csumInfo = FOUND[1]! < 0 ? null : u32At(image, FOUND[1]!);
-  info.hash = FOUND[2]! < 0 ? null : u32At(image, FOUND[2]!);
+  info.csumInfo = FOUND[1]! < 0 ? null : readU32(image, FOUND[1]!);
+  info.hash = FOUND[2]! < 0 ? null : readU32(image, FOUND[2]!);
   // struct rndis_pktinfo_id { u8 ver; u8 flag; u16 pkt_id; }
   info.pktinfoFlag = FOUND[3]! < 0 ? null : image[FOUND[3]! + 1]!;
   return info;
-}
-
-function u32At(b: Uint8Array, at: number): number {
-  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
 }
 
 /** The bytes each lookup's memcpy reads from the receive buffer before writing them to recv_buf. */
