@@ -148,14 +148,13 @@ function payloadStart(buf: Uint8Array, base: number, seed: number): number {
 }
 
 /**
- * The array a frame was compared in last and where it starts in its buffer, and the one whose buffer
- * was taken last: a receiver compares in the same scratch frame after frame, and a typed array's
- * byteOffset and buffer are getters that cost more than this check.
+ * The array a frame was compared in last, where it starts in its buffer, and that buffer: a receiver
+ * compares in the same scratch frame after frame, and a typed array's byteOffset and buffer are getters
+ * that cost more than this check.
  */
 let compared: Uint8Array | undefined;
 let comparedOffset = 0;
-let comparedWords: Uint8Array | undefined;
-let comparedBuffer: ArrayBufferLike | undefined;
+let comparedBuffer: ArrayBufferLike = new ArrayBuffer(0);
 
 /** Word views of the buffer a frame was compared in last (a receiver's scratch): made once per buffer. */
 let frameBuffer: ArrayBufferLike | undefined;
@@ -173,6 +172,7 @@ function sameBytes(buf: Uint8Array, at: number, stream: Stream, from: number, n:
   if (buf !== compared) {
     compared = buf;
     comparedOffset = buf.byteOffset;
+    comparedBuffer = buf.buffer;
   }
   const abs = comparedOffset + at;
   // Bytes until the frame reaches a 4-byte boundary.
@@ -181,11 +181,7 @@ function sameBytes(buf: Uint8Array, at: number, stream: Stream, from: number, n:
     i++;
   }
   if (n - i >= 16 && ((from + i) & 3) === 0) {
-    if (buf !== comparedWords) {
-      comparedWords = buf;
-      comparedBuffer = buf.buffer;
-    }
-    const b = comparedBuffer!;
+    const b = comparedBuffer;
     if (b !== frameBuffer) {
       frameBuffer = b;
       frameWords = new Int32Array(b, 0, b.byteLength >>> 2);
