@@ -393,8 +393,9 @@ export class Mmu {
       this.#directTag[d] = pfn;
       e = TLB_ENTRIES + d;
     } else {
-      e = tlbSlot(Math.floor(va / PAGE_SIZE));
-      if (this.#tlbTag[e] !== Math.floor(va / PAGE_SIZE)) return;
+      const vpn = Math.floor(va / PAGE_SIZE);
+      e = tlbSlot(vpn);
+      if (this.#tlbTag[e] !== vpn) return;
     }
     this.#keptSlab[e] = slab;
     this.#keptBase[e] = this.#phys.backingOffset(pfn);
